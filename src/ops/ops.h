@@ -1,0 +1,87 @@
+// The ops layer: the numeric building blocks the models are written in. Kernels know nothing
+// of Qwen or GGUF files: they see plain float arrays and weight matrices in a ggml storage
+// type. SIMD code sits behind these functions (Highway, runtime dispatch) so model code never
+// names an instruction set. Nothing here allocates after Context::reserve().
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "gguf/types.h"
+#include "ops/thread_pool.h"
+
+namespace reel::ops {
+
+// A weight matrix as stored: `rows` output features, each a row of `cols` elements in `type`
+// (for block types, cols/block_elems consecutive blocks). Row r starts at data + r*row_stride.
+struct Matrix {
+  GgmlType type = GgmlType::F32;
+  const uint8_t* data = nullptr;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  size_t row_stride = 0;
+};
+
+// Per-thread-pool working memory (e.g. activations quantized for integer dot products),
+// sized once so the token loop never allocates.
+class Context {
+ public:
+  explicit Context(int n_threads);
+  ~Context();
+  ThreadPool& pool() { return pool_; }
+  int n_threads() const { return pool_.size(); }
+  // Make room for activations of up to `max_rows` x `max_cols` floats.
+  void reserve(int64_t max_rows, int64_t max_cols);
+  void* scratch(size_t bytes);  // grows only inside reserve(); asserts in the token loop
+
+ private:
+  ThreadPool pool_;
+  void* scratch_ = nullptr;
+  size_t scratch_bytes_ = 0;
+};
+
+// y[n][w.rows] = x[n][w.cols] * w^T, x and y row-major float32.
+void matmul(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx);
+// The same through the reference dequantization: slow, for tests.
+void matmul_ref(const Matrix& w, const float* x, int64_t n, float* y);
+
+// out[i][:] = dequantized row ids[i] of w.
+void get_rows(const Matrix& w, const int32_t* ids, int64_t n, float* out);
+
+// y = x / sqrt(mean(x^2) + eps) * weight, per row of `dim`; weight may be null. y may be x.
+void rms_norm(const float* x, const float* weight, float* y, int64_t n_rows, int64_t dim, float eps);
+// y = (x - mean) / sqrt(var + eps) * weight + bias, per row; weight/bias may be null.
+void layer_norm(const float* x, const float* weight, const float* bias, float* y, int64_t n_rows,
+                int64_t dim, float eps);
+
+// Rotary embedding on `n_heads` heads of `head_dim` per token, rotating pairs (d, d + head_dim/2)
+// ("NeoX" order): x' = x*cos + rotate_half(x)*sin. cos/sin hold head_dim/2 angles per token.
+// Token t's heads start at x + t*token_stride.
+void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t token_stride,
+          const float* cos, const float* sin);
+
+void silu_mul(float* gate, const float* up, int64_t n);      // gate = silu(gate) * up
+void gelu_tanh(float* x, int64_t n);                         // tanh approximation
+void gelu_erf(float* x, int64_t n);                          // exact
+void add(float* y, const float* x, int64_t n);               // y += x
+void add_bias(float* y, const float* bias, int64_t n_rows, int64_t dim);
+void softmax(float* x, int64_t n);                           // in place, numerically stable
+
+// Scaled dot-product attention with grouped KV heads.
+//   q:   [n_q][n_head][head_dim] (token stride q_stride floats)
+//   k,v: per KV head h, key j at k + h*kv_head_stride + j*head_dim (same for v)
+//   out: [n_q][n_head][head_dim] (token stride out_stride)
+// Query i may see keys [seg_begin(i), seg_end(i)): causal => [0, q_pos0 + i + 1);
+// non-causal => all n_kv keys. Query head hq uses KV head hq / (n_head / n_kv_head).
+struct AttentionShape {
+  int64_t n_q = 0, n_kv = 0;        // queries in this call; keys available
+  int64_t n_head = 0, n_kv_head = 0, head_dim = 0;
+  int64_t q_stride = 0, out_stride = 0, kv_head_stride = 0;
+  int64_t q_pos0 = 0;               // absolute position of query 0 (causal)
+  bool causal = true;
+  float scale = 1.0f;
+};
+void attention(const AttentionShape& s, const float* q, const float* k, const float* v, float* out,
+               Context& ctx);
+
+}  // namespace reel::ops

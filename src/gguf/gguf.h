@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "gguf/types.h"
@@ -62,6 +63,9 @@ class File {
  public:
   // Maps and validates `path`. Throws reel::Error("<path>: <what is wrong>") on any problem.
   static std::unique_ptr<File> open(const std::string& path);
+  // Validates a GGUF image already in memory (tests, fuzzers). The File does not own `data`,
+  // which must outlive it; `name` stands in for the path in messages.
+  static std::unique_ptr<File> from_memory(const uint8_t* data, size_t size, std::string name);
   ~File();
   File(const File&) = delete;
   File& operator=(const File&) = delete;
@@ -69,6 +73,8 @@ class File {
   const std::string& path() const { return path_; }
   uint32_t version() const { return version_; }
   uint64_t alignment() const { return alignment_; }
+  uint64_t data_offset() const { return data_offset_; }  // start of the tensor data section
+  size_t size() const { return size_; }
   const std::vector<KeyValue>& metadata() const { return kv_; }
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
 
@@ -97,13 +103,20 @@ class File {
 
  private:
   File() = default;
+  const Value& get(std::string_view key) const;  // throws when absent
+  [[noreturn]] void fail(std::string_view what) const;
+
   std::string path_;
   const uint8_t* map_ = nullptr;
   size_t size_ = 0;
+  bool owns_mapping_ = false;  // true when map_ came from mmap() and must be unmapped
+  uint64_t data_offset_ = 0;
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;
   std::vector<KeyValue> kv_;
   std::vector<TensorInfo> tensors_;
+  std::unordered_map<std::string_view, size_t> kv_index_;      // key -> index in kv_
+  std::unordered_map<std::string_view, size_t> tensor_index_;  // name -> index in tensors_
   friend class Parser;
 };
 

@@ -2,6 +2,9 @@
 // pre-tokenizer "qwen2"), matching Hugging Face's Qwen2 tokenizer: NFC normalization, the
 // Qwen2 pre-tokenizer split, BPE by merge rank, and added tokens (control and user-defined)
 // matched atomically in the text before any of that.
+//
+// Input that is not valid UTF-8 is first made valid by replacing each maximal invalid subpart
+// with U+FFFD, the text Python's `bytes.decode("utf-8", "replace")` would hand to HF.
 #pragma once
 
 #include <cstdint>
@@ -25,18 +28,21 @@ class Tokenizer {
   ~Tokenizer();
 
   // Text to ids. With parse_special, added tokens written in the text (e.g. "<|im_start|>")
-  // become their ids; without, they are tokenized as plain text. Nothing is prepended.
+  // become their ids; without, control tokens are tokenized as plain text while user-defined
+  // ones (<think>, <tool_call>, ...) are still matched, as llama.cpp and HF's
+  // split_special_tokens do. Nothing is prepended. Thread-safe.
   std::vector<TokenId> encode(std::string_view text, bool parse_special = true) const;
 
   // The bytes a token stands for (byte-level alphabet undone; added tokens as their text).
   std::string token_bytes(TokenId id) const;
-  // Concatenated bytes of ids (may end in an incomplete UTF-8 sequence).
+  // Concatenated bytes of ids (may end in an incomplete UTF-8 sequence). Both throw
+  // reel::Error for an id outside [0, vocab_size()).
   std::string decode(const std::vector<TokenId>& ids) const;
 
-  int32_t vocab_size() const;            // number of entries in tokenizer.ggml.tokens
+  int32_t vocab_size() const;                     // number of entries in tokenizer.ggml.tokens
   TokenId token_id(std::string_view text) const;  // exact vocab entry lookup, -1 if absent
-  bool is_control(TokenId id) const;     // control / special tokens (<|im_end|>, ...)
-  TokenId eos_id() const;                // tokenizer.ggml.eos_token_id
+  bool is_control(TokenId id) const;              // control / special tokens (<|im_end|>, ...)
+  TokenId eos_id() const;                         // tokenizer.ggml.eos_token_id, -1 if absent
 
  private:
   Tokenizer();

@@ -1,1 +1,305 @@
-// placeholder
+// Drivers of the ops layer: scratch management, work partitioning over the thread pool, and
+// the simple ops. SIMD kernels live in matmul.cpp / vec.cpp (per Highway target).
+#include "ops/ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "ops/kernels.h"
+
+namespace reel::ops {
+namespace {
+
+constexpr size_t kAlign = 64;
+size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+// Scratch layout for (rows, cols) activations and n_threads workers: the quantized activations
+// first, then one RowScratch per thread.
+struct ScratchLayout {
+  size_t xq = 0, xd = 0, xs = 0;  // offsets
+  size_t per_thread = 0, threads = 0, total = 0;
+  size_t wq = 0, wd = 0, wm = 0, wf = 0;  // offsets inside one thread's area
+
+  ScratchLayout(int64_t rows, int64_t cols, int n_threads) {
+    const size_t r = static_cast<size_t>(rows), c = static_cast<size_t>(cols);
+    const size_t nb = (c + detail::kQBlock - 1) / detail::kQBlock;
+    xq = 0;
+    xd = align_up(r * c);
+    xs = xd + align_up(r * nb * sizeof(float));
+    threads = xs + align_up(r * nb * sizeof(float));
+    wq = 0;
+    wd = align_up(c * sizeof(int16_t));
+    wm = wd + align_up(nb * sizeof(float));
+    wf = wm + align_up(nb * sizeof(float));
+    per_thread = wf + align_up(detail::kFloatRowTile * c * sizeof(float));
+    total = threads + per_thread * static_cast<size_t>(n_threads);
+  }
+};
+
+// Rows of weights per task: enough work to amortise a task grab, few enough to balance.
+constexpr int64_t kRowsPerTask = 16;
+
+// Activation rows processed against one pass over a block of weight rows: the chunk of x
+// (int8 or f32) should stay in L2 while the weights stream by.
+int64_t x_chunk_rows(int64_t cols, size_t bytes_per_elem) {
+  const int64_t budget = 512 * 1024;
+  int64_t rows = budget / std::max<int64_t>(1, cols * static_cast<int64_t>(bytes_per_elem));
+  rows = std::clamp<int64_t>(rows, 4, 256);
+  return rows / 4 * 4;
+}
+
+}  // namespace
+
+Context::Context(int n_threads) : pool_(n_threads) {}
+
+Context::~Context() { std::free(scratch_); }
+
+void Context::reserve(int64_t max_rows, int64_t max_cols) {
+  max_rows = std::max(max_rows, max_rows_);
+  max_cols = std::max(max_cols, max_cols_);
+  const ScratchLayout layout(max_rows, max_cols, n_threads());
+  if (layout.total > scratch_bytes_) {
+    void* p = std::aligned_alloc(kAlign, align_up(layout.total));
+    if (!p) throw Error("out of memory reserving " + std::to_string(layout.total) + " bytes of scratch");
+    std::free(scratch_);
+    scratch_ = p;
+    scratch_bytes_ = layout.total;
+  }
+  max_rows_ = max_rows;
+  max_cols_ = max_cols;
+}
+
+void* Context::scratch(size_t bytes) {
+  if (bytes > scratch_bytes_) {
+    throw Error("ops scratch of " + std::to_string(bytes) + " bytes requested, only " +
+                std::to_string(scratch_bytes_) + " reserved (call Context::reserve first)");
+  }
+  return scratch_;
+}
+
+// ---- matmul ----
+
+namespace {
+
+detail::RowScratch thread_scratch(uint8_t* base, const ScratchLayout& l, int thread) {
+  uint8_t* t = base + l.threads + l.per_thread * static_cast<size_t>(thread);
+  return {reinterpret_cast<int16_t*>(t + l.wq), reinterpret_cast<float*>(t + l.wd),
+          reinterpret_cast<float*>(t + l.wm), reinterpret_cast<float*>(t + l.wf)};
+}
+
+}  // namespace
+
+void matmul(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx) {
+  if (n <= 0 || w.rows <= 0) return;
+  const TypeInfo info = type_info(w.type);
+  if (w.cols % info.block_elems != 0) throw Error("matmul: cols not a multiple of the block size");
+  if (n > ctx.max_rows() || w.cols > ctx.max_cols()) {
+    throw Error("matmul: " + std::to_string(n) + "x" + std::to_string(w.cols) +
+                " activations exceed Context::reserve(" + std::to_string(ctx.max_rows()) + ", " +
+                std::to_string(ctx.max_cols()) + ")");
+  }
+  const ScratchLayout layout(ctx.max_rows(), ctx.max_cols(), ctx.n_threads());
+  auto* base = static_cast<uint8_t*>(ctx.scratch(layout.total));
+  ThreadPool& pool = ctx.pool();
+  const int64_t cols = w.cols;
+  const int64_t n_row_blocks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
+  const bool int_path = detail::has_int_path(w.type) && cols % detail::kQBlock == 0;
+
+  if (int_path) {
+    // Quantize the activations (in parallel when there are many rows).
+    auto* xq = reinterpret_cast<int8_t*>(base + layout.xq);
+    auto* xd = reinterpret_cast<float*>(base + layout.xd);
+    auto* xs = reinterpret_cast<float*>(base + layout.xs);
+    const int64_t nb = cols / detail::kQBlock;
+    if (n >= 8) {
+      pool.run(n, [&](int64_t i, int) {
+        detail::quantize_rows_q8(x + i * cols, 1, cols, xq + i * cols, xd + i * nb, xs + i * nb);
+      });
+    } else {
+      detail::quantize_rows_q8(x, n, cols, xq, xd, xs);
+    }
+    const int64_t xc = x_chunk_rows(cols, 1);
+    const int64_t n_x_chunks = (n + xc - 1) / xc;
+    pool.run(n_row_blocks * n_x_chunks, [&](int64_t task, int thread) {
+      const int64_t c = task / n_row_blocks, rb = task % n_row_blocks;
+      const int64_t x0 = c * xc, nx = std::min(xc, n - x0);
+      const int64_t r0 = rb * kRowsPerTask, r1 = std::min(w.rows, r0 + kRowsPerTask);
+      const detail::QuantizedX qx{xq + x0 * cols, xd + x0 * nb, xs + x0 * nb, cols};
+      detail::matmul_int_rows(w.type, w.data, w.row_stride, w.rows, cols, r0, r1, qx, nx, y + x0 * w.rows,
+                              w.rows, thread_scratch(base, layout, thread));
+    });
+    return;
+  }
+  if (!detail::has_float_path(w.type) && !info.supported) {
+    throw Error("matmul: unsupported weight type " + std::string(info.name));
+  }
+  // F32/F16/BF16, and the dequantize-a-row fallback for the remaining block types.
+  const int64_t xc = x_chunk_rows(cols, sizeof(float));
+  const int64_t n_x_chunks = (n + xc - 1) / xc;
+  pool.run(n_row_blocks * n_x_chunks, [&](int64_t task, int thread) {
+    const int64_t c = task / n_row_blocks, rb = task % n_row_blocks;
+    const int64_t x0 = c * xc, nx = std::min(xc, n - x0);
+    const int64_t r0 = rb * kRowsPerTask, r1 = std::min(w.rows, r0 + kRowsPerTask);
+    detail::matmul_float_rows(w.type, w.data, w.row_stride, w.rows, cols, r0, r1, x + x0 * cols, nx,
+                              y + x0 * w.rows, w.rows, thread_scratch(base, layout, thread));
+  });
+}
+
+void matmul_ref(const Matrix& w, const float* x, int64_t n, float* y) {
+  std::vector<float> row(static_cast<size_t>(w.cols));
+  for (int64_t r = 0; r < w.rows; ++r) {
+    dequantize_row_ref(w.type, w.data + r * w.row_stride, row.data(), w.cols);
+    for (int64_t i = 0; i < n; ++i) {
+      double s = 0.0;
+      for (int64_t k = 0; k < w.cols; ++k) s += double{row[k]} * double{x[i * w.cols + k]};
+      y[i * w.rows + r] = static_cast<float>(s);
+    }
+  }
+}
+
+void get_rows(const Matrix& w, const int32_t* ids, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    if (ids[i] < 0 || ids[i] >= w.rows) {
+      throw Error("get_rows: id " + std::to_string(ids[i]) + " out of range");
+    }
+    const uint8_t* src = w.data + static_cast<int64_t>(ids[i]) * w.row_stride;
+    if (w.type == GgmlType::F32) {
+      std::memcpy(out + i * w.cols, src, static_cast<size_t>(w.cols) * sizeof(float));
+    } else {
+      dequantize_row_ref(w.type, src, out + i * w.cols, w.cols);
+    }
+  }
+}
+
+// ---- normalisation and element-wise ops ----
+
+void rms_norm(const float* x, const float* weight, float* y, int64_t n_rows, int64_t dim,
+              float eps) {
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const float* xr = x + r * dim;
+    const float ms = detail::sum_sq_f32(xr, dim) / static_cast<float>(dim);
+    detail::mul_scale_f32(xr, weight, 1.0f / std::sqrt(ms + eps), y + r * dim, dim);
+  }
+}
+
+void layer_norm(const float* x, const float* weight, const float* bias, float* y, int64_t n_rows,
+                int64_t dim, float eps) {
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const float* xr = x + r * dim;
+    float* yr = y + r * dim;
+    // Two passes (mean, then centred squares): no cancellation for rows with a large mean.
+    float sum = 0.0f;
+    for (int64_t k = 0; k < dim; ++k) sum += xr[k];
+    const float mean = sum / static_cast<float>(dim);
+    float var = 0.0f;
+    for (int64_t k = 0; k < dim; ++k) var += (xr[k] - mean) * (xr[k] - mean);
+    const float inv = 1.0f / std::sqrt(var / static_cast<float>(dim) + eps);
+    for (int64_t k = 0; k < dim; ++k) {
+      float v = (xr[k] - mean) * inv;
+      if (weight) v *= weight[k];
+      if (bias) v += bias[k];
+      yr[k] = v;
+    }
+  }
+}
+
+void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t token_stride,
+          const float* cos, const float* sin) {
+  const int64_t half = head_dim / 2;
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const float* c = cos + t * half;
+    const float* s = sin + t * half;
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* v = x + t * token_stride + h * head_dim;
+      for (int64_t d = 0; d < half; ++d) {
+        const float a = v[d], b = v[d + half];
+        v[d] = a * c[d] - b * s[d];
+        v[d + half] = b * c[d] + a * s[d];
+      }
+    }
+  }
+}
+
+void silu_mul(float* gate, const float* up, int64_t n) { detail::silu_mul_f32(gate, up, n); }
+void gelu_tanh(float* x, int64_t n) { detail::gelu_tanh_f32(x, n); }
+
+void gelu_erf(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752f));
+}
+
+void add(float* y, const float* x, int64_t n) { detail::add_f32(y, x, n); }
+
+void add_bias(float* y, const float* bias, int64_t n_rows, int64_t dim) {
+  for (int64_t r = 0; r < n_rows; ++r) detail::add_f32(y + r * dim, bias, dim);
+}
+
+void softmax(float* x, int64_t n) {
+  if (n <= 0) return;
+  const float m = detail::max_f32(x, n);
+  const float sum = detail::exp_sub_sum_f32(x, m, n);
+  detail::scale_f32(x, 1.0f / sum, n);
+}
+
+// ---- attention ----
+
+namespace {
+
+constexpr int64_t kKeyBlock = 128;   // scores kept on the stack per step of the online softmax
+constexpr int64_t kQueryBlock = 16;  // queries per task in prefill
+
+// One query head against keys [0, end): online softmax over blocks of keys, so memory is O(1)
+// in n_kv. The running output is kept unnormalised in `out` and rescaled when the max grows.
+void attend_one(const float* q, const float* k, const float* v, int64_t end, int64_t head_dim,
+                float scale, float* out) {
+  std::fill(out, out + head_dim, 0.0f);
+  float m = -INFINITY, l = 0.0f;
+  float s[kKeyBlock];
+  for (int64_t j0 = 0; j0 < end; j0 += kKeyBlock) {
+    const int64_t nj = std::min(kKeyBlock, end - j0);
+    for (int64_t j = 0; j < nj; ++j) {
+      s[j] = detail::dot_f32(q, k + (j0 + j) * head_dim, head_dim) * scale;
+    }
+    const float bm = detail::max_f32(s, nj);
+    if (bm > m) {
+      const float r = std::exp(m - bm);  // 0 on the first block (m = -inf)
+      if (l > 0.0f) detail::scale_f32(out, r, head_dim);
+      l *= r;
+      m = bm;
+    }
+    l += detail::exp_sub_sum_f32(s, m, nj);
+    for (int64_t j = 0; j < nj; ++j) detail::axpy_f32(s[j], v + (j0 + j) * head_dim, out, head_dim);
+  }
+  if (l > 0.0f) detail::scale_f32(out, 1.0f / l, head_dim);
+}
+
+}  // namespace
+
+void attention(const AttentionShape& s, const float* q, const float* k, const float* v, float* out,
+               Context& ctx) {
+  if (s.n_q <= 0 || s.n_head <= 0) return;
+  if (s.n_kv_head <= 0 || s.n_head % s.n_kv_head != 0) {
+    throw Error("attention: n_head must be a multiple of n_kv_head");
+  }
+  const int64_t group = s.n_head / s.n_kv_head;
+  const int64_t n_qb = (s.n_q + kQueryBlock - 1) / kQueryBlock;
+  // Task = (query block, head): decode (n_q = 1) parallelises over heads, prefill over both.
+  ctx.pool().run(n_qb * s.n_head, [&](int64_t task, int) {
+    const int64_t h = task % s.n_head, qb = task / s.n_head;
+    const int64_t kvh = h / group;
+    const float* kh = k + kvh * s.kv_head_stride;
+    const float* vh = v + kvh * s.kv_head_stride;
+    const int64_t i1 = std::min(s.n_q, (qb + 1) * kQueryBlock);
+    for (int64_t i = qb * kQueryBlock; i < i1; ++i) {
+      const int64_t end = s.causal ? std::clamp<int64_t>(s.q_pos0 + i + 1, 0, s.n_kv) : s.n_kv;
+      attend_one(q + i * s.q_stride + h * s.head_dim, kh, vh, end, s.head_dim, s.scale,
+                 out + i * s.out_stride + h * s.head_dim);
+    }
+  });
+}
+
+}  // namespace reel::ops

@@ -30,14 +30,20 @@ class Context {
   ~Context();
   ThreadPool& pool() { return pool_; }
   int n_threads() const { return pool_.size(); }
-  // Make room for activations of up to `max_rows` x `max_cols` floats.
+  // Make room for activations of up to `max_rows` x `max_cols` floats (grows, never shrinks).
+  // matmul() throws reel::Error for inputs beyond the reserved size instead of allocating.
   void reserve(int64_t max_rows, int64_t max_cols);
-  void* scratch(size_t bytes);  // grows only inside reserve(); asserts in the token loop
+  int64_t max_rows() const { return max_rows_; }
+  int64_t max_cols() const { return max_cols_; }
+  // The reserved block; grows only inside reserve(), throws reel::Error if `bytes` exceeds it.
+  // matmul() uses it too, so its contents do not survive a matmul call.
+  void* scratch(size_t bytes);
 
  private:
   ThreadPool pool_;
   void* scratch_ = nullptr;
   size_t scratch_bytes_ = 0;
+  int64_t max_rows_ = 0, max_cols_ = 0;
 };
 
 // y[n][w.rows] = x[n][w.cols] * w^T, x and y row-major float32.

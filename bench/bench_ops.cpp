@@ -1,0 +1,158 @@
+// Ops-layer benchmarks: GEMV (decode) per weight type at 2048x6144 in GB/s of weight bytes and
+// as a fraction of the measured DRAM read bandwidth; prefill matmul in GFLOP/s and as a fraction
+// of the measured f32 FMA peak. Threads: REEL_BENCH_THREADS (default: all hardware threads).
+//
+// The GEMV cycles through enough copies of the matrix to exceed the last-level cache, so the
+// weights really come from DRAM (a single 7-13 MB matrix would otherwise be served from L3).
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "gguf/types.h"
+#include "ops/ops.h"
+#include "ops/roofline.h"
+
+namespace {
+using reel::GgmlType;
+using namespace reel::ops;
+
+int bench_threads() {
+  if (const char* s = std::getenv("REEL_BENCH_THREADS")) return std::max(1, std::atoi(s));
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+Context& ctx() {
+  static Context c(bench_threads());
+  return c;
+}
+double bandwidth_gbs() {
+  static const double bw = measure_read_bandwidth_gbs(ctx().pool());
+  return bw;
+}
+double fma_gflops() {
+  static const double f = measure_fma_gflops(ctx().pool());
+  return f;
+}
+
+// Random but valid blocks: random quant bits, small finite fp16 scales everywhere a block
+// has one (the fp16 fields get random bytes then overwritten).
+std::vector<uint8_t> make_weights(GgmlType t, int64_t rows, int64_t cols) {
+  std::mt19937 rng(42);
+  std::vector<uint8_t> w(reel::row_bytes(t, cols) * rows);
+  for (auto& b : w) b = static_cast<uint8_t>(rng());
+  const auto info = reel::type_info(t);
+  std::vector<int> f16;
+  switch (t) {
+    case GgmlType::F32: {
+      auto* f = reinterpret_cast<float*>(w.data());
+      for (size_t i = 0; i < w.size() / 4; ++i) f[i] = static_cast<float>(rng() % 1000) * 1e-3f;
+      return w;
+    }
+    case GgmlType::F16:
+    case GgmlType::BF16: {
+      auto* h = reinterpret_cast<uint16_t*>(w.data());
+      for (size_t i = 0; i < w.size() / 2; ++i) h[i] = 0x3c00 ^ static_cast<uint16_t>(rng() & 0x3ff);
+      return w;
+    }
+    case GgmlType::Q6_K: f16 = {208}; break;
+    case GgmlType::Q4_1: case GgmlType::Q5_1: case GgmlType::Q4_K: case GgmlType::Q5_K:
+      f16 = {0, 2}; break;
+    default: f16 = {0}; break;
+  }
+  const uint16_t small = reel::f32_to_fp16(0.01f);
+  for (size_t b = 0; b < w.size() / info.block_bytes; ++b)
+    for (int o : f16) std::memcpy(&w[b * info.block_bytes + o], &small, 2);
+  return w;
+}
+
+constexpr int64_t kRows = 6144, kCols = 2048;  // an FFN up/gate projection of a 2B model
+
+void BM_Gemv(benchmark::State& state, GgmlType t) {
+  const size_t rb = reel::row_bytes(t, kCols);
+  const size_t bytes = rb * kRows;
+  // >= 1 GiB of copies in total so every pass streams from DRAM.
+  const int copies = static_cast<int>(std::max<size_t>(2, (size_t{1} << 30) / bytes + 1));
+  const auto one = make_weights(t, kRows, kCols);
+  std::vector<std::vector<uint8_t>> mats(copies, one);
+  std::vector<float> x(kCols), y(kRows);
+  for (int64_t i = 0; i < kCols; ++i) x[i] = std::sin(0.1f * i);
+  ctx().reserve(1, kCols);
+  const double bw = bandwidth_gbs();
+  int c = 0;
+  for (auto _ : state) {
+    const Matrix m{t, mats[c].data(), kRows, kCols, rb};
+    matmul(m, x.data(), 1, y.data(), ctx());
+    benchmark::DoNotOptimize(y.data());
+    c = (c + 1) % copies;
+  }
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(bytes) * state.iterations() / 1e9,
+                                              benchmark::Counter::kIsRate);
+  state.counters["bw_GB/s"] = bw;
+  state.counters["threads"] = ctx().n_threads();
+  state.SetBytesProcessed(static_cast<int64_t>(bytes) * state.iterations());
+}
+
+// Prefill: n activation rows against a 2048x2048 matrix.
+void BM_Prefill(benchmark::State& state, GgmlType t) {
+  const int64_t n = state.range(0), rows = 2048, cols = 2048;
+  const auto w = make_weights(t, rows, cols);
+  std::vector<float> x(n * cols), y(n * rows);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.01f * static_cast<float>(i));
+  ctx().reserve(n, cols);
+  const double peak = fma_gflops();
+  const Matrix m{t, w.data(), rows, cols, reel::row_bytes(t, cols)};
+  for (auto _ : state) {
+    matmul(m, x.data(), n, y.data(), ctx());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * rows * cols * state.iterations() / 1e9,
+                                                 benchmark::Counter::kIsRate);
+  state.counters["fma_peak_GFLOP/s"] = peak;
+}
+
+void BM_Attention(benchmark::State& state) {
+  AttentionShape s;
+  s.n_q = state.range(0), s.n_kv = state.range(1), s.n_head = 16, s.n_kv_head = 8, s.head_dim = 128;
+  s.q_stride = s.out_stride = s.n_head * s.head_dim, s.kv_head_stride = s.n_kv * s.head_dim;
+  s.q_pos0 = s.n_kv - s.n_q, s.scale = 0.088f;
+  std::vector<float> q(s.n_q * s.q_stride, 0.1f), k(s.n_kv_head * s.kv_head_stride, 0.2f),
+      v(k.size(), 0.3f), out(s.n_q * s.out_stride);
+  for (auto _ : state) {
+    attention(s, q.data(), k.data(), v.data(), out.data(), ctx());
+    benchmark::DoNotOptimize(out.data());
+  }
+}
+
+void register_all() {
+  const std::pair<const char*, GgmlType> types[] = {
+      {"F32", GgmlType::F32},   {"F16", GgmlType::F16},   {"BF16", GgmlType::BF16},
+      {"Q8_0", GgmlType::Q8_0}, {"Q4_0", GgmlType::Q4_0}, {"Q4_1", GgmlType::Q4_1},
+      {"Q5_0", GgmlType::Q5_0}, {"Q5_1", GgmlType::Q5_1}, {"Q4_K", GgmlType::Q4_K},
+      {"Q5_K", GgmlType::Q5_K}, {"Q6_K", GgmlType::Q6_K}};
+  for (auto [name, t] : types) {
+    benchmark::RegisterBenchmark((std::string("Gemv2048x6144/") + name).c_str(), BM_Gemv, t)
+        ->UseRealTime()->Unit(benchmark::kMicrosecond);
+  }
+  for (auto [name, t] : {std::pair{"F32", GgmlType::F32}, std::pair{"F16", GgmlType::F16},
+                         std::pair{"Q8_0", GgmlType::Q8_0}, std::pair{"Q4_K", GgmlType::Q4_K}}) {
+    benchmark::RegisterBenchmark((std::string("Prefill2048x2048/") + name).c_str(), BM_Prefill, t)
+        ->Arg(64)->Arg(256)->UseRealTime()->Unit(benchmark::kMillisecond);
+  }
+  benchmark::RegisterBenchmark("Attention/decode", BM_Attention)->Args({1, 4096})->UseRealTime();
+  benchmark::RegisterBenchmark("Attention/prefill", BM_Attention)->Args({512, 512})->UseRealTime();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  register_all();
+  std::printf("threads %d  read bandwidth %.2f GB/s  f32 FMA peak %.1f GFLOP/s\n",
+              ctx().n_threads(), bandwidth_gbs(), fma_gflops());
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+}

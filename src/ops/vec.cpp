@@ -1,0 +1,237 @@
+// Element-wise and reduction kernels on f32 arrays, compiled per Highway target. Reductions
+// keep several independent accumulators so the FMA latency does not bound them.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "ops/vec.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+
+#include <cmath>
+
+#include "hwy/contrib/math/math-inl.h"
+#include "hwy/highway.h"
+#include "ops/kernels.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace reel::ops::detail {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using DF = hn::ScalableTag<float>;
+
+float DotF32(const float* a, const float* b, int64_t n) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  auto s0 = hn::Zero(d), s1 = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    s0 = hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), s0);
+    s1 = hn::MulAdd(hn::LoadU(d, a + i + N), hn::LoadU(d, b + i + N), s1);
+  }
+  for (; i + N <= n; i += N) s0 = hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), s0);
+  float s = hn::GetLane(hn::SumOfLanes(d, hn::Add(s0, s1)));
+  for (; i < n; ++i) s = std::fma(a[i], b[i], s);
+  return s;
+}
+
+void AxpyF32(float a, const float* x, float* y, int64_t n) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  const auto va = hn::Set(d, a);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    hn::StoreU(hn::MulAdd(va, hn::LoadU(d, x + i), hn::LoadU(d, y + i)), d, y + i);
+  }
+  for (; i < n; ++i) y[i] = std::fma(a, x[i], y[i]);
+}
+
+void ScaleF32(float* x, float a, int64_t n) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(hn::Mul(hn::LoadU(d, x + i), hn::Set(d, a)), d, x + i);
+  for (; i < n; ++i) x[i] *= a;
+}
+
+float SumSqF32(const float* x, int64_t n) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  auto s0 = hn::Zero(d), s1 = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    const auto a = hn::LoadU(d, x + i), b = hn::LoadU(d, x + i + N);
+    s0 = hn::MulAdd(a, a, s0);
+    s1 = hn::MulAdd(b, b, s1);
+  }
+  for (; i + N <= n; i += N) {
+    const auto a = hn::LoadU(d, x + i);
+    s0 = hn::MulAdd(a, a, s0);
+  }
+  float s = hn::GetLane(hn::SumOfLanes(d, hn::Add(s0, s1)));
+  for (; i < n; ++i) s = std::fma(x[i], x[i], s);
+  return s;
+}
+
+void MulScaleF32(const float* x, const float* w, float s, float* y, int64_t n) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  const auto vs = hn::Set(d, s);
+  int64_t i = 0;
+  if (w) {
+    for (; i + N <= n; i += N) {
+      hn::StoreU(hn::Mul(hn::Mul(hn::LoadU(d, x + i), vs), hn::LoadU(d, w + i)), d, y + i);
+    }
+    for (; i < n; ++i) y[i] = x[i] * s * w[i];
+  } else {
+    for (; i + N <= n; i += N) hn::StoreU(hn::Mul(hn::LoadU(d, x + i), vs), d, y + i);
+    for (; i < n; ++i) y[i] = x[i] * s;
+  }
+}
+
+// silu(g) * u = g * u / (1 + exp(-g)).
+void SiluMulF32(float* gate, const float* up, int64_t n) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  const auto one = hn::Set(d, 1.0f);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto g = hn::LoadU(d, gate + i);
+    const auto e = hn::Exp(d, hn::Neg(g));
+    hn::StoreU(hn::Div(hn::Mul(g, hn::LoadU(d, up + i)), hn::Add(one, e)), d, gate + i);
+  }
+  for (; i < n; ++i) gate[i] = gate[i] * up[i] / (1.0f + std::exp(-gate[i]));
+}
+
+// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+void GeluTanhF32(float* x, int64_t n) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  const float k0 = 0.7978845608028654f, k1 = 0.044715f;
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto v = hn::LoadU(d, x + i);
+    const auto inner =
+        hn::Mul(hn::Set(d, k0), hn::MulAdd(hn::Mul(hn::Set(d, k1), v), hn::Mul(v, v), v));
+    const auto t = hn::Tanh(d, inner);
+    hn::StoreU(hn::Mul(hn::Mul(hn::Set(d, 0.5f), v), hn::Add(hn::Set(d, 1.0f), t)), d, x + i);
+  }
+  for (; i < n; ++i) {
+    const float v = x[i];
+    x[i] = 0.5f * v * (1.0f + std::tanh(k0 * (v + k1 * v * v * v)));
+  }
+}
+
+void AddF32(float* y, const float* x, int64_t n) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(hn::Add(hn::LoadU(d, y + i), hn::LoadU(d, x + i)), d, y + i);
+  for (; i < n; ++i) y[i] += x[i];
+}
+
+float MaxF32(const float* x, int64_t n) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  float m = -INFINITY;
+  int64_t i = 0;
+  if (n >= N) {
+    auto vm = hn::LoadU(d, x);
+    for (i = N; i + N <= n; i += N) vm = hn::Max(vm, hn::LoadU(d, x + i));
+    m = hn::GetLane(hn::MaxOfLanes(d, vm));
+  }
+  for (; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
+float ExpSubSumF32(float* x, float m, int64_t n) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  const auto vm = hn::Set(d, m);
+  auto s = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), vm));
+    hn::StoreU(e, d, x + i);
+    s = hn::Add(s, e);
+  }
+  float sum = hn::GetLane(hn::SumOfLanes(d, s));
+  for (; i < n; ++i) {
+    x[i] = std::exp(x[i] - m);
+    sum += x[i];
+  }
+  return sum;
+}
+
+// Reads every float once with 4 independent adds in flight: a pure load stream.
+double StreamReadF32(const float* x, int64_t n) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  auto s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + 4 * N <= n; i += 4 * N) {
+    s0 = hn::Add(s0, hn::Load(d, x + i));
+    s1 = hn::Add(s1, hn::Load(d, x + i + N));
+    s2 = hn::Add(s2, hn::Load(d, x + i + 2 * N));
+    s3 = hn::Add(s3, hn::Load(d, x + i + 3 * N));
+  }
+  return hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(s0, s1), hn::Add(s2, s3))));
+}
+
+// 16 independent FMA chains (enough to cover latency x ports on current cores). Returns the
+// vector width in floats; the result goes to *sink so the loop is not optimised away.
+size_t FmaLoop(int64_t iters, double* sink) {
+  const DF d;
+  const auto a = hn::Set(d, 0.999999f), b = hn::Set(d, 1e-7f);
+  hn::Vec<DF> v[16];
+  for (int k = 0; k < 16; ++k) v[k] = hn::Set(d, static_cast<float>(k));
+  for (int64_t i = 0; i < iters; ++i) {
+    for (int k = 0; k < 16; ++k) v[k] = hn::MulAdd(v[k], a, b);
+  }
+  auto s = hn::Zero(d);
+  for (int k = 0; k < 16; ++k) s = hn::Add(s, v[k]);
+  *sink += hn::GetLane(hn::SumOfLanes(d, s));
+  return hn::Lanes(d);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace reel::ops::detail
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace reel::ops::detail {
+HWY_EXPORT(DotF32);
+HWY_EXPORT(AxpyF32);
+HWY_EXPORT(ScaleF32);
+HWY_EXPORT(SumSqF32);
+HWY_EXPORT(MulScaleF32);
+HWY_EXPORT(SiluMulF32);
+HWY_EXPORT(GeluTanhF32);
+HWY_EXPORT(AddF32);
+HWY_EXPORT(MaxF32);
+HWY_EXPORT(ExpSubSumF32);
+HWY_EXPORT(StreamReadF32);
+HWY_EXPORT(FmaLoop);
+
+float dot_f32(const float* a, const float* b, int64_t n) {
+  return HWY_DYNAMIC_DISPATCH(DotF32)(a, b, n);
+}
+void axpy_f32(float a, const float* x, float* y, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(AxpyF32)(a, x, y, n);
+}
+void scale_f32(float* x, float a, int64_t n) { HWY_DYNAMIC_DISPATCH(ScaleF32)(x, a, n); }
+float sum_sq_f32(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(SumSqF32)(x, n); }
+void mul_scale_f32(const float* x, const float* w, float s, float* y, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(MulScaleF32)(x, w, s, y, n);
+}
+void silu_mul_f32(float* gate, const float* up, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(SiluMulF32)(gate, up, n);
+}
+void gelu_tanh_f32(float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(GeluTanhF32)(x, n); }
+void add_f32(float* y, const float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(AddF32)(y, x, n); }
+float max_f32(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(MaxF32)(x, n); }
+float exp_sub_sum_f32(float* x, float m, int64_t n) {
+  return HWY_DYNAMIC_DISPATCH(ExpSubSumF32)(x, m, n);
+}
+double stream_read_f32(const float* x, int64_t n) {
+  return HWY_DYNAMIC_DISPATCH(StreamReadF32)(x, n);
+}
+size_t fma_loop(int64_t iters, double* sink) { return HWY_DYNAMIC_DISPATCH(FmaLoop)(iters, sink); }
+}  // namespace reel::ops::detail
+#endif

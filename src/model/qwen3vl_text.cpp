@@ -1,1 +1,311 @@
-// placeholder
+#include "model/qwen3vl_text.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "common/error.h"
+#include "gguf/gguf.h"
+
+namespace reel {
+namespace {
+
+constexpr const char* kArch = "qwen3vl";
+
+std::string key(const char* suffix) { return std::string(kArch) + "." + suffix; }
+
+std::string shape_str(const int64_t* ne, int n) {
+  std::string s = "[";
+  for (int i = 0; i < n; ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
+  return s + "]";
+}
+
+// Checks that the hyperparameters are sane before any buffer is sized from them, so a hostile
+// file cannot ask for absurd allocations.
+void check_range(const gguf::File& f, const char* what, int64_t v, int64_t lo, int64_t hi) {
+  if (v < lo || v > hi)
+    throw Error(f.path() + ": " + what + " = " + std::to_string(v) + " is outside [" +
+                std::to_string(lo) + ", " + std::to_string(hi) + "]");
+}
+
+TextConfig read_config(const gguf::File& f) {
+  auto arch = f.opt_str("general.architecture");
+  if (!arch) throw Error(f.path() + ": no general.architecture key; not a model GGUF");
+  if (*arch == "clip")
+    throw Error(f.path() + ": this is a vision projector (mmproj) file; pass it with --mmproj and "
+                "give the text model with -m");
+  if (*arch != kArch)
+    throw Error(f.path() + ": architecture '" + std::string(*arch) +
+                "' is not supported (Reel runs qwen3vl text models)");
+  TextConfig c;
+  c.n_layer = static_cast<int>(f.get_u32(key("block_count")));
+  c.n_embd = static_cast<int>(f.get_u32(key("embedding_length")));
+  c.n_ff = static_cast<int>(f.get_u32(key("feed_forward_length")));
+  c.n_head = static_cast<int>(f.get_u32(key("attention.head_count")));
+  c.n_head_kv = static_cast<int>(f.get_u32(key("attention.head_count_kv")));
+  check_range(f, "block_count", c.n_layer, 1, 1024);
+  check_range(f, "embedding_length", c.n_embd, 1, 1 << 16);
+  check_range(f, "feed_forward_length", c.n_ff, 1, 1 << 18);
+  check_range(f, "attention.head_count", c.n_head, 1, 1024);
+  check_range(f, "attention.head_count_kv", c.n_head_kv, 1, c.n_head);
+  if (c.n_head % c.n_head_kv != 0)
+    throw Error(f.path() + ": head_count " + std::to_string(c.n_head) +
+                " is not a multiple of head_count_kv " + std::to_string(c.n_head_kv));
+  auto kl = f.opt_u32(key("attention.key_length"));
+  c.head_dim = kl ? static_cast<int>(*kl) : c.n_embd / c.n_head;
+  check_range(f, "attention.key_length", c.head_dim, 2, 1024);
+  if (auto vl = f.opt_u32(key("attention.value_length")); vl && static_cast<int>(*vl) != c.head_dim)
+    throw Error(f.path() + ": value_length differs from key_length; not supported");
+  if (c.head_dim % 2) throw Error(f.path() + ": attention.key_length must be even");
+  c.rms_eps = f.get_f32(key("attention.layer_norm_rms_epsilon"));
+  c.rope_theta = f.get_f32(key("rope.freq_base"));
+  if (!(c.rms_eps > 0 && c.rms_eps < 1) || !(c.rope_theta > 1 && std::isfinite(c.rope_theta)))
+    throw Error(f.path() + ": rms epsilon or rope.freq_base out of range");
+  auto sections = f.get_int_array(key("rope.dimension_sections"));
+  if (sections.empty() || sections.size() > 4)
+    throw Error(f.path() + ": rope.dimension_sections must hold 1 to 4 values");
+  int64_t sum = 0;
+  for (size_t i = 0; i < sections.size(); ++i) {
+    check_range(f, "rope.dimension_sections[i]", sections[i], 0, c.head_dim / 2);
+    c.mrope_sections[i] = static_cast<int>(sections[i]);
+    sum += sections[i];
+  }
+  if (sum != c.head_dim / 2)
+    throw Error(f.path() + ": rope.dimension_sections sum to " + std::to_string(sum) +
+                ", expected head_dim/2 = " + std::to_string(c.head_dim / 2));
+  c.n_deepstack = static_cast<int>(f.opt_u32(key("n_deepstack_layers")).value_or(0));
+  // May exceed block_count in tiny models: features past the last layer are simply unused.
+  check_range(f, "n_deepstack_layers", c.n_deepstack, 0, 64);
+  c.n_ctx_train = static_cast<int>(f.opt_u32(key("context_length")).value_or(4096));
+  check_range(f, "context_length", c.n_ctx_train, 1, 1 << 24);
+  return c;
+}
+
+const gguf::TensorInfo& need_tensor(const gguf::File& f, const std::string& name,
+                                    std::initializer_list<int64_t> shape) {
+  const gguf::TensorInfo* t = f.find_tensor(name);
+  if (!t) throw Error(f.path() + ": tensor " + name + " is missing");
+  const int n = static_cast<int>(shape.size());
+  bool ok = t->n_dims == n;
+  int i = 0;
+  for (int64_t d : shape) ok = ok && t->ne[i++] == d;
+  if (!ok) {
+    std::vector<int64_t> want(shape);
+    throw Error(f.path() + ": tensor " + name + " has shape " + shape_str(t->ne, t->n_dims) +
+                ", expected " + shape_str(want.data(), n));
+  }
+  if (!type_info(t->type).supported)
+    throw Error(f.path() + ": tensor " + name + " has unsupported type " +
+                std::string(type_info(t->type).name));
+  return *t;
+}
+
+const float* need_f32(const gguf::File& f, const std::string& name, int64_t n) {
+  const auto& t = need_tensor(f, name, {n});
+  if (t.type != GgmlType::F32)
+    throw Error(f.path() + ": tensor " + name + " must be F32, found " +
+                std::string(type_info(t.type).name));
+  return reinterpret_cast<const float*>(t.data);
+}
+
+ops::Matrix need_matrix(const gguf::File& f, const std::string& name, int64_t cols, int64_t rows) {
+  const auto& t = need_tensor(f, name, {cols, rows});
+  return ops::Matrix{t.type, t.data, rows, cols, row_bytes(t.type, cols)};
+}
+
+size_t matrix_bytes(const ops::Matrix& m) { return m.row_stride * static_cast<size_t>(m.rows); }
+
+}  // namespace
+
+std::unique_ptr<Qwen3VLText> Qwen3VLText::load(const gguf::File& f) {
+  auto m = std::unique_ptr<Qwen3VLText>(new Qwen3VLText());
+  TextConfig& c = m->cfg_ = read_config(f);
+  const gguf::TensorInfo* embd = f.find_tensor("token_embd.weight");
+  if (!embd) throw Error(f.path() + ": tensor token_embd.weight is missing");
+  c.n_vocab = static_cast<int>(std::min<int64_t>(embd->ne[1], 1 << 24));
+  m->tok_embd_ = need_matrix(f, "token_embd.weight", c.n_embd, c.n_vocab);
+  m->output_norm_ = need_f32(f, "output_norm.weight", c.n_embd);
+  c.tied_output = f.find_tensor("output.weight") == nullptr;
+  m->output_ = c.tied_output ? m->tok_embd_ : need_matrix(f, "output.weight", c.n_embd, c.n_vocab);
+
+  const int64_t D = c.n_embd, hd = c.head_dim, q_w = int64_t(c.n_head) * hd,
+                kv_w = int64_t(c.n_head_kv) * hd;
+  for (int l = 0; l < c.n_layer; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    LayerWeights w;
+    w.attn_norm = need_f32(f, p + "attn_norm.weight", D);
+    w.q_norm = need_f32(f, p + "attn_q_norm.weight", hd);
+    w.k_norm = need_f32(f, p + "attn_k_norm.weight", hd);
+    w.ffn_norm = need_f32(f, p + "ffn_norm.weight", D);
+    w.wq = need_matrix(f, p + "attn_q.weight", D, q_w);
+    w.wk = need_matrix(f, p + "attn_k.weight", D, kv_w);
+    w.wv = need_matrix(f, p + "attn_v.weight", D, kv_w);
+    w.wo = need_matrix(f, p + "attn_output.weight", q_w, D);
+    w.w_gate = need_matrix(f, p + "ffn_gate.weight", D, c.n_ff);
+    w.w_up = need_matrix(f, p + "ffn_up.weight", D, c.n_ff);
+    w.w_down = need_matrix(f, p + "ffn_down.weight", c.n_ff, D);
+    m->layers_.push_back(w);
+  }
+
+  // Interleaved MRoPE as transformers applies it: frequency pair j takes the h angle when
+  // j % 3 == 1 and j < 3*sections[1], the w angle when j % 3 == 2 and j < 3*sections[2], and
+  // the t angle otherwise. inv_freq is computed in float32 as the reference does.
+  const int half = c.head_dim / 2;
+  m->inv_freq_.resize(half);
+  m->rope_axis_.assign(half, 0);
+  for (int j = 0; j < half; ++j) {
+    const float exponent = static_cast<float>(2 * j) / static_cast<float>(c.head_dim);
+    m->inv_freq_[j] = 1.0f / std::pow(c.rope_theta, exponent);
+    if (j % 3 == 1 && j < 3 * c.mrope_sections[1]) m->rope_axis_[j] = 1;
+    if (j % 3 == 2 && j < 3 * c.mrope_sections[2]) m->rope_axis_[j] = 2;
+  }
+  return m;
+}
+
+size_t Qwen3VLText::weight_bytes_per_token() const {
+  size_t bytes = matrix_bytes(output_) + tok_embd_.row_stride;
+  for (const auto& w : layers_)
+    for (const ops::Matrix* m : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w_gate, &w.w_up, &w.w_down})
+      bytes += matrix_bytes(*m);
+  return bytes;
+}
+
+TextState::TextState(const Qwen3VLText& model, int n_ctx, int n_batch)
+    : n_ctx_(n_ctx), n_batch_(n_batch) {
+  const TextConfig& c = model.config();
+  if (n_ctx < 1 || n_batch < 1) throw Error("context and batch sizes must be positive");
+  const size_t kv = size_t(c.n_layer) * c.n_head_kv * n_ctx * c.head_dim;
+  k_.assign(kv, 0.0f);
+  v_.assign(kv, 0.0f);
+  const size_t nb = n_batch;
+  x_.resize(nb * c.n_embd);
+  xn_.resize(nb * c.n_embd);
+  q_.resize(nb * c.n_head * c.head_dim);
+  attn_.resize(nb * c.n_head * c.head_dim);
+  k_new_.resize(nb * c.n_head_kv * c.head_dim);
+  v_new_.resize(nb * c.n_head_kv * c.head_dim);
+  gate_.resize(nb * c.n_ff);
+  up_.resize(nb * c.n_ff);
+  rope_cos_.resize(nb * c.head_dim / 2);
+  rope_sin_.resize(nb * c.head_dim / 2);
+}
+
+void TextState::truncate(int n) {
+  if (n < 0 || n > n_past_) throw Error("cannot truncate the KV cache beyond its length");
+  n_past_ = n;
+}
+
+void Qwen3VLText::rope_tables(TextState& st, int n, const Pos3* pos) const {
+  const int half = cfg_.head_dim / 2;
+  for (int i = 0; i < n; ++i) {
+    const int32_t p_default = st.n_past_ + i;
+    const int32_t axes[3] = {pos ? pos[i].t : p_default, pos ? pos[i].h : p_default,
+                             pos ? pos[i].w : p_default};
+    float* cs = st.rope_cos_.data() + size_t(i) * half;
+    float* sn = st.rope_sin_.data() + size_t(i) * half;
+    for (int j = 0; j < half; ++j) {
+      const float angle = static_cast<float>(axes[rope_axis_[j]]) * inv_freq_[j];
+      cs[j] = std::cos(angle);
+      sn[j] = std::sin(angle);
+    }
+  }
+}
+
+void Qwen3VLText::attention_block(TextState& st, int layer, int n, const Pos3* pos,
+                                  ops::Context& ctx) const {
+  const LayerWeights& w = layers_[layer];
+  const int hd = cfg_.head_dim, nh = cfg_.n_head, nkv = cfg_.n_head_kv;
+  float* xn = st.xn_.data();
+  ops::rms_norm(st.x_.data(), w.attn_norm, xn, n, cfg_.n_embd, cfg_.rms_eps);
+  ops::matmul(w.wq, xn, n, st.q_.data(), ctx);
+  ops::matmul(w.wk, xn, n, st.k_new_.data(), ctx);
+  ops::matmul(w.wv, xn, n, st.v_new_.data(), ctx);
+  ops::rms_norm(st.q_.data(), w.q_norm, st.q_.data(), int64_t(n) * nh, hd, cfg_.rms_eps);
+  ops::rms_norm(st.k_new_.data(), w.k_norm, st.k_new_.data(), int64_t(n) * nkv, hd, cfg_.rms_eps);
+  ops::rope(st.q_.data(), n, nh, hd, int64_t(nh) * hd, st.rope_cos_.data(), st.rope_sin_.data());
+  ops::rope(st.k_new_.data(), n, nkv, hd, int64_t(nkv) * hd, st.rope_cos_.data(),
+            st.rope_sin_.data());
+
+  // Append the new keys/values to this layer's cache, laid out [kv_head][n_ctx][head_dim]
+  // so that each head's keys are contiguous for the attention kernel.
+  const size_t head_stride = size_t(st.n_ctx_) * hd;
+  float* k_layer = st.k_.data() + size_t(layer) * nkv * head_stride;
+  float* v_layer = st.v_.data() + size_t(layer) * nkv * head_stride;
+  for (int i = 0; i < n; ++i)
+    for (int h = 0; h < nkv; ++h) {
+      const size_t dst = h * head_stride + size_t(st.n_past_ + i) * hd;
+      const size_t src = (size_t(i) * nkv + h) * hd;
+      std::memcpy(k_layer + dst, st.k_new_.data() + src, hd * sizeof(float));
+      std::memcpy(v_layer + dst, st.v_new_.data() + src, hd * sizeof(float));
+    }
+
+  ops::AttentionShape s;
+  s.n_q = n;
+  s.n_kv = st.n_past_ + n;
+  s.n_head = nh;
+  s.n_kv_head = nkv;
+  s.head_dim = hd;
+  s.q_stride = s.out_stride = int64_t(nh) * hd;
+  s.kv_head_stride = static_cast<int64_t>(head_stride);
+  s.q_pos0 = st.n_past_;
+  s.causal = true;
+  s.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  ops::attention(s, st.q_.data(), k_layer, v_layer, st.attn_.data(), ctx);
+  ops::matmul(w.wo, st.attn_.data(), n, xn, ctx);
+  ops::add(st.x_.data(), xn, int64_t(n) * cfg_.n_embd);
+}
+
+void Qwen3VLText::ffn_block(TextState& st, int layer, int n, ops::Context& ctx) const {
+  const LayerWeights& w = layers_[layer];
+  float* xn = st.xn_.data();
+  ops::rms_norm(st.x_.data(), w.ffn_norm, xn, n, cfg_.n_embd, cfg_.rms_eps);
+  ops::matmul(w.w_gate, xn, n, st.gate_.data(), ctx);
+  ops::matmul(w.w_up, xn, n, st.up_.data(), ctx);
+  ops::silu_mul(st.gate_.data(), st.up_.data(), int64_t(n) * cfg_.n_ff);
+  ops::matmul(w.w_down, st.gate_.data(), n, xn, ctx);
+  ops::add(st.x_.data(), xn, int64_t(n) * cfg_.n_embd);
+}
+
+void Qwen3VLText::forward(TextState& st, const TextBatch& b, float* logits, int n_logits,
+                          ops::Context& ctx) const {
+  const int n = b.n;
+  const int64_t D = cfg_.n_embd;
+  if (n < 1 || n > st.n_batch_) throw Error("batch size out of range");
+  if (st.n_past_ + n > st.n_ctx_)
+    throw Error("the context is full (" + std::to_string(st.n_ctx_) + " tokens)");
+  if (n_logits < 0 || n_logits > n) throw Error("more logits requested than tokens in the batch");
+
+  for (int i = 0; i < n; ++i) {
+    float* row = st.x_.data() + i * D;
+    if (b.ids && b.ids[i] >= 0) {
+      if (b.ids[i] >= cfg_.n_vocab) throw Error("token id " + std::to_string(b.ids[i]) +
+                                                " is outside the vocabulary");
+      ops::get_rows(tok_embd_, b.ids + i, 1, row);
+    } else if (b.embd) {
+      std::memcpy(row, b.embd + i * D, D * sizeof(float));
+    } else {
+      throw Error("batch token has neither an id nor an embedding");
+    }
+  }
+  rope_tables(st, n, b.pos);
+
+  for (int l = 0; l < cfg_.n_layer; ++l) {
+    attention_block(st, l, n, b.pos, ctx);
+    ffn_block(st, l, n, ctx);
+    if (b.deepstack && b.visual && l < cfg_.n_deepstack) {
+      const float* ds = b.deepstack + size_t(l) * n * D;
+      for (int i = 0; i < n; ++i)
+        if (b.visual[i]) ops::add(st.x_.data() + i * D, ds + i * D, D);
+    }
+  }
+  st.n_past_ += n;
+
+  if (logits && n_logits > 0) {
+    const float* last = st.x_.data() + int64_t(n - n_logits) * D;
+    ops::rms_norm(last, output_norm_, st.xn_.data(), n_logits, D, cfg_.rms_eps);
+    ops::matmul(output_, st.xn_.data(), n_logits, logits, ctx);
+  }
+}
+
+}  // namespace reel

@@ -1,0 +1,177 @@
+#include "pipeline/engine.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "common/error.h"
+
+namespace reel {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+double physical_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? double(pages) * double(page) : 0.0;
+}
+
+int max_matmul_input(const TextConfig& c) {
+  return std::max({c.n_embd, c.n_ff, c.n_head * c.head_dim});
+}
+
+}  // namespace
+
+std::unique_ptr<Engine> Engine::load(const EngineOptions& opts) {
+  const auto t0 = Clock::now();
+  auto e = std::unique_ptr<Engine>(new Engine());
+  e->opts_ = opts;
+  if (opts.n_threads < 0 || opts.n_threads > 1024) throw Error("-t must be between 1 and 1024");
+  if (opts.n_ctx < 0) throw Error("-c must not be negative");
+  if (opts.n_batch < 1 || opts.n_batch > 65536) throw Error("the batch size must be 1 to 65536");
+  e->file_ = gguf::File::open(opts.model_path);
+  e->model_ = Qwen3VLText::load(*e->file_);
+  e->tok_ = Tokenizer::from_gguf(*e->file_);
+  const TextConfig& c = e->model_->config();
+  if (e->tok_->vocab_size() > c.n_vocab)
+    throw Error(opts.model_path + ": the tokenizer has " + std::to_string(e->tok_->vocab_size()) +
+                " tokens but the embedding only " + std::to_string(c.n_vocab) + " rows");
+
+  EngineOptions& o = e->opts_;
+  if (o.n_threads == 0) o.n_threads = std::max(1u, std::thread::hardware_concurrency());
+  if (o.n_ctx == 0) o.n_ctx = c.n_ctx_train;
+  if (o.n_ctx > c.n_ctx_train)
+    throw Error("-c " + std::to_string(o.n_ctx) + " exceeds the model's context length " +
+                std::to_string(c.n_ctx_train));
+  o.n_batch = std::min(o.n_batch, o.n_ctx);
+  const double kv = 2.0 * c.n_layer * c.n_head_kv * c.head_dim * 4.0 * o.n_ctx;
+  const double ram = physical_memory_bytes();
+  if (ram > 0 && kv > 0.8 * ram)
+    throw Error("a context of " + std::to_string(o.n_ctx) + " tokens needs " +
+                std::to_string(int(kv / (1 << 30))) + " GiB of KV cache, more than this machine's " +
+                std::to_string(int(ram / (1 << 30))) + " GiB; lower -c");
+
+  e->ctx_ = std::make_unique<ops::Context>(o.n_threads);
+  e->ctx_->reserve(o.n_batch, max_matmul_input(c));
+  for (const char* s : {"<|im_end|>", "<|endoftext|>"})
+    if (TokenId id = e->tok_->token_id(s); id >= 0) e->stop_ids_.push_back(id);
+  if (TokenId eos = e->tok_->eos_id(); eos >= 0) e->stop_ids_.push_back(eos);
+  e->load_ms_ = ms_since(t0);
+  return e;
+}
+
+bool Engine::is_stop_token(TokenId id) const {
+  return std::find(stop_ids_.begin(), stop_ids_.end(), id) != stop_ids_.end();
+}
+
+ChatSession::ChatSession(Engine& engine, const SamplingParams& sampling, std::string system_prompt)
+    : engine_(engine),
+      state_(engine.model(), engine.options().n_ctx, engine.options().n_batch),
+      sampler_(sampling, engine.model().config().n_vocab),
+      system_prompt_(std::move(system_prompt)) {
+  generated_.reserve(engine.options().n_ctx);
+  last_logits_.resize(engine.model().config().n_vocab);
+}
+
+void ChatSession::clear() {
+  state_.truncate(0);
+  answer_open_ = false;
+  generated_.clear();
+}
+
+void ChatSession::eval(std::span<const TokenId> ids) {
+  const int n_batch = state_.n_batch();
+  for (size_t i = 0; i < ids.size(); i += n_batch) {
+    const int n = static_cast<int>(std::min<size_t>(n_batch, ids.size() - i));
+    TextBatch b;
+    b.n = n;
+    b.ids = ids.data() + i;
+    const bool last = i + n == ids.size();
+    engine_.model().forward(state_, b, last ? last_logits_.data() : nullptr, last ? 1 : 0,
+                            engine_.ctx());
+  }
+}
+
+GenerationStats ChatSession::ask(const std::string& user_text, int max_tokens,
+                                 const TextSink& sink) {
+  std::string text;
+  if (answer_open_) text += "<|im_end|>\n";
+  if (state_.n_past() == 0 && !system_prompt_.empty()) text += render_turn("system", system_prompt_);
+  text += render_turn("user", user_text) + kAssistantPrompt;
+  const std::vector<TokenId> ids = engine_.tokenizer().encode(text, true);
+  const int room = state_.n_ctx() - state_.n_past();
+  if (static_cast<int>(ids.size()) + 1 > room)
+    throw Error("the prompt needs " + std::to_string(ids.size()) + " tokens but the context has " +
+                std::to_string(room) + " left of " + std::to_string(state_.n_ctx()) +
+                "; raise -c or use <clear>");
+
+  GenerationStats st;
+  st.n_prompt = static_cast<int>(ids.size());
+  const auto t0 = Clock::now();
+  eval(ids);
+  st.prefill_ms = ms_since(t0);
+  answer_open_ = true;
+  GenerationStats g = generate(max_tokens, sink);
+  g.n_prompt = st.n_prompt;
+  g.prefill_ms = st.prefill_ms;
+  return g;
+}
+
+GenerationStats ChatSession::generate(int max_tokens, const TextSink& sink) {
+  GenerationStats st;
+  StreamDecoder decoder(engine_.tokenizer());
+  generated_.clear();
+  const auto t0 = Clock::now();
+  bool pending = false;  // the last sampled token is not yet in the cache
+  while (max_tokens < 0 || st.n_generated < max_tokens) {
+    if (pending) {
+      if (state_.n_past() >= state_.n_ctx()) {
+        st.hit_context_limit = true;
+        break;
+      }
+      eval({&generated_.back(), 1});
+      pending = false;
+    }
+    const TokenId id = sampler_.sample(last_logits_.data(), generated_);
+    if (engine_.is_stop_token(id)) break;
+    generated_.push_back(id);
+    pending = true;
+    ++st.n_generated;
+    const std::string piece = decoder.push(id);
+    if (!piece.empty() && !sink(piece)) break;
+  }
+  const std::string rest = decoder.flush();
+  if (!rest.empty()) sink(rest);
+  // Keep the whole answer in the cache so that the next turn follows it.
+  if (pending && state_.n_past() < state_.n_ctx()) eval({&generated_.back(), 1});
+  st.decode_ms = ms_since(t0);
+  return st;
+}
+
+void compute_all_logits(Engine& engine, std::span<const TokenId> ids,
+                        const std::function<void(const float*, int)>& write) {
+  if (ids.empty()) throw Error("no tokens to evaluate");
+  const int n = static_cast<int>(ids.size());
+  if (n > engine.options().n_ctx)
+    throw Error("the input is " + std::to_string(n) + " tokens but the context holds " +
+                std::to_string(engine.options().n_ctx) + "; raise -c");
+  const int chunk = std::min(engine.options().n_batch, 64);
+  TextState state(engine.model(), n, chunk);
+  std::vector<float> logits(size_t(chunk) * engine.model().config().n_vocab);
+  for (int i = 0; i < n; i += chunk) {
+    TextBatch b;
+    b.n = std::min(chunk, n - i);
+    b.ids = ids.data() + i;
+    engine.model().forward(state, b, logits.data(), b.n, engine.ctx());
+    write(logits.data(), b.n);
+  }
+}
+
+}  // namespace reel

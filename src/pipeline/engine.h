@@ -1,0 +1,97 @@
+// A loaded text model ready to run: the mapped GGUF, its tokenizer, the decoder graph and
+// the thread pool. Sessions (one conversation each) run on an engine.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gguf/gguf.h"
+#include "model/qwen3vl_text.h"
+#include "ops/ops.h"
+#include "pipeline/chat_template.h"
+#include "pipeline/sampler.h"
+#include "tokenizer/tokenizer.h"
+
+namespace reel {
+
+struct EngineOptions {
+  std::string model_path;
+  int n_threads = 0;  // 0: all cores
+  int n_ctx = 4096;   // 0: the model's training context
+  int n_batch = 256;  // prefill chunk
+};
+
+class Engine {
+ public:
+  static std::unique_ptr<Engine> load(const EngineOptions& opts);
+
+  const Qwen3VLText& model() const { return *model_; }
+  const Tokenizer& tokenizer() const { return *tok_; }
+  const gguf::File& file() const { return *file_; }
+  ops::Context& ctx() { return *ctx_; }
+  const EngineOptions& options() const { return opts_; }
+  double load_ms() const { return load_ms_; }
+  bool is_stop_token(TokenId id) const;
+
+ private:
+  EngineOptions opts_;
+  std::unique_ptr<gguf::File> file_;
+  std::unique_ptr<Tokenizer> tok_;
+  std::unique_ptr<Qwen3VLText> model_;
+  std::unique_ptr<ops::Context> ctx_;
+  std::vector<TokenId> stop_ids_;
+  double load_ms_ = 0;
+};
+
+struct GenerationStats {
+  int n_prompt = 0;       // tokens evaluated for this turn
+  int n_generated = 0;
+  double prefill_ms = 0;
+  double decode_ms = 0;
+  bool hit_context_limit = false;
+  double prefill_tps() const { return prefill_ms > 0 ? n_prompt * 1000.0 / prefill_ms : 0; }
+  double decode_tps() const { return decode_ms > 0 ? n_generated * 1000.0 / decode_ms : 0; }
+};
+
+// Returns false to stop generation early.
+using TextSink = std::function<bool(std::string_view)>;
+
+// One conversation: the KV cache holds every token so far, so a follow-up turn only
+// evaluates its own new tokens.
+class ChatSession {
+ public:
+  ChatSession(Engine& engine, const SamplingParams& sampling, std::string system_prompt = "");
+
+  // Appends a user turn, then generates the answer (at most max_tokens; < 0: until the
+  // context is full), streaming whole UTF-8 pieces to sink.
+  GenerationStats ask(const std::string& user_text, int max_tokens, const TextSink& sink);
+  // Forgets the dialogue (keeps the system prompt).
+  void clear();
+  int n_past() const { return state_.n_past(); }
+
+  // Evaluates tokens after what is cached; logits of the last token into last_logits_.
+  void eval(std::span<const TokenId> ids);
+
+ private:
+  GenerationStats generate(int max_tokens, const TextSink& sink);
+  Engine& engine_;
+  TextState state_;
+  Sampler sampler_;
+  std::string system_prompt_;
+  std::vector<TokenId> generated_;
+  std::vector<float> last_logits_;
+  bool answer_open_ = false;  // the previous answer's <|im_end|> is not yet in the cache
+};
+
+// Runs ids (no template) through a fresh cache and writes the logits of every position,
+// [ids.size()][n_vocab], chunk by chunk through `write`.
+void compute_all_logits(Engine& engine, std::span<const TokenId> ids,
+                        const std::function<void(const float* rows, int n_rows)>& write);
+
+}  // namespace reel

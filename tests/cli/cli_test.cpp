@@ -1,0 +1,180 @@
+// End-to-end tests of the `reel` binary: the happy paths of each command and the promise
+// that bad input gives one clear error line and a non-zero exit, never a crash or a hang.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kReel = REEL_BINARY;
+const std::string kModel = REEL_FIXTURE_DIR "/models/tiny-a-q8_0.gguf";
+const std::string kModelF32 = REEL_FIXTURE_DIR "/models/tiny-a-f32.gguf";
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("reel-cli-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path file(const std::string& name, const std::string& content) {
+    const fs::path p = dir_ / name;
+    std::ofstream(p, std::ios::binary) << content;
+    return p;
+  }
+
+  // Runs reel with args (already shell-quoted where needed) under a 120 s timeout.
+  Result reel(const std::string& args, const std::string& stdin_text = "") {
+    const fs::path in = file("stdin.txt", stdin_text), out = dir_ / "out.txt",
+                   err = dir_ / "err.txt";
+    const std::string cmd = "timeout 120 " + kReel + " " + args + " < '" + in.string() + "' > '" +
+                            out.string() + "' 2> '" + err.string() + "'";
+    const int status = std::system(cmd.c_str());
+    Result r;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+  }
+
+  // A failure the way users should see it: non-zero exit that is not a crash (>= 124 would be
+  // timeout or a signal), and one line on stderr starting "reel: ".
+  void expect_clean_error(const Result& r, const std::string& must_contain) {
+    EXPECT_NE(r.code, 0);
+    EXPECT_LT(r.code, 124) << "crash or hang; stderr: " << r.err;
+    EXPECT_EQ(r.err.rfind("reel: ", 0), 0u) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(must_contain), std::string::npos) << r.err;
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(Cli, TokenizePrintsIdsOnOneLine) {
+  const auto f = file("t.txt", "Hello world");
+  const Result r = reel("tokenize -m " + kModel + " -f " + f.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "9707 1879\n");  // the spec's test vector for "Hello world"
+}
+
+TEST_F(Cli, TokenizeParsesSpecialTokensAndAddsNothing) {
+  const auto f = file("t.txt", "<|im_start|>user\n");
+  const Result r = reel("tokenize -m " + kModel + " -f " + f.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "151644 872 198\n");
+}
+
+TEST_F(Cli, LogitsWritesEveryPosition) {
+  const auto f = file("t.txt", "Hello world, hello Reel");
+  const fs::path out = dir_ / "l.f32";
+  const Result r = reel("logits -m " + kModelF32 + " -f " + f.string() + " -o " + out.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Result t = reel("tokenize -m " + kModelF32 + " -f " + f.string());
+  const size_t n_tokens = std::count(t.out.begin(), t.out.end(), ' ') + 1;
+  EXPECT_EQ(fs::file_size(out), n_tokens * 151936 * sizeof(float));
+}
+
+TEST_F(Cli, OneShotPromptAnswersAndStops) {
+  const Result r = reel("-m " + kModel + " -p 'Hi there' -n 8 --temp 0 --stats json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(r.out.empty());
+  EXPECT_NE(r.err.find("\"decode_tps\""), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, GreedyAnswersAreReproducible) {
+  const Result a = reel("-m " + kModel + " -p 'Count to five' -n 12 --temp 0");
+  const Result b = reel("-m " + kModel + " -p 'Count to five' -n 12 --temp 0");
+  ASSERT_EQ(a.code, 0) << a.err;
+  EXPECT_EQ(a.out, b.out);
+}
+
+TEST_F(Cli, ChatReadsTurnsClearsAndExits) {
+  const Result r = reel("-m " + kModel + " -n 4 --temp 0", "Hello\nAnd again\n<clear>\nOnce more\n<exit>\nnot read\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("dialogue cleared"), std::string::npos);
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 3) << r.out;  // three answers
+}
+
+TEST_F(Cli, ChatEndsAtEndOfInput) {
+  const Result r = reel("-m " + kModel + " -n 2 --temp 0", "Hello\n");
+  EXPECT_EQ(r.code, 0) << r.err;
+}
+
+TEST_F(Cli, MissingModelFile) {
+  expect_clean_error(reel("-m /nonexistent/model.gguf -p hi"), "/nonexistent/model.gguf");
+}
+
+TEST_F(Cli, NotAGgufFile) {
+  const auto f = file("junk.gguf", "this is not a gguf file at all, just text\n");
+  expect_clean_error(reel("-m " + f.string() + " -p hi"), f.string());
+}
+
+TEST_F(Cli, EmptyFile) {
+  const auto f = file("empty.gguf", "");
+  expect_clean_error(reel("-m " + f.string() + " -p hi"), f.string());
+}
+
+TEST_F(Cli, TruncatedModelAtManyLengths) {
+  const std::string whole = slurp(kModel);
+  ASSERT_GT(whole.size(), 1000000u);
+  for (size_t len : {size_t(3), size_t(24), size_t(1000), size_t(100000), whole.size() / 2,
+                     whole.size() - 1}) {
+    const auto f = file("cut.gguf", whole.substr(0, len));
+    expect_clean_error(reel("-m " + f.string() + " -p hi -n 1"), f.string());
+  }
+}
+
+TEST_F(Cli, UnreadablePromptFile) {
+  expect_clean_error(reel("-m " + kModel + " -f /nonexistent/prompt.txt"), "/nonexistent/prompt.txt");
+  expect_clean_error(reel("tokenize -m " + kModel + " -f /nonexistent/prompt.txt"),
+                     "/nonexistent/prompt.txt");
+}
+
+TEST_F(Cli, PromptLongerThanTheContext) {
+  std::string long_prompt;
+  for (int i = 0; i < 200; ++i) long_prompt += "word ";
+  const auto f = file("long.txt", long_prompt);
+  expect_clean_error(reel("-m " + kModel + " -c 64 -f " + f.string()), "context");
+  expect_clean_error(reel("logits -m " + kModel + " -c 64 -f " + f.string() + " -o " +
+                          (dir_ / "x.f32").string()),
+                     "context");
+}
+
+TEST_F(Cli, AbsurdFlagsAreRefused) {
+  EXPECT_NE(reel("-m " + kModel + " -p hi -t 0").code, 0);
+  EXPECT_NE(reel("-m " + kModel + " -p hi -c -5").code, 0);
+  EXPECT_NE(reel("-m " + kModel + " -p hi --top-p 7").code, 0);
+  EXPECT_NE(reel("-m " + kModel + " -p hi -n banana").code, 0);
+  const Result huge = reel("-m " + kModel + " -p hi -c 16000000");
+  EXPECT_NE(huge.code, 0);
+  EXPECT_LT(huge.code, 124);
+}
+
+TEST_F(Cli, MissingModelFlag) { expect_clean_error(reel("-p hi"), "-m"); }
+
+}  // namespace

@@ -177,4 +177,41 @@ TEST_F(Cli, AbsurdFlagsAreRefused) {
 
 TEST_F(Cli, MissingModelFlag) { expect_clean_error(reel("-p hi"), "-m"); }
 
+// Byte-level surgery on a copy of the fixture model: replaces the first occurrence of `from`
+// (same length as `to`) in the header.
+std::string patched_model(const std::string& from, const std::string& to) {
+  std::string bytes = slurp(kModel);
+  const size_t at = bytes.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  if (at != std::string::npos) bytes.replace(at, from.size(), to);
+  return bytes;
+}
+
+TEST_F(Cli, MissingTensorIsNamed) {
+  const auto f = file("m.gguf", patched_model("blk.1.ffn_up.weight", "blk.1.ffn_XX.weight"));
+  expect_clean_error(reel("-m " + f.string() + " -p hi"), "blk.1.ffn_up.weight is missing");
+}
+
+TEST_F(Cli, MisShapedTensorIsNamed) {
+  // output_norm.weight is 1-D: after its name come n_dims (u32 = 1) and ne[0] (u64 = 32).
+  std::string name = "output_norm.weight";
+  std::string from = name + std::string("\x01\0\0\0\x20\0\0\0", 8);
+  std::string to = name + std::string("\x01\0\0\0\x1f\0\0\0", 8);
+  const auto f = file("m.gguf", patched_model(from, to));
+  expect_clean_error(reel("-m " + f.string() + " -p hi"), "output_norm.weight has shape [31]");
+}
+
+TEST_F(Cli, OtherArchitectureIsRefused) {
+  std::string bytes = slurp(kModel);
+  for (size_t at = 0; (at = bytes.find("qwen3vl", at)) != std::string::npos; at += 7)
+    bytes.replace(at, 7, "llama99");
+  const auto f = file("m.gguf", bytes);
+  expect_clean_error(reel("-m " + f.string() + " -p hi"), "architecture 'llama99' is not supported");
+}
+
+TEST_F(Cli, VisionFileGivenAsTextModel) {
+  expect_clean_error(reel("-m " REEL_FIXTURE_DIR "/models/tiny-a-mmproj-f32.gguf -p hi"),
+                     "--mmproj");
+}
+
 }  // namespace

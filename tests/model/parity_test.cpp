@@ -13,6 +13,7 @@
 #include "gguf/gguf.h"
 #include "model/qwen3vl_text.h"
 #include "ops/ops.h"
+#include "tokenizer/tokenizer.h"
 
 namespace reel {
 namespace {
@@ -196,6 +197,28 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, Greedy, ::testing::Values("tiny-a-f32", "tiny
                            std::replace(s.begin(), s.end(), '-', '_');
                            return s;
                          });
+
+}  // namespace
+}  // namespace reel
+
+namespace reel {
+namespace {
+
+// The prompts of the reference fixtures, tokenized by Reel from the fixture GGUF's own
+// tokenizer metadata, give the ids transformers fed the model.
+TEST(FixtureTokenization, ReelTokenizesThePromptsAsTransformers) {
+  for (const char* name : {"tiny-a-f32", "tiny-b-f32"}) {
+    const nlohmann::json ref = load_reference(name);
+    ASSERT_FALSE(ref.is_null());
+    auto file = gguf::File::open(std::string(REEL_FIXTURE_DIR "/models/") +
+                                 ref["model"].get<std::string>());
+    auto tok = Tokenizer::from_gguf(*file);
+    for (const auto& c : ref["cases"])
+      EXPECT_EQ(tok->encode(c["text"].get<std::string>(), true),
+                c["ids"].get<std::vector<int32_t>>())
+          << c["name"];
+  }
+}
 
 }  // namespace
 }  // namespace reel

@@ -7,6 +7,8 @@ packages=(
   g++ cmake make pkg-config xz-utils
   libhwy-dev libicu-dev libcli11-dev nlohmann-json3-dev libedit-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libjpeg62-turbo-dev libpng-dev libwebp-dev zlib1g-dev
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
   "$@"
 )
 

@@ -58,6 +58,7 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& opts) {
                 std::to_string(int(kv / (1 << 30))) + " GiB of KV cache, more than this machine's " +
                 std::to_string(int(ram / (1 << 30))) + " GiB; lower -c");
 
+  if (!opts.mmproj_path.empty()) e->load_vision(opts.mmproj_path);
   e->ctx_ = std::make_unique<ops::Context>(o.n_threads);
   e->ctx_->reserve(o.n_batch, max_matmul_input(c));
   for (const char* s : {"<|im_end|>", "<|endoftext|>"})
@@ -65,6 +66,37 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& opts) {
   if (TokenId eos = e->tok_->eos_id(); eos >= 0) e->stop_ids_.push_back(eos);
   e->load_ms_ = ms_since(t0);
   return e;
+}
+
+void Engine::load_vision(const std::string& path) {
+  mmproj_file_ = gguf::File::open(path);
+  vision_ = Qwen3VLVision::load(*mmproj_file_);
+  const VisionConfig& v = vision_->config();
+  const TextConfig& t = model_->config();
+  const std::string pair = " (" + path + " with " + opts_.model_path + ")";
+  if (v.out_dim != t.n_embd)
+    throw Error("the vision model makes " + std::to_string(v.out_dim) +
+                "-wide embeddings but the text model's hidden size is " +
+                std::to_string(t.n_embd) + ": the files do not belong together" + pair);
+  if (static_cast<int>(v.deepstack_layers.size()) != t.n_deepstack)
+    throw Error("the vision model has " + std::to_string(v.deepstack_layers.size()) +
+                " DeepStack layers but the text model expects " + std::to_string(t.n_deepstack) +
+                ": the files do not belong together" + pair);
+}
+
+EncodedImage Engine::encode_image(const std::string& path) {
+  if (!vision_) throw Error(path + ": images need a vision model; pass --mmproj MMPROJ.gguf");
+  return reel::encode_image(*vision_, path, image_opts_, *ctx_);
+}
+
+VisualBlock block_of(const EncodedImage& img) {
+  VisualBlock b;
+  b.hm = img.grid_h / 2;
+  b.wm = img.grid_w / 2;
+  b.main = img.main.data();
+  b.deepstack = img.deepstack.empty() ? nullptr : img.deepstack.data();
+  b.ds_stride = img.n_tokens();
+  return b;
 }
 
 bool Engine::is_stop_token(TokenId id) const {
@@ -78,49 +110,106 @@ ChatSession::ChatSession(Engine& engine, const SamplingParams& sampling, std::st
       system_prompt_(std::move(system_prompt)) {
   generated_.reserve(engine.options().n_ctx);
   last_logits_.resize(engine.model().config().n_vocab);
+  pos_.resize(engine.options().n_batch);
+  image_pad_ = engine.tokenizer().token_id("<|image_pad|>");
+  video_pad_ = engine.tokenizer().token_id("<|video_pad|>");
 }
 
 void ChatSession::clear() {
   state_.truncate(0);
+  next_pos_ = 0;
   answer_open_ = false;
   generated_.clear();
 }
 
-void ChatSession::eval(std::span<const TokenId> ids) {
+bool ChatSession::is_pad(TokenId id) const {
+  return id >= 0 && (id == image_pad_ || id == video_pad_);
+}
+
+void ChatSession::eval(std::span<const TokenId> ids, std::span<const VisualBlock> blocks) {
+  bool any_pad = false;
+  for (TokenId id : ids) any_pad = any_pad || is_pad(id);
+  if (!any_pad && blocks.empty()) return eval_text(ids);
+  eval_visual(ids, blocks);
+}
+
+// Text only: positions count on from next_pos_ on all three axes. Runs in the token loop,
+// so it uses the preallocated position buffer.
+void ChatSession::eval_text(std::span<const TokenId> ids) {
   const int n_batch = state_.n_batch();
   for (size_t i = 0; i < ids.size(); i += n_batch) {
     const int n = static_cast<int>(std::min<size_t>(n_batch, ids.size() - i));
+    for (int j = 0; j < n; ++j) pos_[j] = Pos3{next_pos_ + j, next_pos_ + j, next_pos_ + j};
+    next_pos_ += n;
     TextBatch b;
     b.n = n;
     b.ids = ids.data() + i;
+    b.pos = pos_.data();
     const bool last = i + n == ids.size();
     engine_.model().forward(state_, b, last ? last_logits_.data() : nullptr, last ? 1 : 0,
                             engine_.ctx());
   }
 }
 
+void ChatSession::eval_visual(std::span<const TokenId> ids, std::span<const VisualBlock> blocks) {
+  const PromptLayout layout = layout_prompt(ids, blocks, next_pos_, image_pad_, video_pad_,
+                                            engine_.model().config().n_embd);
+  run_prompt(engine_.model(), state_, ids, layout, last_logits_.data(), false, engine_.ctx());
+  next_pos_ = layout.next_pos;
+}
+
 GenerationStats ChatSession::ask(const std::string& user_text, int max_tokens,
+                                 const TextSink& sink) {
+  return ask(user_text, {}, max_tokens, sink);
+}
+
+namespace {
+
+constexpr std::string_view kImageMarker = "<|vision_start|><|image_pad|><|vision_end|>";
+
+// Expands each image marker to as many <|image_pad|> tokens as the image has visual tokens.
+std::string expand_image_markers(const std::string& content, std::span<const EncodedImage> images) {
+  std::string out;
+  size_t at = 0, used = 0;
+  for (size_t hit; (hit = content.find(kImageMarker, at)) != std::string::npos;
+       at = hit + kImageMarker.size()) {
+    if (used == images.size()) throw Error("the prompt has more image markers than images");
+    out.append(content, at, hit - at);
+    out += "<|vision_start|>";
+    for (int i = 0; i < images[used].n_tokens(); ++i) out += "<|image_pad|>";
+    out += "<|vision_end|>";
+    ++used;
+  }
+  if (used != images.size()) throw Error("the prompt has fewer image markers than images");
+  out.append(content, at);
+  return out;
+}
+
+}  // namespace
+
+GenerationStats ChatSession::ask(const std::string& user_content,
+                                 std::span<const EncodedImage> images, int max_tokens,
                                  const TextSink& sink) {
   std::string text;
   if (answer_open_) text += "<|im_end|>\n";
   if (state_.n_past() == 0 && !system_prompt_.empty()) text += render_turn("system", system_prompt_);
-  text += render_turn("user", user_text) + kAssistantPrompt;
+  text += render_turn("user", expand_image_markers(user_content, images)) + kAssistantPrompt;
   const std::vector<TokenId> ids = engine_.tokenizer().encode(text, true);
   const int room = state_.n_ctx() - state_.n_past();
   if (static_cast<int>(ids.size()) + 1 > room)
     throw Error("the prompt needs " + std::to_string(ids.size()) + " tokens but the context has " +
                 std::to_string(room) + " left of " + std::to_string(state_.n_ctx()) +
                 "; raise -c or use <clear>");
+  std::vector<VisualBlock> blocks;
+  for (const EncodedImage& img : images) blocks.push_back(block_of(img));
 
-  GenerationStats st;
-  st.n_prompt = static_cast<int>(ids.size());
   const auto t0 = Clock::now();
-  eval(ids);
-  st.prefill_ms = ms_since(t0);
+  eval(ids, blocks);
+  const double prefill_ms = ms_since(t0);
   answer_open_ = true;
   GenerationStats g = generate(max_tokens, sink);
-  g.n_prompt = st.n_prompt;
-  g.prefill_ms = st.prefill_ms;
+  g.n_prompt = static_cast<int>(ids.size());
+  g.prefill_ms = prefill_ms;
   return g;
 }
 
@@ -136,7 +225,7 @@ GenerationStats ChatSession::generate(int max_tokens, const TextSink& sink) {
         st.hit_context_limit = true;
         break;
       }
-      eval({&generated_.back(), 1});
+      eval_text({&generated_.back(), 1});
       pending = false;
     }
     const TokenId id = sampler_.sample(last_logits_.data(), generated_);
@@ -150,7 +239,7 @@ GenerationStats ChatSession::generate(int max_tokens, const TextSink& sink) {
   const std::string rest = decoder.flush();
   if (!rest.empty()) sink(rest);
   // Keep the whole answer in the cache so that the next turn follows it.
-  if (pending && state_.n_past() < state_.n_ctx()) eval({&generated_.back(), 1});
+  if (pending && state_.n_past() < state_.n_ctx()) eval_text({&generated_.back(), 1});
   st.decode_ms = ms_since(t0);
   return st;
 }

@@ -13,8 +13,11 @@
 
 #include "gguf/gguf.h"
 #include "model/qwen3vl_text.h"
+#include "model/qwen3vl_vision.h"
 #include "ops/ops.h"
 #include "pipeline/chat_template.h"
+#include "pipeline/image_encoder.h"
+#include "pipeline/prompt_layout.h"
 #include "pipeline/sampler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -22,16 +25,26 @@ namespace reel {
 
 struct EngineOptions {
   std::string model_path;
+  std::string mmproj_path;  // vision encoder (optional)
   int n_threads = 0;  // 0: all cores
   int n_ctx = 4096;   // 0: the model's training context
   int n_batch = 256;  // prefill chunk
 };
+
+// The prompt block of an encoded image.
+VisualBlock block_of(const EncodedImage& img);
 
 class Engine {
  public:
   static std::unique_ptr<Engine> load(const EngineOptions& opts);
 
   const Qwen3VLText& model() const { return *model_; }
+  bool has_vision() const { return vision_ != nullptr; }
+  const Qwen3VLVision& vision() const { return *vision_; }
+  const ImageOptions& image_options() const { return image_opts_; }
+  void set_image_options(const ImageOptions& o) { image_opts_ = o; }
+  // Decodes, resizes and encodes one image (throws reel::Error naming the file).
+  EncodedImage encode_image(const std::string& path);
   const Tokenizer& tokenizer() const { return *tok_; }
   const gguf::File& file() const { return *file_; }
   ops::Context& ctx() { return *ctx_; }
@@ -40,10 +53,14 @@ class Engine {
   bool is_stop_token(TokenId id) const;
 
  private:
+  void load_vision(const std::string& path);
   EngineOptions opts_;
   std::unique_ptr<gguf::File> file_;
   std::unique_ptr<Tokenizer> tok_;
   std::unique_ptr<Qwen3VLText> model_;
+  std::unique_ptr<gguf::File> mmproj_file_;
+  std::unique_ptr<Qwen3VLVision> vision_;
+  ImageOptions image_opts_;
   std::unique_ptr<ops::Context> ctx_;
   std::vector<TokenId> stop_ids_;
   double load_ms_ = 0;
@@ -71,22 +88,35 @@ class ChatSession {
   // Appends a user turn, then generates the answer (at most max_tokens; < 0: until the
   // context is full), streaming whole UTF-8 pieces to sink.
   GenerationStats ask(const std::string& user_text, int max_tokens, const TextSink& sink);
+  // The same with images: user_content already holds one
+  // <|vision_start|><|image_pad|><|vision_end|> marker per image (expanded here), in order.
+  GenerationStats ask(const std::string& user_content, std::span<const EncodedImage> images,
+                      int max_tokens, const TextSink& sink);
   // Forgets the dialogue (keeps the system prompt).
   void clear();
   int n_past() const { return state_.n_past(); }
 
   // Evaluates tokens after what is cached; logits of the last token into last_logits_.
-  void eval(std::span<const TokenId> ids);
+  // Pad tokens (<|image_pad|>, <|video_pad|>) take their rows and grid positions from
+  // `blocks`, in order.
+  void eval(std::span<const TokenId> ids, std::span<const VisualBlock> blocks = {});
+  int next_position() const { return next_pos_; }
 
  private:
   GenerationStats generate(int max_tokens, const TextSink& sink);
+  bool is_pad(TokenId id) const;
+  void eval_text(std::span<const TokenId> ids);
+  void eval_visual(std::span<const TokenId> ids, std::span<const VisualBlock> blocks);
   Engine& engine_;
   TextState state_;
   Sampler sampler_;
   std::string system_prompt_;
   std::vector<TokenId> generated_;
   std::vector<float> last_logits_;
+  std::vector<Pos3> pos_;  // positions of one text batch (preallocated)
   bool answer_open_ = false;  // the previous answer's <|im_end|> is not yet in the cache
+  int next_pos_ = 0;          // rotary position of the next token (< n_past after images)
+  TokenId image_pad_ = -1, video_pad_ = -1;
 };
 
 // Runs ids (no template) through a fresh cache and writes the logits of every position,

@@ -214,4 +214,90 @@ TEST_F(Cli, VisionFileGivenAsTextModel) {
                      "--mmproj");
 }
 
+const std::string kMmproj = REEL_FIXTURE_DIR "/models/tiny-a-mmproj-f32.gguf";
+const std::string kImage = REEL_FIXTURE_SRC "/images/rgb-97x61.png";      // 77 visual tokens
+const std::string kImage2 = REEL_FIXTURE_SRC "/images/rgb-32x32.png";     // 64 visual tokens
+
+TEST_F(Cli, ImageOneShotReportsImageStats) {
+  const Result r = reel("-m " + kModelF32 + " --mmproj " + kMmproj + " --image " + kImage +
+                        " --image " + kImage2 + " -p 'Describe the images.' -n 4 --temp 0 --stats json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("\"images\": 2, \"image_tokens\": 141"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, ImageChatBringsImagesInWhereTheTurnSaysImage) {
+  const Result r = reel("-m " + kModelF32 + " --mmproj " + kMmproj + " --image " + kImage +
+                            " -n 3 --temp 0 --stats json",
+                        "Hello\n<image> What is this?\nAnd now?\n<clear>\n<image> Again\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+  // Stats lines, one per answer: the images come in on turns 2 and 4 (after <clear>), and the
+  // encoding is done once: the second time reuses it.
+  std::vector<std::string> lines;
+  std::istringstream in(r.err);
+  for (std::string l; std::getline(in, l);)
+    if (l.rfind("{", 0) == 0) lines.push_back(l);
+  ASSERT_EQ(lines.size(), 4u) << r.err;
+  EXPECT_NE(lines[0].find("\"images\": 0"), std::string::npos);
+  EXPECT_NE(lines[1].find("\"images\": 1, \"image_tokens\": 77"), std::string::npos);
+  EXPECT_NE(lines[2].find("\"images\": 0"), std::string::npos);
+  EXPECT_NE(lines[3].find("\"images\": 1"), std::string::npos);
+}
+
+TEST_F(Cli, EncodeWritesMainThenDeepStackPerToken) {
+  const fs::path out = dir_ / "v.f32";
+  const Result r = reel("encode --mmproj " + kMmproj + " --image " + kImage + " -o " + out.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("77 tokens of 128 floats"), std::string::npos) << r.out;
+  EXPECT_EQ(fs::file_size(out), 77u * 4 * 32 * sizeof(float));
+}
+
+TEST_F(Cli, BadImagesGiveOneLine) {
+  const std::string base = "-m " + kModelF32 + " --mmproj " + kMmproj + " -p hi -n 1 --image ";
+  expect_clean_error(reel(base + "/nonexistent/a.png"), "/nonexistent/a.png");
+  const auto junk = file("junk.png", "definitely not a png");
+  expect_clean_error(reel(base + junk.string()), junk.string());
+  const std::string png = slurp(kImage);
+  for (size_t len : {size_t(8), size_t(40), png.size() / 2}) {
+    const auto cut = file("cut.png", png.substr(0, len));
+    expect_clean_error(reel(base + cut.string()), cut.string());
+  }
+  const auto empty = file("empty.jpg", "");
+  expect_clean_error(reel(base + empty.string()), empty.string());
+  expect_clean_error(reel(base + dir_.string()), dir_.string());
+}
+
+TEST_F(Cli, ImageWithoutVisionModel) {
+  expect_clean_error(reel("-m " + kModel + " --image " + kImage + " -p hi"), "--mmproj");
+}
+
+TEST_F(Cli, VisionModelWithoutVisionEncoder) {
+  std::string bytes = slurp(kMmproj);
+  const std::string key = "clip.has_vision_encoder";
+  const size_t at = bytes.find(key);
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + key.size() + 4] = 0;  // after the key: u32 type (bool), then the value byte
+  const auto f = file("novision.gguf", bytes);
+  expect_clean_error(reel("-m " + kModel + " --mmproj " + f.string() + " --image " + kImage + " -p hi"),
+                     "no vision encoder");
+}
+
+TEST_F(Cli, VisionModelOfAnotherTextModel) {
+  std::string bytes = slurp(kModelF32);
+  const std::string key = "qwen3vl.n_deepstack_layers";
+  const size_t at = bytes.find(key);
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + key.size() + 4] = 2;  // u32 type, then the value's low byte: 3 -> 2
+  const auto f = file("other.gguf", bytes);
+  const Result r = reel("-m " + f.string() + " --mmproj " + kMmproj + " --image " + kImage + " -p hi");
+  expect_clean_error(r, "do not belong together");
+  EXPECT_NE(r.err.find(kMmproj), std::string::npos);
+  EXPECT_NE(r.err.find(f.string()), std::string::npos);
+}
+
+TEST_F(Cli, AbsurdImageBudgetsAreRefused) {
+  const std::string base = "-m " + kModelF32 + " --mmproj " + kMmproj + " --image " + kImage + " -p hi ";
+  EXPECT_NE(reel(base + "--image-max-tokens 0").code, 0);
+  EXPECT_NE(reel(base + "--image-min-tokens -3").code, 0);
+}
+
 }  // namespace

@@ -298,6 +298,35 @@ int run_logits(EngineOptions opts, const std::string& file, const std::string& o
   return 0;
 }
 
+// Parses "WxH".
+std::pair<int, int> parse_size(const std::string& s) {
+  int w = 0, h = 0;
+  char x = 0, extra = 0;
+  if (std::sscanf(s.c_str(), "%d%c%d%c", &w, &x, &h, &extra) != 3 || (x != 'x' && x != 'X') ||
+      w < 1 || h < 1 || w > 16384 || h > 16384)
+    throw Error("--image-size '" + s + "' is not WIDTHxHEIGHT (1 to 16384 each)");
+  return {w, h};
+}
+
+int run_vision_bench_cmd(const std::string& mmproj, const std::vector<std::string>& sizes,
+                         int n_threads, const BenchOptions& b, const ImageOptions& image) {
+  auto file = gguf::File::open(mmproj);
+  auto vision = Qwen3VLVision::load(*file);
+  ops::Context ctx(n_threads > 0 ? n_threads : std::max(1u, std::thread::hardware_concurrency()));
+  const VisionConfig& v = vision->config();
+  std::printf("vision: %s (%d blocks, width %d), %d threads\n", mmproj.c_str(), v.n_layer,
+              v.n_embd, ctx.n_threads());
+  for (const std::string& s : sizes) {
+    const auto [w, h] = parse_size(s);
+    const VisionBenchResult r = run_vision_bench(*vision, w, h, image, b.repetitions, ctx);
+    std::printf("image %dx%d -> %dx%d, %d tokens: encode %.0f ms, %.1f GFLOP -> %.1f GFLOP/s = "
+                "%.1f%% of the measured FMA peak (%.1f GFLOP/s, this run)\n",
+                r.width, r.height, r.resized_w, r.resized_h, r.n_tokens, r.encode_ms, r.gflop,
+                r.gflops(), 100.0 * r.peak_fraction(), r.fma_peak_gflops);
+  }
+  return 0;
+}
+
 int run_bench_cmd(EngineOptions opts, const BenchOptions& b) {
   opts.n_ctx = b.n_prompt + b.n_decode + 1;
   auto engine = Engine::load(opts);
@@ -358,7 +387,12 @@ int run(int argc, char** argv) {
   EngineOptions bn_opts;
   BenchOptions bn;
   auto* bench = app.add_subcommand("bench", "prefill/decode speed against the memory roofline");
-  add_engine_flags(*bench, bn_opts);
+  add_engine_flags(*bench, bn_opts, /*model_required=*/false);
+  std::vector<std::string> bn_sizes = {"448x448", "1280x720"};
+  ImageOptions bn_image;
+  bench->add_option("--mmproj", bn_opts.mmproj_path, "also time the vision encoder");
+  bench->add_option("--image-size", bn_sizes, "image sizes for the vision timing (WxH)");
+  add_image_flags(*bench, bn_image);
   bench->add_option("-p,--n-prompt", bn.n_prompt, "prompt tokens")->check(CLI::Range(1, 65536));
   bench->add_option("-n,--n-gen", bn.n_decode, "generated tokens")->check(CLI::Range(1, 65536));
   bench->add_option("-r,--repetitions", bn.repetitions, "best of")->check(CLI::Range(1, 100));
@@ -370,7 +404,14 @@ int run(int argc, char** argv) {
   }
   if (*tok) return run_tokenize(tok_model, tok_file);
   if (*lg) return run_logits(lg_opts, lg_file, lg_out);
-  if (*bench) return run_bench_cmd(bn_opts, bn);
+  if (*bench) {
+    if (bn_opts.model_path.empty() && bn_opts.mmproj_path.empty())
+      throw Error("bench needs -m MODEL.gguf and/or --mmproj MMPROJ.gguf");
+    if (!bn_opts.model_path.empty()) run_bench_cmd(bn_opts, bn);
+    if (!bn_opts.mmproj_path.empty())
+      run_vision_bench_cmd(bn_opts.mmproj_path, bn_sizes, bn_opts.n_threads, bn, bn_image);
+    return 0;
+  }
   if (*enc) return run_encode(enc_mmproj, enc_images, enc_out, enc_threads, enc_image);
   if (chat.engine.model_path.empty()) {
     std::fprintf(stderr, "reel: -m MODEL.gguf is required (see reel --help)\n");

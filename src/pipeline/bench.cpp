@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "media/image.h"
 #include "ops/roofline.h"
 
 namespace reel {
@@ -62,6 +63,60 @@ BenchResult run_bench(Engine& engine, const BenchOptions& opts) {
     }
     r.decode_tps = std::max(r.decode_tps, opts.n_decode / seconds_since(t0));
   }
+  return r;
+}
+
+namespace {
+
+// Floating-point operations (2 per multiply-add) of one encoder pass over n_patches patches
+// in one attention group: the matmuls and the attention products; norms and activations are
+// a negligible O(n*D) on top.
+double vision_gflop(const VisionConfig& v, int64_t n_patches) {
+  const double n = double(n_patches), D = v.n_embd, F = v.n_ff, M = 4.0 * v.n_embd;
+  double macs = n * v.patch_dim() * D;                          // patch embedding
+  macs += v.n_layer * (n * (3 * D * D + D * D + 2 * D * F)      // qkv, out, fc1, fc2
+                       + 2 * n * n * D);                         // QK^T and AV
+  const double tokens = n / 4;
+  macs += (1 + v.deepstack_layers.size()) * tokens * (M * M + M * v.out_dim);  // mergers
+  return 2 * macs / 1e9;
+}
+
+media::Image synthetic_image(int width, int height) {
+  media::Image img;
+  img.width = width;
+  img.height = height;
+  img.rgb.resize(size_t(width) * height * 3);
+  for (int y = 0; y < height; ++y)
+    for (int x = 0; x < width; ++x)
+      for (int c = 0; c < 3; ++c)
+        img.rgb[(size_t(y) * width + x) * 3 + c] = static_cast<uint8_t>((x * 7 + y * 3 + c * 50) & 255);
+  return img;
+}
+
+}  // namespace
+
+VisionBenchResult run_vision_bench(const Qwen3VLVision& vision, int width, int height,
+                                   const ImageOptions& image, int repetitions, ops::Context& ctx) {
+  const VisionConfig& v = vision.config();
+  media::ResizeBudget budget;
+  budget.factor = v.patch_size * v.spatial_merge;
+  budget.min_pixels = image.min_pixels;
+  budget.max_pixels = image.max_pixels;
+  const media::Size2 size = media::smart_resize(height, width, budget);
+  const media::Image resized = media::resize_bicubic(synthetic_image(width, height), size.width, size.height);
+  VisionBenchResult r;
+  r.width = width;
+  r.height = height;
+  r.resized_w = size.width;
+  r.resized_h = size.height;
+  r.fma_peak_gflops = ops::measure_fma_gflops(ctx.pool());
+  r.encode_ms = 1e300;
+  for (int i = 0; i < repetitions; ++i) {
+    const EncodedImage e = encode_resized(vision, resized, ctx);
+    r.encode_ms = std::min(r.encode_ms, e.encode_ms);
+    r.n_tokens = e.n_tokens();
+  }
+  r.gflop = vision_gflop(v, int64_t(r.n_tokens) * 4);
   return r;
 }
 

@@ -23,4 +23,18 @@ struct BenchResult {
 
 BenchResult run_bench(Engine& engine, const BenchOptions& opts);
 
+// Vision encoder speed for one image of a given size (synthetic pixels), with this machine's
+// measured FMA peak in the same run.
+struct VisionBenchResult {
+  int width = 0, height = 0, resized_w = 0, resized_h = 0, n_tokens = 0;
+  double encode_ms = 0;   // best of the repetitions
+  double gflop = 0;       // multiply-adds x 2 of the encoder for this grid
+  double fma_peak_gflops = 0;
+  double gflops() const { return gflop / (encode_ms / 1e3); }
+  double peak_fraction() const { return gflops() / fma_peak_gflops; }
+};
+
+VisionBenchResult run_vision_bench(const Qwen3VLVision& vision, int width, int height,
+                                   const ImageOptions& image, int repetitions, ops::Context& ctx);
+
 }  // namespace reel

@@ -96,6 +96,25 @@ void BM_Gemv(benchmark::State& state, GgmlType t) {
   state.SetBytesProcessed(static_cast<int64_t>(bytes) * state.iterations());
 }
 
+// The same GEMV on a matrix that stays in L2 (768 rows, 0.3-1.7 MB): the kernels' compute
+// ceiling. A DRAM GEMV can only be memory-bound if this is well above the read bandwidth.
+void BM_GemvHot(benchmark::State& state, GgmlType t) {
+  constexpr int64_t kHotRows = 768;
+  const size_t rb = reel::row_bytes(t, kCols);
+  const size_t bytes = rb * kHotRows;
+  const auto w = make_weights(t, kHotRows, kCols);
+  std::vector<float> x(kCols), y(kHotRows);
+  for (int64_t i = 0; i < kCols; ++i) x[i] = std::sin(0.1f * i);
+  ctx().reserve(1, kCols);
+  const Matrix m{t, w.data(), kHotRows, kCols, rb};
+  for (auto _ : state) {
+    matmul(m, x.data(), 1, y.data(), ctx());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(bytes) * state.iterations() / 1e9,
+                                              benchmark::Counter::kIsRate);
+}
+
 // Prefill: n activation rows against a 2048x2048 matrix.
 void BM_Prefill(benchmark::State& state, GgmlType t) {
   const int64_t n = state.range(0), rows = 2048, cols = 2048;
@@ -135,6 +154,10 @@ void register_all() {
       {"Q5_K", GgmlType::Q5_K}, {"Q6_K", GgmlType::Q6_K}};
   for (auto [name, t] : types) {
     benchmark::RegisterBenchmark((std::string("Gemv2048x6144/") + name).c_str(), BM_Gemv, t)
+        ->UseRealTime()->Unit(benchmark::kMicrosecond);
+  }
+  for (auto [name, t] : types) {
+    benchmark::RegisterBenchmark((std::string("GemvHot2048x768/") + name).c_str(), BM_GemvHot, t)
         ->UseRealTime()->Unit(benchmark::kMicrosecond);
   }
   for (auto [name, t] : {std::pair{"F32", GgmlType::F32}, std::pair{"F16", GgmlType::F16},

@@ -6,8 +6,7 @@
 // activations having been quantized to int8 per 32 values. The int16 x int8->int16 products
 // are summed pairwise into int32 (madd), converted to f32 once per 32 elements and scaled by
 // w_scale * x_scale. Decoding once per row is what makes prefill reuse the weights instead of
-// being n GEMVs; for decode it costs one L1 store/load per element, which is cheap next to
-// the DRAM read of the weights.
+// being n GEMVs. Decode (one activation row) skips the buffer: see "Fused GEMV" below.
 //
 // Float weights (F32/F16/BF16, and the dequantize fallback for other types): 4 weight rows x
 // 4 activation rows register tile of f32 FMAs, exact f32 accumulation.
@@ -43,6 +42,18 @@ HWY_INLINE float F16(const uint8_t* p) {
   uint16_t h;
   std::memcpy(&h, p, 2);
   return half_to_float(h);
+}
+
+// One fp16 scale: F16C where the target has it (AVX2 and up), else the bit-exact scalar
+// conversion (about ten integer ops, which showed up in the per-block cost of the GEMV).
+HWY_INLINE float F16Scale(const uint8_t* p) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+#else
+  return F16(p);
+#endif
 }
 
 HWY_INLINE hn::Vec<D16> U8ToI16(const uint8_t* p) {
@@ -275,9 +286,599 @@ HWY_INLINE void PrefetchRow(const uint8_t* p, size_t bytes, bool valid) {
   for (size_t off = 0; off < bytes; off += 64) hwy::Prefetch(p + off);
 }
 
+// ---- Fused GEMV: one activation row ----
+//
+// With one activation row every weight is used once, so the decode-to-L1 round trip above is
+// pure overhead: measured, it held Q8_0 GEMV to ~40% of the DRAM bandwidth on 2 threads. Here
+// the quant bits go from the loaded bytes straight into int32 dot products with the int8
+// activations, one 32-element block (or 16-element scale group) at a time, and each block's
+// int32 sum is scaled into an f32 accumulator. Unsigned quants (4/5/6-bit) are dotted as they
+// are stored and the offset (-8, -16, the K-quant mins) is applied through the activation block
+// sums x.s, like the minimum of Q4_1; Q8_0 and Q6_K-minus-32 are signed.
+//
+// AVX3_DL (Ice Lake and later, which Highway only selects with AVX512-VNNI present) uses
+// vpdpbusd: 4 u8 x s8 products summed into each int32 lane in one instruction. Every other
+// target widens to int16 and multiply-adds pairs (vpmaddwd / smlal).
+
+// Set per target (foreach_target.h re-includes this file): 1 only in the AVX3_DL pass.
+#undef REEL_VNNI
+#define REEL_VNNI 0
+
+// HWY_SCALAR (one lane) keeps the decode path: the kernels below assume 16-byte vectors.
+#if HWY_TARGET != HWY_SCALAR
+using DB = hn::CappedTag<int8_t, 32>;  // one 32-element block (two vectors on 128-bit targets)
+using DG = hn::CappedTag<int8_t, 16>;  // a 16-element half block / Q6_K scale group
+template <class D8>
+using I32For = hn::Repartition<int32_t, D8>;
+
+#if HWY_TARGET == HWY_AVX3_DL
+// Highway 1.0.3 compiles AVX3_DL with "avxvnni" (the VEX form, absent on Ice Lake) but not
+// "avx512vnni", which its runtime check does require for this target; enable the EVEX form for
+// the kernels below only.
+#undef REEL_VNNI
+#define REEL_VNNI 1
+#if HWY_COMPILER_CLANG
+#pragma clang attribute push(__attribute__((target("avx512vnni"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512vnni")
+#endif
+HWY_INLINE __m128i DpBusd(__m128i acc, __m128i u, __m128i s) {
+  return _mm_dpbusd_epi32(acc, u, s);
+}
+HWY_INLINE __m256i DpBusd(__m256i acc, __m256i u, __m256i s) {
+  return _mm256_dpbusd_epi32(acc, u, s);
+}
+// |w| as unsigned bytes (|-128| = 128 fits) and x with w's sign: |w| * (sign(w) x) = w x, which
+// lets vpdpbusd (unsigned x signed) take two signed operands.
+HWY_INLINE __m128i AbsI8(__m128i w) {
+  return _mm_abs_epi8(w);
+}
+HWY_INLINE __m256i AbsI8(__m256i w) {
+  return _mm256_abs_epi8(w);
+}
+HWY_INLINE __m128i SignBy(__m128i x, __m128i w) {
+  return _mm_mask_sub_epi8(x, _mm_movepi8_mask(w), _mm_setzero_si128(), x);
+}
+HWY_INLINE __m256i SignBy(__m256i x, __m256i w) {
+  return _mm256_mask_sub_epi8(x, _mm256_movepi8_mask(w), _mm256_setzero_si256(), x);
+}
+#endif
+
+// s0 (+ s1) += w * x for unsigned w: only the total over all lanes of s0 + s1 is defined.
+template <class D8>
+HWY_INLINE void DotU8(D8 d8, hn::Vec<hn::RebindToUnsigned<D8>> w, hn::Vec<D8> x,
+                      hn::Vec<I32For<D8>>& s0, hn::Vec<I32For<D8>>& s1) {
+#if REEL_VNNI
+  (void)d8;
+  (void)s1;
+  s0.raw = DpBusd(s0.raw, w.raw, x.raw);
+#else
+  const hn::Half<D8> dh;
+  const hn::RebindToUnsigned<decltype(dh)> duh;
+  const hn::Rebind<int16_t, decltype(dh)> d16;
+  const hn::RebindToUnsigned<decltype(d16)> du16;
+  const I32For<D8> d32;
+  const hn::RebindToUnsigned<D8> du8;
+  s0 = hn::ReorderWidenMulAccumulate(d32,
+                                     hn::BitCast(d16, hn::PromoteTo(du16, hn::LowerHalf(duh, w))),
+                                     hn::PromoteTo(d16, hn::LowerHalf(dh, x)), s0, s1);
+  s0 = hn::ReorderWidenMulAccumulate(d32,
+                                     hn::BitCast(d16, hn::PromoteTo(du16, hn::UpperHalf(duh, w))),
+                                     hn::PromoteTo(d16, hn::UpperHalf(dh, x)), s0, s1);
+  (void)d8;
+  (void)du8;
+#endif
+}
+
+// The same for signed w.
+template <class D8>
+HWY_INLINE void DotI8(D8 d8, hn::Vec<D8> w, hn::Vec<D8> x, hn::Vec<I32For<D8>>& s0,
+                      hn::Vec<I32For<D8>>& s1) {
+#if REEL_VNNI
+  (void)d8;
+  (void)s1;
+  s0.raw = DpBusd(s0.raw, AbsI8(w.raw), SignBy(x.raw, w.raw));
+#else
+  const hn::Half<D8> dh;
+  const hn::Rebind<int16_t, decltype(dh)> d16;
+  const I32For<D8> d32;
+  s0 = hn::ReorderWidenMulAccumulate(d32, hn::PromoteTo(d16, hn::LowerHalf(dh, w)),
+                                     hn::PromoteTo(d16, hn::LowerHalf(dh, x)), s0, s1);
+  s0 = hn::ReorderWidenMulAccumulate(d32, hn::PromoteTo(d16, hn::UpperHalf(dh, w)),
+                                     hn::PromoteTo(d16, hn::UpperHalf(dh, x)), s0, s1);
+  (void)d8;
+#endif
+}
+
+// acc += (s0 + s1) as f32 * scale, in the f32 lanes matching the int32 ones.
+template <class D32>
+HWY_INLINE hn::Vec<hn::Rebind<float, D32>> ScaleAdd(D32, hn::Vec<D32> s0, hn::Vec<D32> s1,
+                                                    float scale,
+                                                    hn::Vec<hn::Rebind<float, D32>> acc) {
+  const hn::Rebind<float, D32> df;
+  return hn::MulAdd(hn::ConvertTo(df, hn::Add(s0, s1)), hn::Set(df, scale), acc);
+}
+
+// One row of each type against one quantized activation row x (q, d, s as in QuantizedX).
+// Returns the f32 dot.
+
+float GemvRowQ8_0(const uint8_t* w, int64_t nb, const int8_t* xq, const float* xd, const float*) {
+  const DB d8;
+  const I32For<DB> d32;
+  const hn::Rebind<float, I32For<DB>> df;
+  const size_t N = hn::Lanes(d8);
+  auto block = [&](const uint8_t* blk, const int8_t* x, float xscale, hn::Vec<decltype(df)> acc) {
+    auto s0 = hn::Zero(d32), s1 = hn::Zero(d32);
+    const auto* q = reinterpret_cast<const int8_t*>(blk + 2);
+    for (size_t p = 0; p < kQBlock; p += N) {
+      DotI8(d8, hn::LoadU(d8, q + p), hn::LoadU(d8, x + p), s0, s1);
+    }
+    return ScaleAdd(d32, s0, s1, F16Scale(blk) * xscale, acc);
+  };
+  // Two blocks per step into two accumulators: one chain of dependent FMAs (4 cycles each)
+  // would bound the loop. (An accumulator array indexed by b & 1 lands on the stack.)
+  auto acc0 = hn::Zero(df), acc1 = hn::Zero(df);
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2, w += 68, xq += 2 * kQBlock) {
+    acc0 = block(w, xq, xd[b], acc0);
+    acc1 = block(w + 34, xq + kQBlock, xd[b + 1], acc1);
+  }
+  if (b < nb) acc0 = block(w, xq, xd[b], acc0);
+  return hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0, acc1)));
+}
+
+// Q4_0/Q4_1 (kFive = false) and Q5_0/Q5_1: two 16-element halves per block.
+template <bool kFive, bool kHasMin>
+float GemvRowQ4Q5(const uint8_t* w, int64_t nb, const int8_t* xq, const float* xd,
+                  const float* xs) {
+  const DG d8;
+  const hn::RebindToUnsigned<DG> du8;
+  const I32For<DG> d32;
+  const hn::Rebind<float, I32For<DG>> df;
+  const int bytes = 18 + (kFive ? 4 : 0) + (kHasMin ? 2 : 0);
+  const float offset = kFive ? 16.0f : 8.0f;
+  const auto lo4 = hn::Set(du8, 15);
+  const auto bit4 = hn::Set(du8, 16);
+  float min_sum = 0.0f;
+  auto block = [&](const uint8_t* blk, const int8_t* x, int64_t b, hn::Vec<decltype(df)> acc) {
+    const float d = F16Scale(blk);
+    const uint8_t* qh = blk + (kHasMin ? 4 : 2);
+    const uint8_t* qs = qh + (kFive ? 4 : 0);
+    const auto v = hn::LoadU(du8, qs);
+    auto lo = hn::And(v, lo4);
+    auto hi = hn::ShiftRight<4>(v);
+    if constexpr (kFive) {
+      lo = hn::Or(lo, hn::IfThenElseZero(hn::LoadMaskBits(du8, qh), bit4));
+      hi = hn::Or(hi, hn::IfThenElseZero(hn::LoadMaskBits(du8, qh + 2), bit4));
+    }
+    auto s0 = hn::Zero(d32), s1 = hn::Zero(d32);
+    DotU8(d8, lo, hn::LoadU(d8, x), s0, s1);
+    DotU8(d8, hi, hn::LoadU(d8, x + 16), s0, s1);
+    min_sum += (kHasMin ? F16Scale(blk + 2) : -offset * d) * xs[b];
+    return ScaleAdd(d32, s0, s1, d * xd[b], acc);
+  };
+  // Two blocks per step into two accumulators, as in GemvRowQ8_0.
+  auto acc0 = hn::Zero(df), acc1 = hn::Zero(df);
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2, w += 2 * bytes, xq += 2 * kQBlock) {
+    acc0 = block(w, xq, b, acc0);
+    acc1 = block(w + bytes, xq + kQBlock, b + 1, acc1);
+  }
+  if (b < nb) acc0 = block(w, xq, b, acc0);
+  return hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0, acc1))) + min_sum;
+}
+
+// Q4_K (kFive = false) and Q5_K. x = d*sc*q - dmin*m per 32-element sub-block.
+template <bool kFive>
+float GemvRowQK(const uint8_t* w, int64_t nsb, const int8_t* xq, const float* xd, const float* xs) {
+  const DB d8;
+  const hn::RebindToUnsigned<DB> du8;
+  const I32For<DB> d32;
+  const hn::Rebind<float, I32For<DB>> df;
+  const size_t N = hn::Lanes(d8);
+  const int bytes = kFive ? 176 : 144;
+  const auto lo4 = hn::Set(du8, 15);
+  const auto bit4 = hn::Set(du8, 16);
+  hn::Vec<decltype(df)> acc[2] = {hn::Zero(df), hn::Zero(df)};
+  float min_sum = 0.0f;
+  for (int64_t sb = 0; sb < nsb; ++sb, w += bytes, xq += 256, xd += 8, xs += 8) {
+    const float dd = F16Scale(w), dmin = F16Scale(w + 2);
+    // The 12 scale bytes as words: sub-blocks 0-3 keep 6 bits of a (scales) / b (mins);
+    // 4-7 take 4 bits from c and their top 2 bits from the top of a / b.
+    uint32_t a, bw, c;
+    std::memcpy(&a, w + 4, 4);
+    std::memcpy(&bw, w + 8, 4);
+    std::memcpy(&c, w + 12, 4);
+    const uint32_t sc_words[2] = {a & 0x3f3f3f3fu,
+                                  (c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4)};
+    const uint32_t m_words[2] = {bw & 0x3f3f3f3fu,
+                                 ((c >> 4) & 0x0f0f0f0fu) | (((bw >> 6) & 0x03030303u) << 4)};
+    uint8_t sc[8], m[8];
+    std::memcpy(sc, sc_words, 8);
+    std::memcpy(m, m_words, 8);
+    float msum = 0.0f;
+    for (int j = 0; j < 8; ++j) msum += static_cast<float>(m[j]) * xs[j];
+    min_sum -= dmin * msum;
+    const uint8_t* qh = w + 16;
+    const uint8_t* qs = w + (kFive ? 48 : 16);
+    for (int ch = 0; ch < 4; ++ch) {
+      auto l0 = hn::Zero(d32), l1 = hn::Zero(d32), h0 = hn::Zero(d32), h1 = hn::Zero(d32);
+      for (size_t p = 0; p < 32; p += N) {
+        const auto v = hn::LoadU(du8, qs + 32 * ch + p);
+        auto lo = hn::And(v, lo4);
+        auto hi = hn::ShiftRight<4>(v);
+        if constexpr (kFive) {
+          const auto h = hn::LoadU(du8, qh + p);
+          lo = hn::Or(lo, hn::IfThenElseZero(hn::TestBit(h, hn::Set(du8, 1 << (2 * ch))), bit4));
+          hi = hn::Or(hi, hn::IfThenElseZero(hn::TestBit(h, hn::Set(du8, 2 << (2 * ch))), bit4));
+        }
+        DotU8(d8, lo, hn::LoadU(d8, xq + 64 * ch + p), l0, l1);
+        DotU8(d8, hi, hn::LoadU(d8, xq + 64 * ch + 32 + p), h0, h1);
+      }
+      acc[0] = ScaleAdd(d32, l0, l1, dd * static_cast<float>(sc[2 * ch]) * xd[2 * ch], acc[0]);
+      acc[1] =
+          ScaleAdd(d32, h0, h1, dd * static_cast<float>(sc[2 * ch + 1]) * xd[2 * ch + 1], acc[1]);
+    }
+  }
+  return hn::GetLane(hn::SumOfLanes(df, hn::Add(acc[0], acc[1]))) + min_sum;
+}
+
+// Q6_K: per half super-block, 16-byte piece p of ql[0..32) / ql[32..64) / qh[0..32) gives one
+// 16-element scale group in each of the four 32-element quarters. q - 32 is signed.
+float GemvRowQ6K(const uint8_t* w, int64_t nsb, const int8_t* xq, const float* xd, const float*) {
+  const DG d8;
+  const hn::RebindToUnsigned<DG> du8;
+  const I32For<DG> d32;
+  const hn::Rebind<float, I32For<DG>> df;
+  const auto lo4 = hn::Set(du8, 15);
+  const auto three = hn::Set(du8, 3);
+  const auto k32 = hn::Set(d8, 32);
+  hn::Vec<decltype(df)> acc[4] = {hn::Zero(df), hn::Zero(df), hn::Zero(df), hn::Zero(df)};
+  for (int64_t sb = 0; sb < nsb; ++sb, w += 210, xq += 256, xd += 8) {
+    const float dd = F16Scale(w + 208);
+    const int8_t* scales = reinterpret_cast<const int8_t*>(w + 192);
+    for (int half = 0; half < 2; ++half) {
+      const uint8_t* ql = w + 64 * half;
+      const uint8_t* qh = w + 128 + 32 * half;
+      const int8_t* sc = scales + 8 * half;
+      const int8_t* x = xq + 128 * half;
+      const float* xdh = xd + 4 * half;
+      for (int p = 0; p < 32; p += 16) {
+        const auto a = hn::LoadU(du8, ql + p);
+        const auto b = hn::LoadU(du8, ql + 32 + p);
+        const auto h = hn::LoadU(du8, qh + p);
+        const hn::Vec<decltype(du8)> q[4] = {
+            hn::Or(hn::And(a, lo4), hn::ShiftLeft<4>(hn::And(h, three))),
+            hn::Or(hn::And(b, lo4), hn::ShiftLeft<4>(hn::And(hn::ShiftRight<2>(h), three))),
+            hn::Or(hn::ShiftRight<4>(a), hn::ShiftLeft<4>(hn::And(hn::ShiftRight<4>(h), three))),
+            hn::Or(hn::ShiftRight<4>(b), hn::ShiftLeft<4>(hn::ShiftRight<6>(h)))};
+        const int g = p / 16;
+        for (int k = 0; k < 4; ++k) {
+          auto s0 = hn::Zero(d32), s1 = hn::Zero(d32);
+          DotI8(d8, hn::Sub(hn::BitCast(d8, q[k]), k32), hn::LoadU(d8, x + 32 * k + p), s0, s1);
+          acc[k] = ScaleAdd(d32, s0, s1, dd * static_cast<float>(sc[g + 2 * k]) * xdh[k], acc[k]);
+        }
+      }
+    }
+  }
+  return hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(acc[0], acc[1]), hn::Add(acc[2], acc[3]))));
+}
+
+#if REEL_VNNI
+// Full-width AVX-512 variants for the types whose per-block bookkeeping dominated the portable
+// kernels above. Both take `corr`: per 4 activation bytes, -K times their sum (see
+// VnniOffsetSums), so vpdpbusd on unsigned (q + K) starts from a sum that cancels the offset.
+
+// corr[j] = -k * (x[4j] + ... + x[4j+3]) for the cols/4 groups of x.
+void VnniOffsetSums(const int8_t* xq, int64_t cols, int k, int32_t* corr) {
+  const __m512i kk = _mm512_set1_epi8(static_cast<char>(k));
+  for (int64_t i = 0; i < cols; i += 64) {
+    const __m512i x = _mm512_loadu_si512(xq + i);
+    const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), kk, x);
+    _mm512_storeu_si512(corr + i / 4, _mm512_sub_epi32(_mm512_setzero_si512(), s));
+  }
+}
+
+// Q8_0, two blocks per 512-bit vector: w ^ 0x80 = w + 128 is unsigned, corr = -128 * sums.
+// The 16 fp16 scales of 16 blocks come in with one gather; a lane permute then spreads
+// scale b over the 8 int32 lanes of block b.
+float GemvRowQ8_0Vnni(const uint8_t* w, int64_t nb, const int8_t* xq, const float* xd,
+                      const int32_t* corr) {
+  const __m512i k80 = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __m512i offsets =
+      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                         _mm512_set1_epi32(34));
+  const __m512i pair_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const __m512i two = _mm512_set1_epi32(2);
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  int64_t b0 = 0;
+  for (; b0 + 16 <= nb; b0 += 16) {
+    const uint8_t* wb = w + b0 * 34;
+    const __m512i h = _mm512_i32gather_epi32(offsets, wb, 1);
+    const __m512 sc =
+        _mm512_mul_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(h)), _mm512_loadu_ps(xd + b0));
+    __m512i idx = pair_idx;
+    for (int p = 0; p < 8; ++p, idx = _mm512_add_epi32(idx, two)) {
+      const uint8_t* q = wb + 68 * p + 2;
+      const __m512i wv = _mm512_xor_si512(
+          _mm512_inserti64x4(
+              _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q))),
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 34)), 1),
+          k80);
+      const int64_t e = (b0 + 2 * p) * kQBlock;
+      const __m512i s =
+          _mm512_dpbusd_epi32(_mm512_loadu_si512(corr + e / 4), wv, _mm512_loadu_si512(xq + e));
+      __m512& acc = (p & 1) ? acc1 : acc0;
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(idx, sc), acc);
+    }
+  }
+  float r = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+  // The last nb % 16 blocks.
+  if (b0 < nb) r += GemvRowQ8_0(w + b0 * 34, nb - b0, xq + b0 * kQBlock, xd + b0, nullptr);
+  return r;
+}
+
+// Q6_K, one 32-element quarter (two 16-element scale groups) per 256-bit vector: q (0..63)
+// is unsigned, corr = -32 * sums. Per super-block the 16 int8 scales x d x the activation
+// block scales form one 16-lane vector; a permute gives each quarter its 4+4 lanes.
+float GemvRowQ6KVnni(const uint8_t* w, int64_t nsb, const int8_t* xq, const float* xd,
+                     const int32_t* corr) {
+  const __m256i lo4 = _mm256_set1_epi8(15);
+  const __m256i three = _mm256_set1_epi8(3);
+  const __m256i k30 = _mm256_set1_epi8(0x30);
+  // Lane g of the scale vector is group g; activation block g / 2.
+  const __m512i xd_idx = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  const __m256i quarter_idx = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+  const __m256i two = _mm256_set1_epi32(2);
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()};
+  for (int64_t sb = 0; sb < nsb; ++sb, w += 210, xq += 256, xd += 8, corr += 64) {
+    const __m512 xdv = _mm512_permutexvar_ps(xd_idx, _mm512_castps256_ps512(_mm256_loadu_ps(xd)));
+    const __m512 sc = _mm512_mul_ps(
+        _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                          _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192)))),
+                      _mm512_set1_ps(F16Scale(w + 208))),
+        xdv);
+    __m256i idx = quarter_idx;
+    for (int half = 0; half < 2; ++half) {
+      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * half));
+      const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * half + 32));
+      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 128 + 32 * half));
+      // 8-bit shifts via 16-bit ones: the masks drop the bits shifted in from the neighbour.
+      const __m256i q[4] = {
+          _mm256_or_si256(_mm256_and_si256(a, lo4),
+                          _mm256_slli_epi16(_mm256_and_si256(h, three), 4)),
+          _mm256_or_si256(_mm256_and_si256(b, lo4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), three), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), lo4), _mm256_and_si256(h, k30)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), lo4),
+                          _mm256_and_si256(_mm256_srli_epi16(h, 2), k30))};
+      for (int k = 0; k < 4; ++k, idx = _mm256_add_epi32(idx, two)) {
+        const int e = 128 * half + 32 * k;
+        const __m256i s =
+            _mm256_dpbusd_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(corr + e / 4)),
+                                q[k], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + e)));
+        const __m256 scale =
+            _mm512_castps512_ps256(_mm512_permutexvar_ps(_mm512_castsi256_si512(idx), sc));
+        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[k]);
+      }
+    }
+  }
+  const __m256 t = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+  __m128 v = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+  v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+  v = _mm_add_ss(v, _mm_movehdup_ps(v));
+  return _mm_cvtss_f32(v);
+}
+
+// Q4_K, one 64-element chunk (two sub-blocks) per 512-bit vector: its 32 bytes go to both
+// halves, the upper half shifted right by 4, so low nibbles meet x[0..32) and high nibbles
+// x[32..64). Nibbles are unsigned; the mins go through the activation block sums.
+float GemvRowQ4KVnni(const uint8_t* w, int64_t nsb, const int8_t* xq, const float* xd,
+                     const float* xs) {
+  const __m512i lo4 = _mm512_set1_epi8(15);
+  const __m512i chunk_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const __m512i two = _mm512_set1_epi32(2);
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  __m256 macc = _mm256_setzero_ps();
+  for (int64_t sb = 0; sb < nsb; ++sb, w += 144, xq += 256, xd += 8, xs += 8) {
+    // The 12 scale bytes as words, as in GemvRowQK.
+    uint32_t a, bw, c;
+    std::memcpy(&a, w + 4, 4);
+    std::memcpy(&bw, w + 8, 4);
+    std::memcpy(&c, w + 12, 4);
+    const uint64_t sc =
+        (a & 0x3f3f3f3fu) | uint64_t{(c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4)} << 32;
+    const uint64_t m = (bw & 0x3f3f3f3fu) |
+                       uint64_t{((c >> 4) & 0x0f0f0f0fu) | (((bw >> 6) & 0x03030303u) << 4)} << 32;
+    const __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(sc)));
+    const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(m)));
+    macc = _mm256_fmadd_ps(_mm256_mul_ps(mf, _mm256_set1_ps(F16Scale(w + 2))), _mm256_loadu_ps(xs),
+                           macc);
+    const __m512 scale = _mm512_castps256_ps512(
+        _mm256_mul_ps(_mm256_mul_ps(scf, _mm256_set1_ps(F16Scale(w))), _mm256_loadu_ps(xd)));
+    __m512i idx = chunk_idx;
+    for (int ch = 0; ch < 4; ++ch, idx = _mm512_add_epi32(idx, two)) {
+      const __m512i v = _mm512_broadcast_i64x4(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * ch)));
+      const __m512i q = _mm512_and_si512(
+          _mm512_mask_srli_epi16(v, static_cast<__mmask32>(0xFFFF0000u), v, 4), lo4);
+      const __m512i s =
+          _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, _mm512_loadu_si512(xq + 64 * ch));
+      __m512& acc = (ch & 1) ? acc1 : acc0;
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(idx, scale), acc);
+    }
+  }
+  __m128 mv = _mm_add_ps(_mm256_castps256_ps128(macc), _mm256_extractf128_ps(macc, 1));
+  mv = _mm_add_ps(mv, _mm_movehl_ps(mv, mv));
+  mv = _mm_add_ss(mv, _mm_movehdup_ps(mv));
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - _mm_cvtss_f32(mv);
+}
+
+// Q4_0/Q4_1/Q5_0/Q5_1, two blocks per 512-bit vector: 128-bit lanes hold block b's 16
+// bytes, again, then block b+1's twice; the second copy of each shifted right by 4 gives
+// [low nibbles b | high nibbles b | low b+1 | high b+1], which is element order. The fifth
+// bits of Q5 are the 32 bits of qh per block, used directly as a byte mask. Scales (and
+// Q4_1/Q5_1 mins) of 16 blocks come with one gather each, as in GemvRowQ8_0Vnni; the offset
+// (-8 / -16) or min multiplies the activation block sums x.s.
+template <bool kFive, bool kHasMin>
+float GemvRowQ4Q5Vnni(const uint8_t* w, int64_t nb, const int8_t* xq, const float* xd,
+                      const float* xs) {
+  constexpr int kBytes = 18 + (kFive ? 4 : 0) + (kHasMin ? 2 : 0);
+  constexpr int kQh = kHasMin ? 4 : 2;
+  constexpr int kQs = kQh + (kFive ? 4 : 0);
+  const __m512i lo4 = _mm512_set1_epi8(15);
+  const __m512i bit4 = _mm512_set1_epi8(16);
+  const __m512i offsets =
+      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                         _mm512_set1_epi32(kBytes));
+  const __m512i pair_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const __m512i two = _mm512_set1_epi32(2);
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), macc = _mm512_setzero_ps();
+  int64_t b0 = 0;
+  for (; b0 + 16 <= nb; b0 += 16) {
+    const uint8_t* wb = w + b0 * kBytes;
+    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(offsets, wb, 1)));
+    const __m512 sc = _mm512_mul_ps(d, _mm512_loadu_ps(xd + b0));
+    __m512 mins;
+    if constexpr (kHasMin) {
+      mins = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(offsets, wb + 2, 1)));
+    } else {
+      mins = _mm512_mul_ps(d, _mm512_set1_ps(kFive ? -16.0f : -8.0f));
+    }
+    macc = _mm512_fmadd_ps(mins, _mm512_loadu_ps(xs + b0), macc);
+    __m512i idx = pair_idx;
+    for (int p = 0; p < 8; ++p, idx = _mm512_add_epi32(idx, two)) {
+      const uint8_t* blk = wb + 2 * kBytes * p;
+      const __m512i pair = _mm512_castsi256_si512(_mm256_inserti128_si256(
+          _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + kQs))),
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + kBytes + kQs)), 1));
+      const __m512i v = _mm512_shuffle_i64x2(pair, pair, 0x50);  // lanes 0, 0, 1, 1
+      __m512i q = _mm512_and_si512(
+          _mm512_mask_srli_epi16(v, static_cast<__mmask32>(0xFF00FF00u), v, 4), lo4);
+      if constexpr (kFive) {
+        uint32_t h0, h1;
+        std::memcpy(&h0, blk + kQh, 4);
+        std::memcpy(&h1, blk + kBytes + kQh, 4);
+        q = _mm512_mask_add_epi8(q, static_cast<__mmask64>(h0 | uint64_t{h1} << 32), q, bit4);
+      }
+      const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q,
+                                            _mm512_loadu_si512(xq + (b0 + 2 * p) * kQBlock));
+      __m512& acc = (p & 1) ? acc1 : acc0;
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(idx, sc), acc);
+    }
+  }
+  float r = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + _mm512_reduce_add_ps(macc);
+  if (b0 < nb) {
+    r += GemvRowQ4Q5<kFive, kHasMin>(w + b0 * kBytes, nb - b0, xq + b0 * kQBlock, xd + b0, xs + b0);
+  }
+  return r;
+}
+
+#if HWY_COMPILER_CLANG
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif
+
+using GemvRowFn = float (*)(const uint8_t*, int64_t, const int8_t*, const float*, const float*);
+
+GemvRowFn GemvRowFor(GgmlType type) {
+  static_assert(hn::MaxLanes(DG()) == 16, "Q4/Q5/Q6_K kernels take a 16-element piece per vector");
+  switch (type) {
+    case GgmlType::Q8_0:
+      return GemvRowQ8_0;
+    case GgmlType::Q4_0:
+      return GemvRowQ4Q5<false, false>;
+    case GgmlType::Q4_1:
+      return GemvRowQ4Q5<false, true>;
+    case GgmlType::Q5_0:
+      return GemvRowQ4Q5<true, false>;
+    case GgmlType::Q5_1:
+      return GemvRowQ4Q5<true, true>;
+    case GgmlType::Q4_K:
+      return GemvRowQK<false>;
+    case GgmlType::Q5_K:
+      return GemvRowQK<true>;
+    case GgmlType::Q6_K:
+      return GemvRowQ6K;
+    default:
+      return nullptr;
+  }
+}
+#else
+using GemvRowFn = float (*)(const uint8_t*, int64_t, const int8_t*, const float*, const float*);
+GemvRowFn GemvRowFor(GgmlType) {
+  return nullptr;
+}
+#endif  // HWY_TARGET != HWY_SCALAR
+
+void GemvIntRows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t rows_total,
+                 int64_t cols, int64_t r0, int64_t r1, const QuantizedX& x, float* y,
+                 const RowScratch& scratch) {
+  const int64_t blocks = cols / type_info(type).block_elems;
+#if REEL_VNNI
+  if ((type == GgmlType::Q8_0 || type == GgmlType::Q6_K) && cols % 64 == 0) {
+    // The offset sums depend on x only: once per task (cols/4 int32 in the decode buffer).
+    auto* corr = reinterpret_cast<int32_t*>(scratch.wq);
+    const bool q8 = type == GgmlType::Q8_0;
+    VnniOffsetSums(x.q, cols, q8 ? 128 : 32, corr);
+    for (int64_t r = r0; r < r1; ++r) {
+      // Software prefetch slowed this Q8_0 kernel down (1 thread: 8.4 -> 10.0 GB/s without
+      // it, best of 2; the hardware prefetcher keeps up), while Q4_K/Q6_K gain from it.
+      PrefetchRow(w + (r + kPrefetchRows) * row_stride, row_stride,
+                  !q8 && r + kPrefetchRows < rows_total);
+      const uint8_t* row = w + r * row_stride;
+      y[r] = q8 ? GemvRowQ8_0Vnni(row, blocks, x.q, x.d, corr)
+                : GemvRowQ6KVnni(row, blocks, x.q, x.d, corr);
+    }
+    return;
+  }
+  GemvRowFn wide = nullptr;
+  switch (type) {
+    case GgmlType::Q4_0:
+      wide = GemvRowQ4Q5Vnni<false, false>;
+      break;
+    case GgmlType::Q4_1:
+      wide = GemvRowQ4Q5Vnni<false, true>;
+      break;
+    case GgmlType::Q5_0:
+      wide = GemvRowQ4Q5Vnni<true, false>;
+      break;
+    case GgmlType::Q5_1:
+      wide = GemvRowQ4Q5Vnni<true, true>;
+      break;
+    case GgmlType::Q4_K:
+      wide = GemvRowQ4KVnni;
+      break;
+    default:
+      break;
+  }
+  if (wide) {
+    for (int64_t r = r0; r < r1; ++r) {
+      PrefetchRow(w + (r + kPrefetchRows) * row_stride, row_stride, r + kPrefetchRows < rows_total);
+      y[r] = wide(w + r * row_stride, blocks, x.q, x.d, x.s);
+    }
+    return;
+  }
+#else
+  (void)scratch;
+#endif
+  const GemvRowFn fn = GemvRowFor(type);
+  for (int64_t r = r0; r < r1; ++r) {
+    PrefetchRow(w + (r + kPrefetchRows) * row_stride, row_stride, r + kPrefetchRows < rows_total);
+    y[r] = fn(w + r * row_stride, blocks, x.q, x.d, x.s);
+  }
+}
+
 void MatmulIntRows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t rows_total,
-                   int64_t cols, int64_t r0, int64_t r1, const QuantizedX& x, int64_t nx, float* y, int64_t ldy,
-                   const RowScratch& s) {
+                   int64_t cols, int64_t r0, int64_t r1, const QuantizedX& x, int64_t nx, float* y,
+                   int64_t ldy, const RowScratch& s) {
+  if (nx == 1 && GemvRowFor(type)) {
+    return GemvIntRows(type, w, row_stride, rows_total, cols, r0, r1, x, y, s);
+  }
   const int64_t nb = cols / kQBlock;
   const bool has_min = type == GgmlType::Q4_1 || type == GgmlType::Q5_1 ||
                        type == GgmlType::Q4_K || type == GgmlType::Q5_K;

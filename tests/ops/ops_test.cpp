@@ -1,4 +1,9 @@
 // Tests of the ops layer: every kernel against a plain scalar (often double) implementation.
+// reel_ops also builds Highway's AVX3_DL target; ask for it here too, so that
+// SupportedAndGeneratedTargets() lists it.
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL
+#endif
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,6 +17,7 @@
 
 #include "common/error.h"
 #include "gguf/types.h"
+#include "hwy/targets.h"
 #include "ops/ops.h"
 #include "ops/roofline.h"
 #include "ops/thread_pool.h"
@@ -217,6 +223,79 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulTypes,
 TEST(Matmul, ManyActivationRowsSpanSeveralChunks) {
   // 2048 cols => 256 int8 rows / 64 f32 rows per chunk; 300 rows cross chunk boundaries.
   for (GgmlType t : {GgmlType::Q8_0, GgmlType::F16, GgmlType::Q4_K}) check_matmul({t, 5, 2048}, 300, 2);
+}
+
+// Decode (one activation row) has its own fused kernels per type, with a VNNI variant on
+// AVX3_DL and a widening one elsewhere: run them on every target this CPU can execute, so the
+// AVX2/SSE4 code is checked on an AVX-512 machine too. Odd row counts leave partial 16-row
+// tasks; odd block counts leave the tails of the two-accumulator loops.
+// Keeps the shared generator's state across a test, so adding tests here does not change the
+// inputs that the tests after it draw (Attention.MatchesNaive is sensitive to them).
+class RngRestore {
+ public:
+  RngRestore() : saved_(rng()) {}
+  ~RngRestore() { rng() = saved_; }
+
+ private:
+  std::mt19937 saved_;
+};
+
+TEST(Matmul, GemvEveryTarget) {
+  RngRestore keep_rng;
+  const GgmlType types[] = {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0,
+                            GgmlType::Q5_1, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+  const std::vector<int64_t> targets = hwy::SupportedAndGeneratedTargets();
+  ASSERT_FALSE(targets.empty());
+  for (int64_t target : targets) {
+    SCOPED_TRACE(hwy::TargetName(target));
+    hwy::SetSupportedTargetsForTest(target);
+    for (GgmlType t : types) {
+      const int64_t be = type_info(t).block_elems;  // 32 or 256
+      check_matmul({t, 37, be * (be == 32 ? 7 : 3)}, 1, 2);
+      check_matmul({t, 3, be}, 1, 1);
+      check_matmul({t, 19, be * 2}, 1, 3);
+      check_matmul({t, 21, be * 2}, 2, 2);  // and the decode-to-L1 path, for comparison
+      // The 32-element types go 16 blocks at a time on AVX3_DL: 37 blocks = 2 groups + tail.
+      if (be == 32) check_matmul({t, 9, 32 * 37}, 1, 2);
+    }
+    // Q8_0 on AVX3_DL needs cols % 64 == 0 as well: whole groups only, groups plus a tail of
+    // 6 blocks, and an odd block count (the portable kernel).
+    check_matmul({GgmlType::Q8_0, 5, 512}, 1, 1);
+    check_matmul({GgmlType::Q8_0, 23, 1216}, 1, 2);
+    check_matmul({GgmlType::Q8_0, 7, 1184}, 1, 2);
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+// Extreme quants against extreme activations: Q8_0 weights of -128 (|w| = 128 no longer fits
+// an int8, which the unsigned x signed VNNI product must handle) and +127, activations that
+// quantize to +-127, in an int32 sum that must not saturate.
+TEST(Matmul, GemvExtremeQ8_0) {
+  const int64_t rows = 5, cols = 1216;  // 38 blocks: two groups of 16 and a tail
+  const size_t rb = row_bytes(GgmlType::Q8_0, cols);
+  std::vector<uint8_t> w(rb * rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t b = 0; b < cols / 32; ++b) {
+      uint8_t* blk = w.data() + r * rb + b * 34;
+      put_f16(blk, 0.01f);
+      for (int j = 0; j < 32; ++j)
+        blk[2 + j] = static_cast<uint8_t>((r + j) % 3 == 0 ? 0x80 : 0x7f);
+    }
+  }
+  std::vector<float> x(cols);
+  for (int64_t k = 0; k < cols; ++k) x[k] = (k % 5 == 0) ? -1.0f : 1.0f;
+  const Matrix m{GgmlType::Q8_0, w.data(), rows, cols, rb};
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    SCOPED_TRACE(hwy::TargetName(target));
+    hwy::SetSupportedTargetsForTest(target);
+    std::vector<float> y(rows), ref(rows);
+    Context ctx(1);
+    ctx.reserve(1, cols);
+    matmul(m, x.data(), 1, y.data(), ctx);
+    matmul_ref(m, x.data(), 1, ref.data());
+    for (int64_t r = 0; r < rows; ++r) EXPECT_NEAR(y[r], ref[r], 1e-3 * std::fabs(ref[r]) + 1e-4);
+  }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 TEST(Matmul, ThrowsWhenNotReserved) {

@@ -89,6 +89,14 @@ EncodedImage Engine::encode_image(const std::string& path) {
   return reel::encode_image(*vision_, path, image_opts_, *ctx_);
 }
 
+EncodedVideo Engine::encode_video(const std::string& path, const VideoOptions& opts,
+                                  int64_t token_budget, const ProgressFn& progress) {
+  if (!vision_) throw Error(path + ": videos need a vision model; pass --mmproj MMPROJ.gguf");
+  const VisionConfig& v = vision_->config();
+  const VideoPlan plan = plan_video(path, opts, v.patch_size, v.spatial_merge, token_budget);
+  return reel::encode_video(*vision_, plan, *ctx_, progress);
+}
+
 VisualBlock block_of(const EncodedImage& img) {
   VisualBlock b;
   b.hm = img.grid_h / 2;
@@ -166,42 +174,62 @@ GenerationStats ChatSession::ask(const std::string& user_text, int max_tokens,
 namespace {
 
 constexpr std::string_view kImageMarker = "<|vision_start|><|image_pad|><|vision_end|>";
+constexpr std::string_view kVideoMarker = "<|vision_start|><|video_pad|><|vision_end|>";
 
-// Expands each image marker to as many <|image_pad|> tokens as the image has visual tokens.
-std::string expand_image_markers(const std::string& content, std::span<const EncodedImage> images) {
+}  // namespace
+
+std::string expand_markers(const std::string& content, std::span<const EncodedImage> images,
+                           std::span<const EncodedVideo> videos, std::vector<VisualBlock>& blocks) {
   std::string out;
-  size_t at = 0, used = 0;
-  for (size_t hit; (hit = content.find(kImageMarker, at)) != std::string::npos;
-       at = hit + kImageMarker.size()) {
-    if (used == images.size()) throw Error("the prompt has more image markers than images");
+  size_t at = 0, n_img = 0, n_vid = 0;
+  while (true) {
+    const size_t hi = content.find(kImageMarker, at), hv = content.find(kVideoMarker, at);
+    const size_t hit = std::min(hi, hv);
+    if (hit == std::string::npos) break;
     out.append(content, at, hit - at);
-    out += "<|vision_start|>";
-    for (int i = 0; i < images[used].n_tokens(); ++i) out += "<|image_pad|>";
-    out += "<|vision_end|>";
-    ++used;
+    if (hit == hi) {
+      if (n_img == images.size()) throw Error("the prompt has more image markers than images");
+      const EncodedImage& img = images[n_img++];
+      out += "<|vision_start|>";
+      for (int i = 0; i < img.n_tokens(); ++i) out += "<|image_pad|>";
+      out += "<|vision_end|>";
+      blocks.push_back(block_of(img));
+    } else {
+      if (n_vid == videos.size()) throw Error("the prompt has more video markers than videos");
+      const EncodedVideo& v = videos[n_vid++];
+      out += v.prompt_text();
+      for (const VisualBlock& b : v.blocks()) blocks.push_back(b);
+    }
+    at = hit + kImageMarker.size();  // both markers have the same length
   }
-  if (used != images.size()) throw Error("the prompt has fewer image markers than images");
+  if (n_img != images.size()) throw Error("the prompt has fewer image markers than images");
+  if (n_vid != videos.size()) throw Error("the prompt has fewer video markers than videos");
   out.append(content, at);
   return out;
 }
 
-}  // namespace
-
 GenerationStats ChatSession::ask(const std::string& user_content,
                                  std::span<const EncodedImage> images, int max_tokens,
                                  const TextSink& sink) {
+  return ask(user_content, images, {}, max_tokens, sink);
+}
+
+GenerationStats ChatSession::ask(const std::string& user_content,
+                                 std::span<const EncodedImage> images,
+                                 std::span<const EncodedVideo> videos, int max_tokens,
+                                 const TextSink& sink) {
+  std::vector<VisualBlock> blocks;
+  const std::string content = expand_markers(user_content, images, videos, blocks);
   std::string text;
   if (answer_open_) text += "<|im_end|>\n";
   if (state_.n_past() == 0 && !system_prompt_.empty()) text += render_turn("system", system_prompt_);
-  text += render_turn("user", expand_image_markers(user_content, images)) + kAssistantPrompt;
+  text += render_turn("user", content) + kAssistantPrompt;
   const std::vector<TokenId> ids = engine_.tokenizer().encode(text, true);
   const int room = state_.n_ctx() - state_.n_past();
   if (static_cast<int>(ids.size()) + 1 > room)
     throw Error("the prompt needs " + std::to_string(ids.size()) + " tokens but the context has " +
                 std::to_string(room) + " left of " + std::to_string(state_.n_ctx()) +
                 "; raise -c or use <clear>");
-  std::vector<VisualBlock> blocks;
-  for (const EncodedImage& img : images) blocks.push_back(block_of(img));
 
   const auto t0 = Clock::now();
   eval(ids, blocks);

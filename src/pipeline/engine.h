@@ -18,6 +18,7 @@
 #include "pipeline/chat_template.h"
 #include "pipeline/image_encoder.h"
 #include "pipeline/prompt_layout.h"
+#include "pipeline/video_encoder.h"
 #include "pipeline/sampler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -34,6 +35,12 @@ struct EngineOptions {
 // The prompt block of an encoded image.
 VisualBlock block_of(const EncodedImage& img);
 
+// Expands the chat template's media markers, in order, into the pad tokens (and, for videos,
+// the timestamps) of the encoded media, appending their visual blocks in prompt order.
+// Throws reel::Error when markers and media do not pair up.
+std::string expand_markers(const std::string& content, std::span<const EncodedImage> images,
+                           std::span<const EncodedVideo> videos, std::vector<VisualBlock>& blocks);
+
 class Engine {
  public:
   static std::unique_ptr<Engine> load(const EngineOptions& opts);
@@ -45,6 +52,9 @@ class Engine {
   void set_image_options(const ImageOptions& o) { image_opts_ = o; }
   // Decodes, resizes and encodes one image (throws reel::Error naming the file).
   EncodedImage encode_image(const std::string& path);
+  // Plans and encodes a video; token_budget as plan_video's.
+  EncodedVideo encode_video(const std::string& path, const VideoOptions& opts,
+                            int64_t token_budget, const ProgressFn& progress = nullptr);
   const Tokenizer& tokenizer() const { return *tok_; }
   const gguf::File& file() const { return *file_; }
   ops::Context& ctx() { return *ctx_; }
@@ -92,6 +102,10 @@ class ChatSession {
   // <|vision_start|><|image_pad|><|vision_end|> marker per image (expanded here), in order.
   GenerationStats ask(const std::string& user_content, std::span<const EncodedImage> images,
                       int max_tokens, const TextSink& sink);
+  // Images and videos: one template marker per item, each kind in order.
+  GenerationStats ask(const std::string& user_content, std::span<const EncodedImage> images,
+                      std::span<const EncodedVideo> videos, int max_tokens, const TextSink& sink);
+  int n_ctx() const { return state_.n_ctx(); }
   // Forgets the dialogue (keeps the system prompt).
   void clear();
   int n_past() const { return state_.n_past(); }

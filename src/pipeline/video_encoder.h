@@ -1,0 +1,81 @@
+// Videos into vision tokens. A plan (which frames, what size, how many tokens) is made from
+// the file's metadata alone, so `reel frames` needs no model; encoding then decodes the
+// planned frames on one thread while the vision encoder works through the temporal groups
+// already decoded on the others.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "media/sampling.h"
+#include "media/video.h"
+#include "model/qwen3vl_vision.h"
+#include "ops/ops.h"
+#include "pipeline/image_encoder.h"
+#include "pipeline/prompt_layout.h"
+
+namespace reel {
+
+struct VideoOptions {
+  // Sampling: transformers' policy (fps frames per second, clamped to [min, max]) unless
+  // n_frames > 0, the original app's N evenly spaced frames.
+  double fps = 2.0;
+  int min_frames = 4;
+  int max_frames = 768;
+  int n_frames = 0;
+  media::VideoBudget budget = media::kQwen3VLVideoBudget;  // the reference's clip-level pixels
+  int64_t max_tokens = 0;     // visual token budget for the video (0: only the context's)
+  bool as_images = false;     // the original app's way: every frame a separate image
+  ImageOptions image;         // per-frame sizing when as_images
+  bool display_corrections = true;  // rotation metadata and non-square pixels
+};
+
+// What will be encoded; no model needed.
+struct VideoPlan {
+  std::string path;
+  media::VideoInfo info;
+  std::vector<int64_t> indices;    // sampled frames, ascending
+  std::vector<int64_t> frames;     // frame of each temporal slot (odd counts repeat the last)
+  std::vector<double> group_times; // seconds, one per temporal group, as the reference computes
+  bool as_images = false;
+  bool display_corrections = true;
+  int resized_w = 0, resized_h = 0;
+  int grid_h = 0, grid_w = 0;      // patches per frame
+  int n_groups = 0;                // temporal groups (as_images: frames)
+  int tokens_per_group() const { return grid_h * grid_w / 4; }
+  int n_tokens() const { return n_groups * tokens_per_group(); }
+  std::vector<std::string> notes;  // what a budget made Reel choose, in words
+};
+
+// token_budget: the most visual tokens the video may take (<= 0: no limit). A video that
+// would exceed it is sampled down (smaller frames first, then fewer frames), never refused.
+VideoPlan plan_video(const std::string& path, const VideoOptions& opts, int patch_size,
+                     int merge_size, int64_t token_budget);
+
+struct EncodedVideo {
+  VideoPlan plan;
+  int out_dim = 0, n_deepstack = 0;
+  std::vector<float> main;       // [n_tokens][D]
+  std::vector<float> deepstack;  // [n_deepstack][n_tokens][D]
+  double decode_ms = 0;          // decoding + resizing (overlapped with encoding)
+  double encode_ms = 0;          // vision encoder
+  double wall_ms = 0;
+
+  // The text that replaces the chat template's video marker
+  // (<|vision_start|><|video_pad|><|vision_end|>): as transformers expands it, each temporal
+  // group "<t.t seconds><|vision_start|>" + pads + "<|vision_end|>" inside the marker's own
+  // vision_start/vision_end. As images: one image marker per frame.
+  std::string prompt_text() const;
+  std::vector<VisualBlock> blocks() const;
+};
+
+using ProgressFn = std::function<void(int done, int total)>;
+EncodedVideo encode_video(const Qwen3VLVision& vision, const VideoPlan& plan, ops::Context& ctx,
+                          const ProgressFn& progress = nullptr);
+
+// "<1.3 seconds>": the reference's text for a group time (printf %.1f of the double).
+std::string timestamp_text(double seconds);
+
+}  // namespace reel

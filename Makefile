@@ -3,6 +3,8 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 DEMO_MODEL ?= $(BUILD)/fixtures/models/tiny-a-q8_0.gguf
+DEMO_MMPROJ ?= $(BUILD)/fixtures/models/tiny-a-mmproj-f16.gguf
+DEMO_VIDEO ?= assets/demo-4s-320x180.mp4
 
 .PHONY: all deps build demo test sanitize fuzz bench clean
 
@@ -16,10 +18,14 @@ build: deps
 	cmake --build $(BUILD) -j $(JOBS)
 
 demo: build
-	@echo "== Reel demo: a tiny bundled Qwen3-VL-shaped model with RANDOM weights, so its words"
-	@echo "== are nonsense; the pipeline (GGUF, tokenizer, decoder, sampler) is the real one."
-	@echo "== With the official files: ./$(BUILD)/reel -m Qwen3VL-2B-Instruct-Q4_K_M.gguf -p '...'"
-	./$(BUILD)/reel -m $(DEMO_MODEL) -p "Describe a sunny day at the beach." -n 32 --verbose
+	@echo "== Reel demo: describe a short video with a tiny bundled Qwen3-VL-shaped model whose"
+	@echo "== weights are RANDOM, so its words are nonsense. Everything else is the real pipeline:"
+	@echo "== video decoding, frame sampling, the vision encoder, the text decoder and sampling."
+	@echo "== With the official files (see README):"
+	@echo "==   ./$(BUILD)/reel -m Qwen3VL-2B-Instruct-Q4_K_M.gguf --mmproj mmproj-Qwen3VL-2B-Instruct-F16.gguf \\"
+	@echo "==       --video $(DEMO_VIDEO) -p 'Describe this video.'"
+	./$(BUILD)/reel -m $(DEMO_MODEL) --mmproj $(DEMO_MMPROJ) --video $(DEMO_VIDEO) \
+	    -p "Describe this video." -n 32 --verbose
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

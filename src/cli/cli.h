@@ -1,0 +1,47 @@
+// Shared pieces of the `reel` frontend: argument structs, flag groups and the commands.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+#include "pipeline/bench.h"
+#include "pipeline/engine.h"
+
+namespace reel::cli {
+
+struct ChatArgs {
+  EngineOptions engine;
+  SamplingParams sampling;
+  std::vector<std::string> images;
+  std::string video;
+  ImageOptions image;
+  VideoOptions video_opts;
+  std::string prompt, prompt_file, system, stats;
+  int n_predict = -1;
+  bool verbose = false;
+  bool legacy = false;  // started with the original app's positional command line
+};
+
+void add_engine_flags(CLI::App& app, EngineOptions& e, bool model_required = true);
+void add_sampling_flags(CLI::App& app, SamplingParams& s);
+void add_image_flags(CLI::App& app, ImageOptions& o);
+void add_video_flags(CLI::App& app, VideoOptions& o);
+
+std::string read_file(const std::string& path);
+
+int run_chat(ChatArgs& a);
+int run_tokenize(const std::string& model, const std::string& file);
+int run_logits(EngineOptions opts, const std::string& file, const std::string& out_path);
+int run_encode(const std::string& mmproj, const std::vector<std::string>& paths,
+               const std::string& out_path, int n_threads, const ImageOptions& opts);
+int run_bench(const EngineOptions& opts, const BenchOptions& b,
+              const std::vector<std::string>& image_sizes, const ImageOptions& image);
+int run_frames(const std::string& path, const VideoOptions& opts, int64_t max_tokens, int n_ctx);
+
+// The original app's command line, `reel VISION_MODEL TEXT_MODEL VIDEO [FRAMES]` or
+// `reel VISION_MODEL TEXT_MODEL IMG1 IMG2 ...`, rewritten into Reel's flags (any flags after
+// the positional arguments are kept). Returns false when argv is not in that form.
+bool rewrite_legacy(const std::vector<std::string>& argv, std::vector<std::string>& out);
+
+}  // namespace reel::cli

@@ -1,0 +1,190 @@
+// The tools: tokenize, logits, encode, bench and frames.
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <thread>
+
+#include "cli/cli.h"
+#include "common/error.h"
+#include "media/video.h"
+
+namespace reel::cli {
+namespace {
+
+int default_threads(int n) { return n > 0 ? n : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+
+// Parses "WxH".
+std::pair<int, int> parse_size(const std::string& s) {
+  int w = 0, h = 0;
+  char x = 0, extra = 0;
+  if (std::sscanf(s.c_str(), "%d%c%d%c", &w, &x, &h, &extra) != 3 || (x != 'x' && x != 'X') ||
+      w < 1 || h < 1 || w > 16384 || h > 16384)
+    throw Error("--image-size '" + s + "' is not WIDTHxHEIGHT (1 to 16384 each)");
+  return {w, h};
+}
+
+int run_vision_bench_cmd(const std::string& mmproj, const std::vector<std::string>& sizes,
+                         int n_threads, const BenchOptions& b, const ImageOptions& image) {
+  auto file = gguf::File::open(mmproj);
+  auto vision = Qwen3VLVision::load(*file);
+  ops::Context ctx(default_threads(n_threads));
+  const VisionConfig& v = vision->config();
+  std::printf("vision: %s (%d blocks, width %d), %d threads\n", mmproj.c_str(), v.n_layer,
+              v.n_embd, ctx.n_threads());
+  for (const std::string& s : sizes) {
+    const auto [w, h] = parse_size(s);
+    const VisionBenchResult r = run_vision_bench(*vision, w, h, image, b.repetitions, ctx);
+    std::printf("image %dx%d -> %dx%d, %d tokens: encode %.0f ms, %.1f GFLOP -> %.1f GFLOP/s = "
+                "%.1f%% of the measured FMA peak (%.1f GFLOP/s, this run)\n",
+                r.width, r.height, r.resized_w, r.resized_h, r.n_tokens, r.encode_ms, r.gflop,
+                r.gflops(), 100.0 * r.peak_fraction(), r.fma_peak_gflops);
+  }
+  return 0;
+}
+
+int run_text_bench(EngineOptions opts, const BenchOptions& b) {
+  opts.n_ctx = b.n_prompt + b.n_decode + 1;
+  auto engine = Engine::load(opts);
+  const TextConfig& c = engine->model().config();
+  std::printf("model: %s (%d layers, hidden %d), %d threads\n", opts.model_path.c_str(),
+              c.n_layer, c.n_embd, engine->options().n_threads);
+  const BenchResult r = reel::run_bench(*engine, b);
+  std::printf("prefill: %.2f tokens/s (%d-token prompt)\n", r.prefill_tps, b.n_prompt);
+  std::printf("decode:  %.2f tokens/s (%d tokens)\n", r.decode_tps, b.n_decode);
+  std::printf("memory bandwidth (measured, this run): %.2f GB/s\n", r.bandwidth_gbs);
+  std::printf("weights read per token: %.1f MB -> roofline %.2f tokens/s\n",
+              r.weight_bytes_per_token / 1e6, r.roofline_tps());
+  std::printf("decode at %.1f%% of the bandwidth roofline\n", 100.0 * r.roofline_fraction());
+  return 0;
+}
+
+}  // namespace
+
+int run_tokenize(const std::string& model, const std::string& file) {
+  const std::string text = read_file(file);
+  auto gguf = gguf::File::open(model);
+  auto tok = Tokenizer::from_gguf(*gguf);
+  const auto ids = tok->encode(text, true);
+  std::string out;
+  for (size_t i = 0; i < ids.size(); ++i) out += (i ? " " : "") + std::to_string(ids[i]);
+  std::printf("%s\n", out.c_str());
+  return 0;
+}
+
+int run_logits(EngineOptions opts, const std::string& file, const std::string& out_path) {
+  const std::string text = read_file(file);
+  auto engine = Engine::load(opts);
+  const auto ids = engine->tokenizer().encode(text, true);
+  std::FILE* out = std::fopen(out_path.c_str(), "wb");
+  if (!out) throw Error(out_path + ": cannot create the file");
+  const size_t n_vocab = engine->model().config().n_vocab;
+  try {
+    compute_all_logits(*engine, ids, [&](const float* rows, int n) {
+      if (std::fwrite(rows, sizeof(float) * n_vocab, n, out) != size_t(n))
+        throw Error(out_path + ": write error");
+    });
+  } catch (...) {
+    std::fclose(out);
+    throw;
+  }
+  if (std::fclose(out) != 0) throw Error(out_path + ": write error");
+  std::fprintf(stderr, "reel: wrote %zu x %zu logits to %s\n", ids.size(), n_vocab,
+               out_path.c_str());
+  return 0;
+}
+
+// `reel encode`: the vision tokens of images, as float32 [n_tokens][(1 + n_deepstack) * D]
+// (main output, then each DeepStack feature, per token), the layout RKLLM-style runtimes take.
+int run_encode(const std::string& mmproj, const std::vector<std::string>& paths,
+               const std::string& out_path, int n_threads, const ImageOptions& opts) {
+  auto file = gguf::File::open(mmproj);
+  auto vision = Qwen3VLVision::load(*file);
+  ops::Context ctx(default_threads(n_threads));
+  std::FILE* out = std::fopen(out_path.c_str(), "wb");
+  if (!out) throw Error(out_path + ": cannot create the file");
+  try {
+    for (const std::string& p : paths) {
+      const EncodedImage e = encode_image(*vision, p, opts, ctx);
+      const int D = vision->config().out_dim;
+      const int n_ds = static_cast<int>(vision->config().deepstack_layers.size());
+      std::vector<float> row(size_t(1 + n_ds) * D);
+      for (int t = 0; t < e.n_tokens(); ++t) {
+        std::copy_n(e.main.data() + size_t(t) * D, D, row.data());
+        for (int l = 0; l < n_ds; ++l)
+          std::copy_n(e.deepstack.data() + (size_t(l) * e.n_tokens() + t) * D, D,
+                      row.data() + size_t(1 + l) * D);
+        if (std::fwrite(row.data(), sizeof(float), row.size(), out) != row.size())
+          throw Error(out_path + ": write error");
+      }
+      std::printf("%s: %dx%d -> %dx%d, grid %dx%d patches, %d tokens of %d floats "
+                  "(decode+resize %.0f ms, encode %.0f ms)\n",
+                  p.c_str(), e.width, e.height, e.resized_w, e.resized_h, e.grid_w, e.grid_h,
+                  e.n_tokens(), (1 + n_ds) * D, e.decode_ms, e.encode_ms);
+    }
+  } catch (...) {
+    std::fclose(out);
+    throw;
+  }
+  if (std::fclose(out) != 0) throw Error(out_path + ": write error");
+  return 0;
+}
+
+int run_bench(const EngineOptions& opts, const BenchOptions& b,
+              const std::vector<std::string>& image_sizes, const ImageOptions& image) {
+  if (opts.model_path.empty() && opts.mmproj_path.empty())
+    throw Error("bench needs -m MODEL.gguf and/or --mmproj MMPROJ.gguf");
+  if (!opts.model_path.empty()) {
+    EngineOptions text = opts;
+    text.mmproj_path.clear();
+    run_text_bench(text, b);
+  }
+  if (!opts.mmproj_path.empty())
+    run_vision_bench_cmd(opts.mmproj_path, image_sizes, opts.n_threads, b, image);
+  return 0;
+}
+
+// `reel frames`: the plan for a video, as JSON, without loading a model (Qwen3-VL's patch 16
+// and merge 2).
+int run_frames(const std::string& path, const VideoOptions& opts, int64_t max_tokens, int n_ctx) {
+  int64_t budget = max_tokens;
+  if (n_ctx > 0) {
+    const int64_t room = n_ctx - 512;  // leave room for the question and an answer
+    if (room < 1) throw Error("-c " + std::to_string(n_ctx) + " leaves no room for a video");
+    budget = budget > 0 ? std::min(budget, room) : room;
+  }
+  const VideoPlan p = plan_video(path, opts, 16, 2, budget);
+  nlohmann::ordered_json j;
+  j["path"] = path;
+  j["video"] = {{"width", p.info.width},       {"height", p.info.height},
+                {"coded_width", p.info.coded_width}, {"coded_height", p.info.coded_height},
+                {"rotation", p.info.rotation}, {"sar", std::to_string(p.info.sar_num) + ":" + std::to_string(p.info.sar_den)},
+                {"fps", p.info.fps},           {"frames", p.info.n_frames},
+                {"duration_s", p.info.duration_s}, {"codec", p.info.codec},
+                {"container", p.info.container}, {"has_audio", p.info.has_audio}};
+  j["mode"] = p.as_images ? "images" : "native";
+  char sampling[64];
+  if (opts.n_frames > 0)
+    std::snprintf(sampling, sizeof sampling, "%d evenly spaced frames", opts.n_frames);
+  else
+    std::snprintf(sampling, sizeof sampling, "%g frames per second", opts.fps);
+  j["sampling"] = sampling;
+  j["indices"] = p.indices;
+  std::vector<double> times;
+  for (int64_t i : p.indices) times.push_back(double(i) / p.info.fps);
+  j["timestamps_s"] = times;
+  j["group_frames"] = p.frames;
+  std::vector<std::string> texts;
+  for (double t : p.group_times) texts.push_back(timestamp_text(t));
+  j["group_timestamps"] = texts;
+  j["resize"] = {{"width", p.resized_w}, {"height", p.resized_h}};
+  j["grid"] = {{"t", p.n_groups}, {"h", p.grid_h}, {"w", p.grid_w}};
+  j["tokens_per_group"] = p.tokens_per_group();
+  j["tokens"] = p.n_tokens();
+  if (budget > 0) j["token_budget"] = budget;
+  j["notes"] = p.notes;
+  std::printf("%s\n", j.dump(2).c_str());
+  return 0;
+}
+
+}  // namespace reel::cli

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -222,7 +223,7 @@ TEST_F(Cli, ImageOneShotReportsImageStats) {
   const Result r = reel("-m " + kModelF32 + " --mmproj " + kMmproj + " --image " + kImage +
                         " --image " + kImage2 + " -p 'Describe the images.' -n 4 --temp 0 --stats json");
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.err.find("\"images\": 2, \"image_tokens\": 141"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("\"images\": 2, \"frames\": 0, \"visual_tokens\": 141"), std::string::npos) << r.err;
 }
 
 TEST_F(Cli, ImageChatBringsImagesInWhereTheTurnSaysImage) {
@@ -238,7 +239,7 @@ TEST_F(Cli, ImageChatBringsImagesInWhereTheTurnSaysImage) {
     if (l.rfind("{", 0) == 0) lines.push_back(l);
   ASSERT_EQ(lines.size(), 4u) << r.err;
   EXPECT_NE(lines[0].find("\"images\": 0"), std::string::npos);
-  EXPECT_NE(lines[1].find("\"images\": 1, \"image_tokens\": 77"), std::string::npos);
+  EXPECT_NE(lines[1].find("\"images\": 1, \"frames\": 0, \"visual_tokens\": 77"), std::string::npos);
   EXPECT_NE(lines[2].find("\"images\": 0"), std::string::npos);
   EXPECT_NE(lines[3].find("\"images\": 1"), std::string::npos);
 }
@@ -298,6 +299,89 @@ TEST_F(Cli, AbsurdImageBudgetsAreRefused) {
   const std::string base = "-m " + kModelF32 + " --mmproj " + kMmproj + " --image " + kImage + " -p hi ";
   EXPECT_NE(reel(base + "--image-max-tokens 0").code, 0);
   EXPECT_NE(reel(base + "--image-min-tokens -3").code, 0);
+}
+
+const std::string kVideo = REEL_FIXTURE_SRC "/video/lossless-112x72.mkv";  // 30 frames, 10 fps
+const std::string kClip = REEL_SHARED_DIR "/data/media/clip-10s-720x358-h264.mp4";
+const std::string kMmprojF16 = REEL_FIXTURE_DIR "/models/tiny-a-mmproj-f16.gguf";
+
+nlohmann::json frames_json(const Result& r) { return nlohmann::json::parse(r.out); }
+
+TEST_F(Cli, FramesPrintsTheReferencePlanWithoutAModel) {
+  const Result r = reel("frames " + kVideo);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = frames_json(r);
+  EXPECT_EQ(j["indices"], nlohmann::json::parse("[0, 6, 12, 17, 23, 29]"));
+  EXPECT_EQ(j["group_timestamps"], nlohmann::json::parse(R"(["<0.3 seconds>", "<1.4 seconds>", "<2.6 seconds>"])"));
+  EXPECT_EQ(j["tokens"], 24);
+}
+
+TEST_F(Cli, FramesEvenlyAndWithinAContext) {
+  auto j = frames_json(reel("frames " + kClip + " --frames 8"));
+  EXPECT_EQ(j["indices"].size(), 8u);
+  EXPECT_EQ(j["video"]["frames"], 240);
+  EXPECT_EQ(j["video"]["width"], 854);  // 720 wide at SAR 427:360
+  j = frames_json(reel("frames " + kClip + " -c 1024"));
+  EXPECT_LE(j["tokens"].get<int>(), 1024 - 512);
+  EXPECT_FALSE(j["notes"].empty());
+}
+
+TEST_F(Cli, LegacyVideoCommandLineChats) {
+  const Result r = reel(kMmprojF16 + " " + kModel + " " + kVideo + " 4 -n 3 --temp 0",
+                        "<image> What happens?\nAnd then?\n<exit>\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("cold"), std::string::npos) << r.err;  // the original app's load table
+  EXPECT_NE(r.err.find("4 frame(s)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("ms/frame"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, LegacyImagesCommandLine) {
+  const Result r = reel(kMmprojF16 + " " + kModel + " " + kImage + " " + kImage2 + " -n 2 --temp 0",
+                        "<image> Compare them.\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("2 image(s)"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, VideoOneShotNativeAndAsImages) {
+  const std::string base = "-m " + kModel + " --mmproj " + kMmprojF16 + " --video " + kVideo +
+                           " -p 'Describe.' -n 2 --temp 0 --stats json";
+  Result r = reel(base);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("\"frames\": 6, \"visual_tokens\": 24"), std::string::npos) << r.err;
+  r = reel(base + " --video-as-images --frames 3");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("\"frames\": 3"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, VideoLongerThanTheBudgetIsSampledDown) {
+  const Result r = reel("-m " + kModel + " --mmproj " + kMmprojF16 + " --video " + kClip +
+                        " -p 'Describe.' -n 2 --temp 0 -c 1024 --stats json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("over the budget"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, BadVideosGiveOneLine) {
+  const std::string base = "-m " + kModel + " --mmproj " + kMmprojF16 + " -p hi -n 1 --video ";
+  expect_clean_error(reel(base + "/nonexistent/v.mp4"), "/nonexistent/v.mp4");
+  const auto text = file("notes.mp4", "this is not a video");
+  expect_clean_error(reel(base + text.string()), text.string());
+  const std::string clip = slurp(kClip);
+  for (size_t len : {size_t(100), size_t(5000), clip.size() / 3}) {
+    const auto cut = file("cut.mp4", clip.substr(0, len));
+    const Result r = reel(base + cut.string());
+    EXPECT_LT(r.code, 124) << "crash or hang at " << len << ": " << r.err;
+    if (r.code != 0) expect_clean_error(r, cut.string());
+  }
+  expect_clean_error(reel("frames /nonexistent/v.mp4"), "/nonexistent/v.mp4");
+  const auto audio = dir_ / "tone.m4a";
+  ASSERT_EQ(std::system(("ffmpeg -loglevel error -f lavfi -i sine=duration=1 " + audio.string()).c_str()), 0);
+  expect_clean_error(reel("frames " + audio.string()), audio.string());
+}
+
+TEST_F(Cli, LegacyFramesMustBeAPositiveNumber) {
+  for (const char* frames : {"0", "-3", "eight", "1e9", "99999999999"})
+    expect_clean_error(reel(kMmprojF16 + " " + kModel + " " + kVideo + " " + frames, "<exit>\n"),
+                       "FRAMES");
 }
 
 }  // namespace

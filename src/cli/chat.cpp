@@ -3,7 +3,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
+#include <functional>
+#include <utility>
 #include <iostream>
 #include <optional>
 
@@ -30,6 +33,8 @@ double peak_rss_mib() {
 struct MediaStats {
   int n_images = 0, n_frames = 0, n_tokens = 0;
   double decode_ms = 0, encode_ms = 0;
+  double media_wall_ms = 0;      // decoding and encoding, overlapped, as the user waits
+  double first_token_ms = 0;     // from the turn's start to the first streamed text
 };
 
 // A progress bar on a terminal, nothing otherwise.
@@ -178,10 +183,11 @@ void print_stats(const ChatArgs& a, const Engine& engine, const GenerationStats&
                  "\"image_tokens\": %d, \"media_decode_ms\": %.1f, \"vision_encode_ms\": %.1f, "
                  "\"vision_ms_per_frame\": %.1f, \"prompt_tokens\": %d, \"prefill_ms\": %.1f, "
                  "\"prefill_tps\": %.2f, \"generated_tokens\": %d, \"decode_ms\": %.1f, "
-                 "\"decode_tps\": %.2f, \"peak_rss_mib\": %.0f}\n",
+                 "\"decode_tps\": %.2f, \"media_wall_ms\": %.1f, \"time_to_first_token_ms\": "
+                 "%.1f, \"peak_rss_mib\": %.0f}\n",
                  engine.load_ms(), m.n_images, m.n_frames, m.n_tokens, m.n_tokens, m.decode_ms,
                  m.encode_ms, per_frame, g.n_prompt, g.prefill_ms, g.prefill_tps(), g.n_generated,
-                 g.decode_ms, g.decode_tps(), peak_rss_mib());
+                 g.decode_ms, g.decode_tps(), m.media_wall_ms, m.first_token_ms, peak_rss_mib());
   } else if (a.verbose || a.stats == "text" || a.legacy) {
     if (m.n_images + m.n_frames > 0)
       std::fprintf(stderr,
@@ -211,9 +217,10 @@ void print_load_table(Engine& engine, const ChatArgs& a) {
 }
 
 GenerationStats answer(ChatSession& session, const std::string& text, const MediaSet& media,
-                       int n_predict) {
+                       int n_predict, std::function<void()> on_first) {
   GenerationStats g = session.ask(text, media.images(), media.videos(), n_predict,
-                                  [](std::string_view piece) {
+                                  [&](std::string_view piece) {
+                                    if (on_first) std::exchange(on_first, nullptr)();
                                     std::fwrite(piece.data(), 1, piece.size(), stdout);
                                     std::fflush(stdout);
                                     return true;
@@ -239,9 +246,15 @@ bool read_line(std::string& line) {
 void one_turn(ChatArgs& a, Engine& engine, ChatSession& session, MediaSet& media,
               const std::string& text, bool one_shot) {
   MediaStats m;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto ms_since_start = [&] {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  };
   const std::string content = media.place(text, session, one_shot, m);
+  m.media_wall_ms = ms_since_start();
   try {
-    const GenerationStats g = answer(session, content, media, a.n_predict);
+    const GenerationStats g = answer(session, content, media, a.n_predict,
+                                     [&] { m.first_token_ms = ms_since_start(); });
     media.turn_done();
     print_stats(a, engine, g, m);
   } catch (...) {

@@ -3,6 +3,7 @@
 //   reel VISION_MODEL TEXT_MODEL IMG1 IMG2 ...
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
 
 #include "cli/cli.h"
@@ -53,7 +54,10 @@ bool rewrite_legacy(const std::vector<std::string>& argv, std::vector<std::strin
   if (count < 3 || is_subcommand(argv[1])) return false;
   out = {argv[0], "--legacy", "--mmproj", argv[1], "-m", argv[2]};
   if (is_video_path(argv[3])) {
-    if (count > 5 || (count == 5)) throw Error("usage: reel VISION_MODEL TEXT_MODEL VIDEO [FRAMES]");
+    // A negative FRAMES looks like a flag; it is still the FRAMES argument, and wrong.
+    if (count == 3 && n_pos < argv.size() && argv[n_pos].size() > 1 && std::isdigit(static_cast<unsigned char>(argv[n_pos][1])))
+      parse_frames(argv[n_pos]);
+    if (count > 4) throw Error("usage: reel VISION_MODEL TEXT_MODEL VIDEO [FRAMES]");
     out.insert(out.end(), {"--video", argv[3]});
     // The original app's default: 8 evenly spaced frames.
     out.insert(out.end(), {"--frames", std::to_string(count == 4 ? parse_frames(argv[4]) : 8)});

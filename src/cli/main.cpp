@@ -84,7 +84,10 @@ int run(int argc, char** argv) {
     std::vector<std::string> rev(args.rbegin(), args.rend() - 1);  // CLI11 takes them reversed
     app.parse(rev);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    // One line, like every other error.
+    std::fprintf(stderr, "reel: %s (see reel --help)\n", e.what());
+    return 2;
   }
   if (*tok) return run_tokenize(tok_model, tok_file);
   if (*lg) return run_logits(lg_opts, lg_file, lg_out);

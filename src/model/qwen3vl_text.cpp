@@ -7,27 +7,16 @@
 
 #include "common/error.h"
 #include "gguf/gguf.h"
+#include "model/weights.h"
 
 namespace reel {
 namespace {
 
+using namespace weights;
+
 constexpr const char* kArch = "qwen3vl";
 
 std::string key(const char* suffix) { return std::string(kArch) + "." + suffix; }
-
-std::string shape_str(const int64_t* ne, int n) {
-  std::string s = "[";
-  for (int i = 0; i < n; ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
-  return s + "]";
-}
-
-// Checks that the hyperparameters are sane before any buffer is sized from them, so a hostile
-// file cannot ask for absurd allocations.
-void check_range(const gguf::File& f, const char* what, int64_t v, int64_t lo, int64_t hi) {
-  if (v < lo || v > hi)
-    throw Error(f.path() + ": " + what + " = " + std::to_string(v) + " is outside [" +
-                std::to_string(lo) + ", " + std::to_string(hi) + "]");
-}
 
 TextConfig read_config(const gguf::File& f) {
   auto arch = f.opt_str("general.architecture");
@@ -80,38 +69,6 @@ TextConfig read_config(const gguf::File& f) {
   c.n_ctx_train = static_cast<int>(f.opt_u32(key("context_length")).value_or(4096));
   check_range(f, "context_length", c.n_ctx_train, 1, 1 << 24);
   return c;
-}
-
-const gguf::TensorInfo& need_tensor(const gguf::File& f, const std::string& name,
-                                    std::initializer_list<int64_t> shape) {
-  const gguf::TensorInfo* t = f.find_tensor(name);
-  if (!t) throw Error(f.path() + ": tensor " + name + " is missing");
-  const int n = static_cast<int>(shape.size());
-  bool ok = t->n_dims == n;
-  int i = 0;
-  for (int64_t d : shape) ok = ok && t->ne[i++] == d;
-  if (!ok) {
-    std::vector<int64_t> want(shape);
-    throw Error(f.path() + ": tensor " + name + " has shape " + shape_str(t->ne, t->n_dims) +
-                ", expected " + shape_str(want.data(), n));
-  }
-  if (!type_info(t->type).supported)
-    throw Error(f.path() + ": tensor " + name + " has unsupported type " +
-                std::string(type_info(t->type).name));
-  return *t;
-}
-
-const float* need_f32(const gguf::File& f, const std::string& name, int64_t n) {
-  const auto& t = need_tensor(f, name, {n});
-  if (t.type != GgmlType::F32)
-    throw Error(f.path() + ": tensor " + name + " must be F32, found " +
-                std::string(type_info(t.type).name));
-  return reinterpret_cast<const float*>(t.data);
-}
-
-ops::Matrix need_matrix(const gguf::File& f, const std::string& name, int64_t cols, int64_t rows) {
-  const auto& t = need_tensor(f, name, {cols, rows});
-  return ops::Matrix{t.type, t.data, rows, cols, row_bytes(t.type, cols)};
 }
 
 size_t matrix_bytes(const ops::Matrix& m) { return m.row_stride * static_cast<size_t>(m.rows); }

@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "media/image.h"
 #include "pipeline/engine.h"
+#include "prompt_check.h"
 
 namespace reel {
 namespace {
@@ -96,31 +97,12 @@ class ImagePrompt : public ::testing::Test {
     TextState st(m, 512, engine_->options().n_batch);
     std::vector<float> logits(ids.size() * V);
     run_prompt(m, st, ids, L, logits.data(), true, engine_->ctx());
-    const auto& cols = prompts_["columns"];
-    double max_diff = 0, sum_diff = 0;
-    for (size_t p = 0; p < ids.size(); ++p)
-      for (size_t k = 0; k < cols.size(); ++k) {
-        const double d = std::abs(logits[p * V + cols[k].get<int>()] - c["logits"][p][k].get<double>());
-        max_diff = std::max(max_diff, d);
-        sum_diff += d;
-      }
-    EXPECT_LE(max_diff, tol) << c["name"] << " (mean " << sum_diff / (ids.size() * cols.size()) << ")";
+    const double max_diff = test::max_column_diff(logits, V, prompts_["columns"], c["logits"]);
+    EXPECT_LE(max_diff, tol) << c["name"];
 
     if (!check_greedy) return;
-    std::vector<int32_t> got;
-    std::vector<float> row(logits.end() - V, logits.end());
-    int next = L.next_pos;
-    for (int i = 0; i < 32; ++i) {
-      int32_t id = static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
-      got.push_back(id);
-      const Pos3 pos{next, next, next};
-      ++next;
-      TextBatch b;
-      b.n = 1;
-      b.ids = &id;
-      b.pos = &pos;
-      m.forward(st, b, row.data(), 1, engine_->ctx());
-    }
+    const std::vector<int32_t> got = test::greedy(m, st, std::vector<float>(logits.end() - V, logits.end()),
+                                                  L.next_pos, 32, engine_->ctx());
     EXPECT_EQ(got, c["greedy"].get<std::vector<int32_t>>()) << c["name"];
   }
 

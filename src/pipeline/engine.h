@@ -41,6 +41,12 @@ VisualBlock block_of(const EncodedImage& img);
 std::string expand_markers(const std::string& content, std::span<const EncodedImage> images,
                            std::span<const EncodedVideo> videos, std::vector<VisualBlock>& blocks);
 
+// Load times of both models: cold (first open, validation and reading every weight page) and
+// warm (the same again with the files in the page cache).
+struct LoadTimes {
+  double text_cold_ms = 0, text_warm_ms = 0, vision_cold_ms = 0, vision_warm_ms = 0;
+};
+
 class Engine {
  public:
   static std::unique_ptr<Engine> load(const EngineOptions& opts);
@@ -60,6 +66,8 @@ class Engine {
   ops::Context& ctx() { return *ctx_; }
   const EngineOptions& options() const { return opts_; }
   double load_ms() const { return load_ms_; }
+  // Pages every weight in (counted into the cold times) and times a warm reload.
+  LoadTimes measure_load_times();
   bool is_stop_token(TokenId id) const;
 
  private:
@@ -73,7 +81,7 @@ class Engine {
   ImageOptions image_opts_;
   std::unique_ptr<ops::Context> ctx_;
   std::vector<TokenId> stop_ids_;
-  double load_ms_ = 0;
+  double load_ms_ = 0, text_load_ms_ = 0, vision_load_ms_ = 0;
 };
 
 struct GenerationStats {

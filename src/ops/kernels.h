@@ -10,18 +10,39 @@
 
 namespace reel::ops::detail {
 
-// Activations quantized for integer dot products: per block of 32 values one f32 scale d and
-// s = d * (sum of the 32 int8 values), the latter for weight types with an additive min.
+// Activations quantized for integer dot products: per block of 32 values one f32 scale
+// d = max|x|/kQMax, v = round(x/d) as int16 (|x - d v| <= d/2), and s = d * (sum of the 32 v),
+// the latter for weight types with an additive min. v is also stored split into two byte
+// planes, v = 256*hi + lo (hi = floor(v/256) in [-64, 63] signed, lo in [0, 255] unsigned), for
+// the u8 x s8 VNNI kernels: hi meets the weights as unsigned bytes, lo meets them as signed
+// bytes (every quant of these types fits one: int8, or 0..63), combined as 256*hi_sum + lo_sum.
+//
+// kQMax bounds every int32 sum of one 32-element block: sum |w_j| |v_j| <= 32 * Wmax * kQMax
+// must stay below 2^31, i.e. kQMax < 2^26 / Wmax, where Wmax is the largest |integer weight|
+// a kernel multiplies v by:
+//   Q8_0: 128 (int8)                          -> kQMax < 524288
+//   Q4_0/Q4_1: 15 (nibble, offset via s)      -> kQMax < 4.4e6
+//   Q5_0/Q5_1/Q4_K/Q5_K: 31 (5 bits)          -> kQMax < 2.1e6
+//   Q6_K decode (q - 32, scale in f32): 32    -> kQMax < 2.1e6
+//   Q6_K prefill (scale folded, |sc(q-32)| <= 128*32 = 4096) -> kQMax < 16384
+// The VNNI kernels' int32 lanes sum only 4 products of each plane, far below those. One value
+// for all types keeps the quantization independent of the weight type; 16383 is the largest
+// the prefill Q6_K bound allows (32*4096*16383 = 2^31 - 131072). Relative to int8
+// (d = amax/127) the rounding error is 129x smaller.
+constexpr int kQMax = 16383;
 struct QuantizedX {
-  const int8_t* q = nullptr;  // [rows][cols]
-  const float* d = nullptr;   // [rows][cols / 32]
-  const float* s = nullptr;   // [rows][cols / 32]
+  const int16_t* v = nullptr;   // [rows][cols]
+  const int8_t* hi = nullptr;   // [rows][cols]
+  const uint8_t* lo = nullptr;  // [rows][cols]
+  const float* d = nullptr;     // [rows][cols / 32]
+  const float* s = nullptr;     // [rows][cols / 32]
   int64_t cols = 0;
 };
 constexpr int kQBlock = 32;
 
-// Rows [0, n) of x (each `cols` floats, cols % 32 == 0) into q/d/s laid out as QuantizedX.
-void quantize_rows_q8(const float* x, int64_t n, int64_t cols, int8_t* q, float* d, float* s);
+// Rows [0, n) of x (each `cols` floats, cols % 32 == 0) into v/hi/lo/d/s laid out as QuantizedX.
+void quantize_rows(const float* x, int64_t n, int64_t cols, int16_t* v, int8_t* hi, uint8_t* lo,
+                   float* d, float* s);
 
 // Weight types with an integer fast path (matmul.cpp), others use dequantize-then-f32.
 bool has_int_path(GgmlType type);
@@ -32,9 +53,17 @@ struct RowScratch {
   int16_t* wq = nullptr;  // one decoded weight row: int16 per element
   float* wd = nullptr;    // per 32-block multiplier of the integer dot
   float* wm = nullptr;    // per 32-block multiplier of the activation block sum
-  float* wf = nullptr;    // kFloatRowTile rows of f32 (converted/dequantized weights)
+  float* wf = nullptr;    // max(kFloatRowTile rows, 2 * kFloatPanel * kFloatKc) f32
 };
 constexpr int kFloatRowTile = 4;
+// Many activation rows (matmul.cpp, MatmulFloatPanels; float weights, and quantized ones
+// decoded to f32): weight rows are taken kFloatTaskRows per task, packed at most kFloatKc
+// columns at a time into a feature-major panel of at most kFloatPanel features
+// (2 * kFloatPanel * kFloatKc floats of wf).
+constexpr int kFloatTaskRows = 64;
+constexpr int kFloatPanel = 64;
+constexpr int kFloatKc = 256;
+constexpr int64_t kPanelMinRows = 16;  // activation rows from which matmul uses the panels
 
 // y[i*ldy + r] for r in [r0, r1), i in [0, nx): integer path for quantized weights.
 void matmul_int_rows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t rows_total,

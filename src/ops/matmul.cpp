@@ -1,15 +1,19 @@
 // Matmul kernels, compiled per Highway target.
 //
-// Quantized weights: each weight row is decoded once into int16 values plus one f32 multiplier
-// per 32 elements (and one for the block minimum, if the type has one), in an L1-resident
-// per-thread buffer. That row is then dotted with up to 4 activation rows at a time, the
-// activations having been quantized to int8 per 32 values. The int16 x int8->int16 products
-// are summed pairwise into int32 (madd), converted to f32 once per 32 elements and scaled by
-// w_scale * x_scale. Decoding once per row is what makes prefill reuse the weights instead of
-// being n GEMVs. Decode (one activation row) skips the buffer: see "Fused GEMV" below.
+// Quantized weights, few activation rows (2..15): each weight row is decoded once into int16
+// values plus one f32 multiplier per 32 elements (and one for the block minimum, if the type
+// has one), in an L1-resident per-thread buffer, then dotted with up to 4 activation rows at a
+// time. Activations are quantized to int16 per 32 values (kernels.h: QuantizedX, kQMax); int8
+// activations cost ~0.02 mean abs logit error on the small test models, int16 ~100x less.
+// The int16 x int16 products are summed pairwise into int32 (madd), converted to f32 once per
+// 32 elements and scaled by w_scale * x_scale. Decode (one activation row) skips the buffer:
+// see "Fused GEMV" below. From kPanelMinRows rows on, quantized weights are decoded to f32
+// panels instead (MatmulFloatPanels): faster, and exact in the activations.
 //
-// Float weights (F32/F16/BF16, and the dequantize fallback for other types): 4 weight rows x
-// 4 activation rows register tile of f32 FMAs, exact f32 accumulation.
+// Float weights (F32/F16/BF16, and the dequantize fallback for other types), few activation
+// rows: 4 weight rows x 4 activation rows register tile of f32 FMAs. Many activation rows (any
+// weight type): weight panels converted to f32 and an outer-product microkernel, see
+// MatmulFloatPanels. Both accumulate in f32.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/matmul.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -34,7 +38,6 @@ using DI8 = hn::Rebind<int8_t, D16>;
 
 // Dot products use up to one whole 32-element block per vector (AVX-512: one instruction).
 using DW = hn::CappedTag<int16_t, kQBlock>;
-using DWI8 = hn::Rebind<int8_t, DW>;
 using DW32 = hn::Repartition<int32_t, DW>;
 using DWF = hn::Repartition<float, DW>;
 
@@ -245,11 +248,11 @@ HWY_INLINE void DotIntTile(const int16_t* HWY_RESTRICT wq, const float* HWY_REST
   const DW32 d32;
   const DWF df;
   const size_t N = hn::Lanes(dw);
-  const int8_t* xq[NX];
+  const int16_t* xq[NX];
   const float* xd[NX];
   hn::Vec<DWF> acc[NX];
   for (int i = 0; i < NX; ++i) {
-    xq[i] = x.q + (x0 + i) * x.cols;
+    xq[i] = x.v + (x0 + i) * x.cols;
     xd[i] = x.d + (x0 + i) * (x.cols / kQBlock);
     acc[i] = hn::Zero(df);
   }
@@ -259,7 +262,8 @@ HWY_INLINE void DotIntTile(const int16_t* HWY_RESTRICT wq, const float* HWY_REST
     for (size_t p = 0; p < kQBlock; p += N) {
       const auto w = hn::Load(dw, wq + b * kQBlock + p);
       for (int i = 0; i < NX; ++i) {
-        const auto xv = hn::PromoteTo(dw, hn::LoadU(DWI8(), xq[i] + b * kQBlock + p));
+        // |w| <= 4096 (Q6_K) and |v| <= kQMax: the block sum stays below 2^31 (kernels.h).
+        const auto xv = hn::LoadU(dw, xq[i] + b * kQBlock + p);
         s0[i] = hn::ReorderWidenMulAccumulate(d32, w, xv, s0[i], s1[i]);
       }
     }
@@ -290,8 +294,8 @@ HWY_INLINE void PrefetchRow(const uint8_t* p, size_t bytes, bool valid) {
 //
 // With one activation row every weight is used once, so the decode-to-L1 round trip above is
 // pure overhead: measured, it held Q8_0 GEMV to ~40% of the DRAM bandwidth on 2 threads. Here
-// the quant bits go from the loaded bytes straight into int32 dot products with the int8
-// activations, one 32-element block (or 16-element scale group) at a time, and each block's
+// the quant bits go from the loaded bytes straight into int32 dot products with the int16
+// activations (as two byte planes on AVX3_DL, see DotPlanes), one 32-element block (or 16-element scale group) at a time, and each block's
 // int32 sum is scaled into an f32 accumulator. Unsigned quants (4/5/6-bit) are dotted as they
 // are stored and the offset (-8, -16, the K-quant mins) is applied through the activation block
 // sums x.s, like the minimum of Q4_1; Q8_0 and Q6_K-minus-32 are signed.
@@ -329,66 +333,54 @@ HWY_INLINE __m128i DpBusd(__m128i acc, __m128i u, __m128i s) {
 HWY_INLINE __m256i DpBusd(__m256i acc, __m256i u, __m256i s) {
   return _mm256_dpbusd_epi32(acc, u, s);
 }
-// |w| as unsigned bytes (|-128| = 128 fits) and x with w's sign: |w| * (sign(w) x) = w x, which
-// lets vpdpbusd (unsigned x signed) take two signed operands.
-HWY_INLINE __m128i AbsI8(__m128i w) {
-  return _mm_abs_epi8(w);
+// The dot of weights with v = 256*hi + lo (QuantizedX planes) per int32 lane, from two
+// vpdpbusd (u8 x s8): T = init + u_hi . hi (hi signed, weights as unsigned bytes u_hi), then
+// 256*T + lo . s_lo (lo unsigned, the same weights as signed bytes s_lo). Chaining through
+// the shift keeps it at three instructions; |T| <= 4*255*64 per lane, far from overflow.
+HWY_INLINE __m256i DotPlanes(__m256i init, __m256i u_hi, __m256i s_lo, const int8_t* hi,
+                             const uint8_t* lo) {
+  const __m256i t =
+      DpBusd(init, u_hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(hi)));
+  return DpBusd(_mm256_slli_epi32(t, 8), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lo)),
+                s_lo);
 }
-HWY_INLINE __m256i AbsI8(__m256i w) {
-  return _mm256_abs_epi8(w);
-}
-HWY_INLINE __m128i SignBy(__m128i x, __m128i w) {
-  return _mm_mask_sub_epi8(x, _mm_movepi8_mask(w), _mm_setzero_si128(), x);
-}
-HWY_INLINE __m256i SignBy(__m256i x, __m256i w) {
-  return _mm256_mask_sub_epi8(x, _mm256_movepi8_mask(w), _mm256_setzero_si256(), x);
+HWY_INLINE __m512i DotPlanes(__m512i init, __m512i u_hi, __m512i s_lo, const int8_t* hi,
+                             const uint8_t* lo) {
+  const __m512i t = _mm512_dpbusd_epi32(init, u_hi, _mm512_loadu_si512(hi));
+  return _mm512_dpbusd_epi32(_mm512_slli_epi32(t, 8), _mm512_loadu_si512(lo), s_lo);
 }
 #endif
 
-// s0 (+ s1) += w * x for unsigned w: only the total over all lanes of s0 + s1 is defined.
+// s0 (+ s1) += w * x for unsigned w and int16 activations x (as many as w has lanes): only the
+// total over all lanes of s0 + s1 is defined. Each int32 lane sums at most one block's
+// products, |w| <= 255 here (<= 31 in practice), far inside int32 for |x| <= kQMax.
 template <class D8>
-HWY_INLINE void DotU8(D8 d8, hn::Vec<hn::RebindToUnsigned<D8>> w, hn::Vec<D8> x,
+HWY_INLINE void DotU8(D8, hn::Vec<hn::RebindToUnsigned<D8>> w, const int16_t* x,
                       hn::Vec<I32For<D8>>& s0, hn::Vec<I32For<D8>>& s1) {
-#if REEL_VNNI
-  (void)d8;
-  (void)s1;
-  s0.raw = DpBusd(s0.raw, w.raw, x.raw);
-#else
   const hn::Half<D8> dh;
   const hn::RebindToUnsigned<decltype(dh)> duh;
   const hn::Rebind<int16_t, decltype(dh)> d16;
   const hn::RebindToUnsigned<decltype(d16)> du16;
   const I32For<D8> d32;
-  const hn::RebindToUnsigned<D8> du8;
   s0 = hn::ReorderWidenMulAccumulate(d32,
                                      hn::BitCast(d16, hn::PromoteTo(du16, hn::LowerHalf(duh, w))),
-                                     hn::PromoteTo(d16, hn::LowerHalf(dh, x)), s0, s1);
+                                     hn::LoadU(d16, x), s0, s1);
   s0 = hn::ReorderWidenMulAccumulate(d32,
                                      hn::BitCast(d16, hn::PromoteTo(du16, hn::UpperHalf(duh, w))),
-                                     hn::PromoteTo(d16, hn::UpperHalf(dh, x)), s0, s1);
-  (void)d8;
-  (void)du8;
-#endif
+                                     hn::LoadU(d16, x + hn::Lanes(dh)), s0, s1);
 }
 
 // The same for signed w.
 template <class D8>
-HWY_INLINE void DotI8(D8 d8, hn::Vec<D8> w, hn::Vec<D8> x, hn::Vec<I32For<D8>>& s0,
+HWY_INLINE void DotI8(D8, hn::Vec<D8> w, const int16_t* x, hn::Vec<I32For<D8>>& s0,
                       hn::Vec<I32For<D8>>& s1) {
-#if REEL_VNNI
-  (void)d8;
-  (void)s1;
-  s0.raw = DpBusd(s0.raw, AbsI8(w.raw), SignBy(x.raw, w.raw));
-#else
   const hn::Half<D8> dh;
   const hn::Rebind<int16_t, decltype(dh)> d16;
   const I32For<D8> d32;
   s0 = hn::ReorderWidenMulAccumulate(d32, hn::PromoteTo(d16, hn::LowerHalf(dh, w)),
-                                     hn::PromoteTo(d16, hn::LowerHalf(dh, x)), s0, s1);
+                                     hn::LoadU(d16, x), s0, s1);
   s0 = hn::ReorderWidenMulAccumulate(d32, hn::PromoteTo(d16, hn::UpperHalf(dh, w)),
-                                     hn::PromoteTo(d16, hn::UpperHalf(dh, x)), s0, s1);
-  (void)d8;
-#endif
+                                     hn::LoadU(d16, x + hn::Lanes(dh)), s0, s1);
 }
 
 // acc += (s0 + s1) as f32 * scale, in the f32 lanes matching the int32 ones.
@@ -403,16 +395,19 @@ HWY_INLINE hn::Vec<hn::Rebind<float, D32>> ScaleAdd(D32, hn::Vec<D32> s0, hn::Ve
 // One row of each type against one quantized activation row x (q, d, s as in QuantizedX).
 // Returns the f32 dot.
 
-float GemvRowQ8_0(const uint8_t* w, int64_t nb, const int8_t* xq, const float* xd, const float*) {
+// The x arguments: xq = QuantizedX::v (int16; portable kernels), xh/xl = the int8 planes (VNNI
+// kernels), xd, xs per block.
+float GemvRowQ8_0(const uint8_t* w, int64_t nb, const int16_t* xq, const int8_t*, const uint8_t*,
+                  const float* xd, const float*) {
   const DB d8;
   const I32For<DB> d32;
   const hn::Rebind<float, I32For<DB>> df;
   const size_t N = hn::Lanes(d8);
-  auto block = [&](const uint8_t* blk, const int8_t* x, float xscale, hn::Vec<decltype(df)> acc) {
+  auto block = [&](const uint8_t* blk, const int16_t* x, float xscale, hn::Vec<decltype(df)> acc) {
     auto s0 = hn::Zero(d32), s1 = hn::Zero(d32);
     const auto* q = reinterpret_cast<const int8_t*>(blk + 2);
     for (size_t p = 0; p < kQBlock; p += N) {
-      DotI8(d8, hn::LoadU(d8, q + p), hn::LoadU(d8, x + p), s0, s1);
+      DotI8(d8, hn::LoadU(d8, q + p), x + p, s0, s1);
     }
     return ScaleAdd(d32, s0, s1, F16Scale(blk) * xscale, acc);
   };
@@ -430,8 +425,8 @@ float GemvRowQ8_0(const uint8_t* w, int64_t nb, const int8_t* xq, const float* x
 
 // Q4_0/Q4_1 (kFive = false) and Q5_0/Q5_1: two 16-element halves per block.
 template <bool kFive, bool kHasMin>
-float GemvRowQ4Q5(const uint8_t* w, int64_t nb, const int8_t* xq, const float* xd,
-                  const float* xs) {
+float GemvRowQ4Q5(const uint8_t* w, int64_t nb, const int16_t* xq, const int8_t*, const uint8_t*,
+                  const float* xd, const float* xs) {
   const DG d8;
   const hn::RebindToUnsigned<DG> du8;
   const I32For<DG> d32;
@@ -441,7 +436,7 @@ float GemvRowQ4Q5(const uint8_t* w, int64_t nb, const int8_t* xq, const float* x
   const auto lo4 = hn::Set(du8, 15);
   const auto bit4 = hn::Set(du8, 16);
   float min_sum = 0.0f;
-  auto block = [&](const uint8_t* blk, const int8_t* x, int64_t b, hn::Vec<decltype(df)> acc) {
+  auto block = [&](const uint8_t* blk, const int16_t* x, int64_t b, hn::Vec<decltype(df)> acc) {
     const float d = F16Scale(blk);
     const uint8_t* qh = blk + (kHasMin ? 4 : 2);
     const uint8_t* qs = qh + (kFive ? 4 : 0);
@@ -453,8 +448,8 @@ float GemvRowQ4Q5(const uint8_t* w, int64_t nb, const int8_t* xq, const float* x
       hi = hn::Or(hi, hn::IfThenElseZero(hn::LoadMaskBits(du8, qh + 2), bit4));
     }
     auto s0 = hn::Zero(d32), s1 = hn::Zero(d32);
-    DotU8(d8, lo, hn::LoadU(d8, x), s0, s1);
-    DotU8(d8, hi, hn::LoadU(d8, x + 16), s0, s1);
+    DotU8(d8, lo, x, s0, s1);
+    DotU8(d8, hi, x + 16, s0, s1);
     min_sum += (kHasMin ? F16Scale(blk + 2) : -offset * d) * xs[b];
     return ScaleAdd(d32, s0, s1, d * xd[b], acc);
   };
@@ -471,7 +466,8 @@ float GemvRowQ4Q5(const uint8_t* w, int64_t nb, const int8_t* xq, const float* x
 
 // Q4_K (kFive = false) and Q5_K. x = d*sc*q - dmin*m per 32-element sub-block.
 template <bool kFive>
-float GemvRowQK(const uint8_t* w, int64_t nsb, const int8_t* xq, const float* xd, const float* xs) {
+float GemvRowQK(const uint8_t* w, int64_t nsb, const int16_t* xq, const int8_t*, const uint8_t*,
+                const float* xd, const float* xs) {
   const DB d8;
   const hn::RebindToUnsigned<DB> du8;
   const I32For<DB> d32;
@@ -513,8 +509,8 @@ float GemvRowQK(const uint8_t* w, int64_t nsb, const int8_t* xq, const float* xd
           lo = hn::Or(lo, hn::IfThenElseZero(hn::TestBit(h, hn::Set(du8, 1 << (2 * ch))), bit4));
           hi = hn::Or(hi, hn::IfThenElseZero(hn::TestBit(h, hn::Set(du8, 2 << (2 * ch))), bit4));
         }
-        DotU8(d8, lo, hn::LoadU(d8, xq + 64 * ch + p), l0, l1);
-        DotU8(d8, hi, hn::LoadU(d8, xq + 64 * ch + 32 + p), h0, h1);
+        DotU8(d8, lo, xq + 64 * ch + p, l0, l1);
+        DotU8(d8, hi, xq + 64 * ch + 32 + p, h0, h1);
       }
       acc[0] = ScaleAdd(d32, l0, l1, dd * static_cast<float>(sc[2 * ch]) * xd[2 * ch], acc[0]);
       acc[1] =
@@ -526,7 +522,8 @@ float GemvRowQK(const uint8_t* w, int64_t nsb, const int8_t* xq, const float* xd
 
 // Q6_K: per half super-block, 16-byte piece p of ql[0..32) / ql[32..64) / qh[0..32) gives one
 // 16-element scale group in each of the four 32-element quarters. q - 32 is signed.
-float GemvRowQ6K(const uint8_t* w, int64_t nsb, const int8_t* xq, const float* xd, const float*) {
+float GemvRowQ6K(const uint8_t* w, int64_t nsb, const int16_t* xq, const int8_t*, const uint8_t*,
+                 const float* xd, const float*) {
   const DG d8;
   const hn::RebindToUnsigned<DG> du8;
   const I32For<DG> d32;
@@ -542,7 +539,7 @@ float GemvRowQ6K(const uint8_t* w, int64_t nsb, const int8_t* xq, const float* x
       const uint8_t* ql = w + 64 * half;
       const uint8_t* qh = w + 128 + 32 * half;
       const int8_t* sc = scales + 8 * half;
-      const int8_t* x = xq + 128 * half;
+      const int16_t* x = xq + 128 * half;
       const float* xdh = xd + 4 * half;
       for (int p = 0; p < 32; p += 16) {
         const auto a = hn::LoadU(du8, ql + p);
@@ -556,7 +553,7 @@ float GemvRowQ6K(const uint8_t* w, int64_t nsb, const int8_t* xq, const float* x
         const int g = p / 16;
         for (int k = 0; k < 4; ++k) {
           auto s0 = hn::Zero(d32), s1 = hn::Zero(d32);
-          DotI8(d8, hn::Sub(hn::BitCast(d8, q[k]), k32), hn::LoadU(d8, x + 32 * k + p), s0, s1);
+          DotI8(d8, hn::Sub(hn::BitCast(d8, q[k]), k32), x + 32 * k + p, s0, s1);
           acc[k] = ScaleAdd(d32, s0, s1, dd * static_cast<float>(sc[g + 2 * k]) * xdh[k], acc[k]);
         }
       }
@@ -570,21 +567,23 @@ float GemvRowQ6K(const uint8_t* w, int64_t nsb, const int8_t* xq, const float* x
 // kernels above. Both take `corr`: per 4 activation bytes, -K times their sum (see
 // VnniOffsetSums), so vpdpbusd on unsigned (q + K) starts from a sum that cancels the offset.
 
-// corr[j] = -k * (x[4j] + ... + x[4j+3]) for the cols/4 groups of x.
-void VnniOffsetSums(const int8_t* xq, int64_t cols, int k, int32_t* corr) {
+// corr[j] = -k * (hi[4j] + ... + hi[4j+3]) for the cols/4 groups of the hi plane: the
+// offset of weights taken as unsigned (q + k) against hi. (The lo plane meets the signed
+// weights, no offset.)
+void VnniOffsetSums(const int8_t* xh, int64_t cols, int k, int32_t* corr) {
   const __m512i kk = _mm512_set1_epi8(static_cast<char>(k));
   for (int64_t i = 0; i < cols; i += 64) {
-    const __m512i x = _mm512_loadu_si512(xq + i);
-    const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), kk, x);
+    const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), kk, _mm512_loadu_si512(xh + i));
     _mm512_storeu_si512(corr + i / 4, _mm512_sub_epi32(_mm512_setzero_si512(), s));
   }
 }
 
-// Q8_0, two blocks per 512-bit vector: w ^ 0x80 = w + 128 is unsigned, corr = -128 * sums.
+// Q8_0, two blocks per 512-bit vector: w ^ 0x80 = w + 128 is unsigned against the hi plane,
+// corr = -128 * hi sums; the signed w meets the lo plane (DotPlanes).
 // The 16 fp16 scales of 16 blocks come in with one gather; a lane permute then spreads
 // scale b over the 8 int32 lanes of block b.
-float GemvRowQ8_0Vnni(const uint8_t* w, int64_t nb, const int8_t* xq, const float* xd,
-                      const int32_t* corr) {
+float GemvRowQ8_0Vnni(const uint8_t* w, int64_t nb, const int16_t* xq, const int8_t* xh,
+                      const uint8_t* xl, const float* xd, const int32_t* corr) {
   const __m512i k80 = _mm512_set1_epi8(static_cast<char>(0x80));
   const __m512i offsets =
       _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
@@ -601,39 +600,41 @@ float GemvRowQ8_0Vnni(const uint8_t* w, int64_t nb, const int8_t* xq, const floa
     __m512i idx = pair_idx;
     for (int p = 0; p < 8; ++p, idx = _mm512_add_epi32(idx, two)) {
       const uint8_t* q = wb + 68 * p + 2;
-      const __m512i wv = _mm512_xor_si512(
-          _mm512_inserti64x4(
-              _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q))),
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 34)), 1),
-          k80);
+      const __m512i ws = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q))),
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 34)), 1);
       const int64_t e = (b0 + 2 * p) * kQBlock;
-      const __m512i s =
-          _mm512_dpbusd_epi32(_mm512_loadu_si512(corr + e / 4), wv, _mm512_loadu_si512(xq + e));
+      const __m512i s = DotPlanes(_mm512_loadu_si512(corr + e / 4), _mm512_xor_si512(ws, k80), ws,
+                                  xh + e, xl + e);
       __m512& acc = (p & 1) ? acc1 : acc0;
       acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(idx, sc), acc);
     }
   }
   float r = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
   // The last nb % 16 blocks.
-  if (b0 < nb) r += GemvRowQ8_0(w + b0 * 34, nb - b0, xq + b0 * kQBlock, xd + b0, nullptr);
+  if (b0 < nb) {
+    const int64_t e = b0 * kQBlock;
+    r += GemvRowQ8_0(w + b0 * 34, nb - b0, xq + e, xh + e, xl + e, xd + b0, nullptr);
+  }
   return r;
 }
 
 // Q6_K, one 32-element quarter (two 16-element scale groups) per 256-bit vector: q (0..63)
 // is unsigned, corr = -32 * sums. Per super-block the 16 int8 scales x d x the activation
 // block scales form one 16-lane vector; a permute gives each quarter its 4+4 lanes.
-float GemvRowQ6KVnni(const uint8_t* w, int64_t nsb, const int8_t* xq, const float* xd,
-                     const int32_t* corr) {
+float GemvRowQ6KVnni(const uint8_t* w, int64_t nsb, const int8_t* xh, const uint8_t* xl,
+                     const float* xd, const int32_t* corr) {
   const __m256i lo4 = _mm256_set1_epi8(15);
   const __m256i three = _mm256_set1_epi8(3);
   const __m256i k30 = _mm256_set1_epi8(0x30);
+  const __m256i k32 = _mm256_set1_epi8(32);
   // Lane g of the scale vector is group g; activation block g / 2.
   const __m512i xd_idx = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   const __m256i quarter_idx = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
   const __m256i two = _mm256_set1_epi32(2);
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                    _mm256_setzero_ps()};
-  for (int64_t sb = 0; sb < nsb; ++sb, w += 210, xq += 256, xd += 8, corr += 64) {
+  for (int64_t sb = 0; sb < nsb; ++sb, w += 210, xh += 256, xl += 256, xd += 8, corr += 64) {
     const __m512 xdv = _mm512_permutexvar_ps(xd_idx, _mm512_castps256_ps512(_mm256_loadu_ps(xd)));
     const __m512 sc = _mm512_mul_ps(
         _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
@@ -657,8 +658,8 @@ float GemvRowQ6KVnni(const uint8_t* w, int64_t nsb, const int8_t* xq, const floa
       for (int k = 0; k < 4; ++k, idx = _mm256_add_epi32(idx, two)) {
         const int e = 128 * half + 32 * k;
         const __m256i s =
-            _mm256_dpbusd_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(corr + e / 4)),
-                                q[k], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + e)));
+            DotPlanes(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(corr + e / 4)), q[k],
+                      _mm256_sub_epi8(q[k], k32), xh + e, xl + e);
         const __m256 scale =
             _mm512_castps512_ps256(_mm512_permutexvar_ps(_mm512_castsi256_si512(idx), sc));
         acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[k]);
@@ -675,14 +676,14 @@ float GemvRowQ6KVnni(const uint8_t* w, int64_t nsb, const int8_t* xq, const floa
 // Q4_K, one 64-element chunk (two sub-blocks) per 512-bit vector: its 32 bytes go to both
 // halves, the upper half shifted right by 4, so low nibbles meet x[0..32) and high nibbles
 // x[32..64). Nibbles are unsigned; the mins go through the activation block sums.
-float GemvRowQ4KVnni(const uint8_t* w, int64_t nsb, const int8_t* xq, const float* xd,
-                     const float* xs) {
+float GemvRowQ4KVnni(const uint8_t* w, int64_t nsb, const int16_t*, const int8_t* xh,
+                     const uint8_t* xl, const float* xd, const float* xs) {
   const __m512i lo4 = _mm512_set1_epi8(15);
   const __m512i chunk_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   const __m512i two = _mm512_set1_epi32(2);
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   __m256 macc = _mm256_setzero_ps();
-  for (int64_t sb = 0; sb < nsb; ++sb, w += 144, xq += 256, xd += 8, xs += 8) {
+  for (int64_t sb = 0; sb < nsb; ++sb, w += 144, xh += 256, xl += 256, xd += 8, xs += 8) {
     // The 12 scale bytes as words, as in GemvRowQK.
     uint32_t a, bw, c;
     std::memcpy(&a, w + 4, 4);
@@ -704,8 +705,7 @@ float GemvRowQ4KVnni(const uint8_t* w, int64_t nsb, const int8_t* xq, const floa
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * ch)));
       const __m512i q = _mm512_and_si512(
           _mm512_mask_srli_epi16(v, static_cast<__mmask32>(0xFFFF0000u), v, 4), lo4);
-      const __m512i s =
-          _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, _mm512_loadu_si512(xq + 64 * ch));
+      const __m512i s = DotPlanes(_mm512_setzero_si512(), q, q, xh + 64 * ch, xl + 64 * ch);
       __m512& acc = (ch & 1) ? acc1 : acc0;
       acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(idx, scale), acc);
     }
@@ -723,8 +723,8 @@ float GemvRowQ4KVnni(const uint8_t* w, int64_t nsb, const int8_t* xq, const floa
 // Q4_1/Q5_1 mins) of 16 blocks come with one gather each, as in GemvRowQ8_0Vnni; the offset
 // (-8 / -16) or min multiplies the activation block sums x.s.
 template <bool kFive, bool kHasMin>
-float GemvRowQ4Q5Vnni(const uint8_t* w, int64_t nb, const int8_t* xq, const float* xd,
-                      const float* xs) {
+float GemvRowQ4Q5Vnni(const uint8_t* w, int64_t nb, const int16_t* xq, const int8_t* xh,
+                      const uint8_t* xl, const float* xd, const float* xs) {
   constexpr int kBytes = 18 + (kFive ? 4 : 0) + (kHasMin ? 2 : 0);
   constexpr int kQh = kHasMin ? 4 : 2;
   constexpr int kQs = kQh + (kFive ? 4 : 0);
@@ -763,15 +763,17 @@ float GemvRowQ4Q5Vnni(const uint8_t* w, int64_t nb, const int8_t* xq, const floa
         std::memcpy(&h1, blk + kBytes + kQh, 4);
         q = _mm512_mask_add_epi8(q, static_cast<__mmask64>(h0 | uint64_t{h1} << 32), q, bit4);
       }
-      const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q,
-                                            _mm512_loadu_si512(xq + (b0 + 2 * p) * kQBlock));
+      const int64_t e = (b0 + 2 * p) * kQBlock;
+      const __m512i s = DotPlanes(_mm512_setzero_si512(), q, q, xh + e, xl + e);
       __m512& acc = (p & 1) ? acc1 : acc0;
       acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(idx, sc), acc);
     }
   }
   float r = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + _mm512_reduce_add_ps(macc);
   if (b0 < nb) {
-    r += GemvRowQ4Q5<kFive, kHasMin>(w + b0 * kBytes, nb - b0, xq + b0 * kQBlock, xd + b0, xs + b0);
+    const int64_t e = b0 * kQBlock;
+    r += GemvRowQ4Q5<kFive, kHasMin>(w + b0 * kBytes, nb - b0, xq + e, xh + e, xl + e, xd + b0,
+                                     xs + b0);
   }
   return r;
 }
@@ -783,7 +785,8 @@ float GemvRowQ4Q5Vnni(const uint8_t* w, int64_t nb, const int8_t* xq, const floa
 #endif
 #endif
 
-using GemvRowFn = float (*)(const uint8_t*, int64_t, const int8_t*, const float*, const float*);
+using GemvRowFn = float (*)(const uint8_t*, int64_t, const int16_t*, const int8_t*, const uint8_t*,
+                            const float*, const float*);
 
 GemvRowFn GemvRowFor(GgmlType type) {
   static_assert(hn::MaxLanes(DG()) == 16, "Q4/Q5/Q6_K kernels take a 16-element piece per vector");
@@ -809,7 +812,8 @@ GemvRowFn GemvRowFor(GgmlType type) {
   }
 }
 #else
-using GemvRowFn = float (*)(const uint8_t*, int64_t, const int8_t*, const float*, const float*);
+using GemvRowFn = float (*)(const uint8_t*, int64_t, const int16_t*, const int8_t*, const uint8_t*,
+                            const float*, const float*);
 GemvRowFn GemvRowFor(GgmlType) {
   return nullptr;
 }
@@ -824,15 +828,15 @@ void GemvIntRows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t row
     // The offset sums depend on x only: once per task (cols/4 int32 in the decode buffer).
     auto* corr = reinterpret_cast<int32_t*>(scratch.wq);
     const bool q8 = type == GgmlType::Q8_0;
-    VnniOffsetSums(x.q, cols, q8 ? 128 : 32, corr);
+    VnniOffsetSums(x.hi, cols, q8 ? 128 : 32, corr);
     for (int64_t r = r0; r < r1; ++r) {
       // Software prefetch slowed this Q8_0 kernel down (1 thread: 8.4 -> 10.0 GB/s without
       // it, best of 2; the hardware prefetcher keeps up), while Q4_K/Q6_K gain from it.
       PrefetchRow(w + (r + kPrefetchRows) * row_stride, row_stride,
                   !q8 && r + kPrefetchRows < rows_total);
       const uint8_t* row = w + r * row_stride;
-      y[r] = q8 ? GemvRowQ8_0Vnni(row, blocks, x.q, x.d, corr)
-                : GemvRowQ6KVnni(row, blocks, x.q, x.d, corr);
+      y[r] = q8 ? GemvRowQ8_0Vnni(row, blocks, x.v, x.hi, x.lo, x.d, corr)
+                : GemvRowQ6KVnni(row, blocks, x.hi, x.lo, x.d, corr);
     }
     return;
   }
@@ -859,7 +863,7 @@ void GemvIntRows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t row
   if (wide) {
     for (int64_t r = r0; r < r1; ++r) {
       PrefetchRow(w + (r + kPrefetchRows) * row_stride, row_stride, r + kPrefetchRows < rows_total);
-      y[r] = wide(w + r * row_stride, blocks, x.q, x.d, x.s);
+      y[r] = wide(w + r * row_stride, blocks, x.v, x.hi, x.lo, x.d, x.s);
     }
     return;
   }
@@ -869,7 +873,7 @@ void GemvIntRows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t row
   const GemvRowFn fn = GemvRowFor(type);
   for (int64_t r = r0; r < r1; ++r) {
     PrefetchRow(w + (r + kPrefetchRows) * row_stride, row_stride, r + kPrefetchRows < rows_total);
-    y[r] = fn(w + r * row_stride, blocks, x.q, x.d, x.s);
+    y[r] = fn(w + r * row_stride, blocks, x.v, x.hi, x.lo, x.d, x.s);
   }
 }
 
@@ -898,33 +902,39 @@ void MatmulIntRows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t r
   }
 }
 
-// ---- Activation quantization: d = max|x|/127, q = round(x/d). ----
+// ---- Activation quantization: d = max|x|/kQMax, v = round(x/d), v = 256*hi + lo. ----
 
-void QuantizeRowsQ8(const float* x, int64_t n, int64_t cols, int8_t* q, float* dq, float* sq) {
+void QuantizeRows(const float* x, int64_t n, int64_t cols, int16_t* v, int8_t* hi, uint8_t* lo,
+                  float* dq, float* sq) {
   const hn::CappedTag<float, kQBlock> df;
   const hn::Rebind<int32_t, decltype(df)> di;
   const hn::Rebind<int16_t, decltype(df)> d16;
   const hn::Rebind<int8_t, decltype(df)> d8;
+  const hn::Rebind<uint8_t, decltype(df)> du8;
   const size_t N = hn::Lanes(df);
   const int64_t nb = n * cols / kQBlock;
-  for (int64_t b = 0; b < nb; ++b, x += kQBlock, q += kQBlock) {
+  const auto qmax = hn::Set(di, kQMax), qmin = hn::Set(di, -kQMax);
+  const auto k255 = hn::Set(di, 255);
+  for (int64_t b = 0; b < nb; ++b, x += kQBlock, v += kQBlock, hi += kQBlock, lo += kQBlock) {
     auto vmax = hn::Zero(df);
     for (size_t p = 0; p < kQBlock; p += N) vmax = hn::Max(vmax, hn::Abs(hn::LoadU(df, x + p)));
     const float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
-    const float d = amax / 127.0f;
+    const float d = amax / static_cast<float>(kQMax);
     const auto id = hn::Set(df, d > 0.0f ? 1.0f / d : 0.0f);
     auto isum = hn::Zero(di);
     for (size_t p = 0; p < kQBlock; p += N) {
-      // |x*id| <= 127 up to rounding of id, so the clamp only guards against 127.00001.
+      // |x*id| <= kQMax up to rounding of id, so the clamp only guards against kQMax + 0.5.
       auto qi = hn::NearestInt(hn::Mul(hn::LoadU(df, x + p), id));
-      qi = hn::Min(hn::Max(qi, hn::Set(di, -127)), hn::Set(di, 127));
+      qi = hn::Min(hn::Max(qi, qmin), qmax);
       isum = hn::Add(isum, qi);
-      hn::StoreU(hn::DemoteTo(d8, qi), d8, q + p);
+      // hi = floor(v / 256) (arithmetic shift), lo = v mod 256 in [0, 255].
+      hn::StoreU(hn::DemoteTo(d16, qi), d16, v + p);
+      hn::StoreU(hn::DemoteTo(d8, hn::ShiftRight<8>(qi)), d8, hi + p);
+      hn::StoreU(hn::DemoteTo(du8, hn::And(qi, k255)), du8, lo + p);
     }
     dq[b] = d;
     sq[b] = d * static_cast<float>(hn::GetLane(hn::SumOfLanes(di, isum)));
   }
-  (void)d16;
 }
 
 // ---- Float weights ----
@@ -1003,9 +1013,151 @@ void DotFloatRows(const float* const* w, const float* x, int64_t nx, int64_t col
   for (; i < nx; ++i) DotFloatTile<MR, 1>(w, x + i * cols, cols, cols, y + i * ldy, ldy);
 }
 
+// ---- Float weights, many activation rows: packed panels and an outer-product microkernel ----
+//
+// The dot-product tiles above reduce over k inside vectors, so every tile re-reads its x rows
+// from L2 and ends in horizontal sums; measured, they held F16 prefill to ~30-45% of the FMA
+// peak. Here a panel of F weight rows (features) x kFloatKc columns is converted to f32 and
+// stored feature-major (panel[k][f]), once per task and k-block, and reused by every
+// activation row: each step broadcasts one x value per row and FMAs it with NV vectors of
+// features, so MR x NV accumulators stay in registers for the whole k-block and the loads per
+// FMA are (MR + NV) / (MR * NV). Partial sums over k-blocks accumulate in y (f32).
+
+// Accumulator vectors per row: 4 where there are 32 vector registers (6x4 = 24 accumulators),
+// else 2 (6x2 = 12 of 16).
+#if HWY_TARGET <= HWY_AVX3 || HWY_ARCH_ARM
+constexpr int kPanelVecs = 4;
+#else
+constexpr int kPanelVecs = 2;
+#endif
+constexpr int kPanelRows = 6;
+
+// y[i][0..nf) (+)= sum_k x[i][k] * panel[k][0..nf) for MR rows; F = kPanelVecs * lanes.
+template <int MR>
+HWY_NOINLINE void PanelTile(const float* HWY_RESTRICT panel, const float* HWY_RESTRICT x,
+                            int64_t ldx, int64_t kc, float* HWY_RESTRICT y, int64_t ldy,
+                            bool accumulate, int64_t nf) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  const size_t F = kPanelVecs * N;
+  hn::Vec<DF> acc[MR][kPanelVecs];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < kPanelVecs; ++v) acc[i][v] = hn::Zero(df);
+  for (int64_t k = 0; k < kc; ++k, panel += F) {
+    hn::Vec<DF> wv[kPanelVecs];
+    for (int v = 0; v < kPanelVecs; ++v) wv[v] = hn::Load(df, panel + v * N);
+    for (int i = 0; i < MR; ++i) {
+      const auto xb = hn::Set(df, x[i * ldx + k]);
+      for (int v = 0; v < kPanelVecs; ++v) acc[i][v] = hn::MulAdd(wv[v], xb, acc[i][v]);
+    }
+  }
+  HWY_ALIGN float tmp[kPanelVecs * hn::MaxLanes(DF())];
+  for (int i = 0; i < MR; ++i) {
+    float* yi = y + i * ldy;
+    if (static_cast<size_t>(nf) == F) {
+      for (int v = 0; v < kPanelVecs; ++v) {
+        auto r = acc[i][v];
+        if (accumulate) r = hn::Add(r, hn::LoadU(df, yi + v * N));
+        hn::StoreU(r, df, yi + v * N);
+      }
+    } else {
+      for (int v = 0; v < kPanelVecs; ++v) hn::Store(acc[i][v], df, tmp + v * N);
+      for (int64_t f = 0; f < nf; ++f) yi[f] = accumulate ? yi[f] + tmp[f] : tmp[f];
+    }
+  }
+}
+
+void MatmulFloatPanels(GgmlType type, const uint8_t* w, size_t row_stride, int64_t cols,
+                       int64_t r0, int64_t r1, const float* x, int64_t nx, float* y, int64_t ldy,
+                       const RowScratch& s) {
+  const DF df;
+  const hn::RebindToSigned<DF> di;
+  const size_t N = hn::Lanes(df);
+  const int64_t F = static_cast<int64_t>(kPanelVecs * N);
+  float* rowbuf = s.wf;                         // [F][kFloatKc] f32 weights, row-major
+  float* panel = s.wf + kFloatPanel * kFloatKc;  // [kFloatKc][F] feature-major
+  // k-block: 256 columns (whole super-blocks for the K types). Measured against 128 (panel in
+  // L1): 256 was faster, the panel's 4 vector loads per 24 FMAs come from L2 well enough and
+  // tiles flush their accumulators half as often.
+  const TypeInfo info = type_info(type);
+  const int64_t kblock = kFloatKc;
+  const hn::Rebind<int16_t, DF> d16;
+  const hn::Rebind<int32_t, DF> d32;
+  // Lane j gathers row j of rowbuf.
+  HWY_ALIGN int32_t lane_off[hn::MaxLanes(hn::RebindToSigned<DF>())];
+  for (size_t j = 0; j < N; ++j) lane_off[j] = static_cast<int32_t>(j * kFloatKc);
+  const auto offs = hn::Load(di, lane_off);
+  for (int64_t rp = r0; rp < r1; rp += F) {
+    const int64_t nf = std::min(F, r1 - rp);
+    for (int64_t k0 = 0; k0 < cols; k0 += kblock) {
+      const int64_t kc = std::min<int64_t>(kblock, cols - k0);
+      for (int64_t f = 0; f < F; ++f) {
+        float* dst = rowbuf + f * kFloatKc;
+        if (f >= nf) {
+          std::fill(dst, dst + kFloatKc, 0.0f);
+          continue;
+        }
+        const uint8_t* src = w + (rp + f) * row_stride;
+        switch (type) {
+          case GgmlType::F32:
+            std::memcpy(dst, reinterpret_cast<const float*>(src) + k0, kc * sizeof(float));
+            break;
+          case GgmlType::F16: FloatRow(type, src + 2 * k0, kc, dst); break;
+          case GgmlType::BF16: FloatRow(type, src + 2 * k0, kc, dst); break;
+          default: {
+            if (!has_int_path(type)) {  // Q2_K/Q3_K: the reference dequantization
+              dequantize_row_ref(type, src + k0 / info.block_elems * info.block_bytes, dst, kc);
+              break;
+            }
+            // Quantized: the prefill decoder, then w = wd * q + wm per 32 elements (wm: the
+            // additive min, as the integer kernels apply it through the activation sums).
+            DecodeRow(type, src + k0 / info.block_elems * info.block_bytes, kc, s.wq, s.wd,
+                      s.wm);
+            for (int64_t b = 0; b < kc / kQBlock; ++b) {
+              const auto scale = hn::Set(df, s.wd[b]), min = hn::Set(df, s.wm[b]);
+              for (size_t p = 0; p < kQBlock; p += N) {
+                const auto q = hn::PromoteTo(d32, hn::LoadU(d16, s.wq + b * kQBlock + p));
+                hn::StoreU(hn::MulAdd(hn::ConvertTo(df, q), scale, min), df,
+                           dst + b * kQBlock + p);
+              }
+            }
+            break;
+          }
+        }
+      }
+      // Transpose rowbuf into the panel: one gather per kc step and N features.
+      for (int64_t k = 0; k < kc; ++k) {
+        for (int64_t f = 0; f < F; f += N) {
+          hn::Store(hn::GatherIndex(df, rowbuf + f * kFloatKc + k, offs), df, panel + k * F + f);
+        }
+      }
+      const bool acc = k0 > 0;
+      int64_t i = 0;
+      float* yp = y + rp;
+      for (; i + kPanelRows <= nx; i += kPanelRows) {
+        PanelTile<kPanelRows>(panel, x + i * cols + k0, cols, kc, yp + i * ldy, ldy, acc, nf);
+      }
+      switch (nx - i) {
+        case 5: PanelTile<5>(panel, x + i * cols + k0, cols, kc, yp + i * ldy, ldy, acc, nf); break;
+        case 4: PanelTile<4>(panel, x + i * cols + k0, cols, kc, yp + i * ldy, ldy, acc, nf); break;
+        case 3: PanelTile<3>(panel, x + i * cols + k0, cols, kc, yp + i * ldy, ldy, acc, nf); break;
+        case 2: PanelTile<2>(panel, x + i * cols + k0, cols, kc, yp + i * ldy, ldy, acc, nf); break;
+        case 1: PanelTile<1>(panel, x + i * cols + k0, cols, kc, yp + i * ldy, ldy, acc, nf); break;
+        default: break;
+      }
+    }
+  }
+}
+
 void MatmulFloatRows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t rows_total,
                      int64_t cols, int64_t r0, int64_t r1, const float* x, int64_t nx, float* y,
                      int64_t ldy, const RowScratch& s) {
+  // Non-float types get here only with many rows (ops.cpp) or as Q2_K/Q3_K; the panels
+  // decode them per k-block either way, also for a short last x chunk.
+  if ((nx >= kPanelMinRows || !has_float_path(type)) &&
+      kPanelVecs * hn::Lanes(DF()) <= static_cast<size_t>(kFloatPanel)) {
+    return MatmulFloatPanels(type, w, row_stride, cols, r0, r1, x, nx, y, ldy, s);
+  }
   for (int64_t r = r0; r < r1; r += kFloatRowTile) {
     const int mr = static_cast<int>(std::min<int64_t>(kFloatRowTile, r1 - r));
     for (int64_t k = r + kFloatRowTile; k < r + 2 * kFloatRowTile; ++k) {
@@ -1033,7 +1185,7 @@ HWY_AFTER_NAMESPACE();
 namespace reel::ops::detail {
 HWY_EXPORT(MatmulIntRows);
 HWY_EXPORT(MatmulFloatRows);
-HWY_EXPORT(QuantizeRowsQ8);
+HWY_EXPORT(QuantizeRows);
 
 bool has_int_path(GgmlType type) {
   switch (type) {
@@ -1053,8 +1205,9 @@ bool has_float_path(GgmlType type) {
   return type == GgmlType::F32 || type == GgmlType::F16 || type == GgmlType::BF16;
 }
 
-void quantize_rows_q8(const float* x, int64_t n, int64_t cols, int8_t* q, float* d, float* s) {
-  HWY_DYNAMIC_DISPATCH(QuantizeRowsQ8)(x, n, cols, q, d, s);
+void quantize_rows(const float* x, int64_t n, int64_t cols, int16_t* v, int8_t* hi, uint8_t* lo,
+                   float* d, float* s) {
+  HWY_DYNAMIC_DISPATCH(QuantizeRows)(x, n, cols, v, hi, lo, d, s);
 }
 
 void matmul_int_rows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t rows_total,

@@ -21,22 +21,28 @@ size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 // Scratch layout for (rows, cols) activations and n_threads workers: the quantized activations
 // first, then one RowScratch per thread.
 struct ScratchLayout {
-  size_t xq = 0, xd = 0, xs = 0;  // offsets
+  size_t xv = 0, xh = 0, xl = 0, xd = 0, xs = 0;  // offsets
   size_t per_thread = 0, threads = 0, total = 0;
   size_t wq = 0, wd = 0, wm = 0, wf = 0;  // offsets inside one thread's area
 
   ScratchLayout(int64_t rows, int64_t cols, int n_threads) {
     const size_t r = static_cast<size_t>(rows), c = static_cast<size_t>(cols);
     const size_t nb = (c + detail::kQBlock - 1) / detail::kQBlock;
-    xq = 0;
-    xd = align_up(r * c);
-    xs = xd + align_up(r * nb * sizeof(float));
-    threads = xs + align_up(r * nb * sizeof(float));
+    // Quantized activations: only calls with fewer than kPanelMinRows rows quantize.
+    const size_t rq = std::min<size_t>(r, detail::kPanelMinRows - 1);
+    xv = 0;
+    xh = align_up(rq * c * sizeof(int16_t));
+    xl = xh + align_up(rq * c);
+    xd = xl + align_up(rq * c);
+    xs = xd + align_up(rq * nb * sizeof(float));
+    threads = xs + align_up(rq * nb * sizeof(float));
     wq = 0;
     wd = align_up(c * sizeof(int16_t));
     wm = wd + align_up(nb * sizeof(float));
     wf = wm + align_up(nb * sizeof(float));
-    per_thread = wf + align_up(detail::kFloatRowTile * c * sizeof(float));
+    per_thread = wf + align_up(std::max(detail::kFloatRowTile * c,
+                                        size_t{2} * detail::kFloatPanel * detail::kFloatKc) *
+                               sizeof(float));
     total = threads + per_thread * static_cast<size_t>(n_threads);
   }
 };
@@ -108,28 +114,35 @@ void matmul(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx) 
   ThreadPool& pool = ctx.pool();
   const int64_t cols = w.cols;
   const int64_t n_row_blocks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
-  const bool int_path = detail::has_int_path(w.type) && cols % detail::kQBlock == 0;
+  // Many activation rows: quantized weights too take the f32 panel kernel (decoded once per
+  // panel, reused by every row), which beat the integer tiles there; no activation rounding.
+  const bool panels = n >= detail::kPanelMinRows;
+  const bool int_path = detail::has_int_path(w.type) && cols % detail::kQBlock == 0 && !panels;
 
   if (int_path) {
     // Quantize the activations (in parallel when there are many rows).
-    auto* xq = reinterpret_cast<int8_t*>(base + layout.xq);
+    auto* xv = reinterpret_cast<int16_t*>(base + layout.xv);
+    auto* xh = reinterpret_cast<int8_t*>(base + layout.xh);
+    auto* xl = reinterpret_cast<uint8_t*>(base + layout.xl);
     auto* xd = reinterpret_cast<float*>(base + layout.xd);
     auto* xs = reinterpret_cast<float*>(base + layout.xs);
     const int64_t nb = cols / detail::kQBlock;
     if (n >= 8) {
       pool.run(n, [&](int64_t i, int) {
-        detail::quantize_rows_q8(x + i * cols, 1, cols, xq + i * cols, xd + i * nb, xs + i * nb);
+        detail::quantize_rows(x + i * cols, 1, cols, xv + i * cols, xh + i * cols, xl + i * cols,
+                              xd + i * nb, xs + i * nb);
       });
     } else {
-      detail::quantize_rows_q8(x, n, cols, xq, xd, xs);
+      detail::quantize_rows(x, n, cols, xv, xh, xl, xd, xs);
     }
-    const int64_t xc = x_chunk_rows(cols, 1);
+    const int64_t xc = x_chunk_rows(cols, sizeof(int16_t));
     const int64_t n_x_chunks = (n + xc - 1) / xc;
     pool.run(n_row_blocks * n_x_chunks, [&](int64_t task, int thread) {
       const int64_t c = task / n_row_blocks, rb = task % n_row_blocks;
       const int64_t x0 = c * xc, nx = std::min(xc, n - x0);
       const int64_t r0 = rb * kRowsPerTask, r1 = std::min(w.rows, r0 + kRowsPerTask);
-      const detail::QuantizedX qx{xq + x0 * cols, xd + x0 * nb, xs + x0 * nb, cols};
+      const detail::QuantizedX qx{xv + x0 * cols, xh + x0 * cols, xl + x0 * cols,
+                                  xd + x0 * nb,   xs + x0 * nb,   cols};
       detail::matmul_int_rows(w.type, w.data, w.row_stride, w.rows, cols, r0, r1, qx, nx, y + x0 * w.rows,
                               w.rows, thread_scratch(base, layout, thread));
     });
@@ -138,13 +151,18 @@ void matmul(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx) 
   if (!detail::has_float_path(w.type) && !info.supported) {
     throw Error("matmul: unsupported weight type " + std::string(info.name));
   }
-  // F32/F16/BF16, and the dequantize-a-row fallback for the remaining block types.
-  const int64_t xc = x_chunk_rows(cols, sizeof(float));
+  // F32/F16/BF16, the dequantize-a-row fallback for the remaining block types, and every type
+  // with many rows. The many-row kernel packs a 64-row weight panel per task and reuses it for
+  // every x row of the task, so it takes wide tasks and x in large chunks (its x reads are a
+  // few KB per k-block of a tile, cheap even from L3).
+  const int64_t xc = panels ? std::min<int64_t>(n, 1024) : x_chunk_rows(cols, sizeof(float));
   const int64_t n_x_chunks = (n + xc - 1) / xc;
-  pool.run(n_row_blocks * n_x_chunks, [&](int64_t task, int thread) {
-    const int64_t c = task / n_row_blocks, rb = task % n_row_blocks;
+  const int64_t float_rows = panels ? detail::kFloatTaskRows : kRowsPerTask;
+  const int64_t n_float_blocks = (w.rows + float_rows - 1) / float_rows;
+  pool.run(n_float_blocks * n_x_chunks, [&](int64_t task, int thread) {
+    const int64_t c = task / n_float_blocks, rb = task % n_float_blocks;
     const int64_t x0 = c * xc, nx = std::min(xc, n - x0);
-    const int64_t r0 = rb * kRowsPerTask, r1 = std::min(w.rows, r0 + kRowsPerTask);
+    const int64_t r0 = rb * float_rows, r1 = std::min(w.rows, r0 + float_rows);
     detail::matmul_float_rows(w.type, w.data, w.row_stride, w.rows, cols, r0, r1, x + x0 * cols, nx,
                               y + x0 * w.rows, w.rows, thread_scratch(base, layout, thread));
   });

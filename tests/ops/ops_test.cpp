@@ -133,8 +133,10 @@ struct Case {
 };
 
 // Reference quantities per output: sum |w||x| and the bound on the error introduced by rounding
-// x to int8 per 32 values: |x - d q| <= d/2 with d = max|x_block|/127, so
-// |y - y_ref| <= sum_blocks d_b/2 * sum_{j in b} |w_j|.
+// x to int16 per 32 values (kernels.h, kQMax = 16383): |x - d v| <= d/2 with
+// d = max|x_block|/16383, so |y - y_ref| <= sum_blocks d_b/2 * sum_{j in b} |w_j|. The integer
+// sums are exact (kQMax keeps every block sum inside int32), so this plus f32 rounding of the
+// per-block products is the whole error.
 struct Bounds {
   std::vector<double> abs_dot, quant;
 };
@@ -154,7 +156,7 @@ Bounds bounds(const Matrix& m, const float* x, int64_t n) {
           wsum += std::fabs(row[k]);
           ad += std::fabs(double{row[k]} * x[i * m.cols + k]);
         }
-        q += amax / 127.0 / 2.0 * wsum;
+        q += amax / 16383.0 / 2.0 * wsum;
       }
       b.abs_dot[i * m.rows + r] = ad;
       b.quant[i * m.rows + r] = q;
@@ -189,7 +191,7 @@ void check_matmul(const Case& c, int64_t n, int threads) {
     // f32 accumulation of `cols` products (any order, FMA): |err| <= cols * 2^-24 * sum|w||x|
     // (the standard recursive-summation bound), plus the output's own rounding.
     double tol = (static_cast<double>(c.cols) + 2) * eps32 * b.abs_dot[i];
-    // int8 activations: the rounding bound above, plus f32 rounding of the per-block products.
+    // int16 activations: the rounding bound above, plus f32 rounding of the per-block products.
     if (!is_float_type(c.type)) tol = b.quant[i] * 1.001 + 64 * eps32 * b.abs_dot[i];
     ASSERT_NEAR(y[i], ref[i], tol + 1e-30) << "output " << i;
   }

@@ -1,0 +1,273 @@
+// Matmul kernels beyond ops_test.cpp: the int16 activation quantization (its error bound and
+// the int32 overflow bound it is sized for) and the packed-panel f32 kernel for many activation
+// rows, each on every Highway target this CPU can run.
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL
+#endif
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gguf/types.h"
+#include "hwy/targets.h"
+#include "ops/kernels.h"
+#include "ops/ops.h"
+
+namespace reel::ops {
+namespace {
+
+// Own generator: the tests in ops_test.cpp draw from theirs in a fixed order.
+std::mt19937& gen() {
+  static std::mt19937 g(99);
+  return g;
+}
+float uni(float a, float b) {
+  return std::uniform_real_distribution<float>(a, b)(gen());
+}
+
+void put_f16(uint8_t* p, float v) {
+  const uint16_t h = f32_to_fp16(v);
+  std::memcpy(p, &h, 2);
+}
+
+// Runs `body` once per target compiled in and supported here, then restores the default.
+template <class F>
+void for_each_target(F body) {
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    SCOPED_TRACE(hwy::TargetName(target));
+    hwy::SetSupportedTargetsForTest(target);
+    body();
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+TEST(Quantize, Int16WithinHalfAStepAndSplitsIntoPlanes) {
+  const int64_t cols = 256, n = 3;
+  std::vector<float> x(n * cols);
+  for (auto& v : x) v = uni(-3, 3);
+  std::fill(x.begin() + 32, x.begin() + 64, 0.0f);  // an all-zero block: d = 0, v = 0
+  x[70] = 1e6f;                                     // one block dominated by a single value
+  x[100] = -1e-30f;                                 // tiny values survive as 0
+  for_each_target([&] {
+    const int64_t nb = n * cols / detail::kQBlock;
+    std::vector<int16_t> v(n * cols);
+    std::vector<int8_t> hi(n * cols);
+    std::vector<uint8_t> lo(n * cols);
+    std::vector<float> d(nb), s(nb);
+    detail::quantize_rows(x.data(), n, cols, v.data(), hi.data(), lo.data(), d.data(), s.data());
+    for (int64_t b = 0; b < nb; ++b) {
+      float amax = 0;
+      int64_t vsum = 0;
+      for (int64_t j = b * 32; j < b * 32 + 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+      ASSERT_NEAR(d[b], amax / detail::kQMax, 1e-6 * d[b]) << "block " << b;
+      for (int64_t j = b * 32; j < b * 32 + 32; ++j) {
+        ASSERT_LE(std::abs(v[j]), detail::kQMax);
+        ASSERT_EQ(v[j], 256 * hi[j] + lo[j]) << j;
+        ASSERT_EQ(hi[j], v[j] >> 8) << j;  // floor: lo = v - 256*hi is the unsigned low byte
+        // Half a step, plus the f32 rounding of x * (1/d).
+        ASSERT_LE(std::fabs(x[j] - d[b] * v[j]), d[b] * (0.5 + 1e-3)) << j;
+        vsum += v[j];
+      }
+      ASSERT_NEAR(s[b], d[b] * static_cast<float>(vsum), 1e-6 * d[b] * 32 * detail::kQMax);
+    }
+  });
+}
+
+// The largest int32 block sum any kernel forms: Q6_K prefill folds the scale into the int16
+// weight, |sc * (q - 32)| = 128 * 32 = 4096, and every activation at +-kQMax makes
+// 32 * 4096 * 16383 = 2^31 - 131072. One more step of kQMax would wrap. Decode (n = 1) and
+// prefill (n = 5), every target; all 256 lanes equal so the reference is exact.
+TEST(Quantize, Q6KLargestBlockSumDoesNotOverflow) {
+  const int64_t rows = 3, cols = 512;
+  const size_t rb = row_bytes(GgmlType::Q6_K, cols);
+  std::vector<uint8_t> w(rb * rows, 0);  // ql = qh = 0: q - 32 = -32
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t sb = 0; sb < cols / 256; ++sb) {
+      uint8_t* blk = w.data() + r * rb + sb * 210;
+      std::memset(blk + 192, 0x80, 16);  // scales -128
+      put_f16(blk + 208, 0.001f * static_cast<float>(r + 1));
+    }
+  }
+  const Matrix m{GgmlType::Q6_K, w.data(), rows, cols, rb};
+  for (float sign : {1.0f, -1.0f}) {
+    const int64_t n = 5;
+    std::vector<float> x(n * cols, 2.5f * sign);
+    std::vector<float> ref(n * rows);
+    matmul_ref(m, x.data(), n, ref.data());
+    for_each_target([&] {
+      for (int64_t nx : {int64_t{1}, n}) {
+        std::vector<float> y(nx * rows);
+        Context ctx(2);
+        ctx.reserve(nx, cols);
+        matmul(m, x.data(), nx, y.data(), ctx);
+        for (int64_t i = 0; i < nx * rows; ++i) {
+          ASSERT_NEAR(y[i], ref[i], 1e-5 * std::fabs(ref[i])) << "nx " << nx << " out " << i;
+        }
+      }
+    });
+  }
+}
+
+// Q8_0 with |w| = 128 against activations at +-kQMax, prefill and decode: the VNNI kernels add
+// 256 * (hi-plane sum) to an offset correction; everything must stay exact.
+TEST(Quantize, Q8_0ExtremesEveryTarget) {
+  const int64_t rows = 5, cols = 32 * 37;  // two groups of 16 blocks and a tail
+  const size_t rb = row_bytes(GgmlType::Q8_0, cols);
+  std::vector<uint8_t> w(rb * rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t b = 0; b < cols / 32; ++b) {
+      uint8_t* blk = w.data() + r * rb + b * 34;
+      put_f16(blk, 0.01f);
+      for (int j = 0; j < 32; ++j) blk[2 + j] = (r + j) % 3 == 0 ? 0x80 : 0x7f;
+    }
+  }
+  const Matrix m{GgmlType::Q8_0, w.data(), rows, cols, rb};
+  const int64_t n = 6;
+  std::vector<float> x(n * cols);
+  for (int64_t k = 0; k < n * cols; ++k) x[k] = (k % 5 == 0) ? -1.0f : 1.0f;
+  std::vector<float> ref(n * rows);
+  matmul_ref(m, x.data(), n, ref.data());
+  for_each_target([&] {
+    for (int64_t nx : {int64_t{1}, n}) {
+      std::vector<float> y(nx * rows);
+      Context ctx(1);
+      ctx.reserve(nx, cols);
+      matmul(m, x.data(), nx, y.data(), ctx);
+      for (int64_t i = 0; i < nx * rows; ++i) {
+        ASSERT_NEAR(y[i], ref[i], 1e-5 * std::fabs(ref[i]) + 1e-5) << "nx " << nx << " out " << i;
+      }
+    }
+  });
+}
+
+// Float weights with >= 16 activation rows go through the packed panels: rows that leave a
+// partial panel (and a partial 64-row task), cols that leave a partial k-block and are no
+// multiple of any vector width, row counts that leave every remainder of the 6-row tile.
+std::vector<uint8_t> float_weights(GgmlType t, int64_t rows, int64_t cols) {
+  std::vector<uint8_t> w(row_bytes(t, cols) * rows);
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    const float v = uni(-1, 1);
+    if (t == GgmlType::F32) {
+      std::memcpy(&w[4 * i], &v, 4);
+    } else if (t == GgmlType::F16) {
+      put_f16(&w[2 * i], v);
+    } else {
+      uint32_t u;
+      std::memcpy(&u, &v, 4);
+      const uint16_t h = static_cast<uint16_t>(u >> 16);
+      std::memcpy(&w[2 * i], &h, 2);
+    }
+  }
+  return w;
+}
+
+TEST(MatmulFloat, PanelsMatchReferenceEveryTarget) {
+  struct Shape {
+    int64_t rows, cols, n;
+    int threads;
+  };
+  const Shape shapes[] = {
+      {70, 300, 16, 2}, {64, 128, 23, 1}, {5, 7, 17, 2}, {130, 257, 40, 3}, {17, 1000, 21, 2}};
+  for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16}) {
+    for (const Shape& s : shapes) {
+      SCOPED_TRACE(std::string(type_info(t).name) + " rows=" + std::to_string(s.rows) +
+                   " cols=" + std::to_string(s.cols) + " n=" + std::to_string(s.n));
+      const auto w = float_weights(t, s.rows, s.cols);
+      const Matrix m{t, w.data(), s.rows, s.cols, row_bytes(t, s.cols)};
+      std::vector<float> x(s.n * s.cols);
+      for (auto& v : x) v = uni(-2, 2);
+      std::vector<float> ref(s.n * s.rows), wrow(s.cols);
+      matmul_ref(m, x.data(), s.n, ref.data());
+      // Per output the f32 bound of any summation order: (cols + 2) * 2^-24 * sum |w||x|.
+      std::vector<double> tol(ref.size());
+      for (int64_t r = 0; r < s.rows; ++r) {
+        dequantize_row_ref(t, w.data() + r * m.row_stride, wrow.data(), s.cols);
+        for (int64_t i = 0; i < s.n; ++i) {
+          double a = 0;
+          for (int64_t k = 0; k < s.cols; ++k) a += std::fabs(double{wrow[k]} * x[i * s.cols + k]);
+          tol[i * s.rows + r] = (s.cols + 2) * std::ldexp(1.0, -24) * a + 1e-30;
+        }
+      }
+      for_each_target([&] {
+        std::vector<float> y(ref.size(), 12345.0f);
+        Context ctx(s.threads);
+        ctx.reserve(s.n, s.cols);
+        matmul(m, x.data(), s.n, y.data(), ctx);
+        for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], ref[i], tol[i]) << "output " << i;
+      });
+    }
+  }
+}
+
+// Quantized weights with >= 16 activation rows are decoded to f32 panels (no activation
+// rounding): the f32 summation bound, plus the f32 rounding of decoding w = d*q + m in another
+// order than the reference (a few ulps of the row's largest |w| per product).
+TEST(MatmulFloat, QuantizedPanelsMatchReferenceEveryTarget) {
+  const GgmlType types[] = {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0,
+                            GgmlType::Q5_1, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,
+                            GgmlType::Q2_K, GgmlType::Q3_K};
+  for (GgmlType t : types) {
+    const TypeInfo info = type_info(t);
+    const int64_t rows = 67, cols = info.block_elems * (info.block_elems == 256 ? 3 : 13), n = 20;
+    SCOPED_TRACE(info.name);
+    std::vector<uint8_t> w(row_bytes(t, cols) * rows);
+    for (auto& b : w) b = static_cast<uint8_t>(gen()());
+    for (size_t blk = 0; blk < w.size() / static_cast<size_t>(info.block_bytes); ++blk) {
+      uint8_t* p = w.data() + blk * static_cast<size_t>(info.block_bytes);
+      switch (t) {
+        case GgmlType::Q6_K:
+          put_f16(p + 208, uni(-0.05f, 0.05f));
+          break;
+        case GgmlType::Q2_K:
+          put_f16(p + 80, uni(-0.05f, 0.05f));
+          put_f16(p + 82, uni(-0.05f, 0.05f));
+          break;
+        case GgmlType::Q3_K:
+          put_f16(p + 108, uni(-0.05f, 0.05f));
+          break;
+        case GgmlType::Q4_1:
+        case GgmlType::Q5_1:
+        case GgmlType::Q4_K:
+        case GgmlType::Q5_K:
+          put_f16(p + 2, uni(-0.05f, 0.05f));
+          [[fallthrough]];
+        default:
+          put_f16(p, uni(-0.05f, 0.05f));
+          break;
+      }
+    }
+    const Matrix m{t, w.data(), rows, cols, row_bytes(t, cols)};
+    std::vector<float> x(n * cols), ref(n * rows), wrow(cols);
+    for (auto& v : x) v = uni(-2, 2);
+    matmul_ref(m, x.data(), n, ref.data());
+    std::vector<double> tol(ref.size());
+    for (int64_t r = 0; r < rows; ++r) {
+      dequantize_row_ref(t, w.data() + r * m.row_stride, wrow.data(), cols);
+      double wmax = 0;
+      for (float v : wrow) wmax = std::max(wmax, double{std::fabs(v)});
+      for (int64_t i = 0; i < n; ++i) {
+        double a = 0, ax = 0;
+        for (int64_t k = 0; k < cols; ++k) {
+          a += std::fabs(double{wrow[k]} * x[i * cols + k]);
+          ax += std::fabs(x[i * cols + k]);
+        }
+        tol[i * rows + r] = std::ldexp(1.0, -24) * ((cols + 2) * a + 8 * wmax * ax) + 1e-30;
+      }
+    }
+    for_each_target([&] {
+      std::vector<float> y(ref.size());
+      Context ctx(2);
+      ctx.reserve(n, cols);
+      matmul(m, x.data(), n, y.data(), ctx);
+      for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], ref[i], tol[i]) << "output " << i;
+    });
+  }
+}
+
+}  // namespace
+}  // namespace reel::ops

@@ -175,9 +175,9 @@ void Qwen3VLText::attention_block(TextState& st, int layer, int n, const Pos3* p
   const int hd = cfg_.head_dim, nh = cfg_.n_head, nkv = cfg_.n_head_kv;
   float* xn = st.xn_.data();
   ops::rms_norm(st.x_.data(), w.attn_norm, xn, n, cfg_.n_embd, cfg_.rms_eps);
-  ops::matmul(w.wq, xn, n, st.q_.data(), ctx);
-  ops::matmul(w.wk, xn, n, st.k_new_.data(), ctx);
-  ops::matmul(w.wv, xn, n, st.v_new_.data(), ctx);
+  const ops::Matrix qkv[3] = {w.wq, w.wk, w.wv};
+  float* const qkv_out[3] = {st.q_.data(), st.k_new_.data(), st.v_new_.data()};
+  ops::matmul_multi(qkv, xn, n, qkv_out, ctx);
   ops::rms_norm(st.q_.data(), w.q_norm, st.q_.data(), int64_t(n) * nh, hd, cfg_.rms_eps);
   ops::rms_norm(st.k_new_.data(), w.k_norm, st.k_new_.data(), int64_t(n) * nkv, hd, cfg_.rms_eps);
   ops::rope(st.q_.data(), n, nh, hd, int64_t(nh) * hd, st.rope_cos_.data(), st.rope_sin_.data());
@@ -217,8 +217,9 @@ void Qwen3VLText::ffn_block(TextState& st, int layer, int n, ops::Context& ctx) 
   const LayerWeights& w = layers_[layer];
   float* xn = st.xn_.data();
   ops::rms_norm(st.x_.data(), w.ffn_norm, xn, n, cfg_.n_embd, cfg_.rms_eps);
-  ops::matmul(w.w_gate, xn, n, st.gate_.data(), ctx);
-  ops::matmul(w.w_up, xn, n, st.up_.data(), ctx);
+  const ops::Matrix gate_up[2] = {w.w_gate, w.w_up};
+  float* const gate_up_out[2] = {st.gate_.data(), st.up_.data()};
+  ops::matmul_multi(gate_up, xn, n, gate_up_out, ctx);
   ops::silu_mul(st.gate_.data(), st.up_.data(), int64_t(n) * cfg_.n_ff);
   ops::matmul(w.w_down, st.gate_.data(), n, xn, ctx);
   ops::add(st.x_.data(), xn, int64_t(n) * cfg_.n_embd);

@@ -628,6 +628,9 @@ float GemvRowQ8_0Vnni(const uint8_t* w, int64_t nb, const int16_t* xq, const int
 // blocks per row come in with one gather, times the activation scales, into a stack array.
 // |w| <= 128 and |v| <= kQMax: a lane sums two products, far inside int32.
 template <int kRows>
+// Software prefetch distance of the Q8_0 decode kernel: two 16-block groups ahead (measured:
+// one and four groups ahead were slower, none was ~7% slower).
+constexpr int kQ8PrefetchBytes = 2 * 16 * 34;
 void GemvRowsQ8_0Dpw(const uint8_t* w, size_t stride, int64_t nb, const int16_t* xq,
                      const float* xd, float* y) {
   const __m512i offsets =
@@ -645,6 +648,11 @@ void GemvRowsQ8_0Dpw(const uint8_t* w, size_t stride, int64_t nb, const int16_t*
     }
     const uint8_t* wb = w + b0 * 34 + 2;
     const int16_t* xb = xq + b0 * kQBlock;
+    // Keep the DRAM stream ahead of the dot products: the hardware prefetcher alone lets the
+    // stream idle while a group is computed.
+    for (int r = 0; r < kRows; ++r)
+      for (int l = 0; l < 16 * 34; l += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(wb + r * stride + kQ8PrefetchBytes + l), _MM_HINT_T0);
     // Hidden from the optimizer, so the scales come as broadcast loads (GCC otherwise keeps
     // them in a register and spends a shuffle per block on each).
     const float* scp = &sc[0][0];

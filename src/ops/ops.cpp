@@ -2,6 +2,8 @@
 // the simple ops. SIMD kernels live in matmul.cpp / vec.cpp (per Highway target).
 #include "ops/ops.h"
 
+#include <array>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -100,6 +102,61 @@ detail::RowScratch thread_scratch(uint8_t* base, const ScratchLayout& l, int thr
 
 }  // namespace
 
+namespace {
+
+// Quantizes n activation rows for the integer kernels into the context's scratch.
+detail::QuantizedX quantize_activations(const float* x, int64_t n, int64_t cols, uint8_t* base,
+                                        const ScratchLayout& layout, ThreadPool& pool) {
+  auto* xv = reinterpret_cast<int16_t*>(base + layout.xv);
+  auto* xh = reinterpret_cast<int8_t*>(base + layout.xh);
+  auto* xl = reinterpret_cast<uint8_t*>(base + layout.xl);
+  auto* xd = reinterpret_cast<float*>(base + layout.xd);
+  auto* xs = reinterpret_cast<float*>(base + layout.xs);
+  const int64_t nb = cols / detail::kQBlock;
+  if (n >= 8) {
+    pool.run(n, [&](int64_t i, int) {
+      detail::quantize_rows(x + i * cols, 1, cols, xv + i * cols, xh + i * cols, xl + i * cols,
+                            xd + i * nb, xs + i * nb);
+    });
+  } else {
+    detail::quantize_rows(x, n, cols, xv, xh, xl, xd, xs);
+  }
+  return detail::QuantizedX{xv, xh, xl, xd, xs, cols};
+}
+
+}  // namespace
+
+void matmul_multi(std::span<const Matrix> ws, const float* x, int64_t n,
+                  std::span<float* const> ys, Context& ctx) {
+  if (ws.size() != ys.size()) throw Error("matmul_multi: as many outputs as matrices needed");
+  if (ws.empty() || n <= 0) return;
+  const int64_t cols = ws[0].cols;
+  bool fused = n < detail::kPanelMinRows && n <= x_chunk_rows(cols, sizeof(int16_t)) &&
+               n <= ctx.max_rows() && cols <= ctx.max_cols() && cols % detail::kQBlock == 0;
+  for (const Matrix& w : ws) fused = fused && w.cols == cols && detail::has_int_path(w.type);
+  if (!fused || ws.size() == 1) {
+    for (size_t k = 0; k < ws.size(); ++k) matmul(ws[k], x, n, ys[k], ctx);
+    return;
+  }
+  const ScratchLayout layout(ctx.max_rows(), ctx.max_cols(), ctx.n_threads());
+  auto* base = static_cast<uint8_t*>(ctx.scratch(layout.total));
+  const detail::QuantizedX qx = quantize_activations(x, n, cols, base, layout, ctx.pool());
+  // One parallel run over the row blocks of every matrix, in order.
+  std::array<int64_t, 9> first_block{};
+  if (ws.size() > 8) throw Error("matmul_multi: at most 8 matrices");
+  for (size_t k = 0; k < ws.size(); ++k)
+    first_block[k + 1] = first_block[k] + (ws[k].rows + kRowsPerTask - 1) / kRowsPerTask;
+  ctx.pool().run(first_block[ws.size()], [&](int64_t task, int thread) {
+    size_t k = 0;
+    while (task >= first_block[k + 1]) ++k;
+    const Matrix& w = ws[k];
+    const int64_t r0 = (task - first_block[k]) * kRowsPerTask;
+    const int64_t r1 = std::min(w.rows, r0 + kRowsPerTask);
+    detail::matmul_int_rows(w.type, w.data, w.row_stride, w.rows, cols, r0, r1, qx, n, ys[k],
+                            w.rows, thread_scratch(base, layout, thread));
+  });
+}
+
 void matmul(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx) {
   if (n <= 0 || w.rows <= 0) return;
   const TypeInfo info = type_info(w.type);
@@ -120,29 +177,16 @@ void matmul(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx) 
   const bool int_path = detail::has_int_path(w.type) && cols % detail::kQBlock == 0 && !panels;
 
   if (int_path) {
-    // Quantize the activations (in parallel when there are many rows).
-    auto* xv = reinterpret_cast<int16_t*>(base + layout.xv);
-    auto* xh = reinterpret_cast<int8_t*>(base + layout.xh);
-    auto* xl = reinterpret_cast<uint8_t*>(base + layout.xl);
-    auto* xd = reinterpret_cast<float*>(base + layout.xd);
-    auto* xs = reinterpret_cast<float*>(base + layout.xs);
+    const detail::QuantizedX q = quantize_activations(x, n, cols, base, layout, pool);
     const int64_t nb = cols / detail::kQBlock;
-    if (n >= 8) {
-      pool.run(n, [&](int64_t i, int) {
-        detail::quantize_rows(x + i * cols, 1, cols, xv + i * cols, xh + i * cols, xl + i * cols,
-                              xd + i * nb, xs + i * nb);
-      });
-    } else {
-      detail::quantize_rows(x, n, cols, xv, xh, xl, xd, xs);
-    }
     const int64_t xc = x_chunk_rows(cols, sizeof(int16_t));
     const int64_t n_x_chunks = (n + xc - 1) / xc;
     pool.run(n_row_blocks * n_x_chunks, [&](int64_t task, int thread) {
       const int64_t c = task / n_row_blocks, rb = task % n_row_blocks;
       const int64_t x0 = c * xc, nx = std::min(xc, n - x0);
       const int64_t r0 = rb * kRowsPerTask, r1 = std::min(w.rows, r0 + kRowsPerTask);
-      const detail::QuantizedX qx{xv + x0 * cols, xh + x0 * cols, xl + x0 * cols,
-                                  xd + x0 * nb,   xs + x0 * nb,   cols};
+      const detail::QuantizedX qx{q.v + x0 * cols, q.hi + x0 * cols, q.lo + x0 * cols,
+                                  q.d + x0 * nb, q.s + x0 * nb, cols};
       detail::matmul_int_rows(w.type, w.data, w.row_stride, w.rows, cols, r0, r1, qx, nx, y + x0 * w.rows,
                               w.rows, thread_scratch(base, layout, thread));
     });

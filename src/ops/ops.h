@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 #include "gguf/types.h"
 #include "ops/thread_pool.h"
@@ -48,6 +49,11 @@ class Context {
 
 // y[n][w.rows] = x[n][w.cols] * w^T, x and y row-major float32.
 void matmul(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx);
+// ys[k][n][ws[k].rows] = x * ws[k]^T for up to 8 matrices of the same width (e.g. q/k/v):
+// for a few rows the activations are quantized once and all the matrices' rows run in one
+// parallel pass, so decode makes one long memory stream instead of several short ones.
+void matmul_multi(std::span<const Matrix> ws, const float* x, int64_t n,
+                  std::span<float* const> ys, Context& ctx);
 // The same through the reference dequantization: slow, for tests.
 void matmul_ref(const Matrix& w, const float* x, int64_t n, float* y);
 

@@ -627,10 +627,10 @@ float GemvRowQ8_0Vnni(const uint8_t* w, int64_t nb, const int16_t* xq, const int
 // go per pass so each activation block is loaded once for all of them. The fp16 scales of 16
 // blocks per row come in with one gather, times the activation scales, into a stack array.
 // |w| <= 128 and |v| <= kQMax: a lane sums two products, far inside int32.
-template <int kRows>
 // Software prefetch distance of the Q8_0 decode kernel: two 16-block groups ahead (measured:
 // one and four groups ahead were slower, none was ~7% slower).
 constexpr int kQ8PrefetchBytes = 2 * 16 * 34;
+template <int kRows>
 void GemvRowsQ8_0Dpw(const uint8_t* w, size_t stride, int64_t nb, const int16_t* xq,
                      const float* xd, float* y) {
   const __m512i offsets =

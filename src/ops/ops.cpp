@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -88,6 +89,16 @@ void* Context::scratch(size_t bytes) {
                 std::to_string(scratch_bytes_) + " reserved (call Context::reserve first)");
   }
   return scratch_;
+}
+
+float* Context::workspace(size_t floats) {
+  constexpr size_t kPad = kAlign / sizeof(float);
+  if (workspace_.size() < floats + kPad) {
+    workspace_.clear();  // no copy of the old contents: callers treat them as garbage
+    workspace_.resize(floats + kPad);
+  }
+  const auto addr = reinterpret_cast<uintptr_t>(workspace_.data());
+  return workspace_.data() + (align_up(addr) - addr) / sizeof(float);
 }
 
 // ---- matmul ----
@@ -339,6 +350,80 @@ void attend_one(const float* q, const float* k, const float* v, int64_t end, int
   if (l > 0.0f) detail::scale_f32(out, 1.0f / l, head_dim);
 }
 
+// Non-causal attention with many queries and keys (the vision encoder: thousands of patches
+// per sequence) as two matmuls per (head, query block) on the f32 panel kernel, which runs
+// near FMA peak where attend_one's dot/axpy loops are bound by loads:
+//   S = (scale * Q_blk) K^T   [nq][n_kv],  P = softmax rows of S (unnormalised),
+//   O = P V = P (V^T)^T       written straight into `out`, then scaled by 1 / row sum.
+// The kernel is called directly rather than through matmul() so that one pool run covers every
+// (head, block) pair: the per-head matmuls alone (64 output features for P V) would be a
+// single task each. Scores stay bounded at kAttnBlock x n_kv floats per thread.
+constexpr int64_t kAttnMinQ = 64, kAttnMinKv = 64;
+constexpr int64_t kAttnBlock = 64;  // query rows per task
+
+void attention_blocked(const AttentionShape& s, const float* q, const float* k, const float* v,
+                       float* out, Context& ctx) {
+  const int64_t hd = s.head_dim, n_kv = s.n_kv, group = s.n_head / s.n_kv_head;
+  // Blocks of near-equal size (>= kAttnMinQ / 2 rows >= kPanelMinRows), so every call takes
+  // the panel kernel, never its few-rows fallback.
+  const int64_t n_blocks = (s.n_q + kAttnBlock - 1) / kAttnBlock;
+  const int64_t blk = (s.n_q + n_blocks - 1) / n_blocks;
+  const int n_threads = ctx.n_threads();
+  const auto pad = [](size_t n) { return (n + 15) / 16 * 16; };  // keeps regions 64-byte aligned
+  const size_t vt_floats = pad(static_cast<size_t>(hd * n_kv));
+  const size_t wf_floats =
+      pad(std::max<size_t>(detail::kFloatRowTile * std::max(hd, n_kv),
+                           size_t{2} * detail::kFloatPanel * detail::kFloatKc));
+  const size_t qb_floats = pad(static_cast<size_t>(blk * hd));
+  const size_t sb_floats = pad(static_cast<size_t>(blk * n_kv));
+  const size_t inv_floats = pad(static_cast<size_t>(blk));
+  const size_t per_thread = wf_floats + qb_floats + sb_floats + inv_floats;
+  float* ws = ctx.workspace(vt_floats * s.n_kv_head + per_thread * n_threads);
+  float* vt_all = ws;
+  float* thread_base = ws + vt_floats * s.n_kv_head;
+
+  // V^T per KV head ([hd][n_kv], the "weights" of P V), shared by its query heads.
+  const int64_t n_kv_tiles = (n_kv + 63) / 64;
+  ctx.pool().run(s.n_kv_head * n_kv_tiles, [&](int64_t task, int) {
+    const int64_t kvh = task / n_kv_tiles, j0 = task % n_kv_tiles * 64;
+    const int64_t j1 = std::min(n_kv, j0 + 64);
+    const float* vh = v + kvh * s.kv_head_stride;
+    float* vt = vt_all + kvh * vt_floats;
+    for (int64_t d = 0; d < hd; ++d)
+      for (int64_t j = j0; j < j1; ++j) vt[d * n_kv + j] = vh[j * hd + d];
+  });
+
+  ctx.pool().run(n_blocks * s.n_head, [&](int64_t task, int thread) {
+    const int64_t h = task % s.n_head, b = task / s.n_head;
+    const int64_t kvh = h / group;
+    const int64_t i0 = b * blk, nq = std::min(blk, s.n_q - i0);
+    float* t = thread_base + per_thread * static_cast<size_t>(thread);
+    const detail::RowScratch scratch{nullptr, nullptr, nullptr, t};
+    float* qb = t + wf_floats;
+    float* sb = qb + qb_floats;
+    float* inv = sb + sb_floats;
+    // Gather the block's queries contiguously (the kernel wants x rows at stride cols), with
+    // the softmax scale folded in so the scores come out scaled.
+    for (int64_t i = 0; i < nq; ++i) {
+      const float* src = q + (i0 + i) * s.q_stride + h * hd;
+      for (int64_t d = 0; d < hd; ++d) qb[i * hd + d] = src[d] * s.scale;
+    }
+    const auto* kh = reinterpret_cast<const uint8_t*>(k + kvh * s.kv_head_stride);
+    detail::matmul_float_rows(GgmlType::F32, kh, static_cast<size_t>(hd) * sizeof(float), n_kv,
+                              hd, 0, n_kv, qb, nq, sb, n_kv, scratch);
+    for (int64_t i = 0; i < nq; ++i) {
+      float* row = sb + i * n_kv;
+      const float m = detail::max_f32(row, n_kv);
+      inv[i] = 1.0f / detail::exp_sub_sum_f32(row, m, n_kv);  // the max term is 1: sum >= 1
+    }
+    const auto* vt = reinterpret_cast<const uint8_t*>(vt_all + kvh * vt_floats);
+    float* o = out + i0 * s.out_stride + h * hd;
+    detail::matmul_float_rows(GgmlType::F32, vt, static_cast<size_t>(n_kv) * sizeof(float), hd,
+                              n_kv, 0, hd, sb, nq, o, s.out_stride, scratch);
+    for (int64_t i = 0; i < nq; ++i) detail::scale_f32(o + i * s.out_stride, inv[i], hd);
+  });
+}
+
 }  // namespace
 
 void attention(const AttentionShape& s, const float* q, const float* k, const float* v, float* out,
@@ -346,6 +431,10 @@ void attention(const AttentionShape& s, const float* q, const float* k, const fl
   if (s.n_q <= 0 || s.n_head <= 0) return;
   if (s.n_kv_head <= 0 || s.n_head % s.n_kv_head != 0) {
     throw Error("attention: n_head must be a multiple of n_kv_head");
+  }
+  if (!s.causal && s.n_q >= kAttnMinQ && s.n_kv >= kAttnMinKv) {
+    attention_blocked(s, q, k, v, out, ctx);
+    return;
   }
   const int64_t group = s.n_head / s.n_kv_head;
   const int64_t n_qb = (s.n_q + kQueryBlock - 1) / kQueryBlock;

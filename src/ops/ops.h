@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "gguf/types.h"
 #include "ops/thread_pool.h"
@@ -39,12 +40,17 @@ class Context {
   // The reserved block; grows only inside reserve(), throws reel::Error if `bytes` exceeds it.
   // matmul() uses it too, so its contents do not survive a matmul call.
   void* scratch(size_t bytes);
+  // A second, growable block of at least `floats` floats, 64-byte aligned, kept apart from
+  // scratch() so it survives the matmul kernels run on it. It may allocate: only the
+  // non-causal (vision encoder) attention path uses it, never the text token loop.
+  float* workspace(size_t floats);
 
  private:
   ThreadPool pool_;
   void* scratch_ = nullptr;
   size_t scratch_bytes_ = 0;
   int64_t max_rows_ = 0, max_cols_ = 0;
+  std::vector<float> workspace_;
 };
 
 // y[n][w.rows] = x[n][w.cols] * w^T, x and y row-major float32.

@@ -516,6 +516,14 @@ TEST(Attention, MatchesNaive) {
   // Large scores: the running max must keep exp in range.
   s.scale = 40.0f;
   check_attention(s, 2);
+  // Non-causal with many queries and keys: the blocked matmul path (uneven query blocks, keys
+  // not a multiple of the kernel's k-block), MHA and GQA, ordinary and large scores.
+  s.n_q = 300, s.n_kv = 300, s.n_head = 4, s.n_kv_head = 4, s.head_dim = 64, s.scale = 0.125f;
+  check_attention(s, 3);
+  s.n_kv_head = 2;
+  check_attention(s, 2);
+  s.n_q = 70, s.n_kv = 529, s.head_dim = 80, s.scale = 40.0f;
+  check_attention(s, 1);
 }
 
 TEST(Roofline, ProbesReturnPositiveNumbers) {

@@ -21,11 +21,7 @@ namespace {
 
 using nlohmann::json;
 
-json read_json(const std::string& path) {
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << path;
-  return in.good() ? json::parse(in) : json();
-}
+using test::read_json;
 
 std::string repo_path(const std::string& rel) { return std::string(REEL_FIXTURE_SRC "/../../") + rel; }
 

@@ -21,11 +21,7 @@ namespace {
 
 using nlohmann::json;
 
-json read_json(const std::string& path) {
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << path;
-  return in.good() ? json::parse(in) : json();
-}
+using test::read_json;
 
 const std::string kRepo = REEL_FIXTURE_SRC "/../../";
 

@@ -29,6 +29,8 @@ void add_image_flags(CLI::App& app, ImageOptions& o);
 void add_video_flags(CLI::App& app, VideoOptions& o);
 
 std::string read_file(const std::string& path);
+// -t: at most 4 threads per core; more is clamped with a warning naming the value used.
+int usable_threads(int requested);
 
 int run_chat(ChatArgs& a);
 int run_tokenize(const std::string& model, const std::string& file);

@@ -1,23 +1,84 @@
-#include <fstream>
-#include <sstream>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <thread>
 
 #include "cli/cli.h"
 #include "common/error.h"
+#include "common/fs.h"
 
 namespace reel::cli {
 
+// Prompt files may be streams as well as regular files (`-f <(cmd)`, /dev/stdin), so they are
+// read to the end with a cap rather than refused; the cap also bounds /dev/zero.
+constexpr size_t kMaxPromptFileBytes = size_t{64} << 20;
+
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open the file");
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (in.bad()) throw Error(path + ": read error");
-  return s.str();
+  if (path.empty()) throw Error("empty path given for the prompt file");
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw Error(path + ": " + path_error_reason(path, errno));
+  if (S_ISDIR(st.st_mode)) throw Error(path + ": is a directory, not a prompt file");
+  if (S_ISSOCK(st.st_mode)) throw Error(path + ": is a socket, not a regular file");
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) throw Error(path + ": " + path_error_reason(path, errno));
+  std::string text;
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || text.size() + size_t(n) > kMaxPromptFileBytes) {
+      const int err = errno;
+      ::close(fd);
+      if (n < 0) throw Error(path + ": read error: " + std::strerror(err));
+      if (n == 0) return text;
+      throw Error(path + ": over the " + std::to_string(kMaxPromptFileBytes >> 20) +
+                  " MiB limit for a prompt file");
+    }
+    text.append(buf, size_t(n));
+  }
 }
+
+// More threads than 4 per core only add scheduling overhead (1000 threads on 2 cores made a
+// one-token answer take minutes): such a request is clamped, with a warning naming the value.
+// (Not in cli.h yet: `encode -t`, defined in main.cpp, should use it too.)
+int usable_threads(int requested) {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int most = 4 * cores;
+  if (requested <= most) return requested;
+  std::fprintf(stderr,
+               "reel: warning: -t %d is more than 4 threads per core (%d cores); using %d\n",
+               requested, cores, most);
+  return most;
+}
+
+namespace {
+
+// A seed is any 64-bit unsigned value, written in decimal; CLI11 alone would take "-1" or a
+// value past 2^64 silently.
+uint64_t parse_seed(const std::string& v) {
+  uint64_t seed = 0;
+  const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), seed);
+  if (v.empty() || ec != std::errc() || end != v.data() + v.size())
+    throw CLI::ValidationError(
+        "--seed", "'" + v + "' is not a whole number from 0 to " + std::to_string(UINT64_MAX));
+  return seed;
+}
+
+}  // namespace
 
 void add_engine_flags(CLI::App& app, EngineOptions& e, bool model_required) {
   app.add_option("-m,--model", e.model_path, "Qwen3-VL text model GGUF")->required(model_required);
-  app.add_option("-t,--threads", e.n_threads, "threads (default: all cores)")
+  app.add_option_function<int>(
+         "-t,--threads", [&e](int n) { e.n_threads = usable_threads(n); },
+         "threads (default: all cores)")
       ->check(CLI::Range(1, 1024));
   app.add_option("-c,--ctx-size", e.n_ctx, "context length in tokens (0: the model's)")
       ->check(CLI::Range(0, 1 << 24));
@@ -26,7 +87,10 @@ void add_engine_flags(CLI::App& app, EngineOptions& e, bool model_required) {
 }
 
 void add_sampling_flags(CLI::App& app, SamplingParams& s) {
-  app.add_option("-s,--seed", s.seed, "random seed");
+  app.add_option_function<std::string>(
+         "-s,--seed", [&s](const std::string& v) { s.seed = parse_seed(v); }, "random seed")
+      ->type_name("UINT")
+      ->default_str(std::to_string(s.seed));
   app.add_option("--temp", s.temperature, "temperature (0: greedy)")->check(CLI::Range(0.0, 100.0));
   app.add_option("--top-k", s.top_k, "top-k (0: off)")->check(CLI::Range(0, 1 << 24));
   app.add_option("--top-p", s.top_p, "top-p (1: off)")->check(CLI::Range(0.0, 1.0));
@@ -37,15 +101,39 @@ void add_sampling_flags(CLI::App& app, SamplingParams& s) {
       ->check(CLI::Range(-100.0, 100.0));
 }
 
-// --image-min-tokens / --image-max-tokens: budgets in visual tokens of 32x32 pixels.
+// --image-min-tokens / --image-max-tokens: budgets in visual tokens of 32x32 pixels. Both given
+// with min > max is an error; one alone may cross the other's default (smart_resize then keeps
+// the image within the maximum).
 void add_image_flags(CLI::App& app, ImageOptions& o) {
+  struct Given {
+    int64_t min = 0, max = 0;  // 0: not on the command line
+  };
+  auto given = std::make_shared<Given>();
+  // Callbacks run once each, in either order: whichever runs second sees both values.
+  auto check_order = [given] {
+    if (given->min > 0 && given->max > 0 && given->min > given->max)
+      throw CLI::ValidationError("--image-min-tokens", std::to_string(given->min) +
+                                                           " is more than --image-max-tokens " +
+                                                           std::to_string(given->max));
+  };
   app.add_option_function<int64_t>(
-         "--image-min-tokens", [&o](int64_t t) { o.min_pixels = t * 32 * 32; },
+         "--image-min-tokens",
+         [&o, given, check_order](int64_t t) {
+           o.min_pixels = t * 32 * 32;
+           given->min = t;
+           check_order();
+         },
          "fewest visual tokens per image (default 64)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   app.add_option_function<int64_t>(
-         "--image-max-tokens", [&o](int64_t t) { o.max_pixels = t * 32 * 32; },
-         "most visual tokens per image (default 16384)")
+         "--image-max-tokens",
+         [&o, given, check_order](int64_t t) {
+           o.max_pixels = t * 32 * 32;
+           given->max = t;
+           check_order();
+         },
+         "most visual tokens per image (default 16384; together, the images get at most "
+         "what the context leaves)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
 }
 

@@ -15,6 +15,7 @@
 #include <limits>
 
 #include "common/error.h"
+#include "common/fs.h"
 
 namespace reel::gguf {
 
@@ -456,13 +457,12 @@ struct FdCloser {
 }  // namespace
 
 std::unique_ptr<File> File::open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(path + ": cannot open: " + errno_text(errno));
+  // Refuses FIFOs, devices, sockets, directories and link loops with their own reasons, without
+  // blocking: mapping /dev/zero or waiting for a FIFO's writer must never happen.
+  const int fd = open_regular_file(path, "GGUF");
   FdCloser closer{fd};
   struct stat st {};
   if (::fstat(fd, &st) != 0) throw Error(path + ": cannot stat: " + errno_text(errno));
-  if (S_ISDIR(st.st_mode)) throw Error(path + ": is a directory, not a GGUF file");
-  if (!S_ISREG(st.st_mode)) throw Error(path + ": not a regular file");
   if (st.st_size == 0) throw Error(path + ": empty file (not a GGUF file)");
 
   const size_t size = static_cast<size_t>(st.st_size);

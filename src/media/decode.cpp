@@ -3,12 +3,15 @@
 // Color conversion follows PIL's convert("RGB"), which transformers' load_image and
 // image_transforms.convert_to_rgb call: alpha is dropped (not composited), grayscale replicated,
 // 16-bit samples take their high byte, except 16-bit grayscale, which PIL clips to 255.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <memory>
 #include <mutex>
 
@@ -28,6 +31,7 @@ extern "C" {
 }
 
 #include "common/error.h"
+#include "common/fs.h"
 #include "media/exif.h"
 #include "media/image.h"
 
@@ -521,21 +525,29 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& name,
 }
 
 Image load_image(const std::string& path, const ImageLimits& limits) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const fs::file_status st = fs::status(path, ec);
-  if (ec || !fs::exists(st)) fail(path, "no such file");
-  if (fs::is_directory(st)) fail(path, "is a directory");
-  const auto bytes = fs::file_size(path, ec);
-  if (ec) fail(path, "cannot read file size");
-  if (static_cast<int64_t>(bytes) > limits.max_file_bytes) {
+  // Only regular files: a FIFO, a device (/dev/zero, /dev/stdin) or a socket is refused at once,
+  // as are directories and link loops, each with its own reason (none of them has a size to
+  // check against the limit, and a FIFO without a writer would block forever).
+  const int fd = open_regular_file(path, "image");
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) fail(path, std::string("cannot read: ") + std::strerror(errno));
+  const int64_t bytes = st.st_size;
+  if (bytes > limits.max_file_bytes) {
     fail(path, "file is " + std::to_string(bytes) + " bytes, over the limit of " +
                    std::to_string(limits.max_file_bytes));
   }
-  std::ifstream in(path, std::ios::binary);
-  std::vector<uint8_t> data(bytes);
-  if (!in || !in.read(reinterpret_cast<char*>(data.data()), std::streamsize(bytes))) {
-    fail(path, "cannot read file");
+  std::vector<uint8_t> data(static_cast<size_t>(bytes));
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::read(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail(path, std::string("read error: ") + std::strerror(errno));
+    if (n == 0) fail(path, "file shrank while being read");
+    done += static_cast<size_t>(n);
   }
   return decode_image(data.data(), data.size(), path, limits);
 }

@@ -22,8 +22,9 @@ struct ImageLimits {
   int64_t max_file_bytes = int64_t{512} << 20;  // load_image only
 };
 
-// Decodes the whole file. Throws reel::Error("<path>: ...") for a missing file, a directory, an
-// unknown format, corrupt or truncated data, or an image over the limits.
+// Decodes the whole file. Throws reel::Error("<path>: ...") for anything but a readable regular
+// file (missing, a directory, a FIFO or device, a link loop: refused at once, never read as a
+// stream), an unknown format, corrupt or truncated data, or an image over the limits.
 Image load_image(const std::string& path, const ImageLimits& limits = {});
 
 // Same from memory; `name` prefixes error messages.

@@ -1,6 +1,10 @@
 // GGUF reader: valid files (from the in-test Builder and from gguf-py's GGUFWriter), every
 // getter, and every rejection path.
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -279,6 +283,28 @@ TEST(Reader, RejectsHugeCounts) {
   expect_error(nested.bytes(), "array 'a' length");
 }
 
+// Values past INT32_MAX / INT64_MAX in messages are printed as the unsigned numbers in the file,
+// never wrapped to negatives.
+TEST(Reader, MessagesPrintUnsignedValuesUnsigned) {
+  const uint32_t u32_max = ~uint32_t{0};
+  const uint64_t u64_max = ~uint64_t{0};
+  Builder version, value_type, elem_type, dims, shape, type_id, offset;
+  version.header(0, 0, u32_max);
+  expect_error(version.bytes(), "unsupported GGUF version 4294967295");
+  value_type.header(0, 1).key("k", u32_max);
+  expect_error(value_type.bytes(), "key 'k' has unknown value type 4294967295");
+  elem_type.header(0, 1).key("k", kArray).u32(u32_max).u64(0);
+  expect_error(elem_type.bytes(), "array 'k' has unknown element type 4294967295");
+  dims.header(1, 0).str("t").u32(u32_max).zeros(64);
+  expect_error(dims.bytes(), "tensor 't' has 4294967295 dimensions");
+  shape.header(1, 0).tensor("t", {u64_max}, 0, 0).zeros(64);
+  expect_error(shape.bytes(), "tensor 't' has invalid size 18446744073709551615 in dimension 0");
+  type_id.header(1, 0).tensor("t", {4}, u32_max, 0).zeros(64);
+  expect_error(type_id.bytes(), "tensor 't' has unknown ggml type id 4294967295");
+  offset.header(1, 0).tensor("t", {4}, 0, u64_max - 31).zeros(64);
+  expect_error(offset.bytes(), "18446744073709551584");
+}
+
 TEST(Reader, RejectsStringPastEnd) {
   Builder key, value, huge;
   key.header(0, 1).u64(100).raw("abc", 3).zeros(16);
@@ -418,12 +444,61 @@ class TempDir : public ::testing::Test {
     }
     return "(no error)";
   }
+  // open_error() run in a child process, so that a blocking open (a FIFO without a writer) fails
+  // the test after a few seconds instead of hanging it.
+  static std::string open_error_or_hang(const std::string& path) {
+    int fds[2];
+    if (::pipe(fds) != 0) return "(pipe failed)";
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(fds[0]);
+      const std::string e = open_error(path);
+      (void)!::write(fds[1], e.data(), e.size());
+      ::_exit(0);
+    }
+    ::close(fds[1]);
+    std::string out;
+    pollfd p{fds[0], POLLIN, 0};
+    char buf[512];
+    // 5 s: the open is a few system calls; only a block on the FIFO takes this long.
+    bool finished = false;  // the child closed the pipe: it returned and is exiting
+    while (!finished && ::poll(&p, 1, 5000) == 1) {
+      const ssize_t n = ::read(fds[0], buf, sizeof buf);
+      finished = n <= 0;
+      if (n > 0) out.append(buf, size_t(n));
+    }
+    if (!finished) {
+      ::kill(pid, SIGKILL);
+      out = "(hung)";
+    }
+    ::waitpid(pid, nullptr, 0);
+    ::close(fds[0]);
+    return out;
+  }
   std::filesystem::path dir_;
 };
 
+// Paths that are not regular files: each refused at once with its own reason, none mapped.
+TEST_F(TempDir, NotRegularFiles) {
+  const std::string fifo = (dir_ / "fifo.gguf").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_EQ(open_error_or_hang(fifo), fifo + ": is a FIFO/pipe, not a regular file");
+  EXPECT_EQ(open_error_or_hang("/dev/zero"), "/dev/zero: is a device, not a regular file");
+  const std::string loop = (dir_ / "loop.gguf").string();
+  ASSERT_EQ(::symlink(loop.c_str(), loop.c_str()), 0);
+  EXPECT_EQ(open_error(loop), loop + ": too many levels of symbolic links (a link loop?)");
+  const std::string dangling = (dir_ / "dangling.gguf").string();
+  ASSERT_EQ(::symlink((dir_ / "gone.gguf").c_str(), dangling.c_str()), 0);
+  EXPECT_EQ(open_error(dangling),
+            dangling + ": is a broken symbolic link (its target does not exist)");
+  const std::string text = write("text.gguf", "x");
+  EXPECT_EQ(open_error(text + "/model.gguf"),
+            text + "/model.gguf: a path component is not a directory");
+}
+
 TEST_F(TempDir, FileErrors) {
   const std::string missing = (dir_ / "missing.gguf").string();
-  EXPECT_EQ(open_error(missing), missing + ": cannot open: No such file or directory");
+  EXPECT_EQ(open_error(missing), missing + ": no such file");
   EXPECT_EQ(open_error(dir_.string()), dir_.string() + ": is a directory, not a GGUF file");
   const std::string empty = write("empty.gguf", "");
   EXPECT_EQ(open_error(empty), empty + ": empty file (not a GGUF file)");

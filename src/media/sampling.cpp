@@ -42,18 +42,25 @@ std::vector<double> numpy_linspace(double start, double stop, int64_t n) {
   return y;
 }
 
+namespace {
+
+// Qwen3VLVideoProcessor.sample_frames' frame count in fps mode.
+int64_t reference_count(int64_t total_frames, double video_fps, double fps, int min_frames,
+                        int max_frames) {
+  if (!(video_fps > 0)) video_fps = 24;
+  // Python: int(total_num_frames / metadata.fps * fps), left to right, truncating toward 0.
+  const int64_t n = int64_t(std::trunc(double(total_frames) / video_fps * fps));
+  return std::min({std::max<int64_t>(n, min_frames), int64_t(max_frames), total_frames});
+}
+
+}  // namespace
+
 std::vector<int64_t> sample_reference(int64_t total_frames, double video_fps, double fps,
                                       int min_frames, int max_frames,
                                       std::optional<int64_t> num_frames) {
-  int64_t n;
-  if (num_frames) {
-    n = *num_frames;
-  } else {
-    if (!(video_fps > 0)) video_fps = 24;
-    // Python: int(total_num_frames / metadata.fps * fps), left to right, truncating toward 0.
-    n = int64_t(std::trunc(double(total_frames) / video_fps * fps));
-    n = std::min({std::max<int64_t>(n, min_frames), int64_t(max_frames), total_frames});
-  }
+  const int64_t n = num_frames
+                        ? *num_frames
+                        : reference_count(total_frames, video_fps, fps, min_frames, max_frames);
   if (n <= 0) return {};
   return round_all(numpy_linspace(0, double(total_frames - 1), n));
 }
@@ -62,6 +69,36 @@ std::vector<int64_t> sample_evenly(int64_t total_frames, int n) {
   if (n <= 0 || total_frames <= 0) return {};
   const int64_t count = std::min<int64_t>(n, total_frames);
   return round_all(numpy_linspace(0, double(total_frames - 1), count));
+}
+
+std::vector<int64_t> sample_by_time(std::span<const double> times, int64_t n) {
+  if (n <= 0 || times.empty()) return {};
+  std::vector<int64_t> out;
+  out.reserve(size_t(n));
+  size_t j = 0;  // the last frame at or before the target (targets ascend)
+  for (const double target : numpy_linspace(times.front(), times.back(), n)) {
+    while (j + 1 < times.size() && times[j + 1] <= target) ++j;
+    const bool next_closer = j + 1 < times.size() && times[j + 1] - target < target - times[j];
+    const auto pick = int64_t(next_closer ? j + 1 : j);
+    if (out.empty() || pick != out.back()) out.push_back(pick);  // picks never decrease
+  }
+  return out;
+}
+
+std::vector<int64_t> sample_video(const VideoInfo& info, double fps, int min_frames,
+                                  int max_frames) {
+  if (!info.variable_rate()) {
+    return sample_reference(info.n_frames, info.fps, fps, min_frames, max_frames);
+  }
+  return sample_by_time(*info.vfr_times_s,
+                        reference_count(info.n_frames, info.fps, fps, min_frames, max_frames));
+}
+
+std::vector<int64_t> sample_video_evenly(const VideoInfo& info, int n) {
+  if (!info.variable_rate()) return sample_evenly(info.n_frames, n);
+  // n targets even when the video has fewer frames: spread denser than the frames, they pick
+  // every frame once (sample_evenly's min(n, total_frames)).
+  return sample_by_time(*info.vfr_times_s, n);
 }
 
 Size2 smart_resize_video(int n_frames, int height, int width, const VideoBudget& b) {

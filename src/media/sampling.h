@@ -4,9 +4,11 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "media/image.h"
+#include "media/video.h"
 
 namespace reel::media {
 
@@ -23,6 +25,24 @@ std::vector<int64_t> sample_reference(int64_t total_frames, double video_fps, do
 // n evenly spaced frames: linspace(0, total_frames - 1, min(n, total_frames)) rounded half to
 // even, the reference formula with a fixed count (n <= 0 or total_frames <= 0: empty).
 std::vector<int64_t> sample_evenly(int64_t total_frames, int n);
+
+// Variable frame rate: up to n frames placed evenly in time instead of evenly in index. The
+// targets are numpy_linspace(times.front(), times.back(), n); each takes the frame whose time
+// is nearest (the earlier one on a tie). times: ascending, one per frame. Indices come out
+// ascending and distinct: where frames are further apart than the targets (a frame held on
+// screen), several targets pick the same frame and it is taken once, so such a video yields
+// fewer than n frames (a repeat would only add a group with the same picture and the same
+// timestamp). n <= 0 or no times: empty.
+std::vector<int64_t> sample_by_time(std::span<const double> times, int64_t n);
+
+// What the pipeline samples. Constant frame rate: sample_reference / sample_evenly, bit-exact
+// with transformers. Variable frame rate (info.variable_rate()): transformers' frame count,
+// placed evenly in time with sample_by_time, so that "fps frames per second" holds in every
+// part of the video and each temporal pair spans the same time (transformers spreads its
+// frames evenly over the indices, so dense parts get more of them).
+std::vector<int64_t> sample_video(const VideoInfo& info, double fps = 2.0, int min_frames = 4,
+                                  int max_frames = 768);
+std::vector<int64_t> sample_video_evenly(const VideoInfo& info, int n);
 
 // numpy.linspace(start, stop, n) in double, as numpy computes it (step multiply, exact end).
 std::vector<double> numpy_linspace(double start, double stop, int64_t n);

@@ -17,7 +17,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <filesystem>
 #include <mutex>
 #include <numeric>
 #include <unordered_map>
@@ -33,6 +32,7 @@ extern "C" {
 }
 
 #include "common/error.h"
+#include "common/fs.h"
 
 namespace reel::media {
 namespace {
@@ -140,6 +140,7 @@ class FfmpegReader final : public VideoReader {
   void scan_packets();
   void open_decoder();
   void compute_info();
+  void record_vfr_times();
   void rewind();
   bool seek_to_packet(int64_t packet);
   int64_t seek_and_peek(int64_t ts);
@@ -175,9 +176,9 @@ class FfmpegReader final : public VideoReader {
 };
 
 void FfmpegReader::open_container() {
-  std::error_code ec;
-  if (!std::filesystem::exists(path_, ec)) fail(path_, "no such file");
-  if (std::filesystem::is_directory(path_, ec)) fail(path_, "is a directory");
+  // Before FFmpeg sees the path: its file protocol would block opening a FIFO (no timeout
+  // applies there), and the probe-then-seek reading below needs a seekable, finite file.
+  require_regular_file(path_, "video");
 
   AVFormatContext* raw = avformat_alloc_context();
   if (raw == nullptr) fail(path_, "out of memory");
@@ -294,6 +295,7 @@ void FfmpegReader::compute_info() {
     info_.duration_s = double(info_.n_frames) / info_.header_fps;
   }
   info_.fps = info_.duration_s > 0 ? double(info_.n_frames) / info_.duration_s : 24.0;
+  if (index_.seekable) record_vfr_times();
 
   const AVCodecParameters* par = st->codecpar;
   if (lim_.apply_sar) {
@@ -313,6 +315,21 @@ void FfmpegReader::compute_info() {
   const bool swap = info_.rotation == 90 || info_.rotation == 270;
   info_.width = int(swap ? h : w);
   info_.height = int(swap ? w : h);
+}
+
+// Keeps the frames' pts-derived times when index / fps misses some frame's time by more than
+// the tolerance (a variable frame rate); a constant rate keeps transformers' index / fps.
+void FfmpegReader::record_vfr_times() {
+  const auto& pts = index_.frame_pts;
+  const double tb = av_q2d(tb_);
+  const double tolerance = std::max(kVfrToleranceS, 2 * tb);
+  auto times = std::make_shared<std::vector<double>>(pts.size());
+  bool variable = false;
+  for (size_t i = 0; i < pts.size(); ++i) {
+    (*times)[i] = double(pts[i] - pts[0]) * tb;
+    variable = variable || std::fabs((*times)[i] - double(i) / info_.fps) > tolerance;
+  }
+  if (variable) info_.vfr_times_s = std::move(times);
 }
 
 void FfmpegReader::open_decoder() {

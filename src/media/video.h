@@ -3,6 +3,9 @@
 //
 // Frame indices are presented frames in presentation order, index 0 = first, the numbering
 // transformers' video loaders use. Timestamps come from pts, so variable frame rate is exact.
+//
+// Only regular files are read: a FIFO, device, socket or directory is refused before FFmpeg
+// opens the path (the reader probes and then seeks, and opening a FIFO would block).
 #pragma once
 
 #include <cstdint>
@@ -10,6 +13,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "media/image.h"
 
@@ -40,7 +44,26 @@ struct VideoInfo {
   double duration_s = 0;
   std::string codec, container;
   bool has_audio = false;
+  // Presentation time of every frame minus frame 0's, in seconds, kept only for a variable
+  // frame rate stream: one where some frame's time differs from index / fps (the time
+  // transformers assumes) by more than kVfrToleranceS or two time-base ticks, whichever is
+  // larger. Null for constant frame rate (then index / fps is the time) and when pts are
+  // missing. Shared, so copies of the info stay cheap; n_frames doubles at most.
+  std::shared_ptr<const std::vector<double>> vfr_times_s;
+
+  bool variable_rate() const { return vfr_times_s != nullptr; }
+  // Frame `index`'s time in seconds from frame 0: its pts when variable_rate(), else
+  // index / fps exactly as transformers computes it. index in [0, n_frames).
+  double frame_time_s(int64_t index) const {
+    return vfr_times_s ? (*vfr_times_s)[size_t(index)] : double(index) / fps;
+  }
 };
+
+// Largest difference between a frame's pts and index / fps still read as constant frame rate,
+// or two ticks of the stream's time base if that is more: pts rounded to the time base stay
+// within it (NTSC 30000/1001 in Matroska's 1 ms base: 33/34 ms steps, within 1.2 ms), a
+// dropped or held frame (a whole frame interval) does not.
+inline constexpr double kVfrToleranceS = 0.001;
 
 // Opens, scans the packets (no decoding) and closes. Throws reel::Error("<path>: ...").
 VideoInfo probe_video(const std::string& path, const VideoLimits& limits = {});

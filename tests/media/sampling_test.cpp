@@ -3,9 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <numeric>
+#include <utility>
 
 #include "common/error.h"
 
@@ -155,6 +158,94 @@ TEST(SmartResizeVideo, TransformersFixture) {
     EXPECT_EQ(s.height, int(c["result"][0])) << c.dump();
     EXPECT_EQ(s.width, int(c["result"][1])) << c.dump();
   }
+}
+
+// ---- variable frame rate --------------------------------------------------------------------
+
+// A constant-rate VideoInfo (no per-frame times), as probe_video reports one.
+VideoInfo cfr_info(int64_t n, double fps) {
+  VideoInfo info;
+  info.n_frames = n;
+  info.fps = fps;
+  info.duration_s = double(n) / fps;
+  return info;
+}
+
+// A variable-rate VideoInfo with these frame times (average rate n / duration, as probed).
+VideoInfo vfr_info(std::vector<double> times, double last_frame_s) {
+  VideoInfo info;
+  info.n_frames = int64_t(times.size());
+  info.duration_s = times.back() + last_frame_s;
+  info.fps = double(info.n_frames) / info.duration_s;
+  info.vfr_times_s = std::make_shared<const std::vector<double>>(std::move(times));
+  return info;
+}
+
+TEST(SampleByTime, NearestFrameToEvenlySpacedTimes) {
+  // Frames at 0, 0.1, 0.2, then 1.0, 2.0, 3.0: targets 0, 1, 2, 3 take the frames at those
+  // times, not the index-evenly 0, 2, 3, 5 (0, 0.2, 1.0, 3.0 s).
+  const std::vector<double> t = {0, 0.1, 0.2, 1.0, 2.0, 3.0};
+  EXPECT_EQ(sample_by_time(t, 4), (std::vector<int64_t>{0, 3, 4, 5}));
+  // Targets 0, 0.5, 1, 1.5, 2, 2.5, 3 (exact in binary): 0.5 is nearer 0.2 than 1.0; 1.5 and
+  // 2.5 are exact ties and take the earlier frame, the frames at 1 and 2 s, already taken.
+  EXPECT_EQ(sample_by_time(t, 7), (std::vector<int64_t>{0, 2, 3, 4, 5}));
+  // Ties with nothing taken yet: frames at 0, 2, 4 s, targets 0, 1, 2, 3, 4 -> 0, 0, 1, 1, 2,
+  // each taken once.
+  const std::vector<double> tie = {0, 2, 4};
+  EXPECT_EQ(sample_by_time(tie, 5), (std::vector<int64_t>{0, 1, 2}));
+  // A frame held for 4 s: targets inside the hold pick its first or last frame, once each.
+  const std::vector<double> hold = {0, 0.1, 0.2, 0.3, 4.3, 4.4};
+  EXPECT_EQ(sample_by_time(hold, 12), (std::vector<int64_t>{0, 3, 4, 5}));
+  EXPECT_EQ(sample_by_time(t, 1), (std::vector<int64_t>{0}));
+  EXPECT_TRUE(sample_by_time(t, 0).empty());
+  EXPECT_TRUE(sample_by_time({}, 3).empty());
+}
+
+TEST(SampleByTime, ConstantRateTimesGiveTheReferenceIndicesAwayFromTies) {
+  // On a regular grid nearest-in-time is round(linspace(0, T-1, n)); only exact .5 ties differ
+  // (the reference rounds half to even, sample_by_time takes the earlier frame), which is why
+  // constant-rate videos keep sample_reference rather than relying on this.
+  std::vector<double> t(300);
+  for (size_t i = 0; i < t.size(); ++i) t[i] = double(i) / 30;
+  EXPECT_EQ(sample_by_time(t, 20), sample_reference(300, 30.0));
+}
+
+TEST(SampleVideo, ConstantRateIsTheReference) {
+  for (const auto& [n, fps] : std::vector<std::pair<int64_t, double>>{
+           {300, 30.0}, {240, 23.884}, {30, 10.0}, {3, 30.0}, {100000, 29.97}, {7, 0.5}}) {
+    const VideoInfo info = cfr_info(n, fps);
+    EXPECT_EQ(sample_video(info), sample_reference(n, fps)) << n << " " << fps;
+    EXPECT_EQ(sample_video(info, 1.0, 2, 100), sample_reference(n, fps, 1.0, 2, 100));
+    EXPECT_EQ(sample_video_evenly(info, 8), sample_evenly(n, 8));
+  }
+}
+
+TEST(SampleVideo, VariableRateKeepsTheCountAndSpreadsInTime) {
+  // 20 frames 40 ms apart (0.8 s), then 30 frames 100 ms apart (3 s): 50 frames in 3.8 s.
+  std::vector<double> t;
+  for (int i = 0; i < 20; ++i) t.push_back(i * 0.04);
+  for (int i = 0; i < 30; ++i) t.push_back(0.8 + i * 0.1);
+  const VideoInfo info = vfr_info(t, 0.1);
+  // The reference count: int(50 / (50 / 3.8) * 2) = 7 (same as transformers).
+  const auto ref = sample_reference(50, info.fps);
+  const auto got = sample_video(info);
+  ASSERT_EQ(got.size(), ref.size());
+  ASSERT_EQ(got.size(), 7u);
+  // Targets linspace(0, 3.7, 7) = 0, 0.6167, 1.2333, 1.85, 2.4667, 3.0833, 3.7: every chosen
+  // frame lies within half the slow part's 100 ms spacing of its target.
+  const auto targets = numpy_linspace(0, 3.7, 7);
+  for (size_t k = 0; k < got.size(); ++k)
+    EXPECT_LE(std::fabs(t[size_t(got[k])] - targets[k]), 0.05 + 1e-12) << k;
+  // The reference's index-even choice puts 3 of 7 frames in the first 0.8 s.
+  EXPECT_EQ(ref, (std::vector<int64_t>{0, 8, 16, 24, 33, 41, 49}));
+  EXPECT_EQ(got, (std::vector<int64_t>{0, 15, 24, 30, 37, 43, 49}));
+  const auto even = sample_video_evenly(info, 4);  // linspace(0, 3.7, 4): 0, 1.233, 2.467, 3.7
+  EXPECT_EQ(even, (std::vector<int64_t>{0, 24, 37, 49}));
+  // More frames asked than the video has: every frame once, as sample_evenly gives.
+  std::vector<int64_t> all(50);
+  std::iota(all.begin(), all.end(), 0);
+  EXPECT_EQ(sample_video_evenly(info, 100), all);
+  EXPECT_TRUE(sample_video_evenly(info, 0).empty());
 }
 
 }  // namespace

@@ -2,15 +2,24 @@
 // scripts/install-deps.sh; a missing ffmpeg fails the suite), plus the shared 10 s H.264 clip.
 #include "media/video.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <numeric>
+#include <thread>
 
 #include "common/error.h"
 #include "media/sampling.h"
@@ -305,7 +314,7 @@ TEST_F(VideoTest, SeekingAvoidsFullDecode) {
 }
 
 TEST_F(VideoTest, SharedClip) {
-  const fs::path f = fs::path(REEL_SHARED_DIR) / "data/media/clip-10s-720x358-h264.mp4";
+  const fs::path f = fs::path(REEL_TEST_DATA) / "media/clip-10s-720x358-h264.mp4";
   ASSERT_TRUE(fs::exists(f)) << f;
   auto r = VideoReader::open(f.string());
   const VideoInfo& info = r->info();
@@ -420,6 +429,179 @@ TEST_F(VideoTest, BadIndices) {
   EXPECT_THROW(r->read_frames(out_of_range, [](size_t, Image&&) {}), Error);
   std::vector<int64_t> descending = {5, 3};
   EXPECT_THROW(r->read_frames(descending, [](size_t, Image&&) {}), Error);
+}
+
+// ---- variable frame rate: per-frame times only where index / fps is not the time ------------
+
+// The presented frames' times relative to the first one, ascending, from ffprobe: packets
+// flagged discard (D, cut by an mp4 edit list) are not presented.
+std::vector<double> relative_pts(const fs::path& file) {
+  const std::string out = run_output(
+      "ffprobe -v error -select_streams v:0 -show_entries packet=pts_time,flags -of csv=p=0 '" +
+      file.string() + "'");
+  std::vector<double> pts;
+  size_t at = 0;
+  while (at < out.size()) {
+    const size_t nl = std::min(out.find('\n', at), out.size());
+    const std::string line = out.substr(at, nl - at);
+    const size_t comma = line.find(',');
+    if (comma != std::string::npos && line.find('D', comma) == std::string::npos)
+      pts.push_back(std::stod(line.substr(0, comma)));
+    at = nl + 1;
+  }
+  std::sort(pts.begin(), pts.end());
+  for (size_t i = 1; i < pts.size(); ++i) pts[i] -= pts[0];
+  if (!pts.empty()) pts[0] = 0;
+  return pts;
+}
+
+// ffprobe prints pts_time with 6 decimals: 1e-6 covers its rounding (the pts themselves are
+// exact integer ticks).
+void expect_times_are_pts(const fs::path& file, const VideoInfo& info) {
+  SCOPED_TRACE(file.string());
+  ASSERT_TRUE(info.variable_rate());
+  const auto pts = relative_pts(file);
+  ASSERT_EQ(int64_t(pts.size()), info.n_frames);
+  ASSERT_EQ(info.vfr_times_s->size(), pts.size());
+  for (int64_t i = 0; i < info.n_frames; ++i)
+    EXPECT_NEAR(info.frame_time_s(i), pts[size_t(i)], 1e-6) << i;
+}
+
+TEST_F(VideoTest, VariableFrameRateTimesFromPts) {
+  // The clip of VariableFrameRate: 20 frames 40 ms apart, then 30 frames 100 ms apart (on the
+  // 1/25 s grid), in Matroska.
+  const auto mkv = make({"vfr.mkv",
+                         "-vf \"setpts='if(lt(N,20),N*0.04,0.8+(N-20)*0.1)/TB'\" -vsync vfr "
+                         "-c:v libx264 -g 10",
+                         "160x96", 25, 2});
+  auto r = VideoReader::open(mkv.string());
+  expect_times_are_pts(mkv, r->info());
+  for (int64_t i = 0; i < r->info().n_frames; ++i)
+    EXPECT_EQ(r->info().frame_time_s(i), r->timestamp_s(i)) << i;
+  // Frame 20, the first slow one, is shown at 0.8 s; index / fps over the average rate
+  // (50 frames in ~3.8 s) would put it at ~1.5 s.
+  EXPECT_NEAR(r->info().frame_time_s(20), 0.8, 1e-6);
+  EXPECT_GT(20 / r->info().fps, 1.4);
+
+  // Two segments, 30 fps for 1 s then 5 fps for 2 s, concatenated into an H.264 mp4 with
+  // B-frames (the concat filter's microsecond time base survives into the mp4).
+  const auto mp4 = make({"vfr-concat.mp4",
+                         "-filter_complex \"[0:v][1:v]concat=n=2:v=1[v]\" -map \"[v]\" -vsync vfr "
+                         "-c:v libx264 -g 10 -bf 2",
+                         "160x96", 30, 1, "-f lavfi -i testsrc2=size=160x96:rate=5:duration=2"});
+  const VideoInfo info = probe_video(mp4.string());
+  // 40 packets; the mp4 muxer's edit list cuts the last one (flagged discard), as
+  // ffprobe -count_frames and torchcodec count.
+  ASSERT_EQ(info.n_frames, 39);
+  EXPECT_EQ(info.n_frames, ffprobe_frames(mp4));
+  expect_times_are_pts(mp4, info);
+  EXPECT_NEAR(info.frame_time_s(29), 29.0 / 30, 1e-6);
+  EXPECT_NEAR(info.frame_time_s(30), 1.0, 1e-6);
+  EXPECT_NEAR(info.frame_time_s(38), 2.6, 1e-6);
+  expect_seek_matches_sequential(mp4);
+}
+
+TEST_F(VideoTest, ConstantFrameRateKeepsIndexOverFps) {
+  // Regular pts in every container of the suite, and NTSC 30000/1001 in Matroska, whose 1 ms
+  // time base rounds the pts to 33/34 ms steps: all read as constant rate, so times (and the
+  // prompt's timestamps) stay transformers' index / fps, bit for bit.
+  const std::vector<Clip> clips = {
+      {"h264.mp4", "-c:v libx264 -g 12 -bf 3 -pix_fmt yuv420p"},
+      {"mpeg4.avi", "-c:v mpeg4 -g 10 -q:v 5"},
+      {"vp9.webm", "-c:v libvpx-vp9 -g 15 -deadline realtime -cpu-used 8"},
+      {"ntsc.mkv", "-r 30000/1001 -c:v libx264 -g 30", "160x96", 30, 20},
+      {"ntsc.mp4", "-r 30000/1001 -c:v libx264 -g 30", "160x96", 30, 20},
+  };
+  for (const Clip& c : clips) {
+    const auto f = make(c);
+    SCOPED_TRACE(f.string());
+    const VideoInfo info = probe_video(f.string());
+    EXPECT_FALSE(info.variable_rate());
+    EXPECT_EQ(info.frame_time_s(info.n_frames - 1), double(info.n_frames - 1) / info.fps);
+    // The pts do differ from index / fps in the Matroska one, by less than the tolerance.
+    const auto pts = relative_pts(f);
+    ASSERT_EQ(int64_t(pts.size()), info.n_frames);
+    for (size_t i = 0; i < pts.size(); ++i)
+      ASSERT_LE(std::fabs(pts[i] - double(i) / info.fps), 0.002 + 1e-6) << i;
+  }
+}
+
+TEST_F(VideoTest, SharedClipHoldsItsFirstFrameSoIsVariableRate) {
+  // Its first frame lasts 66 ms, every later one 1/24 s: index / fps (240 frames over
+  // 10.024 s) runs up to 24 ms behind the pts, well over the 1 ms tolerance.
+  const fs::path f = fs::path(REEL_TEST_DATA) / "media/clip-10s-720x358-h264.mp4";
+  ASSERT_TRUE(fs::exists(f)) << f;
+  const VideoInfo info = probe_video(f.string());
+  ASSERT_TRUE(info.variable_rate());
+  expect_times_are_pts(f, info);
+  EXPECT_NEAR(info.frame_time_s(1), 0.066, 1e-3);
+  EXPECT_NEAR(info.frame_time_s(239) - info.frame_time_s(1), 238.0 / 24, 1e-3);
+}
+
+// ---- paths that are not regular files: refused at once, never opened --------------------------
+
+// probe_video and VideoReader::open on a thread, so that a regression that blocks (a FIFO
+// opened for reading waits for a writer) fails the test after 10 s instead of hanging it.
+// Returns the error message, or "" on timeout, "no error" when the path was accepted.
+std::string open_error_within_10s(const std::string& path) {
+  auto result = std::make_shared<std::promise<std::string>>();
+  std::future<std::string> done = result->get_future();
+  std::thread([path, result] {
+    std::string msg = "no error";
+    try {
+      VideoLimits l;
+      l.timeout_s = 5;  // bounds a regression that reads an endless device
+      probe_video(path, l);
+      VideoReader::open(path, l);
+    } catch (const std::exception& e) {
+      msg = e.what();
+    }
+    result->set_value(msg);
+  }).detach();
+  if (done.wait_for(std::chrono::seconds(10)) != std::future_status::ready) return "";
+  return done.get();
+}
+
+void expect_refused(const std::string& path, const std::string& reason) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string msg = open_error_within_10s(path);
+  ASSERT_FALSE(msg.empty()) << path << ": still blocked after 10 s";
+  EXPECT_EQ(msg.rfind(path + ": ", 0), 0u) << msg;
+  EXPECT_NE(msg.find(reason), std::string::npos) << msg;
+  EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;  // one line
+  // Refused from stat() alone, not after a read that happens to fail.
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1)) << msg;
+}
+
+TEST_F(VideoTest, FifoIsRefusedWithoutBlocking) {
+  const fs::path fifo = dir_ / "pipe.mp4";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0) << std::strerror(errno);
+  expect_refused(fifo.string(), "FIFO");
+  // Release a reader a regression left waiting on the FIFO (a writer opening and closing
+  // gives it end of file), so the detached thread ends.
+  const int w = open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+  if (w >= 0) close(w);
+}
+
+TEST_F(VideoTest, DirectoryDeviceAndSocketAreRefused) {
+  expect_refused(dir_.string(), "is a directory");
+  expect_refused("/dev/zero", "device");
+  expect_refused("/dev/null", "device");
+  const fs::path sock = dir_ / "sock.mp4";
+  const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  ASSERT_LT(sock.string().size(), sizeof addr.sun_path);
+  std::strncpy(addr.sun_path, sock.c_str(), sizeof addr.sun_path - 1);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
+  expect_refused(sock.string(), "socket");
+  close(fd);
+  // A symbolic link to a regular file is that file: still read.
+  const auto f = make({"idx.mkv", "-c:v libx264 -g 12"});
+  const fs::path link = dir_ / "link.mkv";
+  fs::create_symlink(f, link);
+  EXPECT_EQ(open_error_within_10s(link.string()), "no error");
 }
 
 }  // namespace

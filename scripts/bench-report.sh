@@ -3,7 +3,7 @@
 # memory-bandwidth roofline (Q8_0 and Q4_K_M), vision encoding against the FMA peak, and time to
 # first token for a video, native vs one image per frame. Uses 2B-shaped models with random
 # weights written by tools/reference/make_bench_model.py into models/bench/ (see its --help).
-# Usage: scripts/bench-report.sh [THREADS]
+# Usage: [REEL_BENCH_CLIP=video] scripts/bench-report.sh [THREADS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t=${1:-2}
@@ -12,7 +12,7 @@ b=models/bench
 for f in 2b-q8_0.gguf 2b-q4_k_m.gguf 2b-mmproj-f16.gguf; do
   [[ -f $b/$f ]] || { echo "missing $b/$f: see tools/reference/make_bench_model.py --help" >&2; exit 1; }
 done
-clip=../shared/data/media/clip-10s-720x358-h264.mp4
+clip=${REEL_BENCH_CLIP:-tests/data/media/clip-10s-720x358-h264.mp4}  # the real 10 s clip
 
 echo "== text decode, $t threads"
 $reel bench -m $b/2b-q8_0.gguf -t "$t" -p 64 -n 32 -r 2

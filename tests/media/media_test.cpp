@@ -219,7 +219,7 @@ TEST(Exif, JpegOrientations) {
 }
 
 TEST(Exif, SharedPhotoLoads) {
-  const std::string path = std::string(REEL_SHARED_DIR) + "/data/media/photo-640x488.jpeg";
+  const std::string path = std::string(REEL_TEST_DATA) + "/media/photo-640x488.jpeg";
   if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not present";
   Image img = load_image(path);
   EXPECT_EQ(img.width, 640);

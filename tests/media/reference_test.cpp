@@ -38,7 +38,7 @@ int max_abs_diff(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
 }
 
 std::string source_path(const std::string& src) {
-  if (src.rfind("shared:", 0) == 0) return std::string(REEL_SHARED_DIR) + "/" + src.substr(7);
+  if (src.rfind("shared:data/", 0) == 0) return std::string(REEL_TEST_DATA) + "/" + src.substr(12);
   return (fs::path(REEL_FIXTURE_SRC).parent_path().parent_path() / src).string();
 }
 

@@ -27,7 +27,7 @@ std::string read_file(const std::string& path) {
 
 const Tokenizer& shared_vocab() {
   static const auto tok = [] {
-    const auto f = gguf::File::open(REEL_SHARED_DIR "/data/tokenizer/ggml-vocab-qwen2.gguf");
+    const auto f = gguf::File::open(REEL_TEST_DATA "/tokenizer/ggml-vocab-qwen2.gguf");
     return Tokenizer::from_gguf(*f);
   }();
   return *tok;
@@ -56,8 +56,8 @@ std::string hex_to_bytes(const std::string& hex) {
 }
 
 TEST(Tokenizer, SharedLlamaCppVectors) {
-  const std::string inp = read_file(REEL_SHARED_DIR "/data/tokenizer/ggml-vocab-qwen2.gguf.inp");
-  std::istringstream out(read_file(REEL_SHARED_DIR "/data/tokenizer/ggml-vocab-qwen2.gguf.out"));
+  const std::string inp = read_file(REEL_TEST_DATA "/tokenizer/ggml-vocab-qwen2.gguf.inp");
+  std::istringstream out(read_file(REEL_TEST_DATA "/tokenizer/ggml-vocab-qwen2.gguf.out"));
   const std::string sep = "\n__ggml_vocab_test__\n";
   size_t pos = 0, count = 0;
   for (size_t next; (next = inp.find(sep, pos)) != std::string::npos; pos = next + sep.size()) {

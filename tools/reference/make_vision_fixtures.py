@@ -10,7 +10,7 @@ Writes (relative to the repo root):
   tests/fixtures/vision/prompts.json[.xz]      tiny-a image prompts: ids, 3-axis positions, logits, greedy
   tests/fixtures/models/tiny-a-mmproj-f16.gguf.xz
 
-Inputs: tests/fixtures/images/* (make_test_images.py) and ../shared/data/media/photo-640x488.jpeg.
+Inputs: tests/fixtures/images/* (make_test_images.py) and tests/data/media/photo-640x488.jpeg.
 The tiny-a model is rebuilt from make_fixtures.py (same seed => same weights) and checked against
 the committed tiny-a-f32.gguf.xz / tiny-a-mmproj-f32.gguf.xz.
 
@@ -45,7 +45,8 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 IMG_DIR = ROOT / "tests/fixtures/images"
 VIS_DIR = ROOT / "tests/fixtures/vision"
 RGB_DIR = VIS_DIR / "rgb"
-SHARED = Path(os.environ.get("REEL_SHARED_DIR", ROOT.parent / "shared"))
+# Third-party assets (tests/data/README.md); REEL_TEST_DATA overrides the folder.
+TEST_DATA = Path(os.environ.get("REEL_TEST_DATA", ROOT / "tests/data"))
 
 PATCH, MERGE, TEMPORAL = 16, 2, 2
 FACTOR = PATCH * MERGE
@@ -53,7 +54,7 @@ MIN_PIXELS = 65536          # Qwen3-VL preprocessor_config.json size.shortest_ed
 MAX_PIXELS = 16777216       # size.longest_edge
 N_GREEDY = 32
 
-# name, path (relative to repo, or "shared:..."), budget override or None
+# name, path (relative to repo, or "shared:data/..." = TEST_DATA/...), budget override or None
 IMAGES = [
     ("rgb-97x61", "tests/fixtures/images/rgb-97x61.png", None),
     ("rgb-32x32", "tests/fixtures/images/rgb-32x32.png", None),
@@ -89,7 +90,9 @@ f32 = mf.f32
 
 
 def resolve(src: str) -> Path:
-    return SHARED / src.split(":", 1)[1] if src.startswith("shared:") else ROOT / src
+    # "shared:data/" is the source's historical prefix, kept so images.json need not change.
+    prefix = "shared:data/"
+    return TEST_DATA / src[len(prefix):] if src.startswith(prefix) else ROOT / src
 
 
 def floats(a) -> list:

@@ -68,13 +68,34 @@ PRETOKENIZE_REGEX = (
 
 
 def shared_vocab_path() -> Path:
-    """The shared Qwen2 vocab GGUF (override with REEL_SHARED_DIR)."""
-    root = os.environ.get("REEL_SHARED_DIR")
-    if root:
-        return Path(root) / "data/tokenizer/ggml-vocab-qwen2.gguf"
+    """llama.cpp's Qwen2 vocab GGUF, from the repo's tests/data (REEL_TEST_DATA overrides the
+    folder). The repo stores it xz-compressed; gguf.GGUFReader maps a plain file, so it is
+    unpacked once, beside its .inp/.out test vectors, under tools/reference/out/ (git-ignored)."""
     here = Path(__file__).resolve()
-    # tools/reference/ -> repo root -> sibling shared/
-    return here.parents[2].parent / "shared/data/tokenizer/ggml-vocab-qwen2.gguf"
+    data = Path(os.environ.get("REEL_TEST_DATA", here.parents[2] / "tests/data"))
+    plain = data / "tokenizer/ggml-vocab-qwen2.gguf"
+    if plain.exists():
+        return plain
+    return _unpacked_vocab(plain, here.parent / "out/test-data/tokenizer")
+
+
+def _unpacked_vocab(plain: Path, cache: Path) -> Path:
+    import lzma
+    import shutil
+
+    packed = plain.with_name(plain.name + ".xz")
+    if not packed.exists():
+        raise FileNotFoundError(f"neither {plain} nor {packed} exists")
+    cache.mkdir(parents=True, exist_ok=True)
+    out = cache / plain.name
+    if not out.exists() or out.stat().st_mtime < packed.stat().st_mtime:
+        tmp = out.with_suffix(".tmp")
+        with lzma.open(packed) as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        tmp.replace(out)
+    for suffix in (".inp", ".out"):   # make_tokenizer_fixtures.py reads them beside the GGUF
+        shutil.copyfile(plain.with_name(plain.name + suffix), cache / (plain.name + suffix))
+    return out
 
 
 def _looks_special(text: str) -> bool:

@@ -1,17 +1,22 @@
 // One-shot answers and the interactive chat, with images and a video brought in where a turn
-// says <image> / <video>.
+// says <image> / <video>. The conversation itself (budgets, media, rollback of failed turns)
+// lives in the pipeline; this file reads lines, handles Ctrl-C, prints and picks exit codes.
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <chrono>
+#include <atomic>
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
-#include <functional>
-#include <utility>
-#include <iostream>
-#include <optional>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <string>
 
 #include "cli/cli.h"
 #include "common/error.h"
+#include "common/fs.h"
+#include "media/video.h"
+#include "pipeline/conversation.h"
 
 extern "C" {
 #include <editline/readline.h>
@@ -20,8 +25,44 @@ extern "C" {
 namespace reel::cli {
 namespace {
 
-constexpr const char* kImageMarker = "<|vision_start|><|image_pad|><|vision_end|>";
-constexpr const char* kVideoMarker = "<|vision_start|><|video_pad|><|vision_end|>";
+// Ctrl-C. During a turn the first press cancels it (the library polls g_cancel between units
+// of work); at the prompt, with nothing typed, or twice in a row, it ends Reel with 130. In
+// one-shot mode it ends Reel at once.
+std::atomic<bool> g_cancel{false};
+volatile sig_atomic_t g_busy = 0;        // a turn is running
+volatile sig_atomic_t g_one_shot = 0;
+volatile sig_atomic_t g_interrupts = 0;  // Ctrl-C presses since the last line was entered
+volatile sig_atomic_t g_typed = 0;       // the terminal line has characters typed into it
+
+constexpr int kExitInterrupted = 130;
+
+void on_sigint(int) {
+  g_interrupts = g_interrupts + 1;
+  if (g_one_shot || (g_busy && g_interrupts >= 2)) {
+    const char nl = '\n';
+    (void)!write(STDERR_FILENO, &nl, 1);
+    _exit(kExitInterrupted);
+  }
+  if (g_busy) g_cancel.store(true);
+}
+
+void install_sigint(bool one_shot) {
+  g_one_shot = one_shot;
+  struct sigaction sa {};
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: a read at the prompt returns so the loop can decide
+  sigaction(SIGINT, &sa, nullptr);
+}
+
+// Reads terminal input for libedit, noting whether the current line has anything typed.
+int getc_tracking(FILE* f) {
+  unsigned char c;
+  const ssize_t n = read(fileno(f), &c, 1);
+  if (n != 1) return EOF;
+  g_typed = !(c == '\n' || c == '\r');
+  return c;
+}
 
 double peak_rss_mib() {
   rusage u{};
@@ -29,179 +70,81 @@ double peak_rss_mib() {
   return u.ru_maxrss / 1024.0;  // Linux reports KiB
 }
 
-// Vision work done for one turn (zero when the media were already in the conversation).
-struct MediaStats {
-  int n_images = 0, n_frames = 0, n_tokens = 0;
-  double decode_ms = 0, encode_ms = 0;
-  double media_wall_ms = 0;      // decoding and encoding, overlapped, as the user waits
-  double first_token_ms = 0;     // from the turn's start to the first streamed text
-};
-
-// A progress bar on a terminal, nothing otherwise.
-void show_progress(const char* what, int done, int total) {
-  if (!isatty(STDERR_FILENO) || total <= 0) return;
-  const int width = 30, filled = done * width / total;
-  std::fprintf(stderr, "\r%s [%.*s%*s] %d/%d", what, filled, "##############################",
-               width - filled, "", done, total);
-  if (done == total) std::fputs("\r\033[K", stderr);
-  std::fflush(stderr);
-}
-
-// The command line's images and video, encoded once, brought into the dialogue where a turn
-// says <image> or <video> (for a one-shot -p without markers: before the text).
-class MediaSet {
+// A progress bar on a terminal, nothing otherwise. Prompt reading only shows when it takes
+// several batches.
+class Progress {
  public:
-  MediaSet(Engine& engine, const ChatArgs& a) : engine_(engine), a_(a) {}
-  bool empty() const { return a_.images.empty() && a_.video.empty(); }
-
-  std::string place(const std::string& text, ChatSession& session, bool one_shot,
-                    MediaStats& stats) {
-    std::string out = text;
-    const bool has_image = out.find("<image>") != std::string::npos;
-    const bool has_video = out.find("<video>") != std::string::npos;
-    // The original app had one marker for all media: <image> brings in the video too.
-    const bool want_video = has_video || (a_.legacy && has_image) || (one_shot && !has_image);
-    const bool want_images = has_image || (one_shot && !has_video);
-    std::string markers;
-    if (want_images && !images_in_ && !a_.images.empty()) {
-      encode_images(stats);
-      for (size_t i = 0; i < images_.size(); ++i) markers += kImageMarker;
-      turn_images_ = images_;
-      images_in_ = true;
-    }
-    if (want_video && !video_in_ && !a_.video.empty()) {
-      encode_video(session, text, stats);
-      if (video_->plan.as_images)
-        for (int g = 0; g < video_->plan.n_groups; ++g) markers += kImageMarker;
-      else
-        markers += kVideoMarker;
-      video_in_ = true;
-    }
-    return splice(out, markers);
+  explicit Progress(int n_batch) : on_(isatty(STDERR_FILENO)), n_batch_(n_batch) {}
+  void operator()(const char* stage, int done, int total) {
+    if (!on_ || total <= 0) return;
+    if (std::strcmp(stage, "reading the prompt") == 0 && total <= n_batch_) return;
+    const int width = 30, filled = done * width / total;
+    std::fprintf(stderr, "\rreel: %s [%.*s%*s] %d/%d", stage, filled,
+                 "##############################", width - filled, "", done, total);
+    if (done >= total) std::fputs("\r\033[K", stderr);
+    std::fflush(stderr);
   }
-  std::span<const EncodedImage> images() const { return turn_images_; }
-  std::span<const EncodedVideo> videos() const {
-    return turn_video_ ? std::span<const EncodedVideo>(&*turn_video_, 1)
-                       : std::span<const EncodedVideo>();
+  void clear() {
+    if (on_) std::fputs("\r\033[K", stderr);
   }
-  void turn_done() {
-    turn_images_.clear();
-    turn_video_.reset();
-  }
-  void forget() { images_in_ = video_in_ = false; }
 
  private:
-  // Puts the markers where the first <image>/<video> was (removing every such tag), or before
-  // the text.
-  static std::string splice(std::string text, const std::string& markers) {
-    size_t first = std::string::npos;
-    for (const char* tag : {"<image>", "<video>"})
-      for (size_t at; (at = text.find(tag)) != std::string::npos;) {
-        first = std::min(first, at);
-        text.erase(at, 7);
-      }
-    if (first == std::string::npos) first = 0;
-    return text.insert(first, markers);
-  }
-
-  void encode_images(MediaStats& stats) {
-    if (images_.empty())
-      for (const std::string& p : a_.images) images_.push_back(engine_.encode_image(p));
-    for (EncodedImage& e : images_) {
-      ++stats.n_images;
-      stats.n_tokens += e.n_tokens();
-      stats.decode_ms += e.decode_ms;
-      stats.encode_ms += e.encode_ms;
-      e.decode_ms = e.encode_ms = 0;  // reused from now on
-    }
-  }
-
-  void encode_video(ChatSession& session, const std::string& text, MediaStats& stats) {
-    if (!video_) {
-      // What the context leaves: room for the turn's text and for an answer.
-      const int answer_room = a_.n_predict > 0 ? a_.n_predict : 512;
-      int64_t budget = session.n_ctx() - session.n_past() - answer_room -
-                       static_cast<int64_t>(text.size() / 2 + 64) -
-                       int64_t(images_in_ ? 0 : total_image_tokens());
-      if (a_.video_opts.max_tokens > 0) budget = std::min(budget, a_.video_opts.max_tokens);
-      if (budget < 1)
-        throw Error(a_.video + ": no room left in the context for the video; raise -c or <clear>");
-      video_ = engine_.encode_video(a_.video, a_.video_opts, budget, [](int done, int total) {
-        show_progress("reel: encoding video", done, total);
-      });
-      for (const std::string& n : video_->plan.notes)
-        std::fprintf(stderr, "reel: %s: %s\n", a_.video.c_str(), n.c_str());
-      if (a_.verbose)
-        std::fprintf(stderr, "reel: %s: %zu frames at %dx%d, %d temporal groups, %d tokens\n",
-                     a_.video.c_str(), video_->plan.indices.size(), video_->plan.resized_w,
-                     video_->plan.resized_h, video_->plan.n_groups, video_->plan.n_tokens());
-      stats.decode_ms += video_->decode_ms;
-      stats.encode_ms += video_->encode_ms;
-    }
-    stats.n_frames += static_cast<int>(video_->plan.indices.size());
-    stats.n_tokens += video_->plan.n_tokens();
-    if (video_->plan.as_images) {
-      // Every frame is an image of its own, after the command line's images.
-      const int tpg = video_->plan.tokens_per_group(), D = video_->out_dim;
-      for (int g = 0; g < video_->plan.n_groups; ++g) {
-        EncodedImage e;
-        e.grid_h = video_->plan.grid_h;
-        e.grid_w = video_->plan.grid_w;
-        e.main.assign(video_->main.begin() + size_t(g) * tpg * D,
-                      video_->main.begin() + size_t(g + 1) * tpg * D);
-        for (int l = 0; l < video_->n_deepstack; ++l) {
-          const auto* src = video_->deepstack.data() + (size_t(l) * video_->plan.n_tokens() + size_t(g) * tpg) * D;
-          e.deepstack.insert(e.deepstack.end(), src, src + size_t(tpg) * D);
-        }
-        turn_images_.push_back(std::move(e));
-      }
-    } else {
-      turn_video_ = video_;
-    }
-    video_->decode_ms = video_->encode_ms = 0;
-  }
-
-  int total_image_tokens() const {
-    int n = 0;
-    for (const EncodedImage& e : images_) n += e.n_tokens();
-    return n;
-  }
-
-  Engine& engine_;
-  const ChatArgs& a_;
-  std::vector<EncodedImage> images_, turn_images_;
-  std::optional<EncodedVideo> video_, turn_video_;
-  bool images_in_ = false, video_in_ = false;
+  bool on_;
+  int n_batch_;
 };
 
-void print_stats(const ChatArgs& a, const Engine& engine, const GenerationStats& g,
-                 const MediaStats& m) {
-  const double per_frame = m.n_frames > 0 ? m.encode_ms / m.n_frames : 0;
+// The answer goes to stdout as it streams; a failed write ends the run (exit 1), since no
+// later answer could be delivered either.
+class StdoutError : public Error {
+ public:
+  using Error::Error;
+};
+
+bool write_out(std::string_view piece) {
+  if (std::fwrite(piece.data(), 1, piece.size(), stdout) != piece.size() || std::fflush(stdout) != 0)
+    throw StdoutError(std::string("cannot write the answer to standard output: ") +
+                      std::strerror(errno));
+  return true;
+}
+
+void print_stats(const ChatArgs& a, const Engine& engine, const TurnStats& t) {
+  const GenerationStats& g = t.gen;
+  const double per_frame = t.n_frames > 0 ? t.vision_encode_ms / t.n_frames : 0;
   if (a.stats == "json") {
-    std::fprintf(stderr,
-                 "{\"load_ms\": %.1f, \"images\": %d, \"frames\": %d, \"visual_tokens\": %d, "
-                 "\"image_tokens\": %d, \"media_decode_ms\": %.1f, \"vision_encode_ms\": %.1f, "
-                 "\"vision_ms_per_frame\": %.1f, \"prompt_tokens\": %d, \"prefill_ms\": %.1f, "
-                 "\"prefill_tps\": %.2f, \"generated_tokens\": %d, \"decode_ms\": %.1f, "
-                 "\"decode_tps\": %.2f, \"media_wall_ms\": %.1f, \"time_to_first_token_ms\": "
-                 "%.1f, \"peak_rss_mib\": %.0f}\n",
-                 engine.load_ms(), m.n_images, m.n_frames, m.n_tokens, m.n_tokens, m.decode_ms,
-                 m.encode_ms, per_frame, g.n_prompt, g.prefill_ms, g.prefill_tps(), g.n_generated,
-                 g.decode_ms, g.decode_tps(), m.media_wall_ms, m.first_token_ms, peak_rss_mib());
+    nlohmann::ordered_json j;
+    j["load_ms"] = engine.load_ms();
+    j["images"] = t.n_images;
+    j["frames"] = t.n_frames;
+    j["visual_tokens"] = t.visual_tokens();
+    j["image_tokens"] = t.image_tokens;
+    j["video_tokens"] = t.video_tokens;
+    j["media_decode_ms"] = t.media_decode_ms;
+    j["vision_encode_ms"] = t.vision_encode_ms;
+    j["vision_ms_per_frame"] = per_frame;
+    j["prompt_tokens"] = g.n_prompt;
+    j["prefill_ms"] = g.prefill_ms;
+    j["prefill_tps"] = g.prefill_tps();
+    j["generated_tokens"] = g.n_generated;
+    j["generated_ids"] = t.generated;
+    j["decode_ms"] = g.decode_ms;
+    j["decode_tps"] = g.decode_tps();
+    j["media_wall_ms"] = t.media_wall_ms;
+    j["time_to_first_token_ms"] = t.first_token_ms;
+    j["context_full"] = g.hit_context_limit;
+    j["peak_rss_mib"] = peak_rss_mib();
+    std::fprintf(stderr, "%s\n", j.dump().c_str());
   } else if (a.verbose || a.stats == "text" || a.legacy) {
-    if (m.n_images + m.n_frames > 0)
+    if (t.n_images + t.n_frames > 0)
       std::fprintf(stderr,
                    "\n[%d image(s), %d frame(s), %d visual tokens | decode %.0f ms | vision "
                    "encode %.0f ms (%.0f ms/frame)]",
-                   m.n_images, m.n_frames, m.n_tokens, m.decode_ms, m.encode_ms, per_frame);
+                   t.n_images, t.n_frames, t.visual_tokens(), t.media_decode_ms,
+                   t.vision_encode_ms, per_frame);
     std::fprintf(stderr,
                  "\n[prompt %d tokens, %.1f tok/s | generated %d tokens, %.1f tok/s | peak RAM "
                  "%.0f MiB]\n",
                  g.n_prompt, g.prefill_tps(), g.n_generated, g.decode_tps(), peak_rss_mib());
   }
-  if (g.hit_context_limit)
-    std::fprintf(stderr, "\nreel: the context is full (%d tokens); use <clear> or raise -c\n",
-                 engine.options().n_ctx);
 }
 
 // The original app's start-up table: memory and both models' cold and warm load times.
@@ -216,94 +159,180 @@ void print_load_table(Engine& engine, const ChatArgs& a) {
                engine.options().n_threads, engine.options().n_ctx);
 }
 
-GenerationStats answer(ChatSession& session, const std::string& text, const MediaSet& media,
-                       int n_predict, std::function<void()> on_first) {
-  GenerationStats g = session.ask(text, media.images(), media.videos(), n_predict,
-                                  [&](std::string_view piece) {
-                                    if (on_first) std::exchange(on_first, nullptr)();
-                                    std::fwrite(piece.data(), 1, piece.size(), stdout);
-                                    std::fflush(stdout);
-                                    return true;
-                                  });
-  std::fputc('\n', stdout);
-  std::fflush(stdout);
-  return g;
-}
+enum class LineStatus { kLine, kEnd, kInterrupted };
 
-// Reads one line: with line editing on a terminal, plainly otherwise. False at end of input.
-bool read_line(std::string& line) {
+// Reads one line: with line editing on a terminal, plainly (read(2), so that Ctrl-C is seen)
+// otherwise.
+LineStatus read_line(std::string& line) {
+  line.clear();
   if (isatty(STDIN_FILENO)) {
+    g_typed = 0;
+    const int before = g_interrupts;
     char* s = readline("> ");
-    if (!s) return false;
+    if (!s) return g_interrupts != before ? LineStatus::kInterrupted : LineStatus::kEnd;
     line = s;
     if (!line.empty()) add_history(s);
     std::free(s);
-    return true;
+    return LineStatus::kLine;
   }
-  return static_cast<bool>(std::getline(std::cin, line));
+  for (char c;;) {
+    const ssize_t n = read(STDIN_FILENO, &c, 1);
+    if (n == 1 && c == '\n') return LineStatus::kLine;
+    if (n == 1) {
+      line += c;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) return LineStatus::kInterrupted;
+    return line.empty() ? LineStatus::kEnd : LineStatus::kLine;
+  }
 }
 
-void one_turn(ChatArgs& a, Engine& engine, ChatSession& session, MediaSet& media,
-              const std::string& text, bool one_shot) {
-  MediaStats m;
-  const auto t0 = std::chrono::steady_clock::now();
-  auto ms_since_start = [&] {
-    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  };
-  const std::string content = media.place(text, session, one_shot, m);
-  m.media_wall_ms = ms_since_start();
-  try {
-    const GenerationStats g = answer(session, content, media, a.n_predict,
-                                     [&] { m.first_token_ms = ms_since_start(); });
-    media.turn_done();
-    print_stats(a, engine, g, m);
-  } catch (...) {
-    media.turn_done();
-    throw;
+std::string trim(const std::string& s) {
+  const size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
+}
+
+// Words a library error for this frontend: a full context gets advice fitting the mode.
+std::string describe(const Error& e, bool chat) {
+  std::string m = e.what();
+  if (dynamic_cast<const ContextFull*>(&e))
+    m += chat ? "; use <clear> to start over or a larger -c" : "; use a larger -c (context size)";
+  return m;
+}
+
+// Every file is checked before the models load, so that a typo costs milliseconds.
+void check_media(const ChatArgs& a) {
+  for (const std::string& p : a.images) require_regular_file(p, "image");
+  if (!a.video.empty()) {
+    media::VideoLimits limits;
+    limits.apply_rotation = limits.apply_sar = a.video_opts.display_corrections;
+    media::probe_video(a.video, limits);
   }
 }
+
+ConversationOptions conversation_options(const ChatArgs& a) {
+  ConversationOptions o;
+  o.sampling = a.sampling;
+  o.system_prompt = a.system;
+  o.image = a.image;
+  o.video = a.video_opts;
+  o.images = a.images;
+  o.video_path = a.video;
+  o.max_tokens = a.n_predict;
+  o.image_marker_brings_video = a.legacy;
+  return o;
+}
+
+class ChatRunner {
+ public:
+  ChatRunner(ChatArgs& a, Engine& engine)
+      : a_(a), engine_(engine), convo_(engine, conversation_options(a)),
+        progress_(engine.options().n_batch) {}
+
+  // One turn; true when its answer was produced and written.
+  bool turn(const std::string& text, bool one_shot) {
+    TurnEvents ev;
+    ev.text = write_out;
+    ev.note = [&](const std::string& n) {
+      progress_.clear();
+      std::fprintf(stderr, "reel: %s\n", n.c_str());
+    };
+    ev.progress = [&](const char* stage, int done, int total) { progress_(stage, done, total); };
+    g_cancel.store(false);
+    g_busy = 1;
+    try {
+      const TurnStats t = convo_.ask(text, one_shot, ev);
+      g_busy = 0;
+      write_out("\n");
+      print_stats(a_, engine_, t);
+      if (t.gen.hit_context_limit)
+        std::fprintf(stderr, "reel: the context is full (%d tokens)%s\n", convo_.n_ctx(),
+                     one_shot ? "; use a larger -c" : "; use <clear> or a larger -c");
+      return true;
+    } catch (const Cancelled&) {
+      g_busy = 0;
+      progress_.clear();
+      std::fprintf(stderr, "\nreel: stopped; this turn is forgotten (its question and any partial answer)\n");
+    } catch (const StdoutError&) {
+      g_busy = 0;
+      throw;
+    } catch (const Error& e) {
+      g_busy = 0;
+      progress_.clear();
+      std::fprintf(stderr, "reel: %s\n", describe(e, !one_shot).c_str());
+    }
+    return false;
+  }
+
+  int chat() {
+    if (isatty(STDIN_FILENO)) {
+      rl_getc_function = getc_tracking;
+      std::fprintf(stderr,
+                   "reel: chat with the model. <clear> forgets the dialogue, <exit> or Ctrl-D "
+                   "quits.%s\n",
+                   convo_.has_media() ? " Write <image> or <video> where the media go." : "");
+    }
+    int asked = 0, answered = 0;
+    std::string line;
+    while (true) {
+      const LineStatus st = read_line(line);
+      if (st == LineStatus::kEnd) break;
+      if (st == LineStatus::kInterrupted) {
+        // Ctrl-C at the prompt: a typed line is discarded; at an empty prompt, or a second
+        // Ctrl-C in a row, Reel ends.
+        if (g_typed && g_interrupts < 2) {
+          std::fputs("\n", stderr);
+          continue;
+        }
+        std::fputs("\n", stderr);
+        return kExitInterrupted;
+      }
+      g_interrupts = 0;
+      const std::string cmd = trim(line);
+      if (cmd.empty()) continue;
+      if (cmd == "<exit>") break;
+      if (cmd == "<clear>") {
+        convo_.clear();
+        std::fprintf(stderr, "reel: dialogue cleared\n");
+        continue;
+      }
+      if (cmd.find("<exit>") != std::string::npos || cmd.find("<clear>") != std::string::npos) {
+        std::fprintf(stderr, "reel: write <clear> or <exit> on a line of its own\n");
+        continue;
+      }
+      ++asked;
+      answered += turn(line, /*one_shot=*/false);
+    }
+    return asked > 0 && answered == 0 ? 1 : 0;
+  }
+
+ private:
+  ChatArgs& a_;
+  Engine& engine_;
+  Conversation convo_;
+  Progress progress_;
+};
 
 }  // namespace
 
 int run_chat(ChatArgs& a) {
-  if (!a.prompt_file.empty()) a.prompt = read_file(a.prompt_file);
   if ((!a.images.empty() || !a.video.empty()) && a.engine.mmproj_path.empty())
     throw Error("--image and --video need the vision model: add --mmproj MMPROJ.gguf");
+  const bool one_shot = !a.prompt.empty();
+  install_sigint(one_shot);
+  check_media(a);
   auto engine = Engine::load(a.engine);
-  engine->set_image_options(a.image);
+  engine->ctx().set_cancel_flag(&g_cancel);
   if (a.legacy || a.verbose) print_load_table(*engine, a);
   if (a.verbose) {
     const TextConfig& c = engine->model().config();
     std::fprintf(stderr, "reel: text model: %d layers, hidden %d, %d/%d heads, vocab %d\n",
                  c.n_layer, c.n_embd, c.n_head, c.n_head_kv, c.n_vocab);
   }
-  ChatSession session(*engine, a.sampling, a.system);
-  MediaSet media(*engine, a);
-  if (!a.prompt.empty()) {
-    one_turn(a, *engine, session, media, a.prompt, /*one_shot=*/true);
-    return 0;
-  }
-  if (isatty(STDIN_FILENO))
-    std::fprintf(stderr, "reel: chat with the model. <clear> forgets the dialogue, <exit> or "
-                         "Ctrl-D quits.%s\n",
-                 media.empty() ? "" : " Write <image> or <video> where the media go.");
-  std::string line;
-  while (read_line(line)) {
-    if (line == "<exit>") break;
-    if (line == "<clear>") {
-      session.clear();
-      media.forget();
-      std::fprintf(stderr, "reel: dialogue cleared\n");
-      continue;
-    }
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    try {
-      one_turn(a, *engine, session, media, line, /*one_shot=*/false);
-    } catch (const Error& e) {
-      std::fprintf(stderr, "reel: %s\n", e.what());  // e.g. prompt too long: keep chatting
-    }
-  }
-  return 0;
+  ChatRunner runner(a, *engine);
+  if (one_shot) return runner.turn(a.prompt, /*one_shot=*/true) ? 0 : 1;
+  return runner.chat();
 }
 
 }  // namespace reel::cli

@@ -11,17 +11,43 @@
 namespace reel::cli {
 namespace {
 
+constexpr int kExitUsage = 2;
+
+int usage_error(const std::string& message) {
+  std::fprintf(stderr, "reel: %s (see reel --help)\n", message.c_str());
+  return kExitUsage;
+}
+
+// -p and -f: one of them, not empty. Neither means chat.
+int take_prompt(ChatArgs& chat, bool has_p, bool has_f) {
+  if (has_p && has_f) return usage_error("give the prompt with -p or -f, not both");
+  if (has_f) {
+    try {
+      chat.prompt = read_file(chat.prompt_file);
+    } catch (const Error& e) {
+      return usage_error(e.what());
+    }
+    if (chat.prompt.find_first_not_of(" \t\r\n") == std::string::npos)
+      return usage_error(chat.prompt_file + ": the prompt file is empty");
+  } else if (has_p && chat.prompt.find_first_not_of(" \t\r\n") == std::string::npos) {
+    return usage_error("-p needs a prompt; leave -p out to chat");
+  }
+  return 0;
+}
+
 int run(int argc, char** argv) {
   std::vector<std::string> args(argv, argv + argc), rewritten;
   if (rewrite_legacy(args, rewritten)) args = rewritten;
 
   CLI::App app{"Reel: ask questions about videos and images with Qwen3-VL", "reel"};
   app.require_subcommand(0, 1);
+  app.option_defaults()->always_capture_default();  // --help shows every default
   ChatArgs chat;
   add_engine_flags(app, chat.engine, /*model_required=*/false);
   add_sampling_flags(app, chat.sampling);
-  app.add_option("-p,--prompt", chat.prompt, "answer this prompt and exit (else: chat)");
-  app.add_option("-f,--file", chat.prompt_file, "read the prompt from a file");
+  auto* prompt_opt =
+      app.add_option("-p,--prompt", chat.prompt, "answer this prompt and exit (else: chat)");
+  auto* file_opt = app.add_option("-f,--file", chat.prompt_file, "read the prompt from a file");
   app.add_option("-n,--n-predict", chat.n_predict, "max tokens per answer (-1: until done)")
       ->check(CLI::Range(-1, 1 << 24));
   app.add_option("--system", chat.system, "system prompt");
@@ -55,7 +81,10 @@ int run(int argc, char** argv) {
   enc->add_option("--mmproj", enc_mmproj, "vision model GGUF (mmproj)")->required();
   enc->add_option("--image", enc_images, "image file (repeatable)")->required();
   enc->add_option("-o,--output", enc_out, "output .f32 file")->required();
-  enc->add_option("-t,--threads", enc_threads, "threads")->check(CLI::Range(1, 1024));
+  enc->add_option_function<int>(
+         "-t,--threads", [&enc_threads](int n) { enc_threads = usable_threads(n); },
+         "threads (default: all cores)")
+      ->check(CLI::Range(1, 1024));
   add_image_flags(*enc, enc_image);
 
   EngineOptions bn_opts;
@@ -99,6 +128,8 @@ int run(int argc, char** argv) {
     return 2;
   }
   chat.video_opts.image = chat.image;
+  if (const int rc = take_prompt(chat, prompt_opt->count() > 0, file_opt->count() > 0); rc != 0)
+    return rc;
   return run_chat(chat);
 }
 
@@ -107,7 +138,13 @@ int run(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   try {
-    return reel::cli::run(argc, argv);
+    const int rc = reel::cli::run(argc, argv);
+    // Output that could not be written is a failure, whatever the command did.
+    if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+      std::fprintf(stderr, "reel: cannot write to standard output\n");
+      return 1;
+    }
+    return rc;
   } catch (const reel::Error& e) {
     std::fprintf(stderr, "reel: %s\n", e.what());
   } catch (const std::bad_alloc&) {

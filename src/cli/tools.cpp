@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "common/error.h"
+#include "common/output_file.h"
 #include "media/video.h"
 
 namespace reel::cli {
@@ -73,22 +74,19 @@ int run_tokenize(const std::string& model, const std::string& file) {
 }
 
 int run_logits(EngineOptions opts, const std::string& file, const std::string& out_path) {
+  // First, before anything is loaded: an output that is one of the inputs is refused, and an
+  // unwritable directory fails now rather than after the work.
+  OutputFile out(
+      out_path,
+      {{"model", opts.model_path}, {"vision model", opts.mmproj_path}, {"prompt file", file}});
   const std::string text = read_file(file);
   auto engine = Engine::load(opts);
   const auto ids = engine->tokenizer().encode(text, true);
-  std::FILE* out = std::fopen(out_path.c_str(), "wb");
-  if (!out) throw Error(out_path + ": cannot create the file");
   const size_t n_vocab = engine->model().config().n_vocab;
-  try {
-    compute_all_logits(*engine, ids, [&](const float* rows, int n) {
-      if (std::fwrite(rows, sizeof(float) * n_vocab, n, out) != size_t(n))
-        throw Error(out_path + ": write error");
-    });
-  } catch (...) {
-    std::fclose(out);
-    throw;
-  }
-  if (std::fclose(out) != 0) throw Error(out_path + ": write error");
+  compute_all_logits(*engine, ids, [&](const float* rows, int n) {
+    out.write(rows, sizeof(float) * n_vocab * size_t(n));
+  });
+  out.commit();
   std::fprintf(stderr, "reel: wrote %zu x %zu logits to %s\n", ids.size(), n_vocab,
                out_path.c_str());
   return 0;
@@ -98,35 +96,30 @@ int run_logits(EngineOptions opts, const std::string& file, const std::string& o
 // (main output, then each DeepStack feature, per token), the layout RKLLM-style runtimes take.
 int run_encode(const std::string& mmproj, const std::vector<std::string>& paths,
                const std::string& out_path, int n_threads, const ImageOptions& opts) {
+  std::vector<NamedInput> inputs = {{"vision model", mmproj}};
+  for (const std::string& p : paths) inputs.push_back({"image", p});
+  OutputFile out(out_path, inputs);  // first: see run_logits
   auto file = gguf::File::open(mmproj);
   auto vision = Qwen3VLVision::load(*file);
   ops::Context ctx(default_threads(n_threads));
-  std::FILE* out = std::fopen(out_path.c_str(), "wb");
-  if (!out) throw Error(out_path + ": cannot create the file");
-  try {
-    for (const std::string& p : paths) {
-      const EncodedImage e = encode_image(*vision, p, opts, ctx);
-      const int D = vision->config().out_dim;
-      const int n_ds = static_cast<int>(vision->config().deepstack_layers.size());
-      std::vector<float> row(size_t(1 + n_ds) * D);
-      for (int t = 0; t < e.n_tokens(); ++t) {
-        std::copy_n(e.main.data() + size_t(t) * D, D, row.data());
-        for (int l = 0; l < n_ds; ++l)
-          std::copy_n(e.deepstack.data() + (size_t(l) * e.n_tokens() + t) * D, D,
-                      row.data() + size_t(1 + l) * D);
-        if (std::fwrite(row.data(), sizeof(float), row.size(), out) != row.size())
-          throw Error(out_path + ": write error");
-      }
-      std::printf("%s: %dx%d -> %dx%d, grid %dx%d patches, %d tokens of %d floats "
-                  "(decode+resize %.0f ms, encode %.0f ms)\n",
-                  p.c_str(), e.width, e.height, e.resized_w, e.resized_h, e.grid_w, e.grid_h,
-                  e.n_tokens(), (1 + n_ds) * D, e.decode_ms, e.encode_ms);
+  for (const std::string& p : paths) {
+    const EncodedImage e = encode_image(*vision, p, opts, ctx);
+    const int D = vision->config().out_dim;
+    const int n_ds = static_cast<int>(vision->config().deepstack_layers.size());
+    std::vector<float> row(size_t(1 + n_ds) * D);
+    for (int t = 0; t < e.n_tokens(); ++t) {
+      std::copy_n(e.main.data() + size_t(t) * D, D, row.data());
+      for (int l = 0; l < n_ds; ++l)
+        std::copy_n(e.deepstack.data() + (size_t(l) * e.n_tokens() + t) * D, D,
+                    row.data() + size_t(1 + l) * D);
+      out.write(row.data(), sizeof(float) * row.size());
     }
-  } catch (...) {
-    std::fclose(out);
-    throw;
+    std::printf("%s: %dx%d -> %dx%d, grid %dx%d patches, %d tokens of %d floats "
+                "(decode+resize %.0f ms, encode %.0f ms)\n",
+                p.c_str(), e.width, e.height, e.resized_w, e.resized_h, e.grid_w, e.grid_h,
+                e.n_tokens(), (1 + n_ds) * D, e.decode_ms, e.encode_ms);
   }
-  if (std::fclose(out) != 0) throw Error(out_path + ": write error");
+  out.commit();
   return 0;
 }
 
@@ -145,15 +138,24 @@ int run_bench(const EngineOptions& opts, const BenchOptions& b,
 }
 
 // `reel frames`: the plan for a video, as JSON, without loading a model (Qwen3-VL's patch 16
-// and merge 2).
+// and merge 2, Qwen's tokenizer for the counts).
 int run_frames(const std::string& path, const VideoOptions& opts, int64_t max_tokens, int n_ctx) {
-  int64_t budget = max_tokens;
+  // The chat template around a one-video question: "<|im_start|>user\n" before it and
+  // "<|im_end|>\n<|im_start|>assistant\n" after (3 + 5 tokens; checked in the tests).
+  constexpr int64_t kTemplateTokens = 8;
+  // The chat's default room for an answer: 512 tokens, at most a quarter of the context.
+  const int64_t answer_reserve = std::min<int64_t>(512, n_ctx / 4);
+  int64_t budget = 0;
   if (n_ctx > 0) {
-    const int64_t room = n_ctx - 512;  // leave room for the question and an answer
-    if (room < 1) throw Error("-c " + std::to_string(n_ctx) + " leaves no room for a video");
-    budget = budget > 0 ? std::min(budget, room) : room;
+    budget = n_ctx - kTemplateTokens - answer_reserve;
+    if (budget < 1)
+      throw Error("-c " + std::to_string(n_ctx) + " leaves no room for a video after the " +
+                  std::to_string(kTemplateTokens) + " template tokens and " +
+                  std::to_string(answer_reserve) + " for an answer");
   }
-  const VideoPlan p = plan_video(path, opts, 16, 2, budget);
+  VideoOptions o = opts;
+  o.max_tokens = max_tokens;  // a visual-token cap on top of the context's
+  const VideoPlan p = plan_video_prompt(path, o, 16, 2, budget);
   nlohmann::ordered_json j;
   j["path"] = path;
   j["video"] = {{"width", p.info.width},       {"height", p.info.height},
@@ -161,7 +163,8 @@ int run_frames(const std::string& path, const VideoOptions& opts, int64_t max_to
                 {"rotation", p.info.rotation}, {"sar", std::to_string(p.info.sar_num) + ":" + std::to_string(p.info.sar_den)},
                 {"fps", p.info.fps},           {"frames", p.info.n_frames},
                 {"duration_s", p.info.duration_s}, {"codec", p.info.codec},
-                {"container", p.info.container}, {"has_audio", p.info.has_audio}};
+                {"container", p.info.container}, {"has_audio", p.info.has_audio},
+                {"variable_frame_rate", p.info.variable_rate()}};
   j["mode"] = p.as_images ? "images" : "native";
   char sampling[64];
   if (opts.n_frames > 0)
@@ -171,7 +174,7 @@ int run_frames(const std::string& path, const VideoOptions& opts, int64_t max_to
   j["sampling"] = sampling;
   j["indices"] = p.indices;
   std::vector<double> times;
-  for (int64_t i : p.indices) times.push_back(double(i) / p.info.fps);
+  for (int64_t i : p.indices) times.push_back(p.info.frame_time_s(i));
   j["timestamps_s"] = times;
   j["group_frames"] = p.frames;
   std::vector<std::string> texts;
@@ -180,8 +183,13 @@ int run_frames(const std::string& path, const VideoOptions& opts, int64_t max_to
   j["resize"] = {{"width", p.resized_w}, {"height", p.resized_h}};
   j["grid"] = {{"t", p.n_groups}, {"h", p.grid_h}, {"w", p.grid_w}};
   j["tokens_per_group"] = p.tokens_per_group();
-  j["tokens"] = p.n_tokens();
-  if (budget > 0) j["token_budget"] = budget;
+  j["tokens"] = p.n_tokens();  // visual tokens
+  j["video_prompt_tokens"] = video_prompt_tokens(p);  // + timestamps and vision markers
+  j["prompt_tokens"] = video_prompt_tokens(p) + kTemplateTokens;  // the whole prompt, no question
+  if (budget > 0) {
+    j["token_budget"] = budget;
+    j["answer_reserve"] = answer_reserve;
+  }
   j["notes"] = p.notes;
   std::printf("%s\n", j.dump(2).c_str());
   return 0;

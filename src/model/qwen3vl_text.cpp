@@ -249,6 +249,9 @@ void Qwen3VLText::forward(TextState& st, const TextBatch& b, float* logits, int 
   rope_tables(st, n, b.pos);
 
   for (int l = 0; l < cfg_.n_layer; ++l) {
+    // A prefill batch takes seconds on a large model: stop between layers. The cache's
+    // n_past only advances after the last layer, so a stopped batch leaves no trace.
+    ctx.throw_if_cancelled();
     attention_block(st, l, n, b.pos, ctx);
     ffn_block(st, l, n, ctx);
     if (b.deepstack && b.visual && l < cfg_.n_deepstack) {

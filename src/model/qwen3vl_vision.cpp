@@ -417,6 +417,7 @@ void Qwen3VLVision::encode(VisionState& st, const float* pixels, int n_groups, i
 
   const int64_t n_tok = n64 / cfg_.merge_unit();
   for (int l = 0; l < cfg_.n_layer; ++l) {
+    ctx.throw_if_cancelled();  // a large image takes seconds: stop between blocks
     attention_block(st, l, n_groups, static_cast<int>(gp), ctx);
     ffn_block(st, l, n, ctx);
     if (trace) trace(l, st.x_.data(), n);

@@ -68,6 +68,10 @@ Context::Context(int n_threads) : pool_(n_threads) {}
 
 Context::~Context() { std::free(scratch_); }
 
+void Context::throw_if_cancelled() const {
+  if (cancelled()) throw Cancelled();
+}
+
 void Context::reserve(int64_t max_rows, int64_t max_cols) {
   max_rows = std::max(max_rows, max_rows_);
   max_cols = std::max(max_cols, max_cols_);

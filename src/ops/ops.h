@@ -4,6 +4,7 @@
 // names an instruction set. Nothing here allocates after Context::reserve().
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -45,7 +46,15 @@ class Context {
   // non-causal (vision encoder) attention path uses it, never the text token loop.
   float* workspace(size_t floats);
 
+  // Cancellation: a flag that another thread (or a signal handler) sets. The layers above poll
+  // it between units of work (a prefill batch, a decoded token, a vision block) and stop.
+  void set_cancel_flag(const std::atomic<bool>* flag) { cancel_ = flag; }
+  bool cancelled() const { return cancel_ && cancel_->load(std::memory_order_relaxed); }
+  // Throws reel::Cancelled when the flag is set.
+  void throw_if_cancelled() const;
+
  private:
+  const std::atomic<bool>* cancel_ = nullptr;
   ThreadPool pool_;
   void* scratch_ = nullptr;
   size_t scratch_bytes_ = 0;

@@ -23,11 +23,29 @@ double physical_memory_bytes() {
   return pages > 0 && page > 0 ? double(pages) * double(page) : 0.0;
 }
 
+// The KV cache may take at most this share of physical memory: the weights, activations and
+// the rest of the system need the remainder.
+constexpr double kMaxKvShareOfRam = 0.8;
+
+std::string gib(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f GiB", bytes / double(1 << 30));
+  return buf;
+}
+
 int max_matmul_input(const TextConfig& c) {
   return std::max({c.n_embd, c.n_ff, c.n_head * c.head_dim});
 }
 
 }  // namespace
+
+void check_kv_memory(int n_ctx, double kv_bytes, double ram_bytes) {
+  if (ram_bytes > 0 && kv_bytes > kMaxKvShareOfRam * ram_bytes)
+    throw Error("a context of " + std::to_string(n_ctx) + " tokens needs " + gib(kv_bytes) +
+                " of KV cache, more than the " + gib(kMaxKvShareOfRam * ram_bytes) +
+                " it may take (80% of this machine's " + gib(ram_bytes) +
+                " of memory); use a smaller context");
+}
 
 std::unique_ptr<Engine> Engine::load(const EngineOptions& opts) {
   const auto t0 = Clock::now();
@@ -51,12 +69,8 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& opts) {
     throw Error("-c " + std::to_string(o.n_ctx) + " exceeds the model's context length " +
                 std::to_string(c.n_ctx_train));
   o.n_batch = std::min(o.n_batch, o.n_ctx);
-  const double kv = 2.0 * c.n_layer * c.n_head_kv * c.head_dim * 4.0 * o.n_ctx;
-  const double ram = physical_memory_bytes();
-  if (ram > 0 && kv > 0.8 * ram)
-    throw Error("a context of " + std::to_string(o.n_ctx) + " tokens needs " +
-                std::to_string(int(kv / (1 << 30))) + " GiB of KV cache, more than this machine's " +
-                std::to_string(int(ram / (1 << 30))) + " GiB; lower -c");
+  check_kv_memory(o.n_ctx, 2.0 * c.n_layer * c.n_head_kv * c.head_dim * 4.0 * o.n_ctx,
+                  physical_memory_bytes());
 
   e->text_load_ms_ = ms_since(t0);
   if (!opts.mmproj_path.empty()) {
@@ -177,21 +191,27 @@ bool ChatSession::is_pad(TokenId id) const {
   return id >= 0 && (id == image_pad_ || id == video_pad_);
 }
 
-void ChatSession::eval(std::span<const TokenId> ids, std::span<const VisualBlock> blocks) {
+void ChatSession::restore(const Checkpoint& c) {
+  state_.truncate(c.n_past);
+  next_pos_ = c.next_pos;
+  answer_open_ = c.answer_open;
+}
+
+void ChatSession::eval(std::span<const TokenId> ids, std::span<const VisualBlock> blocks,
+                       const PrefillProgress& progress) {
   bool any_pad = false;
   for (TokenId id : ids) any_pad = any_pad || is_pad(id);
-  if (!any_pad && blocks.empty()) return eval_text(ids);
-  eval_visual(ids, blocks);
+  if (!any_pad && blocks.empty()) return eval_text(ids, progress);
+  eval_visual(ids, blocks, progress);
 }
 
 // Text only: positions count on from next_pos_ on all three axes. Runs in the token loop,
 // so it uses the preallocated position buffer.
-void ChatSession::eval_text(std::span<const TokenId> ids) {
+void ChatSession::eval_text(std::span<const TokenId> ids, const PrefillProgress& progress) {
   const int n_batch = state_.n_batch();
   for (size_t i = 0; i < ids.size(); i += n_batch) {
     const int n = static_cast<int>(std::min<size_t>(n_batch, ids.size() - i));
     for (int j = 0; j < n; ++j) pos_[j] = Pos3{next_pos_ + j, next_pos_ + j, next_pos_ + j};
-    next_pos_ += n;
     TextBatch b;
     b.n = n;
     b.ids = ids.data() + i;
@@ -199,13 +219,17 @@ void ChatSession::eval_text(std::span<const TokenId> ids) {
     const bool last = i + n == ids.size();
     engine_.model().forward(state_, b, last ? last_logits_.data() : nullptr, last ? 1 : 0,
                             engine_.ctx());
+    next_pos_ += n;
+    if (progress) progress(static_cast<int>(i + n), static_cast<int>(ids.size()));
   }
 }
 
-void ChatSession::eval_visual(std::span<const TokenId> ids, std::span<const VisualBlock> blocks) {
+void ChatSession::eval_visual(std::span<const TokenId> ids, std::span<const VisualBlock> blocks,
+                              const PrefillProgress& progress) {
   const PromptLayout layout = layout_prompt(ids, blocks, next_pos_, image_pad_, video_pad_,
                                             engine_.model().config().n_embd);
-  run_prompt(engine_.model(), state_, ids, layout, last_logits_.data(), false, engine_.ctx());
+  run_prompt(engine_.model(), state_, ids, layout, last_logits_.data(), false, engine_.ctx(),
+             progress);
   next_pos_ = layout.next_pos;
 }
 
@@ -263,25 +287,40 @@ GenerationStats ChatSession::ask(const std::string& user_content,
                                  const TextSink& sink) {
   std::vector<VisualBlock> blocks;
   const std::string content = expand_markers(user_content, images, videos, blocks);
+  const std::vector<TokenId> ids = engine_.tokenizer().encode(user_turn_text(content), true);
+  return ask_tokens(ids, blocks, max_tokens, sink);
+}
+
+std::string ChatSession::user_turn_text(const std::string& content) const {
   std::string text;
   if (answer_open_) text += "<|im_end|>\n";
   if (state_.n_past() == 0 && !system_prompt_.empty()) text += render_turn("system", system_prompt_);
-  text += render_turn("user", content) + kAssistantPrompt;
-  const std::vector<TokenId> ids = engine_.tokenizer().encode(text, true);
+  return text + render_turn("user", content) + kAssistantPrompt;
+}
+
+GenerationStats ChatSession::ask_tokens(std::span<const TokenId> ids,
+                                        std::span<const VisualBlock> blocks, int max_tokens,
+                                        const TextSink& sink, const PrefillProgress& progress) {
   const int room = state_.n_ctx() - state_.n_past();
   if (static_cast<int>(ids.size()) + 1 > room)
-    throw Error("the prompt needs " + std::to_string(ids.size()) + " tokens but the context has " +
-                std::to_string(room) + " left of " + std::to_string(state_.n_ctx()) +
-                "; raise -c or use <clear>");
-
-  const auto t0 = Clock::now();
-  eval(ids, blocks);
-  const double prefill_ms = ms_since(t0);
-  answer_open_ = true;
-  GenerationStats g = generate(max_tokens, sink);
-  g.n_prompt = static_cast<int>(ids.size());
-  g.prefill_ms = prefill_ms;
-  return g;
+    throw ContextFull("the prompt needs " + std::to_string(ids.size()) +
+                      " tokens (and one for the answer) but the context has " +
+                      std::to_string(room) + " left of " + std::to_string(state_.n_ctx()));
+  const Checkpoint before = checkpoint();
+  try {
+    const auto t0 = Clock::now();
+    eval(ids, blocks, progress);
+    const double prefill_ms = ms_since(t0);
+    answer_open_ = true;
+    GenerationStats g = generate(max_tokens, sink);
+    g.n_prompt = static_cast<int>(ids.size());
+    g.prefill_ms = prefill_ms;
+    return g;
+  } catch (...) {
+    restore(before);
+    generated_.clear();
+    throw;
+  }
 }
 
 GenerationStats ChatSession::generate(int max_tokens, const TextSink& sink) {
@@ -291,6 +330,7 @@ GenerationStats ChatSession::generate(int max_tokens, const TextSink& sink) {
   const auto t0 = Clock::now();
   bool pending = false;  // the last sampled token is not yet in the cache
   while (max_tokens < 0 || st.n_generated < max_tokens) {
+    engine_.ctx().throw_if_cancelled();
     if (pending) {
       if (state_.n_past() >= state_.n_ctx()) {
         st.hit_context_limit = true;

@@ -47,6 +47,10 @@ struct LoadTimes {
   double text_cold_ms = 0, text_warm_ms = 0, vision_cold_ms = 0, vision_warm_ms = 0;
 };
 
+// Throws reel::Error when a KV cache of kv_bytes would take more than 80% of ram_bytes (the
+// weights, activations and the rest of the system need the remainder).
+void check_kv_memory(int n_ctx, double kv_bytes, double ram_bytes);
+
 class Engine {
  public:
   static std::unique_ptr<Engine> load(const EngineOptions& opts);
@@ -85,7 +89,7 @@ class Engine {
 };
 
 struct GenerationStats {
-  int n_prompt = 0;       // tokens evaluated for this turn
+  int n_prompt = 0;       // prompt tokens evaluated (computed) for this turn
   int n_generated = 0;
   double prefill_ms = 0;
   double decode_ms = 0;
@@ -118,17 +122,40 @@ class ChatSession {
   void clear();
   int n_past() const { return state_.n_past(); }
 
+  // The template text of a user turn holding `content`, as it will be appended to the cache
+  // (the system prompt on a fresh dialogue, the end of the previous answer), ready to tokenize.
+  std::string user_turn_text(const std::string& content) const;
+  // Evaluates a tokenized user turn (pad tokens take their rows from `blocks`, in order), then
+  // generates the answer. Throws reel::ContextFull when the turn leaves no room for an answer.
+  // On any error, cancellation included, the session is left exactly as it was before the
+  // call: a failed turn is forgotten, question and partial answer alike.
+  GenerationStats ask_tokens(std::span<const TokenId> ids, std::span<const VisualBlock> blocks,
+                             int max_tokens, const TextSink& sink,
+                             const PrefillProgress& progress = nullptr);
+  // The token ids of the last answer, in order (without the stop token).
+  const std::vector<TokenId>& answer_ids() const { return generated_; }
+
+  // A point in the dialogue to return to.
+  struct Checkpoint {
+    int n_past = 0, next_pos = 0;
+    bool answer_open = false;
+  };
+  Checkpoint checkpoint() const { return {state_.n_past(), next_pos_, answer_open_}; }
+  void restore(const Checkpoint& c);
+
   // Evaluates tokens after what is cached; logits of the last token into last_logits_.
   // Pad tokens (<|image_pad|>, <|video_pad|>) take their rows and grid positions from
   // `blocks`, in order.
-  void eval(std::span<const TokenId> ids, std::span<const VisualBlock> blocks = {});
+  void eval(std::span<const TokenId> ids, std::span<const VisualBlock> blocks = {},
+            const PrefillProgress& progress = nullptr);
   int next_position() const { return next_pos_; }
 
  private:
   GenerationStats generate(int max_tokens, const TextSink& sink);
   bool is_pad(TokenId id) const;
-  void eval_text(std::span<const TokenId> ids);
-  void eval_visual(std::span<const TokenId> ids, std::span<const VisualBlock> blocks);
+  void eval_text(std::span<const TokenId> ids, const PrefillProgress& progress = nullptr);
+  void eval_visual(std::span<const TokenId> ids, std::span<const VisualBlock> blocks,
+                   const PrefillProgress& progress);
   Engine& engine_;
   TextState state_;
   Sampler sampler_;

@@ -17,31 +17,53 @@ double ms_since(Clock::time_point t0) {
 
 }  // namespace
 
-EncodedImage encode_image(const Qwen3VLVision& vision, const std::string& path,
-                          const ImageOptions& options, ops::Context& ctx) {
-  const VisionConfig& v = vision.config();
+DecodedImage decode_image(const std::string& path, const ImageOptions& options) {
   const auto t0 = Clock::now();
   media::ImageLimits limits;
   limits.max_pixels = options.max_input_pixels;
-  const media::Image img = media::load_image(path, limits);
+  DecodedImage d;
+  d.path = path;
+  d.image = media::load_image(path, limits);
+  d.decode_ms = ms_since(t0);
+  return d;
+}
+
+media::Size2 model_size(const Qwen3VLVision& vision, const DecodedImage& img,
+                        const ImageOptions& options) {
+  const VisionConfig& v = vision.config();
   media::ResizeBudget budget;
   budget.factor = v.patch_size * v.spatial_merge;
   budget.min_pixels = options.min_pixels;
   budget.max_pixels = options.max_pixels;
-  media::Size2 size;
   try {
-    size = media::smart_resize(img.height, img.width, budget);
+    return media::smart_resize(img.image.height, img.image.width, budget);
   } catch (const Error& e) {
-    throw Error(path + ": " + e.what());
+    throw Error(img.path + ": " + e.what());
   }
-  const media::Image resized = media::resize_bicubic(img, size.width, size.height);
-  const double decode_ms = ms_since(t0);
+}
+
+int image_tokens(const Qwen3VLVision& vision, media::Size2 size) {
+  const int side = vision.config().patch_size * vision.config().spatial_merge;
+  return (size.width / side) * (size.height / side);
+}
+
+EncodedImage encode_decoded(const Qwen3VLVision& vision, const DecodedImage& img,
+                            media::Size2 size, ops::Context& ctx) {
+  const auto t0 = Clock::now();
+  const media::Image resized = media::resize_bicubic(img.image, size.width, size.height);
+  const double resize_ms = ms_since(t0);
   EncodedImage enc = encode_resized(vision, resized, ctx);
-  enc.path = path;
-  enc.width = img.width;
-  enc.height = img.height;
-  enc.decode_ms = decode_ms;
+  enc.path = img.path;
+  enc.width = img.image.width;
+  enc.height = img.image.height;
+  enc.decode_ms = img.decode_ms + resize_ms;
   return enc;
+}
+
+EncodedImage encode_image(const Qwen3VLVision& vision, const std::string& path,
+                          const ImageOptions& options, ops::Context& ctx) {
+  const DecodedImage img = decode_image(path, options);
+  return encode_decoded(vision, img, model_size(vision, img, options), ctx);
 }
 
 EncodedImage encode_resized(const Qwen3VLVision& vision, const media::Image& resized,

@@ -36,6 +36,22 @@ struct EncodedImage {
 EncodedImage encode_image(const Qwen3VLVision& vision, const std::string& path,
                           const ImageOptions& options, ops::Context& ctx);
 
+// The same in steps, so that a caller can size several images against one token budget
+// before encoding any of them.
+struct DecodedImage {
+  std::string path;
+  media::Image image;  // orientation applied
+  double decode_ms = 0;
+};
+DecodedImage decode_image(const std::string& path, const ImageOptions& options);
+// The model-input size of an image under `options` (smart_resize to the vision grid).
+media::Size2 model_size(const Qwen3VLVision& vision, const DecodedImage& img,
+                        const ImageOptions& options);
+// Visual tokens of an image resized to `size`.
+int image_tokens(const Qwen3VLVision& vision, media::Size2 size);
+EncodedImage encode_decoded(const Qwen3VLVision& vision, const DecodedImage& img,
+                            media::Size2 size, ops::Context& ctx);
+
 // The vision tokens of an image already at its model size (multiples of 32 pixels).
 EncodedImage encode_resized(const Qwen3VLVision& vision, const media::Image& resized,
                             ops::Context& ctx);

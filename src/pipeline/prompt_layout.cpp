@@ -45,7 +45,8 @@ PromptLayout layout_prompt(std::span<const int32_t> ids, std::span<const VisualB
 }
 
 void run_prompt(const Qwen3VLText& model, TextState& state, std::span<const int32_t> ids,
-                const PromptLayout& L, float* logits, bool all_logits, ops::Context& ctx) {
+                const PromptLayout& L, float* logits, bool all_logits, ops::Context& ctx,
+                const PrefillProgress& progress) {
   const int n = static_cast<int>(ids.size());
   const int64_t D = model.config().n_embd;
   const int64_t V = model.config().n_vocab;
@@ -80,6 +81,7 @@ void run_prompt(const Qwen3VLText& model, TextState& state, std::span<const int3
       model.forward(state, tb, logits + size_t(i0) * V, m, ctx);
     else
       model.forward(state, tb, last ? logits : nullptr, last ? 1 : 0, ctx);
+    if (progress) progress(i0 + m, n);
   }
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -37,7 +38,10 @@ PromptLayout layout_prompt(std::span<const int32_t> ids, std::span<const VisualB
 
 // Runs a laid-out prompt after what state holds, in batches of state.n_batch(). logits gets
 // the last token's row, or every token's ([ids.size()][n_vocab]) when all_logits.
+// progress(done, total) after each batch, in tokens.
+using PrefillProgress = std::function<void(int done, int total)>;
 void run_prompt(const Qwen3VLText& model, TextState& state, std::span<const int32_t> ids,
-                const PromptLayout& layout, float* logits, bool all_logits, ops::Context& ctx);
+                const PromptLayout& layout, float* logits, bool all_logits, ops::Context& ctx,
+                const PrefillProgress& progress = nullptr);
 
 }  // namespace reel

@@ -25,9 +25,17 @@ double ms_since(Clock::time_point t0) {
 // tight budget takes fewer frames instead.
 constexpr int64_t kMinGroupTokens = 16;
 
+// transformers' sampling on a constant frame rate; evenly in time on a variable one.
 std::vector<int64_t> sample(const media::VideoInfo& info, const VideoOptions& o) {
-  if (o.n_frames > 0) return media::sample_evenly(info.n_frames, o.n_frames);
-  return media::sample_reference(info.n_frames, info.fps, o.fps, o.min_frames, o.max_frames);
+  if (o.n_frames > 0) return media::sample_video_evenly(info, o.n_frames);
+  return media::sample_video(info, o.fps, o.min_frames, o.max_frames);
+}
+
+// A temporal group's time: the mean of its two frames' times. Constant frame rate: exactly
+// transformers' float64 (a / fps + b / fps) / 2, whose rounding decides the "%.1f" text;
+// variable frame rate: the mean of the two frames' presentation times.
+double group_time(const media::VideoInfo& info, int64_t a, int64_t b) {
+  return (info.frame_time_s(a) + info.frame_time_s(b)) / 2;
 }
 
 // Sizes every frame of a native plan with the clip-level budget; fills frames, times, grid.
@@ -42,9 +50,8 @@ void size_native(VideoPlan& p, const media::VideoBudget& budget, int patch) {
   p.grid_w = s.width / patch;
   p.n_groups = static_cast<int>(p.frames.size() / 2);
   p.group_times.clear();
-  const double fps = p.info.fps;
   for (int g = 0; g < p.n_groups; ++g)
-    p.group_times.push_back((double(p.frames[2 * g]) / fps + double(p.frames[2 * g + 1]) / fps) / 2);
+    p.group_times.push_back(group_time(p.info, p.frames[2 * g], p.frames[2 * g + 1]));
 }
 
 void size_as_images(VideoPlan& p, const ImageOptions& image, int patch, int merge) {
@@ -60,7 +67,7 @@ void size_as_images(VideoPlan& p, const ImageOptions& image, int patch, int merg
   p.grid_w = s.width / patch;
   p.n_groups = static_cast<int>(p.frames.size());
   p.group_times.clear();
-  for (int64_t f : p.frames) p.group_times.push_back(double(f) / p.info.fps);
+  for (int64_t f : p.frames) p.group_times.push_back(p.info.frame_time_s(f));
 }
 
 void size_plan(VideoPlan& p, const VideoOptions& o, const media::VideoBudget& budget,
@@ -71,19 +78,34 @@ void size_plan(VideoPlan& p, const VideoOptions& o, const media::VideoBudget& bu
     size_native(p, budget, patch);
 }
 
-// Shrinks the frames, then drops frames, until the plan fits `token_budget`.
-void fit_budget(VideoPlan& p, const VideoOptions& o, int patch, int merge, int64_t token_budget) {
+// What a plan costs in prompt tokens: its visual tokens plus `per_group_extra` for each group
+// (timestamp text and markers).
+int64_t plan_cost(const VideoPlan& p, int per_group_extra) {
+  return p.n_tokens() + int64_t(p.n_groups) * per_group_extra;
+}
+
+// Shrinks the frames, then drops frames, until the plan's cost fits `token_budget`.
+void fit_budget(VideoPlan& p, const VideoOptions& o, int patch, int merge, int64_t token_budget,
+                int per_group_extra) {
   const int64_t area = int64_t(patch) * merge * patch * merge;  // pixels per token
-  const int64_t before = p.n_tokens();
+  const int64_t before = plan_cost(p, per_group_extra);
   const size_t frames_before = p.indices.size();
-  for (int round = 0; round < 64 && p.n_tokens() > token_budget; ++round) {
-    int64_t per_group = token_budget / std::max(1, p.n_groups);
-    if (per_group < kMinGroupTokens) {
-      // Too many groups for the budget: keep as many as can have kMinGroupTokens each.
-      const int64_t groups = std::max<int64_t>(1, token_budget / kMinGroupTokens);
+  const int before_w = p.resized_w, before_h = p.resized_h;
+  // Frames that are small already keep their size when fewer are taken.
+  const int64_t floor_tokens = std::min<int64_t>(kMinGroupTokens, p.tokens_per_group());
+  const int64_t smallest_group = floor_tokens + per_group_extra;
+  if (token_budget < 1 + per_group_extra)
+    throw ContextFull("the video needs at least " + std::to_string(1 + per_group_extra) +
+                      " tokens but only " + std::to_string(std::max<int64_t>(0, token_budget)) +
+                      " are left for it");
+  for (int round = 0; round < 64 && plan_cost(p, per_group_extra) > token_budget; ++round) {
+    int64_t per_group = token_budget / std::max(1, p.n_groups) - per_group_extra;
+    if (per_group < floor_tokens) {
+      // Too many groups for the budget: keep as many as can have floor_tokens each.
+      const int64_t groups = std::max<int64_t>(1, token_budget / smallest_group);
       const int64_t frames = p.as_images ? groups : 2 * groups;
-      p.indices = media::sample_evenly(p.info.n_frames, static_cast<int>(frames));
-      per_group = std::max<int64_t>(1, token_budget / groups);
+      p.indices = media::sample_video_evenly(p.info, static_cast<int>(frames));
+      per_group = std::max<int64_t>(1, token_budget / groups - per_group_extra);
     }
     // Shrink so that a group holds at most per_group tokens, a little less each round in case
     // rounding to the 32-pixel grid overshoots.
@@ -97,14 +119,15 @@ void fit_budget(VideoPlan& p, const VideoOptions& o, int patch, int merge, int64
     im.min_pixels = std::min(im.min_pixels, im.max_pixels);
     size_plan(p, o, vb, im, patch, merge);
   }
-  if (p.n_tokens() > token_budget)
-    throw Error(p.path + ": cannot fit the video into " + std::to_string(token_budget) +
-                " visual tokens");
-  char note[256];
+  if (plan_cost(p, per_group_extra) > token_budget)
+    throw ContextFull("the video cannot be fitted into the " + std::to_string(token_budget) +
+                      " tokens left for it (its smallest plan takes " +
+                      std::to_string(plan_cost(p, per_group_extra)) + ")");
+  char note[320];
   std::snprintf(note, sizeof note,
-                "%zu frames at %dx%d would take %lld visual tokens, over the budget of %lld: "
-                "took %zu frames at %dx%d (%d tokens)",
-                frames_before, p.info.width, p.info.height, static_cast<long long>(before),
+                "%zu frames at %dx%d would take about %lld prompt tokens, over the %lld left for "
+                "the video: took %zu frames at %dx%d (%d visual tokens)",
+                frames_before, before_w, before_h, static_cast<long long>(before),
                 static_cast<long long>(token_budget), p.indices.size(), p.resized_w, p.resized_h,
                 p.n_tokens());
   p.notes.push_back(note);
@@ -119,7 +142,7 @@ std::string timestamp_text(double seconds) {
 }
 
 VideoPlan plan_video(const std::string& path, const VideoOptions& o, int patch, int merge,
-                     int64_t token_budget) {
+                     int64_t token_budget, int per_group_extra) {
   if (o.n_frames < 0 || o.n_frames > 100000) throw Error("the frame count must be 1 to 100000");
   if (!(o.fps > 0 && o.fps <= 1000)) throw Error("the sampling fps must be in (0, 1000]");
   media::VideoLimits limits;
@@ -133,7 +156,11 @@ VideoPlan plan_video(const std::string& path, const VideoOptions& o, int patch, 
   p.indices = sample(p.info, o);
   try {
     size_plan(p, o, o.budget, o.image, patch, merge);
-    if (token_budget > 0 && p.n_tokens() > token_budget) fit_budget(p, o, patch, merge, token_budget);
+    if (token_budget > 0 && plan_cost(p, per_group_extra) > token_budget)
+      fit_budget(p, o, patch, merge, token_budget, per_group_extra);
+  } catch (const ContextFull& e) {
+    const std::string what = e.what();
+    throw ContextFull(what.rfind(path, 0) == 0 ? what : path + ": " + what);
   } catch (const Error& e) {
     const std::string what = e.what();
     throw Error(what.rfind(path, 0) == 0 ? what : path + ": " + what);
@@ -141,8 +168,7 @@ VideoPlan plan_video(const std::string& path, const VideoOptions& o, int patch, 
   return p;
 }
 
-std::string EncodedVideo::prompt_text() const {
-  std::string pads;
+std::string video_prompt_text(const VideoPlan& plan) {
   const int n = plan.tokens_per_group();
   std::string s;
   if (plan.as_images) {
@@ -160,6 +186,60 @@ std::string EncodedVideo::prompt_text() const {
     s += "<|vision_end|>";
   }
   return s + "<|vision_end|>";
+}
+
+int timestamp_tokens(double seconds) {
+  // "<", each digit of the whole part, ".", the tenths digit, " seconds", ">": the Qwen
+  // pre-tokenizer splits digits one by one (checked against the tokenizer in the tests).
+  const std::string t = timestamp_text(seconds);
+  const size_t dot = t.find('.');
+  return static_cast<int>(dot - 1) + 5;
+}
+
+int64_t video_prompt_tokens(const VideoPlan& plan) {
+  if (plan.as_images) return int64_t(plan.n_groups) * (plan.tokens_per_group() + 2);
+  int64_t n = 2;
+  for (int g = 0; g < plan.n_groups; ++g)
+    n += timestamp_tokens(plan.group_times[g]) + 2 + plan.tokens_per_group();
+  return n;
+}
+
+std::string EncodedVideo::prompt_text() const { return video_prompt_text(plan); }
+
+// The per-group cost of the timestamp text is not known until the plan is: plan with the
+// shortest timestamps, count exactly, and plan again with the excess taken off. The same loop
+// applies the visual-token cap of the options (max_tokens).
+VideoPlan plan_video_prompt(const std::string& path, const VideoOptions& o, int patch, int merge,
+                            int64_t prompt_budget) {
+  const int64_t cap = o.max_tokens;
+  if (prompt_budget <= 0 && cap <= 0) return plan_video(path, o, patch, merge, 0);
+  const int per_group_extra = o.as_images ? 2 : 2 + timestamp_tokens(0);
+  const int outer = o.as_images ? 0 : 2;  // the marker's own vision_start / vision_end
+  auto excess = [&](const VideoPlan& p) {
+    const int64_t over_prompt = prompt_budget > 0 ? video_prompt_tokens(p) - prompt_budget : 0;
+    const int64_t over_cap = cap > 0 ? p.n_tokens() - cap : 0;
+    return std::max(over_prompt, over_cap);
+  };
+  int extra = per_group_extra;
+  VideoPlan p = plan_video(path, o, patch, merge,
+                           prompt_budget > 0 ? std::max<int64_t>(1, prompt_budget - outer) : 0,
+                           extra);
+  int64_t target = video_prompt_tokens(p);
+  for (int attempt = 0; attempt < 8 && excess(p) > 0; ++attempt) {
+    // The timestamps' real length (longer for later seconds), rounded up, for the next plan.
+    const int64_t text = video_prompt_tokens(p) - outer - p.n_tokens();
+    extra = std::max<int>(extra, static_cast<int>((text + p.n_groups - 1) / std::max(1, p.n_groups)));
+    target = std::min(target, video_prompt_tokens(p)) - excess(p);
+    if (target <= outer) break;
+    p = plan_video(path, o, patch, merge, target - outer, extra);
+  }
+  if (excess(p) > 0)
+    throw ContextFull(path + ": the video cannot be fitted into the " +
+                      std::to_string(prompt_budget) + " prompt tokens left for it");
+  if (!p.notes.empty())
+    p.notes.back() += ", " + std::to_string(video_prompt_tokens(p)) +
+                      " prompt tokens with its timestamps and markers";
+  return p;
 }
 
 std::vector<VisualBlock> EncodedVideo::blocks() const {
@@ -183,11 +263,14 @@ namespace {
 // time so memory stays bounded on long videos.
 class FrameQueue {
  public:
-  void push(int64_t index, media::Image&& img) {
+  // False when the consumer has given up: the producer stops decoding.
+  bool push(int64_t index, media::Image&& img) {
     std::unique_lock lock(mu_);
     room_.wait(lock, [&] { return q_.size() < kCapacity || closed_; });
+    if (closed_) return false;
     q_.emplace_back(index, std::move(img));
     ready_.notify_one();
+    return true;
   }
   // False when the producer has finished and nothing is left.
   bool pop(std::pair<int64_t, media::Image>& out) {
@@ -259,7 +342,7 @@ EncodedVideo encode_video(const Qwen3VLVision& vision, const VideoPlan& plan, op
                                    ? std::move(img)
                                    : media::resize_bicubic(img, plan.resized_w, plan.resized_h);
         decode_ms += ms_since(t_work);
-        queue.push(unique[k], std::move(resized));
+        if (!queue.push(unique[k], std::move(resized))) throw Cancelled();  // stop decoding
         t_work = Clock::now();
       });
       decode_ms += ms_since(t_work);
@@ -275,6 +358,7 @@ EncodedVideo encode_video(const Qwen3VLVision& vision, const VideoPlan& plan, op
   try {
     const int slots = plan.as_images ? 1 : 2;
     for (int g = 0; g < plan.n_groups; ++g) {
+      ctx.throw_if_cancelled();
       const int64_t need_last = plan.frames[size_t(g) * slots + slots - 1];
       std::pair<int64_t, media::Image> item;
       while (!pending.count(need_last) && queue.pop(item)) pending.emplace(std::move(item));

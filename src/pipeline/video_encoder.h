@@ -38,7 +38,9 @@ struct VideoPlan {
   media::VideoInfo info;
   std::vector<int64_t> indices;    // sampled frames, ascending
   std::vector<int64_t> frames;     // frame of each temporal slot (odd counts repeat the last)
-  std::vector<double> group_times; // seconds, one per temporal group, as the reference computes
+  // Seconds, one per temporal group: as the reference computes them on constant frame rate, the
+  // mean of the pair's presentation times on variable frame rate.
+  std::vector<double> group_times;
   bool as_images = false;
   bool display_corrections = true;
   int resized_w = 0, resized_h = 0;
@@ -49,10 +51,24 @@ struct VideoPlan {
   std::vector<std::string> notes;  // what a budget made Reel choose, in words
 };
 
-// token_budget: the most visual tokens the video may take (<= 0: no limit). A video that
-// would exceed it is sampled down (smaller frames first, then fewer frames), never refused.
+// token_budget: the most prompt tokens the video may take (<= 0: no limit), counting its
+// visual tokens plus per_group_extra for each temporal group (its timestamp text and vision
+// markers; see video_prompt_tokens). A video that would exceed it is sampled down (smaller
+// frames first, then fewer frames); reel::ContextFull when even one small group cannot fit.
 VideoPlan plan_video(const std::string& path, const VideoOptions& opts, int patch_size,
-                     int merge_size, int64_t token_budget);
+                     int merge_size, int64_t token_budget, int per_group_extra = 0);
+
+// A plan whose whole prompt text (video_prompt_tokens: visual tokens, timestamps, markers)
+// takes at most prompt_budget tokens (<= 0: no limit). reel::ContextFull when none fits.
+VideoPlan plan_video_prompt(const std::string& path, const VideoOptions& opts, int patch_size,
+                            int merge_size, int64_t prompt_budget);
+
+// The text that replaces the chat template's video marker for this plan (see
+// EncodedVideo::prompt_text), and the number of tokens it holds with Qwen's tokenizer.
+std::string video_prompt_text(const VideoPlan& plan);
+int64_t video_prompt_tokens(const VideoPlan& plan);
+// Tokens of timestamp_text(seconds) with Qwen's tokenizer (digits are single tokens).
+int timestamp_tokens(double seconds);
 
 struct EncodedVideo {
   VideoPlan plan;

@@ -51,6 +51,7 @@ class PtyChat {
     mark_ = seen_.find(what, mark_) + what.size();
     return true;
   }
+  void keys(const std::string& k) { ASSERT_EQ(write(fd_, k.data(), k.size()), ssize_t(k.size())); }
   void type(const std::string& line) {
     const std::string s = line + "\r";
     ASSERT_EQ(write(fd_, s.data(), s.size()), ssize_t(s.size()));
@@ -86,7 +87,7 @@ class PtyChat {
 TEST(PtyChat, VideoFollowUpClearExit) {
   PtyChat chat({REEL_BINARY, "-m", REEL_FIXTURE_DIR "/models/tiny-a-q8_0.gguf", "--mmproj",
                 REEL_FIXTURE_DIR "/models/tiny-a-mmproj-f16.gguf", "--video",
-                REEL_SHARED_DIR "/data/media/clip-10s-720x358-h264.mp4", "--frames", "8", "-n",
+                REEL_TEST_DATA "/media/clip-10s-720x358-h264.mp4", "--frames", "8", "-n",
                 "6", "--temp", "0", "--stats", "text"});
   ASSERT_TRUE(chat.started());
   ASSERT_TRUE(chat.wait_for("> ")) << chat.transcript();
@@ -102,6 +103,40 @@ TEST(PtyChat, VideoFollowUpClearExit) {
   ASSERT_TRUE(chat.wait_for("> ")) << chat.transcript();
   chat.type("<exit>");
   EXPECT_EQ(chat.exit_code(), 0) << chat.transcript();
+}
+
+// Progress bars cover image encoding and long prompts too (a prompt of several batches).
+TEST(PtyChat, ProgressForImagesAndLongPrompts) {
+  PtyChat chat({REEL_BINARY, "-m", REEL_FIXTURE_DIR "/models/tiny-a-q8_0.gguf", "--mmproj",
+                REEL_FIXTURE_DIR "/models/tiny-a-mmproj-f16.gguf", "--image",
+                REEL_FIXTURE_SRC "/images/large-320x200.png", "-b", "8", "-n", "2", "--temp",
+                "0"});
+  ASSERT_TRUE(chat.started());
+  ASSERT_TRUE(chat.wait_for("> ")) << chat.transcript();
+  chat.type("<image> What is this?");
+  ASSERT_TRUE(chat.wait_for("encoding images")) << chat.transcript();
+  ASSERT_TRUE(chat.wait_for("reading the prompt")) << chat.transcript();
+  ASSERT_TRUE(chat.wait_for("> ")) << chat.transcript();
+  chat.type("<exit>");
+  EXPECT_EQ(chat.exit_code(), 0) << chat.transcript();
+}
+
+// Ctrl-C at the prompt: a typed line is dropped and the chat goes on; at an empty prompt
+// Reel ends with 130.
+TEST(PtyChat, CtrlCAtThePrompt) {
+  PtyChat chat({REEL_BINARY, "-m", REEL_FIXTURE_DIR "/models/tiny-a-q8_0.gguf", "-n", "3",
+                "--temp", "0", "--stats", "text"});
+  ASSERT_TRUE(chat.started());
+  ASSERT_TRUE(chat.wait_for("> ")) << chat.transcript();
+  chat.keys("half a question");
+  ASSERT_TRUE(chat.wait_for("half a question")) << chat.transcript();
+  chat.keys("\x03");
+  ASSERT_TRUE(chat.wait_for("> ")) << chat.transcript();
+  chat.type("Hello");
+  ASSERT_TRUE(chat.wait_for("generated 3 tokens")) << "the chat went on: " << chat.transcript();
+  ASSERT_TRUE(chat.wait_for("> ")) << chat.transcript();
+  chat.keys("\x03");
+  EXPECT_EQ(chat.exit_code(), 130) << chat.transcript();
 }
 
 }  // namespace

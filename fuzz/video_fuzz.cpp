@@ -10,8 +10,18 @@
 #include "media/sampling.h"
 #include "media/video.h"
 
+namespace {
+// VideoReader opens a path (FFmpeg's demuxers seek in it), so each input is written to one file
+// per process, removed when the fuzzer exits normally.
+struct InputFile {
+  std::string path = "/tmp/reel-video-fuzz-" + std::to_string(getpid()) + ".bin";
+  ~InputFile() { std::remove(path.c_str()); }
+};
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const std::string path = "/tmp/reel-video-fuzz-" + std::to_string(getpid()) + ".bin";
+  static const InputFile input;
+  const std::string& path = input.path;
   FILE* f = std::fopen(path.c_str(), "wb");
   if (f == nullptr) return 0;
   std::fwrite(data, 1, size, f);

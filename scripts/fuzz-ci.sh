@@ -19,7 +19,18 @@ mapfile -t fuzzers < <(grep -v '^$' "$build/fuzzers.txt")
 [[ ${#fuzzers[@]} -gt 0 ]] || { echo "no fuzzer targets registered" >&2; exit 1; }
 cmake --build "$build" -j"$jobs" --target "${fuzzers[@]}"
 
+# stats LOG: one line with a run's totals, from libFuzzer's final stats and last status line.
+stats() {
+  local execs rate last
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$1" | tail -1)
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$1" | tail -1)
+  last=$(grep -E '^#[0-9]+' "$1" | tail -1)
+  echo "execs ${execs:-?}, ${rate:-?}/s, cov $(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")," \
+    "corpus $(sed -n 's/.* corp: \([^ ]*\).*/\1/p' <<<"$last")"
+}
+
 status=0
+summary=()
 for fuzzer in "${fuzzers[@]}"; do
   seeds="$root/fuzz/corpus/${fuzzer%_fuzz}"
   work="$build/corpus/$fuzzer"      # new inputs go here, never into the committed seeds
@@ -27,11 +38,18 @@ for fuzzer in "${fuzzers[@]}"; do
   mkdir -p "$work" "$artifacts"
   dirs=("$work")
   [[ -d "$seeds" ]] && dirs+=("$seeds")
+  log="$build/logs/$fuzzer.log"
+  mkdir -p "$build/logs"
   echo "== $fuzzer: ${seconds}s"
+  result=ok
   if ! "$build/$fuzzer" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=25 \
-       -artifact_prefix="$artifacts" -print_final_stats=1 "${dirs[@]}"; then
+       -artifact_prefix="$artifacts" -print_final_stats=1 "${dirs[@]}" 2>&1 | tee "$log"; then
     echo "FAILED: $fuzzer (inputs in $artifacts)" >&2
+    result=FAILED
     status=1
   fi
+  summary+=("$(printf '%-16s %-7s %s' "$fuzzer" "$result" "$(stats "$log")")")
 done
+echo "== fuzzing summary (execs, execs/s, coverage, corpus)"
+printf '%s\n' "${summary[@]}"
 exit $status

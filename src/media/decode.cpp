@@ -34,6 +34,7 @@ extern "C" {
 #include "common/fs.h"
 #include "media/exif.h"
 #include "media/image.h"
+#include "media/sws_rgb.h"
 
 namespace reel::media {
 namespace {
@@ -458,9 +459,7 @@ void frame_to_rgb(const AVFrame* frame, Image& img, const std::string& name) {
       sws_getContext(frame->width, frame->height, AVPixelFormat(frame->format), frame->width,
                      frame->height, AV_PIX_FMT_RGB24, SWS_POINT, nullptr, nullptr, nullptr));
   if (!sws) fail(name, "unsupported pixel format");
-  uint8_t* dst[4] = {img.rgb.data(), nullptr, nullptr, nullptr};
-  int dst_stride[4] = {img.width * 3, 0, 0, 0};
-  sws_scale(sws.get(), frame->data, frame->linesize, 0, frame->height, dst, dst_stride);
+  scale_to_rgb(sws.get(), frame, img);
 }
 
 Image decode_ffmpeg(Format f, const uint8_t* data, size_t size, const std::string& name,

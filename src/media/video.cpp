@@ -33,6 +33,7 @@ extern "C" {
 
 #include "common/error.h"
 #include "common/fs.h"
+#include "media/sws_rgb.h"
 
 namespace reel::media {
 namespace {
@@ -349,6 +350,7 @@ void FfmpegReader::open_decoder() {
 }
 
 void FfmpegReader::rewind() {
+  av_packet_unref(pkt_.get());  // a packet a failed seek left pending would leak
   avformat_seek_file(fmt_.get(), stream_, INT64_MIN, INT64_MIN, INT64_MIN, AVSEEK_FLAG_BACKWARD);
   avcodec_flush_buffers(dec_.get());
   fed_packet_ = -1;
@@ -518,10 +520,8 @@ Image FfmpegReader::to_rgb(const AVFrame* f) {
   const int cs = f->colorspace == AVCOL_SPC_UNSPECIFIED ? SWS_CS_DEFAULT : int(f->colorspace);
   sws_setColorspaceDetails(ctx, sws_getCoefficients(cs), full ? 1 : 0,
                            sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
-  Image img{w, h, std::vector<uint8_t>(size_t(w) * h * 3)};
-  uint8_t* dst[4] = {img.rgb.data(), nullptr, nullptr, nullptr};
-  int stride[4] = {w * 3, 0, 0, 0};
-  sws_scale(ctx, f->data, f->linesize, 0, f->height, dst, stride);
+  Image img{w, h, {}};
+  scale_to_rgb(ctx, f, img);
   if (info_.rotation != 0) img = rotate(img, info_.rotation);
   return img;
 }

@@ -6,16 +6,11 @@
 #include <numeric>
 #include <utility>
 
+#include "common/clock.h"
 #include "common/error.h"
 
 namespace reel {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
 
 constexpr const char* kImageMarker = "<|vision_start|><|image_pad|><|vision_end|>";
 constexpr const char* kVideoMarker = "<|vision_start|><|video_pad|><|vision_end|>";

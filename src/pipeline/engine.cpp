@@ -7,16 +7,11 @@
 #include <cstdio>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/error.h"
 
 namespace reel {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
 
 double physical_memory_bytes() {
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);

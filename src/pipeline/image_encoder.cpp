@@ -3,20 +3,11 @@
 #include <algorithm>
 #include <chrono>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "media/image.h"
 
 namespace reel {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
-}  // namespace
-
 DecodedImage decode_image(const std::string& path, const ImageOptions& options) {
   const auto t0 = Clock::now();
   media::ImageLimits limits;

@@ -10,16 +10,11 @@
 #include <mutex>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/error.h"
 
 namespace reel {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
 
 // Below this many tokens per frame group (128x128 pixels) a smaller picture says little, so a
 // tight budget takes fewer frames instead.

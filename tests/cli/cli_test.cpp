@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "run_reel.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -21,60 +23,10 @@ const std::string kReel = REEL_BINARY;
 const std::string kModel = REEL_FIXTURE_DIR "/models/tiny-a-q8_0.gguf";
 const std::string kModelF32 = REEL_FIXTURE_DIR "/models/tiny-a-f32.gguf";
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
+using reel::test::Result;
+using reel::test::slurp;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-class Cli : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("reel-cli-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  fs::path file(const std::string& name, const std::string& content) {
-    const fs::path p = dir_ / name;
-    std::ofstream(p, std::ios::binary) << content;
-    return p;
-  }
-
-  // Runs reel with args (already shell-quoted where needed) under a 120 s timeout.
-  Result reel(const std::string& args, const std::string& stdin_text = "") {
-    const fs::path in = file("stdin.txt", stdin_text), out = dir_ / "out.txt",
-                   err = dir_ / "err.txt";
-    const std::string cmd = "timeout 120 " + kReel + " " + args + " < '" + in.string() + "' > '" +
-                            out.string() + "' 2> '" + err.string() + "'";
-    const int status = std::system(cmd.c_str());
-    Result r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-  }
-
-  // A failure the way users should see it: non-zero exit that is not a crash (>= 124 would be
-  // timeout or a signal), and one line on stderr starting "reel: ".
-  void expect_clean_error(const Result& r, const std::string& must_contain) {
-    EXPECT_NE(r.code, 0);
-    EXPECT_LT(r.code, 124) << "crash or hang; stderr: " << r.err;
-    EXPECT_EQ(r.err.rfind("reel: ", 0), 0u) << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-    EXPECT_NE(r.err.find(must_contain), std::string::npos) << r.err;
-  }
-
-  fs::path dir_;
-};
+class Cli : public reel::test::ReelTest {};
 
 TEST_F(Cli, TokenizePrintsIdsOnOneLine) {
   const auto f = file("t.txt", "Hello world");

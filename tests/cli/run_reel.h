@@ -58,10 +58,19 @@ class ReelTest : public ::testing::Test {
 
   // Runs reel with args (already shell-quoted where needed) under a timeout (124: timed out).
   Result reel(const std::string& args, int timeout_s = 120) const {
+    return run(args, "/dev/null", timeout_s);
+  }
+  // The same with `input` on stdin.
+  Result reel(const std::string& args, const std::string& input, int timeout_s = 120) const {
+    return run(args, file(".in.txt", input).string(), timeout_s);
+  }
+
+ private:
+  Result run(const std::string& args, const std::string& input, int timeout_s) const {
     const fs::path out = dir_ / ".out.txt", err = dir_ / ".err.txt";
     const std::string cmd = "timeout " + std::to_string(timeout_s) + " " + runner_ +
-                            REEL_BINARY " " + args + " < /dev/null > '" + out.string() + "' 2> '" +
-                            err.string() + "'";
+                            REEL_BINARY " " + args + " < '" + input + "' > '" + out.string() +
+                            "' 2> '" + err.string() + "'";
     Result r;
     r.code = exit_code(std::system(cmd.c_str()));
     r.out = slurp(out);
@@ -71,6 +80,7 @@ class ReelTest : public ::testing::Test {
     return r;
   }
 
+ protected:
   // Starts reel in the background, output discarded; returns its pid.
   pid_t start(const std::vector<std::string>& args) const {
     const pid_t pid = ::fork();

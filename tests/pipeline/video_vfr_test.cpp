@@ -13,42 +13,15 @@
 
 #include "media/sampling.h"
 #include "pipeline/video_encoder.h"
+#include "../media/ffprobe.h"
 
 namespace reel {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string run_output(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[256];
-  while (fgets(buf, sizeof buf, p) != nullptr) out += buf;
-  if (pclose(p) != 0) out.clear();
-  return out;
-}
-
-// Presented frames' times relative to the first, ascending (packets flagged discard skipped).
-std::vector<double> relative_pts(const fs::path& file) {
-  const std::string out = run_output(
-      "ffprobe -v error -select_streams v:0 -show_entries packet=pts_time,flags -of csv=p=0 '" +
-      file.string() + "'");
-  std::vector<double> pts;
-  size_t at = 0;
-  while (at < out.size()) {
-    const size_t nl = std::min(out.find('\n', at), out.size());
-    const std::string line = out.substr(at, nl - at);
-    const size_t comma = line.find(',');
-    if (comma != std::string::npos && line.find('D', comma) == std::string::npos)
-      pts.push_back(std::stod(line.substr(0, comma)));
-    at = nl + 1;
-  }
-  std::sort(pts.begin(), pts.end());
-  for (size_t i = 1; i < pts.size(); ++i) pts[i] -= pts[0];
-  if (!pts.empty()) pts[0] = 0;
-  return pts;
-}
+using test::relative_pts;
+using test::run_output;
 
 class VideoVfr : public ::testing::Test {
  protected:

@@ -2,6 +2,7 @@
 // says <image> / <video>. The conversation itself (budgets, media, rollback of failed turns)
 // lives in the pipeline; this file reads lines, handles Ctrl-C, prints and picks exit codes.
 #include <sys/resource.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -36,18 +37,28 @@ volatile sig_atomic_t g_typed = 0;       // the terminal line has characters typ
 
 constexpr int kExitInterrupted = 130;
 
+termios g_termios{};  // the terminal as Reel found it, restored on a Ctrl-C exit
+volatile sig_atomic_t g_have_termios = 0;
+
+// Ends Reel from the signal handler. Exiting here, rather than after a read returns, cannot
+// miss a Ctrl-C that lands between two reads.
+void exit_interrupted() {
+  if (g_have_termios) tcsetattr(STDIN_FILENO, TCSANOW, &g_termios);
+  const char nl = '\n';
+  (void)!write(STDERR_FILENO, &nl, 1);
+  _exit(kExitInterrupted);
+}
+
 void on_sigint(int) {
   g_interrupts = g_interrupts + 1;
-  if (g_one_shot || (g_busy && g_interrupts >= 2)) {
-    const char nl = '\n';
-    (void)!write(STDERR_FILENO, &nl, 1);
-    _exit(kExitInterrupted);
-  }
+  if (g_one_shot || g_interrupts >= 2 || (!g_busy && !g_typed)) exit_interrupted();
   if (g_busy) g_cancel.store(true);
+  // Otherwise a half-typed line: the read returns early and the line is dropped.
 }
 
 void install_sigint(bool one_shot) {
   g_one_shot = one_shot;
+  if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &g_termios) == 0) g_have_termios = 1;
   struct sigaction sa {};
   sa.sa_handler = on_sigint;
   sigemptyset(&sa.sa_mask);
@@ -279,14 +290,10 @@ class ChatRunner {
       const LineStatus st = read_line(line);
       if (st == LineStatus::kEnd) break;
       if (st == LineStatus::kInterrupted) {
-        // Ctrl-C at the prompt: a typed line is discarded; at an empty prompt, or a second
-        // Ctrl-C in a row, Reel ends.
-        if (g_typed && g_interrupts < 2) {
-          std::fputs("\n", stderr);
-          continue;
-        }
+        // Ctrl-C at the prompt with a half-typed line: the line is dropped. (At an empty
+        // prompt, or a second Ctrl-C in a row, the handler has ended Reel already.)
         std::fputs("\n", stderr);
-        return kExitInterrupted;
+        continue;
       }
       g_interrupts = 0;
       const std::string cmd = trim(line);

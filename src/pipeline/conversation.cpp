@@ -146,6 +146,7 @@ void Conversation::plan_video(Turn& t, int64_t budget, const TurnEvents& ev) {
 }
 
 void Conversation::encode_media(Turn& t, const TurnEvents& ev) {
+  if (t.sizes.empty() && !t.plan) return;  // a text turn: there may be no vision model
   const Qwen3VLVision& vision = engine_.vision();
   ops::Context& ctx = engine_.ctx();
   const bool reuse_images = t.decoded.empty() && image_cache_.size() == t.sizes.size();

@@ -127,6 +127,7 @@ TEST(PtyChat, CtrlCAtThePrompt) {
   PtyChat chat({REEL_BINARY, "-m", REEL_FIXTURE_DIR "/models/tiny-a-q8_0.gguf", "-n", "3",
                 "--temp", "0", "--stats", "text"});
   ASSERT_TRUE(chat.started());
+  ASSERT_TRUE(chat.wait_for("quits.")) << chat.transcript();  // the banner has "> " too
   ASSERT_TRUE(chat.wait_for("> ")) << chat.transcript();
   chat.keys("half a question");
   ASSERT_TRUE(chat.wait_for("half a question")) << chat.transcript();

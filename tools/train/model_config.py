@@ -1,0 +1,32 @@
+"""The tiny Qwen3-VL trained on the shapes world: the architecture of Qwen3-VL (vision encoder with
+DeepStack, merger, text decoder with interleaved MRoPE, tied embeddings), scaled down.
+
+Training uses the same model class with a small remapped vocabulary (only the ids the world's prompts
+and answers use); export.py scatters those rows into the real 151936-row matrix, the others zero.
+With zero rows every other token's logit is exactly 0, so a softmax over the used ids plus one
+extra logit log(n_zero_rows) is exactly the full-vocabulary softmax (train.py's loss).
+"""
+
+from __future__ import annotations
+
+VOCAB = 151936
+IMAGE_PAD, VIDEO_PAD, VISION_START, VISION_END = 151655, 151656, 151652, 151653
+
+TEXT = dict(hidden_size=128, intermediate_size=384, num_hidden_layers=3, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=32, hidden_act="silu", max_position_embeddings=262144,
+            rms_norm_eps=1e-6, attention_bias=False,
+            # Qwen3-VL's [24, 20, 20] for head_dim 128, scaled to head_dim 32 (sum = head_dim / 2)
+            rope_parameters=dict(rope_type="default", rope_theta=5e6, mrope_section=[6, 5, 5],
+                                 mrope_interleaved=True))
+VISION = dict(depth=4, hidden_size=64, num_heads=2, intermediate_size=256, out_hidden_size=128,
+              num_position_embeddings=256, deepstack_visual_indexes=[1, 2, 3], patch_size=16,
+              temporal_patch_size=2, spatial_merge_size=2, in_channels=3, hidden_act="gelu_pytorch_tanh")
+
+
+def make_config(vocab_size: int = VOCAB, ids: dict | None = None):
+    """ids: the four vision token ids (remapped for training); the real ones by default."""
+    from transformers import Qwen3VLConfig
+    ids = ids or dict(image_token_id=IMAGE_PAD, video_token_id=VIDEO_PAD,
+                      vision_start_token_id=VISION_START, vision_end_token_id=VISION_END)
+    text = dict(TEXT, vocab_size=vocab_size, tie_word_embeddings=True)
+    return Qwen3VLConfig(text_config=text, vision_config=dict(VISION), tie_word_embeddings=True, **ids)

@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""Train the tiny Qwen3-VL on the cached shapes-world scenes (make_data.py), from scratch, on CPU.
+
+  train.py --steps 3000 --data tools/train/out/data --out tools/train/out/ckpt.pt
+
+One step = one scene: the vision encoder runs once on its pixels; the shared prompt prefix
+(<|im_start|>user\\n + the media tokens) runs once through the text decoder; then K questions of the
+scene run as one batch on that prefix's KV cache. The loss is on the answer tokens (and the closing
+<|im_end|>) only, computed on those positions only, with the exact full-vocabulary softmax (see
+model_config.py). Deterministic for a seed (CPU, float32), given the same data files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import model_config as mc  # noqa: E402
+
+PATCH_DIM = 3 * 2 * 16 * 16
+
+
+def load_vocab(path: Path) -> list[int]:
+    if not path.exists():
+        import qwen_inputs as qi
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(qi.world_vocab()))
+    return json.loads(path.read_text())
+
+
+class Remap:
+    """Real token ids <-> the training model's small vocabulary."""
+
+    def __init__(self, used: list[int]):
+        self.used = used
+        self.table = {t: i for i, t in enumerate(used)}
+        self.n_zero = mc.VOCAB - len(used)
+
+    def __call__(self, ids) -> list[int]:
+        return [self.table[int(t)] for t in ids]
+
+    def config_ids(self) -> dict:
+        return dict(image_token_id=self.table[mc.IMAGE_PAD], video_token_id=self.table[mc.VIDEO_PAD],
+                    vision_start_token_id=self.table[mc.VISION_START],
+                    vision_end_token_id=self.table[mc.VISION_END])
+
+
+def build_model(remap: Remap, seed: int):
+    from transformers import Qwen3VLForConditionalGeneration
+    torch.manual_seed(seed)
+    cfg = mc.make_config(len(remap.used), remap.config_ids())
+    model = Qwen3VLForConditionalGeneration._from_config(cfg, attn_implementation="sdpa", dtype=torch.float32)
+    return model
+
+
+def load_scene(path: str) -> tuple[dict, dict]:
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(bytes(arrays.pop("meta")).decode())
+    return meta, arrays
+
+
+def scene_losses(model, remap: Remap, meta: dict, arrays: dict, sampling: str, qsel: list[int],
+                 head_ids: list[int], tail_ids: list[int]):
+    """Mean answer-token cross-entropy over the selected questions, and (n_tokens, n_correct_argmax,
+    per-question exact flags)."""
+    kind = meta["kind"]
+    pv = torch.from_numpy((arrays[f"pv_{sampling}"].astype(np.float32) - 127.5) / 127.5)
+    grid = torch.from_numpy(arrays[f"grid_{sampling}"].astype(np.int64))[None]
+    media = [int(t) for t in arrays[f"media_{sampling}"]]
+    inner = model.model
+    vis = inner.get_image_features(pv, grid, return_dict=True)
+    embeds = torch.cat(vis.pooler_output, 0)
+    deep = [torch.cat(f, 0) for f in vis.deepstack_features]
+
+    # prefix: <|im_start|>user\n + media
+    prefix = remap(head_ids + media)
+    pid = torch.tensor([prefix])
+    pad_id = remap.table[mc.IMAGE_PAD if kind == "image" else mc.VIDEO_PAD]
+    tt = (pid == pad_id).long() * (1 if kind == "image" else 2)
+    pos, _ = inner.get_rope_index(pid, tt, image_grid_thw=grid if kind == "image" else None,
+                                  video_grid_thw=grid if kind == "video" else None)
+    lm = inner.language_model
+    x = lm.embed_tokens(pid)
+    vmask = (pid == pad_id)
+    x = x.masked_scatter(vmask[..., None], embeds)
+    from transformers import DynamicCache
+    cache = DynamicCache(config=lm.config)
+    lm(inputs_embeds=x, position_ids=pos, past_key_values=cache, use_cache=True,
+       visual_pos_masks=vmask, deepstack_visual_embeds=deep)
+    start = int(pos.max()) + 1
+
+    # suffixes: question + tail + answer, right-padded (pads come last: causal attention never sees them)
+    qs = [meta["questions"][i] for i in qsel]
+    seqs, targets = [], []
+    for q in qs:
+        s = remap(q["q_ids"] + tail_ids + q["a_ids"])
+        seqs.append(s)
+        targets.append((len(q["q_ids"]) + len(tail_ids) - 1, remap(q["a_ids"])))
+    K, L = len(seqs), max(len(s) for s in seqs)
+    ids = torch.zeros(K, L, dtype=torch.long)
+    for k, s in enumerate(seqs):
+        ids[k, :len(s)] = torch.tensor(s)
+    spos = (torch.arange(L) + start).view(1, 1, L).expand(3, K, L)
+    cache.batch_repeat_interleave(K)
+    out = lm(inputs_embeds=lm.embed_tokens(ids), position_ids=spos, past_key_values=cache, use_cache=True)
+    h = out.last_hidden_state                                          # [K, L, H]
+    rows, cols, tgt = [], [], []
+    for k, (first, a) in enumerate(targets):
+        for j, t in enumerate(a):
+            rows.append(k); cols.append(first + j); tgt.append(t)
+    hs = h[torch.tensor(rows), torch.tensor(cols)]                    # [T, H]
+    logits = hs @ lm.embed_tokens.weight.T                            # tied lm_head, used rows
+    zero_col = torch.full((logits.shape[0], 1), math.log(remap.n_zero))
+    full = torch.cat([logits, zero_col], 1)
+    tgt_t = torch.tensor(tgt)
+    loss = F.cross_entropy(full, tgt_t)
+    with torch.no_grad():
+        ok = (logits.argmax(-1) == tgt_t) & (logits.max(-1).values > 0)
+        exact, i = [], 0
+        for first, a in targets:
+            exact.append(bool(ok[i:i + len(a)].all()))
+            i += len(a)
+    return loss, exact, [q["template"] for q in qs]
+
+
+def pick_questions(rng: np.random.Generator, meta: dict, max_q: int) -> list[int]:
+    n = len(meta["questions"])
+    if n <= max_q:
+        return list(range(n))
+    # always keep the description (the longest answer), sample the rest
+    d = [i for i, q in enumerate(meta["questions"]) if q["template"] == "describe"]
+    rest = [i for i in range(n) if i not in d]
+    return sorted(d + list(rng.choice(rest, size=max_q - len(d), replace=False)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", type=Path, default=HERE / "out/data")
+    ap.add_argument("--out", type=Path, default=HERE / "out/ckpt.pt")
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--max-q", type=int, default=6)
+    # 1 thread: on 2 shared cores, OpenMP's spinning threads made a step 20x slower than one thread
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--max-minutes", type=float, default=0, help="stop (and save) after this long")
+    ap.add_argument("--stop-at", type=int, default=0, help="stop (and save) after this step; the schedule "
+                    "still runs over --steps")
+    ap.add_argument("--log-every", type=int, default=25)
+    ap.add_argument("--save-every", type=int, default=250)
+    ap.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights "
+                    "(a second stage: fresh optimizer and schedule)")
+    ap.add_argument("--max-scene", type=int, default=0, help="use scenes with index < this (0 = all present)")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    used = load_vocab(a.out.parent / "vocab.json")
+    remap = Remap(used)
+    from transformers import AutoTokenizer  # noqa: F401  (import cost paid up front)
+    head_ids = json.loads((a.out.parent / "head_tail.json").read_text())["head"] \
+        if (a.out.parent / "head_tail.json").exists() else None
+    if head_ids is None:
+        import qwen_inputs as qi
+        (a.out.parent / "head_tail.json").write_text(json.dumps(
+            {"head": list(qi.tokens(qi.HEAD)), "tail": list(qi.tokens(qi.TAIL))}))
+    ht = json.loads((a.out.parent / "head_tail.json").read_text())
+    head_ids, tail_ids = ht["head"], ht["tail"]
+
+    model = build_model(remap, a.seed)
+    if a.init:
+        init = torch.load(a.init, map_location="cpu")
+        assert init["used"] == remap.used
+        model.load_state_dict(init["state_dict"])
+        print(f"initialized from {a.init} (step {init['step']})", flush=True)
+    model.train()
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"params {n_params} (vocab rows {len(used)})", flush=True)
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=a.lr, betas=(0.9, 0.98), eps=1e-8)
+
+    def lr_at(step: int) -> float:
+        if step < a.warmup:
+            return a.lr * (step + 1) / a.warmup
+        f = (step - a.warmup) / max(1, a.steps - a.warmup)
+        return a.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, f))))
+
+    rng = np.random.default_rng(a.seed)
+    files: list[str] = []
+    t0 = time.time()
+    stats = {"loss": 0.0, "n": 0}
+    acc: dict[str, list[int]] = {}
+    for step in range(a.steps):
+        if step % 50 == 0 or not files:
+            files = sorted(glob.glob(str(a.data / "*.npz")))
+            files = [f for f in files if not f.endswith(".tmp.npz")]
+            if a.max_scene:
+                files = [f for f in files if int(Path(f).stem.split("-")[1]) < a.max_scene]
+        meta, arrays = load_scene(files[rng.integers(len(files))])
+        sampling = "img" if meta["kind"] == "image" else ("fps2" if rng.random() < 0.5 else "frames8")
+        qsel = pick_questions(rng, meta, a.max_q)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        loss, exact, templates = scene_losses(model, remap, meta, arrays, sampling, qsel, head_ids, tail_ids)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        stats["loss"] += float(loss.detach()); stats["n"] += 1
+        for t, e in zip(templates, exact):
+            acc.setdefault(t, []).append(int(e))
+        if (step + 1) % a.log_every == 0:
+            accs = " ".join(f"{t}={np.mean(v):.2f}" for t, v in sorted(acc.items()))
+            print(f"step {step + 1} loss {stats['loss'] / stats['n']:.4f} lr {lr_at(step):.2e} "
+                  f"{time.time() - t0:.0f}s files {len(files)} | {accs}", flush=True)
+            stats = {"loss": 0.0, "n": 0}
+            acc = {}
+        out_of_time = (a.max_minutes and time.time() - t0 > 60 * a.max_minutes) or step + 1 == a.stop_at
+        if (step + 1) % a.save_every == 0 or step + 1 == a.steps or out_of_time:
+            save(model, remap, a.out, step + 1)
+        if out_of_time:
+            print(f"stopped at step {step + 1}: --max-minutes {a.max_minutes}", flush=True)
+            break
+    print(f"done {step + 1} steps in {time.time() - t0:.0f}s", flush=True)
+
+
+def save(model, remap: Remap, out: Path, step: int) -> None:
+    tmp = out.with_suffix(".tmp")
+    torch.save({"state_dict": model.state_dict(), "used": remap.used, "step": step}, tmp)
+    os.replace(tmp, out)
+
+
+if __name__ == "__main__":
+    main()

@@ -5,6 +5,9 @@
 // prefetch), and a thread that finishes early takes the next chunk (the VM's cores are shared).
 #include "ops/thread_pool.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -90,9 +93,19 @@ struct ThreadPool::State {
   }
 };
 
+void block_async_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaddset(&set, sig);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
 ThreadPool::ThreadPool(int n_threads) : state_(new State), n_threads_(std::max(1, n_threads)) {
   for (int i = 1; i < n_threads_; ++i) {
-    state_->threads.emplace_back([this, i] { state_->worker_main(i); });
+    state_->threads.emplace_back([this, i] {
+      block_async_signals();
+      state_->worker_main(i);
+    });
   }
 }
 

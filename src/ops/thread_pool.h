@@ -9,6 +9,11 @@
 
 namespace reel::ops {
 
+// Blocks Ctrl-C and the termination signals in the calling thread. Every helper thread calls
+// it first, so that those signals reach the application's main thread: a read it is blocked in
+// (a chat prompt) is then interrupted, as the frontend expects.
+void block_async_signals();
+
 class ThreadPool {
  public:
   explicit ThreadPool(int n_threads);  // total threads including the caller; >= 1

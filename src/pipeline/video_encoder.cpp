@@ -328,6 +328,7 @@ EncodedVideo encode_video(const Qwen3VLVision& vision, const VideoPlan& plan, op
   unique.erase(std::unique(unique.begin(), unique.end()), unique.end());
   double decode_ms = 0;
   std::thread producer([&] {
+    ops::block_async_signals();
     std::exception_ptr error;
     try {
       // Decoding and resizing time only: the waits for room in the queue are left out.

@@ -1,5 +1,6 @@
-// Error type shared by every layer: one exception carrying a one-line, user-facing message.
-// Frontends catch it, print `reel: <message>` and exit non-zero.
+// Errors shared by every layer: one exception type carrying a one-line message worded for any
+// caller, and a kind that frontends map to their own answers (the CLI to messages and exit
+// codes, the server to HTTP statuses). Messages name no frontend flag or command.
 #pragma once
 
 #include <stdexcept>
@@ -7,24 +8,51 @@
 
 namespace reel {
 
+enum class ErrorKind {
+  InvalidInput,  // the caller's input is wrong: a bad file, a bad option value, a bad request
+  ContextFull,   // the request does not fit in the context that is left
+  Unsupported,   // valid, but something Reel does not do (an architecture, a codec, a type)
+  Cancelled,     // stopped through a cancellation flag; no partial result is kept
+  Io,            // the system failed us: a read, a write, memory
+  Internal,      // a broken invariant: a bug in Reel
+};
+
+// A short lower-case name of a kind ("invalid_input", "context_full", ...), for logs and JSON.
+const char* error_kind_name(ErrorKind kind);
+
 class Error : public std::runtime_error {
  public:
-  explicit Error(const std::string& message) : std::runtime_error(message) {}
+  explicit Error(const std::string& message, ErrorKind kind = ErrorKind::InvalidInput)
+      : std::runtime_error(message), kind_(kind) {}
+  ErrorKind kind() const { return kind_; }
+
+ private:
+  ErrorKind kind_;
 };
 
-// Failures a caller words or handles differently (the CLI picks messages and exit codes; a
-// server will pick HTTP statuses). Messages name no frontend flag or command.
-
-// The work was stopped through a cancellation flag; no partial result is kept.
-class Cancelled : public Error {
- public:
-  Cancelled() : Error("cancelled") {}
-};
-
-// The request does not fit in the context that is left (numbers in the message).
 class ContextFull : public Error {
  public:
-  using Error::Error;
+  explicit ContextFull(const std::string& message) : Error(message, ErrorKind::ContextFull) {}
+};
+
+class Unsupported : public Error {
+ public:
+  explicit Unsupported(const std::string& message) : Error(message, ErrorKind::Unsupported) {}
+};
+
+class Cancelled : public Error {
+ public:
+  Cancelled() : Error("cancelled", ErrorKind::Cancelled) {}
+};
+
+class IoError : public Error {
+ public:
+  explicit IoError(const std::string& message) : Error(message, ErrorKind::Io) {}
+};
+
+class InternalError : public Error {
+ public:
+  explicit InternalError(const std::string& message) : Error(message, ErrorKind::Internal) {}
 };
 
 }  // namespace reel

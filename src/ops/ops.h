@@ -96,7 +96,8 @@ void softmax(float* x, int64_t n);                           // in place, numeri
 
 // Scaled dot-product attention with grouped KV heads.
 //   q:   [n_q][n_head][head_dim] (token stride q_stride floats)
-//   k,v: per KV head h, key j at k + h*kv_head_stride + j*head_dim (same for v)
+//   k,v: per KV head h, key j at k + h*kv_head_stride + j*head_dim elements of kv_type
+//        (F32 or F16; the same for v)
 //   out: [n_q][n_head][head_dim] (token stride out_stride)
 // Query i may see keys [seg_begin(i), seg_end(i)): causal => [0, q_pos0 + i + 1);
 // non-causal => all n_kv keys. Query head hq uses KV head hq / (n_head / n_kv_head).
@@ -107,8 +108,12 @@ struct AttentionShape {
   int64_t q_pos0 = 0;               // absolute position of query 0 (causal)
   bool causal = true;
   float scale = 1.0f;
+  GgmlType kv_type = GgmlType::F32;  // F32 or F16 keys and values
 };
-void attention(const AttentionShape& s, const float* q, const float* k, const float* v, float* out,
+void attention(const AttentionShape& s, const float* q, const void* k, const void* v, float* out,
                Context& ctx);
+
+// Stores n floats as IEEE half (round to nearest even), e.g. into an f16 KV cache.
+void f32_to_f16(const float* x, uint16_t* y, int64_t n);
 
 }  // namespace reel::ops

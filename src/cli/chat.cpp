@@ -118,12 +118,12 @@ bool write_out(std::string_view piece) {
   return true;
 }
 
-void print_stats(const ChatArgs& a, const Engine& engine, const TurnStats& t) {
+void print_stats(const ChatArgs& a, const Model& model, const TurnStats& t) {
   const GenerationStats& g = t.gen;
   const double per_frame = t.n_frames > 0 ? t.vision_encode_ms / t.n_frames : 0;
   if (a.stats == "json") {
     nlohmann::ordered_json j;
-    j["load_ms"] = engine.load_ms();
+    j["load_ms"] = model.load_ms();
     j["images"] = t.n_images;
     j["frames"] = t.n_frames;
     j["visual_tokens"] = t.visual_tokens();
@@ -133,6 +133,7 @@ void print_stats(const ChatArgs& a, const Engine& engine, const TurnStats& t) {
     j["vision_encode_ms"] = t.vision_encode_ms;
     j["vision_ms_per_frame"] = per_frame;
     j["prompt_tokens"] = g.n_prompt;
+    j["prompt_tokens_reused"] = g.n_reused;
     j["prefill_ms"] = g.prefill_ms;
     j["prefill_tps"] = g.prefill_tps();
     j["generated_tokens"] = g.n_generated;
@@ -142,6 +143,8 @@ void print_stats(const ChatArgs& a, const Engine& engine, const TurnStats& t) {
     j["media_wall_ms"] = t.media_wall_ms;
     j["time_to_first_token_ms"] = t.first_token_ms;
     j["context_full"] = g.hit_context_limit;
+    j["kv_type"] = kv_type_name(a.engine.kv_type);
+    j["kv_cache_mib"] = double(t.kv_bytes) / double(1 << 20);
     j["peak_rss_mib"] = peak_rss_mib();
     std::fprintf(stderr, "%s\n", j.dump().c_str());
   } else if (a.verbose || a.stats == "text" || a.legacy) {
@@ -152,22 +155,23 @@ void print_stats(const ChatArgs& a, const Engine& engine, const TurnStats& t) {
                    t.n_images, t.n_frames, t.visual_tokens(), t.media_decode_ms,
                    t.vision_encode_ms, per_frame);
     std::fprintf(stderr,
-                 "\n[prompt %d tokens, %.1f tok/s | generated %d tokens, %.1f tok/s | peak RAM "
-                 "%.0f MiB]\n",
-                 g.n_prompt, g.prefill_tps(), g.n_generated, g.decode_tps(), peak_rss_mib());
+                 "\n[prompt %d tokens, %.1f tok/s | generated %d tokens, %.1f tok/s | KV cache "
+                 "%.0f MiB | peak RAM %.0f MiB]\n",
+                 g.n_prompt, g.prefill_tps(), g.n_generated, g.decode_tps(),
+                 double(t.kv_bytes) / double(1 << 20), peak_rss_mib());
   }
 }
 
 // The original app's start-up table: memory and both models' cold and warm load times.
-void print_load_table(Engine& engine, const ChatArgs& a) {
-  const LoadTimes t = engine.measure_load_times();
+void print_load_table(const Model& model, int n_threads, int n_ctx, const ChatArgs& a) {
+  const LoadTimes t = model.measure_load_times();
   std::fprintf(stderr,
                "reel: %-8s %-50s cold %7.0f ms  warm %7.0f ms\n"
                "reel: %-8s %-50s cold %7.0f ms  warm %7.0f ms\n"
                "reel: peak RAM %.0f MiB, %d threads, context %d tokens\n",
                "vision", a.engine.mmproj_path.c_str(), t.vision_cold_ms, t.vision_warm_ms, "text",
                a.engine.model_path.c_str(), t.text_cold_ms, t.text_warm_ms, peak_rss_mib(),
-               engine.options().n_threads, engine.options().n_ctx);
+               n_threads, n_ctx);
 }
 
 enum class LineStatus { kLine, kEnd, kInterrupted };
@@ -222,8 +226,11 @@ void check_media(const ChatArgs& a) {
   }
 }
 
-ConversationOptions conversation_options(const ChatArgs& a) {
+ConversationOptions conversation_options(const ChatArgs& a, const Model& model) {
   ConversationOptions o;
+  o.sequence.n_ctx = context_size(a.engine, model);
+  o.sequence.kv_type = a.engine.kv_type;
+  o.cancel = &g_cancel;
   o.sampling = a.sampling;
   o.system_prompt = a.system;
   o.image = a.image;
@@ -237,9 +244,9 @@ ConversationOptions conversation_options(const ChatArgs& a) {
 
 class ChatRunner {
  public:
-  ChatRunner(ChatArgs& a, Engine& engine)
-      : a_(a), engine_(engine), convo_(engine, conversation_options(a)),
-        progress_(engine.options().n_batch) {}
+  ChatRunner(ChatArgs& a, const Model& model, Scheduler& scheduler)
+      : a_(a), model_(model), convo_(scheduler, conversation_options(a, model)),
+        progress_(scheduler.executor().n_batch()) {}
 
   // One turn; true when its answer was produced and written.
   bool turn(const std::string& text, bool one_shot) {
@@ -256,7 +263,7 @@ class ChatRunner {
       const TurnStats t = convo_.ask(text, one_shot, ev);
       g_busy = 0;
       write_out("\n");
-      print_stats(a_, engine_, t);
+      print_stats(a_, model_, t);
       if (t.gen.hit_context_limit)
         std::fprintf(stderr, "reel: the context is full (%d tokens)%s\n", convo_.n_ctx(),
                      one_shot ? "; use a larger -c" : "; use <clear> or a larger -c");
@@ -316,7 +323,7 @@ class ChatRunner {
 
  private:
   ChatArgs& a_;
-  Engine& engine_;
+  const Model& model_;
   Conversation convo_;
   Progress progress_;
 };
@@ -329,15 +336,18 @@ int run_chat(ChatArgs& a) {
   const bool one_shot = !a.prompt.empty();
   install_sigint(one_shot);
   check_media(a);
-  auto engine = Engine::load(a.engine);
-  engine->ctx().set_cancel_flag(&g_cancel);
-  if (a.legacy || a.verbose) print_load_table(*engine, a);
+  const std::shared_ptr<const Model> model = Model::load(a.engine.model_path, a.engine.mmproj_path);
+  Executor executor(*model, executor_options(a.engine, *model));
+  executor.ctx().set_cancel_flag(&g_cancel);
+  Scheduler scheduler(*model, executor);
+  if (a.legacy || a.verbose)
+    print_load_table(*model, executor.n_threads(), context_size(a.engine, *model), a);
   if (a.verbose) {
-    const TextConfig& c = engine->model().config();
+    const TextConfig& c = model->text_config();
     std::fprintf(stderr, "reel: text model: %d layers, hidden %d, %d/%d heads, vocab %d\n",
                  c.n_layer, c.n_embd, c.n_head, c.n_head_kv, c.n_vocab);
   }
-  ChatRunner runner(a, *engine);
+  ChatRunner runner(a, *model, scheduler);
   if (one_shot) return runner.turn(a.prompt, /*one_shot=*/true) ? 0 : 1;
   return runner.chat();
 }

@@ -6,9 +6,24 @@
 #include <vector>
 
 #include "pipeline/bench.h"
-#include "pipeline/engine.h"
+#include "pipeline/conversation.h"
+#include "pipeline/executor.h"
+#include "pipeline/model.h"
 
 namespace reel::cli {
+
+// The engine flags: which files, how many threads, how large a context and batch.
+struct EngineOptions {
+  std::string model_path;
+  std::string mmproj_path;  // vision encoder (optional)
+  int n_threads = 0;        // 0: all cores
+  int n_ctx = 4096;         // 0: the model's training context
+  int n_batch = 256;        // tokens per forward pass
+  KvType kv_type = KvType::F16;
+};
+// The context these options give with this model (0 means the model's own).
+int context_size(const EngineOptions& e, const Model& model);
+ExecutorOptions executor_options(const EngineOptions& e, const Model& model);
 
 struct ChatArgs {
   EngineOptions engine;
@@ -38,7 +53,7 @@ int run_logits(EngineOptions opts, const std::string& file, const std::string& o
 int run_encode(const std::string& mmproj, const std::vector<std::string>& paths,
                const std::string& out_path, int n_threads, const ImageOptions& opts);
 int run_bench(const EngineOptions& opts, const BenchOptions& b,
-              const std::vector<std::string>& image_sizes, const ImageOptions& image);
+              const std::vector<std::string>& image_sizes, const ImageOptions& image, bool json);
 int run_frames(const std::string& path, const VideoOptions& opts, int64_t max_tokens, int n_ctx);
 
 // The original app's command line, `reel VISION_MODEL TEXT_MODEL VIDEO [FRAMES]` or

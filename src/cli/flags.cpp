@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <thread>
 
@@ -84,6 +85,21 @@ void add_engine_flags(CLI::App& app, EngineOptions& e, bool model_required) {
       ->check(CLI::Range(0, 1 << 24));
   app.add_option("-b,--batch-size", e.n_batch, "prompt tokens per forward pass")
       ->check(CLI::Range(1, 65536));
+  app.add_option("--kv-type", e.kv_type, "KV cache element type: f16 or f32")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, KvType>{{"f16", KvType::F16}, {"f32", KvType::F32}}))
+      ->default_str("f16");
+}
+
+int context_size(const EngineOptions& e, const Model& model) {
+  return e.n_ctx > 0 ? e.n_ctx : model.text_config().n_ctx_train;
+}
+
+ExecutorOptions executor_options(const EngineOptions& e, const Model& model) {
+  ExecutorOptions o;
+  o.n_threads = e.n_threads;
+  o.n_batch = model.has_text() ? std::min(e.n_batch, context_size(e, model)) : e.n_batch;
+  return o;
 }
 
 void add_sampling_flags(CLI::App& app, SamplingParams& s) {

@@ -96,6 +96,12 @@ int run(int argc, char** argv) {
   bench->add_option("-p,--n-prompt", bn.n_prompt, "prompt tokens")->check(CLI::Range(1, 65536));
   bench->add_option("-n,--n-gen", bn.n_decode, "generated tokens")->check(CLI::Range(1, 65536));
   bench->add_option("-r,--repetitions", bn.repetitions, "best of")->check(CLI::Range(1, 100));
+  bench->add_option("--parallel", bn.parallel, "sequences decoded side by side, e.g. 1,2,4,8")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 256))
+      ->default_str("1");
+  bool bn_json = false;
+  bench->add_flag("--json", bn_json, "one JSON object per measurement (text model only)");
   bench->add_option("--mmproj", bn_opts.mmproj_path, "also time the vision encoder");
   bench->add_option("--image-size", bn_sizes, "image sizes for the vision timing (WxH)");
   add_image_flags(*bench, bn_image);
@@ -121,7 +127,10 @@ int run(int argc, char** argv) {
   if (*tok) return run_tokenize(tok_model, tok_file);
   if (*lg) return run_logits(lg_opts, lg_file, lg_out);
   if (*enc) return run_encode(enc_mmproj, enc_images, enc_out, enc_threads, enc_image);
-  if (*bench) return run_bench(bn_opts, bn, bn_sizes, bn_image);
+  if (*bench) {
+    bn.kv_type = bn_opts.kv_type;
+    return run_bench(bn_opts, bn, bn_sizes, bn_image, bn_json);
+  }
   if (*frames) return run_frames(fr_video, fr_opts, fr_opts.max_tokens, fr_ctx);
   if (chat.engine.model_path.empty()) {
     std::fprintf(stderr, "reel: -m MODEL.gguf is required (see reel --help)\n");

@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/output_file.h"
 #include "media/video.h"
+#include "pipeline/scheduler.h"
 
 namespace reel::cli {
 namespace {
@@ -44,19 +45,49 @@ int run_vision_bench_cmd(const std::string& mmproj, const std::vector<std::strin
   return 0;
 }
 
-int run_text_bench(EngineOptions opts, const BenchOptions& b) {
-  opts.n_ctx = b.n_prompt + b.n_decode + 1;
-  auto engine = Engine::load(opts);
-  const TextConfig& c = engine->model().config();
-  std::printf("model: %s (%d layers, hidden %d), %d threads\n", opts.model_path.c_str(),
-              c.n_layer, c.n_embd, engine->options().n_threads);
-  const BenchResult r = reel::run_bench(*engine, b);
-  std::printf("prefill: %.2f tokens/s (%d-token prompt)\n", r.prefill_tps, b.n_prompt);
-  std::printf("decode:  %.2f tokens/s (%d tokens)\n", r.decode_tps, b.n_decode);
+int run_text_bench(const EngineOptions& opts, const BenchOptions& b, bool json) {
+  const auto model = Model::load(opts.model_path);
+  EngineOptions e = opts;
+  e.n_ctx = b.n_prompt + b.n_decode + 1;
+  Executor exec(*model, executor_options(e, *model));
+  const TextConfig& c = model->text_config();
+  if (!json)
+    std::printf("model: %s (%d layers, hidden %d), %d threads, KV cache %s\n",
+                opts.model_path.c_str(), c.n_layer, c.n_embd, exec.n_threads(),
+                kv_type_name(b.kv_type));
+  const BenchResult r = reel::run_bench(*model, exec, b);
+  if (json) {
+    for (const BenchMeasurement& m : r.rows) {
+      nlohmann::ordered_json j;
+      j["what"] = m.what;
+      j["n_prompt"] = m.n_prompt;
+      j["depth"] = m.depth;
+      j["parallel"] = m.parallel;
+      j["tokens_per_s"] = m.tokens_per_s;
+      j["bandwidth_gbs"] = r.bandwidth_gbs;
+      j["roofline_tokens_per_s"] = r.roofline_tps();
+      j["threads"] = exec.n_threads();
+      j["kv_type"] = kv_type_name(b.kv_type);
+      std::printf("%s\n", j.dump().c_str());
+    }
+    return 0;
+  }
   std::printf("memory bandwidth (measured, this run): %.2f GB/s\n", r.bandwidth_gbs);
-  std::printf("weights read per token: %.1f MB -> roofline %.2f tokens/s\n",
+  std::printf("weights read per step: %.1f MB -> one-sequence decode roofline %.2f tokens/s\n",
               r.weight_bytes_per_token / 1e6, r.roofline_tps());
-  std::printf("decode at %.1f%% of the bandwidth roofline\n", 100.0 * r.roofline_fraction());
+  double decode_1 = 0;
+  for (const BenchMeasurement& m : r.rows)
+    if (m.what == "decode" && m.parallel == 1) decode_1 = m.tokens_per_s;
+  for (const BenchMeasurement& m : r.rows) {
+    std::printf("%-7s parallel %3d: %8.2f tokens/s", m.what.c_str(), m.parallel, m.tokens_per_s);
+    if (m.what == "prefill") std::printf(" (%d-token prompts)\n", m.n_prompt);
+    else {
+      std::printf(" (%d tokens each after %d; %.1f%% of the roofline", b.n_decode, m.depth,
+                  100.0 * m.tokens_per_s / r.roofline_tps());
+      if (decode_1 > 0 && m.parallel > 1) std::printf(", %.2fx one sequence", m.tokens_per_s / decode_1);
+      std::printf(")\n");
+    }
+  }
   return 0;
 }
 
@@ -80,12 +111,25 @@ int run_logits(EngineOptions opts, const std::string& file, const std::string& o
       out_path,
       {{"model", opts.model_path}, {"vision model", opts.mmproj_path}, {"prompt file", file}});
   const std::string text = read_file(file);
-  auto engine = Engine::load(opts);
-  const auto ids = engine->tokenizer().encode(text, true);
-  const size_t n_vocab = engine->model().config().n_vocab;
-  compute_all_logits(*engine, ids, [&](const float* rows, int n) {
-    out.write(rows, sizeof(float) * n_vocab * size_t(n));
-  });
+  const auto model = Model::load(opts.model_path);
+  const auto ids = model->tokenizer().encode(text, true);
+  if (ids.empty()) throw Error(file + ": no tokens to evaluate");
+  const int n = static_cast<int>(ids.size());
+  if (opts.n_ctx > 0 && n > opts.n_ctx)
+    throw Error("the input is " + std::to_string(n) + " tokens but the context holds " +
+                std::to_string(opts.n_ctx) + "; raise -c");
+  const size_t n_vocab = model->text_config().n_vocab;
+  Executor exec(*model, executor_options(opts, *model));
+  Scheduler sched(*model, exec);
+  Sequence seq(*model, SequenceOptions{n, opts.kv_type});
+  Request r;
+  r.seq = &seq;
+  r.ids = ids;
+  r.max_tokens = 0;
+  r.on_logits = [&](const float* rows, int k) {
+    out.write(rows, sizeof(float) * n_vocab * size_t(k));
+  };
+  sched.run_one(std::move(r));
   out.commit();
   std::fprintf(stderr, "reel: wrote %zu x %zu logits to %s\n", ids.size(), n_vocab,
                out_path.c_str());
@@ -124,15 +168,13 @@ int run_encode(const std::string& mmproj, const std::vector<std::string>& paths,
 }
 
 int run_bench(const EngineOptions& opts, const BenchOptions& b,
-              const std::vector<std::string>& image_sizes, const ImageOptions& image) {
+              const std::vector<std::string>& image_sizes, const ImageOptions& image, bool json) {
   if (opts.model_path.empty() && opts.mmproj_path.empty())
     throw Error("bench needs -m MODEL.gguf and/or --mmproj MMPROJ.gguf");
   if (!opts.model_path.empty()) {
-    EngineOptions text = opts;
-    text.mmproj_path.clear();
-    run_text_bench(text, b);
+    run_text_bench(opts, b, json);
   }
-  if (!opts.mmproj_path.empty())
+  if (!opts.mmproj_path.empty() && !json)
     run_vision_bench_cmd(opts.mmproj_path, image_sizes, opts.n_threads, b, image);
   return 0;
 }

@@ -128,13 +128,8 @@ size_t Qwen3VLText::weight_bytes_per_token() const {
   return bytes;
 }
 
-TextState::TextState(const Qwen3VLText& model, int n_ctx, int n_batch)
-    : n_ctx_(n_ctx), n_batch_(n_batch) {
-  const TextConfig& c = model.config();
-  if (n_ctx < 1 || n_batch < 1) throw Error("context and batch sizes must be positive");
-  const size_t kv = size_t(c.n_layer) * c.n_head_kv * n_ctx * c.head_dim;
-  k_.assign(kv, 0.0f);
-  v_.assign(kv, 0.0f);
+TextScratch::TextScratch(const TextConfig& c, int n_batch) : n_batch_(n_batch) {
+  if (n_batch < 1) throw InternalError("the batch size must be positive");
   const size_t nb = n_batch;
   x_.resize(nb * c.n_embd);
   xn_.resize(nb * c.n_embd);
@@ -146,19 +141,21 @@ TextState::TextState(const Qwen3VLText& model, int n_ctx, int n_batch)
   up_.resize(nb * c.n_ff);
   rope_cos_.resize(nb * c.head_dim / 2);
   rope_sin_.resize(nb * c.head_dim / 2);
+  pos_.resize(nb);
 }
 
-void TextState::truncate(int n) {
-  if (n < 0 || n > n_past_) throw Error("cannot truncate the KV cache beyond its length");
-  n_past_ = n;
-}
-
-void Qwen3VLText::rope_tables(TextState& st, int n, const Pos3* pos) const {
+void Qwen3VLText::rope_tables(std::span<const SeqSpan> seqs, const TextBatch& b,
+                              TextScratch& st) const {
+  Pos3* pos = st.pos_.data();
+  int row = 0;
+  for (const SeqSpan& s : seqs)
+    for (int i = 0; i < s.n; ++i, ++row) {
+      const int32_t p = s.kv->n_past() + i;
+      pos[row] = b.pos ? b.pos[row] : Pos3{p, p, p};
+    }
   const int half = cfg_.head_dim / 2;
-  for (int i = 0; i < n; ++i) {
-    const int32_t p_default = st.n_past_ + i;
-    const int32_t axes[3] = {pos ? pos[i].t : p_default, pos ? pos[i].h : p_default,
-                             pos ? pos[i].w : p_default};
+  for (int i = 0; i < b.n; ++i) {
+    const int32_t axes[3] = {pos[i].t, pos[i].h, pos[i].w};
     float* cs = st.rope_cos_.data() + size_t(i) * half;
     float* sn = st.rope_sin_.data() + size_t(i) * half;
     for (int j = 0; j < half; ++j) {
@@ -169,8 +166,8 @@ void Qwen3VLText::rope_tables(TextState& st, int n, const Pos3* pos) const {
   }
 }
 
-void Qwen3VLText::attention_block(TextState& st, int layer, int n, const Pos3* pos,
-                                  ops::Context& ctx) const {
+void Qwen3VLText::attention_block(std::span<const SeqSpan> seqs, TextScratch& st, int layer,
+                                  int n, ops::Context& ctx) const {
   const LayerWeights& w = layers_[layer];
   const int hd = cfg_.head_dim, nh = cfg_.n_head, nkv = cfg_.n_head_kv;
   float* xn = st.xn_.data();
@@ -183,37 +180,54 @@ void Qwen3VLText::attention_block(TextState& st, int layer, int n, const Pos3* p
   ops::rope(st.q_.data(), n, nh, hd, int64_t(nh) * hd, st.rope_cos_.data(), st.rope_sin_.data());
   ops::rope(st.k_new_.data(), n, nkv, hd, int64_t(nkv) * hd, st.rope_cos_.data(),
             st.rope_sin_.data());
-
-  // Append the new keys/values to this layer's cache, laid out [kv_head][n_ctx][head_dim]
-  // so that each head's keys are contiguous for the attention kernel.
-  const size_t head_stride = size_t(st.n_ctx_) * hd;
-  float* k_layer = st.k_.data() + size_t(layer) * nkv * head_stride;
-  float* v_layer = st.v_.data() + size_t(layer) * nkv * head_stride;
-  for (int i = 0; i < n; ++i)
-    for (int h = 0; h < nkv; ++h) {
-      const size_t dst = h * head_stride + size_t(st.n_past_ + i) * hd;
-      const size_t src = (size_t(i) * nkv + h) * hd;
-      std::memcpy(k_layer + dst, st.k_new_.data() + src, hd * sizeof(float));
-      std::memcpy(v_layer + dst, st.v_new_.data() + src, hd * sizeof(float));
-    }
-
-  ops::AttentionShape s;
-  s.n_q = n;
-  s.n_kv = st.n_past_ + n;
-  s.n_head = nh;
-  s.n_kv_head = nkv;
-  s.head_dim = hd;
-  s.q_stride = s.out_stride = int64_t(nh) * hd;
-  s.kv_head_stride = static_cast<int64_t>(head_stride);
-  s.q_pos0 = st.n_past_;
-  s.causal = true;
-  s.scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  ops::attention(s, st.q_.data(), k_layer, v_layer, st.attn_.data(), ctx);
+  int row0 = 0;
+  for (const SeqSpan& s : seqs) {
+    attend(s, row0, st, layer, ctx);
+    row0 += s.n;
+  }
   ops::matmul(w.wo, st.attn_.data(), n, xn, ctx);
   ops::add(st.x_.data(), xn, int64_t(n) * cfg_.n_embd);
 }
 
-void Qwen3VLText::ffn_block(TextState& st, int layer, int n, ops::Context& ctx) const {
+// Appends one sequence's new keys/values (rows [row0, row0 + n) of the batch) to its cache and
+// runs its queries over everything the cache holds.
+void Qwen3VLText::attend(const SeqSpan& seq, int row0, TextScratch& st, int layer,
+                         ops::Context& ctx) const {
+  KvCache& kv = *seq.kv;
+  const int hd = cfg_.head_dim, nh = cfg_.n_head, nkv = cfg_.n_head_kv;
+  const int past = kv.n_past();
+  const size_t elem = kv.element_bytes();
+  for (int i = 0; i < seq.n; ++i)
+    for (int h = 0; h < nkv; ++h) {
+      const size_t src = (size_t(row0 + i) * nkv + h) * hd;
+      auto* k = static_cast<uint8_t*>(kv.keys(layer, h)) + size_t(past + i) * hd * elem;
+      auto* v = static_cast<uint8_t*>(kv.values(layer, h)) + size_t(past + i) * hd * elem;
+      if (kv.type() == KvType::F16) {
+        ops::f32_to_f16(st.k_new_.data() + src, reinterpret_cast<uint16_t*>(k), hd);
+        ops::f32_to_f16(st.v_new_.data() + src, reinterpret_cast<uint16_t*>(v), hd);
+      } else {
+        std::memcpy(k, st.k_new_.data() + src, hd * sizeof(float));
+        std::memcpy(v, st.v_new_.data() + src, hd * sizeof(float));
+      }
+    }
+  ops::AttentionShape s;
+  s.n_q = seq.n;
+  s.n_kv = past + seq.n;
+  s.n_head = nh;
+  s.n_kv_head = nkv;
+  s.head_dim = hd;
+  s.q_stride = s.out_stride = int64_t(nh) * hd;
+  s.kv_head_stride = kv.head_stride();
+  s.q_pos0 = past;
+  s.causal = true;
+  s.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  s.kv_type = kv.element_type();
+  const size_t q0 = size_t(row0) * nh * hd;
+  ops::attention(s, st.q_.data() + q0, kv.keys(layer, 0), kv.values(layer, 0),
+                 st.attn_.data() + q0, ctx);
+}
+
+void Qwen3VLText::ffn_block(TextScratch& st, int layer, int n, ops::Context& ctx) const {
   const LayerWeights& w = layers_[layer];
   float* xn = st.xn_.data();
   ops::rms_norm(st.x_.data(), w.ffn_norm, xn, n, cfg_.n_embd, cfg_.rms_eps);
@@ -225,16 +239,28 @@ void Qwen3VLText::ffn_block(TextState& st, int layer, int n, ops::Context& ctx) 
   ops::add(st.x_.data(), xn, int64_t(n) * cfg_.n_embd);
 }
 
-void Qwen3VLText::forward(TextState& st, const TextBatch& b, float* logits, int n_logits,
-                          ops::Context& ctx) const {
-  const int n = b.n;
-  const int64_t D = cfg_.n_embd;
-  if (n < 1 || n > st.n_batch_) throw Error("batch size out of range");
-  if (st.n_past_ + n > st.n_ctx_)
-    throw Error("the context is full (" + std::to_string(st.n_ctx_) + " tokens)");
-  if (n_logits < 0 || n_logits > n) throw Error("more logits requested than tokens in the batch");
+void Qwen3VLText::check(std::span<const SeqSpan> seqs, const TextBatch& b,
+                        const TextScratch& st) const {
+  if (b.n < 1 || b.n > st.n_batch_) throw InternalError("batch size out of range");
+  if (st.x_.size() != size_t(st.n_batch_) * cfg_.n_embd)
+    throw InternalError("the scratch was sized for another model");
+  int rows = 0;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const SeqSpan& s = seqs[i];
+    if (!s.kv || s.n < 1 || s.n_logits < 0 || s.n_logits > s.n)
+      throw InternalError("bad sequence span in a batch");
+    if (s.n > s.kv->room())
+      throw ContextFull("the context is full (" + std::to_string(s.kv->n_ctx()) + " tokens)");
+    for (size_t j = 0; j < i; ++j)
+      if (seqs[j].kv == s.kv) throw InternalError("a sequence appears twice in one batch");
+    rows += s.n;
+  }
+  if (rows != b.n) throw InternalError("the sequences of a batch do not cover its rows");
+}
 
-  for (int i = 0; i < n; ++i) {
+void Qwen3VLText::embed(const TextBatch& b, TextScratch& st) const {
+  const int64_t D = cfg_.n_embd;
+  for (int i = 0; i < b.n; ++i) {
     float* row = st.x_.data() + i * D;
     if (b.ids && b.ids[i] >= 0) {
       if (b.ids[i] >= cfg_.n_vocab) throw Error("token id " + std::to_string(b.ids[i]) +
@@ -243,16 +269,39 @@ void Qwen3VLText::forward(TextState& st, const TextBatch& b, float* logits, int 
     } else if (b.embd) {
       std::memcpy(row, b.embd + i * D, D * sizeof(float));
     } else {
-      throw Error("batch token has neither an id nor an embedding");
+      throw InternalError("batch token has neither an id nor an embedding");
     }
   }
-  rope_tables(st, n, b.pos);
+}
 
+void Qwen3VLText::output_logits(std::span<const SeqSpan> seqs, TextScratch& st, float* logits,
+                                ops::Context& ctx) const {
+  const int64_t D = cfg_.n_embd;
+  int row0 = 0, out = 0;
+  for (const SeqSpan& s : seqs) {  // gather the wanted rows (out <= row0: copying forward is safe)
+    const int first = row0 + s.n - s.n_logits;
+    if (out != first)
+      std::memmove(st.x_.data() + out * D, st.x_.data() + first * D, s.n_logits * D * sizeof(float));
+    out += s.n_logits;
+    row0 += s.n;
+  }
+  if (out == 0 || !logits) return;
+  ops::rms_norm(st.x_.data(), output_norm_, st.xn_.data(), out, D, cfg_.rms_eps);
+  ops::matmul(output_, st.xn_.data(), out, logits, ctx);
+}
+
+void Qwen3VLText::forward(std::span<const SeqSpan> seqs, const TextBatch& b, TextScratch& st,
+                          float* logits, ops::Context& ctx) const {
+  check(seqs, b, st);
+  const int n = b.n;
+  const int64_t D = cfg_.n_embd;
+  embed(b, st);
+  rope_tables(seqs, b, st);
   for (int l = 0; l < cfg_.n_layer; ++l) {
-    // A prefill batch takes seconds on a large model: stop between layers. The cache's
-    // n_past only advances after the last layer, so a stopped batch leaves no trace.
+    // A prefill batch takes seconds on a large model: stop between layers. The caches' n_past
+    // only advances after the last layer, so a stopped batch leaves no trace.
     ctx.throw_if_cancelled();
-    attention_block(st, l, n, b.pos, ctx);
+    attention_block(seqs, st, l, n, ctx);
     ffn_block(st, l, n, ctx);
     if (b.deepstack && b.visual && l < cfg_.n_deepstack) {
       const float* ds = b.deepstack + size_t(l) * n * D;
@@ -260,13 +309,14 @@ void Qwen3VLText::forward(TextState& st, const TextBatch& b, float* logits, int 
         if (b.visual[i]) ops::add(st.x_.data() + i * D, ds + i * D, D);
     }
   }
-  st.n_past_ += n;
+  for (const SeqSpan& s : seqs) s.kv->advance(s.n);
+  output_logits(seqs, st, logits, ctx);
+}
 
-  if (logits && n_logits > 0) {
-    const float* last = st.x_.data() + int64_t(n - n_logits) * D;
-    ops::rms_norm(last, output_norm_, st.xn_.data(), n_logits, D, cfg_.rms_eps);
-    ops::matmul(output_, st.xn_.data(), n_logits, logits, ctx);
-  }
+void Qwen3VLText::forward(KvCache& kv, const TextBatch& b, TextScratch& st, float* logits,
+                          int n_logits, ops::Context& ctx) const {
+  const SeqSpan one{&kv, b.n, logits ? n_logits : 0};
+  forward({&one, 1}, b, st, logits, ctx);
 }
 
 }  // namespace reel

@@ -1,15 +1,17 @@
 // The Qwen3-VL text decoder (the "qwen3vl" GGUF architecture): token embedding, Qwen3 blocks
 // (RMSNorm, per-head q/k RMSNorm, grouped-query attention over a KV cache, interleaved MRoPE,
 // SwiGLU), final norm and the output projection. Weights are views into the mapped GGUF in
-// their stored type; all activation memory lives in a TextState sized at creation.
+// their stored type; keys and values live in each sequence's KvCache, activations in a TextScratch.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "model/kv_cache.h"
 #include "ops/ops.h"
 
 namespace reel::gguf {
@@ -49,35 +51,38 @@ struct LayerWeights {
 
 class Qwen3VLText;
 
-// One sequence's KV cache plus the activation arena of a forward pass. Sized once; the
-// forward pass and the token loop never allocate.
-class TextState {
+// The activation arena of a forward pass over up to n_batch tokens. Sized once; the forward
+// pass and the token loop never allocate. One per executor, shared by every sequence it runs.
+class TextScratch {
  public:
-  TextState(const Qwen3VLText& model, int n_ctx, int n_batch);
-  int n_ctx() const { return n_ctx_; }
+  TextScratch(const TextConfig& config, int n_batch);
   int n_batch() const { return n_batch_; }
-  int n_past() const { return n_past_; }
-  // Forget everything after the first n tokens (n <= n_past).
-  void truncate(int n);
-  size_t kv_bytes() const { return (k_.size() + v_.size()) * sizeof(float); }
 
  private:
   friend class Qwen3VLText;
-  int n_ctx_ = 0, n_batch_ = 0, n_past_ = 0;
-  std::vector<float> k_, v_;  // [layer][kv_head][n_ctx][head_dim]
+  int n_batch_ = 0;
   std::vector<float> x_, xn_, q_, k_new_, v_new_, attn_, gate_, up_, rope_cos_, rope_sin_;
+  std::vector<Pos3> pos_;
 };
 
-// What one forward call consumes: n tokens appended after the cache's n_past.
+// What one forward call consumes: n tokens (rows), each appended after its sequence's cache.
 struct TextBatch {
   int n = 0;
   const int32_t* ids = nullptr;   // token ids, or
   const float* embd = nullptr;    // [n][n_embd] input rows where ids is null or ids[i] < 0
-  const Pos3* pos = nullptr;      // rotary positions; null = n_past + i on all three axes
+  const Pos3* pos = nullptr;      // rotary positions; null = the sequence's n_past + i on all axes
   // DeepStack: for each of config.n_deepstack layers, [n][n_embd] rows added after that
   // layer at tokens with visual[i] != 0. Null when the batch holds no visual tokens.
   const float* deepstack = nullptr;
   const uint8_t* visual = nullptr;
+};
+
+// One sequence's share of a batch: the next `n` rows, appended to `kv`. Logits are wanted for
+// its last n_logits rows (0: none, 1: the next-token distribution, n: every position).
+struct SeqSpan {
+  KvCache* kv = nullptr;
+  int n = 0;
+  int n_logits = 0;
 };
 
 class Qwen3VLText {
@@ -88,20 +93,32 @@ class Qwen3VLText {
 
   const TextConfig& config() const { return cfg_; }
 
-  // Runs the batch, appending its keys/values to the cache. If logits is non-null, writes
-  // [n_logits][n_vocab] for the last n_logits tokens of the batch (n_logits <= batch.n).
-  // batch.n must be <= state.n_batch() and fit in the context.
-  void forward(TextState& state, const TextBatch& batch, float* logits, int n_logits,
-               ops::Context& ctx) const;
+  // Runs a batch holding rows of several sequences (consecutive rows per sequence, in the
+  // order of `seqs`), reading each weight once for all of them. Every sequence's keys and values
+  // are appended to its own cache and its tokens attend only to it, so a sequence's results do
+  // not depend on what else is in the batch. Writes the wanted logits rows, sequence by
+  // sequence, to logits ([sum of n_logits][n_vocab]). A cancellation (between layers) leaves
+  // every cache as it was.
+  void forward(std::span<const SeqSpan> seqs, const TextBatch& batch, TextScratch& scratch,
+               float* logits, ops::Context& ctx) const;
+  // One sequence: the whole batch appended to kv, logits of its last n_logits rows.
+  void forward(KvCache& kv, const TextBatch& batch, TextScratch& scratch, float* logits,
+               int n_logits, ops::Context& ctx) const;
 
   // Bytes of weights read to produce one token (every matrix once, plus one embedding row).
   size_t weight_bytes_per_token() const;
   const ops::Matrix& token_embedding() const { return tok_embd_; }
 
  private:
-  void attention_block(TextState& st, int layer, int n, const Pos3* pos, ops::Context& ctx) const;
-  void ffn_block(TextState& st, int layer, int n, ops::Context& ctx) const;
-  void rope_tables(TextState& st, int n, const Pos3* pos) const;
+  void check(std::span<const SeqSpan> seqs, const TextBatch& b, const TextScratch& scratch) const;
+  void embed(const TextBatch& b, TextScratch& st) const;
+  void attention_block(std::span<const SeqSpan> seqs, TextScratch& st, int layer, int n,
+                       ops::Context& ctx) const;
+  void attend(const SeqSpan& seq, int row0, TextScratch& st, int layer, ops::Context& ctx) const;
+  void ffn_block(TextScratch& st, int layer, int n, ops::Context& ctx) const;
+  void rope_tables(std::span<const SeqSpan> seqs, const TextBatch& b, TextScratch& st) const;
+  void output_logits(std::span<const SeqSpan> seqs, TextScratch& st, float* logits,
+                     ops::Context& ctx) const;
 
   TextConfig cfg_;
   ops::Matrix tok_embd_, output_;

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <vector>
 
 #include "common/error.h"
 #include "media/image.h"
 #include "ops/roofline.h"
+#include "pipeline/scheduler.h"
 
 namespace reel {
 namespace {
@@ -27,41 +29,60 @@ std::vector<TokenId> bench_prompt(int n, int n_vocab) {
 
 }  // namespace
 
-BenchResult run_bench(Engine& engine, const BenchOptions& opts) {
+namespace {
+
+// Runs one request per sequence side by side; returns the wall time in seconds.
+double run_side_by_side(Scheduler& sched, std::vector<std::unique_ptr<Sequence>>& seqs,
+                        const std::vector<TokenId>& prompt, int max_tokens) {
+  std::vector<Scheduler::Id> ids;
+  const auto t0 = Clock::now();
+  for (auto& s : seqs) {
+    Request r;
+    r.seq = s.get();
+    r.ids = prompt;
+    r.sampling.temperature = 0;
+    r.max_tokens = max_tokens;
+    r.ignore_stop = true;
+    ids.push_back(sched.submit(std::move(r)));
+  }
+  sched.run();
+  const double dt = seconds_since(t0);
+  for (Scheduler::Id id : ids) {
+    RequestResult r = sched.take(id);
+    if (r.error) std::rethrow_exception(r.error);
+  }
+  return dt;
+}
+
+}  // namespace
+
+BenchResult run_bench(const Model& model, Executor& exec, const BenchOptions& opts) {
   if (opts.n_prompt < 1 || opts.n_decode < 1 || opts.repetitions < 1)
     throw Error("bench sizes must be positive");
-  const Qwen3VLText& model = engine.model();
   const int n_ctx = opts.n_prompt + opts.n_decode + 1;
-  if (n_ctx > engine.options().n_ctx) throw Error("bench prompt + decode exceed the context (-c)");
-  const int n_vocab = model.config().n_vocab;
-  TextState state(model, n_ctx, std::min(opts.n_prompt, engine.options().n_batch));
-  std::vector<float> logits(n_vocab);
-  const std::vector<TokenId> prompt = bench_prompt(opts.n_prompt, n_vocab);
-
+  const std::vector<TokenId> prompt = bench_prompt(opts.n_prompt, model.text_config().n_vocab);
+  Scheduler sched(model, exec);
   BenchResult r;
-  r.bandwidth_gbs = ops::measure_read_bandwidth_gbs(engine.ctx().pool());
-  r.weight_bytes_per_token = static_cast<double>(model.weight_bytes_per_token());
-  for (int rep = 0; rep < opts.repetitions; ++rep) {
-    state.truncate(0);
-    auto t0 = Clock::now();
-    for (int i = 0; i < opts.n_prompt; i += state.n_batch()) {
-      TextBatch b;
-      b.n = std::min(state.n_batch(), opts.n_prompt - i);
-      b.ids = prompt.data() + i;
-      const bool last = i + b.n == opts.n_prompt;
-      model.forward(state, b, last ? logits.data() : nullptr, last ? 1 : 0, engine.ctx());
+  r.bandwidth_gbs = ops::measure_read_bandwidth_gbs(exec.ctx().pool());
+  r.weight_bytes_per_token = static_cast<double>(model.text().weight_bytes_per_token());
+  for (int p : opts.parallel) {
+    if (p < 1 || p > 256) throw Error("parallel levels must be 1 to 256");
+    std::vector<std::unique_ptr<Sequence>> seqs;
+    for (int i = 0; i < p; ++i)
+      seqs.push_back(std::make_unique<Sequence>(model, SequenceOptions{n_ctx, opts.kv_type}));
+    BenchMeasurement prefill{"prefill", opts.n_prompt, 0, p, 0};
+    BenchMeasurement decode{"decode", opts.n_prompt, opts.n_prompt, p, 0};
+    for (int rep = 0; rep < opts.repetitions; ++rep) {
+      for (auto& s : seqs) s->truncate(0);
+      // The prompts alone, then the answers: each request reuses its prompt but for the last
+      // token, whose logits give the first answer token; every step after that decodes.
+      const double t_prefill = run_side_by_side(sched, seqs, prompt, 0);
+      const double t_decode = run_side_by_side(sched, seqs, prompt, opts.n_decode);
+      prefill.tokens_per_s = std::max(prefill.tokens_per_s, p * opts.n_prompt / t_prefill);
+      decode.tokens_per_s = std::max(decode.tokens_per_s, p * opts.n_decode / t_decode);
     }
-    r.prefill_tps = std::max(r.prefill_tps, opts.n_prompt / seconds_since(t0));
-
-    t0 = Clock::now();
-    for (int i = 0; i < opts.n_decode; ++i) {
-      TokenId id = argmax(logits.data(), n_vocab);
-      TextBatch b;
-      b.n = 1;
-      b.ids = &id;
-      model.forward(state, b, logits.data(), 1, engine.ctx());
-    }
-    r.decode_tps = std::max(r.decode_tps, opts.n_decode / seconds_since(t0));
+    r.rows.push_back(prefill);
+    r.rows.push_back(decode);
   }
   return r;
 }

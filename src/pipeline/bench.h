@@ -2,26 +2,42 @@
 // memory bandwidth in the same run, so that decode speed is reported against its roofline.
 #pragma once
 
-#include "pipeline/engine.h"
+#include <string>
+#include <vector>
+
+#include "pipeline/executor.h"
+#include "pipeline/image_encoder.h"
+#include "pipeline/model.h"
+#include "pipeline/sequence.h"
 
 namespace reel {
 
 struct BenchOptions {
-  int n_prompt = 128;  // tokens in the prefill measurement
-  int n_decode = 64;   // tokens generated one at a time
+  int n_prompt = 128;  // tokens in the prefill measurement (and cached before decode timing)
+  int n_decode = 64;   // tokens generated one step at a time by each sequence
   int repetitions = 2; // best of
+  std::vector<int> parallel = {1};  // sequences run side by side, one measurement per level
+  KvType kv_type = KvType::F16;
+};
+
+// One measurement: aggregate tokens/s over all `parallel` sequences, each with `depth` tokens
+// already in its cache when the timing starts.
+struct BenchMeasurement {
+  std::string what;  // "prefill" | "decode"
+  int n_prompt = 0, depth = 0, parallel = 1;
+  double tokens_per_s = 0;
 };
 
 struct BenchResult {
-  double prefill_tps = 0;
-  double decode_tps = 0;
-  double bandwidth_gbs = 0;        // measured stream-read bandwidth, all threads
+  double bandwidth_gbs = 0;        // measured stream-read bandwidth, all threads, this run
   double weight_bytes_per_token = 0;
+  std::vector<BenchMeasurement> rows;
+  // Decode at one sequence cannot beat reading every weight once per token.
   double roofline_tps() const { return bandwidth_gbs * 1e9 / weight_bytes_per_token; }
-  double roofline_fraction() const { return decode_tps / roofline_tps(); }
 };
 
-BenchResult run_bench(Engine& engine, const BenchOptions& opts);
+// Prefill and decode through the scheduler, at each parallel level; greedy, stop tokens ignored.
+BenchResult run_bench(const Model& model, Executor& executor, const BenchOptions& opts);
 
 // Vision encoder speed for one image of a given size (synthetic pixels), with this machine's
 // measured FMA peak in the same run.

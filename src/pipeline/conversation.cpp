@@ -1,6 +1,7 @@
 #include "pipeline/conversation.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <numeric>
@@ -53,10 +54,21 @@ struct Conversation::Turn {
   TurnStats stats;
 };
 
-Conversation::Conversation(Engine& engine, ConversationOptions options)
-    : engine_(engine),
-      opts_(std::move(options)),
-      session_(engine, opts_.sampling, opts_.system_prompt) {}
+namespace {
+
+SessionOptions session_options(const ConversationOptions& o) {
+  SessionOptions s;
+  s.sampling = o.sampling;
+  s.system_prompt = o.system_prompt;
+  s.sequence = o.sequence;
+  s.cancel = o.cancel;
+  return s;
+}
+
+}  // namespace
+
+Conversation::Conversation(Scheduler& scheduler, ConversationOptions options)
+    : opts_(std::move(options)), session_(scheduler, session_options(opts_)) {}
 
 Conversation::~Conversation() = default;
 
@@ -66,20 +78,20 @@ void Conversation::clear() {
 }
 
 int64_t Conversation::count_tokens(const std::string& content) const {
-  return static_cast<int64_t>(engine_.tokenizer().encode(session_.user_turn_text(content), true).size());
+  return static_cast<int64_t>(model().tokenizer().encode(session_.user_turn_text(content), true).size());
 }
 
 // Sizes the images so that together they take at most `budget` visual tokens, shrinking each
 // in proportion to what it would take on its own. Decodes them (all or nothing) unless the
 // cache holds all of them.
 void Conversation::plan_images(Turn& t, int64_t budget, const TurnEvents& ev) {
-  const Qwen3VLVision& vision = engine_.vision();
+  const Qwen3VLVision& vision = model().vision();
   const bool cached = image_cache_.size() == opts_.images.size();
   if (cached) {
     for (const auto& e : image_cache_) t.dims.emplace_back(e->width, e->height);
   } else {
     for (const std::string& path : opts_.images) {
-      engine_.ctx().throw_if_cancelled();
+      exec_ctx().throw_if_cancelled();
       t.decoded.push_back(decode_image(path, opts_.image));
       t.dims.emplace_back(t.decoded.back().image.width, t.decoded.back().image.height);
     }
@@ -135,7 +147,7 @@ void Conversation::plan_images(Turn& t, int64_t budget, const TurnEvents& ev) {
 
 // Plans the video within `budget` prompt tokens (visual tokens, timestamps and markers).
 void Conversation::plan_video(Turn& t, int64_t budget, const TurnEvents& ev) {
-  const VisionConfig& v = engine_.vision().config();
+  const VisionConfig& v = model().vision().config();
   VideoPlan p = plan_video_prompt(opts_.video_path, opts_.video, v.patch_size, v.spatial_merge,
                                   std::max<int64_t>(1, budget));
   if (ev.note)
@@ -147,8 +159,8 @@ void Conversation::plan_video(Turn& t, int64_t budget, const TurnEvents& ev) {
 
 void Conversation::encode_media(Turn& t, const TurnEvents& ev) {
   if (t.sizes.empty() && !t.plan) return;  // a text turn: there may be no vision model
-  const Qwen3VLVision& vision = engine_.vision();
-  ops::Context& ctx = engine_.ctx();
+  const Qwen3VLVision& vision = model().vision();
+  ops::Context& ctx = exec_ctx();
   const bool reuse_images = t.decoded.empty() && image_cache_.size() == t.sizes.size();
   for (size_t i = 0; i < t.sizes.size(); ++i) {
     ctx.throw_if_cancelled();
@@ -168,7 +180,12 @@ void Conversation::encode_media(Turn& t, const TurnEvents& ev) {
     t.stats.vision_encode_ms += t.images.back()->encode_ms;
     if (ev.progress) ev.progress("encoding images", int(i + 1), int(t.sizes.size()));
   }
-  if (!t.images.empty()) image_cache_ = t.images;  // valid encodings, whatever happens next
+  if (!t.images.empty()) {  // valid encodings, whatever happens next
+    image_ids_.resize(t.images.size());
+    for (size_t i = 0; i < t.images.size(); ++i)
+      if (i >= image_cache_.size() || image_cache_[i] != t.images[i]) image_ids_[i] = new_block_identity();
+    image_cache_ = t.images;
+  }
   if (t.plan) {
     if (video_cache_ && same_plan(video_cache_->plan, *t.plan)) {
       t.video = video_cache_;
@@ -180,6 +197,7 @@ void Conversation::encode_media(Turn& t, const TurnEvents& ev) {
       t.stats.media_decode_ms += t.video->decode_ms;
       t.stats.vision_encode_ms += t.video->encode_ms;
       video_cache_ = t.video;
+      video_id_ = new_block_identity();
     }
   }
 }
@@ -195,7 +213,7 @@ TurnStats Conversation::ask(const std::string& text, bool place_unmarked_media,
   t.want_video = !video_in_ && !opts_.video_path.empty() &&
                  (has_video_tag || (opts_.image_marker_brings_video && has_image_tag) ||
                   (place_unmarked_media && !has_image_tag));
-  if ((t.want_images || t.want_video) && !engine_.has_vision())
+  if ((t.want_images || t.want_video) && !model().has_vision())
     throw Error("images and videos need a vision model (an mmproj file)");
 
   // Count the turn with one marker per medium, then size the media into what is left.
@@ -227,10 +245,10 @@ TurnStats Conversation::ask(const std::string& text, bool place_unmarked_media,
 
   // The exact prompt, before any encoding.
   std::string expansion;
-  for (const media::Size2& s : t.sizes) expansion += image_prompt_text(image_tokens(engine_.vision(), s));
+  for (const media::Size2& s : t.sizes) expansion += image_prompt_text(image_tokens(model().vision(), s));
   if (t.plan) expansion += video_prompt_text(*t.plan);
   const std::vector<TokenId> ids =
-      engine_.tokenizer().encode(session_.user_turn_text(splice_media_markers(text, expansion)), true);
+      model().tokenizer().encode(session_.user_turn_text(splice_media_markers(text, expansion)), true);
   const int64_t need = int64_t(ids.size()) + ((t.want_images || t.want_video) ? reserve : 1);
   if (need > left)
     throw ContextFull("the prompt needs " + std::to_string(int64_t(ids.size())) + " tokens and " +
@@ -240,9 +258,18 @@ TurnStats Conversation::ask(const std::string& text, bool place_unmarked_media,
 
   encode_media(t, ev);
   std::vector<VisualBlock> blocks;
-  for (const auto& e : t.images) blocks.push_back(block_of(*e));
-  if (t.video)
-    for (const VisualBlock& b : t.video->blocks()) blocks.push_back(b);
+  const int merge = !t.images.empty() || t.video ? model().vision().config().spatial_merge : 1;
+  for (size_t i = 0; i < t.images.size(); ++i) {
+    blocks.push_back(block_of(*t.images[i], merge));
+    blocks.back().id = image_ids_[i];
+  }
+  if (t.video) {
+    int group = 0;
+    for (const VisualBlock& b : t.video->blocks()) {
+      blocks.push_back(b);
+      blocks.back().id = video_id_ * 0x100000001B3ULL + uint64_t(++group);  // per group
+    }
+  }
   t.stats.media_wall_ms = ms_since(t0);
 
   TextSink sink = [&](std::string_view piece) {
@@ -254,6 +281,7 @@ TurnStats Conversation::ask(const std::string& text, bool place_unmarked_media,
   };
   t.stats.gen = session_.ask_tokens(ids, blocks, opts_.max_tokens, sink, prefill_progress);
   t.stats.generated = session_.answer_ids();
+  t.stats.kv_bytes = session_.sequence().kv().bytes();
 
   // The turn is complete: its media are in the dialogue.
   images_in_ = images_in_ || t.want_images;

@@ -15,13 +15,15 @@
 #include <string>
 #include <vector>
 
-#include "pipeline/engine.h"
+#include "pipeline/session.h"
 
 namespace reel {
 
 struct ConversationOptions {
   SamplingParams sampling;
   std::string system_prompt;
+  SequenceOptions sequence;                   // context size and KV cache type
+  const std::atomic<bool>* cancel = nullptr;  // stops a turn (also set it on the executor)
   ImageOptions image;
   VideoOptions video;
   std::vector<std::string> images;  // attached image files, in order
@@ -45,6 +47,7 @@ struct TurnStats {
   double vision_encode_ms = 0;     // the vision encoder
   double media_wall_ms = 0;        // planning, decoding and encoding, as the user waits
   double first_token_ms = 0;       // from the turn's start to the first streamed text
+  size_t kv_bytes = 0;             // memory the conversation's KV cache holds after the turn
   int visual_tokens() const { return image_tokens + video_tokens; }
 };
 
@@ -58,7 +61,7 @@ struct TurnEvents {
 
 class Conversation {
  public:
-  Conversation(Engine& engine, ConversationOptions options);
+  Conversation(Scheduler& scheduler, ConversationOptions options);
   ~Conversation();
 
   // One user turn. `text` may say <image> and <video> where the attached media go (each tag
@@ -80,13 +83,18 @@ class Conversation {
   void encode_media(Turn& t, const TurnEvents& ev);
   int64_t count_tokens(const std::string& content) const;
 
-  Engine& engine_;
+  const Model& model() const { return session_.model(); }
+  ops::Context& exec_ctx() { return session_.scheduler().executor().ctx(); }
+
   ConversationOptions opts_;
   ChatSession session_;
   bool images_in_ = false, video_in_ = false;  // already in the dialogue
   // Encodings kept for reuse (after <clear>, or after a turn that failed later on).
   std::vector<std::shared_ptr<const EncodedImage>> image_cache_;
   std::shared_ptr<const EncodedVideo> video_cache_;
+  // Identities of the cached encodings (equal identity = equal rows), for prefix reuse.
+  std::vector<uint64_t> image_ids_;
+  uint64_t video_id_ = 0;
 };
 
 // Removes every <image> / <video> tag from user text and puts `markers` where the first one

@@ -44,45 +44,4 @@ PromptLayout layout_prompt(std::span<const int32_t> ids, std::span<const VisualB
   return L;
 }
 
-void run_prompt(const Qwen3VLText& model, TextState& state, std::span<const int32_t> ids,
-                const PromptLayout& L, float* logits, bool all_logits, ops::Context& ctx,
-                const PrefillProgress& progress) {
-  const int n = static_cast<int>(ids.size());
-  const int64_t D = model.config().n_embd;
-  const int64_t V = model.config().n_vocab;
-  const int n_ds = model.config().n_deepstack;
-  const int n_batch = state.n_batch();
-  std::vector<int32_t> chunk_ids(n_batch);
-  std::vector<uint8_t> visual(n_batch);
-  std::vector<float> embd(size_t(n_batch) * D), deepstack(size_t(n_ds) * n_batch * D);
-  for (int i0 = 0; i0 < n; i0 += n_batch) {
-    const int m = std::min(n_batch, n - i0);
-    std::fill(deepstack.begin(), deepstack.end(), 0.0f);
-    bool any_visual = false;
-    for (int j = 0; j < m; ++j) {
-      const int i = i0 + j;
-      visual[j] = L.main_row[i] != nullptr;
-      chunk_ids[j] = visual[j] ? -1 : ids[i];
-      if (!visual[j]) continue;
-      any_visual = true;
-      std::copy_n(L.main_row[i], D, embd.data() + j * D);
-      for (int l = 0; l < n_ds && L.ds_row[i]; ++l)
-        std::copy_n(L.ds_row[i] + l * L.ds_stride[i], D, deepstack.data() + (size_t(l) * m + j) * D);
-    }
-    TextBatch tb;
-    tb.n = m;
-    tb.ids = chunk_ids.data();
-    tb.embd = embd.data();
-    tb.pos = L.pos.data() + i0;
-    tb.deepstack = any_visual && n_ds > 0 ? deepstack.data() : nullptr;
-    tb.visual = visual.data();
-    const bool last = i0 + m == n;
-    if (all_logits)
-      model.forward(state, tb, logits + size_t(i0) * V, m, ctx);
-    else
-      model.forward(state, tb, last ? logits : nullptr, last ? 1 : 0, ctx);
-    if (progress) progress(i0 + m, n);
-  }
-}
-
 }  // namespace reel

@@ -19,6 +19,9 @@ struct VisualBlock {
   const float* main = nullptr;       // [hm*wm][D]
   const float* deepstack = nullptr;  // [n_deepstack][ds_stride rows][D], this block's first row
   int64_t ds_stride = 0;             // rows between DeepStack levels
+  // What the rows are, for reusing a cached prompt prefix: equal for equal rows (the same
+  // medium, encoded the same way, same group), 0 when unknown (never reused).
+  uint64_t id = 0;
 };
 
 struct PromptLayout {
@@ -36,12 +39,6 @@ struct PromptLayout {
 PromptLayout layout_prompt(std::span<const int32_t> ids, std::span<const VisualBlock> blocks,
                            int first_pos, int32_t image_pad, int32_t video_pad, int64_t D);
 
-// Runs a laid-out prompt after what state holds, in batches of state.n_batch(). logits gets
-// the last token's row, or every token's ([ids.size()][n_vocab]) when all_logits.
-// progress(done, total) after each batch, in tokens.
 using PrefillProgress = std::function<void(int done, int total)>;
-void run_prompt(const Qwen3VLText& model, TextState& state, std::span<const int32_t> ids,
-                const PromptLayout& layout, float* logits, bool all_logits, ops::Context& ctx,
-                const PrefillProgress& progress = nullptr);
 
 }  // namespace reel

@@ -50,13 +50,15 @@ std::vector<float> run_prompt(const Qwen3VLText& m, const std::vector<int32_t>& 
                               ops::Context& ctx, int n_batch) {
   const int n = static_cast<int>(ids.size());
   const int V = m.config().n_vocab;
-  TextState st(m, n + 1, n_batch);
+  // f32 keys and values: these logits are compared with the reference to 1e-3 or tighter.
+  KvCache kv(m.config(), n + 1, KvType::F32);
+  TextScratch scratch(m.config(), n_batch);
   std::vector<float> logits(size_t(n) * V);
   for (int i = 0; i < n; i += n_batch) {
     TextBatch b;
     b.n = std::min(n_batch, n - i);
     b.ids = ids.data() + i;
-    m.forward(st, b, logits.data() + size_t(i) * V, b.n, ctx);
+    m.forward(kv, b, scratch, logits.data() + size_t(i) * V, b.n, ctx);
   }
   return logits;
 }
@@ -202,14 +204,15 @@ TEST_P(Greedy, SixtyFourTokensIdentical) {
     const auto want = c["greedy"].get<std::vector<int32_t>>();
     ASSERT_EQ(want.size(), 64u);
     const int n_batch = 64;
-    TextState st(*l.model, int(ids.size() + want.size()) + 1, n_batch);
+    KvCache kv(l.model->config(), int(ids.size() + want.size()) + 1, KvType::F32);
+    TextScratch scratch(l.model->config(), n_batch);
     std::vector<float> logits(V);
     for (size_t i = 0; i < ids.size(); i += n_batch) {
       TextBatch b;
       b.n = static_cast<int>(std::min<size_t>(n_batch, ids.size() - i));
       b.ids = ids.data() + i;
       const bool last = i + b.n == ids.size();
-      l.model->forward(st, b, last ? logits.data() : nullptr, last ? 1 : 0, ctx);
+      l.model->forward(kv, b, scratch, last ? logits.data() : nullptr, last ? 1 : 0, ctx);
     }
     std::vector<int32_t> got;
     for (size_t i = 0; i < want.size(); ++i) {
@@ -219,7 +222,7 @@ TEST_P(Greedy, SixtyFourTokensIdentical) {
       TextBatch one;
       one.n = 1;
       one.ids = &id;
-      l.model->forward(st, one, logits.data(), 1, ctx);
+      l.model->forward(kv, one, scratch, logits.data(), 1, ctx);
     }
     EXPECT_EQ(got, want) << c["name"];
   }

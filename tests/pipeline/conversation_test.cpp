@@ -11,6 +11,7 @@
 
 #include "common/error.h"
 #include "pipeline/conversation.h"
+#include "test_engine.h"
 
 namespace reel {
 namespace {
@@ -21,14 +22,18 @@ const std::string kImage = REEL_FIXTURE_SRC "/images/large-320x200.png";
 const std::string kSmallImage = REEL_FIXTURE_SRC "/images/rgb-97x61.png";
 const std::string kVideo = REEL_FIXTURE_SRC "/../../assets/demo-4s-320x180.mp4";
 
+// The model and its scheduler, and the context every conversation here gets.
+struct Engine : test::TestEngine {
+  Engine(int ctx, int n_batch) : TestEngine(kModel, kMmproj, 2, std::min(n_batch, ctx)), n_ctx(ctx) {}
+  ConversationOptions with_ctx(ConversationOptions o) const {
+    o.sequence.n_ctx = n_ctx;
+    return o;
+  }
+  int n_ctx;
+};
+
 std::unique_ptr<Engine> load(int n_ctx, int n_batch = 64) {
-  EngineOptions o;
-  o.model_path = kModel;
-  o.mmproj_path = kMmproj;
-  o.n_threads = 2;
-  o.n_ctx = n_ctx;
-  o.n_batch = n_batch;
-  return Engine::load(o);
+  return std::make_unique<Engine>(n_ctx, n_batch);
 }
 
 ConversationOptions greedy(int max_tokens) {
@@ -102,7 +107,7 @@ TEST(PromptBudget, PlansFitTheContextExactly) {
     const auto engine = load(n_ctx);
     ConversationOptions o = greedy(6);
     o.video_path = kVideo;
-    Conversation c(*engine, o);
+    Conversation c(engine->scheduler(), engine->with_ctx(o));
     std::vector<std::string> notes;
     TurnEvents ev;
     ev.note = [&](const std::string& n) { notes.push_back(n); };
@@ -111,7 +116,9 @@ TEST(PromptBudget, PlansFitTheContextExactly) {
     EXPECT_LE(r.stats.gen.n_prompt + 6, n_ctx) << n_ctx;
     EXPECT_EQ(r.stats.gen.n_generated, 6);
     EXPECT_FALSE(r.stats.gen.hit_context_limit);
-    if (n_ctx < 300) EXPECT_EQ(notes.size(), 1u) << "one line says what was chosen";
+    if (n_ctx < 300) {
+      EXPECT_EQ(notes.size(), 1u) << "one line says what was chosen";
+    }
   }
 }
 
@@ -120,7 +127,7 @@ TEST(PromptBudget, ManyFramesAreSampledDownBeforeDecoding) {
   ConversationOptions o = greedy(4);
   o.video_path = kVideo;
   o.video.n_frames = 100000;
-  Conversation c(*engine, o);
+  Conversation c(engine->scheduler(), engine->with_ctx(o));
   const Outcome r = ask(c, "What happens?", true);
   EXPECT_LE(r.stats.gen.n_prompt + 4, 300);
   EXPECT_LT(r.stats.n_frames, 96);
@@ -130,7 +137,7 @@ TEST(PromptBudget, NoRoomIsRefusedBeforeDecodingWithTheNumbers) {
   const auto engine = load(40);
   ConversationOptions o = greedy(32);
   o.video_path = kVideo;
-  Conversation c(*engine, o);
+  Conversation c(engine->scheduler(), engine->with_ctx(o));
   int progress_calls = 0;
   TurnEvents ev;
   ev.progress = [&](const char*, int, int) { ++progress_calls; };
@@ -148,7 +155,7 @@ TEST(PromptBudget, ImagesShareWhatTheContextLeaves) {
   const auto engine = load(120);
   ConversationOptions o = greedy(4);
   o.images = {kImage, kSmallImage};
-  Conversation c(*engine, o);
+  Conversation c(engine->scheduler(), engine->with_ctx(o));
   std::vector<std::string> notes;
   TurnEvents ev;
   ev.note = [&](const std::string& n) { notes.push_back(n); };
@@ -163,7 +170,7 @@ TEST(Rollback, SeveralImagesLoadAllOrNothingNamingTheBadOne) {
   const auto engine = load(512);
   ConversationOptions o = greedy(4);
   o.images = {kImage, "/nonexistent/broken.png"};
-  Conversation c(*engine, o);
+  Conversation c(engine->scheduler(), engine->with_ctx(o));
   try {
     ask(c, "<image> What is this?");
     FAIL() << "expected an error";
@@ -177,7 +184,7 @@ TEST(Rollback, SeveralImagesLoadAllOrNothingNamingTheBadOne) {
 // failure left nothing behind, and media it meant to bring in come in now.
 void expect_same_as_fresh(Engine& engine, const ConversationOptions& o, Conversation& c,
                           const std::string& first, const std::string& next) {
-  Conversation fresh(engine, o);
+  Conversation fresh(engine.scheduler(), engine.with_ctx(o));
   const Outcome want_first = ask(fresh, first);
   const Outcome want_next = ask(fresh, next);
   const Outcome got_first = ask(c, first);
@@ -191,13 +198,13 @@ void expect_same_as_fresh(Engine& engine, const ConversationOptions& o, Conversa
 TEST(Rollback, AFullContextLeavesTheDialogueAsItWas) {
   const auto engine = load(256);
   const ConversationOptions o = greedy(5);
-  Conversation c(*engine, o);
+  Conversation c(engine->scheduler(), engine->with_ctx(o));
   ask(c, "Hello there.");
   const int before = c.n_past();
   EXPECT_THROW(ask(c, std::string(3000, 'x')), ContextFull);
   EXPECT_EQ(c.n_past(), before);
   // The dialogue continues as if the failed turn never happened.
-  Conversation fresh(*engine, o);
+  Conversation fresh(engine->scheduler(), engine->with_ctx(o));
   ask(fresh, "Hello there.");
   EXPECT_EQ(ask(c, "And now?").ids, ask(fresh, "And now?").ids);
 }
@@ -217,7 +224,7 @@ TEST_P(Cancel, StopsAndLeavesTheConversationConsistent) {
   ConversationOptions o = greedy(12);
   o.video_path = kVideo;
   o.images = {kSmallImage};
-  Conversation c(*engine, o);
+  Conversation c(engine->scheduler(), engine->with_ctx(o));
   TurnEvents ev;
   int pieces = 0;
   ev.progress = [&](const char* stage, int done, int) {
@@ -249,7 +256,7 @@ TEST(Rollback, AClearedDialogueBringsTheMediaInAgain) {
   const auto engine = load(1024);
   ConversationOptions o = greedy(4);
   o.images = {kSmallImage};
-  Conversation c(*engine, o);
+  Conversation c(engine->scheduler(), engine->with_ctx(o));
   const Outcome a = ask(c, "<image> What is it?");
   EXPECT_EQ(a.stats.n_images, 1);
   const Outcome b = ask(c, "<image> Again?");

@@ -13,7 +13,7 @@
 
 #include "common/error.h"
 #include "media/image.h"
-#include "pipeline/engine.h"
+#include "test_engine.h"
 #include "prompt_check.h"
 
 namespace reel {
@@ -44,13 +44,9 @@ class ImagePrompt : public ::testing::Test {
     prompts_ = read_json(REEL_FIXTURE_DIR "/vision/prompts.json");
     const json all = read_json(REEL_FIXTURE_SRC "/vision/images.json");
     for (const auto& e : all["images"]) images_[e["name"].get<std::string>()] = e;
-    EngineOptions o;
-    o.model_path = REEL_FIXTURE_DIR "/models/" + prompts_["model"].get<std::string>();
-    o.mmproj_path = REEL_FIXTURE_DIR "/models/" + prompts_["mmproj"].get<std::string>();
-    o.n_threads = 2;
-    o.n_ctx = 512;
-    o.n_batch = 37;  // prompts of 91 and 150 tokens: several batches, one split inside an image
-    engine_ = Engine::load(o).release();
+    // Batches of 37: prompts of 91 and 150 tokens take several, one split inside an image.
+    engine_ = new test::TestEngine(REEL_FIXTURE_DIR "/models/" + prompts_["model"].get<std::string>(),
+                                   REEL_FIXTURE_DIR "/models/" + prompts_["mmproj"].get<std::string>(), 2, 37);
   }
   static void TearDownTestSuite() { delete engine_; }
 
@@ -60,7 +56,7 @@ class ImagePrompt : public ::testing::Test {
     const std::string text = c["text"].get<std::string>();
     // Expansion as the session does it: one marker per image.
     std::vector<VisualBlock> blocks;
-    for (const auto& img : images) blocks.push_back(block_of(img));
+    for (const auto& img : images) blocks.push_back(block_of(img, engine_->merge()));
     const Tokenizer& tok = engine_->tokenizer();
     std::vector<int32_t> ids;
     {
@@ -78,7 +74,7 @@ class ImagePrompt : public ::testing::Test {
     }
     ASSERT_EQ(ids, c["ids"].get<std::vector<int32_t>>()) << "placeholder expansion";
 
-    const Qwen3VLText& m = engine_->model();
+    const Qwen3VLText& m = engine_->text();
     const PromptLayout L = layout_prompt(ids, blocks, 0, tok.token_id("<|image_pad|>"),
                                          tok.token_id("<|video_pad|>"), m.config().n_embd);
     const auto& want_pos = c["position_ids"];
@@ -90,26 +86,24 @@ class ImagePrompt : public ::testing::Test {
     EXPECT_EQ(L.next_pos - int(ids.size()), c["rope_delta"].get<int>());
 
     const int V = m.config().n_vocab;
-    TextState st(m, 512, engine_->options().n_batch);
-    std::vector<float> logits(ids.size() * V);
-    run_prompt(m, st, ids, L, logits.data(), true, engine_->ctx());
+    std::vector<float> logits;
+    const std::vector<int32_t> got = engine_->run(ids, blocks, check_greedy ? 32 : 0, logits);
+    ASSERT_EQ(logits.size(), ids.size() * V);
     const double max_diff = test::max_column_diff(logits, V, prompts_["columns"], c["logits"]);
     EXPECT_LE(max_diff, tol) << c["name"];
-
-    if (!check_greedy) return;
-    const std::vector<int32_t> got = test::greedy(m, st, std::vector<float>(logits.end() - V, logits.end()),
-                                                  L.next_pos, 32, engine_->ctx());
-    EXPECT_EQ(got, c["greedy"].get<std::vector<int32_t>>()) << c["name"];
+    if (check_greedy) {
+      EXPECT_EQ(got, c["greedy"].get<std::vector<int32_t>>()) << c["name"];
+    }
   }
 
   static json prompts_;
   static std::map<std::string, json> images_;
-  static Engine* engine_;
+  static test::TestEngine* engine_;
 };
 
 json ImagePrompt::prompts_;
 std::map<std::string, json> ImagePrompt::images_;
-Engine* ImagePrompt::engine_ = nullptr;
+test::TestEngine* ImagePrompt::engine_ = nullptr;
 
 // From the processor's own resized pixels: everything after the resize must agree to float32
 // rounding. Vision encoder and decoder both run in f32 with sums in another order than
@@ -143,18 +137,21 @@ TEST_F(ImagePrompt, SessionAnswersAboutTwoImagesAndFollowsUp) {
     images.push_back(engine_->encode_image(repo_path(images_[name]["source"].get<std::string>())));
   SamplingParams greedy;
   greedy.temperature = 0;
-  ChatSession s(*engine_, greedy);
+  SessionOptions so;
+  so.sampling = greedy;
+  so.sequence.n_ctx = 512;
+  ChatSession s(engine_->scheduler(), so);
   const std::string markers = "<|vision_start|><|image_pad|><|vision_end|>";
   std::string out;
   auto sink = [&](std::string_view p) { out += p; return true; };
-  GenerationStats g = s.ask(markers + markers + "Describe this image.", images, 8, sink);
+  GenerationStats g = s.ask(markers + markers + "Describe this image.", 8, sink, images);
   EXPECT_EQ(g.n_prompt, 150);  // the reference's two-image prompt
   EXPECT_EQ(g.n_generated, 8);
   const int after_first = s.n_past();
-  g = s.ask("And the colours?", {}, 4, sink);
+  g = s.ask("And the colours?", 4, sink);
   EXPECT_GT(s.n_past(), after_first);  // only the new turn was evaluated, images stay cached
   EXPECT_LT(g.n_prompt, 20);
-  EXPECT_THROW(s.ask(markers, {}, 4, sink), Error);  // a marker without an image
+  EXPECT_THROW(s.ask(markers, 4, sink), Error);  // a marker without an image
 }
 
 }  // namespace

@@ -32,21 +32,4 @@ inline double max_column_diff(const std::vector<float>& logits, int n_vocab,
   return m;
 }
 
-// Greedy continuation of n tokens from the last logits row, text positions from next_pos.
-inline std::vector<int32_t> greedy(const Qwen3VLText& m, TextState& st, std::vector<float> row,
-                                   int next_pos, int n, ops::Context& ctx) {
-  std::vector<int32_t> got;
-  for (int i = 0; i < n; ++i) {
-    int32_t id = static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
-    got.push_back(id);
-    const Pos3 pos{next_pos + i, next_pos + i, next_pos + i};
-    TextBatch b;
-    b.n = 1;
-    b.ids = &id;
-    b.pos = &pos;
-    m.forward(st, b, row.data(), 1, ctx);
-  }
-  return got;
-}
-
 }  // namespace reel::test

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "common/error.h"
-#include "pipeline/engine.h"
+#include "test_engine.h"
 #include "prompt_check.h"
 
 namespace reel {
@@ -32,13 +32,9 @@ class VideoPrompt : public ::testing::Test {
     video_ = read_json(REEL_FIXTURE_SRC "/video/video.json");
     const json all = read_json(REEL_FIXTURE_SRC "/vision/images.json");
     for (const auto& e : all["images"]) images_[e["name"].get<std::string>()] = e;
-    EngineOptions o;
-    o.model_path = REEL_FIXTURE_DIR "/models/" + prompts_["model"].get<std::string>();
-    o.mmproj_path = REEL_FIXTURE_DIR "/models/" + prompts_["mmproj"].get<std::string>();
-    o.n_threads = 2;
-    o.n_ctx = 512;
-    o.n_batch = 29;
-    engine_ = Engine::load(o).release();
+    // Batches of 29: every prompt takes several.
+    engine_ = new test::TestEngine(REEL_FIXTURE_DIR "/models/" + prompts_["model"].get<std::string>(),
+                                   REEL_FIXTURE_DIR "/models/" + prompts_["mmproj"].get<std::string>(), 2, 29);
   }
   static void TearDownTestSuite() { delete engine_; }
 
@@ -52,12 +48,12 @@ class VideoPrompt : public ::testing::Test {
 
   static json prompts_, video_;
   static std::map<std::string, json> images_;
-  static Engine* engine_;
+  static test::TestEngine* engine_;
 };
 
 json VideoPrompt::prompts_, VideoPrompt::video_;
 std::map<std::string, json> VideoPrompt::images_;
-Engine* VideoPrompt::engine_ = nullptr;
+test::TestEngine* VideoPrompt::engine_ = nullptr;
 
 TEST_F(VideoPrompt, PlanMatchesTheProcessor) {
   ASSERT_GE(video_["samplings"].size(), 2u);
@@ -79,7 +75,7 @@ TEST_F(VideoPrompt, PlanMatchesTheProcessor) {
 // Decoded frames are exact (a lossless RGB video) and the resize is torch's, so everything
 // downstream agrees to float32 rounding: 1e-3 on logits of order 1-10, as for images.
 TEST_F(VideoPrompt, LogitsPositionsAndGreedyMatch) {
-  const Qwen3VLText& m = engine_->model();
+  const Qwen3VLText& m = engine_->text();
   const Tokenizer& tok = engine_->tokenizer();
   const int V = m.config().n_vocab;
   ASSERT_GE(prompts_["cases"].size(), 2u);
@@ -91,7 +87,7 @@ TEST_F(VideoPrompt, LogitsPositionsAndGreedyMatch) {
     std::vector<EncodedVideo> videos;
     videos.push_back(engine_->encode_video(video_path(), options_for(c["sampling"].get<std::string>()), 0));
     std::vector<VisualBlock> blocks;
-    const std::string text = expand_markers(c["text"].get<std::string>(), images, videos, blocks);
+    const std::string text = expand_markers(c["text"].get<std::string>(), images, videos, engine_->merge(), blocks);
     ASSERT_EQ(text, c["expanded_text"].get<std::string>());
     const std::vector<int32_t> ids = tok.encode(text, true);
     ASSERT_EQ(ids, c["ids"].get<std::vector<int32_t>>());
@@ -104,12 +100,10 @@ TEST_F(VideoPrompt, LogitsPositionsAndGreedyMatch) {
     }
     EXPECT_EQ(L.next_pos - int(ids.size()), c["rope_delta"].get<int>());
 
-    TextState st(m, 512, engine_->options().n_batch);
-    std::vector<float> logits(ids.size() * V);
-    run_prompt(m, st, ids, L, logits.data(), true, engine_->ctx());
+    std::vector<float> logits;
+    const std::vector<int32_t> got = engine_->run(ids, blocks, 32, logits);
+    ASSERT_EQ(logits.size(), ids.size() * V);
     EXPECT_LE(test::max_column_diff(logits, V, prompts_["columns"], c["logits"]), 1e-3);
-    const std::vector<int32_t> got = test::greedy(m, st, std::vector<float>(logits.end() - V, logits.end()),
-                                                  L.next_pos, 32, engine_->ctx());
     EXPECT_EQ(got, c["greedy"].get<std::vector<int32_t>>());
   }
 }

@@ -1,0 +1,113 @@
+#include "pipeline/model.h"
+
+#include <algorithm>
+
+#include "common/clock.h"
+#include "common/error.h"
+
+namespace reel {
+
+std::shared_ptr<const Model> Model::load(const std::string& text_path,
+                                         const std::string& mmproj_path) {
+  if (text_path.empty() && mmproj_path.empty()) throw Error("no model file given");
+  auto m = std::shared_ptr<Model>(new Model());
+  m->text_path_ = text_path;
+  m->mmproj_path_ = mmproj_path;
+  if (!text_path.empty()) {
+    const auto t0 = Clock::now();
+    m->text_file_ = gguf::File::open(text_path);
+    m->text_ = Qwen3VLText::load(*m->text_file_);
+    m->tok_ = Tokenizer::from_gguf(*m->text_file_);
+    const TextConfig& c = m->text_->config();
+    if (m->tok_->vocab_size() > c.n_vocab)
+      throw Error(text_path + ": the tokenizer has " + std::to_string(m->tok_->vocab_size()) +
+                  " tokens but the embedding only " + std::to_string(c.n_vocab) + " rows");
+    for (const char* s : {"<|im_end|>", "<|endoftext|>"})
+      if (TokenId id = m->tok_->token_id(s); id >= 0) m->stop_ids_.push_back(id);
+    if (TokenId eos = m->tok_->eos_id(); eos >= 0) m->stop_ids_.push_back(eos);
+    m->image_pad_ = m->tok_->token_id("<|image_pad|>");
+    m->video_pad_ = m->tok_->token_id("<|video_pad|>");
+    m->text_load_ms_ = ms_since(t0);
+  }
+  if (!mmproj_path.empty()) {
+    const auto t0 = Clock::now();
+    m->load_vision(mmproj_path);
+    m->vision_load_ms_ = ms_since(t0);
+  }
+  return m;
+}
+
+void Model::load_vision(const std::string& path) {
+  vision_file_ = gguf::File::open(path);
+  vision_ = Qwen3VLVision::load(*vision_file_);
+  if (!text_) return;
+  const VisionConfig& v = vision_->config();
+  const TextConfig& t = text_->config();
+  const std::string pair = " (" + path + " with " + text_path_ + ")";
+  if (v.out_dim != t.n_embd)
+    throw Error("the vision model makes " + std::to_string(v.out_dim) +
+                "-wide embeddings but the text model's hidden size is " +
+                std::to_string(t.n_embd) + ": the files do not belong together" + pair);
+  if (static_cast<int>(v.deepstack_layers.size()) != t.n_deepstack)
+    throw Error("the vision model has " + std::to_string(v.deepstack_layers.size()) +
+                " DeepStack layers but the text model expects " + std::to_string(t.n_deepstack) +
+                ": the files do not belong together" + pair);
+}
+
+const Qwen3VLText& Model::text() const {
+  if (!text_) throw Error("this needs a text model; only a vision model is loaded");
+  return *text_;
+}
+
+const Qwen3VLVision& Model::vision() const {
+  if (!vision_) throw Error("images and videos need a vision model (an mmproj file)");
+  return *vision_;
+}
+
+const Tokenizer& Model::tokenizer() const {
+  if (!tok_) throw Error("this needs a text model; only a vision model is loaded");
+  return *tok_;
+}
+
+bool Model::is_stop_token(TokenId id) const {
+  return std::find(stop_ids_.begin(), stop_ids_.end(), id) != stop_ids_.end();
+}
+
+namespace {
+
+// Reads every page of a mapping so that the first answer does not pay for page faults; the
+// time it takes is the honest "load" time of a memory-mapped model.
+double touch_pages(const gguf::File& f) {
+  const auto t0 = Clock::now();
+  volatile uint8_t sink = 0;
+  for (const auto& t : f.tensors())
+    for (uint64_t i = 0; i < t.nbytes; i += 4096) sink = sink + t.data[i];
+  (void)sink;
+  return ms_since(t0);
+}
+
+}  // namespace
+
+LoadTimes Model::measure_load_times() const {
+  LoadTimes t;
+  if (text_file_) {
+    t.text_cold_ms = text_load_ms_ + touch_pages(*text_file_);
+    const auto t0 = Clock::now();
+    auto f = gguf::File::open(text_path_);
+    auto m = Qwen3VLText::load(*f);
+    auto tok = Tokenizer::from_gguf(*f);
+    touch_pages(*f);
+    t.text_warm_ms = ms_since(t0);
+  }
+  if (vision_file_) {
+    t.vision_cold_ms = vision_load_ms_ + touch_pages(*vision_file_);
+    const auto t0 = Clock::now();
+    auto f = gguf::File::open(mmproj_path_);
+    auto v = Qwen3VLVision::load(*f);
+    touch_pages(*f);
+    t.vision_warm_ms = ms_since(t0);
+  }
+  return t;
+}
+
+}  // namespace reel

@@ -1,0 +1,61 @@
+// A loaded model: the mapped GGUF files, the tokenizer, the text decoder and (optionally) the
+// vision encoder. Immutable after load and safe to share across threads: every method is const
+// and nothing here holds per-request state (that lives in sequences and the executor).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gguf/gguf.h"
+#include "model/qwen3vl_text.h"
+#include "model/qwen3vl_vision.h"
+#include "tokenizer/tokenizer.h"
+
+namespace reel {
+
+// Load times of both models: cold (first open, validation and reading every weight page) and
+// warm (the same again with the files in the page cache).
+struct LoadTimes {
+  double text_cold_ms = 0, text_warm_ms = 0, vision_cold_ms = 0, vision_warm_ms = 0;
+};
+
+class Model {
+ public:
+  // Either path may be empty (a vision-only or text-only model), not both. Throws reel::Error
+  // naming the file, or when the two files do not belong together.
+  static std::shared_ptr<const Model> load(const std::string& text_path,
+                                           const std::string& mmproj_path = "");
+
+  bool has_text() const { return text_ != nullptr; }
+  bool has_vision() const { return vision_ != nullptr; }
+  const Qwen3VLText& text() const;      // throws reel::Error when there is none
+  const Qwen3VLVision& vision() const;  // throws reel::Error when there is none
+  const Tokenizer& tokenizer() const;
+  const TextConfig& text_config() const { return text().config(); }
+  const gguf::File& text_file() const { return *text_file_; }
+  const gguf::File* vision_file() const { return vision_file_.get(); }
+  const std::string& text_path() const { return text_path_; }
+  const std::string& mmproj_path() const { return mmproj_path_; }
+
+  bool is_stop_token(TokenId id) const;
+  TokenId image_pad() const { return image_pad_; }
+  TokenId video_pad() const { return video_pad_; }
+  double load_ms() const { return text_load_ms_ + vision_load_ms_; }
+  // Pages every weight in (counted into the cold times) and times a warm reload.
+  LoadTimes measure_load_times() const;
+
+ private:
+  Model() = default;
+  void load_vision(const std::string& path);
+  std::string text_path_, mmproj_path_;
+  std::unique_ptr<gguf::File> text_file_, vision_file_;
+  std::unique_ptr<Tokenizer> tok_;
+  std::unique_ptr<Qwen3VLText> text_;
+  std::unique_ptr<Qwen3VLVision> vision_;
+  std::vector<TokenId> stop_ids_;
+  TokenId image_pad_ = -1, video_pad_ = -1;
+  double text_load_ms_ = 0, vision_load_ms_ = 0;
+};
+
+}  // namespace reel

@@ -1,0 +1,122 @@
+#include "pipeline/session.h"
+
+#include <algorithm>
+
+#include "common/error.h"
+#include "pipeline/chat_template.h"
+
+namespace reel {
+namespace {
+
+constexpr std::string_view kImageMarker = "<|vision_start|><|image_pad|><|vision_end|>";
+constexpr std::string_view kVideoMarker = "<|vision_start|><|video_pad|><|vision_end|>";
+
+}  // namespace
+
+VisualBlock block_of(const EncodedImage& img, int merge) {
+  VisualBlock b;
+  b.hm = img.grid_h / merge;
+  b.wm = img.grid_w / merge;
+  b.main = img.main.data();
+  b.deepstack = img.deepstack.empty() ? nullptr : img.deepstack.data();
+  b.ds_stride = img.n_tokens();
+  return b;
+}
+
+std::string expand_markers(const std::string& content, std::span<const EncodedImage> images,
+                           std::span<const EncodedVideo> videos, int merge,
+                           std::vector<VisualBlock>& blocks) {
+  std::string out;
+  size_t at = 0, n_img = 0, n_vid = 0;
+  while (true) {
+    const size_t hi = content.find(kImageMarker, at), hv = content.find(kVideoMarker, at);
+    const size_t hit = std::min(hi, hv);
+    if (hit == std::string::npos) break;
+    out.append(content, at, hit - at);
+    if (hit == hi) {
+      if (n_img == images.size()) throw Error("the prompt has more image markers than images");
+      const EncodedImage& img = images[n_img++];
+      out += "<|vision_start|>";
+      for (int i = 0; i < img.n_tokens(); ++i) out += "<|image_pad|>";
+      out += "<|vision_end|>";
+      blocks.push_back(block_of(img, merge));
+    } else {
+      if (n_vid == videos.size()) throw Error("the prompt has more video markers than videos");
+      const EncodedVideo& v = videos[n_vid++];
+      out += v.prompt_text();
+      for (const VisualBlock& b : v.blocks()) blocks.push_back(b);
+    }
+    at = hit + kImageMarker.size();  // both markers have the same length
+  }
+  if (n_img != images.size()) throw Error("the prompt has fewer image markers than images");
+  if (n_vid != videos.size()) throw Error("the prompt has fewer video markers than videos");
+  out.append(content, at);
+  return out;
+}
+
+ChatSession::ChatSession(Scheduler& scheduler, SessionOptions options)
+    : sched_(scheduler), opts_(std::move(options)), seq_(scheduler.model(), opts_.sequence) {
+  dialogue_.reserve(seq_.n_ctx());
+}
+
+void ChatSession::clear() {
+  dialogue_.clear();
+  blocks_.clear();
+  answer_.clear();
+  answer_open_ = false;
+}
+
+std::string ChatSession::user_turn_text(const std::string& content) const {
+  std::string text;
+  if (answer_open_) text += "<|im_end|>\n";
+  if (dialogue_.empty() && !opts_.system_prompt.empty())
+    text += render_turn("system", opts_.system_prompt);
+  return text + render_turn("user", content) + kAssistantPrompt;
+}
+
+GenerationStats ChatSession::ask_tokens(std::span<const TokenId> ids,
+                                        std::span<const VisualBlock> blocks, int max_tokens,
+                                        const TextSink& sink, const PrefillProgress& progress) {
+  const int room = n_ctx() - n_past();
+  if (static_cast<int>(ids.size()) + 1 > room)
+    throw ContextFull("the prompt needs " + std::to_string(ids.size()) +
+                      " tokens (and one for the answer) but the context has " +
+                      std::to_string(room) + " left of " + std::to_string(n_ctx()));
+  Request r;
+  r.seq = &seq_;
+  r.ids.reserve(dialogue_.size() + ids.size());
+  r.ids = dialogue_;
+  r.ids.insert(r.ids.end(), ids.begin(), ids.end());
+  r.blocks = blocks_;
+  r.blocks.insert(r.blocks.end(), blocks.begin(), blocks.end());
+  // Rows without an identity get one now, so that later turns find them in the cache.
+  for (size_t i = blocks_.size(); i < r.blocks.size(); ++i)
+    if (r.blocks[i].id == 0) r.blocks[i].id = new_block_identity();
+  r.sampling = opts_.sampling;
+  r.max_tokens = max_tokens;
+  r.on_text = sink;
+  r.on_prefill = progress;
+  r.cancel = opts_.cancel;
+  std::vector<TokenId> prompt = r.ids;
+  std::vector<VisualBlock> prompt_blocks = r.blocks;
+  RequestResult res = sched_.run_one(std::move(r));
+  // The turn is complete: it and its answer are now the dialogue.
+  dialogue_ = std::move(prompt);
+  dialogue_.insert(dialogue_.end(), res.generated.begin(), res.generated.end());
+  blocks_ = std::move(prompt_blocks);
+  answer_ = std::move(res.generated);
+  answer_open_ = true;
+  return res.stats;
+}
+
+GenerationStats ChatSession::ask(const std::string& user_content, int max_tokens,
+                                 const TextSink& sink, std::span<const EncodedImage> images,
+                                 std::span<const EncodedVideo> videos) {
+  std::vector<VisualBlock> blocks;
+  const int merge = images.empty() && videos.empty() ? 1 : sched_.model().vision().config().spatial_merge;
+  const std::string content = expand_markers(user_content, images, videos, merge, blocks);
+  const std::vector<TokenId> ids = sched_.model().tokenizer().encode(user_turn_text(content), true);
+  return ask_tokens(ids, blocks, max_tokens, sink);
+}
+
+}  // namespace reel

@@ -1,0 +1,75 @@
+// A dialogue with the model: the chat template around each turn, and the tokens of every turn
+// so far, which each new turn's request presents in full so that the scheduler computes only
+// what the sequence does not already hold.
+#pragma once
+
+#include <atomic>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "pipeline/image_encoder.h"
+#include "pipeline/scheduler.h"
+#include "pipeline/video_encoder.h"
+
+namespace reel {
+
+struct SessionOptions {
+  SamplingParams sampling;
+  std::string system_prompt;
+  SequenceOptions sequence;
+  const std::atomic<bool>* cancel = nullptr;  // stops a turn between steps
+};
+
+// The prompt block of an encoded image (merge: the vision model's spatial merge size).
+VisualBlock block_of(const EncodedImage& img, int merge);
+
+// Expands the chat template's media markers, in order, into the pad tokens (and, for videos,
+// the timestamps) of the encoded media, appending their visual blocks in prompt order.
+// Throws reel::Error when markers and media do not pair up.
+std::string expand_markers(const std::string& content, std::span<const EncodedImage> images,
+                           std::span<const EncodedVideo> videos, int merge,
+                           std::vector<VisualBlock>& blocks);
+
+class ChatSession {
+ public:
+  ChatSession(Scheduler& scheduler, SessionOptions options);
+
+  // The template text of a user turn holding `content`, as it will follow the dialogue so far
+  // (the system prompt on a fresh dialogue, the end of the previous answer), ready to tokenize.
+  std::string user_turn_text(const std::string& content) const;
+  // Runs a tokenized user turn (pad tokens take their rows from `blocks`, in order), then
+  // generates the answer (at most max_tokens; < 0: until a stop token or a full context),
+  // streaming it to sink. Throws reel::ContextFull when the turn leaves no room for an answer.
+  // A turn that fails or is cancelled leaves the dialogue as it was.
+  GenerationStats ask_tokens(std::span<const TokenId> ids, std::span<const VisualBlock> blocks,
+                             int max_tokens, const TextSink& sink,
+                             const PrefillProgress& progress = nullptr);
+  // The same from text; user_content may hold one template media marker per image and video
+  // (<|vision_start|><|image_pad|><|vision_end|>, ...), each kind in order.
+  GenerationStats ask(const std::string& user_content, int max_tokens, const TextSink& sink,
+                      std::span<const EncodedImage> images = {},
+                      std::span<const EncodedVideo> videos = {});
+
+  // Forgets the dialogue (the system prompt stays). The cache keeps its contents, so a new
+  // dialogue that starts the same way reuses them.
+  void clear();
+  int n_past() const { return static_cast<int>(dialogue_.size()); }  // tokens in the dialogue
+  int n_ctx() const { return seq_.n_ctx(); }
+  const std::vector<TokenId>& answer_ids() const { return answer_; }
+  const Sequence& sequence() const { return seq_; }
+  Scheduler& scheduler() { return sched_; }
+  const Model& model() const { return sched_.model(); }
+  const SessionOptions& options() const { return opts_; }
+
+ private:
+  Scheduler& sched_;
+  SessionOptions opts_;
+  Sequence seq_;
+  std::vector<TokenId> dialogue_;     // every token of the dialogue so far
+  std::vector<VisualBlock> blocks_;   // its visual blocks (rows no longer read)
+  std::vector<TokenId> answer_;
+  bool answer_open_ = false;          // the last answer's <|im_end|> is not yet in the dialogue
+};
+
+}  // namespace reel

@@ -6,6 +6,7 @@
 // weights really come from DRAM (a single 7-13 MB matrix would otherwise be served from L3).
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -133,17 +134,51 @@ void BM_Prefill(benchmark::State& state, GgmlType t) {
   state.counters["fma_peak_GFLOP/s"] = peak;
 }
 
-void BM_Attention(benchmark::State& state) {
+// Attention of n_q queries against n_kv cached keys with Qwen3-VL 2B's heads (16 query heads,
+// 8 KV heads of 128), keys and values in f32 or f16 (the KV cache's two types).
+void BM_Attention(benchmark::State& state, GgmlType kv_type) {
   AttentionShape s;
   s.n_q = state.range(0), s.n_kv = state.range(1), s.n_head = 16, s.n_kv_head = 8, s.head_dim = 128;
   s.q_stride = s.out_stride = s.n_head * s.head_dim, s.kv_head_stride = s.n_kv * s.head_dim;
-  s.q_pos0 = s.n_kv - s.n_q, s.scale = 0.088f;
-  std::vector<float> q(s.n_q * s.q_stride, 0.1f), k(s.n_kv_head * s.kv_head_stride, 0.2f),
-      v(k.size(), 0.3f), out(s.n_q * s.out_stride);
+  s.q_pos0 = s.n_kv - s.n_q, s.scale = 0.088f, s.kv_type = kv_type;
+  std::vector<float> q(s.n_q * s.q_stride), k(s.n_kv_head * s.kv_head_stride), v(k.size()),
+      out(s.n_q * s.out_stride);
+  for (size_t i = 0; i < q.size(); ++i) q[i] = std::sin(0.37f * static_cast<float>(i));
+  for (size_t i = 0; i < k.size(); ++i) {
+    k[i] = std::sin(0.11f * static_cast<float>(i));
+    v[i] = std::cos(0.13f * static_cast<float>(i));
+  }
+  std::vector<uint16_t> kh(k.size()), vh(v.size());
+  f32_to_f16(k.data(), kh.data(), static_cast<int64_t>(k.size()));
+  f32_to_f16(v.data(), vh.data(), static_cast<int64_t>(v.size()));
+  const bool f16 = kv_type == GgmlType::F16;
+  const void* kp = f16 ? static_cast<const void*>(kh.data()) : k.data();
+  const void* vp = f16 ? static_cast<const void*>(vh.data()) : v.data();
   for (auto _ : state) {
-    attention(s, q.data(), k.data(), v.data(), out.data(), ctx());
+    attention(s, q.data(), kp, vp, out.data(), ctx());
     benchmark::DoNotOptimize(out.data());
   }
+  if (s.n_q == 1) {
+    // Decode: bytes of keys and values read per call (a KV head once per query head).
+    const double kv_bytes = 2.0 * s.n_head * s.n_kv * s.head_dim * (f16 ? 2 : 4);
+    state.counters["KV_GB/s"] =
+        benchmark::Counter(kv_bytes * state.iterations() / 1e9, benchmark::Counter::kIsRate);
+  }
+  state.counters["threads"] = ctx().n_threads();
+}
+
+// f32 -> f16 conversion of one token's K or V rows of a layer (the KV cache write), in GB/s of
+// floats read.
+void BM_F32ToF16(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  std::vector<float> x(n);
+  for (int64_t i = 0; i < n; ++i) x[i] = std::sin(0.1f * static_cast<float>(i));
+  std::vector<uint16_t> y(n);
+  for (auto _ : state) {
+    f32_to_f16(x.data(), y.data(), n);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(n * sizeof(float)) * state.iterations());
 }
 
 void register_all() {
@@ -165,8 +200,14 @@ void register_all() {
     benchmark::RegisterBenchmark((std::string("Prefill2048x2048/") + name).c_str(), BM_Prefill, t)
         ->Arg(64)->Arg(256)->UseRealTime()->Unit(benchmark::kMillisecond);
   }
-  benchmark::RegisterBenchmark("Attention/decode", BM_Attention)->Args({1, 4096})->UseRealTime();
-  benchmark::RegisterBenchmark("Attention/prefill", BM_Attention)->Args({512, 512})->UseRealTime();
+  for (auto [name, t] : {std::pair{"F32", GgmlType::F32}, std::pair{"F16", GgmlType::F16}}) {
+    // Decode (one query) at depth 512 and 4096, and a prefill batch.
+    benchmark::RegisterBenchmark((std::string("AttentionDecode/") + name).c_str(), BM_Attention, t)
+        ->Args({1, 512})->Args({1, 4096})->UseRealTime()->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark((std::string("AttentionPrefill/") + name).c_str(), BM_Attention, t)
+        ->Args({512, 512})->UseRealTime()->Unit(benchmark::kMillisecond);
+  }
+  benchmark::RegisterBenchmark("F32ToF16", BM_F32ToF16)->Arg(1024)->Arg(1 << 20)->UseRealTime();
 }
 
 }  // namespace

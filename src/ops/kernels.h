@@ -87,6 +87,13 @@ float max_f32(const float* x, int64_t n);
 float exp_sub_sum_f32(float* x, float m, int64_t n);  // x = exp(x - m), returns the sum
 double stream_read_f32(const float* x, int64_t n);     // sum of x, for bandwidth probes
 size_t fma_loop(int64_t iters, double* sink);          // iters*16 vector FMAs; returns lanes
+// The same with one operand in IEEE half (the f16 KV cache), converted exactly in registers:
+// on values that are f16-representable they return the bits of dot_f32 / axpy_f32.
+float dot_f32_f16(const float* q, const uint16_t* k, int64_t n);
+void axpy_f32_f16(float a, const uint16_t* v, float* y, int64_t n);  // y += a*v
+// y = x rounded to nearest even half, bit-identical to f32_to_fp16 (gguf/types.h) for every
+// input, inf, NaN and subnormals included.
+void f32_to_f16_row(const float* x, uint16_t* y, int64_t n);
 
 // Bit-exact IEEE half to float, inlined into the kernels (scalar; branch-free normal path).
 inline float half_to_float(uint16_t h) {

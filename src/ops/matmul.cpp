@@ -14,6 +14,11 @@
 // rows: 4 weight rows x 4 activation rows register tile of f32 FMAs. Many activation rows (any
 // weight type): weight panels converted to f32 and an outer-product microkernel, see
 // MatmulFloatPanels. Both accumulate in f32.
+//
+// This file holds the dispatch and every portable (Highway) kernel; kernels written for one
+// architecture's instructions live in per-architecture headers that this file includes in
+// each target pass: matmul_x86-inl.h (AVX-512 VNNI GEMV). ARM-specific kernels (SDOT, I8MM)
+// belong in a matmul_arm-inl.h included the same way.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/matmul.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -295,61 +300,19 @@ HWY_INLINE void PrefetchRow(const uint8_t* p, size_t bytes, bool valid) {
 // With one activation row every weight is used once, so the decode-to-L1 round trip above is
 // pure overhead: measured, it held Q8_0 GEMV to ~40% of the DRAM bandwidth on 2 threads. Here
 // the quant bits go from the loaded bytes straight into int32 dot products with the int16
-// activations (as two byte planes on AVX3_DL, see DotPlanes), one 32-element block (or 16-element scale group) at a time, and each block's
+// activations, one 32-element block (or 16-element scale group) at a time, and each block's
 // int32 sum is scaled into an f32 accumulator. Unsigned quants (4/5/6-bit) are dotted as they
 // are stored and the offset (-8, -16, the K-quant mins) is applied through the activation block
 // sums x.s, like the minimum of Q4_1; Q8_0 and Q6_K-minus-32 are signed.
 //
-// AVX3_DL (Ice Lake and later, which Highway only selects with AVX512-VNNI present) uses
-// vpdpbusd: 4 u8 x s8 products summed into each int32 lane in one instruction. Every other
-// target widens to int16 and multiply-adds pairs (vpmaddwd / smlal).
+// The kernels below widen to int16 and multiply-add pairs (vpmaddwd / smlal) on every target;
+// AVX3_DL (Ice Lake and later) has its own VNNI kernels for most types (matmul_x86-inl.h).
 
-// Set per target (foreach_target.h re-includes this file): 1 only in the AVX3_DL pass.
-#undef REEL_VNNI
-#define REEL_VNNI 0
-
-// HWY_SCALAR (one lane) keeps the decode path: the kernels below assume 16-byte vectors.
 #if HWY_TARGET != HWY_SCALAR
 using DB = hn::CappedTag<int8_t, 32>;  // one 32-element block (two vectors on 128-bit targets)
 using DG = hn::CappedTag<int8_t, 16>;  // a 16-element half block / Q6_K scale group
 template <class D8>
 using I32For = hn::Repartition<int32_t, D8>;
-
-#if HWY_TARGET == HWY_AVX3_DL
-// Highway 1.0.3 compiles AVX3_DL with "avxvnni" (the VEX form, absent on Ice Lake) but not
-// "avx512vnni", which its runtime check does require for this target; enable the EVEX form for
-// the kernels below only.
-#undef REEL_VNNI
-#define REEL_VNNI 1
-#if HWY_COMPILER_CLANG
-#pragma clang attribute push(__attribute__((target("avx512vnni"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512vnni")
-#endif
-HWY_INLINE __m128i DpBusd(__m128i acc, __m128i u, __m128i s) {
-  return _mm_dpbusd_epi32(acc, u, s);
-}
-HWY_INLINE __m256i DpBusd(__m256i acc, __m256i u, __m256i s) {
-  return _mm256_dpbusd_epi32(acc, u, s);
-}
-// The dot of weights with v = 256*hi + lo (QuantizedX planes) per int32 lane, from two
-// vpdpbusd (u8 x s8): T = init + u_hi . hi (hi signed, weights as unsigned bytes u_hi), then
-// 256*T + lo . s_lo (lo unsigned, the same weights as signed bytes s_lo). Chaining through
-// the shift keeps it at three instructions; |T| <= 4*255*64 per lane, far from overflow.
-HWY_INLINE __m256i DotPlanes(__m256i init, __m256i u_hi, __m256i s_lo, const int8_t* hi,
-                             const uint8_t* lo) {
-  const __m256i t =
-      DpBusd(init, u_hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(hi)));
-  return DpBusd(_mm256_slli_epi32(t, 8), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lo)),
-                s_lo);
-}
-HWY_INLINE __m512i DotPlanes(__m512i init, __m512i u_hi, __m512i s_lo, const int8_t* hi,
-                             const uint8_t* lo) {
-  const __m512i t = _mm512_dpbusd_epi32(init, u_hi, _mm512_loadu_si512(hi));
-  return _mm512_dpbusd_epi32(_mm512_slli_epi32(t, 8), _mm512_loadu_si512(lo), s_lo);
-}
-#endif
 
 // s0 (+ s1) += w * x for unsigned w and int16 activations x (as many as w has lanes): only the
 // total over all lanes of s0 + s1 is defined. Each int32 lane sums at most one block's
@@ -562,303 +525,6 @@ float GemvRowQ6K(const uint8_t* w, int64_t nsb, const int16_t* xq, const int8_t*
   return hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(acc[0], acc[1]), hn::Add(acc[2], acc[3]))));
 }
 
-#if REEL_VNNI
-// Full-width AVX-512 variants for the types whose per-block bookkeeping dominated the portable
-// kernels above. Both take `corr`: per 4 activation bytes, -K times their sum (see
-// VnniOffsetSums), so vpdpbusd on unsigned (q + K) starts from a sum that cancels the offset.
-
-// corr[j] = -k * (hi[4j] + ... + hi[4j+3]) for the cols/4 groups of the hi plane: the
-// offset of weights taken as unsigned (q + k) against hi. (The lo plane meets the signed
-// weights, no offset.)
-void VnniOffsetSums(const int8_t* xh, int64_t cols, int k, int32_t* corr) {
-  const __m512i kk = _mm512_set1_epi8(static_cast<char>(k));
-  for (int64_t i = 0; i < cols; i += 64) {
-    const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), kk, _mm512_loadu_si512(xh + i));
-    _mm512_storeu_si512(corr + i / 4, _mm512_sub_epi32(_mm512_setzero_si512(), s));
-  }
-}
-
-// Q8_0, two blocks per 512-bit vector: w ^ 0x80 = w + 128 is unsigned against the hi plane,
-// corr = -128 * hi sums; the signed w meets the lo plane (DotPlanes).
-// The 16 fp16 scales of 16 blocks come in with one gather; a lane permute then spreads
-// scale b over the 8 int32 lanes of block b.
-float GemvRowQ8_0Vnni(const uint8_t* w, int64_t nb, const int16_t* xq, const int8_t* xh,
-                      const uint8_t* xl, const float* xd, const int32_t* corr) {
-  const __m512i k80 = _mm512_set1_epi8(static_cast<char>(0x80));
-  const __m512i offsets =
-      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                         _mm512_set1_epi32(34));
-  const __m512i pair_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-  const __m512i two = _mm512_set1_epi32(2);
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  int64_t b0 = 0;
-  for (; b0 + 16 <= nb; b0 += 16) {
-    const uint8_t* wb = w + b0 * 34;
-    const __m512i h = _mm512_i32gather_epi32(offsets, wb, 1);
-    const __m512 sc =
-        _mm512_mul_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(h)), _mm512_loadu_ps(xd + b0));
-    __m512i idx = pair_idx;
-    for (int p = 0; p < 8; ++p, idx = _mm512_add_epi32(idx, two)) {
-      const uint8_t* q = wb + 68 * p + 2;
-      const __m512i ws = _mm512_inserti64x4(
-          _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q))),
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 34)), 1);
-      const int64_t e = (b0 + 2 * p) * kQBlock;
-      const __m512i s = DotPlanes(_mm512_loadu_si512(corr + e / 4), _mm512_xor_si512(ws, k80), ws,
-                                  xh + e, xl + e);
-      __m512& acc = (p & 1) ? acc1 : acc0;
-      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(idx, sc), acc);
-    }
-  }
-  float r = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-  // The last nb % 16 blocks.
-  if (b0 < nb) {
-    const int64_t e = b0 * kQBlock;
-    r += GemvRowQ8_0(w + b0 * 34, nb - b0, xq + e, xh + e, xl + e, xd + b0, nullptr);
-  }
-  return r;
-}
-
-// Q8_0 against the int16 activations directly: vpmovsxbw widens one block's 32 weights into
-// one zmm, one vpdpwssd (int16 x int16 pairs into 16 int32 lanes) dots it with the block's 32
-// activations, and the block's int32 lanes are scaled into f32 with one FMA whose scale is a
-// broadcast load. That is four vector uops per block, against five for the two byte planes
-// (two vpdpbusd, the shift, half an xor and insert), with no offset sums. kRows weight rows
-// go per pass so each activation block is loaded once for all of them. The fp16 scales of 16
-// blocks per row come in with one gather, times the activation scales, into a stack array.
-// |w| <= 128 and |v| <= kQMax: a lane sums two products, far inside int32.
-// Software prefetch distance of the Q8_0 decode kernel: two 16-block groups ahead (measured:
-// one and four groups ahead were slower, none was ~7% slower).
-constexpr int kQ8PrefetchBytes = 2 * 16 * 34;
-template <int kRows>
-void GemvRowsQ8_0Dpw(const uint8_t* w, size_t stride, int64_t nb, const int16_t* xq,
-                     const float* xd, float* y) {
-  const __m512i offsets =
-      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                         _mm512_set1_epi32(34));
-  __m512 acc0[kRows], acc1[kRows];
-  for (int r = 0; r < kRows; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
-  alignas(64) float sc[kRows][16];
-  int64_t b0 = 0;
-  for (; b0 + 16 <= nb; b0 += 16) {
-    const __m512 xdv = _mm512_loadu_ps(xd + b0);
-    for (int r = 0; r < kRows; ++r) {
-      const __m512i h = _mm512_i32gather_epi32(offsets, w + r * stride + b0 * 34, 1);
-      _mm512_store_ps(sc[r], _mm512_mul_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(h)), xdv));
-    }
-    const uint8_t* wb = w + b0 * 34 + 2;
-    const int16_t* xb = xq + b0 * kQBlock;
-    // Keep the DRAM stream ahead of the dot products: the hardware prefetcher alone lets the
-    // stream idle while a group is computed.
-    for (int r = 0; r < kRows; ++r)
-      for (int l = 0; l < 16 * 34; l += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(wb + r * stride + kQ8PrefetchBytes + l), _MM_HINT_T0);
-    // Hidden from the optimizer, so the scales come as broadcast loads (GCC otherwise keeps
-    // them in a register and spends a shuffle per block on each).
-    const float* scp = &sc[0][0];
-    asm("" : "+r"(scp) : : "memory");
-    for (int k = 0; k < 16; k += 2) {
-      const __m512i x0 = _mm512_loadu_si512(xb + k * kQBlock);
-      const __m512i x1 = _mm512_loadu_si512(xb + (k + 1) * kQBlock);
-      for (int r = 0; r < kRows; ++r) {
-        const uint8_t* q = wb + r * stride + k * 34;
-        const __m512i w0 =
-            _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)));
-        const __m512i w1 =
-            _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 34)));
-        // Zeroing idioms (no execution port) rather than register copies of one zero.
-        __m512i s0, s1;
-        asm volatile("vpxord %0, %0, %0" : "=v"(s0));
-        asm volatile("vpxord %0, %0, %0" : "=v"(s1));
-        s0 = _mm512_dpwssd_epi32(s0, w0, x0);
-        s1 = _mm512_dpwssd_epi32(s1, w1, x1);
-        acc0[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_set1_ps(scp[16 * r + k]), acc0[r]);
-        acc1[r] =
-            _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_set1_ps(scp[16 * r + k + 1]), acc1[r]);
-      }
-    }
-  }
-  for (int r = 0; r < kRows; ++r) {
-    float t = _mm512_reduce_add_ps(_mm512_add_ps(acc0[r], acc1[r]));
-    if (b0 < nb) {  // The last nb % 16 blocks.
-      t += GemvRowQ8_0(w + r * stride + b0 * 34, nb - b0, xq + b0 * kQBlock, nullptr, nullptr,
-                       xd + b0, nullptr);
-    }
-    y[r] = t;
-  }
-}
-
-#ifndef REEL_Q8_ROWS
-#define REEL_Q8_ROWS 1
-#endif
-constexpr int kQ8Rows = REEL_Q8_ROWS;
-
-// Q6_K, one 32-element quarter (two 16-element scale groups) per 256-bit vector: q (0..63)
-// is unsigned, corr = -32 * sums. Per super-block the 16 int8 scales x d x the activation
-// block scales form one 16-lane vector; a permute gives each quarter its 4+4 lanes.
-float GemvRowQ6KVnni(const uint8_t* w, int64_t nsb, const int8_t* xh, const uint8_t* xl,
-                     const float* xd, const int32_t* corr) {
-  const __m256i lo4 = _mm256_set1_epi8(15);
-  const __m256i three = _mm256_set1_epi8(3);
-  const __m256i k30 = _mm256_set1_epi8(0x30);
-  const __m256i k32 = _mm256_set1_epi8(32);
-  // Lane g of the scale vector is group g; activation block g / 2.
-  const __m512i xd_idx = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-  const __m256i quarter_idx = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
-  const __m256i two = _mm256_set1_epi32(2);
-  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                   _mm256_setzero_ps()};
-  for (int64_t sb = 0; sb < nsb; ++sb, w += 210, xh += 256, xl += 256, xd += 8, corr += 64) {
-    const __m512 xdv = _mm512_permutexvar_ps(xd_idx, _mm512_castps256_ps512(_mm256_loadu_ps(xd)));
-    const __m512 sc = _mm512_mul_ps(
-        _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
-                          _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192)))),
-                      _mm512_set1_ps(F16Scale(w + 208))),
-        xdv);
-    __m256i idx = quarter_idx;
-    for (int half = 0; half < 2; ++half) {
-      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * half));
-      const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * half + 32));
-      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 128 + 32 * half));
-      // 8-bit shifts via 16-bit ones: the masks drop the bits shifted in from the neighbour.
-      const __m256i q[4] = {
-          _mm256_or_si256(_mm256_and_si256(a, lo4),
-                          _mm256_slli_epi16(_mm256_and_si256(h, three), 4)),
-          _mm256_or_si256(_mm256_and_si256(b, lo4),
-                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), three), 4)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), lo4), _mm256_and_si256(h, k30)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), lo4),
-                          _mm256_and_si256(_mm256_srli_epi16(h, 2), k30))};
-      for (int k = 0; k < 4; ++k, idx = _mm256_add_epi32(idx, two)) {
-        const int e = 128 * half + 32 * k;
-        const __m256i s =
-            DotPlanes(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(corr + e / 4)), q[k],
-                      _mm256_sub_epi8(q[k], k32), xh + e, xl + e);
-        const __m256 scale =
-            _mm512_castps512_ps256(_mm512_permutexvar_ps(_mm512_castsi256_si512(idx), sc));
-        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[k]);
-      }
-    }
-  }
-  const __m256 t = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-  __m128 v = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
-  v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-  v = _mm_add_ss(v, _mm_movehdup_ps(v));
-  return _mm_cvtss_f32(v);
-}
-
-// Q4_K, one 64-element chunk (two sub-blocks) per 512-bit vector: its 32 bytes go to both
-// halves, the upper half shifted right by 4, so low nibbles meet x[0..32) and high nibbles
-// x[32..64). Nibbles are unsigned; the mins go through the activation block sums.
-float GemvRowQ4KVnni(const uint8_t* w, int64_t nsb, const int16_t*, const int8_t* xh,
-                     const uint8_t* xl, const float* xd, const float* xs) {
-  const __m512i lo4 = _mm512_set1_epi8(15);
-  const __m512i chunk_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-  const __m512i two = _mm512_set1_epi32(2);
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  __m256 macc = _mm256_setzero_ps();
-  for (int64_t sb = 0; sb < nsb; ++sb, w += 144, xh += 256, xl += 256, xd += 8, xs += 8) {
-    // The 12 scale bytes as words, as in GemvRowQK.
-    uint32_t a, bw, c;
-    std::memcpy(&a, w + 4, 4);
-    std::memcpy(&bw, w + 8, 4);
-    std::memcpy(&c, w + 12, 4);
-    const uint64_t sc =
-        (a & 0x3f3f3f3fu) | uint64_t{(c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4)} << 32;
-    const uint64_t m = (bw & 0x3f3f3f3fu) |
-                       uint64_t{((c >> 4) & 0x0f0f0f0fu) | (((bw >> 6) & 0x03030303u) << 4)} << 32;
-    const __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(sc)));
-    const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(m)));
-    macc = _mm256_fmadd_ps(_mm256_mul_ps(mf, _mm256_set1_ps(F16Scale(w + 2))), _mm256_loadu_ps(xs),
-                           macc);
-    const __m512 scale = _mm512_castps256_ps512(
-        _mm256_mul_ps(_mm256_mul_ps(scf, _mm256_set1_ps(F16Scale(w))), _mm256_loadu_ps(xd)));
-    __m512i idx = chunk_idx;
-    for (int ch = 0; ch < 4; ++ch, idx = _mm512_add_epi32(idx, two)) {
-      const __m512i v = _mm512_broadcast_i64x4(
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * ch)));
-      const __m512i q = _mm512_and_si512(
-          _mm512_mask_srli_epi16(v, static_cast<__mmask32>(0xFFFF0000u), v, 4), lo4);
-      const __m512i s = DotPlanes(_mm512_setzero_si512(), q, q, xh + 64 * ch, xl + 64 * ch);
-      __m512& acc = (ch & 1) ? acc1 : acc0;
-      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(idx, scale), acc);
-    }
-  }
-  __m128 mv = _mm_add_ps(_mm256_castps256_ps128(macc), _mm256_extractf128_ps(macc, 1));
-  mv = _mm_add_ps(mv, _mm_movehl_ps(mv, mv));
-  mv = _mm_add_ss(mv, _mm_movehdup_ps(mv));
-  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - _mm_cvtss_f32(mv);
-}
-
-// Q4_0/Q4_1/Q5_0/Q5_1, two blocks per 512-bit vector: 128-bit lanes hold block b's 16
-// bytes, again, then block b+1's twice; the second copy of each shifted right by 4 gives
-// [low nibbles b | high nibbles b | low b+1 | high b+1], which is element order. The fifth
-// bits of Q5 are the 32 bits of qh per block, used directly as a byte mask. Scales (and
-// Q4_1/Q5_1 mins) of 16 blocks come with one gather each, as in GemvRowQ8_0Vnni; the offset
-// (-8 / -16) or min multiplies the activation block sums x.s.
-template <bool kFive, bool kHasMin>
-float GemvRowQ4Q5Vnni(const uint8_t* w, int64_t nb, const int16_t* xq, const int8_t* xh,
-                      const uint8_t* xl, const float* xd, const float* xs) {
-  constexpr int kBytes = 18 + (kFive ? 4 : 0) + (kHasMin ? 2 : 0);
-  constexpr int kQh = kHasMin ? 4 : 2;
-  constexpr int kQs = kQh + (kFive ? 4 : 0);
-  const __m512i lo4 = _mm512_set1_epi8(15);
-  const __m512i bit4 = _mm512_set1_epi8(16);
-  const __m512i offsets =
-      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                         _mm512_set1_epi32(kBytes));
-  const __m512i pair_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-  const __m512i two = _mm512_set1_epi32(2);
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), macc = _mm512_setzero_ps();
-  int64_t b0 = 0;
-  for (; b0 + 16 <= nb; b0 += 16) {
-    const uint8_t* wb = w + b0 * kBytes;
-    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(offsets, wb, 1)));
-    const __m512 sc = _mm512_mul_ps(d, _mm512_loadu_ps(xd + b0));
-    __m512 mins;
-    if constexpr (kHasMin) {
-      mins = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(offsets, wb + 2, 1)));
-    } else {
-      mins = _mm512_mul_ps(d, _mm512_set1_ps(kFive ? -16.0f : -8.0f));
-    }
-    macc = _mm512_fmadd_ps(mins, _mm512_loadu_ps(xs + b0), macc);
-    __m512i idx = pair_idx;
-    for (int p = 0; p < 8; ++p, idx = _mm512_add_epi32(idx, two)) {
-      const uint8_t* blk = wb + 2 * kBytes * p;
-      const __m512i pair = _mm512_castsi256_si512(_mm256_inserti128_si256(
-          _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + kQs))),
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + kBytes + kQs)), 1));
-      const __m512i v = _mm512_shuffle_i64x2(pair, pair, 0x50);  // lanes 0, 0, 1, 1
-      __m512i q = _mm512_and_si512(
-          _mm512_mask_srli_epi16(v, static_cast<__mmask32>(0xFF00FF00u), v, 4), lo4);
-      if constexpr (kFive) {
-        uint32_t h0, h1;
-        std::memcpy(&h0, blk + kQh, 4);
-        std::memcpy(&h1, blk + kBytes + kQh, 4);
-        q = _mm512_mask_add_epi8(q, static_cast<__mmask64>(h0 | uint64_t{h1} << 32), q, bit4);
-      }
-      const int64_t e = (b0 + 2 * p) * kQBlock;
-      const __m512i s = DotPlanes(_mm512_setzero_si512(), q, q, xh + e, xl + e);
-      __m512& acc = (p & 1) ? acc1 : acc0;
-      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(idx, sc), acc);
-    }
-  }
-  float r = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + _mm512_reduce_add_ps(macc);
-  if (b0 < nb) {
-    const int64_t e = b0 * kQBlock;
-    r += GemvRowQ4Q5<kFive, kHasMin>(w + b0 * kBytes, nb - b0, xq + e, xh + e, xl + e, xd + b0,
-                                     xs + b0);
-  }
-  return r;
-}
-
-#if HWY_COMPILER_CLANG
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-#endif
-
 using GemvRowFn = float (*)(const uint8_t*, int64_t, const int16_t*, const int8_t*, const uint8_t*,
                             const float*, const float*);
 
@@ -893,69 +559,25 @@ GemvRowFn GemvRowFor(GgmlType) {
 }
 #endif  // HWY_TARGET != HWY_SCALAR
 
+// ---- Per-architecture GEMV kernels ----
+//
+// A header below that has kernels for the current target defines GemvIntRowsArch (which
+// returns whether it handled the type) and sets REEL_ARCH_GEMV; other targets get the stub.
+#undef REEL_ARCH_GEMV
+#define REEL_ARCH_GEMV 0
+#include "ops/matmul_x86-inl.h"  // IWYU pragma: keep
+#if !REEL_ARCH_GEMV
+bool GemvIntRowsArch(GgmlType, const uint8_t*, size_t, int64_t, int64_t, int64_t, int64_t,
+                     const QuantizedX&, float*, const RowScratch&) {
+  return false;
+}
+#endif
+
 void GemvIntRows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t rows_total,
                  int64_t cols, int64_t r0, int64_t r1, const QuantizedX& x, float* y,
                  const RowScratch& scratch) {
+  if (GemvIntRowsArch(type, w, row_stride, rows_total, cols, r0, r1, x, y, scratch)) return;
   const int64_t blocks = cols / type_info(type).block_elems;
-#if REEL_VNNI
-  if (type == GgmlType::Q8_0) {
-    // Hardware prefetch keeps up with these streams (software prefetch slowed the Q8_0
-    // kernel down, 1 thread: 8.4 -> 10.0 GB/s without it).
-    (void)scratch;
-    (void)rows_total;
-    int64_t r = r0;
-    for (; r + kQ8Rows <= r1; r += kQ8Rows) {
-      GemvRowsQ8_0Dpw<kQ8Rows>(w + r * row_stride, row_stride, blocks, x.v, x.d, y + r);
-    }
-    for (; r < r1; ++r) GemvRowsQ8_0Dpw<1>(w + r * row_stride, row_stride, blocks, x.v, x.d, y + r);
-    return;
-  }
-  if ((type == GgmlType::Q8_0 || type == GgmlType::Q6_K) && cols % 64 == 0) {
-    // The offset sums depend on x only: once per task (cols/4 int32 in the decode buffer).
-    auto* corr = reinterpret_cast<int32_t*>(scratch.wq);
-    const bool q8 = type == GgmlType::Q8_0;
-    VnniOffsetSums(x.hi, cols, q8 ? 128 : 32, corr);
-    for (int64_t r = r0; r < r1; ++r) {
-      // Software prefetch slowed this Q8_0 kernel down (1 thread: 8.4 -> 10.0 GB/s without
-      // it, best of 2; the hardware prefetcher keeps up), while Q4_K/Q6_K gain from it.
-      PrefetchRow(w + (r + kPrefetchRows) * row_stride, row_stride,
-                  !q8 && r + kPrefetchRows < rows_total);
-      const uint8_t* row = w + r * row_stride;
-      y[r] = q8 ? GemvRowQ8_0Vnni(row, blocks, x.v, x.hi, x.lo, x.d, corr)
-                : GemvRowQ6KVnni(row, blocks, x.hi, x.lo, x.d, corr);
-    }
-    return;
-  }
-  GemvRowFn wide = nullptr;
-  switch (type) {
-    case GgmlType::Q4_0:
-      wide = GemvRowQ4Q5Vnni<false, false>;
-      break;
-    case GgmlType::Q4_1:
-      wide = GemvRowQ4Q5Vnni<false, true>;
-      break;
-    case GgmlType::Q5_0:
-      wide = GemvRowQ4Q5Vnni<true, false>;
-      break;
-    case GgmlType::Q5_1:
-      wide = GemvRowQ4Q5Vnni<true, true>;
-      break;
-    case GgmlType::Q4_K:
-      wide = GemvRowQ4KVnni;
-      break;
-    default:
-      break;
-  }
-  if (wide) {
-    for (int64_t r = r0; r < r1; ++r) {
-      PrefetchRow(w + (r + kPrefetchRows) * row_stride, row_stride, r + kPrefetchRows < rows_total);
-      y[r] = wide(w + r * row_stride, blocks, x.v, x.hi, x.lo, x.d, x.s);
-    }
-    return;
-  }
-#else
-  (void)scratch;
-#endif
   const GemvRowFn fn = GemvRowFor(type);
   for (int64_t r = r0; r < r1; ++r) {
     PrefetchRow(w + (r + kPrefetchRows) * row_stride, row_stride, r + kPrefetchRows < rows_total);

@@ -329,28 +329,26 @@ namespace {
 constexpr int64_t kKeyBlock = 128;   // scores kept on the stack per step of the online softmax
 constexpr int64_t kQueryBlock = 16;  // queries per task in prefill
 
+// Keys and values are f32 or f16 rows, read in place: the f16 kernels convert in registers.
+float dot_row(const float* q, const float* k, int64_t n) { return detail::dot_f32(q, k, n); }
+float dot_row(const float* q, const uint16_t* k, int64_t n) { return detail::dot_f32_f16(q, k, n); }
+void axpy_row(float a, const float* v, float* y, int64_t n) { detail::axpy_f32(a, v, y, n); }
+void axpy_row(float a, const uint16_t* v, float* y, int64_t n) { detail::axpy_f32_f16(a, v, y, n); }
+
+// A sanity bound on shapes (Qwen3-VL heads have 64 or 128 dimensions).
+constexpr int64_t kMaxHeadDim = 1024;
+
 // One query head against keys [0, end): online softmax over blocks of keys, so memory is O(1)
 // in n_kv. The running output is kept unnormalised in `out` and rescaled when the max grows.
-// Keys and values are f32 or f16 rows; f16 rows are widened into `buf` first.
-constexpr int64_t kMaxHeadDim = 1024;
-const float* kv_row(const void* base, GgmlType type, int64_t j, int64_t head_dim, float* buf) {
-  if (type == GgmlType::F32) return static_cast<const float*>(base) + j * head_dim;
-  const uint16_t* h = static_cast<const uint16_t*>(base) + j * head_dim;
-  for (int64_t d = 0; d < head_dim; ++d) buf[d] = detail::half_to_float(h[d]);
-  return buf;
-}
-
-void attend_one(const float* q, const void* k, const void* v, GgmlType kv_type, int64_t end,
-                int64_t head_dim, float scale, float* out) {
-  float row[kMaxHeadDim];
+template <class T>
+void attend_one(const float* q, const T* k, const T* v, int64_t end, int64_t head_dim, float scale,
+                float* out) {
   std::fill(out, out + head_dim, 0.0f);
   float m = -INFINITY, l = 0.0f;
   float s[kKeyBlock];
   for (int64_t j0 = 0; j0 < end; j0 += kKeyBlock) {
     const int64_t nj = std::min(kKeyBlock, end - j0);
-    for (int64_t j = 0; j < nj; ++j) {
-      s[j] = detail::dot_f32(q, kv_row(k, kv_type, j0 + j, head_dim, row), head_dim) * scale;
-    }
+    for (int64_t j = 0; j < nj; ++j) s[j] = dot_row(q, k + (j0 + j) * head_dim, head_dim) * scale;
     const float bm = detail::max_f32(s, nj);
     if (bm > m) {
       const float r = std::exp(m - bm);  // 0 on the first block (m = -inf)
@@ -359,8 +357,7 @@ void attend_one(const float* q, const void* k, const void* v, GgmlType kv_type, 
       m = bm;
     }
     l += detail::exp_sub_sum_f32(s, m, nj);
-    for (int64_t j = 0; j < nj; ++j)
-      detail::axpy_f32(s[j], kv_row(v, kv_type, j0 + j, head_dim, row), out, head_dim);
+    for (int64_t j = 0; j < nj; ++j) axpy_row(s[j], v + (j0 + j) * head_dim, out, head_dim);
   }
   if (l > 0.0f) detail::scale_f32(out, 1.0f / l, head_dim);
 }
@@ -460,20 +457,23 @@ void attention(const AttentionShape& s, const float* q, const void* k, const voi
   ctx.pool().run(n_qb * s.n_head, [&](int64_t task, int) {
     const int64_t h = task % s.n_head, qb = task / s.n_head;
     const int64_t kvh = h / group;
-    const size_t elem = s.kv_type == GgmlType::F16 ? 2 : 4;
-    const void* kh = static_cast<const uint8_t*>(k) + kvh * s.kv_head_stride * elem;
-    const void* vh = static_cast<const uint8_t*>(v) + kvh * s.kv_head_stride * elem;
     const int64_t i1 = std::min(s.n_q, (qb + 1) * kQueryBlock);
     for (int64_t i = qb * kQueryBlock; i < i1; ++i) {
       const int64_t end = s.causal ? std::clamp<int64_t>(s.q_pos0 + i + 1, 0, s.n_kv) : s.n_kv;
-      attend_one(q + i * s.q_stride + h * s.head_dim, kh, vh, s.kv_type, end, s.head_dim, s.scale,
-                 out + i * s.out_stride + h * s.head_dim);
+      const float* qi = q + i * s.q_stride + h * s.head_dim;
+      float* oi = out + i * s.out_stride + h * s.head_dim;
+      const int64_t off = kvh * s.kv_head_stride;
+      if (s.kv_type == GgmlType::F16) {
+        attend_one(qi, static_cast<const uint16_t*>(k) + off, static_cast<const uint16_t*>(v) + off,
+                   end, s.head_dim, s.scale, oi);
+      } else {
+        attend_one(qi, static_cast<const float*>(k) + off, static_cast<const float*>(v) + off, end,
+                   s.head_dim, s.scale, oi);
+      }
     }
   });
 }
 
-void f32_to_f16(const float* x, uint16_t* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = f32_to_fp16(x[i]);
-}
+void f32_to_f16(const float* x, uint16_t* y, int64_t n) { detail::f32_to_f16_row(x, y, n); }
 
 }  // namespace reel::ops

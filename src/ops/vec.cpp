@@ -159,6 +159,119 @@ float ExpSubSumF32(float* x, float m, int64_t n) {
   return sum;
 }
 
+// ---- Half precision (the f16 KV cache) ----
+//
+// AVX2 and up (F16C) and NEON with the half-precision extension convert in hardware, exactly
+// and rounding to nearest even. Elsewhere (SSE4, SSSE3, EMU128, SCALAR) Highway 1.0.3's
+// emulation truncates and maps inf/NaN to finite values, so those targets use the integer
+// formulations below, which give the same bits as fp16_to_f32/f32_to_fp16 (gguf/types.cpp).
+#undef REEL_HW_F16
+#if (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2) || \
+    (HWY_ARCH_ARM && HWY_TARGET == HWY_NEON && defined(__ARM_FP) && (__ARM_FP & 2))
+#define REEL_HW_F16 1
+#else
+#define REEL_HW_F16 0
+#endif
+
+// Lanes(df) halves at p as floats.
+template <class D>
+HWY_INLINE hn::Vec<D> LoadHalves(D df, const uint16_t* HWY_RESTRICT p) {
+  const hn::Rebind<uint16_t, D> du16;
+#if REEL_HW_F16
+  const hn::Rebind<hwy::float16_t, D> dh;
+  return hn::PromoteTo(df, hn::BitCast(dh, hn::LoadU(du16, p)));
+#else
+  // The branch-free scalar half_to_float (kernels.h), lane-wise. two_w: exponent and mantissa
+  // at the top of the word, sign shifted out.
+  const hn::RebindToUnsigned<D> du;
+  const hn::RebindToSigned<D> di;
+  const auto h = hn::PromoteTo(du, hn::LoadU(du16, p));
+  const auto two_w = hn::ShiftLeft<17>(h);
+  const auto sign = hn::ShiftLeft<16>(hn::And(h, hn::Set(du, 0x8000u)));
+  // Normal, inf and NaN: rebias by 224 in the exponent field, then scale by 2^-112 (exact).
+  const auto normalized =
+      hn::Mul(hn::BitCast(df, hn::Add(hn::ShiftRight<4>(two_w), hn::Set(du, 0xE0u << 23))),
+              hn::Set(df, 0x1.0p-112f));
+  // Zero and subnormal: m * 2^-24 = (0.5 + m * 2^-24) - 0.5, the first term built from bits.
+  const auto denormalized = hn::Sub(
+      hn::BitCast(df, hn::Or(hn::ShiftRight<17>(two_w), hn::Set(du, 126u << 23))),
+      hn::Set(df, 0.5f));
+  const auto magnitude = hn::BitCast(di, hn::And(h, hn::Set(du, 0x7fffu)));
+  const auto tiny = hn::RebindMask(df, hn::Lt(magnitude, hn::Set(di, 0x400)));
+  const auto r = hn::IfThenElse(tiny, denormalized, normalized);
+  return hn::BitCast(df, hn::Or(sign, hn::BitCast(du, r)));
+#endif
+}
+
+// Stores the Lanes(df) floats of v as halves at p, rounding to nearest even.
+template <class D>
+HWY_INLINE void StoreHalves(D df, hn::Vec<D> v, uint16_t* HWY_RESTRICT p) {
+  const hn::Rebind<uint16_t, D> du16;
+#if REEL_HW_F16
+  (void)df;
+  const hn::Rebind<hwy::float16_t, D> dh;
+  hn::StoreU(hn::BitCast(du16, hn::DemoteTo(dh, v)), du16, p);
+#else
+  // f32_to_fp16's cases, each computed for every lane, then selected (abs < 2^31: signed
+  // compares are exact).
+  const hn::RebindToSigned<D> di;
+  const auto bits = hn::BitCast(di, v);
+  const auto abs = hn::And(bits, hn::Set(di, 0x7fffffff));
+  const auto sign = hn::And(hn::ShiftRight<16>(bits), hn::Set(di, 0x8000));
+  // Normal: rebias the exponent, then round the 13 dropped bits to nearest even by adding
+  // 0xfff plus the kept lowest bit; a carry out of the mantissa bumps the exponent.
+  const auto lsb = hn::And(hn::ShiftRight<13>(abs), hn::Set(di, 1));
+  const auto normal = hn::ShiftRight<13>(
+      hn::Add(hn::Sub(abs, hn::Set(di, (127 - 15) << 23)), hn::Add(hn::Set(di, 0xfff), lsb)));
+  // Subnormal or zero (|x| < 2^-14): in 0.5 + |x| the unit in the last place is 2^-24, one
+  // half subnormal step, so the FPU's round-to-nearest-even addition does the rounding.
+  const auto sub = hn::Sub(hn::BitCast(di, hn::Add(hn::BitCast(df, abs), hn::Set(df, 0.5f))),
+                           hn::Set(di, 0x3f000000));
+  const auto nan = hn::Or(hn::Set(di, 0x7e00), hn::And(hn::ShiftRight<13>(abs), hn::Set(di, 0x3ff)));
+  auto r = hn::IfThenElse(hn::Lt(abs, hn::Set(di, 0x38800000)), sub, normal);
+  r = hn::IfThenElse(hn::Lt(abs, hn::Set(di, 0x477ff000)), r, hn::Set(di, 0x7c00));  // inf
+  r = hn::IfThenElse(hn::Gt(abs, hn::Set(di, 0x7f800000)), nan, r);
+  hn::StoreU(hn::DemoteTo(du16, hn::Or(r, sign)), du16, p);
+#endif
+}
+
+// DotF32 with b in halves: the same accumulators in the same order, so on the same values it
+// returns the same bits.
+float DotF32F16(const float* a, const uint16_t* b, int64_t n) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  auto s0 = hn::Zero(d), s1 = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    s0 = hn::MulAdd(hn::LoadU(d, a + i), LoadHalves(d, b + i), s0);
+    s1 = hn::MulAdd(hn::LoadU(d, a + i + N), LoadHalves(d, b + i + N), s1);
+  }
+  for (; i + N <= n; i += N) s0 = hn::MulAdd(hn::LoadU(d, a + i), LoadHalves(d, b + i), s0);
+  float s = hn::GetLane(hn::SumOfLanes(d, hn::Add(s0, s1)));
+  for (; i < n; ++i) s = std::fma(a[i], half_to_float(b[i]), s);
+  return s;
+}
+
+// AxpyF32 with x in halves (same bits on the same values).
+void AxpyF32F16(float a, const uint16_t* x, float* y, int64_t n) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  const auto va = hn::Set(d, a);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    hn::StoreU(hn::MulAdd(va, LoadHalves(d, x + i), hn::LoadU(d, y + i)), d, y + i);
+  }
+  for (; i < n; ++i) y[i] = std::fma(a, half_to_float(x[i]), y[i]);
+}
+
+void F32ToF16(const float* x, uint16_t* y, int64_t n) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) StoreHalves(d, hn::LoadU(d, x + i), y + i);
+  for (; i < n; ++i) y[i] = f32_to_fp16(x[i]);
+}
+
 // Reads every float once with 4 independent adds in flight: a pure load stream.
 double StreamReadF32(const float* x, int64_t n) {
   const DF d;
@@ -208,6 +321,9 @@ HWY_EXPORT(MaxF32);
 HWY_EXPORT(ExpSubSumF32);
 HWY_EXPORT(StreamReadF32);
 HWY_EXPORT(FmaLoop);
+HWY_EXPORT(DotF32F16);
+HWY_EXPORT(AxpyF32F16);
+HWY_EXPORT(F32ToF16);
 
 float dot_f32(const float* a, const float* b, int64_t n) {
   return HWY_DYNAMIC_DISPATCH(DotF32)(a, b, n);
@@ -233,5 +349,14 @@ double stream_read_f32(const float* x, int64_t n) {
   return HWY_DYNAMIC_DISPATCH(StreamReadF32)(x, n);
 }
 size_t fma_loop(int64_t iters, double* sink) { return HWY_DYNAMIC_DISPATCH(FmaLoop)(iters, sink); }
+float dot_f32_f16(const float* q, const uint16_t* k, int64_t n) {
+  return HWY_DYNAMIC_DISPATCH(DotF32F16)(q, k, n);
+}
+void axpy_f32_f16(float a, const uint16_t* v, float* y, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(AxpyF32F16)(a, v, y, n);
+}
+void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(F32ToF16)(x, y, n);
+}
 }  // namespace reel::ops::detail
 #endif

@@ -25,3 +25,13 @@ for mode in "" "--video-as-images"; do
   $reel -m $b/2b-q4_k_m.gguf --mmproj $b/2b-mmproj-f16.gguf --video "$clip" --frames 8 $mode \
     -p "Describe this video." -n 1 -t "$t" --temp 0 --stats json 2>&1 >/dev/null | tail -1
 done
+
+echo "== batched decoding: aggregate tokens/s at 1, 2, 4, 8 sequences (Q8_0), $t threads"
+$reel bench -m $b/2b-q8_0.gguf -t "$t" -p 64 -n 32 -r 2 --parallel 1,2,4,8 --json
+
+echo "== peak memory: Q4_K_M + F16 mmproj, 8 frames, -c 8192 (f16 KV, then f32 KV)"
+for kv in f16 f32; do
+  $reel -m $b/2b-q4_k_m.gguf --mmproj $b/2b-mmproj-f16.gguf --video "$clip" --frames 8 \
+    -c 8192 --kv-type $kv -p "Describe this video." -n 1 -t "$t" --temp 0 --stats json \
+    2>&1 >/dev/null | tail -1
+done

@@ -22,11 +22,11 @@ TextConfig read_config(const gguf::File& f) {
   auto arch = f.opt_str("general.architecture");
   if (!arch) throw Error(f.path() + ": no general.architecture key; not a model GGUF");
   if (*arch == "clip")
-    throw Error(f.path() + ": this is a vision projector (mmproj) file; pass it with --mmproj and "
-                "give the text model with -m");
+    throw Error(f.path() + ": this is a vision projector (mmproj) file, not a text model; "
+                "the two files were given the other way round?");
   if (*arch != kArch)
-    throw Error(f.path() + ": architecture '" + std::string(*arch) +
-                "' is not supported (Reel runs qwen3vl text models)");
+    throw Unsupported(f.path() + ": architecture '" + std::string(*arch) +
+                      "' is not supported (Reel runs qwen3vl text models)");
   TextConfig c;
   c.n_layer = static_cast<int>(f.get_u32(key("block_count")));
   c.n_embd = static_cast<int>(f.get_u32(key("embedding_length")));
@@ -45,7 +45,7 @@ TextConfig read_config(const gguf::File& f) {
   c.head_dim = kl ? static_cast<int>(*kl) : c.n_embd / c.n_head;
   check_range(f, "attention.key_length", c.head_dim, 2, 1024);
   if (auto vl = f.opt_u32(key("attention.value_length")); vl && static_cast<int>(*vl) != c.head_dim)
-    throw Error(f.path() + ": value_length differs from key_length; not supported");
+    throw Unsupported(f.path() + ": value_length differs from key_length; not supported");
   if (c.head_dim % 2) throw Error(f.path() + ": attention.key_length must be even");
   c.rms_eps = f.get_f32(key("attention.layer_norm_rms_epsilon"));
   c.rope_theta = f.get_f32(key("rope.freq_base"));

@@ -5,6 +5,8 @@
 // prefetch), and a thread that finishes early takes the next chunk (the VM's cores are shared).
 #include "ops/thread_pool.h"
 
+#include "common/error.h"
+
 #include <pthread.h>
 #include <signal.h>
 
@@ -50,6 +52,9 @@ struct ThreadPool::State {
   int64_t chunk = 1;
   alignas(64) std::atomic<int64_t> cursor{0};
   std::exception_ptr error;  // first exception thrown by a task, rethrown by run()
+  // A pool runs one job at a time: a second caller (another thread sharing an executor) would
+  // overwrite the job under the workers' feet, so it is refused instead.
+  std::atomic<bool> running{false};
   std::mutex error_mu;
 
   void work(int thread) {
@@ -126,6 +131,12 @@ void ThreadPool::run_erased(int64_t n_tasks, Job job, void* ctx) {
     for (int64_t t = 0; t < n_tasks; ++t) job(ctx, t, 0);
     return;
   }
+  if (s.running.exchange(true, std::memory_order_acquire))
+    throw InternalError("a thread pool runs one job at a time: give each thread its own executor");
+  struct Release {
+    std::atomic<bool>& flag;
+    ~Release() { flag.store(false, std::memory_order_release); }
+  } release{s.running};
   s.job = job;
   s.ctx = ctx;
   s.n_tasks = n_tasks;

@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "media/image.h"
 #include "ops/roofline.h"
@@ -13,11 +14,7 @@
 namespace reel {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+double seconds_since(Clock::time_point t0) { return ms_since(t0) / 1e3; }
 
 // Ordinary text token ids (not special tokens), spread over the vocabulary.
 std::vector<TokenId> bench_prompt(int n, int n_vocab) {

@@ -55,6 +55,26 @@ TEST(ThreadPool, ManyRunsAndSleepWake) {
   EXPECT_EQ(sum.load(), 2000 * 21 + 4950);
 }
 
+// Two threads sharing one pool: the second caller is refused with an error instead of racing
+// on the job the workers are running; the pool works normally afterwards.
+TEST(ThreadPool, RefusesASecondConcurrentCaller) {
+  ThreadPool pool(2);
+  std::atomic<bool> started{false}, release{false};
+  std::thread first([&] {
+    pool.run(2, [&](int64_t, int) {
+      started = true;
+      while (!release) std::this_thread::yield();
+    });
+  });
+  while (!started) std::this_thread::yield();
+  EXPECT_THROW(pool.run(4, [](int64_t, int) {}), reel::Error);
+  release = true;
+  first.join();
+  std::atomic<int> n{0};
+  pool.run(10, [&](int64_t, int) { ++n; });
+  EXPECT_EQ(n.load(), 10);
+}
+
 TEST(ThreadPool, PropagatesExceptions) {
   ThreadPool pool(2);
   EXPECT_THROW(pool.run(100, [](int64_t t, int) {

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/error.h"
@@ -257,6 +258,26 @@ TEST(Requests, RefusedBeforeAdmission) {
   EXPECT_THROW(e.scheduler().submit(greedy_request(a, prompt(8, 1), 4, r)), Error)
       << "one request at a time per sequence";
   e.scheduler().run();
+}
+
+// One model, shared by two threads, each with its own executor and scheduler: the model is
+// read-only after load, so each thread gets exactly what it gets alone.
+TEST(SharedModel, TwoThreadsEachWithItsOwnExecutor) {
+  const auto model = Model::load(kModelQ8, "");
+  auto answer = [&](int seed) {
+    Executor exec(*model, ExecutorOptions{1, 32});
+    Scheduler sched(*model, exec);
+    Sequence seq(*model, {256, KvType::F16});
+    Outcome o;
+    return sched.run_one(greedy_request(seq, prompt(60, seed), 24, o)).generated;
+  };
+  const auto want_a = answer(11), want_b = answer(12);
+  std::vector<int32_t> got_a, got_b;
+  std::thread ta([&] { got_a = answer(11); }), tb([&] { got_b = answer(12); });
+  ta.join();
+  tb.join();
+  EXPECT_EQ(got_a, want_a);
+  EXPECT_EQ(got_b, want_b);
 }
 
 long resident_kib() {

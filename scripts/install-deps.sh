@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libjpeg62-turbo-dev libpng-dev libwebp-dev zlib1g-dev
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
+  libcpp-httplib-dev  # `reel serve`
   ffmpeg  # the CLI: tests/media/video_test.cpp generates its clips with it
   "$@"
 )

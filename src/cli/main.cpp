@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cli/cli.h"
+#include "cli/serve.h"
 #include "common/error.h"
 
 namespace reel::cli {
@@ -115,6 +116,9 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(0, 1 << 24));
   add_video_flags(*frames, fr_opts);
 
+  ServeArgs serve;
+  auto* sv = add_serve_command(app, serve);
+
   try {
     std::vector<std::string> rev(args.rbegin(), args.rend() - 1);  // CLI11 takes them reversed
     app.parse(rev);
@@ -132,6 +136,7 @@ int run(int argc, char** argv) {
     return run_bench(bn_opts, bn, bn_sizes, bn_image, bn_json);
   }
   if (*frames) return run_frames(fr_video, fr_opts, fr_opts.max_tokens, fr_ctx);
+  if (*sv) return run_serve(serve);
   if (chat.engine.model_path.empty()) {
     std::fprintf(stderr, "reel: -m MODEL.gguf is required (see reel --help)\n");
     return 2;

@@ -1,0 +1,332 @@
+#include "pipeline/chat_prompt.h"
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <optional>
+
+#include "common/error.h"
+#include "pipeline/chat_template.h"
+#include "pipeline/session.h"
+
+namespace reel {
+namespace {
+
+constexpr std::string_view kImageMarker = "<|vision_start|><|image_pad|><|vision_end|>";
+constexpr std::string_view kVideoMarker = "<|vision_start|><|video_pad|><|vision_end|>";
+constexpr int kMarkerTokens = 3;  // vision_start, one pad, vision_end
+
+constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ULL;
+constexpr uint64_t kFnvPrime = 0x100000001b3ULL;
+
+uint64_t mix(uint64_t h, uint64_t v) {
+  for (int i = 0; i < 8; ++i) {
+    h ^= (v >> (8 * i)) & 0xff;
+    h *= kFnvPrime;
+  }
+  return h;
+}
+
+uint64_t mix_double(uint64_t h, double d) {
+  uint64_t bits;
+  static_assert(sizeof bits == sizeof d);
+  std::memcpy(&bits, &d, sizeof d);
+  return mix(h, bits);
+}
+
+uint64_t nonzero(uint64_t h) { return h == 0 ? 1 : h; }
+
+// How an image is sized: part of its identity (other options, other rows).
+uint64_t image_salt(const ImageOptions& o) {
+  return mix(mix(mix(kFnvOffset, 'I'), uint64_t(o.min_pixels)), uint64_t(o.max_pixels));
+}
+
+uint64_t video_salt(const VideoOptions& o) {
+  uint64_t h = mix(kFnvOffset, 'V');
+  h = mix_double(h, o.fps);
+  for (int64_t v : {int64_t(o.min_frames), int64_t(o.max_frames), int64_t(o.n_frames), o.max_tokens,
+                    int64_t(o.as_images), int64_t(o.display_corrections)})
+    h = mix(h, uint64_t(v));
+  return h;
+}
+
+// The plan's choices (frames and size) complete a video's identity.
+uint64_t plan_identity(uint64_t source, const VideoPlan& p) {
+  uint64_t h = mix(mix(source, uint64_t(p.resized_w)), uint64_t(p.resized_h));
+  for (int64_t f : p.frames) h = mix(h, uint64_t(f));
+  for (double t : p.group_times) h = mix_double(h, t);
+  return nonzero(h);
+}
+
+bool same_plan(const VideoPlan& a, const VideoPlan& b) {
+  return a.frames == b.frames && a.resized_w == b.resized_w && a.resized_h == b.resized_h &&
+         a.as_images == b.as_images && a.group_times == b.group_times;
+}
+
+std::string image_prompt_text(int n_tokens) {
+  std::string s = "<|vision_start|>";
+  for (int i = 0; i < n_tokens; ++i) s += "<|image_pad|>";
+  return s + "<|vision_end|>";
+}
+
+// One medium of the prompt, in order of appearance.
+struct Medium {
+  bool is_video = false;
+  std::string path;
+  uint64_t source = 0;  // identity of the bytes and options (before a video's plan)
+  std::shared_ptr<const EncodedImage> image;
+  std::shared_ptr<const EncodedVideo> video;
+  std::optional<VideoPlan> plan;  // a video's plan when it is not in the memo
+  uint64_t id = 0;
+};
+
+// Replaces the i-th marker (of either kind) with expansion(i).
+template <class F>
+std::string replace_markers(const std::string& text, F expansion) {
+  std::string out;
+  size_t at = 0, i = 0;
+  while (true) {
+    const size_t hit = std::min(text.find(kImageMarker, at), text.find(kVideoMarker, at));
+    if (hit == std::string::npos) break;
+    out.append(text, at, hit - at);
+    out += expansion(i++);
+    at = hit + kImageMarker.size();  // both markers have the same length
+  }
+  out.append(text, at);
+  return out;
+}
+
+std::string context_message(int64_t prompt, int64_t answer, int n_ctx) {
+  return "the prompt needs " + std::to_string(prompt) + " tokens and " + std::to_string(answer) +
+         " for the answer, but the context holds " + std::to_string(n_ctx);
+}
+
+void encode_images(const Model& model, ops::Context& ctx, std::vector<Medium>& media,
+                   const ChatPromptOptions& o, MediaMemo& memo, ChatPrompt& out) {
+  for (Medium& m : media) {
+    if (m.is_video) continue;
+    ctx.throw_if_cancelled();
+    m.source = file_identity(m.path, image_salt(o.image));
+    m.id = m.source;
+    if ((m.image = memo.image(m.source))) {
+      ++out.memo_hits;
+    } else {
+      const DecodedImage img = decode_image(m.path, o.image);
+      const media::Size2 size = model_size(model.vision(), img, o.image);
+      const int n = image_tokens(model.vision(), size);
+      if (n + kMarkerTokens > o.n_ctx)
+        throw ContextFull(m.path + " needs " + std::to_string(n) +
+                          " visual tokens but the context holds " + std::to_string(o.n_ctx));
+      m.image = std::make_shared<const EncodedImage>(encode_decoded(model.vision(), img, size, ctx));
+      out.vision_encode_ms += m.image->encode_ms;
+      memo.put(m.source, m.image);
+    }
+    ++out.n_images;
+    out.image_tokens += m.image->n_tokens();
+  }
+}
+
+// Plans (or finds in the memo) each video within its share of `room` prompt tokens.
+void plan_videos(const Model& model, std::vector<Medium>& media, int n_videos, int64_t room,
+                 const ChatPromptOptions& o, MediaMemo& memo, ChatPrompt& out) {
+  const VisionConfig& v = model.vision().config();
+  const int64_t share = room / n_videos + kMarkerTokens;
+  for (Medium& m : media) {
+    if (!m.is_video) continue;
+    m.source = file_identity(m.path, video_salt(o.video));
+    std::shared_ptr<const EncodedVideo> hit = memo.video(m.source);
+    if (hit && video_prompt_tokens(hit->plan) <= share) {
+      m.video = hit;
+      ++out.memo_hits;
+    } else {
+      VideoPlan p = plan_video_prompt(m.path, o.video, v.patch_size, v.spatial_merge,
+                                      std::max<int64_t>(1, share));
+      for (const std::string& n : p.notes) out.notes.push_back(m.path + ": " + n);
+      if (hit && same_plan(hit->plan, p)) {
+        m.video = hit;
+        ++out.memo_hits;
+      } else {
+        m.plan = std::move(p);
+      }
+    }
+    const VideoPlan& plan = m.video ? m.video->plan : *m.plan;
+    m.id = plan_identity(m.source, plan);
+    ++out.n_videos;
+    out.n_frames += static_cast<int>(plan.indices.size());
+    out.video_tokens += plan.n_tokens();
+  }
+}
+
+void encode_videos(const Model& model, ops::Context& ctx, std::vector<Medium>& media,
+                   MediaMemo& memo, ChatPrompt& out) {
+  for (Medium& m : media) {
+    if (!m.is_video || m.video) continue;
+    m.video = std::make_shared<const EncodedVideo>(encode_video(model.vision(), *m.plan, ctx));
+    out.vision_encode_ms += m.video->encode_ms;
+    memo.put(m.source, m.video);
+  }
+}
+
+}  // namespace
+
+MediaMemo::MediaMemo(size_t max_entries, size_t max_bytes)
+    : max_entries_(max_entries), max_bytes_(max_bytes) {}
+
+MediaMemo::Entry* MediaMemo::find(uint64_t key) {
+  for (Entry& e : entries_)
+    if (e.key == key) {
+      e.last_use = ++clock_;
+      return &e;
+    }
+  return nullptr;
+}
+
+std::shared_ptr<const EncodedImage> MediaMemo::image(uint64_t key) {
+  Entry* e = find(key);
+  return e ? e->image : nullptr;
+}
+
+std::shared_ptr<const EncodedVideo> MediaMemo::video(uint64_t key) {
+  Entry* e = find(key);
+  return e ? e->video : nullptr;
+}
+
+void MediaMemo::insert(Entry e) {
+  if (max_entries_ == 0 || e.bytes > max_bytes_) return;  // would evict everything for itself
+  std::erase_if(entries_, [&](const Entry& x) {
+    if (x.key != e.key) return false;
+    bytes_ -= x.bytes;
+    return true;
+  });
+  while (!entries_.empty() && (entries_.size() >= max_entries_ || bytes_ + e.bytes > max_bytes_)) {
+    auto oldest = std::min_element(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
+      return a.last_use < b.last_use;
+    });
+    bytes_ -= oldest->bytes;
+    entries_.erase(oldest);
+  }
+  e.last_use = ++clock_;
+  bytes_ += e.bytes;
+  entries_.push_back(std::move(e));
+}
+
+void MediaMemo::put(uint64_t key, std::shared_ptr<const EncodedImage> image) {
+  Entry e;
+  e.key = key;
+  e.bytes = (image->main.size() + image->deepstack.size()) * sizeof(float);
+  e.image = std::move(image);
+  insert(std::move(e));
+}
+
+void MediaMemo::put(uint64_t key, std::shared_ptr<const EncodedVideo> video) {
+  Entry e;
+  e.key = key;
+  e.bytes = (video->main.size() + video->deepstack.size()) * sizeof(float);
+  e.video = std::move(video);
+  insert(std::move(e));
+}
+
+uint64_t file_identity(const std::string& path, uint64_t salt) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot read the file");
+  uint64_t h = mix(kFnvOffset, salt);
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), std::streamsize(buf.size()));
+    const std::streamsize n = in.gcount();
+    for (std::streamsize i = 0; i < n; ++i) {
+      h ^= static_cast<unsigned char>(buf[i]);
+      h *= kFnvPrime;
+    }
+  }
+  if (in.bad()) throw Error(path + ": cannot read the file");
+  return nonzero(h);
+}
+
+std::string render_chat_turns(const std::vector<ChatTurn>& turns) {
+  std::vector<ChatMessage> messages;
+  messages.reserve(turns.size());
+  for (const ChatTurn& t : turns) {
+    ChatMessage m{t.role, {}};
+    for (const ChatPart& p : t.parts) {
+      switch (p.kind) {
+        case ChatPart::Kind::Text: m.content += p.text; break;
+        case ChatPart::Kind::Image: m.content += kImageMarker; break;
+        case ChatPart::Kind::Video: m.content += kVideoMarker; break;
+      }
+    }
+    messages.push_back(std::move(m));
+  }
+  return render_chat(messages, /*add_generation_prompt=*/true);
+}
+
+ChatPrompt build_chat_prompt(const Model& model, ops::Context& ctx,
+                             const std::vector<ChatTurn>& turns, const ChatPromptOptions& o,
+                             MediaMemo& memo) {
+  ChatPrompt out;
+  const std::string text = render_chat_turns(turns);
+  // The media in order of appearance. A later system message is not rendered (the template
+  // keeps only a first one), so neither are its media.
+  std::vector<Medium> media;
+  for (size_t i = 0; i < turns.size(); ++i) {
+    if (turns[i].role == "system" && i > 0) continue;
+    for (const ChatPart& p : turns[i].parts)
+      if (p.kind != ChatPart::Kind::Text)
+        {
+        Medium m;
+        m.is_video = p.kind == ChatPart::Kind::Video;
+        m.path = p.text;
+        media.push_back(std::move(m));
+      }
+  }
+  if (!media.empty() && !model.has_vision())
+    throw Error("images and videos need a vision model (an mmproj file)");
+  const Tokenizer& tok = model.tokenizer();
+  const int64_t reserve = o.max_tokens > 0 ? o.max_tokens : std::min(o.answer_reserve, o.n_ctx / 4);
+
+  encode_images(model, ctx, media, o, memo, out);
+  const int n_videos = static_cast<int>(std::count_if(media.begin(), media.end(), [](const Medium& m) { return m.is_video; }));
+  if (n_videos > 0) {
+    // The text and images in full, each video as its bare marker; videos share what is left.
+    const std::string counted = replace_markers(text, [&](size_t i) {
+      return media[i].is_video ? std::string(kVideoMarker) : image_prompt_text(media[i].image->n_tokens());
+    });
+    const int64_t base = static_cast<int64_t>(tok.encode(counted, true).size());
+    const int64_t room = o.n_ctx - base - reserve;
+    if (room < 1)
+      throw ContextFull("the prompt needs " + std::to_string(base) + " tokens before its videos and " +
+                        std::to_string(reserve) + " for the answer, but the context holds " +
+                        std::to_string(o.n_ctx));
+    plan_videos(model, media, n_videos, room, o, memo, out);
+  }
+
+  const std::string expanded = replace_markers(text, [&](size_t i) {
+    const Medium& m = media[i];
+    if (!m.is_video) return image_prompt_text(m.image->n_tokens());
+    return m.video ? m.video->prompt_text() : video_prompt_text(*m.plan);
+  });
+  out.ids = tok.encode(expanded, true);
+  const int64_t answer = media.empty() ? 1 : reserve;
+  if (int64_t(out.ids.size()) + answer > o.n_ctx)
+    throw ContextFull(context_message(int64_t(out.ids.size()), answer, o.n_ctx));
+
+  encode_videos(model, ctx, media, memo, out);
+  const int merge = media.empty() ? 1 : model.vision().config().spatial_merge;
+  for (const Medium& m : media) {
+    if (!m.is_video) {
+      out.blocks.push_back(block_of(*m.image, merge));
+      out.blocks.back().id = m.id;
+      out.media.push_back(m.image);
+      continue;
+    }
+    uint64_t group = 0;
+    for (const VisualBlock& b : m.video->blocks()) {
+      out.blocks.push_back(b);
+      out.blocks.back().id = nonzero(m.id * kFnvPrime + ++group);  // per temporal group
+    }
+    out.media.push_back(m.video);
+  }
+  return out;
+}
+
+}  // namespace reel

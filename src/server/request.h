@@ -1,0 +1,68 @@
+// The OpenAI chat-completions request, parsed and checked: messages into chat turns (media
+// parts keep their URL until resolve_media turns them into files), sampling parameters into
+// Reel's, and every problem a client can cause into an ApiError with the HTTP status and
+// OpenAI's error fields. Parsing is pure (no files, no model), so it can be fuzzed.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pipeline/chat_prompt.h"
+#include "pipeline/sampler.h"
+
+namespace reel::server {
+
+// An error answered to the client: {"error": {"message", "type", "param", "code"}}.
+class ApiError : public std::runtime_error {
+ public:
+  ApiError(int status, const std::string& message, std::string param = "", std::string code = "");
+  int status() const { return status_; }
+  const std::string& param() const { return param_; }  // empty: null
+  const std::string& code() const { return code_; }    // empty: null
+  const char* type() const;                            // OpenAI's type for the status
+
+ private:
+  int status_;
+  std::string param_, code_;
+};
+
+// The error object's JSON text.
+std::string error_body(const ApiError& e);
+// The status and error of a reel::Error (InvalidInput, ContextFull, Unsupported: 400; Io,
+// Internal: 500; Cancelled: 499, the client went away).
+ApiError api_error_of(const std::exception& e);
+
+struct ParseLimits {
+  int max_depth = 32;           // JSON nesting
+  size_t max_messages = 1024;
+  size_t max_parts = 256;       // content parts per message
+  size_t max_media = 64;        // media parts in the request
+  size_t max_stop = 8;          // stop strings
+  size_t max_stop_bytes = 256;  // per stop string
+};
+
+struct ChatRequest {
+  std::string model;
+  std::vector<ChatTurn> turns;  // media parts hold their URL (data:, file:// or a path)
+  SamplingParams sampling;      // defaults exactly the CLI's
+  int max_tokens = -1;          // < 0: until a stop token or a full context
+  std::vector<std::string> stop;
+  bool stream = false;
+  bool include_usage = false;
+};
+
+// Throws ApiError (400) on malformed JSON, wrong types, unknown roles or part types,
+// out-of-range or unsupported parameters, or input over `limits`.
+ChatRequest parse_chat_request(std::string_view body, const ParseLimits& limits = {});
+
+// Nesting depth of a JSON text's arrays and objects (strings skipped); stops counting past
+// `limit` (returns limit + 1).
+int json_depth(std::string_view text, int limit);
+
+// Strict base64 (RFC 4648, padding optional, no whitespace). Returns false on bad input.
+bool decode_base64(std::string_view in, std::string& out);
+
+}  // namespace reel::server

@@ -10,6 +10,7 @@ packages=(
   libjpeg62-turbo-dev libpng-dev libwebp-dev zlib1g-dev
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
   libcpp-httplib-dev  # `reel serve`
+  python3-venv  # tests/server/run_openai_test.sh (the `openai` client from PyPI)
   ffmpeg  # the CLI: tests/media/video_test.cpp generates its clips with it
   "$@"
 )

@@ -147,7 +147,10 @@ std::string MediaResolver::from_path(std::string path, const std::string& param)
   if (path.find('\0') != std::string::npos) throw ApiError(400, "malformed path", param);
   char buf[PATH_MAX];
   const bool exists = path.size() < PATH_MAX && ::realpath(path.c_str(), buf);
-  const std::string real = exists ? std::string(buf) : path;
+  // A missing file: its lexical form decides (so "dir/../x" is not inside dir).
+  std::error_code ec;
+  const std::string real =
+      exists ? std::string(buf) : std::filesystem::absolute(path, ec).lexically_normal().string();
   for (const std::string& d : dirs_)
     if (starts_with(real, d)) {
       if (!exists) throw ApiError(400, "no such medium in the media folder", param);

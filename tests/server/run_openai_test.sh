@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs test_openai.py (the server driven by the official `openai` client) in a virtual
+# environment under the build folder, created on first use (and again when requirements.txt
+# changes) from PyPI with the pinned versions of requirements.txt.
+# Usage: tests/server/run_openai_test.sh BUILD_DIR
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+build=$(cd "${1:?usage: run_openai_test.sh BUILD_DIR}" && pwd)
+venv="$build/server-test-venv"
+stamp="$venv/requirements.sha256"
+want=$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)
+
+if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$here/requirements.txt"
+  echo "$want" > "$stamp"
+fi
+exec "$venv/bin/python" "$here/test_openai.py" "$build"

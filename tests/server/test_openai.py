@@ -1,0 +1,380 @@
+"""`reel serve` driven by the official `openai` Python client (and raw HTTP for what a client
+library would refuse to send). Starts the server on a free port with the tiny-a fixture pair and
+checks: greedy answers, streamed and not, equal the CLI's for the same prompt; an image by data
+URL and a video by path in a media folder equal the CLI's too; two concurrent streams equal each
+alone; a re-sent history reuses the KV prefix; 401, 403, 404, 413, 429 and malformed bodies get
+OpenAI's error object; /health, /v1/models and /metrics.
+
+Usage: test_openai.py BUILD_DIR   (run by run_openai_test.sh in its virtual environment)
+"""
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+import openai
+
+BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+REEL = os.path.join(BUILD, "reel")
+MODEL = os.path.join(BUILD, "fixtures", "models", "tiny-a-q8_0.gguf")
+MMPROJ = os.path.join(BUILD, "fixtures", "models", "tiny-a-mmproj-f16.gguf")
+IMAGE = os.path.join(ROOT, "assets", "shapes-image.png")
+VIDEO = os.path.join(ROOT, "assets", "shapes-clip.mp4")
+KEY = "test-key-123"
+THREADS = "2"
+PARALLEL, QUEUE = 2, 1
+
+server = None  # the running `reel serve`
+
+
+class Server:
+    def __init__(self):
+        self.media = tempfile.mkdtemp(prefix="reel-serve-test-")
+        shutil.copy(VIDEO, os.path.join(self.media, "clip.mp4"))
+        self.proc = subprocess.Popen(
+            [REEL, "serve", "-m", MODEL, "--mmproj", MMPROJ, "--port", "0", "-t", THREADS,
+             "--parallel", str(PARALLEL), "--queue", str(QUEUE), "--api-key", KEY,
+             "--media-dir", self.media, "--max-body-mb", "1"],
+            stderr=subprocess.PIPE, text=True)
+        self.log = []
+        self.ready = threading.Event()
+        self.port = None
+        self.reader = threading.Thread(target=self._read_log, daemon=True)
+        self.reader.start()
+        if not self.ready.wait(60):
+            raise RuntimeError("reel serve did not start:\n" + "".join(self.log))
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.time() + 60
+        while self.get("/health")[0] != 200:
+            if time.time() > deadline:
+                raise RuntimeError("reel serve never became ready:\n" + "".join(self.log))
+            time.sleep(0.05)
+
+    def _read_log(self):
+        for line in self.proc.stderr:
+            self.log.append(line)
+            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+            if m:
+                self.port = int(m.group(1))
+                self.ready.set()
+
+    def client(self, key=KEY):
+        return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, timeout=120)
+
+    def request(self, method, path, body=None, headers=None, key=KEY):
+        h = {"Content-Type": "application/json"}
+        if key:
+            h["Authorization"] = "Bearer " + key
+        h.update(headers or {})
+        data = body if body is None or isinstance(body, bytes) else body.encode()
+        req = urllib.request.Request(self.url + path, data=data, headers=h, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=120) as r:
+                return r.status, r.read().decode(), dict(r.headers)
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode(), dict(e.headers)
+
+    def get(self, path, key=KEY):
+        return self.request("GET", path, key=key)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            rc = self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.reader.join(10)
+        self.proc.stderr.close()
+        shutil.rmtree(self.media, ignore_errors=True)
+        return rc
+
+
+def setUpModule():
+    global server
+    server = Server()
+
+
+def tearDownModule():
+    rc = server.stop()
+    sys.stderr.write("".join(server.log[-200:]))
+    if rc != 0:
+        raise RuntimeError(f"reel serve exited with {rc}")
+
+
+def cli_answer(prompt, n, image=None, video=None):
+    """The CLI's greedy one-shot answer (the same defaults otherwise)."""
+    cmd = [REEL, "-m", MODEL, "-p", prompt, "--temp", "0", "-n", str(n), "-t", THREADS]
+    if image or video:
+        cmd += ["--mmproj", MMPROJ]
+    if image:
+        cmd += ["--image", image]
+    if video:
+        cmd += ["--video", video]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    assert out.endswith("\n"), repr(out)
+    return out[:-1]
+
+
+def data_url(path, mime):
+    with open(path, "rb") as f:
+        return f"data:{mime};base64," + base64.b64encode(f.read()).decode()
+
+
+def stream_text(client, messages, n, **kw):
+    chunks = list(client.chat.completions.create(
+        model="tiny", messages=messages, temperature=0, max_tokens=n, stream=True, **kw))
+    return chunks, "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+class ErrorShape:
+    def assert_error(self, status, body, want_status, param=None):
+        self.assertEqual(status, want_status, body)
+        err = json.loads(body)["error"]
+        self.assertEqual(set(err), {"message", "type", "param", "code"}, err)
+        self.assertTrue(err["message"])
+        if param is not None:
+            self.assertEqual(err["param"], param, err)
+        return err
+
+
+class Answers(unittest.TestCase):
+    """Each test on a fresh server, whose sequences hold nothing yet, as the CLI's does: a
+    prompt that reuses a cached prefix computed in a batch of another size gets KV rows that
+    differ in the last bits, and this tiny model's near-tied logits can turn that into
+    another greedy answer."""
+    PROMPT = "What color is the circle?"
+
+    def setUp(self):
+        global server
+        self.shared, server = server, Server()
+
+    def tearDown(self):
+        global server
+        fresh, server = server, self.shared
+        self.assertEqual(fresh.stop(), 0, "".join(fresh.log))
+
+    def test_non_streaming_equals_cli(self):
+        want = cli_answer(self.PROMPT, 24)
+        r = server.client().chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": self.PROMPT}], temperature=0, max_tokens=24)
+        self.assertEqual(r.choices[0].message.content, want)
+        self.assertEqual(r.choices[0].message.role, "assistant")
+        self.assertIn(r.choices[0].finish_reason, ("stop", "length"))
+        self.assertEqual(r.object, "chat.completion")
+        self.assertGreater(r.usage.prompt_tokens, 0)
+        self.assertGreater(r.usage.completion_tokens, 0)
+        self.assertEqual(r.usage.total_tokens, r.usage.prompt_tokens + r.usage.completion_tokens)
+
+    def test_streaming_equals_cli_with_role_finish_and_usage(self):
+        want = cli_answer(self.PROMPT, 24)
+        chunks, text = stream_text(server.client(), [{"role": "user", "content": self.PROMPT}], 24,
+                                   stream_options={"include_usage": True})
+        self.assertEqual(text, want)
+        self.assertEqual(chunks[0].choices[0].delta.role, "assistant")
+        finals = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+        self.assertEqual(len(finals), 1)
+        self.assertIn(finals[0].choices[0].finish_reason, ("stop", "length"))
+        self.assertEqual(chunks[-1].choices, [])  # the usage chunk comes last
+        self.assertGreater(chunks[-1].usage.completion_tokens, 0)
+        self.assertEqual(len({c.id for c in chunks}), 1)
+
+    def test_length_limit_says_length(self):
+        r = server.client().chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": self.PROMPT}], temperature=0, max_tokens=3)
+        if r.usage.completion_tokens == 3:  # unless the model stopped by itself before
+            self.assertEqual(r.choices[0].finish_reason, "length")
+
+    def test_stop_string_cuts_the_answer(self):
+        full = cli_answer(self.PROMPT, 24)
+        cut = full[len(full) // 2:][:3]
+        self.assertTrue(cut.strip(), full)
+        r = server.client().chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": self.PROMPT}], temperature=0,
+            max_tokens=24, stop=[cut])
+        self.assertEqual(r.choices[0].message.content, full[:full.index(cut)])
+        self.assertEqual(r.choices[0].finish_reason, "stop")
+
+    def test_image_by_data_url_equals_cli(self):
+        want = cli_answer("What shape is this?", 20, image=IMAGE)
+        content = [{"type": "image_url", "image_url": {"url": data_url(IMAGE, "image/png")}},
+                   {"type": "text", "text": "What shape is this?"}]
+        r = server.client().chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": content}], temperature=0, max_tokens=20)
+        self.assertEqual(r.choices[0].message.content, want)
+
+    def test_video_by_path_equals_cli(self):
+        want = cli_answer("Describe this video.", 20, video=VIDEO)
+        path = os.path.join(server.media, "clip.mp4")
+        for url in (path, "file://" + path):
+            content = [{"type": "video_url", "video_url": {"url": url}},
+                       {"type": "text", "text": "Describe this video."}]
+            r = server.client().chat.completions.create(
+                model="tiny", messages=[{"role": "user", "content": content}], temperature=0, max_tokens=20)
+            self.assertEqual(r.choices[0].message.content, want, url)
+
+    def test_two_concurrent_streams_equal_each_alone(self):
+        # Alone: the CLI's answers (on a server the second would reuse the first's cache).
+        prompts = ["What color is the circle?", "How many squares are there?"]
+        alone = [cli_answer(p, 32) for p in prompts]
+        together = [None, None]
+
+        def run(i):
+            together[i] = stream_text(server.client(), [{"role": "user", "content": prompts[i]}], 32)[1]
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(together, alone)
+
+    def test_resent_history_reuses_the_prefix(self):
+        c = server.client()
+        image = {"type": "image_url", "image_url": {"url": data_url(IMAGE, "image/png")}}
+        history = [{"role": "user", "content": [image, {"type": "text", "text": "What is this?"}]}]
+        first = c.chat.completions.create(model="tiny", messages=history, temperature=0, max_tokens=8)
+        history += [{"role": "assistant", "content": first.choices[0].message.content},
+                     {"role": "user", "content": "And its color?"}]
+        second = c.chat.completions.create(model="tiny", messages=history, temperature=0, max_tokens=8)
+        # Everything up to the first answer was in a sequence's cache already.
+        self.assertGreaterEqual(second.usage.prompt_tokens_details.cached_tokens, first.usage.prompt_tokens)
+
+
+class Errors(unittest.TestCase, ErrorShape):
+    def chat(self, body, key=KEY):
+        return server.request("POST", "/v1/chat/completions",
+                              body if isinstance(body, (str, bytes)) else json.dumps(body), key=key)
+
+    def test_bad_key_is_401(self):
+        with self.assertRaises(openai.AuthenticationError):
+            server.client(key="wrong").chat.completions.create(
+                model="tiny", messages=[{"role": "user", "content": "x"}])
+        status, body, _ = self.chat({"messages": [{"role": "user", "content": "x"}]}, key=None)
+        self.assert_error(status, body, 401)
+        self.assert_error(*server.get("/v1/models", key="Bearer")[:2], 401)
+        self.assertEqual(server.get("/health", key=None)[0], 200)  # health needs no key
+
+    def test_body_over_the_limit_is_413(self):
+        big = json.dumps({"messages": [{"role": "user", "content": "x" * (2 << 20)}]})
+        status, body, _ = self.chat(big)
+        self.assert_error(status, body, 413)
+
+    def test_malformed_bodies_are_400(self):
+        cases = [
+            ("{", None),
+            ("[]", None),
+            ({"messages": []}, "messages"),
+            ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
+            ({"messages": [{"role": "user", "content": 7}]}, "messages[0].content"),
+            ({"messages": [{"role": "user", "content": [{"type": "audio"}]}]}, "messages[0].content[0].type"),
+            ({"messages": [{"role": "user", "content": "x"}], "temperature": "hot"}, "temperature"),
+            ({"messages": [{"role": "user", "content": "x"}], "n": 2}, "n"),
+            ({"messages": [{"role": "user", "content": "x"}], "frequency_penalty": 1}, "frequency_penalty"),
+            ("{\"messages\": " + "[" * 200 + "]" * 200 + "}", None),
+        ]
+        for body, param in cases:
+            status, text, _ = self.chat(body)
+            self.assert_error(status, text, 400, param)
+
+    def test_openai_client_sees_bad_request(self):
+        with self.assertRaises(openai.BadRequestError):
+            server.client().chat.completions.create(
+                model="tiny", messages=[{"role": "user", "content": "x"}], n=2)
+
+    def test_media_outside_the_media_folder_is_403(self):
+        content = [{"type": "image_url", "image_url": {"url": IMAGE}}]  # the repository's copy
+        status, body, _ = self.chat({"messages": [{"role": "user", "content": content}]})
+        self.assert_error(status, body, 403)
+        escape = os.path.join(server.media, "..", os.path.basename(server.media), "..", "etc")
+        content = [{"type": "image_url", "image_url": {"url": escape}}]
+        self.assert_error(*self.chat({"messages": [{"role": "user", "content": content}]})[:2], 403)
+
+    def test_bad_media_is_400(self):
+        for url in ("data:image/png;base64,!!!", "https://example.com/a.png",
+                    "data:image/png;base64," + base64.b64encode(b"not an image").decode()):
+            content = [{"type": "image_url", "image_url": {"url": url}}]
+            self.assert_error(*self.chat({"messages": [{"role": "user", "content": content}]})[:2], 400)
+
+    def test_context_overflow_is_400_with_counts(self):
+        long = "shape " * 5000
+        status, body, _ = self.chat({"messages": [{"role": "user", "content": long}]})
+        err = self.assert_error(status, body, 400)
+        self.assertRegex(err["message"], r"\d+ tokens")
+        self.assertEqual(err["code"], "context_length_exceeded")
+
+    def test_unknown_route_is_404(self):
+        self.assert_error(*server.get("/v1/nothing")[:2], 404)
+
+    def test_full_queue_is_429_with_retry_after(self):
+        # PARALLEL sequences and QUEUE waiting places: more long requests than that at once.
+        n = PARALLEL + QUEUE + 5
+        results = [None] * n
+        go = threading.Barrier(n)
+
+        def run(i):
+            go.wait()
+            results[i] = self.chat({"messages": [{"role": "user", "content": f"Tell a long story {i}."}],
+                                    "max_tokens": 600, "temperature": 1.0, "seed": i})
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        busy = [r for r in results if r[0] == 429]
+        self.assertTrue(busy, [r[0] for r in results])
+        self.assertTrue(any(r[0] == 200 for r in results), [r[0] for r in results])
+        for status, body, headers in busy:
+            self.assert_error(status, body, 429)
+            self.assertEqual(headers.get("Retry-After"), "1")
+
+
+class Endpoints(unittest.TestCase):
+    def test_health(self):
+        status, body, _ = server.get("/health")
+        self.assertEqual((status, json.loads(body)["status"]), (200, "ok"))
+
+    def test_models(self):
+        models = server.client().models.list().data
+        self.assertEqual([m.id for m in models], ["tiny-a-q8_0"])
+
+    def test_metrics(self):
+        server.client().chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": "Hi"}], temperature=0, max_tokens=2)
+        status, body, headers = server.get("/metrics")
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["Content-Type"].startswith("text/plain"))
+        for name in ("reel_requests_total{status=\"200\"}", "reel_prompt_tokens_total",
+                     "reel_completion_tokens_total", "reel_queue_depth", "reel_active_sessions",
+                     "reel_decode_tokens_per_second", "reel_vision_encode_ms_total"):
+            self.assertRegex(body, re.escape(name) + r" [0-9.e+-]+\n")
+        completion = float(re.search(r"^reel_completion_tokens_total (\S+)$", body, re.M).group(1))
+        self.assertGreater(completion, 0)
+
+    def test_log_line_per_request(self):
+        r = server.client().chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": "Hi"}], temperature=0, max_tokens=2)
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            lines = [l for l in server.log if r.id + " " in l]
+            if lines:
+                self.assertRegex(lines[0], r"status=200 prompt_tokens=\d+ completion_tokens=\d+ ms=\d+")
+                return
+            time.sleep(0.05)
+        self.fail("no log line for " + r.id)
+
+
+if __name__ == "__main__":
+    unittest.main(argv=sys.argv[:1], verbosity=2)

@@ -58,6 +58,7 @@ class Server {
   void respond_whole(const std::shared_ptr<Job>& job, httplib::Response& res);
   void respond_stream(const std::shared_ptr<Job>& job, httplib::Response& res);
   json chunk(const Job& job, json delta, const json& finish_reason) const;
+  json completion(const Job& job) const;
   std::string metrics_text();
   bool authorized(const httplib::Request& req) const;
   void log(const httplib::Request& req, const httplib::Response& res);
@@ -159,20 +160,53 @@ void Server::chat(const httplib::Request& req, httplib::Response& res) {
   respond_whole(job, res);
 }
 
+json Server::completion(const Job& job) const {
+  return {{"id", job.id},
+          {"object", "chat.completion"},
+          {"created", unix_now()},
+          {"model", engine_.model_name()},
+          {"choices", json::array({{{"index", 0},
+                                    {"message", {{"role", "assistant"}, {"content", job.text}}},
+                                    {"logprobs", nullptr},
+                                    {"finish_reason", job.finish_reason}}})},
+          {"usage", usage_of(job)}};
+}
+
+// A whole answer. One that takes longer than a moment goes out chunked, with a space (JSON
+// allows leading whitespace) every half second until it is ready: a write that fails means the
+// client went away, and its request is cancelled. Its status is then 200 whatever happens; an
+// error after that point comes as the error object in the body.
 void Server::respond_whole(const std::shared_ptr<Job>& job, httplib::Response& res) {
-  std::unique_lock lk(job->mu);
-  job->cv.wait(lk, [&] { return job->state == Job::State::Done; });
-  if (job->error) return send_error(res, *job->error);
-  json body = {{"id", job->id},
-               {"object", "chat.completion"},
-               {"created", unix_now()},
-               {"model", engine_.model_name()},
-               {"choices", json::array({{{"index", 0},
-                                         {"message", {{"role", "assistant"}, {"content", job->text}}},
-                                         {"logprobs", nullptr},
-                                         {"finish_reason", job->finish_reason}}})},
-               {"usage", usage_of(*job)}};
-  res.set_content(dump(body), "application/json");
+  {
+    std::unique_lock lk(job->mu);
+    if (job->cv.wait_for(lk, std::chrono::seconds(1), [&] { return job->state == Job::State::Done; })) {
+      if (job->error) return send_error(res, *job->error);
+      return res.set_content(dump(completion(*job)), "application/json");
+    }
+  }
+  res.set_chunked_content_provider(
+      "application/json",
+      [this, job](size_t, httplib::DataSink& sink) {
+        while (true) {
+          {
+            std::unique_lock lk(job->mu);
+            if (job->cv.wait_for(lk, std::chrono::milliseconds(500),
+                                 [&] { return job->state == Job::State::Done; }))
+              break;
+          }
+          if (!sink.write(" ", 1)) {
+            job->cancel = true;
+            return false;
+          }
+        }
+        const std::string body = job->error ? error_body(*job->error) : dump(completion(*job));
+        if (!sink.write(body.data(), body.size())) return false;
+        sink.done();
+        return true;
+      },
+      [job](bool success) {
+        if (!success) job->cancel = true;
+      });
 }
 
 void Server::respond_stream(const std::shared_ptr<Job>& job, httplib::Response& res) {

@@ -9,10 +9,14 @@ Usage: test_openai.py BUILD_DIR   (run by run_openai_test.sh in its virtual envi
 """
 
 import base64
+import ctypes
+import http.client
 import json
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +42,11 @@ PARALLEL, QUEUE = 2, 1
 server = None  # the running `reel serve`
 
 
+def die_with_parent():
+    """The server gets SIGTERM when this test process dies, however it dies."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class Server:
     def __init__(self):
         self.media = tempfile.mkdtemp(prefix="reel-serve-test-")
@@ -46,7 +55,7 @@ class Server:
             [REEL, "serve", "-m", MODEL, "--mmproj", MMPROJ, "--port", "0", "-t", THREADS,
              "--parallel", str(PARALLEL), "--queue", str(QUEUE), "--api-key", KEY,
              "--media-dir", self.media, "--max-body-mb", "1"],
-            stderr=subprocess.PIPE, text=True)
+            stderr=subprocess.PIPE, text=True, preexec_fn=die_with_parent)
         self.log = []
         self.ready = threading.Event()
         self.port = None
@@ -341,6 +350,45 @@ class Errors(unittest.TestCase, ErrorShape):
             self.assertEqual(headers.get("Retry-After"), "1")
 
 
+def metric(name):
+    body = server.get("/metrics")[1]
+    return float(re.search(r"^" + re.escape(name) + r" (\S+)$", body, re.M).group(1))
+
+
+class Disconnects(unittest.TestCase):
+    """A client that goes away frees its sequence at once, streamed or not (a long answer of
+    this model would otherwise take many seconds)."""
+    LONG = {"messages": [{"role": "user", "content": "Tell a very long story."}], "temperature": 1.0,
+            "max_tokens": 3000}
+
+    def wait_idle(self, before):
+        deadline = time.time() + 3
+        while metric("reel_active_sessions") != 0:
+            self.assertLess(time.time(), deadline, "the request kept its sequence")
+            time.sleep(0.05)
+        self.assertLess(metric("reel_completion_tokens_total") - before, 1500)
+
+    def test_stream_closed_mid_answer(self):
+        before = metric("reel_completion_tokens_total")
+        stream = server.client().chat.completions.create(model="tiny", stream=True, **self.LONG)
+        for i, _ in enumerate(stream):
+            if i == 3:
+                break
+        stream.close()
+        self.wait_idle(before)
+
+    def test_whole_answer_abandoned(self):
+        before = metric("reel_completion_tokens_total")
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        conn.request("POST", "/v1/chat/completions", body=json.dumps(self.LONG),
+                     headers={"Authorization": "Bearer " + KEY, "Content-Type": "application/json"})
+        r = conn.getresponse()  # after a second, the answer is still coming: headers only
+        self.assertEqual(r.status, 200)
+        conn.sock.shutdown(socket.SHUT_RDWR)
+        conn.close()
+        self.wait_idle(before)
+
+
 class Endpoints(unittest.TestCase):
     def test_health(self):
         status, body, _ = server.get("/health")
@@ -360,8 +408,7 @@ class Endpoints(unittest.TestCase):
                      "reel_completion_tokens_total", "reel_queue_depth", "reel_active_sessions",
                      "reel_decode_tokens_per_second", "reel_vision_encode_ms_total"):
             self.assertRegex(body, re.escape(name) + r" [0-9.e+-]+\n")
-        completion = float(re.search(r"^reel_completion_tokens_total (\S+)$", body, re.M).group(1))
-        self.assertGreater(completion, 0)
+        self.assertGreater(metric("reel_completion_tokens_total"), 0)
 
     def test_log_line_per_request(self):
         r = server.client().chat.completions.create(

@@ -34,7 +34,9 @@ uint64_t mix_double(uint64_t h, double d) {
   return mix(h, bits);
 }
 
-uint64_t nonzero(uint64_t h) { return h == 0 ? 1 : h; }
+uint64_t nonzero(uint64_t h) {
+  return h == 0 ? 1 : h;
+}
 
 // How an image is sized: part of its identity (other options, other rows).
 uint64_t image_salt(const ImageOptions& o) {
@@ -117,7 +119,8 @@ void encode_images(const Model& model, ops::Context& ctx, std::vector<Medium>& m
       if (n + kMarkerTokens > o.n_ctx)
         throw ContextFull(m.path + " needs " + std::to_string(n) +
                           " visual tokens but the context holds " + std::to_string(o.n_ctx));
-      m.image = std::make_shared<const EncodedImage>(encode_decoded(model.vision(), img, size, ctx));
+      m.image =
+          std::make_shared<const EncodedImage>(encode_decoded(model.vision(), img, size, ctx));
       out.vision_encode_ms += m.image->encode_ms;
       memo.put(m.source, m.image);
     }
@@ -199,9 +202,9 @@ void MediaMemo::insert(Entry e) {
     return true;
   });
   while (!entries_.empty() && (entries_.size() >= max_entries_ || bytes_ + e.bytes > max_bytes_)) {
-    auto oldest = std::min_element(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
-      return a.last_use < b.last_use;
-    });
+    auto oldest =
+        std::min_element(entries_.begin(), entries_.end(),
+                         [](const Entry& a, const Entry& b) { return a.last_use < b.last_use; });
     bytes_ -= oldest->bytes;
     entries_.erase(oldest);
   }
@@ -250,9 +253,15 @@ std::string render_chat_turns(const std::vector<ChatTurn>& turns) {
     ChatMessage m{t.role, {}};
     for (const ChatPart& p : t.parts) {
       switch (p.kind) {
-        case ChatPart::Kind::Text: m.content += p.text; break;
-        case ChatPart::Kind::Image: m.content += kImageMarker; break;
-        case ChatPart::Kind::Video: m.content += kVideoMarker; break;
+        case ChatPart::Kind::Text:
+          m.content += p.text;
+          break;
+        case ChatPart::Kind::Image:
+          m.content += kImageMarker;
+          break;
+        case ChatPart::Kind::Video:
+          m.content += kVideoMarker;
+          break;
       }
     }
     messages.push_back(std::move(m));
@@ -271,8 +280,7 @@ ChatPrompt build_chat_prompt(const Model& model, ops::Context& ctx,
   for (size_t i = 0; i < turns.size(); ++i) {
     if (turns[i].role == "system" && i > 0) continue;
     for (const ChatPart& p : turns[i].parts)
-      if (p.kind != ChatPart::Kind::Text)
-        {
+      if (p.kind != ChatPart::Kind::Text) {
         Medium m;
         m.is_video = p.kind == ChatPart::Kind::Video;
         m.path = p.text;
@@ -285,18 +293,20 @@ ChatPrompt build_chat_prompt(const Model& model, ops::Context& ctx,
   const int64_t reserve = o.max_tokens > 0 ? o.max_tokens : std::min(o.answer_reserve, o.n_ctx / 4);
 
   encode_images(model, ctx, media, o, memo, out);
-  const int n_videos = static_cast<int>(std::count_if(media.begin(), media.end(), [](const Medium& m) { return m.is_video; }));
+  const int n_videos = static_cast<int>(
+      std::count_if(media.begin(), media.end(), [](const Medium& m) { return m.is_video; }));
   if (n_videos > 0) {
     // The text and images in full, each video as its bare marker; videos share what is left.
     const std::string counted = replace_markers(text, [&](size_t i) {
-      return media[i].is_video ? std::string(kVideoMarker) : image_prompt_text(media[i].image->n_tokens());
+      return media[i].is_video ? std::string(kVideoMarker)
+                               : image_prompt_text(media[i].image->n_tokens());
     });
     const int64_t base = static_cast<int64_t>(tok.encode(counted, true).size());
     const int64_t room = o.n_ctx - base - reserve;
     if (room < 1)
-      throw ContextFull("the prompt needs " + std::to_string(base) + " tokens before its videos and " +
-                        std::to_string(reserve) + " for the answer, but the context holds " +
-                        std::to_string(o.n_ctx));
+      throw ContextFull("the prompt needs " + std::to_string(base) +
+                        " tokens before its videos and " + std::to_string(reserve) +
+                        " for the answer, but the context holds " + std::to_string(o.n_ctx));
     plan_videos(model, media, n_videos, room, o, memo, out);
   }
 

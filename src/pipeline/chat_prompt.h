@@ -74,9 +74,9 @@ struct ChatPrompt {
   std::vector<std::shared_ptr<const void>> media;
   int n_images = 0, n_videos = 0, n_frames = 0;
   int image_tokens = 0, video_tokens = 0;
-  int memo_hits = 0;              // media whose encoding came from the memo
-  double vision_encode_ms = 0;    // the vision encoder, for media encoded now
-  std::vector<std::string> notes; // what a budget made Reel choose, in words
+  int memo_hits = 0;               // media whose encoding came from the memo
+  double vision_encode_ms = 0;     // the vision encoder, for media encoded now
+  std::vector<std::string> notes;  // what a budget made Reel choose, in words
 };
 
 // The chat template's text with one marker per medium (<|vision_start|><|image_pad|>

@@ -45,13 +45,16 @@ void Engine::load() {
   model_ = Model::load(opts_.model_path, opts_.mmproj_path);
   if (!model_->has_text()) throw Error("the server needs a text model");
   n_ctx_ = opts_.n_ctx > 0 ? opts_.n_ctx : model_->text_config().n_ctx_train;
-  exec_ = std::make_unique<Executor>(*model_, ExecutorOptions{opts_.n_threads, std::min(opts_.n_batch, n_ctx_)});
+  exec_ = std::make_unique<Executor>(
+      *model_, ExecutorOptions{opts_.n_threads, std::min(opts_.n_batch, n_ctx_)});
   sched_ = std::make_unique<Scheduler>(*model_, *exec_);
   slots_.resize(size_t(opts_.parallel));
-  for (Slot& s : slots_) s.seq = std::make_unique<Sequence>(*model_, SequenceOptions{n_ctx_, opts_.kv_type});
+  for (Slot& s : slots_)
+    s.seq = std::make_unique<Sequence>(*model_, SequenceOptions{n_ctx_, opts_.kv_type});
   model_name_ = std::filesystem::path(opts_.model_path).stem().string();
   created_ = std::chrono::duration_cast<std::chrono::seconds>(
-                 std::chrono::system_clock::now().time_since_epoch()).count();
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
   ready_ = true;
 }
 
@@ -214,8 +217,8 @@ void Engine::collect() {
       }
     } else {
       const GenerationStats& st = res.stats;
-      const bool at_limit = (job.req.max_tokens > 0 && st.n_generated >= job.req.max_tokens) ||
-                            st.hit_context_limit;
+      const bool at_limit =
+          (job.req.max_tokens > 0 && st.n_generated >= job.req.max_tokens) || st.hit_context_limit;
       const std::string rest = s.stop->flush();
       {
         std::lock_guard lk(job.mu);
@@ -234,8 +237,10 @@ void Engine::collect() {
   }
   // The decode rate: output tokens over busy time, both over the recent window.
   const auto horizon = Clock::now() - kRateWindow;
-  while (!recent_tokens_.empty() && recent_tokens_.front().first < horizon) recent_tokens_.pop_front();
-  while (!recent_busy_ms_.empty() && recent_busy_ms_.front().first < horizon) recent_busy_ms_.pop_front();
+  while (!recent_tokens_.empty() && recent_tokens_.front().first < horizon)
+    recent_tokens_.pop_front();
+  while (!recent_busy_ms_.empty() && recent_busy_ms_.front().first < horizon)
+    recent_busy_ms_.pop_front();
   double busy = 0;
   int tokens = 0;
   for (const auto& b : recent_busy_ms_) busy += b.second;

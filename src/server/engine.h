@@ -33,9 +33,9 @@ struct Job {
   std::mutex mu;
   std::condition_variable cv;
   enum class State { Queued, Running, Done } state = State::Queued;
-  std::string text;                // generated text not yet taken by the HTTP side
-  std::optional<ApiError> error;   // set when the request failed
-  std::string finish_reason;       // "stop" or "length", once done
+  std::string text;               // generated text not yet taken by the HTTP side
+  std::optional<ApiError> error;  // set when the request failed
+  std::string finish_reason;      // "stop" or "length", once done
   int prompt_tokens = 0, cached_tokens = 0, completion_tokens = 0;
 };
 
@@ -43,9 +43,9 @@ struct Job {
 struct Metrics {
   std::atomic<uint64_t> prompt_tokens{0}, completion_tokens{0}, cached_tokens{0};
   std::atomic<uint64_t> vision_encode_us{0}, media_encoded{0}, media_memo_hits{0};
-  std::atomic<uint64_t> busy_us{0};         // engine time spent in forward passes
-  std::atomic<double> decode_tps{0};        // output tokens per busy second, recent window
-  std::atomic<double> prefill_tps{0};       // prompt tokens per second of the last request
+  std::atomic<uint64_t> busy_us{0};    // engine time spent in forward passes
+  std::atomic<double> decode_tps{0};   // output tokens per busy second, recent window
+  std::atomic<double> prefill_tps{0};  // prompt tokens per second of the last request
   std::mutex mu;
   std::vector<std::pair<int, uint64_t>> by_status;  // (HTTP status, requests)
   void count_status(int status);

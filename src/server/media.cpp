@@ -12,7 +12,9 @@
 namespace reel::server {
 namespace {
 
-bool starts_with(const std::string& s, std::string_view prefix) { return s.rfind(prefix, 0) == 0; }
+bool starts_with(const std::string& s, std::string_view prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
 
 // "image/png" -> ".png": a hint for decoders that look at names; letters and digits only.
 std::string extension_of(std::string_view mime) {
@@ -98,8 +100,9 @@ std::string MediaResolver::resolve_one(const std::string& url, bool is_video,
                                        const std::string& param, TempFiles& files) {
   if (starts_with(url, "data:")) return from_data_url(url, is_video, param, files);
   if (starts_with(url, "http://") || starts_with(url, "https://"))
-    throw ApiError(400, "http(s) media URLs are not supported; send a data: URL or a path in a media folder",
-                   param, "unsupported_url");
+    throw ApiError(
+        400, "http(s) media URLs are not supported; send a data: URL or a path in a media folder",
+        param, "unsupported_url");
   if (starts_with(url, "file://")) {
     std::string rest = url.substr(7);
     if (starts_with(rest, "localhost/")) rest = rest.substr(9);

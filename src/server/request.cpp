@@ -26,7 +26,8 @@ double number_in(const json& body, const char* name, double lo, double hi, doubl
   if (!v->is_number()) bad(std::string(name) + " must be a number", name);
   const double x = v->get<double>();
   if (!std::isfinite(x) || x < lo || x > hi)
-    bad(std::string(name) + " must be between " + json(lo).dump() + " and " + json(hi).dump(), name);
+    bad(std::string(name) + " must be between " + json(lo).dump() + " and " + json(hi).dump(),
+        name);
   return x;
 }
 
@@ -38,7 +39,8 @@ int64_t integer_in(const json& body, const char* name, int64_t lo, int64_t hi, i
     bad(std::string(name) + " must be at most " + std::to_string(hi), name);
   const int64_t x = v->get<int64_t>();
   if (x < lo || x > hi)
-    bad(std::string(name) + " must be between " + std::to_string(lo) + " and " + std::to_string(hi), name);
+    bad(std::string(name) + " must be between " + std::to_string(lo) + " and " + std::to_string(hi),
+        name);
   return x;
 }
 
@@ -55,7 +57,8 @@ std::string media_url(const json& part, const char* key, const std::string& para
   if (v->is_string()) return v->get<std::string>();  // the bare-string form some clients send
   if (!v->is_object()) bad(param + "." + key + " must be an object with a url", param + "." + key);
   const json* url = field(*v, "url");
-  if (!url || !url->is_string()) bad(param + "." + key + ".url must be a string", param + "." + key + ".url");
+  if (!url || !url->is_string())
+    bad(param + "." + key + ".url must be a string", param + "." + key + ".url");
   return url->get<std::string>();
 }
 
@@ -82,7 +85,8 @@ ChatTurn parse_message(const json& m, const std::string& param, const ParseLimit
   ChatTurn turn{role->get<std::string>(), {}};
   if (turn.role == "developer") turn.role = "system";  // OpenAI's newer name for it
   if (turn.role != "system" && turn.role != "user" && turn.role != "assistant")
-    bad(param + ".role '" + turn.role + "' is not supported (system, user, assistant)", param + ".role");
+    bad(param + ".role '" + turn.role + "' is not supported (system, user, assistant)",
+        param + ".role");
   const json* content = field(m, "content");
   if (!content) {
     if (turn.role != "assistant") bad(param + ".content is missing", param + ".content");
@@ -92,9 +96,11 @@ ChatTurn parse_message(const json& m, const std::string& param, const ParseLimit
     turn.parts.push_back({ChatPart::Kind::Text, content->get<std::string>()});
     return turn;
   }
-  if (!content->is_array()) bad(param + ".content must be a string or an array of parts", param + ".content");
+  if (!content->is_array())
+    bad(param + ".content must be a string or an array of parts", param + ".content");
   if (content->size() > limits.max_parts)
-    bad(param + ".content has more than " + std::to_string(limits.max_parts) + " parts", param + ".content");
+    bad(param + ".content has more than " + std::to_string(limits.max_parts) + " parts",
+        param + ".content");
   for (size_t j = 0; j < content->size(); ++j) {
     turn.parts.push_back(parse_part((*content)[j], param + ".content[" + std::to_string(j) + "]"));
     if (turn.parts.back().kind != ChatPart::Kind::Text && ++n_media > limits.max_media)
@@ -113,7 +119,8 @@ std::vector<std::string> parse_stop(const json& body, const ParseLimits& limits)
     std::string text = s.get<std::string>();
     if (text.empty()) bad("stop strings must not be empty", "stop");
     if (text.size() > limits.max_stop_bytes)
-      bad("stop strings must be at most " + std::to_string(limits.max_stop_bytes) + " bytes", "stop");
+      bad("stop strings must be at most " + std::to_string(limits.max_stop_bytes) + " bytes",
+          "stop");
     out.push_back(std::move(text));
   };
   if (v->is_array()) {
@@ -129,8 +136,10 @@ std::vector<std::string> parse_stop(const json& body, const ParseLimits& limits)
 // Parameters Reel does not implement: accepted at their neutral value, refused otherwise.
 void refuse_unsupported(const json& body) {
   if (number_in(body, "frequency_penalty", -2, 2, 0) != 0)
-    throw ApiError(400, "frequency_penalty is not supported (only 0); use presence_penalty or repetition_penalty",
-                   "frequency_penalty", "unsupported_parameter");
+    throw ApiError(
+        400,
+        "frequency_penalty is not supported (only 0); use presence_penalty or repetition_penalty",
+        "frequency_penalty", "unsupported_parameter");
   if (integer_in(body, "n", 1, 1'000'000, 1) != 1)
     throw ApiError(400, "n must be 1 (one answer per request)", "n", "unsupported_parameter");
   if (boolean(body, "logprobs", false))
@@ -164,17 +173,27 @@ void parse_sampling(const json& body, ChatRequest& r) {
 }  // namespace
 
 ApiError::ApiError(int status, const std::string& message, std::string param, std::string code)
-    : std::runtime_error(message), status_(status), param_(std::move(param)), code_(std::move(code)) {}
+    : std::runtime_error(message),
+      status_(status),
+      param_(std::move(param)),
+      code_(std::move(code)) {}
 
 const char* ApiError::type() const {
   switch (status_) {
-    case 401: return "authentication_error";
-    case 403: return "permission_error";
-    case 404: return "not_found_error";
-    case 413: return "invalid_request_error";
-    case 429: return "rate_limit_error";
-    case 503: return "server_unavailable";
-    default: return status_ >= 500 ? "server_error" : "invalid_request_error";
+    case 401:
+      return "authentication_error";
+    case 403:
+      return "permission_error";
+    case 404:
+      return "not_found_error";
+    case 413:
+      return "invalid_request_error";
+    case 429:
+      return "rate_limit_error";
+    case 503:
+      return "server_unavailable";
+    default:
+      return status_ >= 500 ? "server_error" : "invalid_request_error";
   }
 }
 
@@ -190,12 +209,18 @@ ApiError api_error_of(const std::exception& e) {
   if (const auto* a = dynamic_cast<const ApiError*>(&e)) return *a;
   if (const auto* r = dynamic_cast<const Error*>(&e)) {
     switch (r->kind()) {
-      case ErrorKind::InvalidInput: return ApiError(400, r->what());
-      case ErrorKind::ContextFull: return ApiError(400, r->what(), "messages", "context_length_exceeded");
-      case ErrorKind::Unsupported: return ApiError(400, r->what(), "", "unsupported");
-      case ErrorKind::Cancelled: return ApiError(499, "the request was cancelled");
-      case ErrorKind::Io: return ApiError(500, r->what());
-      case ErrorKind::Internal: return ApiError(500, r->what());
+      case ErrorKind::InvalidInput:
+        return ApiError(400, r->what());
+      case ErrorKind::ContextFull:
+        return ApiError(400, r->what(), "messages", "context_length_exceeded");
+      case ErrorKind::Unsupported:
+        return ApiError(400, r->what(), "", "unsupported");
+      case ErrorKind::Cancelled:
+        return ApiError(499, "the request was cancelled");
+      case ErrorKind::Io:
+        return ApiError(500, r->what());
+      case ErrorKind::Internal:
+        return ApiError(500, r->what());
     }
   }
   if (dynamic_cast<const std::bad_alloc*>(&e)) return ApiError(500, "out of memory");
@@ -207,12 +232,16 @@ int json_depth(std::string_view text, int limit) {
   bool in_string = false, escaped = false;
   for (const char c : text) {
     if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
       continue;
     }
-    if (c == '"') in_string = true;
+    if (c == '"')
+      in_string = true;
     else if (c == '[' || c == '{') {
       most = std::max(most, ++depth);
       if (most > limit) return limit + 1;
@@ -269,7 +298,8 @@ ChatRequest parse_chat_request(std::string_view body, const ParseLimits& limits)
     bad("messages has more than " + std::to_string(limits.max_messages) + " entries", "messages");
   size_t n_media = 0;
   for (size_t i = 0; i < messages->size(); ++i)
-    r.turns.push_back(parse_message((*messages)[i], "messages[" + std::to_string(i) + "]", limits, n_media));
+    r.turns.push_back(
+        parse_message((*messages)[i], "messages[" + std::to_string(i) + "]", limits, n_media));
   refuse_unsupported(j);
   parse_sampling(j, r);
   r.stop = parse_stop(j, limits);

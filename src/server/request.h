@@ -36,7 +36,7 @@ std::string error_body(const ApiError& e);
 ApiError api_error_of(const std::exception& e);
 
 struct ParseLimits {
-  int max_depth = 32;           // JSON nesting
+  int max_depth = 32;  // JSON nesting
   size_t max_messages = 1024;
   size_t max_parts = 256;       // content parts per message
   size_t max_media = 64;        // media parts in the request

@@ -18,7 +18,9 @@ namespace {
 
 using nlohmann::json;
 
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status();
@@ -36,7 +38,8 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
 
 int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch()).count();
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 // What the per-request log line says beyond the status.
@@ -48,7 +51,8 @@ struct LogEntry {
 
 class Server {
  public:
-  explicit Server(const ServerOptions& o) : opts_(o), engine_(o, metrics_), resolver_(o.media_dirs) {}
+  explicit Server(const ServerOptions& o)
+      : opts_(o), engine_(o, metrics_), resolver_(o.media_dirs) {}
 
   int run();
 
@@ -83,7 +87,8 @@ LogEntry& Server::entry(const httplib::Request& req, bool fresh) {
   if (fresh && log_.size() > 1024)
     std::erase_if(log_, [](const auto& kv) { return ms_since(kv.second.t0) > 3600e3; });
   LogEntry& e = log_[&req];
-  if (fresh || e.id.empty()) e = LogEntry{"req-" + std::to_string(next_id_++), nullptr, Clock::now()};
+  if (fresh || e.id.empty())
+    e = LogEntry{"req-" + std::to_string(next_id_++), nullptr, Clock::now()};
   return e;
 }
 
@@ -110,7 +115,8 @@ void Server::log(const httplib::Request& req, const httplib::Response& res) {
     prompt = e.job->prompt_tokens;
     completion = e.job->completion_tokens;
   }
-  std::fprintf(stderr, "reel serve: %s %s %s status=%d prompt_tokens=%d completion_tokens=%d ms=%.0f\n",
+  std::fprintf(stderr,
+               "reel serve: %s %s %s status=%d prompt_tokens=%d completion_tokens=%d ms=%.0f\n",
                e.id.empty() ? "-" : e.id.c_str(), req.method.c_str(), req.path.c_str(), res.status,
                prompt, completion, ms_since(e.t0));
 }
@@ -120,7 +126,9 @@ json Server::chunk(const Job& job, json delta, const json& finish_reason) const 
             {"object", "chat.completion.chunk"},
             {"created", unix_now()},
             {"model", engine_.model_name()},
-            {"choices", json::array({{{"index", 0}, {"delta", std::move(delta)}, {"logprobs", nullptr},
+            {"choices", json::array({{{"index", 0},
+                                      {"delta", std::move(delta)},
+                                      {"logprobs", nullptr},
                                       {"finish_reason", finish_reason}}})}};
   if (job.req.include_usage) c["usage"] = nullptr;
   return c;
@@ -148,8 +156,9 @@ void Server::chat(const httplib::Request& req, httplib::Response& res) {
   log_entry.job = job;
   if (!engine_.enqueue(job)) {
     res.set_header("Retry-After", "1");
-    return send_error(res, ApiError(429, "the server is busy: every sequence is taken and the queue is full",
-                                    "", "queue_full"));
+    return send_error(
+        res, ApiError(429, "the server is busy: every sequence is taken and the queue is full", "",
+                      "queue_full"));
   }
   {
     std::unique_lock lk(job->mu);
@@ -179,7 +188,8 @@ json Server::completion(const Job& job) const {
 void Server::respond_whole(const std::shared_ptr<Job>& job, httplib::Response& res) {
   {
     std::unique_lock lk(job->mu);
-    if (job->cv.wait_for(lk, std::chrono::seconds(1), [&] { return job->state == Job::State::Done; })) {
+    if (job->cv.wait_for(lk, std::chrono::seconds(1),
+                         [&] { return job->state == Job::State::Done; })) {
       if (job->error) return send_error(res, *job->error);
       return res.set_content(dump(completion(*job)), "application/json");
     }
@@ -220,7 +230,8 @@ void Server::respond_stream(const std::shared_ptr<Job>& job, httplib::Response& 
           job->cancel = true;  // the client went away: free its sequence
           return false;
         };
-        if (!send(dump(chunk(*job, {{"role", "assistant"}, {"content", ""}}, nullptr)))) return false;
+        if (!send(dump(chunk(*job, {{"role", "assistant"}, {"content", ""}}, nullptr))))
+          return false;
         while (true) {
           std::string text;
           bool done;
@@ -257,29 +268,38 @@ std::string Server::metrics_text() {
   std::string out;
   auto metric = [&](const char* name, const char* type, const char* help, double value) {
     char line[256];
-    std::snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n%s %.6g\n", name, help, name, type, name, value);
+    std::snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n%s %.6g\n", name, help, name,
+                  type, name, value);
     out += line;
   };
-  out += "# HELP reel_requests_total HTTP requests answered, by status.\n# TYPE reel_requests_total counter\n";
+  out +=
+      "# HELP reel_requests_total HTTP requests answered, by status.\n# TYPE reel_requests_total "
+      "counter\n";
   {
     std::lock_guard lk(metrics_.mu);
     for (const auto& [status, n] : metrics_.by_status)
-      out += "reel_requests_total{status=\"" + std::to_string(status) + "\"} " + std::to_string(n) + "\n";
+      out += "reel_requests_total{status=\"" + std::to_string(status) + "\"} " + std::to_string(n) +
+             "\n";
   }
-  metric("reel_prompt_tokens_total", "counter", "Prompt tokens of finished requests.", double(metrics_.prompt_tokens));
-  metric("reel_prompt_tokens_cached_total", "counter", "Prompt tokens taken from a sequence's KV cache.",
-         double(metrics_.cached_tokens));
-  metric("reel_completion_tokens_total", "counter", "Generated tokens.", double(metrics_.completion_tokens));
+  metric("reel_prompt_tokens_total", "counter", "Prompt tokens of finished requests.",
+         double(metrics_.prompt_tokens));
+  metric("reel_prompt_tokens_cached_total", "counter",
+         "Prompt tokens taken from a sequence's KV cache.", double(metrics_.cached_tokens));
+  metric("reel_completion_tokens_total", "counter", "Generated tokens.",
+         double(metrics_.completion_tokens));
   metric("reel_queue_depth", "gauge", "Requests waiting for a sequence.", engine_.queued());
   metric("reel_active_sessions", "gauge", "Requests holding a sequence.", engine_.running());
   metric("reel_decode_tokens_per_second", "gauge",
-         "Output tokens per second of engine time over the last 10 seconds.", metrics_.decode_tps.load());
+         "Output tokens per second of engine time over the last 10 seconds.",
+         metrics_.decode_tps.load());
   metric("reel_prefill_tokens_per_second", "gauge", "Prompt tokens per second of the last request.",
          metrics_.prefill_tps.load());
   metric("reel_engine_busy_seconds_total", "counter", "Engine time in forward passes.",
          double(metrics_.busy_us) / 1e6);
-  metric("reel_vision_encode_ms_total", "counter", "Vision encoder time.", double(metrics_.vision_encode_us) / 1e3);
-  metric("reel_media_encoded_total", "counter", "Images and videos encoded.", double(metrics_.media_encoded));
+  metric("reel_vision_encode_ms_total", "counter", "Vision encoder time.",
+         double(metrics_.vision_encode_us) / 1e3);
+  metric("reel_media_encoded_total", "counter", "Images and videos encoded.",
+         double(metrics_.media_encoded));
   metric("reel_media_memo_hits_total", "counter", "Images and videos whose encoding was reused.",
          double(metrics_.media_memo_hits));
   metric("reel_ready", "gauge", "1 once the model is loaded.", engine_.ready() ? 1 : 0);
@@ -302,31 +322,37 @@ void Server::routes() {
   });
   http_.set_error_handler(httplib::Server::HandlerWithResponse(
       [this](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    if (res.status == 413)
-      send_error(res, ApiError(413, "the request body is larger than " + std::to_string(opts_.max_body_mb) +
-                                        " MiB", "", "body_too_large"));
-    else if (res.status == 404)
-      send_error(res, ApiError(404, "no route " + req.method + " " + req.path));
-    else
-      send_error(res, ApiError(res.status, "the request could not be served"));
-    return httplib::Server::HandlerResponse::Handled;
-  }));
-  http_.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      send_error(res, api_error_of(e));
-    } catch (...) {
-      send_error(res, ApiError(500, "internal error"));
-    }
-  });
-  http_.set_logger([this](const httplib::Request& req, const httplib::Response& res) { log(req, res); });
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        if (res.status == 413)
+          send_error(res, ApiError(413,
+                                   "the request body is larger than " +
+                                       std::to_string(opts_.max_body_mb) + " MiB",
+                                   "", "body_too_large"));
+        else if (res.status == 404)
+          send_error(res, ApiError(404, "no route " + req.method + " " + req.path));
+        else
+          send_error(res, ApiError(res.status, "the request could not be served"));
+        return httplib::Server::HandlerResponse::Handled;
+      }));
+  http_.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          send_error(res, api_error_of(e));
+        } catch (...) {
+          send_error(res, ApiError(500, "internal error"));
+        }
+      });
+  http_.set_logger(
+      [this](const httplib::Request& req, const httplib::Response& res) { log(req, res); });
   http_.Post("/v1/chat/completions",
              [this](const httplib::Request& req, httplib::Response& res) { chat(req, res); });
   http_.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
     if (!engine_.ready()) return send_error(res, ApiError(503, "the model is still loading"));
-    json m = {{"id", engine_.model_name()}, {"object", "model"}, {"created", engine_.created()},
+    json m = {{"id", engine_.model_name()},
+              {"object", "model"},
+              {"created", engine_.created()},
               {"owned_by", "reel"}};
     res.set_content(dump({{"object", "list"}, {"data", json::array({m})}}), "application/json");
   });
@@ -362,8 +388,8 @@ int Server::run() {
   std::thread engine_thread([this, &rc] {
     try {
       engine_.load();
-      std::fprintf(stderr, "reel serve: ready (%s, %d parallel, queue %d)\n", engine_.model_name().c_str(),
-                   opts_.parallel, opts_.queue);
+      std::fprintf(stderr, "reel serve: ready (%s, %d parallel, queue %d)\n",
+                   engine_.model_name().c_str(), opts_.parallel, opts_.queue);
       engine_.run();
     } catch (const std::exception& e) {
       std::fprintf(stderr, "reel serve: %s\n", e.what());

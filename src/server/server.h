@@ -14,15 +14,15 @@ namespace reel::server {
 
 struct ServerOptions {
   std::string model_path, mmproj_path;
-  int n_threads = 0;   // 0: all cores
-  int n_ctx = 4096;    // per sequence; 0: the model's training context
+  int n_threads = 0;  // 0: all cores
+  int n_ctx = 4096;   // per sequence; 0: the model's training context
   int n_batch = 256;
   KvType kv_type = KvType::F16;
   std::string host = "127.0.0.1";
-  int port = 8080;     // 0: any free port (printed on stderr)
-  int parallel = 1;    // sequences decoded together
-  int queue = 16;      // requests waiting for a sequence; beyond: 429
-  std::string api_key; // empty: no authentication
+  int port = 8080;      // 0: any free port (printed on stderr)
+  int parallel = 1;     // sequences decoded together
+  int queue = 16;       // requests waiting for a sequence; beyond: 429
+  std::string api_key;  // empty: no authentication
   std::vector<std::string> media_dirs;
   int max_body_mb = 64;
   ImageOptions image;

@@ -2,6 +2,8 @@
 // markers expanded into exactly the encodings' pad tokens, identities that follow the bytes
 // (so a re-sent medium keeps its KV prefix), the memo of encodings, and context refusals that
 // name the numbers. Uses the tiny-a fixture pair.
+#include "pipeline/chat_prompt.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,7 +13,6 @@
 #include <vector>
 
 #include "common/error.h"
-#include "pipeline/chat_prompt.h"
 #include "pipeline/chat_template.h"
 #include "pipeline/executor.h"
 #include "pipeline/sequence.h"
@@ -25,9 +26,15 @@ const std::string kImage = REEL_FIXTURE_SRC "/images/rgb-97x61.png";
 const std::string kOtherImage = REEL_FIXTURE_SRC "/images/rgb-70x45.webp";
 const std::string kVideo = REEL_FIXTURE_SRC "/video/lossless-112x72.mkv";
 
-ChatPart text(std::string t) { return {ChatPart::Kind::Text, std::move(t)}; }
-ChatPart image(std::string p) { return {ChatPart::Kind::Image, std::move(p)}; }
-ChatPart video(std::string p) { return {ChatPart::Kind::Video, std::move(p)}; }
+ChatPart text(std::string t) {
+  return {ChatPart::Kind::Text, std::move(t)};
+}
+ChatPart image(std::string p) {
+  return {ChatPart::Kind::Image, std::move(p)};
+}
+ChatPart video(std::string p) {
+  return {ChatPart::Kind::Video, std::move(p)};
+}
 
 class ChatPromptTest : public ::testing::Test {
  protected:
@@ -45,7 +52,9 @@ class ChatPromptTest : public ::testing::Test {
     o.max_tokens = max_tokens;
     return build_chat_prompt(*model_, exec_->ctx(), turns, o, memo_);
   }
-  int count(const std::vector<TokenId>& ids, TokenId id) { return int(std::count(ids.begin(), ids.end(), id)); }
+  int count(const std::vector<TokenId>& ids, TokenId id) {
+    return int(std::count(ids.begin(), ids.end(), id));
+  }
   std::vector<uint64_t> keys(const ChatPrompt& p) {
     return prompt_keys(p.ids, p.blocks, model_->image_pad(), model_->video_pad());
   }
@@ -68,7 +77,8 @@ TEST(ChatPromptRender, TextTurnsRenderAsTheChatTemplate) {
 }
 
 TEST(ChatPromptRender, MediaBecomeOneMarkerEachInOrder) {
-  const std::string s = render_chat_turns({{"user", {image("a"), text("x"), video("b"), image("c")}}});
+  const std::string s =
+      render_chat_turns({{"user", {image("a"), text("x"), video("b"), image("c")}}});
   EXPECT_EQ(s,
             "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>x"
             "<|vision_start|><|video_pad|><|vision_end|><|vision_start|><|image_pad|><|vision_end|>"
@@ -109,7 +119,8 @@ TEST_F(ChatPromptTest, ImageExpandsIntoItsTokensWithAnIdentityOfItsBytes) {
   // Without the memo the identity is the same too (it is the bytes', not the encoding's).
   MediaMemo fresh;
   ChatPromptOptions o;
-  const ChatPrompt cold = build_chat_prompt(*model_, exec_->ctx(), {{"user", {image(copy)}}}, o, fresh);
+  const ChatPrompt cold =
+      build_chat_prompt(*model_, exec_->ctx(), {{"user", {image(copy)}}}, o, fresh);
   EXPECT_EQ(cold.blocks[0].id, p.blocks[0].id);
 
   const ChatPrompt other = build({{"user", {image(kOtherImage)}}});
@@ -161,7 +172,8 @@ TEST_F(ChatPromptTest, OverflowIsRefusedWithTheNumbers) {
     EXPECT_NE(std::string(e.what()).find("256"), std::string::npos) << e.what();
   }
   // A video in a context too small for even one group after the answer's reserve.
-  EXPECT_THROW(build({{"user", {video(kVideo), text("x")}}}, /*n_ctx=*/64, /*max_tokens=*/60), ContextFull);
+  EXPECT_THROW(build({{"user", {video(kVideo), text("x")}}}, /*n_ctx=*/64, /*max_tokens=*/60),
+               ContextFull);
 }
 
 TEST_F(ChatPromptTest, UnreadableMediumNamesTheFile) {
@@ -177,8 +189,9 @@ TEST(ChatPromptNoVision, MediaNeedAVisionModel) {
   auto model = Model::load(kModel);
   Executor exec(*model, ExecutorOptions{1, 16});
   MediaMemo memo;
-  EXPECT_THROW(build_chat_prompt(*model, exec.ctx(), {{"user", {image(kImage)}}}, ChatPromptOptions{}, memo),
-               Error);
+  EXPECT_THROW(
+      build_chat_prompt(*model, exec.ctx(), {{"user", {image(kImage)}}}, ChatPromptOptions{}, memo),
+      Error);
 }
 
 TEST(MediaMemoTest, EvictsTheLeastRecentlyUsed) {

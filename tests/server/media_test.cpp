@@ -1,6 +1,8 @@
 // Where request media come from: data: URLs into private temporary files (removed with their
 // request, the folder with the server), and paths or file:// URLs only inside a media folder,
 // after links and ".." are resolved (403 otherwise).
+#include "server/media.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -8,8 +10,6 @@
 #include <fstream>
 #include <sstream>
 #include <string>
-
-#include "server/media.h"
 
 namespace reel::server {
 namespace {
@@ -54,8 +54,9 @@ class MediaTest : public ::testing::Test {
 
 TEST_F(MediaTest, DataUrlBecomesAPrivateFileRemovedWithItsRequest) {
   MediaResolver r({});
-  std::vector<ChatTurn> turns = {{"user", {{ChatPart::Kind::Text, "hi"},
-                                           {ChatPart::Kind::Image, "data:image/png;base64,aGVsbG8="}}}};
+  std::vector<ChatTurn> turns = {
+      {"user",
+       {{ChatPart::Kind::Text, "hi"}, {ChatPart::Kind::Image, "data:image/png;base64,aGVsbG8="}}}};
   std::string path;
   {
     TempFiles files;

@@ -1,13 +1,14 @@
 // The chat-completions request parser: what a well-formed request becomes, and the 400 (with
 // OpenAI's error fields) that every malformed, mistyped, unsupported or oversized one gets.
 // Also the error object, the mapping of Reel's error kinds, stop strings and base64.
+#include "server/request.h"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "common/error.h"
-#include "server/request.h"
 #include "server/stop.h"
 
 namespace reel::server {
@@ -15,9 +16,13 @@ namespace {
 
 using nlohmann::json;
 
-ChatRequest parse(const json& body) { return parse_chat_request(body.dump()); }
+ChatRequest parse(const json& body) {
+  return parse_chat_request(body.dump());
+}
 
-json user(const json& content) { return {{"messages", {{{"role", "user"}, {"content", content}}}}}; }
+json user(const json& content) {
+  return {{"messages", {{{"role", "user"}, {"content", content}}}}};
+}
 
 // The status and param of the ApiError that parsing `body` throws.
 std::pair<int, std::string> refusal(const std::string& body) {
@@ -28,7 +33,9 @@ std::pair<int, std::string> refusal(const std::string& body) {
   }
   return {0, "(accepted)"};
 }
-std::pair<int, std::string> refusal(const json& body) { return refusal(body.dump()); }
+std::pair<int, std::string> refusal(const json& body) {
+  return refusal(body.dump());
+}
 
 TEST(ParseRequest, StringContentAndDefaultsAreTheCli) {
   const ChatRequest r = parse(user("Hello"));
@@ -50,11 +57,12 @@ TEST(ParseRequest, StringContentAndDefaultsAreTheCli) {
 }
 
 TEST(ParseRequest, PartsKeepTheirOrderAndUrls) {
-  const ChatRequest r = parse(user(json::array(
-      {{{"type", "text"}, {"text", "a"}},
-       {{"type", "image_url"}, {"image_url", {{"url", "data:image/png;base64,AAAA"}, {"detail", "auto"}}}},
-       {{"type", "video_url"}, {"video_url", {{"url", "/media/v.mp4"}}}},
-       {{"type", "image_url"}, {"image_url", "file:///media/x.jpg"}}})));
+  const ChatRequest r = parse(user(
+      json::array({{{"type", "text"}, {"text", "a"}},
+                   {{"type", "image_url"},
+                    {"image_url", {{"url", "data:image/png;base64,AAAA"}, {"detail", "auto"}}}},
+                   {{"type", "video_url"}, {"video_url", {{"url", "/media/v.mp4"}}}},
+                   {{"type", "image_url"}, {"image_url", "file:///media/x.jpg"}}})));
   const auto& p = r.turns[0].parts;
   ASSERT_EQ(p.size(), 4u);
   EXPECT_EQ(p[0].kind, ChatPart::Kind::Text);
@@ -138,20 +146,23 @@ TEST(ParseRequest, UnsupportedParametersAreClear400s) {
   EXPECT_EQ(with("n", 2), std::make_pair(400, std::string("n")));
   EXPECT_EQ(with("frequency_penalty", 0.5), std::make_pair(400, std::string("frequency_penalty")));
   EXPECT_EQ(with("logprobs", true), std::make_pair(400, std::string("logprobs")));
-  EXPECT_EQ(with("tools", json::array({{{"type", "function"}}})), std::make_pair(400, std::string("tools")));
-  EXPECT_EQ(with("response_format", {{"type", "json_object"}}), std::make_pair(400, std::string("response_format")));
+  EXPECT_EQ(with("tools", json::array({{{"type", "function"}}})),
+            std::make_pair(400, std::string("tools")));
+  EXPECT_EQ(with("response_format", {{"type", "json_object"}}),
+            std::make_pair(400, std::string("response_format")));
   EXPECT_EQ(with("response_format", {{"type", "text"}}).first, 0);  // the neutral value is fine
 }
 
 TEST(ParseRequest, MalformedBodies) {
-  for (const char* body : {"", "{", "[]", "null", "42", "{\"messages\": []}", "{\"messages\": {}}",
-                           "{\"messages\": [1]}", "{\"messages\": [{\"role\": 1, \"content\": \"x\"}]}",
-                           "{\"messages\": [{\"role\": \"user\", \"content\": 5}]}",
-                           "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"audio\"}]}]}",
-                           "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\"}]}]}",
-                           "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\"}]}]}",
-                           "{\"messages\": [{\"role\": \"user\", \"content\": [\"x\"]}]}",
-                           "{\"messages\": [{\"role\": \"user\", \"content\": \"\\ud800\"}]}"})
+  for (const char* body :
+       {"", "{", "[]", "null", "42", "{\"messages\": []}", "{\"messages\": {}}",
+        "{\"messages\": [1]}", "{\"messages\": [{\"role\": 1, \"content\": \"x\"}]}",
+        "{\"messages\": [{\"role\": \"user\", \"content\": 5}]}",
+        "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"audio\"}]}]}",
+        "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\"}]}]}",
+        "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\"}]}]}",
+        "{\"messages\": [{\"role\": \"user\", \"content\": [\"x\"]}]}",
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"\\ud800\"}]}"})
     EXPECT_EQ(refusal(std::string(body)).first, 400) << body;
 }
 
@@ -171,8 +182,9 @@ TEST(ParseRequest, NestingAndCountLimits) {
   EXPECT_THROW(parse_chat_request(many.dump(), small), ApiError);
   small = {};
   small.max_media = 1;
-  const json two_images = user(json::array({{{"type", "image_url"}, {"image_url", {{"url", "a"}}}},
-                                            {{"type", "image_url"}, {"image_url", {{"url", "b"}}}}}));
+  const json two_images =
+      user(json::array({{{"type", "image_url"}, {"image_url", {{"url", "a"}}}},
+                        {{"type", "image_url"}, {"image_url", {{"url", "b"}}}}}));
   EXPECT_THROW(parse_chat_request(two_images.dump(), small), ApiError);
 }
 

@@ -101,7 +101,7 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(1, 256))
       ->default_str("1");
   bool bn_json = false;
-  bench->add_flag("--json", bn_json, "one JSON object per measurement (text model only)");
+  bench->add_flag("--json", bn_json, "one JSON object per measurement on stdout");
   bench->add_option("--mmproj", bn_opts.mmproj_path, "also time the vision encoder");
   bench->add_option("--image-size", bn_sizes, "image sizes for the vision timing (WxH)");
   add_image_flags(*bench, bn_image);

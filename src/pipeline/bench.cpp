@@ -62,6 +62,11 @@ BenchResult run_bench(const Model& model, Executor& exec, const BenchOptions& op
   BenchResult r;
   r.bandwidth_gbs = ops::measure_read_bandwidth_gbs(exec.ctx().pool());
   r.weight_bytes_per_token = static_cast<double>(model.text().weight_bytes_per_token());
+  {  // untimed: page the weights in and warm the caches, so that best-of-1 means something
+    std::vector<std::unique_ptr<Sequence>> warm;
+    warm.push_back(std::make_unique<Sequence>(model, SequenceOptions{n_ctx, opts.kv_type}));
+    run_side_by_side(sched, warm, std::vector<TokenId>(prompt.begin(), prompt.begin() + 1), 2);
+  }
   for (int p : opts.parallel) {
     if (p < 1 || p > 256) throw Error("parallel levels must be 1 to 256");
     std::vector<std::unique_ptr<Sequence>> seqs;

@@ -113,8 +113,9 @@ TEST(Quantize, Q6KLargestBlockSumDoesNotOverflow) {
   }
 }
 
-// Q8_0 with |w| = 128 against activations at +-kQMax, prefill and decode: the VNNI kernels add
-// 256 * (hi-plane sum) to an offset correction; everything must stay exact.
+// Q8_0 with |w| = 128 against activations at +-kQMax, prefill and decode: the largest int32
+// sums any Q8_0 kernel forms (int16 pairs on AVX3_DL, widened products elsewhere); everything
+// must stay exact.
 TEST(Quantize, Q8_0ExtremesEveryTarget) {
   const int64_t rows = 5, cols = 32 * 37;  // two groups of 16 blocks and a tail
   const size_t rb = row_bytes(GgmlType::Q8_0, cols);

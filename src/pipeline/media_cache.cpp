@@ -775,21 +775,27 @@ std::shared_ptr<const void> MediaCache::disk_read(const MediaKey& key, MediaKind
   const std::string path = entry_path(key, kind);
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) return nullptr;  // no entry: a plain miss
-  // O_NOFOLLOW and O_NONBLOCK: a link or FIFO planted under an entry's name is dropped, not
-  // followed or waited on.
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
-  std::shared_ptr<const void> value;
-  try {
-    expect(fd.get() >= 0, "cannot open");
-    expect(::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode), "not a regular file");
-    value = read_entry(fd.get(), uint64_t(st.st_size), key, kind);
-  } catch (const std::exception&) {
-    // Corrupt, truncated, foreign or unreadable (including an allocation the entry's sizes
-    // asked for and the machine refused): recomputing is always correct, trusting never is.
+  // A link, FIFO or folder planted under an entry's name is dropped, never followed or waited on
+  // (O_NOFOLLOW and O_NONBLOCK cover one swapped in after the lstat).
+  if (!S_ISREG(st.st_mode)) {
     drop_file(path, st.st_dev, st.st_ino);
     return nullptr;
   }
-  return value;
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
+  if (fd.get() < 0) {
+    if (errno == ELOOP) drop_file(path, st.st_dev, st.st_ino);
+    return nullptr;  // gone since the lstat, or the system is short of something: a miss
+  }
+  try {
+    expect(::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode), "not a regular file");
+    return read_entry(fd.get(), uint64_t(st.st_size), key, kind);
+  } catch (const CorruptEntry&) {
+    // Corrupt, truncated or foreign: recomputing is always correct, trusting never is.
+    drop_file(path, st.st_dev, st.st_ino);
+  } catch (const std::exception&) {
+    // A read error or no memory for a large entry: the file may be fine, so it stays.
+  }
+  return nullptr;
 }
 
 void MediaCache::drop_file(const std::string& path, uint64_t dev, uint64_t ino) {
@@ -810,9 +816,10 @@ void MediaCache::disk_write(const MediaKey& key, MediaKind kind, const void* val
   std::string temp =
       final_path.substr(0, final_path.size() - std::strlen(kEntrySuffix)) + kTempMarker + "XXXXXX";
   Fd fd(::mkstemp(temp.data()));
-  bool created = fd.get() >= 0;
+  const int create_error = errno;
+  const bool created = fd.get() >= 0;
   try {
-    if (!created) throw IoError(dir_ + ": " + std::strerror(errno));
+    if (!created) throw IoError(dir_ + ": " + std::strerror(create_error));
     Header h{kind, key};
     write_fully(fd.get(), encode_header(h).data(), kHeaderBytes, temp);
     PayloadWriter w(fd.get(), temp);

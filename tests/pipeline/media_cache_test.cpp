@@ -412,6 +412,16 @@ TEST_F(MediaCacheTest, ModelIdentityCoversMetadataAndSampledWeights) {
   EXPECT_EQ(base, identity_of(tiny_gguf(768, 10000)));
 }
 
+TEST_F(MediaCacheTest, ModelIdentityTellsTheShippedVisionModelsApart) {
+  const std::string dir = REEL_FIXTURE_DIR "/models/";
+  auto identity = [&](const char* name) {
+    return reel::model_identity(*reel::gguf::File::open(dir + name));
+  };
+  const MediaKey f32 = identity("tiny-a-mmproj-f32.gguf");
+  EXPECT_EQ(f32, identity("tiny-a-mmproj-f32.gguf"));  // stable across opens (a new process)
+  EXPECT_NE(f32, identity("tiny-a-mmproj-f16.gguf"));  // the same model in other weight types
+}
+
 // ---- Corrupt entries ----------------------------------------------------------------------
 
 struct Damage {

@@ -141,6 +141,7 @@ void print_stats(const ChatArgs& a, const Model& model, const TurnStats& t) {
     j["decode_ms"] = g.decode_ms;
     j["decode_tps"] = g.decode_tps();
     j["media_wall_ms"] = t.media_wall_ms;
+    j["media_cache_hits"] = t.media_cache_hits;
     j["time_to_first_token_ms"] = t.first_token_ms;
     j["context_full"] = g.hit_context_limit;
     j["kv_type"] = kv_type_name(a.engine.kv_type);
@@ -226,8 +227,10 @@ void check_media(const ChatArgs& a) {
   }
 }
 
-ConversationOptions conversation_options(const ChatArgs& a, const Model& model) {
+ConversationOptions conversation_options(const ChatArgs& a, const Model& model,
+                                         MediaCache* media_cache) {
   ConversationOptions o;
+  o.media_cache = media_cache;
   o.sequence.n_ctx = context_size(a.engine, model);
   o.sequence.kv_type = a.engine.kv_type;
   o.cancel = &g_cancel;
@@ -244,8 +247,8 @@ ConversationOptions conversation_options(const ChatArgs& a, const Model& model) 
 
 class ChatRunner {
  public:
-  ChatRunner(ChatArgs& a, const Model& model, Scheduler& scheduler)
-      : a_(a), model_(model), convo_(scheduler, conversation_options(a, model)),
+  ChatRunner(ChatArgs& a, const Model& model, Scheduler& scheduler, MediaCache* media_cache)
+      : a_(a), model_(model), convo_(scheduler, conversation_options(a, model, media_cache)),
         progress_(scheduler.executor().n_batch()) {}
 
   // One turn; true when its answer was produced and written.
@@ -347,7 +350,13 @@ int run_chat(ChatArgs& a) {
     std::fprintf(stderr, "reel: text model: %d layers, hidden %d, %d/%d heads, vocab %d\n",
                  c.n_layer, c.n_embd, c.n_head, c.n_head_kv, c.n_vocab);
   }
-  ChatRunner runner(a, *model, scheduler);
+  // Encodings shared between runs through a folder; in memory a conversation keeps its own.
+  std::unique_ptr<MediaCache> media_cache;
+  if (!a.media_cache_dir.empty())
+    media_cache = std::make_unique<MediaCache>(
+        size_t{256} << 20, a.media_cache_dir,
+        [](const std::string& n) { std::fprintf(stderr, "reel: media cache: %s\n", n.c_str()); });
+  ChatRunner runner(a, *model, scheduler, media_cache.get());
   if (one_shot) return runner.turn(a.prompt, /*one_shot=*/true) ? 0 : 1;
   return runner.chat();
 }

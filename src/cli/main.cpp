@@ -55,6 +55,8 @@ int run(int argc, char** argv) {
       ->check(CLI::IsMember({"text", "json"}));
   app.add_flag("-v,--verbose", chat.verbose, "print model info and stats");
   app.add_option("--mmproj", chat.engine.mmproj_path, "Qwen3-VL vision model GGUF (mmproj)");
+  app.add_option("--media-cache", chat.media_cache_dir,
+                 "keep encoded images and videos in this folder, for later runs");
   app.add_option("--image", chat.images, "image file (repeatable)");
   app.add_option("--video", chat.video, "video file");
   app.add_flag("--legacy", chat.legacy)->group("");  // set by the original app's command line

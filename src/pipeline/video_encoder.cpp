@@ -153,12 +153,10 @@ VideoPlan plan_video(const std::string& path, const VideoOptions& o, int patch, 
     size_plan(p, o, o.budget, o.image, patch, merge);
     if (token_budget > 0 && plan_cost(p, per_group_extra) > token_budget)
       fit_budget(p, o, patch, merge, token_budget, per_group_extra);
-  } catch (const ContextFull& e) {
-    const std::string what = e.what();
-    throw ContextFull(what.rfind(path, 0) == 0 ? what : path + ": " + what);
   } catch (const Error& e) {
+    // Named by the file, of the same kind (a full context stays ContextFull).
     const std::string what = e.what();
-    throw Error(what.rfind(path, 0) == 0 ? what : path + ": " + what);
+    throw_error(e.kind(), what.rfind(path, 0) == 0 ? what : path + ": " + what);
   }
   return p;
 }

@@ -40,8 +40,7 @@ class OutputFile {
   const std::string& temp_path() const { return temp_; }  // empty when writing in place
 
  private:
-  [[noreturn]] void fail(const std::string& reason,
-                         ErrorKind kind = ErrorKind::InvalidInput) const;
+  [[noreturn]] void fail(const std::string& reason, ErrorKind kind = ErrorKind::InvalidInput) const;
   // A failed system call: `reason` (path_error_reason when empty), Io unless the path is at fault.
   [[noreturn]] void fail_errno(int err, const std::string& reason = "") const;
   void discard() noexcept;

@@ -507,7 +507,8 @@ Image decode_ffmpeg(Format f, const uint8_t* data, size_t size, const std::strin
                        : f == Format::kBmp ? AV_CODEC_ID_BMP
                                            : AV_CODEC_ID_TIFF;
   const AVCodec* codec = avcodec_find_decoder(id);
-  if (codec == nullptr) fail(name, label + "no decoder in this FFmpeg build", ErrorKind::Unsupported);
+  if (codec == nullptr)
+    fail(name, label + "no decoder in this FFmpeg build", ErrorKind::Unsupported);
   std::unique_ptr<AVCodecContext, AvFree> ctx(avcodec_alloc_context3(codec));
   std::unique_ptr<AVPacket, AvFree> pkt(av_packet_alloc());
   std::unique_ptr<AVFrame, AvFree> frame(av_frame_alloc());

@@ -16,8 +16,8 @@ void patchify(std::span<const Image* const> frames, int patch, int temporal_patc
   const int width = frames[0]->width, height = frames[0]->height;
   const int unit = patch * merge;
   if (width <= 0 || height <= 0 || width % unit != 0 || height % unit != 0) {
-    throw InternalError("patchify: frame size " + std::to_string(width) + "x" + std::to_string(height) +
-                " is not a multiple of " + std::to_string(unit));
+    throw InternalError("patchify: frame size " + std::to_string(width) + "x" +
+                        std::to_string(height) + " is not a multiple of " + std::to_string(unit));
   }
   for (const Image* f : frames) {
     if (f->width != width || f->height != height || f->rgb.size() != size_t(width) * height * 3) {

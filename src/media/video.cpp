@@ -360,8 +360,8 @@ void FfmpegReader::open_decoder() {
   if (codec == nullptr) {
     char tag[AV_FOURCC_MAX_STRING_SIZE] = {};
     av_fourcc_make_string(tag, par->codec_tag);
-    const std::string what = par->codec_id != AV_CODEC_ID_NONE ? info_.codec
-                                                               : "with tag '" + std::string(tag) + "'";
+    const std::string what =
+        par->codec_id != AV_CODEC_ID_NONE ? info_.codec : "with tag '" + std::string(tag) + "'";
     fail(path_, "unsupported video codec " + what, ErrorKind::Unsupported);
   }
   dec_.reset(avcodec_alloc_context3(codec));

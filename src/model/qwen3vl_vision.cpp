@@ -399,8 +399,9 @@ void Qwen3VLVision::encode(VisionState& st, const float* pixels, int n_groups, i
   // The encoders size grids from smart_resize and their VisionState from the same plan.
   if (n_groups < 1 || grid_h < m || grid_w < m || grid_h % m || grid_w % m)
     throw InternalError("vision encode: the patch grid " + std::to_string(grid_h) + "x" +
-                std::to_string(grid_w) + " (" + std::to_string(n_groups) +
-                " groups) is not a positive multiple of the merge size " + std::to_string(m));
+                        std::to_string(grid_w) + " (" + std::to_string(n_groups) +
+                        " groups) is not a positive multiple of the merge size " +
+                        std::to_string(m));
   const int64_t gp = int64_t(grid_h) * grid_w, n64 = gp * n_groups;
   if (n64 > st.max_patches_)
     throw InternalError("vision encode: " + std::to_string(n64) + " patches exceed the state's " +

@@ -262,7 +262,8 @@ std::unique_ptr<Qwen3VLVision> Qwen3VLVision::load(const gguf::File& f) {
 
 VisionState::VisionState(const Qwen3VLVision& model, int max_patches) : max_patches_(max_patches) {
   const VisionConfig& c = model.config();
-  if (max_patches < 1) throw Error("vision state: max_patches must be positive");
+  // Sized by encode() from a grid it has checked, or by tests.
+  if (max_patches < 1) throw InternalError("vision state: max_patches must be positive");
   const size_t n = max_patches, D = c.n_embd;
   x_.resize(n * D);
   xn_.resize(n * D);

@@ -393,6 +393,7 @@ TEST_F(Vision, RejectsBadGrids) {
   EXPECT_THROW(model_->encode(st, pix.data(), 1, 3, 4, out.data(), ds.data(), ctx), InternalError);
   EXPECT_THROW(model_->encode(st, pix.data(), 1, 6, 6, out.data(), ds.data(), ctx), InternalError);
   EXPECT_THROW(model_->encode(st, pix.data(), 0, 2, 2, out.data(), ds.data(), ctx), InternalError);
+  EXPECT_THROW(VisionState(*model_, 0), InternalError);
 }
 
 // ---- parity with transformers (tests/fixtures/vision/encoder.json, written by

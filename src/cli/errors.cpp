@@ -23,6 +23,7 @@ int exit_code_for(ErrorKind kind) {
 }
 
 int exit_code_for(const Error& e) {
+  if (dynamic_cast<const UsageError*>(&e)) return exit_code::kUsage;
   return exit_code_for(e.kind());
 }
 
@@ -40,7 +41,7 @@ std::string cli_advice(const Error& e, Mode mode) {
     case ErrorKind::Internal:
       return kReportBug;
     default:
-      return "";
+      return dynamic_cast<const UsageError*>(&e) ? " (see reel --help)" : "";
   }
 }
 

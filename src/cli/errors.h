@@ -18,11 +18,18 @@ constexpr int kIoError = 74;       // the system failed: a read, a write, memory
 constexpr int kInterrupted = 130;  // 128 + SIGINT: Ctrl-C
 }  // namespace exit_code
 
+// A wrong command line found outside CLI11's parser (the original app's positional form): exit
+// code 2 and "(see reel --help)", like the parser's own usage errors.
+class UsageError : public Error {
+ public:
+  using Error::Error;
+};
+
 // Where the failure happened: a one-shot question (-p/-f, the tools) or a turn of a chat,
 // whose advice may name chat commands.
 enum class Mode { kOneShot, kChat };
 
-// InvalidInput, ContextFull, Unsupported: 1; Io: 74; Internal: 70; Cancelled: 130.
+// InvalidInput, ContextFull, Unsupported: 1; Io: 74; Internal: 70; Cancelled: 130; a UsageError: 2.
 int exit_code_for(ErrorKind kind);
 int exit_code_for(const Error& e);
 

@@ -73,6 +73,17 @@ TEST(CliErrors, ExceptionsOutsideReelError) {
             "reel: internal error: vector::at; this is a bug in Reel, please report it");
 }
 
+// The original app's command line is checked before CLI11 parses: its mistakes are usage
+// errors like the parser's (exit code 2).
+TEST(CliErrors, UsageErrorExitsTwoAndPointsToHelp) {
+  const UsageError e("FRAMES must be a whole number from 1 to 100000, not 'zz'");
+  EXPECT_EQ(e.kind(), ErrorKind::InvalidInput);
+  const Failure f = failure_for(e, Mode::kOneShot);
+  EXPECT_EQ(f.exit_code, 2);
+  EXPECT_EQ(f.line,
+            "reel: FRAMES must be a whole number from 1 to 100000, not 'zz' (see reel --help)");
+}
+
 TEST(CliErrors, MessagesStayOneLine) {
   for (Mode m : {Mode::kOneShot, Mode::kChat}) {
     for (ErrorKind k : {ErrorKind::InvalidInput, ErrorKind::ContextFull, ErrorKind::Unsupported,

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <new>
 
 // jpeglib.h needs size_t and FILE declared first.
 #include <jpeglib.h>
@@ -543,11 +544,11 @@ Image decode_ffmpeg(Format f, const uint8_t* data, size_t size, const std::strin
 
 }  // namespace
 
-Image decode_image(const uint8_t* data, size_t size, const std::string& name,
-                   const ImageLimits& limits) {
-  if (size == 0) fail(name, "empty file");
-  const Format f = sniff(data, size);
-  switch (f) {
+namespace {
+
+Image decode_by_format(const uint8_t* data, size_t size, const std::string& name,
+                       const ImageLimits& limits) {
+  switch (sniff(data, size)) {
     case Format::kJpeg:
       return decode_jpeg(data, size, name, limits);
     case Format::kPng:
@@ -555,14 +556,29 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& name,
     case Format::kWebp:
       return decode_webp(data, size, name, limits);
     case Format::kGif:
+      return decode_ffmpeg(Format::kGif, data, size, name, limits);
     case Format::kBmp:
+      return decode_ffmpeg(Format::kBmp, data, size, name, limits);
     case Format::kTiff:
-      return decode_ffmpeg(f, data, size, name, limits);
+      return decode_ffmpeg(Format::kTiff, data, size, name, limits);
     case Format::kUnknown:
       break;
   }
   fail(name, "unknown image format (expected JPEG, PNG, WebP, GIF, BMP or TIFF)",
        ErrorKind::Unsupported);
+}
+
+}  // namespace
+
+Image decode_image(const uint8_t* data, size_t size, const std::string& name,
+                   const ImageLimits& limits) {
+  if (size == 0) fail(name, "empty file");
+  try {
+    return decode_by_format(data, size, name, limits);
+  } catch (const std::bad_alloc&) {
+    // An image within the limits that this machine cannot hold: the system's failure.
+    fail(name, "out of memory", ErrorKind::Io);
+  }
 }
 
 Image load_image(const std::string& path, const ImageLimits& limits) {
@@ -584,7 +600,12 @@ Image load_image(const std::string& path, const ImageLimits& limits) {
     fail(path, "file is " + std::to_string(bytes) + " bytes, over the limit of " +
                    std::to_string(limits.max_file_bytes));
   }
-  std::vector<uint8_t> data(static_cast<size_t>(bytes));
+  std::vector<uint8_t> data;
+  try {
+    data.resize(static_cast<size_t>(bytes));
+  } catch (const std::bad_alloc&) {
+    fail(path, "out of memory", ErrorKind::Io);
+  }
   size_t done = 0;
   while (done < data.size()) {
     const ssize_t n = ::read(fd, data.data() + done, data.size() - done);

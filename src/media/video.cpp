@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cmath>
 #include <mutex>
+#include <new>
 #include <numeric>
 #include <unordered_map>
 #include <vector>
@@ -158,6 +159,8 @@ class FfmpegReader final : public VideoReader {
                    const std::function<void(size_t, Image&&)>& sink) override;
 
  private:
+  void decode_frames(std::span<const int64_t> indices,
+                     const std::function<void(size_t, Image&&)>& sink);
   void open_container();
   void scan_packets();
   void open_decoder();
@@ -559,6 +562,16 @@ Image FfmpegReader::to_rgb(const AVFrame* f) {
 
 void FfmpegReader::read_frames(std::span<const int64_t> indices,
                                const std::function<void(size_t, Image&&)>& sink) {
+  try {
+    decode_frames(indices, sink);
+  } catch (const std::bad_alloc&) {
+    // Frames within the limits that this machine cannot hold: the system's failure.
+    fail(path_, "out of memory", ErrorKind::Io);
+  }
+}
+
+void FfmpegReader::decode_frames(std::span<const int64_t> indices,
+                                 const std::function<void(size_t, Image&&)>& sink) {
   for (size_t k = 0; k < indices.size(); ++k) {
     if (indices[k] < 0 || indices[k] >= info_.n_frames) {
       fail(path_, "frame " + std::to_string(indices[k]) + " out of range (" +

@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <new>
 #include <string>
 
 #include "common/error.h"
@@ -264,6 +265,15 @@ VisionState::VisionState(const Qwen3VLVision& model, int max_patches) : max_patc
   const VisionConfig& c = model.config();
   // Sized by encode() from a grid it has checked, or by tests.
   if (max_patches < 1) throw InternalError("vision state: max_patches must be positive");
+  try {
+    allocate(c, max_patches);
+  } catch (const std::bad_alloc&) {
+    // A grid within every limit that this machine cannot hold: the system's failure.
+    throw IoError("vision encoder: out of memory for " + std::to_string(max_patches) + " patches");
+  }
+}
+
+void VisionState::allocate(const VisionConfig& c, int max_patches) {
   const size_t n = max_patches, D = c.n_embd;
   x_.resize(n * D);
   xn_.resize(n * D);

@@ -1,9 +1,13 @@
 // reel_media: decoders, EXIF orientation, error handling, smart_resize, resize and patch layout.
 #include <gtest/gtest.h>
 #include <png.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -393,6 +397,65 @@ TEST(Errors, HugeDimensionsRefusedFromHeader) {
   expect_error(test::encode_webp_lossless(src.rgb, 8, 8), "over the limit", tiny);
   expect_error(test::encode_bmp24(src.rgb, 8, 8), "over the limit", tiny);
   expect_error(test::encode_png(src.rgb, 8, 8, PNG_COLOR_TYPE_RGB, 8), "over the limit", tiny);
+}
+
+// An image within the limits that this machine cannot hold is the system's failure, not the
+// file's: IoError. Checked in a child process whose address space is capped a little above
+// what it uses, so that the 300 MB pixel buffer of a 10000x10000 JPEG cannot be had.
+TEST(Errors, OutOfMemoryIsAnIoError) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer's shadow memory does not fit under an address-space cap";
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  GTEST_SKIP() << "AddressSanitizer's shadow memory does not fit under an address-space cap";
+#endif
+#endif
+  Bytes jpeg = test::encode_jpeg(pattern(8, 8).rgb, 8, 8, 3, 90);
+  bool patched = false;
+  for (size_t i = 2; i + 9 < jpeg.size() && !patched; ++i) {
+    if (jpeg[i] == 0xFF && jpeg[i + 1] == 0xC0) {  // SOF0: height, width at +5, +7
+      jpeg[i + 5] = jpeg[i + 7] = 0x27;            // 10000 = 0x2710, the pixel limit's side
+      jpeg[i + 6] = jpeg[i + 8] = 0x10;
+      patched = true;
+    }
+  }
+  ASSERT_TRUE(patched);
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    std::string result = "decoded";
+    long pages = 0;
+    if (std::FILE* statm = std::fopen("/proc/self/statm", "r")) {
+      if (std::fscanf(statm, "%ld", &pages) != 1) pages = 0;
+      std::fclose(statm);
+    }
+    rlimit cap{};
+    ::getrlimit(RLIMIT_AS, &cap);
+    cap.rlim_cur = rlim_t(pages) * rlim_t(::sysconf(_SC_PAGESIZE)) + (rlim_t{128} << 20);
+    if (pages == 0 || ::setrlimit(RLIMIT_AS, &cap) != 0) {
+      result = "no cap";
+    } else {
+      try {
+        decode(jpeg);
+      } catch (const Error& e) {
+        result = std::string(error_kind_name(e.kind())) + " " + e.what();
+      } catch (...) {
+        result = "another exception";
+      }
+    }
+    (void)!::write(fds[1], result.data(), result.size());
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string result;
+  char buf[256];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) result.append(buf, size_t(n));
+  ::close(fds[0]);
+  ::waitpid(pid, nullptr, 0);
+  EXPECT_EQ(result, "io mem: JPEG: out of memory");
 }
 
 TEST(Errors, Files) {

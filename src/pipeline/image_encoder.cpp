@@ -29,7 +29,7 @@ media::Size2 model_size(const Qwen3VLVision& vision, const DecodedImage& img,
   try {
     return media::smart_resize(img.image.height, img.image.width, budget);
   } catch (const Error& e) {
-    throw Error(img.path + ": " + e.what());
+    throw_error(e.kind(), img.path + ": " + e.what());  // named, of the same kind
   }
 }
 

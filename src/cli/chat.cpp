@@ -14,6 +14,7 @@
 #include <string>
 
 #include "cli/cli.h"
+#include "cli/errors.h"
 #include "common/error.h"
 #include "common/fs.h"
 #include "media/video.h"
@@ -209,14 +210,6 @@ std::string trim(const std::string& s) {
   return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
 }
 
-// Words a library error for this frontend: a full context gets advice fitting the mode.
-std::string describe(const Error& e, bool chat) {
-  std::string m = e.what();
-  if (dynamic_cast<const ContextFull*>(&e))
-    m += chat ? "; use <clear> to start over or a larger -c" : "; use a larger -c (context size)";
-  return m;
-}
-
 // Every file is checked before the models load, so that a typo costs milliseconds.
 void check_media(const ChatArgs& a) {
   for (const std::string& p : a.images) require_regular_file(p, "image");
@@ -281,10 +274,13 @@ class ChatRunner {
     } catch (const Error& e) {
       g_busy = 0;
       progress_.clear();
-      std::fprintf(stderr, "reel: %s\n", describe(e, !one_shot).c_str());
+      last_exit_ = exit_code_for(e);
+      std::fprintf(stderr, "%s\n", failure_for(e, one_shot ? Mode::kOneShot : Mode::kChat).line.c_str());
     }
     return false;
   }
+
+  int last_exit() const { return last_exit_; }
 
   int chat() {
     if (isatty(STDIN_FILENO)) {
@@ -325,6 +321,7 @@ class ChatRunner {
   }
 
  private:
+  int last_exit_ = exit_code::kFailure;  // of the last failed turn
   ChatArgs& a_;
   const Model& model_;
   Conversation convo_;
@@ -357,7 +354,7 @@ int run_chat(ChatArgs& a) {
         size_t{256} << 20, a.media_cache_dir,
         [](const std::string& n) { std::fprintf(stderr, "reel: media cache: %s\n", n.c_str()); });
   ChatRunner runner(a, *model, scheduler, media_cache.get());
-  if (one_shot) return runner.turn(a.prompt, /*one_shot=*/true) ? 0 : 1;
+  if (one_shot) return runner.turn(a.prompt, /*one_shot=*/true) ? 0 : runner.last_exit();
   return runner.chat();
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cli/cli.h"
+#include "cli/errors.h"
 #include "common/error.h"
 
 namespace reel::cli {
@@ -156,12 +157,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     return rc;
-  } catch (const reel::Error& e) {
-    std::fprintf(stderr, "reel: %s\n", e.what());
-  } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "reel: out of memory\n");
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "reel: %s\n", e.what());
+  } catch (const std::exception& e) {  // the exit code and advice by kind: cli/errors.h
+    return reel::cli::report_failure(e, reel::cli::Mode::kOneShot);
   }
-  return 1;
 }

@@ -218,7 +218,7 @@ int run_frames(const std::string& path, const VideoOptions& opts, int64_t max_to
   }
   VideoOptions o = opts;
   o.max_tokens = max_tokens;  // a visual-token cap on top of the context's
-  const VideoPlan p = plan_video_prompt(path, o, 16, 2, budget);
+  const VideoPlan p = plan_video_prompt(path, o, kQwen3VLPatchSize, kQwen3VLSpatialMerge, budget);
   nlohmann::ordered_json j;
   j["path"] = path;
   j["video"] = {{"width", p.info.width},       {"height", p.info.height},

@@ -99,7 +99,7 @@ double vision_gflop(const VisionConfig& v, int64_t n_patches) {
   double macs = n * v.patch_dim() * D;                          // patch embedding
   macs += v.n_layer * (n * (3 * D * D + D * D + 2 * D * F)      // qkv, out, fc1, fc2
                        + 2 * n * n * D);                         // QK^T and AV
-  const double tokens = n / 4;
+  const double tokens = n / (v.spatial_merge * v.spatial_merge);
   macs += (1 + v.deepstack_layers.size()) * tokens * (M * M + M * v.out_dim);  // mergers
   return 2 * macs / 1e9;
 }
@@ -139,7 +139,7 @@ VisionBenchResult run_vision_bench(const Qwen3VLVision& vision, int width, int h
     r.encode_ms = std::min(r.encode_ms, e.encode_ms);
     r.n_tokens = e.n_tokens();
   }
-  r.gflop = vision_gflop(v, int64_t(r.n_tokens) * 4);
+  r.gflop = vision_gflop(v, int64_t(r.n_tokens) * v.spatial_merge * v.spatial_merge);
   return r;
 }
 

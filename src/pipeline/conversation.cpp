@@ -303,9 +303,8 @@ TurnStats Conversation::ask(const std::string& text, bool place_unmarked_media,
 
   encode_media(t, ev);
   std::vector<VisualBlock> blocks;
-  const int merge = !t.images.empty() || t.video ? model().vision().config().spatial_merge : 1;
   for (size_t i = 0; i < t.images.size(); ++i) {
-    blocks.push_back(block_of(*t.images[i], merge));
+    blocks.push_back(block_of(*t.images[i]));
     blocks.back().id = image_ids_[i];
   }
   if (t.video) {

@@ -70,6 +70,7 @@ EncodedImage encode_resized(const Qwen3VLVision& vision, const media::Image& res
                   v.image_std, pixels, grid);
   out.grid_h = grid.h;
   out.grid_w = grid.w;
+  out.merge = v.spatial_merge;
 
   const auto t0 = Clock::now();
   const size_t rows = size_t(out.n_tokens()) * v.out_dim;

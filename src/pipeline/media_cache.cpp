@@ -37,7 +37,7 @@ namespace {
 // Raising kFormatVersion (any change to the payload or to what a key covers) turns every older
 // entry into a miss that is dropped on sight.
 constexpr char kMagic[8] = {'R', 'E', 'E', 'L', 'M', 'C', '\r', '\n'};
-constexpr uint32_t kFormatVersion = 1;
+constexpr uint32_t kFormatVersion = 2;  // 2: the spatial merge size is stored
 constexpr size_t kHeaderBytes = 48;
 constexpr char kEntrySuffix[] = ".reelmc";
 constexpr char kTempMarker[] = ".reelmc.tmp.";
@@ -344,7 +344,7 @@ class PayloadReader {
 
 void write_payload(PayloadWriter& w, const EncodedImage& e) {
   w.str(e.path);
-  for (int v : {e.width, e.height, e.resized_w, e.resized_h, e.grid_h, e.grid_w})
+  for (int v : {e.width, e.height, e.resized_w, e.resized_h, e.grid_h, e.grid_w, e.merge})
     w.scalar<int32_t>(v);
   w.scalar(e.decode_ms);
   w.scalar(e.encode_ms);
@@ -363,14 +363,16 @@ void check_features(size_t main, size_t deepstack, unsigned __int128 tokens) {
 EncodedImage read_image(PayloadReader& r) {
   EncodedImage e;
   e.path = r.str();
-  for (int* v : {&e.width, &e.height, &e.resized_w, &e.resized_h, &e.grid_h, &e.grid_w})
+  for (int* v : {&e.width, &e.height, &e.resized_w, &e.resized_h, &e.grid_h, &e.grid_w, &e.merge})
     *v = r.dim();
+  expect(e.merge >= 1 && e.merge <= 64 && e.grid_h % e.merge == 0 && e.grid_w % e.merge == 0,
+         "the token grid does not divide into merged tokens");
   e.decode_ms = r.scalar<double>();
   e.encode_ms = r.scalar<double>();
   e.main = r.vec<float>();
   e.deepstack = r.vec<float>();
   check_features(e.main.size(), e.deepstack.size(),
-                 (unsigned __int128)(int64_t(e.grid_h) * e.grid_w / 4));
+                 (unsigned __int128)(int64_t(e.grid_h) * e.grid_w / (e.merge * e.merge)));
   return e;
 }
 
@@ -424,7 +426,8 @@ void write_payload(PayloadWriter& w, const EncodedVideo& v) {
   w.vec(p.group_times);
   w.flag(p.as_images);
   w.flag(p.display_corrections);
-  for (int d : {p.resized_w, p.resized_h, p.grid_h, p.grid_w, p.n_groups}) w.scalar<int32_t>(d);
+  for (int d : {p.resized_w, p.resized_h, p.grid_h, p.grid_w, p.merge, p.n_groups})
+    w.scalar<int32_t>(d);
   w.scalar<uint64_t>(p.notes.size());
   for (const std::string& n : p.notes) w.str(n);
   w.scalar<int32_t>(v.out_dim);
@@ -461,7 +464,10 @@ EncodedVideo read_video(PayloadReader& r) {
   p.group_times = r.vec<double>();
   p.as_images = r.flag();
   p.display_corrections = r.flag();
-  for (int* d : {&p.resized_w, &p.resized_h, &p.grid_h, &p.grid_w, &p.n_groups}) *d = r.dim();
+  for (int* d : {&p.resized_w, &p.resized_h, &p.grid_h, &p.grid_w, &p.merge, &p.n_groups})
+    *d = r.dim();
+  expect(p.merge >= 1 && p.merge <= 64 && p.grid_h % p.merge == 0 && p.grid_w % p.merge == 0,
+         "the token grid does not divide into merged tokens");
   p.notes.resize(r.count(sizeof(uint64_t), kMaxNotes));
   for (std::string& n : p.notes) n = r.str();
   v.out_dim = r.dim();
@@ -473,7 +479,8 @@ EncodedVideo read_video(PayloadReader& r) {
   v.encode_ms = r.scalar<double>();
   v.wall_ms = r.scalar<double>();
   check_plan(p);
-  const auto tokens = (unsigned __int128)p.n_groups * (int64_t(p.grid_h) * p.grid_w / 4);
+  const auto tokens =
+      (unsigned __int128)p.n_groups * (int64_t(p.grid_h) * p.grid_w / (p.merge * p.merge));
   check_features(v.main.size(), v.deepstack.size(), tokens);
   expect(v.main.size() == tokens * unsigned(v.out_dim), "main features do not match out_dim");
   expect(v.deepstack.size() == v.main.size() * size_t(v.n_deepstack),
@@ -648,7 +655,7 @@ MediaKey video_key(const MediaKey& file, const VideoPlan& plan, const MediaKey& 
   h.vec(plan.indices);
   h.vec(plan.frames);
   h.vec(plan.group_times);
-  for (int d : {plan.resized_w, plan.resized_h, plan.grid_h, plan.grid_w, plan.n_groups})
+  for (int d : {plan.resized_w, plan.resized_h, plan.grid_h, plan.grid_w, plan.merge, plan.n_groups})
     h.scalar<int32_t>(d);
   h.scalar<uint8_t>(plan.as_images);
   h.scalar<uint8_t>(plan.display_corrections);

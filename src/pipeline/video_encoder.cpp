@@ -67,6 +67,7 @@ void size_as_images(VideoPlan& p, const ImageOptions& image, int patch, int merg
 
 void size_plan(VideoPlan& p, const media::VideoBudget& budget, const ImageOptions& image,
                int patch, int merge) {
+  p.merge = merge;
   if (p.as_images)
     size_as_images(p, image, patch, merge);
   else
@@ -240,8 +241,8 @@ std::vector<VisualBlock> EncodedVideo::blocks() const {
   const int tpg = plan.tokens_per_group();
   for (int g = 0; g < plan.n_groups; ++g) {
     VisualBlock b;
-    b.hm = plan.grid_h / 2;
-    b.wm = plan.grid_w / 2;
+    b.hm = plan.grid_h / plan.merge;
+    b.wm = plan.grid_w / plan.merge;
     b.main = main.data() + size_t(g) * tpg * out_dim;
     b.deepstack = deepstack.empty() ? nullptr : deepstack.data() + size_t(g) * tpg * out_dim;
     b.ds_stride = plan.n_tokens();

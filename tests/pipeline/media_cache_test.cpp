@@ -5,6 +5,9 @@
 #include "pipeline/media_cache.h"
 
 #include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <functional>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -119,6 +122,7 @@ void expect_equal(const EncodedImage& a, const EncodedImage& b) {
   EXPECT_EQ(a.resized_h, b.resized_h);
   EXPECT_EQ(a.grid_h, b.grid_h);
   EXPECT_EQ(a.grid_w, b.grid_w);
+  EXPECT_EQ(a.merge, b.merge);
   EXPECT_EQ(a.decode_ms, b.decode_ms);
   EXPECT_EQ(a.encode_ms, b.encode_ms);
   expect_same_floats(a.main, b.main, "main");
@@ -159,6 +163,7 @@ void expect_equal(const EncodedVideo& a, const EncodedVideo& b) {
   EXPECT_EQ(a.plan.resized_h, b.plan.resized_h);
   EXPECT_EQ(a.plan.grid_h, b.plan.grid_h);
   EXPECT_EQ(a.plan.grid_w, b.plan.grid_w);
+  EXPECT_EQ(a.plan.merge, b.plan.merge);
   EXPECT_EQ(a.plan.n_groups, b.plan.n_groups);
   EXPECT_EQ(a.plan.notes, b.plan.notes);
   EXPECT_EQ(a.out_dim, b.out_dim);
@@ -279,6 +284,37 @@ TEST_F(MediaCacheTest, AsImagesPlanRoundTrips) {
   const auto got = MediaCache(0, cache_dir()).find_video(key);
   ASSERT_NE(got, nullptr);
   expect_equal(*got, video);
+}
+
+// Writes the fuzzer's seed entries (fuzz/corpus/media_cache/) when REEL_MEDIA_CACHE_SEEDS names
+// a folder: run it again after a format change. The key is the fuzzer's fixed one.
+TEST_F(MediaCacheTest, WriteFuzzSeedsWhenAsked) {
+  const char* out = std::getenv("REEL_MEDIA_CACHE_SEEDS");
+  if (!out) GTEST_SKIP() << "set REEL_MEDIA_CACHE_SEEDS=DIR to write the fuzzer's seeds";
+  const MediaKey key{0x0123456789abcdefull, 0xfedcba9876543210ull};
+  EncodedVideo vfr = make_video(5, true);
+  vfr.plan.as_images = true;
+  vfr.plan.frames = vfr.plan.indices;
+  vfr.plan.n_groups = static_cast<int>(vfr.plan.frames.size());
+  vfr.plan.group_times.assign(vfr.plan.n_groups, 0.5);
+  vfr.main.assign(size_t(vfr.plan.n_groups) * vfr.plan.tokens_per_group() * vfr.out_dim, 1.0f);
+  vfr.deepstack.assign(vfr.main.size() * vfr.n_deepstack, 2.0f);
+  const std::pair<const char*, std::function<void(MediaCache&)>> seeds[] = {
+      {"image", [&](MediaCache& c) { c.put_image(key, std::make_shared<const EncodedImage>(make_image(6))); }},
+      {"video", [&](MediaCache& c) { c.put_video(key, std::make_shared<const EncodedVideo>(make_video(7, false))); }},
+      {"video-vfr-as-images", [&](MediaCache& c) { c.put_video(key, std::make_shared<const EncodedVideo>(vfr)); }},
+  };
+  for (const auto& [name, put] : seeds) {
+    MediaCache cache(0, cache_dir());
+    put(cache);
+    const bool image = std::string(name) == "image";
+    const std::string from = cache.entry_path(key, image ? MediaKind::Image : MediaKind::Video);
+    ASSERT_TRUE(fs::exists(from)) << name;
+    MediaCache fresh(0, cache_dir());  // a seed must be a valid entry
+    ASSERT_TRUE(image ? fresh.find_image(key) != nullptr : fresh.find_video(key) != nullptr) << name;
+    fs::copy_file(from, std::string(out) + "/" + name + ".reelmc", fs::copy_options::overwrite_existing);
+    fs::remove(from);
+  }
 }
 
 // ---- Keys ---------------------------------------------------------------------------------
@@ -437,7 +473,7 @@ const Damage kDamages[] = {
     {"empty", [](auto& b, auto&) { b.clear(); }},
     {"one byte appended", [](auto& b, auto&) { b.push_back(0); }},
     {"wrong magic", [](auto& b, auto&) { b[0] = 'X'; }},
-    {"other format version", [](auto& b, auto&) { b[8] = 2; }},
+    {"other (older) format version", [](auto& b, auto&) { b[8] = 1; }},
     {"other kind", [](auto& b, auto&) { b[12] = 2; }},
     {"other key in the header", [](auto& b, auto&) { b[16] ^= 1; }},
     {"header claims a huge payload",

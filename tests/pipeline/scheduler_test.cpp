@@ -173,7 +173,7 @@ TEST(PrefixReuse, MediaMatchByIdentity) {
   const EncodedImage img = e.encode_image(kImage);
   const std::string text = "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>What?<|im_end|>\n";
   std::vector<VisualBlock> blocks;
-  const std::string expanded = expand_markers(text, {&img, 1}, {}, e.merge(), blocks);
+  const std::string expanded = expand_markers(text, {&img, 1}, {}, blocks);
   const std::vector<int32_t> ids = e.tokenizer().encode(expanded, true);
   const int first_pad = static_cast<int>(
       std::find(ids.begin(), ids.end(), e.model().image_pad()) - ids.begin());

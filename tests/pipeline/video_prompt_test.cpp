@@ -89,7 +89,7 @@ TEST_F(VideoPrompt, LogitsPositionsAndGreedyMatch) {
     std::vector<EncodedVideo> videos;
     videos.push_back(engine_->encode_video(video_path(), options_for(c["sampling"].get<std::string>()), 0));
     std::vector<VisualBlock> blocks;
-    const std::string text = expand_markers(c["text"].get<std::string>(), images, videos, engine_->merge(), blocks);
+    const std::string text = expand_markers(c["text"].get<std::string>(), images, videos, blocks);
     ASSERT_EQ(text, c["expanded_text"].get<std::string>());
     const std::vector<int32_t> ids = tok.encode(text, true);
     ASSERT_EQ(ids, c["ids"].get<std::vector<int32_t>>());

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "cli/cli.h"
+#include "cli/errors.h"
 #include "common/error.h"
 #include "common/fs.h"
 #include "media/video.h"
@@ -141,6 +142,7 @@ void print_stats(const ChatArgs& a, const Model& model, const TurnStats& t) {
     j["decode_ms"] = g.decode_ms;
     j["decode_tps"] = g.decode_tps();
     j["media_wall_ms"] = t.media_wall_ms;
+    j["media_cache_hits"] = t.media_cache_hits;
     j["time_to_first_token_ms"] = t.first_token_ms;
     j["context_full"] = g.hit_context_limit;
     j["kv_type"] = kv_type_name(a.engine.kv_type);
@@ -208,14 +210,6 @@ std::string trim(const std::string& s) {
   return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
 }
 
-// Words a library error for this frontend: a full context gets advice fitting the mode.
-std::string describe(const Error& e, bool chat) {
-  std::string m = e.what();
-  if (dynamic_cast<const ContextFull*>(&e))
-    m += chat ? "; use <clear> to start over or a larger -c" : "; use a larger -c (context size)";
-  return m;
-}
-
 // Every file is checked before the models load, so that a typo costs milliseconds.
 void check_media(const ChatArgs& a) {
   for (const std::string& p : a.images) require_regular_file(p, "image");
@@ -226,8 +220,10 @@ void check_media(const ChatArgs& a) {
   }
 }
 
-ConversationOptions conversation_options(const ChatArgs& a, const Model& model) {
+ConversationOptions conversation_options(const ChatArgs& a, const Model& model,
+                                         MediaCache* media_cache) {
   ConversationOptions o;
+  o.media_cache = media_cache;
   o.sequence.n_ctx = context_size(a.engine, model);
   o.sequence.kv_type = a.engine.kv_type;
   o.cancel = &g_cancel;
@@ -244,8 +240,8 @@ ConversationOptions conversation_options(const ChatArgs& a, const Model& model) 
 
 class ChatRunner {
  public:
-  ChatRunner(ChatArgs& a, const Model& model, Scheduler& scheduler)
-      : a_(a), model_(model), convo_(scheduler, conversation_options(a, model)),
+  ChatRunner(ChatArgs& a, const Model& model, Scheduler& scheduler, MediaCache* media_cache)
+      : a_(a), model_(model), convo_(scheduler, conversation_options(a, model, media_cache)),
         progress_(scheduler.executor().n_batch()) {}
 
   // One turn; true when its answer was produced and written.
@@ -278,10 +274,13 @@ class ChatRunner {
     } catch (const Error& e) {
       g_busy = 0;
       progress_.clear();
-      std::fprintf(stderr, "reel: %s\n", describe(e, !one_shot).c_str());
+      last_exit_ = exit_code_for(e);
+      std::fprintf(stderr, "%s\n", failure_for(e, one_shot ? Mode::kOneShot : Mode::kChat).line.c_str());
     }
     return false;
   }
+
+  int last_exit() const { return last_exit_; }
 
   int chat() {
     if (isatty(STDIN_FILENO)) {
@@ -322,6 +321,7 @@ class ChatRunner {
   }
 
  private:
+  int last_exit_ = exit_code::kFailure;  // of the last failed turn
   ChatArgs& a_;
   const Model& model_;
   Conversation convo_;
@@ -347,8 +347,14 @@ int run_chat(ChatArgs& a) {
     std::fprintf(stderr, "reel: text model: %d layers, hidden %d, %d/%d heads, vocab %d\n",
                  c.n_layer, c.n_embd, c.n_head, c.n_head_kv, c.n_vocab);
   }
-  ChatRunner runner(a, *model, scheduler);
-  if (one_shot) return runner.turn(a.prompt, /*one_shot=*/true) ? 0 : 1;
+  // Encodings shared between runs through a folder; in memory a conversation keeps its own.
+  std::unique_ptr<MediaCache> media_cache;
+  if (!a.media_cache_dir.empty())
+    media_cache = std::make_unique<MediaCache>(
+        size_t{256} << 20, a.media_cache_dir,
+        [](const std::string& n) { std::fprintf(stderr, "reel: media cache: %s\n", n.c_str()); });
+  ChatRunner runner(a, *model, scheduler, media_cache.get());
+  if (one_shot) return runner.turn(a.prompt, /*one_shot=*/true) ? 0 : runner.last_exit();
   return runner.chat();
 }
 

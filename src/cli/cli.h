@@ -33,6 +33,7 @@ struct ChatArgs {
   ImageOptions image;
   VideoOptions video_opts;
   std::string prompt, prompt_file, system, stats;
+  std::string media_cache_dir;  // encoded media kept on disk across runs (empty: none)
   int n_predict = -1;
   bool verbose = false;
   bool legacy = false;  // started with the original app's positional command line

@@ -22,14 +22,29 @@ namespace reel::cli {
 // read to the end with a cap rather than refused; the cap also bounds /dev/zero.
 constexpr size_t kMaxPromptFileBytes = size_t{64} << 20;
 
+namespace {
+
+// A failed stat(), open() or read() of the prompt file: Io unless the path is at fault.
+[[noreturn]] void fail_errno(const std::string& path, int err, const std::string& reason) {
+  throw_error(error_kind_for_errno(err), path + ": " + reason);
+}
+
+}  // namespace
+
 std::string read_file(const std::string& path) {
   if (path.empty()) throw Error("empty path given for the prompt file");
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) throw Error(path + ": " + path_error_reason(path, errno));
+  if (::stat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    fail_errno(path, err, path_error_reason(path, err));
+  }
   if (S_ISDIR(st.st_mode)) throw Error(path + ": is a directory, not a prompt file");
   if (S_ISSOCK(st.st_mode)) throw Error(path + ": is a socket, not a regular file");
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) throw Error(path + ": " + path_error_reason(path, errno));
+  if (fd < 0) {
+    const int err = errno;
+    fail_errno(path, err, path_error_reason(path, err));
+  }
   std::string text;
   char buf[1 << 16];
   for (;;) {
@@ -38,7 +53,7 @@ std::string read_file(const std::string& path) {
     if (n <= 0 || text.size() + size_t(n) > kMaxPromptFileBytes) {
       const int err = errno;
       ::close(fd);
-      if (n < 0) throw Error(path + ": read error: " + std::strerror(err));
+      if (n < 0) fail_errno(path, err, std::string("read error: ") + std::strerror(err));
       if (n == 0) return text;
       throw Error(path + ": over the " + std::to_string(kMaxPromptFileBytes >> 20) +
                   " MiB limit for a prompt file");

@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "cli/cli.h"
+#include "cli/errors.h"
 #include "common/error.h"
 
 namespace reel::cli {
@@ -40,7 +41,7 @@ int parse_frames(const std::string& s) {
   errno = 0;
   const long v = std::strtol(s.c_str(), &end, 10);
   if (s.empty() || *end != '\0' || errno == ERANGE || v < 1 || v > 100000)
-    throw Error("FRAMES must be a whole number from 1 to 100000, not '" + s + "'");
+    throw UsageError("FRAMES must be a whole number from 1 to 100000, not '" + s + "'");
   return static_cast<int>(v);
 }
 
@@ -57,15 +58,15 @@ bool rewrite_legacy(const std::vector<std::string>& argv, std::vector<std::strin
     // A negative FRAMES looks like a flag; it is still the FRAMES argument, and wrong.
     if (count == 3 && n_pos < argv.size() && argv[n_pos].size() > 1 && std::isdigit(static_cast<unsigned char>(argv[n_pos][1])))
       parse_frames(argv[n_pos]);
-    if (count > 4) throw Error("usage: reel VISION_MODEL TEXT_MODEL VIDEO [FRAMES]");
+    if (count > 4) throw UsageError("usage: reel VISION_MODEL TEXT_MODEL VIDEO [FRAMES]");
     out.insert(out.end(), {"--video", argv[3]});
     // The original app's default: 8 evenly spaced frames.
     out.insert(out.end(), {"--frames", std::to_string(count == 4 ? parse_frames(argv[4]) : 8)});
   } else {
     for (size_t i = 3; i < n_pos; ++i) {
       if (is_video_path(argv[i]))
-        throw Error("give either one video or images: usage: reel VISION_MODEL TEXT_MODEL "
-                    "VIDEO [FRAMES] | IMG1 IMG2 ...");
+        throw UsageError("give either one video or images: usage: reel VISION_MODEL TEXT_MODEL "
+                         "VIDEO [FRAMES] | IMG1 IMG2 ...");
       out.insert(out.end(), {"--image", argv[i]});
     }
   }

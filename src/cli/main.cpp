@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cli/cli.h"
+#include "cli/errors.h"
 #include "cli/serve.h"
 #include "common/error.h"
 
@@ -56,6 +57,8 @@ int run(int argc, char** argv) {
       ->check(CLI::IsMember({"text", "json"}));
   app.add_flag("-v,--verbose", chat.verbose, "print model info and stats");
   app.add_option("--mmproj", chat.engine.mmproj_path, "Qwen3-VL vision model GGUF (mmproj)");
+  app.add_option("--media-cache", chat.media_cache_dir,
+                 "keep encoded images and videos in this folder, for later runs");
   app.add_option("--image", chat.images, "image file (repeatable)");
   app.add_option("--video", chat.video, "video file");
   app.add_flag("--legacy", chat.legacy)->group("");  // set by the original app's command line
@@ -102,7 +105,7 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(1, 256))
       ->default_str("1");
   bool bn_json = false;
-  bench->add_flag("--json", bn_json, "one JSON object per measurement (text model only)");
+  bench->add_flag("--json", bn_json, "one JSON object per measurement on stdout");
   bench->add_option("--mmproj", bn_opts.mmproj_path, "also time the vision encoder");
   bench->add_option("--image-size", bn_sizes, "image sizes for the vision timing (WxH)");
   add_image_flags(*bench, bn_image);
@@ -159,12 +162,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     return rc;
-  } catch (const reel::Error& e) {
-    std::fprintf(stderr, "reel: %s\n", e.what());
-  } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "reel: out of memory\n");
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "reel: %s\n", e.what());
+  } catch (const std::exception& e) {  // the exit code and advice by kind: cli/errors.h
+    return reel::cli::report_failure(e, reel::cli::Mode::kOneShot);
   }
-  return 1;
 }

@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/output_file.h"
 #include "media/video.h"
+#include "ops/roofline.h"
 #include "pipeline/scheduler.h"
 
 namespace reel::cli {
@@ -27,16 +28,36 @@ std::pair<int, int> parse_size(const std::string& s) {
 }
 
 int run_vision_bench_cmd(const std::string& mmproj, const std::vector<std::string>& sizes,
-                         int n_threads, const BenchOptions& b, const ImageOptions& image) {
+                         int n_threads, const BenchOptions& b, const ImageOptions& image,
+                         bool json) {
   auto file = gguf::File::open(mmproj);
   auto vision = Qwen3VLVision::load(*file);
   ops::Context ctx(default_threads(n_threads));
   const VisionConfig& v = vision->config();
-  std::printf("vision: %s (%d blocks, width %d), %d threads\n", mmproj.c_str(), v.n_layer,
-              v.n_embd, ctx.n_threads());
+  if (!json)
+    std::printf("vision: %s (%d blocks, width %d), %d threads\n", mmproj.c_str(), v.n_layer,
+                v.n_embd, ctx.n_threads());
+  const double bandwidth = json ? ops::measure_read_bandwidth_gbs(ctx.pool()) : 0;
   for (const std::string& s : sizes) {
     const auto [w, h] = parse_size(s);
     const VisionBenchResult r = run_vision_bench(*vision, w, h, image, b.repetitions, ctx);
+    if (json) {
+      nlohmann::ordered_json j;
+      j["what"] = "vision";
+      j["n_prompt"] = r.n_tokens;  // visual tokens made from the image
+      j["depth"] = 0;
+      j["parallel"] = 1;
+      j["tokens_per_s"] = r.n_tokens / (r.encode_ms / 1e3);
+      j["bandwidth_gbs"] = bandwidth;
+      j["image"] = std::to_string(r.width) + "x" + std::to_string(r.height);
+      j["resized"] = std::to_string(r.resized_w) + "x" + std::to_string(r.resized_h);
+      j["encode_ms"] = r.encode_ms;
+      j["gflops"] = r.gflops();
+      j["fma_peak_gflops"] = r.fma_peak_gflops;
+      j["threads"] = ctx.n_threads();
+      std::printf("%s\n", j.dump().c_str());
+      continue;
+    }
     std::printf("image %dx%d -> %dx%d, %d tokens: encode %.0f ms, %.1f GFLOP -> %.1f GFLOP/s = "
                 "%.1f%% of the measured FMA peak (%.1f GFLOP/s, this run)\n",
                 r.width, r.height, r.resized_w, r.resized_h, r.n_tokens, r.encode_ms, r.gflop,
@@ -174,8 +195,8 @@ int run_bench(const EngineOptions& opts, const BenchOptions& b,
   if (!opts.model_path.empty()) {
     run_text_bench(opts, b, json);
   }
-  if (!opts.mmproj_path.empty() && !json)
-    run_vision_bench_cmd(opts.mmproj_path, image_sizes, opts.n_threads, b, image);
+  if (!opts.mmproj_path.empty())
+    run_vision_bench_cmd(opts.mmproj_path, image_sizes, opts.n_threads, b, image, json);
   return 0;
 }
 
@@ -197,7 +218,7 @@ int run_frames(const std::string& path, const VideoOptions& opts, int64_t max_to
   }
   VideoOptions o = opts;
   o.max_tokens = max_tokens;  // a visual-token cap on top of the context's
-  const VideoPlan p = plan_video_prompt(path, o, 16, 2, budget);
+  const VideoPlan p = plan_video_prompt(path, o, kQwen3VLPatchSize, kQwen3VLSpatialMerge, budget);
   nlohmann::ordered_json j;
   j["path"] = path;
   j["video"] = {{"width", p.info.width},       {"height", p.info.height},

@@ -1,5 +1,7 @@
 #include "common/error.h"
 
+#include <cerrno>
+
 namespace reel {
 
 const char* error_kind_name(ErrorKind kind) {
@@ -12,6 +14,37 @@ const char* error_kind_name(ErrorKind kind) {
     case ErrorKind::Internal: return "internal";
   }
   return "internal";
+}
+
+void throw_error(ErrorKind kind, const std::string& message) {
+  switch (kind) {
+    case ErrorKind::InvalidInput: throw Error(message);
+    case ErrorKind::ContextFull: throw ContextFull(message);
+    case ErrorKind::Unsupported: throw Unsupported(message);
+    case ErrorKind::Cancelled: throw Cancelled(message);
+    case ErrorKind::Io: throw IoError(message);
+    case ErrorKind::Internal: throw InternalError(message);
+  }
+  throw InternalError(message);
+}
+
+ErrorKind error_kind_for_errno(int err) {
+  switch (err) {
+    case ENOENT:
+    case EACCES:
+    case EPERM:
+    case ELOOP:
+    case ENOTDIR:
+    case EISDIR:
+    case ENAMETOOLONG:
+    case ENXIO:  // a FIFO without a reader, a device that is not there: the path's fault
+    case EROFS:
+    case ETXTBSY:
+    case EEXIST:
+      return ErrorKind::InvalidInput;
+    default:
+      return ErrorKind::Io;
+  }
 }
 
 }  // namespace reel

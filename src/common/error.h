@@ -43,6 +43,7 @@ class Unsupported : public Error {
 class Cancelled : public Error {
  public:
   Cancelled() : Error("cancelled", ErrorKind::Cancelled) {}
+  explicit Cancelled(const std::string& message) : Error(message, ErrorKind::Cancelled) {}
 };
 
 class IoError : public Error {
@@ -54,5 +55,15 @@ class InternalError : public Error {
  public:
   explicit InternalError(const std::string& message) : Error(message, ErrorKind::Internal) {}
 };
+
+// Throws the subclass of Error that matches `kind`, so that a caught error can be reworded (its
+// file name put in front, say) without losing its kind: `catch (const Error& e) {
+// throw_error(e.kind(), path + ": " + e.what()); }`.
+[[noreturn]] void throw_error(ErrorKind kind, const std::string& message);
+
+// The kind of a failed system call's errno: what the caller can fix by giving another path or
+// value (no such file, permission denied, a link loop, a read-only file system, ...) is
+// InvalidInput; the rest (I/O errors, a full disk, no memory, too many open files, ...) is Io.
+ErrorKind error_kind_for_errno(int err);
 
 }  // namespace reel

@@ -12,8 +12,14 @@
 namespace reel {
 namespace {
 
-[[noreturn]] void fail(const std::string& path, const std::string& reason) {
-  throw Error(path + ": " + reason);
+[[noreturn]] void fail(const std::string& path, const std::string& reason,
+                       ErrorKind kind = ErrorKind::InvalidInput) {
+  throw_error(kind, path + ": " + reason);
+}
+
+// A failed stat() or open(): the reason in words, and Io unless the path is at fault.
+[[noreturn]] void fail_errno(const std::string& path, int err) {
+  fail(path, path_error_reason(path, err), error_kind_for_errno(err));
 }
 
 std::string with_article(const char* noun) {
@@ -70,20 +76,22 @@ std::string type_reason(mode_t mode, const char* what) {
 int open_regular_file(const std::string& path, const char* what) {
   if (path.empty()) throw Error(std::string("empty path given for the ") + (what ? what : "file"));
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) fail(path, path_error_reason(path, errno));
+  if (::stat(path.c_str(), &st) != 0) fail_errno(path, errno);
   if (std::string reason = type_reason(st.st_mode, what); !reason.empty()) fail(path, reason);
   // O_NONBLOCK: if the path was swapped for a FIFO since stat(), open() must not wait for a
   // writer; O_NOCTTY: a terminal device must never become our controlling terminal.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-  if (fd < 0) fail(path, path_error_reason(path, errno));
+  if (fd < 0) fail_errno(path, errno);
   struct stat opened {};
-  std::string reason = ::fstat(fd, &opened) != 0 ? path_error_reason(path, errno)
-                                                 : type_reason(opened.st_mode, what);
-  if (reason.empty() && ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0)
-    reason = path_error_reason(path, errno);
+  int err = ::fstat(fd, &opened) != 0 ? errno : 0;
+  std::string reason = err != 0 ? path_error_reason(path, err) : type_reason(opened.st_mode, what);
+  if (reason.empty() && ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
+    err = errno;
+    reason = path_error_reason(path, err);
+  }
   if (!reason.empty()) {
     ::close(fd);
-    fail(path, reason);
+    fail(path, reason, err != 0 ? error_kind_for_errno(err) : ErrorKind::InvalidInput);
   }
   return fd;
 }

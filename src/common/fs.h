@@ -14,6 +14,8 @@ namespace reel {
 // "a path component is not a directory", "is a directory, not a <what> file",
 // "is a FIFO/pipe, not a regular file", "is a device, not a regular file",
 // "is a socket, not a regular file", ... Never blocks: FIFOs are opened non-blocking.
+// The kind is InvalidInput, or Io when the system failed (error_kind_for_errno: an I/O error,
+// too many open files, no memory).
 void require_regular_file(const std::string& path, const char* what);
 
 // Same checks, then returns a read-only descriptor (O_CLOEXEC, blocking mode restored) that the

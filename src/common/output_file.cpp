@@ -103,20 +103,24 @@ OutputFile::OutputFile(std::string target, const std::vector<NamedInput>& inputs
       // A device or a FIFO: a stream, nothing to replace. O_NONBLOCK so that a FIFO without a
       // reader is an error, not a hang.
       const int fd = ::open(target_.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-      if (fd < 0)
-        fail(errno == ENXIO ? "is a FIFO with no reader" : path_error_reason(target_, errno));
+      if (fd < 0) {
+        const int err = errno;
+        fail_errno(err, err == ENXIO ? "is a FIFO with no reader" : "");
+      }
       ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
       file_ = ::fdopen(fd, "wb");
       if (!file_) {
+        const int err = errno;
         ::close(fd);
-        fail(std::string("cannot open: ") + std::strerror(errno));
+        fail_errno(err, std::string("cannot open: ") + std::strerror(err));
       }
       return;
     }
     // A read-only file stays protected, although the directory would allow replacing it.
-    if (::access(target_.c_str(), W_OK) != 0)
-      fail(errno == EACCES ? "permission denied (the file is read-only)"
-                           : path_error_reason(target_, errno));
+    if (::access(target_.c_str(), W_OK) != 0) {
+      const int err = errno;
+      fail_errno(err, err == EACCES ? "permission denied (the file is read-only)" : "");
+    }
     mode = st.st_mode & 07777;
     // Through a symbolic link the file the link names is replaced, not the link.
     char resolved[PATH_MAX];
@@ -125,7 +129,8 @@ OutputFile::OutputFile(std::string target, const std::vector<NamedInput>& inputs
     mode = default_file_mode();
     destination_ = target_;
   } else {
-    fail(path_error_reason(target_, errno));
+    const int err = errno;
+    fail_errno(err);
   }
 
   const std::string dir = directory_of(destination_);
@@ -133,8 +138,8 @@ OutputFile::OutputFile(std::string target, const std::vector<NamedInput>& inputs
   const int fd = ::mkostemp(temp.data(), O_CLOEXEC);
   if (fd < 0) {
     const int err = errno;
-    fail("cannot create a file in " + dir + ": " +
-         (err == ENOENT ? "no such directory" : path_error_reason(dir, err)));
+    fail_errno(err, "cannot create a file in " + dir + ": " +
+                        (err == ENOENT ? "no such directory" : path_error_reason(dir, err)));
   }
   temp_ = temp;
   slot_ = register_temp(temp_);
@@ -142,7 +147,7 @@ OutputFile::OutputFile(std::string target, const std::vector<NamedInput>& inputs
     const int err = errno;
     ::close(fd);
     discard();
-    fail(std::string("cannot prepare the output: ") + std::strerror(err));
+    fail_errno(err, std::string("cannot prepare the output: ") + std::strerror(err));
   }
 }
 
@@ -150,8 +155,12 @@ OutputFile::~OutputFile() {
   discard();
 }
 
-void OutputFile::fail(const std::string& reason) const {
-  throw Error(target_ + ": " + reason);
+void OutputFile::fail(const std::string& reason, ErrorKind kind) const {
+  throw_error(kind, target_ + ": " + reason);
+}
+
+void OutputFile::fail_errno(int err, const std::string& reason) const {
+  fail(reason.empty() ? path_error_reason(target_, err) : reason, error_kind_for_errno(err));
 }
 
 void OutputFile::discard() noexcept {
@@ -163,24 +172,30 @@ void OutputFile::discard() noexcept {
 }
 
 void OutputFile::write(const void* data, size_t bytes) {
-  if (!file_) fail("write after the output was closed");
-  if (bytes > 0 && std::fwrite(data, 1, bytes, file_) != bytes)
-    fail(std::string("write error: ") + std::strerror(errno));
+  if (!file_) fail("write after the output was closed", ErrorKind::Internal);
+  if (bytes > 0 && std::fwrite(data, 1, bytes, file_) != bytes) {
+    const int err = errno;
+    fail_errno(err, std::string("write error: ") + std::strerror(err));
+  }
 }
 
 void OutputFile::commit() {
-  if (!file_) fail("the output was already closed");
+  if (!file_) fail("the output was already closed", ErrorKind::Internal);
   std::FILE* f = file_;
   file_ = nullptr;
   // fsync before rename: after a crash the target is either the old file or the complete new
   // one, never a truncated one.
   const bool ok = std::fflush(f) == 0 && (temp_.empty() || ::fsync(::fileno(f)) == 0);
-  const int err = errno;
-  if (std::fclose(f) != 0 || !ok)
-    fail(std::string("write error: ") + std::strerror(ok ? errno : err));
+  int err = errno;
+  if (std::fclose(f) != 0 || !ok) {
+    if (ok) err = errno;
+    fail_errno(err, std::string("write error: ") + std::strerror(err));
+  }
   if (temp_.empty()) return;
-  if (::rename(temp_.c_str(), destination_.c_str()) != 0)
-    fail("cannot replace the file: " + path_error_reason(destination_, errno));
+  if (::rename(temp_.c_str(), destination_.c_str()) != 0) {
+    err = errno;
+    fail_errno(err, "cannot replace the file: " + path_error_reason(destination_, err));
+  }
   committed_ = true;
   unregister_temp(slot_);
   slot_ = -1;

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/error.h"
+
 namespace reel {
 
 // An input of the command and its role in messages, e.g. {"model", "m.gguf"}.
@@ -20,7 +22,8 @@ struct NamedInput {
 class OutputFile {
  public:
   // Throws reel::Error("<target>: <reason>") when the target is one of `inputs` (the same file,
-  // also through a symbolic or hard link), a directory, or its directory is not writable.
+  // also through a symbolic or hard link), a directory, or its directory is not writable; the
+  // kind is Io when the system failed rather than the path (error_kind_for_errno).
   // An existing target that is not a regular file (/dev/null, a FIFO with a reader) is written
   // in place, as there is nothing in it to destroy.
   OutputFile(std::string target, const std::vector<NamedInput>& inputs);
@@ -28,7 +31,8 @@ class OutputFile {
   OutputFile(const OutputFile&) = delete;
   OutputFile& operator=(const OutputFile&) = delete;
 
-  void write(const void* data, size_t bytes);  // throws "<target>: write error: ..."
+  // Throws IoError("<target>: write error: ...") when the disk is full or failed.
+  void write(const void* data, size_t bytes);
   // Flushes, syncs and renames the temporary over the target (which keeps its permissions).
   void commit();
 
@@ -36,7 +40,9 @@ class OutputFile {
   const std::string& temp_path() const { return temp_; }  // empty when writing in place
 
  private:
-  [[noreturn]] void fail(const std::string& reason) const;
+  [[noreturn]] void fail(const std::string& reason, ErrorKind kind = ErrorKind::InvalidInput) const;
+  // A failed system call: `reason` (path_error_reason when empty), Io unless the path is at fault.
+  [[noreturn]] void fail_errno(int err, const std::string& reason = "") const;
   void discard() noexcept;
 
   std::string target_;       // as the user gave it

@@ -198,6 +198,10 @@ class Parser {
 
  private:
   [[noreturn]] void fail(const std::string& what) const { throw Error(f_.path_ + ": " + what); }
+  // A well-formed file that uses what Reel does not read (another version, a newer type).
+  [[noreturn]] void unsupported(const std::string& what) const {
+    throw Unsupported(f_.path_ + ": " + what);
+  }
 
   size_t remaining() const { return size_ - pos_; }
 
@@ -237,11 +241,11 @@ class Parser {
     if (size_ < 4 || load<uint32_t>(base_) != kMagic) fail("not a GGUF file (bad magic)");
     pos_ = 4;
     const uint32_t version = read_u32("version");
-    if (version == 1) fail("GGUF version 1 is not supported (only versions 2 and 3)");
+    if (version == 1) unsupported("GGUF version 1 is not supported (only versions 2 and 3)");
     if (version != 2 && version != 3) {
       const bool big_endian = version == 0x02000000u || version == 0x03000000u;
-      fail("unsupported GGUF version " + std::to_string(version) +
-           (big_endian ? " (big-endian files are not supported)" : " (expected 2 or 3)"));
+      unsupported("unsupported GGUF version " + std::to_string(version) +
+                  (big_endian ? " (big-endian files are not supported)" : " (expected 2 or 3)"));
     }
     f_.version_ = version;
     tensor_count_ = read_u64("tensor count");
@@ -373,7 +377,7 @@ class Parser {
     }
     const uint32_t type_id = read_u32("tensor type");
     const std::optional<TypeInfo> type = type_info(type_id);
-    if (!type) fail(tensor + " has unknown ggml type id " + std::to_string(type_id));
+    if (!type) unsupported(tensor + " has unknown ggml type id " + std::to_string(type_id));
     info.type = type->type;
     if (info.ne[0] % type->block_elems != 0) {
       fail(tensor + " row of " + std::to_string(info.ne[0]) +
@@ -462,12 +466,14 @@ std::unique_ptr<File> File::open(const std::string& path) {
   const int fd = open_regular_file(path, "GGUF");
   FdCloser closer{fd};
   struct stat st {};
-  if (::fstat(fd, &st) != 0) throw Error(path + ": cannot stat: " + errno_text(errno));
+  if (::fstat(fd, &st) != 0) throw IoError(path + ": cannot stat: " + errno_text(errno));
   if (st.st_size == 0) throw Error(path + ": empty file (not a GGUF file)");
 
   const size_t size = static_cast<size_t>(st.st_size);
   void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  if (map == MAP_FAILED) throw Error(path + ": cannot map: " + errno_text(errno));
+  // The file is open, regular and not empty: a failed mapping is the system's (no memory or
+  // address space, a file system without mmap), not the file's.
+  if (map == MAP_FAILED) throw IoError(path + ": cannot map: " + errno_text(errno));
 
   std::unique_ptr<File> file(new File());
   file->path_ = path;

@@ -256,22 +256,26 @@ std::optional<TypeInfo> type_info(uint32_t id) {
 
 TypeInfo type_info(GgmlType type) {
   auto info = type_info(static_cast<uint32_t>(type));
-  if (!info) throw Error("unknown ggml type id " + std::to_string(static_cast<uint32_t>(type)));
+  // A GgmlType is made from a file's id only after type_info(uint32_t) knew it.
+  if (!info) {
+    throw InternalError("unknown ggml type id " + std::to_string(static_cast<uint32_t>(type)));
+  }
   return *info;
 }
 
 size_t row_bytes(GgmlType type, int64_t n) {
   const TypeInfo info = type_info(type);
   if (n < 0 || n % info.block_elems != 0) {
-    throw Error("row of " + std::to_string(n) + " elements is not a whole number of " +
-                std::string(info.name) + " blocks");
+    // Callers check rows against the block size when they bind a tensor.
+    throw InternalError("row of " + std::to_string(n) + " elements is not a whole number of " +
+                        std::string(info.name) + " blocks");
   }
   return static_cast<size_t>(n / info.block_elems) * static_cast<size_t>(info.block_bytes);
 }
 
 void dequantize_row_ref(GgmlType type, const void* src, float* dst, int64_t n) {
   const TypeInfo info = type_info(type);
-  if (!info.supported) throw Error("cannot dequantize ggml type " + std::string(info.name));
+  if (!info.supported) throw Unsupported("cannot dequantize ggml type " + std::string(info.name));
   const size_t bytes = row_bytes(type, n);  // validates n
   const auto* in = static_cast<const uint8_t*>(src);
   switch (type) {

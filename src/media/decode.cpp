@@ -14,6 +14,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <new>
 
 // jpeglib.h needs size_t and FILE declared first.
 #include <jpeglib.h>
@@ -54,8 +55,9 @@ Format sniff(const uint8_t* d, size_t n) {
   return Format::kUnknown;
 }
 
-[[noreturn]] void fail(const std::string& name, const std::string& what) {
-  throw Error(name + ": " + what);
+[[noreturn]] void fail(const std::string& name, const std::string& what,
+                       ErrorKind kind = ErrorKind::InvalidInput) {
+  throw_error(kind, name + ": " + what);
 }
 
 // Refuses zero or oversized dimensions before any pixel buffer exists.
@@ -86,6 +88,7 @@ struct JpegJob {
   jpeg_progress_mgr progress;
   jmp_buf jmp;
   char message[JMSG_LENGTH_MAX + 64] = {};
+  ErrorKind kind = ErrorKind::InvalidInput;  // of the failure in `message`
   const ImageLimits* limits = nullptr;
   int width = 0, height = 0, components = 0, orientation = 1;
   bool adobe = false;
@@ -97,9 +100,28 @@ JpegJob* jpeg_job(j_common_ptr c) {
   return static_cast<JpegJob*>(c->client_data);
 }
 
+// Valid JPEG that this libjpeg cannot decode (12- or 16-bit samples, a process it lacks), as
+// opposed to corrupt data. A corrupt precision byte (say 7) stays a corrupt file.
+bool jpeg_unsupported(j_common_ptr c) {
+  switch (c->err->msg_code) {
+    case JERR_BAD_PRECISION: {
+      const int bits = reinterpret_cast<j_decompress_ptr>(c)->data_precision;
+      return bits == 12 || bits == 16;
+    }
+    case JERR_NOT_COMPILED:
+    case JERR_NOTIMPL:
+    case JERR_CONVERSION_NOTIMPL:
+    case JERR_ARITH_NOTIMPL:
+      return true;
+    default:
+      return false;
+  }
+}
+
 void jpeg_error_exit(j_common_ptr c) {
   JpegJob* job = jpeg_job(c);
   c->err->format_message(c, job->message);
+  if (jpeg_unsupported(c)) job->kind = ErrorKind::Unsupported;
   longjmp(job->jmp, 1);
 }
 
@@ -174,6 +196,7 @@ bool run_jpeg(JpegJob& job, const uint8_t* data, size_t size) {
     job.pixels.resize(stride * c.output_height);
   } catch (const std::bad_alloc&) {
     std::snprintf(job.message, sizeof(job.message), "out of memory");
+    job.kind = ErrorKind::Io;
     jpeg_destroy_decompress(&c);
     return false;
   }
@@ -197,7 +220,7 @@ Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name,
                   const ImageLimits& limits) {
   auto job = std::make_unique<JpegJob>();
   job->limits = &limits;
-  if (!run_jpeg(*job, data, size)) fail(name, std::string("JPEG: ") + job->message);
+  if (!run_jpeg(*job, data, size)) fail(name, std::string("JPEG: ") + job->message, job->kind);
   check_size(job->width, job->height, limits, name);
   Image img;
   img.width = job->width;
@@ -230,6 +253,7 @@ struct PngJob {
   const uint8_t* data = nullptr;
   size_t size = 0, pos = 0;
   char message[256] = {};
+  ErrorKind kind = ErrorKind::InvalidInput;  // of the failure in `message`
   const ImageLimits* limits = nullptr;
   png_structp png = nullptr;
   png_infop info = nullptr;
@@ -271,8 +295,16 @@ int png_orientation(const uint8_t* d, size_t n) {
 
 bool run_png(PngJob& job) {
   job.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &job, png_fail, png_warn);
-  if (job.png == nullptr) return false;
+  if (job.png == nullptr) {
+    std::snprintf(job.message, sizeof(job.message), "out of memory");
+    job.kind = ErrorKind::Io;
+    return false;
+  }
   job.info = png_create_info_struct(job.png);
+  if (job.info == nullptr) {
+    std::snprintf(job.message, sizeof(job.message), "out of memory");
+    job.kind = ErrorKind::Io;
+  }
   if (job.info == nullptr || setjmp(png_jmpbuf(job.png))) {
     png_destroy_read_struct(&job.png, &job.info, nullptr);
     return false;
@@ -299,6 +331,7 @@ bool run_png(PngJob& job) {
   const size_t stride = png_get_rowbytes(job.png, job.info);
   if (stride != size_t(job.width) * job.channels * (job.depth / 8) || job.channels < 1 ||
       job.channels > 4) {
+    job.kind = ErrorKind::Unsupported;
     png_error(job.png, "unsupported PNG pixel layout");
   }
   bool oom = false;
@@ -308,7 +341,10 @@ bool run_png(PngJob& job) {
   } catch (const std::bad_alloc&) {
     oom = true;  // png_error longjmps; never from inside a handler
   }
-  if (oom) png_error(job.png, "out of memory");
+  if (oom) {
+    job.kind = ErrorKind::Io;
+    png_error(job.png, "out of memory");
+  }
   for (int y = 0; y < job.height; ++y) job.rows[y] = job.pixels.data() + size_t(y) * stride;
   png_read_image(job.png, job.rows.data());
   png_destroy_read_struct(&job.png, &job.info, nullptr);
@@ -353,7 +389,7 @@ Image decode_png(const uint8_t* data, size_t size, const std::string& name,
   job->data = data;
   job->size = size;
   job->limits = &limits;
-  if (!run_png(*job)) fail(name, std::string("PNG: ") + job->message);
+  if (!run_png(*job)) fail(name, std::string("PNG: ") + job->message, job->kind);
   check_size(job->width, job->height, limits, name);
   Image img;
   img.width = job->width;
@@ -458,7 +494,7 @@ void frame_to_rgb(const AVFrame* frame, Image& img, const std::string& name) {
   std::unique_ptr<SwsContext, AvFree> sws(
       sws_getContext(frame->width, frame->height, AVPixelFormat(frame->format), frame->width,
                      frame->height, AV_PIX_FMT_RGB24, SWS_POINT, nullptr, nullptr, nullptr));
-  if (!sws) fail(name, "unsupported pixel format");
+  if (!sws) fail(name, "unsupported pixel format", ErrorKind::Unsupported);
   scale_to_rgb(sws.get(), frame, img);
 }
 
@@ -472,17 +508,18 @@ Image decode_ffmpeg(Format f, const uint8_t* data, size_t size, const std::strin
                        : f == Format::kBmp ? AV_CODEC_ID_BMP
                                            : AV_CODEC_ID_TIFF;
   const AVCodec* codec = avcodec_find_decoder(id);
-  if (codec == nullptr) fail(name, label + "no decoder in this FFmpeg build");
+  if (codec == nullptr)
+    fail(name, label + "no decoder in this FFmpeg build", ErrorKind::Unsupported);
   std::unique_ptr<AVCodecContext, AvFree> ctx(avcodec_alloc_context3(codec));
   std::unique_ptr<AVPacket, AvFree> pkt(av_packet_alloc());
   std::unique_ptr<AVFrame, AvFree> frame(av_frame_alloc());
   if (!ctx || !pkt || !frame || size > size_t(INT32_MAX) - AV_INPUT_BUFFER_PADDING_SIZE) {
-    fail(name, label + "out of memory");
+    fail(name, label + "out of memory", ErrorKind::Io);
   }
   ctx->max_pixels = limits.max_pixels;
   ctx->thread_count = 1;
   if (avcodec_open2(ctx.get(), codec, nullptr) < 0 || av_new_packet(pkt.get(), int(size)) < 0) {
-    fail(name, label + "cannot open decoder");
+    fail(name, label + "cannot open decoder", ErrorKind::Io);  // only memory can fail here
   }
   std::memcpy(pkt->data, data, size);
   int rc = avcodec_send_packet(ctx.get(), pkt.get());
@@ -490,6 +527,11 @@ Image decode_ffmpeg(Format f, const uint8_t* data, size_t size, const std::strin
   if (rc == AVERROR(EAGAIN) && avcodec_send_packet(ctx.get(), nullptr) >= 0) {
     rc = avcodec_receive_frame(ctx.get(), frame.get());
   }
+  // FFmpeg's TIFF decoder answers PATCHWELCOME for valid files it cannot read (a compression
+  // or sample layout it lacks).
+  if (rc == AVERROR_PATCHWELCOME || rc == AVERROR(ENOSYS))
+    fail(name, label + "uses a feature FFmpeg cannot decode", ErrorKind::Unsupported);
+  if (rc == AVERROR(ENOMEM)) fail(name, label + "out of memory", ErrorKind::Io);
   if (rc < 0) fail(name, label + "corrupt or truncated data");
   check_size(frame->width, frame->height, limits, name);
   Image img;
@@ -502,11 +544,11 @@ Image decode_ffmpeg(Format f, const uint8_t* data, size_t size, const std::strin
 
 }  // namespace
 
-Image decode_image(const uint8_t* data, size_t size, const std::string& name,
-                   const ImageLimits& limits) {
-  if (size == 0) fail(name, "empty file");
-  const Format f = sniff(data, size);
-  switch (f) {
+namespace {
+
+Image decode_by_format(const uint8_t* data, size_t size, const std::string& name,
+                       const ImageLimits& limits) {
+  switch (sniff(data, size)) {
     case Format::kJpeg:
       return decode_jpeg(data, size, name, limits);
     case Format::kPng:
@@ -514,13 +556,29 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& name,
     case Format::kWebp:
       return decode_webp(data, size, name, limits);
     case Format::kGif:
+      return decode_ffmpeg(Format::kGif, data, size, name, limits);
     case Format::kBmp:
+      return decode_ffmpeg(Format::kBmp, data, size, name, limits);
     case Format::kTiff:
-      return decode_ffmpeg(f, data, size, name, limits);
+      return decode_ffmpeg(Format::kTiff, data, size, name, limits);
     case Format::kUnknown:
       break;
   }
-  fail(name, "unknown image format (expected JPEG, PNG, WebP, GIF, BMP or TIFF)");
+  fail(name, "unknown image format (expected JPEG, PNG, WebP, GIF, BMP or TIFF)",
+       ErrorKind::Unsupported);
+}
+
+}  // namespace
+
+Image decode_image(const uint8_t* data, size_t size, const std::string& name,
+                   const ImageLimits& limits) {
+  if (size == 0) fail(name, "empty file");
+  try {
+    return decode_by_format(data, size, name, limits);
+  } catch (const std::bad_alloc&) {
+    // An image within the limits that this machine cannot hold: the system's failure.
+    fail(name, "out of memory", ErrorKind::Io);
+  }
 }
 
 Image load_image(const std::string& path, const ImageLimits& limits) {
@@ -533,18 +591,29 @@ Image load_image(const std::string& path, const ImageLimits& limits) {
     ~FdCloser() { ::close(fd); }
   } closer{fd};
   struct stat st {};
-  if (::fstat(fd, &st) != 0) fail(path, std::string("cannot read: ") + std::strerror(errno));
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    fail(path, std::string("cannot read: ") + std::strerror(err), error_kind_for_errno(err));
+  }
   const int64_t bytes = st.st_size;
   if (bytes > limits.max_file_bytes) {
     fail(path, "file is " + std::to_string(bytes) + " bytes, over the limit of " +
                    std::to_string(limits.max_file_bytes));
   }
-  std::vector<uint8_t> data(static_cast<size_t>(bytes));
+  std::vector<uint8_t> data;
+  try {
+    data.resize(static_cast<size_t>(bytes));
+  } catch (const std::bad_alloc&) {
+    fail(path, "out of memory", ErrorKind::Io);
+  }
   size_t done = 0;
   while (done < data.size()) {
     const ssize_t n = ::read(fd, data.data() + done, data.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail(path, std::string("read error: ") + std::strerror(errno));
+    if (n < 0) {
+      const int err = errno;
+      fail(path, std::string("read error: ") + std::strerror(err), error_kind_for_errno(err));
+    }
     if (n == 0) fail(path, "file shrank while being read");
     done += static_cast<size_t>(n);
   }

@@ -8,19 +8,20 @@ namespace reel::media {
 
 void patchify(std::span<const Image* const> frames, int patch, int temporal_patch, int merge,
               const float mean[3], const float std[3], std::vector<float>& out, PatchGrid& grid) {
+  // Frames come resized to the grid by the encoders, and the geometry from a checked model.
   if (patch <= 0 || temporal_patch <= 0 || merge <= 0 || frames.empty() ||
       frames.size() % temporal_patch != 0) {
-    throw Error("patchify: frame count must be a positive multiple of the temporal patch");
+    throw InternalError("patchify: frame count must be a positive multiple of the temporal patch");
   }
   const int width = frames[0]->width, height = frames[0]->height;
   const int unit = patch * merge;
   if (width <= 0 || height <= 0 || width % unit != 0 || height % unit != 0) {
-    throw Error("patchify: frame size " + std::to_string(width) + "x" + std::to_string(height) +
-                " is not a multiple of " + std::to_string(unit));
+    throw InternalError("patchify: frame size " + std::to_string(width) + "x" +
+                        std::to_string(height) + " is not a multiple of " + std::to_string(unit));
   }
   for (const Image* f : frames) {
     if (f->width != width || f->height != height || f->rgb.size() != size_t(width) * height * 3) {
-      throw Error("patchify: frames differ in size");
+      throw InternalError("patchify: frames differ in size");
     }
   }
   grid = {int(frames.size()) / temporal_patch, height / patch, width / patch};

@@ -167,7 +167,8 @@ Size2 smart_resize(int height, int width, const ResizeBudget& budget) {
 Image resize_bicubic(const Image& src, int width, int height) {
   if (width <= 0 || height <= 0 || src.width <= 0 || src.height <= 0 ||
       src.rgb.size() != size_t(src.width) * src.height * 3) {
-    throw Error("resize_bicubic: invalid image or target size");
+    // Callers size images through smart_resize first.
+    throw InternalError("resize_bicubic: invalid image or target size");
   }
   Image out;
   out.width = width;

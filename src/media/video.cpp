@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cmath>
 #include <mutex>
+#include <new>
 #include <numeric>
 #include <unordered_map>
 #include <vector>
@@ -38,14 +39,35 @@ extern "C" {
 namespace reel::media {
 namespace {
 
-[[noreturn]] void fail(const std::string& path, const std::string& what) {
-  throw Error(path + ": " + what);
+[[noreturn]] void fail(const std::string& path, const std::string& what,
+                       ErrorKind kind = ErrorKind::InvalidInput) {
+  throw_error(kind, path + ": " + what);
 }
 
 std::string av_err(int rc) {
   char buf[AV_ERROR_MAX_STRING_SIZE] = {};
   av_strerror(rc, buf, sizeof buf);
   return buf;
+}
+
+// The kind of an FFmpeg failure: what FFmpeg says it lacks is Unsupported, the system's own
+// failures are Io, and the rest (invalid data, a truncated file; FFmpeg also answers EINVAL
+// for bad streams) is the input's.
+ErrorKind av_kind(int rc) {
+  switch (rc) {
+    case AVERROR_PATCHWELCOME:
+    case AVERROR_DECODER_NOT_FOUND:
+    case AVERROR_DEMUXER_NOT_FOUND:
+    case AVERROR(ENOSYS):
+      return ErrorKind::Unsupported;
+    case AVERROR(ENOMEM):
+    case AVERROR(EIO):
+    case AVERROR(EMFILE):
+    case AVERROR(ENFILE):
+      return ErrorKind::Io;
+    default:
+      return ErrorKind::InvalidInput;
+  }
 }
 
 struct AvFree {
@@ -137,6 +159,8 @@ class FfmpegReader final : public VideoReader {
                    const std::function<void(size_t, Image&&)>& sink) override;
 
  private:
+  void decode_frames(std::span<const int64_t> indices,
+                     const std::function<void(size_t, Image&&)>& sink);
   void open_container();
   void scan_packets();
   void open_decoder();
@@ -182,7 +206,7 @@ void FfmpegReader::open_container() {
   require_regular_file(path_, "video");
 
   AVFormatContext* raw = avformat_alloc_context();
-  if (raw == nullptr) fail(path_, "out of memory");
+  if (raw == nullptr) fail(path_, "out of memory", ErrorKind::Io);
   deadline_.arm(lim_.timeout_s);
   raw->interrupt_callback = {interrupt_cb, &deadline_};
   AVDictionary* opts = nullptr;
@@ -193,7 +217,7 @@ void FfmpegReader::open_container() {
   av_dict_free(&opts);
   if (rc < 0) {
     if (deadline_.passed()) fail(path_, "timed out opening the file");
-    fail(path_, "not a recognized video file (" + av_err(rc) + ")");
+    fail(path_, "not a recognized video file (" + av_err(rc) + ")", av_kind(rc));
   }
   fmt_.reset(raw);
   fmt_->max_analyze_duration = 10 * AV_TIME_BASE;
@@ -202,7 +226,7 @@ void FfmpegReader::open_container() {
     fail(path_, "is a still image, not a video");
   }
   if ((rc = avformat_find_stream_info(fmt_.get(), nullptr)) < 0) {
-    fail(path_, "cannot read stream info (" + av_err(rc) + ")");
+    fail(path_, "cannot read stream info (" + av_err(rc) + ")", av_kind(rc));
   }
   for (unsigned i = 0; i < fmt_->nb_streams; ++i) {
     const AVStream* st = fmt_->streams[i];
@@ -251,7 +275,7 @@ void FfmpegReader::scan_packets() {
   }
   if (deadline_.passed()) fail(path_, "timed out reading the file");
   if (rc != AVERROR_EOF && index_.packets.empty()) {
-    fail(path_, "cannot read the video stream (" + av_err(rc) + ")");
+    fail(path_, "cannot read the video stream (" + av_err(rc) + ")", av_kind(rc));
   }
   // A read error after some packets is a truncated file: keep what was read.
   auto& ix = index_;
@@ -336,16 +360,24 @@ void FfmpegReader::record_vfr_times() {
 void FfmpegReader::open_decoder() {
   const AVCodecParameters* par = fmt_->streams[stream_]->codecpar;
   const AVCodec* codec = avcodec_find_decoder(par->codec_id);
-  if (codec == nullptr) fail(path_, "unsupported video codec " + info_.codec);
+  if (codec == nullptr) {
+    char tag[AV_FOURCC_MAX_STRING_SIZE] = {};
+    av_fourcc_make_string(tag, par->codec_tag);
+    const std::string what =
+        par->codec_id != AV_CODEC_ID_NONE ? info_.codec : "with tag '" + std::string(tag) + "'";
+    fail(path_, "unsupported video codec " + what, ErrorKind::Unsupported);
+  }
   dec_.reset(avcodec_alloc_context3(codec));
-  if (!dec_ || avcodec_parameters_to_context(dec_.get(), par) < 0) fail(path_, "out of memory");
+  if (!dec_ || avcodec_parameters_to_context(dec_.get(), par) < 0)
+    fail(path_, "out of memory", ErrorKind::Io);
   dec_->thread_count = lim_.threads;
   dec_->pkt_timebase = tb_;
   AVDictionary* opts = nullptr;
   av_dict_set_int(&opts, "max_pixels", lim_.max_pixels, 0);
   const int rc = avcodec_open2(dec_.get(), codec, &opts);
   av_dict_free(&opts);
-  if (rc < 0) fail(path_, "cannot open the " + info_.codec + " decoder (" + av_err(rc) + ")");
+  if (rc < 0)
+    fail(path_, "cannot open the " + info_.codec + " decoder (" + av_err(rc) + ")", av_kind(rc));
   rewind();
 }
 
@@ -515,7 +547,9 @@ Image FfmpegReader::to_rgb(const AVFrame* f) {
       sws_getCachedContext(sws_.release(), f->width, f->height, AVPixelFormat(f->format), w, h,
                            AV_PIX_FMT_RGB24, flags, nullptr, nullptr, nullptr);
   sws_.reset(ctx);
-  if (ctx == nullptr) fail(path_, "unsupported pixel format in the " + info_.codec + " stream");
+  if (ctx == nullptr)
+    fail(path_, "unsupported pixel format in the " + info_.codec + " stream",
+         ErrorKind::Unsupported);
   const bool full = f->color_range == AVCOL_RANGE_JPEG;
   const int cs = f->colorspace == AVCOL_SPC_UNSPECIFIED ? SWS_CS_DEFAULT : int(f->colorspace);
   sws_setColorspaceDetails(ctx, sws_getCoefficients(cs), full ? 1 : 0,
@@ -528,6 +562,16 @@ Image FfmpegReader::to_rgb(const AVFrame* f) {
 
 void FfmpegReader::read_frames(std::span<const int64_t> indices,
                                const std::function<void(size_t, Image&&)>& sink) {
+  try {
+    decode_frames(indices, sink);
+  } catch (const std::bad_alloc&) {
+    // Frames within the limits that this machine cannot hold: the system's failure.
+    fail(path_, "out of memory", ErrorKind::Io);
+  }
+}
+
+void FfmpegReader::decode_frames(std::span<const int64_t> indices,
+                                 const std::function<void(size_t, Image&&)>& sink) {
   for (size_t k = 0; k < indices.size(); ++k) {
     if (indices[k] < 0 || indices[k] >= info_.n_frames) {
       fail(path_, "frame " + std::to_string(indices[k]) + " out of range (" +

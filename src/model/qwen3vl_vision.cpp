@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <new>
 #include <string>
 
 #include "common/error.h"
@@ -44,11 +45,12 @@ void check_architecture(const gguf::File& f) {
   if (*arch != "clip")
     throw Error(f.path() + ": architecture '" + std::string(*arch) +
                 "' is not a vision projector (mmproj) file; expected 'clip'");
-  if (!f.get_bool("clip.has_vision_encoder")) throw Error(f.path() + ": has no vision encoder");
+  if (!f.get_bool("clip.has_vision_encoder"))
+    throw Unsupported(f.path() + ": has no vision encoder (an audio projector?)");
   const std::string_view proj = f.get_str("clip.projector_type");
   if (proj != "qwen3vl_merger")
-    throw Error(f.path() + ": projector type '" + std::string(proj) +
-                "' is not supported (Reel runs qwen3vl_merger)");
+    throw Unsupported(f.path() + ": projector type '" + std::string(proj) +
+                      "' is not supported (Reel runs qwen3vl_merger)");
 }
 
 VisionConfig read_config(const gguf::File& f) {
@@ -67,8 +69,8 @@ VisionConfig read_config(const gguf::File& f) {
   c.head_dim = c.n_embd / c.n_head;
   // The 2-D rotary splits half of each head between rows and columns.
   if (c.head_dim % 4 != 0)
-    throw Error(f.path() + ": vision head dim " + std::to_string(c.head_dim) +
-                " is not a multiple of 4 (needed by the 2-D rotary embedding)");
+    throw Unsupported(f.path() + ": vision head dim " + std::to_string(c.head_dim) +
+                      " is not a multiple of 4 (needed by the 2-D rotary embedding)");
   if (auto eps = f.opt_f32("clip.vision.attention.layer_norm_epsilon");
       eps && !(*eps > 0 && *eps < 1))
     throw Error(f.path() + ": clip.vision.attention.layer_norm_epsilon is out of range");
@@ -261,7 +263,17 @@ std::unique_ptr<Qwen3VLVision> Qwen3VLVision::load(const gguf::File& f) {
 
 VisionState::VisionState(const Qwen3VLVision& model, int max_patches) : max_patches_(max_patches) {
   const VisionConfig& c = model.config();
-  if (max_patches < 1) throw Error("vision state: max_patches must be positive");
+  // Sized by encode() from a grid it has checked, or by tests.
+  if (max_patches < 1) throw InternalError("vision state: max_patches must be positive");
+  try {
+    allocate(c, max_patches);
+  } catch (const std::bad_alloc&) {
+    // A grid within every limit that this machine cannot hold: the system's failure.
+    throw IoError("vision encoder: out of memory for " + std::to_string(max_patches) + " patches");
+  }
+}
+
+void VisionState::allocate(const VisionConfig& c, int max_patches) {
   const size_t n = max_patches, D = c.n_embd;
   x_.resize(n * D);
   xn_.resize(n * D);
@@ -395,15 +407,18 @@ void Qwen3VLVision::encode(VisionState& st, const float* pixels, int n_groups, i
                            int grid_w, float* main, float* deepstack, ops::Context& ctx,
                            const VisionTrace& trace) const {
   const int m = cfg_.spatial_merge;
+  // The encoders size grids from smart_resize and their VisionState from the same plan.
   if (n_groups < 1 || grid_h < m || grid_w < m || grid_h % m || grid_w % m)
-    throw Error("vision encode: the patch grid " + std::to_string(grid_h) + "x" +
-                std::to_string(grid_w) + " (" + std::to_string(n_groups) +
-                " groups) is not a positive multiple of the merge size " + std::to_string(m));
+    throw InternalError("vision encode: the patch grid " + std::to_string(grid_h) + "x" +
+                        std::to_string(grid_w) + " (" + std::to_string(n_groups) +
+                        " groups) is not a positive multiple of the merge size " +
+                        std::to_string(m));
   const int64_t gp = int64_t(grid_h) * grid_w, n64 = gp * n_groups;
   if (n64 > st.max_patches_)
-    throw Error("vision encode: " + std::to_string(n64) + " patches exceed the state's " +
-                std::to_string(st.max_patches_));
-  if (!deepstack && !deepstack_.empty()) throw Error("vision encode: no deepstack output given");
+    throw InternalError("vision encode: " + std::to_string(n64) + " patches exceed the state's " +
+                        std::to_string(st.max_patches_));
+  if (!deepstack && !deepstack_.empty())
+    throw InternalError("vision encode: no deepstack output given");
   const int n = static_cast<int>(n64);
   const int64_t D = cfg_.n_embd;
   const int64_t widest = std::max<int64_t>(

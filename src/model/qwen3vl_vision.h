@@ -58,7 +58,7 @@ struct VisionMerger {
 class Qwen3VLVision;
 
 // Activation memory of one encode call for up to max_patches patches (all temporal groups
-// together). Sized once; encode() does not allocate.
+// together). Sized once; encode() does not allocate. Throws IoError when memory runs out.
 class VisionState {
  public:
   VisionState(const Qwen3VLVision& model, int max_patches);
@@ -66,6 +66,7 @@ class VisionState {
 
  private:
   friend class Qwen3VLVision;
+  void allocate(const VisionConfig& c, int max_patches);
   int max_patches_ = 0;
   std::vector<float> x_, xn_, work_, k_, v_, attn_, pos_, rope_cos_, rope_sin_;
 };

@@ -34,16 +34,16 @@ const gguf::TensorInfo& need_tensor(const gguf::File& f, const std::string& name
                 ", expected " + shape_str(want.data(), n));
   }
   if (!type_info(t->type).supported)
-    throw Error(f.path() + ": tensor " + name + " has unsupported type " +
-                std::string(type_info(t->type).name));
+    throw Unsupported(f.path() + ": tensor " + name + " has unsupported type " +
+                      std::string(type_info(t->type).name));
   return *t;
 }
 
 const float* need_f32(const gguf::File& f, const std::string& name, int64_t n) {
   const auto& t = need_tensor(f, name, {n});
   if (t.type != GgmlType::F32)
-    throw Error(f.path() + ": tensor " + name + " must be F32, found " +
-                std::string(type_info(t.type).name));
+    throw Unsupported(f.path() + ": tensor " + name + " must be F32, found " +
+                      std::string(type_info(t.type).name));
   return reinterpret_cast<const float*>(t.data);
 }
 

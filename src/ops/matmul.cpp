@@ -386,6 +386,41 @@ float GemvRowQ8_0(const uint8_t* w, int64_t nb, const int16_t* xq, const int8_t*
   return hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0, acc1)));
 }
 
+// One Q8_0 weight row against NX activation rows (x0 .. x0 + NX - 1), for batched decoding:
+// each weight block is loaded and widened once for all rows. Per row, the arithmetic is
+// GemvRowQ8_0's exactly (the same products in the same int32 lanes, the same two alternating
+// f32 accumulators), so a sequence's logits do not change when other sequences' tokens share
+// its batch (below the panel kernel's row count).
+template <int NX>
+HWY_INLINE void GemvRowsQ8_0(const uint8_t* w, int64_t nb, const QuantizedX& x, int64_t x0,
+                             float* out) {
+  const DB d8;
+  const I32For<DB> d32;
+  const hn::Rebind<float, I32For<DB>> df;
+  const size_t N = hn::Lanes(d8);
+  const int16_t* xq[NX];
+  const float* xd[NX];
+  hn::Vec<decltype(df)> acc[2][NX];
+  for (int i = 0; i < NX; ++i) {
+    xq[i] = x.v + (x0 + i) * x.cols;
+    xd[i] = x.d + (x0 + i) * (x.cols / kQBlock);
+    acc[0][i] = acc[1][i] = hn::Zero(df);
+  }
+  for (int64_t b = 0; b < nb; ++b, w += 34) {
+    const auto* q = reinterpret_cast<const int8_t*>(w + 2);
+    const float wscale = F16Scale(w);
+    hn::Vec<decltype(d32)> s0[NX], s1[NX];
+    for (int i = 0; i < NX; ++i) s0[i] = s1[i] = hn::Zero(d32);
+    for (size_t p = 0; p < kQBlock; p += N) {
+      const auto wv = hn::LoadU(d8, q + p);
+      for (int i = 0; i < NX; ++i) DotI8(d8, wv, xq[i] + b * kQBlock + p, s0[i], s1[i]);
+    }
+    for (int i = 0; i < NX; ++i)
+      acc[b & 1][i] = ScaleAdd(d32, s0[i], s1[i], wscale * xd[i][b], acc[b & 1][i]);
+  }
+  for (int i = 0; i < NX; ++i) out[i] = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc[0][i], acc[1][i])));
+}
+
 // Q4_0/Q4_1 (kFive = false) and Q5_0/Q5_1: two 16-element halves per block.
 template <bool kFive, bool kHasMin>
 float GemvRowQ4Q5(const uint8_t* w, int64_t nb, const int16_t* xq, const int8_t*, const uint8_t*,
@@ -592,9 +627,31 @@ void MatmulIntRows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t r
     return GemvIntRows(type, w, row_stride, rows_total, cols, r0, r1, x, y, s);
   }
   const int64_t nb = cols / kQBlock;
+  float out[4];
+#if HWY_TARGET != HWY_SCALAR
+  if (type == GgmlType::Q8_0) {  // straight from the stored blocks: no decode round trip
+    for (int64_t r = r0; r < r1; ++r) {
+      PrefetchRow(w + (r + kPrefetchRows) * row_stride, row_stride, r + kPrefetchRows < rows_total);
+      const uint8_t* row = w + r * row_stride;
+      int64_t i = 0;
+      for (; i + 4 <= nx; i += 4) {
+        GemvRowsQ8_0<4>(row, nb, x, i, out);
+        for (int k = 0; k < 4; ++k) y[(i + k) * ldy + r] = out[k];
+      }
+      for (; i + 2 <= nx; i += 2) {
+        GemvRowsQ8_0<2>(row, nb, x, i, out);
+        for (int k = 0; k < 2; ++k) y[(i + k) * ldy + r] = out[k];
+      }
+      for (; i < nx; ++i) {
+        GemvRowsQ8_0<1>(row, nb, x, i, out);
+        y[i * ldy + r] = out[0];
+      }
+    }
+    return;
+  }
+#endif
   const bool has_min = type == GgmlType::Q4_1 || type == GgmlType::Q5_1 ||
                        type == GgmlType::Q4_K || type == GgmlType::Q5_K;
-  float out[4];
   for (int64_t r = r0; r < r1; ++r) {
     PrefetchRow(w + (r + kPrefetchRows) * row_stride, row_stride, r + kPrefetchRows < rows_total);
     DecodeRow(type, w + r * row_stride, cols, s.wq, s.wd, s.wm);

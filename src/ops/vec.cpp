@@ -193,9 +193,9 @@ HWY_INLINE hn::Vec<D> LoadHalves(D df, const uint16_t* HWY_RESTRICT p) {
       hn::Mul(hn::BitCast(df, hn::Add(hn::ShiftRight<4>(two_w), hn::Set(du, 0xE0u << 23))),
               hn::Set(df, 0x1.0p-112f));
   // Zero and subnormal: m * 2^-24 = (0.5 + m * 2^-24) - 0.5, the first term built from bits.
-  const auto denormalized = hn::Sub(
-      hn::BitCast(df, hn::Or(hn::ShiftRight<17>(two_w), hn::Set(du, 126u << 23))),
-      hn::Set(df, 0.5f));
+  const auto denormalized =
+      hn::Sub(hn::BitCast(df, hn::Or(hn::ShiftRight<17>(two_w), hn::Set(du, 126u << 23))),
+              hn::Set(df, 0.5f));
   const auto magnitude = hn::BitCast(di, hn::And(h, hn::Set(du, 0x7fffu)));
   const auto tiny = hn::RebindMask(df, hn::Lt(magnitude, hn::Set(di, 0x400)));
   const auto r = hn::IfThenElse(tiny, denormalized, normalized);
@@ -227,7 +227,8 @@ HWY_INLINE void StoreHalves(D df, hn::Vec<D> v, uint16_t* HWY_RESTRICT p) {
   // half subnormal step, so the FPU's round-to-nearest-even addition does the rounding.
   const auto sub = hn::Sub(hn::BitCast(di, hn::Add(hn::BitCast(df, abs), hn::Set(df, 0.5f))),
                            hn::Set(di, 0x3f000000));
-  const auto nan = hn::Or(hn::Set(di, 0x7e00), hn::And(hn::ShiftRight<13>(abs), hn::Set(di, 0x3ff)));
+  const auto nan =
+      hn::Or(hn::Set(di, 0x7e00), hn::And(hn::ShiftRight<13>(abs), hn::Set(di, 0x3ff)));
   auto r = hn::IfThenElse(hn::Lt(abs, hn::Set(di, 0x38800000)), sub, normal);
   r = hn::IfThenElse(hn::Lt(abs, hn::Set(di, 0x477ff000)), r, hn::Set(di, 0x7c00));  // inf
   r = hn::IfThenElse(hn::Gt(abs, hn::Set(di, 0x7f800000)), nan, r);

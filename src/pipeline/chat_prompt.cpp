@@ -321,10 +321,9 @@ ChatPrompt build_chat_prompt(const Model& model, ops::Context& ctx,
     throw ContextFull(context_message(int64_t(out.ids.size()), answer, o.n_ctx));
 
   encode_videos(model, ctx, media, memo, out);
-  const int merge = media.empty() ? 1 : model.vision().config().spatial_merge;
   for (const Medium& m : media) {
     if (!m.is_video) {
-      out.blocks.push_back(block_of(*m.image, merge));
+      out.blocks.push_back(block_of(*m.image));
       out.blocks.back().id = m.id;
       out.media.push_back(m.image);
       continue;

@@ -162,6 +162,7 @@ void Conversation::encode_media(Turn& t, const TurnEvents& ev) {
   const Qwen3VLVision& vision = model().vision();
   ops::Context& ctx = exec_ctx();
   const bool reuse_images = t.decoded.empty() && image_cache_.size() == t.sizes.size();
+  std::vector<uint64_t> ids(t.sizes.size(), 0);
   for (size_t i = 0; i < t.sizes.size(); ++i) {
     ctx.throw_if_cancelled();
     const auto& hit = reuse_images && image_cache_[i]->resized_w == t.sizes[i].width &&
@@ -170,36 +171,80 @@ void Conversation::encode_media(Turn& t, const TurnEvents& ev) {
                           : nullptr;
     if (hit) {
       t.images.push_back(hit);
+      ids[i] = image_ids_[i];
       continue;
+    }
+    const std::string& path = opts_.images[i];
+    std::optional<MediaKey> key;
+    if (opts_.media_cache) {
+      key = image_key(file_key(path), t.sizes[i].width, t.sizes[i].height, model_key());
+      ids[i] = identity_of(*key);
+      if (auto cached = opts_.media_cache->find_image(*key)) {
+        t.images.push_back(std::move(cached));
+        ++t.stats.media_cache_hits;
+        if (ev.note) ev.note(path + ": encoded before, taken from the media cache");
+        continue;
+      }
     }
     if (ev.progress) ev.progress("encoding images", int(i), int(t.sizes.size()));
     const DecodedImage img =
-        t.decoded.empty() ? decode_image(opts_.images[i], opts_.image) : std::move(t.decoded[i]);
+        t.decoded.empty() ? decode_image(path, opts_.image) : std::move(t.decoded[i]);
     t.images.push_back(std::make_shared<const EncodedImage>(encode_decoded(vision, img, t.sizes[i], ctx)));
     t.stats.media_decode_ms += t.images.back()->decode_ms;
     t.stats.vision_encode_ms += t.images.back()->encode_ms;
+    if (key) opts_.media_cache->put_image(*key, t.images.back());
+    if (ids[i] == 0) ids[i] = new_block_identity();
     if (ev.progress) ev.progress("encoding images", int(i + 1), int(t.sizes.size()));
   }
   if (!t.images.empty()) {  // valid encodings, whatever happens next
-    image_ids_.resize(t.images.size());
-    for (size_t i = 0; i < t.images.size(); ++i)
-      if (i >= image_cache_.size() || image_cache_[i] != t.images[i]) image_ids_[i] = new_block_identity();
     image_cache_ = t.images;
+    image_ids_ = ids;
   }
   if (t.plan) {
     if (video_cache_ && same_plan(video_cache_->plan, *t.plan)) {
       t.video = video_cache_;
-    } else {
-      auto progress = [&](int done, int total) {
-        if (ev.progress) ev.progress("encoding video", done, total);
-      };
-      t.video = std::make_shared<const EncodedVideo>(reel::encode_video(vision, *t.plan, ctx, progress));
-      t.stats.media_decode_ms += t.video->decode_ms;
-      t.stats.vision_encode_ms += t.video->encode_ms;
-      video_cache_ = t.video;
-      video_id_ = new_block_identity();
+      return;
     }
+    std::optional<MediaKey> key;
+    if (opts_.media_cache) {
+      key = video_key(file_key(opts_.video_path), *t.plan, model_key());
+      if (auto cached = opts_.media_cache->find_video(*key)) {
+        t.video = std::move(cached);
+        video_cache_ = t.video;
+        video_id_ = identity_of(*key);
+        ++t.stats.media_cache_hits;
+        if (ev.note) ev.note(opts_.video_path + ": encoded before, taken from the media cache");
+        return;
+      }
+    }
+    auto progress = [&](int done, int total) {
+      if (ev.progress) ev.progress("encoding video", done, total);
+    };
+    t.video = std::make_shared<const EncodedVideo>(reel::encode_video(vision, *t.plan, ctx, progress));
+    t.stats.media_decode_ms += t.video->decode_ms;
+    t.stats.vision_encode_ms += t.video->encode_ms;
+    if (key) opts_.media_cache->put_video(*key, t.video);
+    video_cache_ = t.video;
+    video_id_ = key ? identity_of(*key) : new_block_identity();
   }
+}
+
+// The cache key of a file's bytes, hashed once per conversation (the files are the ones the
+// conversation was given; they are taken not to change under it).
+const MediaKey& Conversation::file_key(const std::string& path) {
+  auto it = file_keys_.find(path);
+  if (it == file_keys_.end()) it = file_keys_.emplace(path, hash_file(path)).first;
+  return it->second;
+}
+
+const MediaKey& Conversation::model_key() {
+  if (!model_key_) model_key_ = model_identity(*model().vision_file());
+  return *model_key_;
+}
+
+uint64_t Conversation::identity_of(const MediaKey& key) {
+  const uint64_t id = key.lo ^ (key.hi * 0x9E3779B97F4A7C15ULL);
+  return id ? id : 1;
 }
 
 TurnStats Conversation::ask(const std::string& text, bool place_unmarked_media,
@@ -258,9 +303,8 @@ TurnStats Conversation::ask(const std::string& text, bool place_unmarked_media,
 
   encode_media(t, ev);
   std::vector<VisualBlock> blocks;
-  const int merge = !t.images.empty() || t.video ? model().vision().config().spatial_merge : 1;
   for (size_t i = 0; i < t.images.size(); ++i) {
-    blocks.push_back(block_of(*t.images[i], merge));
+    blocks.push_back(block_of(*t.images[i]));
     blocks.back().id = image_ids_[i];
   }
   if (t.video) {

@@ -10,11 +10,13 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "pipeline/media_cache.h"
 #include "pipeline/session.h"
 
 namespace reel {
@@ -34,6 +36,10 @@ struct ConversationOptions {
   int answer_reserve = 512;
   // The original app's single marker: <image> brings in the video too.
   bool image_marker_brings_video = false;
+  // Encodings shared across conversations and processes (null: each conversation keeps its
+  // own). Its keys also give media their identities, so that a cached prefix holding the same
+  // medium is reused by another conversation.
+  MediaCache* media_cache = nullptr;
 };
 
 // What one turn did.
@@ -47,6 +53,7 @@ struct TurnStats {
   double vision_encode_ms = 0;     // the vision encoder
   double media_wall_ms = 0;        // planning, decoding and encoding, as the user waits
   double first_token_ms = 0;       // from the turn's start to the first streamed text
+  int media_cache_hits = 0;        // media taken from the media cache, not encoded
   size_t kv_bytes = 0;             // memory the conversation's KV cache holds after the turn
   int visual_tokens() const { return image_tokens + video_tokens; }
 };
@@ -82,6 +89,9 @@ class Conversation {
   void plan_video(Turn& t, int64_t budget, const TurnEvents& ev);
   void encode_media(Turn& t, const TurnEvents& ev);
   int64_t count_tokens(const std::string& content) const;
+  const MediaKey& file_key(const std::string& path);
+  const MediaKey& model_key();
+  static uint64_t identity_of(const MediaKey& key);
 
   const Model& model() const { return session_.model(); }
   ops::Context& exec_ctx() { return session_.scheduler().executor().ctx(); }
@@ -95,6 +105,8 @@ class Conversation {
   // Identities of the cached encodings (equal identity = equal rows), for prefix reuse.
   std::vector<uint64_t> image_ids_;
   uint64_t video_id_ = 0;
+  std::map<std::string, MediaKey> file_keys_;
+  std::optional<MediaKey> model_key_;
 };
 
 // Removes every <image> / <video> tag from user text and puts `markers` where the first one

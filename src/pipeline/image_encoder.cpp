@@ -29,7 +29,7 @@ media::Size2 model_size(const Qwen3VLVision& vision, const DecodedImage& img,
   try {
     return media::smart_resize(img.image.height, img.image.width, budget);
   } catch (const Error& e) {
-    throw Error(img.path + ": " + e.what());
+    throw_error(e.kind(), img.path + ": " + e.what());  // named, of the same kind
   }
 }
 
@@ -70,6 +70,7 @@ EncodedImage encode_resized(const Qwen3VLVision& vision, const media::Image& res
                   v.image_std, pixels, grid);
   out.grid_h = grid.h;
   out.grid_w = grid.w;
+  out.merge = v.spatial_merge;
 
   const auto t0 = Clock::now();
   const size_t rows = size_t(out.n_tokens()) * v.out_dim;

@@ -12,6 +12,12 @@
 
 namespace reel {
 
+// Qwen3-VL's vision geometry: 16-pixel patches, 2x2 patches merged into one token. Used where
+// no model is loaded (planning a video for `reel frames`) and as the defaults of the structs
+// below; with a model, the values come from its GGUF (VisionConfig).
+inline constexpr int kQwen3VLPatchSize = 16;
+inline constexpr int kQwen3VLSpatialMerge = 2;
+
 // How images are sized before encoding (transformers' defaults: 64 to 16384 tokens).
 struct ImageOptions {
   int64_t min_pixels = 65536;     // 64 tokens of 32x32 pixels
@@ -25,8 +31,9 @@ struct EncodedImage {
   std::string path;
   int width = 0, height = 0;          // as decoded (orientation applied)
   int resized_w = 0, resized_h = 0;
-  int grid_h = 0, grid_w = 0;         // in 16-px patches
-  int n_tokens() const { return grid_h * grid_w / 4; }
+  int grid_h = 0, grid_w = 0;         // in patches
+  int merge = kQwen3VLSpatialMerge;   // patches per token side (the vision model's spatial merge)
+  int n_tokens() const { return grid_h * grid_w / (merge * merge); }
   std::vector<float> main;            // [n_tokens][D]
   std::vector<float> deepstack;       // [n_deepstack][n_tokens][D]
   double decode_ms = 0, encode_ms = 0;

@@ -16,7 +16,8 @@ int32_t argmax(const float* x, int n) {
 
 Sampler::Sampler(const SamplingParams& params, int n_vocab)
     : p_(params), n_vocab_(n_vocab), rng_(params.seed) {
-  if (n_vocab < 1) throw Error("sampler: empty vocabulary");
+  // n_vocab comes from a loaded model, whose embedding has at least one row.
+  if (n_vocab < 1) throw InternalError("sampler: empty vocabulary");
   if (!std::isfinite(p_.temperature) || !std::isfinite(p_.top_p) || !std::isfinite(p_.min_p) ||
       !(p_.repeat_penalty > 0) || !std::isfinite(p_.repeat_penalty) ||
       !std::isfinite(p_.presence_penalty))

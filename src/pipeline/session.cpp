@@ -13,10 +13,10 @@ constexpr std::string_view kVideoMarker = "<|vision_start|><|video_pad|><|vision
 
 }  // namespace
 
-VisualBlock block_of(const EncodedImage& img, int merge) {
+VisualBlock block_of(const EncodedImage& img) {
   VisualBlock b;
-  b.hm = img.grid_h / merge;
-  b.wm = img.grid_w / merge;
+  b.hm = img.grid_h / img.merge;
+  b.wm = img.grid_w / img.merge;
   b.main = img.main.data();
   b.deepstack = img.deepstack.empty() ? nullptr : img.deepstack.data();
   b.ds_stride = img.n_tokens();
@@ -24,8 +24,7 @@ VisualBlock block_of(const EncodedImage& img, int merge) {
 }
 
 std::string expand_markers(const std::string& content, std::span<const EncodedImage> images,
-                           std::span<const EncodedVideo> videos, int merge,
-                           std::vector<VisualBlock>& blocks) {
+                           std::span<const EncodedVideo> videos, std::vector<VisualBlock>& blocks) {
   std::string out;
   size_t at = 0, n_img = 0, n_vid = 0;
   while (true) {
@@ -39,7 +38,7 @@ std::string expand_markers(const std::string& content, std::span<const EncodedIm
       out += "<|vision_start|>";
       for (int i = 0; i < img.n_tokens(); ++i) out += "<|image_pad|>";
       out += "<|vision_end|>";
-      blocks.push_back(block_of(img, merge));
+      blocks.push_back(block_of(img));
     } else {
       if (n_vid == videos.size()) throw Error("the prompt has more video markers than videos");
       const EncodedVideo& v = videos[n_vid++];
@@ -113,8 +112,7 @@ GenerationStats ChatSession::ask(const std::string& user_content, int max_tokens
                                  const TextSink& sink, std::span<const EncodedImage> images,
                                  std::span<const EncodedVideo> videos) {
   std::vector<VisualBlock> blocks;
-  const int merge = images.empty() && videos.empty() ? 1 : sched_.model().vision().config().spatial_merge;
-  const std::string content = expand_markers(user_content, images, videos, merge, blocks);
+  const std::string content = expand_markers(user_content, images, videos, blocks);
   const std::vector<TokenId> ids = sched_.model().tokenizer().encode(user_turn_text(content), true);
   return ask_tokens(ids, blocks, max_tokens, sink);
 }

@@ -21,15 +21,14 @@ struct SessionOptions {
   const std::atomic<bool>* cancel = nullptr;  // stops a turn between steps
 };
 
-// The prompt block of an encoded image (merge: the vision model's spatial merge size).
-VisualBlock block_of(const EncodedImage& img, int merge);
+// The prompt block of an encoded image.
+VisualBlock block_of(const EncodedImage& img);
 
 // Expands the chat template's media markers, in order, into the pad tokens (and, for videos,
 // the timestamps) of the encoded media, appending their visual blocks in prompt order.
 // Throws reel::Error when markers and media do not pair up.
 std::string expand_markers(const std::string& content, std::span<const EncodedImage> images,
-                           std::span<const EncodedVideo> videos, int merge,
-                           std::vector<VisualBlock>& blocks);
+                           std::span<const EncodedVideo> videos, std::vector<VisualBlock>& blocks);
 
 class ChatSession {
  public:

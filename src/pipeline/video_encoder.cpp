@@ -65,8 +65,9 @@ void size_as_images(VideoPlan& p, const ImageOptions& image, int patch, int merg
   for (int64_t f : p.frames) p.group_times.push_back(p.info.frame_time_s(f));
 }
 
-void size_plan(VideoPlan& p, const VideoOptions& o, const media::VideoBudget& budget,
-               const ImageOptions& image, int patch, int merge) {
+void size_plan(VideoPlan& p, const media::VideoBudget& budget, const ImageOptions& image,
+               int patch, int merge) {
+  p.merge = merge;
   if (p.as_images)
     size_as_images(p, image, patch, merge);
   else
@@ -112,7 +113,7 @@ void fit_budget(VideoPlan& p, const VideoOptions& o, int patch, int merge, int64
     vb.min_pixels = std::min(vb.min_pixels, vb.max_pixels);
     im.max_pixels = std::max<int64_t>(area, int64_t(per_group * area * shrink));
     im.min_pixels = std::min(im.min_pixels, im.max_pixels);
-    size_plan(p, o, vb, im, patch, merge);
+    size_plan(p, vb, im, patch, merge);
   }
   if (plan_cost(p, per_group_extra) > token_budget)
     throw ContextFull("the video cannot be fitted into the " + std::to_string(token_budget) +
@@ -150,15 +151,13 @@ VideoPlan plan_video(const std::string& path, const VideoOptions& o, int patch, 
   p.as_images = o.as_images;
   p.indices = sample(p.info, o);
   try {
-    size_plan(p, o, o.budget, o.image, patch, merge);
+    size_plan(p, o.budget, o.image, patch, merge);
     if (token_budget > 0 && plan_cost(p, per_group_extra) > token_budget)
       fit_budget(p, o, patch, merge, token_budget, per_group_extra);
-  } catch (const ContextFull& e) {
-    const std::string what = e.what();
-    throw ContextFull(what.rfind(path, 0) == 0 ? what : path + ": " + what);
   } catch (const Error& e) {
+    // Named by the file, of the same kind (a full context stays ContextFull).
     const std::string what = e.what();
-    throw Error(what.rfind(path, 0) == 0 ? what : path + ": " + what);
+    throw_error(e.kind(), what.rfind(path, 0) == 0 ? what : path + ": " + what);
   }
   return p;
 }
@@ -242,8 +241,8 @@ std::vector<VisualBlock> EncodedVideo::blocks() const {
   const int tpg = plan.tokens_per_group();
   for (int g = 0; g < plan.n_groups; ++g) {
     VisualBlock b;
-    b.hm = plan.grid_h / 2;
-    b.wm = plan.grid_w / 2;
+    b.hm = plan.grid_h / plan.merge;
+    b.wm = plan.grid_w / plan.merge;
     b.main = main.data() + size_t(g) * tpg * out_dim;
     b.deepstack = deepstack.empty() ? nullptr : deepstack.data() + size_t(g) * tpg * out_dim;
     b.ds_stride = plan.n_tokens();

@@ -45,8 +45,9 @@ struct VideoPlan {
   bool display_corrections = true;
   int resized_w = 0, resized_h = 0;
   int grid_h = 0, grid_w = 0;      // patches per frame
+  int merge = kQwen3VLSpatialMerge;  // patches per token side (the vision model's spatial merge)
   int n_groups = 0;                // temporal groups (as_images: frames)
-  int tokens_per_group() const { return grid_h * grid_w / 4; }
+  int tokens_per_group() const { return grid_h * grid_w / (merge * merge); }
   int n_tokens() const { return n_groups * tokens_per_group(); }
   std::vector<std::string> notes;  // what a budget made Reel choose, in words
 };

@@ -75,7 +75,8 @@ std::vector<Char> decode(std::string_view text) {
   chars.reserve(text.size());
   for (size_t i = 0; i < text.size();) {
     const utf8::Scan sc = utf8::scan(text.substr(i));
-    if (sc.kind != utf8::Scan::kValid) throw Error("tokenizer: internal error: invalid UTF-8");
+    // Tokenizer::encode makes text valid UTF-8 before it is split.
+    if (sc.kind != utf8::Scan::kValid) throw InternalError("tokenizer: split given invalid UTF-8");
     chars.push_back({sc.cp, static_cast<uint32_t>(i), classify(sc.cp)});
     i += sc.len;
   }
@@ -170,7 +171,8 @@ const icu::Normalizer2& hf_nfc() {
     UErrorCode status = U_ZERO_ERROR;
     const icu::Normalizer2* nfc = icu::Normalizer2::getNFCInstance(status);
     auto* v9 = new icu::UnicodeSet(icu::UnicodeString(u"[:Age=9.0:]"), status);
-    if (U_FAILURE(status)) throw Error("tokenizer: ICU NFC data unavailable");
+    // ICU's data is part of the installation: missing, the system failed us, not the input.
+    if (U_FAILURE(status)) throw IoError("tokenizer: ICU NFC data unavailable");
     v9->freeze();
     return new icu::FilteredNormalizer2(*nfc, *v9);  // both live for the whole process
   }();
@@ -191,7 +193,11 @@ std::string nfc(std::string_view text) {
   std::string out;
   icu::StringByteSink<std::string> sink(&out, static_cast<int32_t>(text.size()));
   norm.normalizeUTF8(0, piece, sink, nullptr, status);
-  if (U_FAILURE(status)) throw Error("tokenizer: NFC normalization failed");
+  if (U_FAILURE(status)) {
+    // The input is valid UTF-8 by now, so only memory can run out.
+    if (status == U_MEMORY_ALLOCATION_ERROR) throw IoError("tokenizer: out of memory");
+    throw InternalError(std::string("tokenizer: NFC normalization failed: ") + u_errorName(status));
+  }
   return out;
 }
 

@@ -104,14 +104,14 @@ void check_kind(const gguf::File& f) {
   const auto model = f.opt_str("tokenizer.ggml.model");
   if (!model) throw Error(where(f) + "no tokenizer (tokenizer.ggml.model missing)");
   if (*model != "gpt2") {
-    throw Error(where(f) + "tokenizer model '" + std::string(*model) +
-                "' is not supported (need gpt2)");
+    throw Unsupported(where(f) + "tokenizer model '" + std::string(*model) +
+                      "' is not supported (need gpt2)");
   }
   const auto pre = f.opt_str("tokenizer.ggml.pre");
   if (!pre) throw Error(where(f) + "tokenizer.ggml.pre missing (need qwen2)");
   if (*pre != "qwen2") {
-    throw Error(where(f) + "pre-tokenizer '" + std::string(*pre) +
-                "' is not supported (need qwen2)");
+    throw Unsupported(where(f) + "pre-tokenizer '" + std::string(*pre) +
+                      "' is not supported (need qwen2)");
   }
 }
 

@@ -164,7 +164,7 @@ TEST_F(Cli, OtherArchitectureIsRefused) {
 
 TEST_F(Cli, VisionFileGivenAsTextModel) {
   expect_clean_error(reel("-m " REEL_FIXTURE_DIR "/models/tiny-a-mmproj-f32.gguf -p hi"),
-                     "--mmproj");
+                     "vision projector (mmproj) file, not a text model");
 }
 
 const std::string kMmproj = REEL_FIXTURE_DIR "/models/tiny-a-mmproj-f32.gguf";
@@ -358,9 +358,11 @@ TEST_F(Cli, BadVideosGiveOneLine) {
 }
 
 TEST_F(Cli, LegacyFramesMustBeAPositiveNumber) {
-  for (const char* frames : {"0", "-3", "eight", "1e9", "99999999999"})
-    expect_clean_error(reel(kMmprojF16 + " " + kModel + " " + kVideo + " " + frames, "<exit>\n"),
-                       "FRAMES");
+  for (const char* frames : {"0", "-3", "eight", "1e9", "99999999999"}) {
+    const Result r = reel(kMmprojF16 + " " + kModel + " " + kVideo + " " + frames, "<exit>\n");
+    expect_clean_error(r, "FRAMES");
+    EXPECT_EQ(r.code, 2) << "a usage error";
+  }
 }
 
 }  // namespace

@@ -305,5 +305,52 @@ TEST_F(Edges, AfterAStoppedTurnTheVideoComesIn) {
   EXPECT_EQ(got["generated_ids"], want["generated_ids"]);
 }
 
+// --media-cache: a second run about the same video skips decoding and encoding and says so;
+// a corrupt entry is dropped and recomputed; other sampling is another entry. The answer is
+// the same every time.
+TEST_F(Edges, MediaCacheServesALaterRun) {
+  const std::string cache = (dir_ / "cache").string();
+  auto run = [&](std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"--video", kVideo, "-p", "What happens?", "-n", "6",
+                                     "--stats", "json", "--media-cache", cache};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const Outcome r = reel(with_vision(args));
+    EXPECT_EQ(r.code, 0) << r.err;
+    return r;
+  };
+  const Outcome first = run();
+  const auto s1 = last_stats(first.err);
+  EXPECT_EQ(s1["media_cache_hits"], 0);
+  EXPECT_GT(s1["vision_encode_ms"].get<double>(), 0);
+  std::vector<fs::path> entries;
+  for (const auto& e : fs::directory_iterator(cache)) entries.push_back(e.path());
+  ASSERT_EQ(entries.size(), 1u);
+
+  const Outcome second = run();
+  const auto s2 = last_stats(second.err);
+  EXPECT_EQ(s2["media_cache_hits"], 1);
+  EXPECT_EQ(s2["vision_encode_ms"].get<double>(), 0);
+  EXPECT_NE(second.err.find("taken from the media cache"), std::string::npos) << second.err;
+  EXPECT_EQ(s2["generated_ids"], s1["generated_ids"]);
+
+  {  // flip one byte in the middle of the entry: detected, dropped, recomputed
+    std::fstream f(entries[0], std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(0, std::ios::end);
+    const std::streamoff mid = f.tellg() / 2;
+    f.seekg(mid);
+    const char c = static_cast<char>(f.get());
+    f.seekp(mid);
+    f.put(static_cast<char>(c ^ 0x5a));
+  }
+  const Outcome third = run();
+  const auto s3 = last_stats(third.err);
+  EXPECT_EQ(s3["media_cache_hits"], 0) << "a corrupt entry is never trusted";
+  EXPECT_EQ(s3["generated_ids"], s1["generated_ids"]);
+  EXPECT_EQ(last_stats(run().err)["media_cache_hits"], 1) << "rewritten after the corrupt one";
+
+  const Outcome other = run({"--frames", "4"});
+  EXPECT_EQ(last_stats(other.err)["media_cache_hits"], 0) << "other sampling, other entry";
+}
+
 }  // namespace
 }  // namespace reel::test

@@ -343,4 +343,12 @@ TEST_F(Files, TooManyThreadsAreClampedWithAWarning) {
 }
 
 }  // namespace
+// A write the system refuses (a full disk) is an I/O error: exit code 74, the file named.
+TEST_F(Files, FullDiskExitsWithTheIoErrorCode) {
+  const Result r = reel(encode_args("/dev/full"));
+  EXPECT_EQ(r.code, 74) << r.err;
+  EXPECT_NE(r.err.find("/dev/full"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
 }  // namespace reel::test

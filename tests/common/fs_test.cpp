@@ -3,6 +3,7 @@
 #include "common/fs.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -64,6 +65,38 @@ TEST_F(FsTest, AcceptsRegularFileAndLinkToIt) {
 
 TEST_F(FsTest, MissingFile) {
   EXPECT_EQ(message(path("nope.gguf")), path("nope.gguf") + ": no such file");
+  EXPECT_THROW(reel::require_regular_file(path("nope.gguf"), "model"), reel::Error);
+  try {
+    reel::require_regular_file(path("nope.gguf"), "model");
+  } catch (const reel::Error& e) {
+    EXPECT_EQ(e.kind(), reel::ErrorKind::InvalidInput);  // the user's path, not the system
+  }
+}
+
+// Out of file descriptors is the system failing: IoError, with the path and the reason.
+TEST_F(FsTest, NoDescriptorLeftIsAnIoError) {
+  const std::string f = make_file("a.gguf");
+  const int next_fd = ::dup(0);  // the lowest free descriptor
+  ASSERT_GE(next_fd, 0);
+  ::close(next_fd);
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit low = saved;
+  low.rlim_cur = static_cast<rlim_t>(next_fd);  // descriptors below next_fd only: open fails
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  std::string what;
+  bool io = false;
+  try {
+    ::close(reel::open_regular_file(f, "model"));
+  } catch (const reel::IoError& e) {
+    io = true;
+    what = e.what();
+  } catch (const reel::Error& e) {
+    what = e.what();
+  }
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_TRUE(io) << what;
+  EXPECT_EQ(what, f + ": too many open files");
 }
 
 TEST_F(FsTest, EmptyPath) {

@@ -123,14 +123,42 @@ TEST_F(OutputFileTest, DevicesAreWrittenInPlace) {
   struct stat st {};
   ASSERT_EQ(::stat("/dev/null", &st), 0);
   EXPECT_TRUE(S_ISCHR(st.st_mode));
+}
+
+// A full disk is the system failing, not a bad path: IoError (the CLI's exit code 74), with the
+// target and the reason in the message.
+TEST_F(OutputFileTest, FullDiskIsAnIoError) {
   reel::OutputFile full("/dev/full", {});
   std::string big(1 << 16, 'x');  // more than stdio buffers, so the write itself fails
-  EXPECT_THROW(
-      {
-        full.write(big.data(), big.size());
-        full.commit();
-      },
-      reel::Error);
+  try {
+    full.write(big.data(), big.size());
+    full.commit();
+    FAIL() << "writing to /dev/full succeeded";
+  } catch (const reel::IoError& e) {
+    EXPECT_EQ(std::string(e.what()), "/dev/full: write error: No space left on device");
+  }
+  // The same when the data fits the stdio buffer and the failure comes at commit.
+  reel::OutputFile small("/dev/full", {});
+  small.write("x", 1);
+  EXPECT_THROW(small.commit(), reel::IoError);
+}
+
+TEST_F(OutputFileTest, TargetErrorsAreInvalidInput) {
+  for (const std::string& target : {dir_, path("no/x"), std::string()}) {
+    try {
+      reel::OutputFile out(target, {});
+      ADD_FAILURE() << target << " was accepted";
+    } catch (const reel::Error& e) {
+      EXPECT_EQ(e.kind(), reel::ErrorKind::InvalidInput) << e.what();
+    }
+  }
+}
+
+TEST_F(OutputFileTest, UseAfterCommitIsAnInternalError) {
+  reel::OutputFile out(path("o"), {});
+  out.commit();
+  EXPECT_THROW(out.write("x", 1), reel::InternalError);
+  EXPECT_THROW(out.commit(), reel::InternalError);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -45,8 +46,10 @@ Parsed parse(const std::vector<uint8_t>& bytes) {
   return parse(bytes, bytes.size());
 }
 
-// Expects a reel::Error whose one-line message is "mem: ..." and contains `needle`.
-void expect_error(const std::vector<uint8_t>& bytes, const std::string& needle) {
+// Expects a reel::Error of `kind` whose one-line message is "mem: ..." and contains `needle`.
+// A broken file is InvalidInput; a well-formed one using what Reel does not read, Unsupported.
+void expect_error(const std::vector<uint8_t>& bytes, const std::string& needle,
+                  ErrorKind kind = ErrorKind::InvalidInput) {
   try {
     parse(bytes);
     ADD_FAILURE() << "no error; expected one containing: " << needle;
@@ -55,6 +58,8 @@ void expect_error(const std::vector<uint8_t>& bytes, const std::string& needle) 
     EXPECT_EQ(msg.rfind("mem: ", 0), 0u) << msg;
     EXPECT_NE(msg.find(needle), std::string::npos) << msg;
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    EXPECT_EQ(e.kind(), kind) << msg << " is " << error_kind_name(e.kind()) << ", expected "
+                              << error_kind_name(kind);
   }
 }
 
@@ -240,7 +245,12 @@ TEST(Reader, GgufPythonWriterSample) {
 TEST(Reader, TruncationAtEveryOffset) {
   const std::vector<uint8_t> bytes = valid_file();
   for (size_t n = 0; n < bytes.size(); ++n) {
-    EXPECT_THROW(parse(bytes, n), Error) << "prefix of " << n << " bytes";
+    try {
+      parse(bytes, n);
+      ADD_FAILURE() << "prefix of " << n << " bytes accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::InvalidInput) << "prefix of " << n << " bytes: " << e.what();
+    }
   }
 }
 
@@ -263,9 +273,9 @@ TEST(Reader, RejectsVersions) {
   v1.header(0, 0, 1);
   v4.header(0, 0, 4);
   big.header(0, 0, 0x03000000);
-  expect_error(v1.bytes(), "GGUF version 1 is not supported");
-  expect_error(v4.bytes(), "unsupported GGUF version 4");
-  expect_error(big.bytes(), "big-endian");
+  expect_error(v1.bytes(), "GGUF version 1 is not supported", ErrorKind::Unsupported);
+  expect_error(v4.bytes(), "unsupported GGUF version 4", ErrorKind::Unsupported);
+  expect_error(big.bytes(), "big-endian", ErrorKind::Unsupported);
 }
 
 TEST(Reader, RejectsHugeCounts) {
@@ -290,7 +300,7 @@ TEST(Reader, MessagesPrintUnsignedValuesUnsigned) {
   const uint64_t u64_max = ~uint64_t{0};
   Builder version, value_type, elem_type, dims, shape, type_id, offset;
   version.header(0, 0, u32_max);
-  expect_error(version.bytes(), "unsupported GGUF version 4294967295");
+  expect_error(version.bytes(), "unsupported GGUF version 4294967295", ErrorKind::Unsupported);
   value_type.header(0, 1).key("k", u32_max);
   expect_error(value_type.bytes(), "key 'k' has unknown value type 4294967295");
   elem_type.header(0, 1).key("k", kArray).u32(u32_max).u64(0);
@@ -300,7 +310,8 @@ TEST(Reader, MessagesPrintUnsignedValuesUnsigned) {
   shape.header(1, 0).tensor("t", {u64_max}, 0, 0).zeros(64);
   expect_error(shape.bytes(), "tensor 't' has invalid size 18446744073709551615 in dimension 0");
   type_id.header(1, 0).tensor("t", {4}, u32_max, 0).zeros(64);
-  expect_error(type_id.bytes(), "tensor 't' has unknown ggml type id 4294967295");
+  expect_error(type_id.bytes(), "tensor 't' has unknown ggml type id 4294967295",
+               ErrorKind::Unsupported);
   offset.header(1, 0).tensor("t", {4}, 0, u64_max - 31).zeros(64);
   expect_error(offset.bytes(), "18446744073709551584");
 }
@@ -387,7 +398,7 @@ TEST(Reader, RejectsBadShapes) {
   expect_error(tensors_file([](Builder& b) { b.tensor("t", {16}, kTypeQ8_0, 0); }, 1, 64),
                "not a multiple of the Q8_0 block size 32");
   expect_error(tensors_file([](Builder& b) { b.tensor("t", {4}, 4, 0); }, 1, 64),
-               "tensor 't' has unknown ggml type id 4");
+               "tensor 't' has unknown ggml type id 4", ErrorKind::Unsupported);
 }
 
 TEST(Reader, RejectsBadPlacement) {
@@ -441,6 +452,14 @@ class TempDir : public ::testing::Test {
       File::open(path);
     } catch (const Error& e) {
       return e.what();
+    }
+    return "(no error)";
+  }
+  static std::string open_kind(const std::string& path) {
+    try {
+      File::open(path);
+    } catch (const Error& e) {
+      return error_kind_name(e.kind());
     }
     return "(no error)";
   }
@@ -510,6 +529,28 @@ TEST_F(TempDir, FileErrors) {
   EXPECT_NE(open_error(truncated).find("truncated"), std::string::npos) << open_error(truncated);
   const std::string good = write("good.gguf", std::string(valid.begin(), valid.end()));
   EXPECT_EQ(File::open(good)->tensors().size(), 2u);
+}
+
+// The kinds through File::open, as a frontend sees them: a missing or truncated file is the
+// caller's (invalid input); a tensor of a ggml type newer than Reel is unsupported.
+TEST_F(TempDir, ErrorKindsThroughOpen) {
+  EXPECT_EQ(open_kind((dir_ / "missing.gguf").string()), "invalid_input");
+  const std::vector<uint8_t> valid = valid_file();
+  EXPECT_EQ(open_kind(write("trunc.gguf", std::string(valid.begin(), valid.begin() + 60))),
+            "invalid_input");
+  std::vector<uint8_t> newer = valid;
+  // Tensor 'b' (F32, type id 0) gets id 39, a type this reader does not know.
+  std::string info(8, '\0');  // the name: u64 length 1, then "b"
+  info[0] = 1;
+  info += 'b';
+  auto at = std::search(newer.begin(), newer.end(), info.begin(), info.end());
+  ASSERT_NE(at, newer.end());
+  const size_t type_at = size_t(at - newer.begin()) + info.size() + 4 + 8;  // n_dims, ne[0]
+  ASSERT_EQ(newer[type_at], 0);
+  newer[type_at] = 39;
+  const std::string path = write("newer.gguf", std::string(newer.begin(), newer.end()));
+  EXPECT_EQ(open_kind(path), "unsupported") << open_error(path);
+  EXPECT_EQ(open_error(path), path + ": tensor 'b' has unknown ggml type id 39");
 }
 
 }  // namespace

@@ -1,9 +1,13 @@
 // reel_media: decoders, EXIF orientation, error handling, smart_resize, resize and patch layout.
 #include <gtest/gtest.h>
 #include <png.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -228,7 +232,10 @@ TEST(Exif, SharedPhotoLoads) {
 
 // ---- errors -------------------------------------------------------------------------------
 
-void expect_error(const Bytes& b, const std::string& fragment, const ImageLimits& limits = {}) {
+// Broken files and images over the limits are InvalidInput; formats and features the decoders
+// lack are Unsupported (a server's 415).
+void expect_error(const Bytes& b, const std::string& fragment, const ImageLimits& limits = {},
+                  ErrorKind kind = ErrorKind::InvalidInput) {
   try {
     decode(b, limits);
     ADD_FAILURE() << "no error, expected: " << fragment;
@@ -237,12 +244,80 @@ void expect_error(const Bytes& b, const std::string& fragment, const ImageLimits
     EXPECT_EQ(msg.rfind("mem: ", 0), 0u) << msg;
     EXPECT_NE(msg.find(fragment), std::string::npos) << msg;
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    EXPECT_EQ(e.kind(), kind) << msg << " is " << error_kind_name(e.kind());
   }
 }
 
 TEST(Errors, UnknownAndEmpty) {
   expect_error({}, "empty");
-  expect_error({'h', 'e', 'l', 'l', 'o'}, "unknown image format");
+  expect_error({'h', 'e', 'l', 'l', 'o'}, "unknown image format", {}, ErrorKind::Unsupported);
+}
+
+// The SOF0 segment's sample precision byte (marker, length, then precision).
+void set_jpeg_precision(Bytes& jpeg, uint8_t bits) {
+  for (size_t i = 2; i + 4 < jpeg.size(); ++i) {
+    if (jpeg[i] == 0xFF && jpeg[i + 1] == 0xC0) {
+      jpeg[i + 4] = bits;
+      return;
+    }
+  }
+  ADD_FAILURE() << "no SOF0 marker";
+}
+
+TEST(Errors, TwelveBitJpegIsUnsupportedAndABadPrecisionInvalid) {
+  const Image src = pattern(8, 8);
+  Bytes twelve = test::encode_jpeg(src.rgb, 8, 8, 3, 90);
+  set_jpeg_precision(twelve, 12);  // a valid 12-bit JPEG header; libjpeg here reads 8 bits only
+  expect_error(twelve, "precision 12", {}, ErrorKind::Unsupported);
+  Bytes seven = test::encode_jpeg(src.rgb, 8, 8, 3, 90);
+  set_jpeg_precision(seven, 7);  // no JPEG has 7-bit samples: a corrupt file
+  expect_error(seven, "precision 7");
+}
+
+// A minimal little-endian TIFF: 2x2, 8-bit, 3 samples, one uncompressed strip.
+Bytes tiff_rgb(uint16_t photometric) {
+  Bytes b = {'I', 'I', 42, 0, 8, 0, 0, 0};
+  auto u16 = [&](uint32_t v) {
+    b.push_back(uint8_t(v));
+    b.push_back(uint8_t(v >> 8));
+  };
+  auto u32 = [&](uint32_t v) {
+    u16(v & 0xFFFF);
+    u16(v >> 16);
+  };
+  const uint32_t n_tags = 9, ifd_end = 8 + 2 + n_tags * 12 + 4;
+  const uint32_t bits_at = ifd_end, data_at = ifd_end + 6;
+  auto tag = [&](uint16_t id, uint16_t type, uint32_t count, uint32_t value) {
+    u16(id);
+    u16(type);
+    u32(count);
+    u32(value);  // a SHORT sits in the low half, as little-endian puts it first
+  };
+  constexpr uint16_t kShort = 3, kLong = 4;
+  u16(n_tags);
+  tag(256, kShort, 1, 2);            // ImageWidth
+  tag(257, kShort, 1, 2);            // ImageLength
+  tag(258, kShort, 3, bits_at);      // BitsPerSample: 8, 8, 8 at bits_at
+  tag(259, kShort, 1, 1);            // Compression: none
+  tag(262, kShort, 1, photometric);  // PhotometricInterpretation
+  tag(273, kLong, 1, data_at);       // StripOffsets
+  tag(277, kShort, 1, 3);            // SamplesPerPixel
+  tag(278, kShort, 1, 2);            // RowsPerStrip
+  tag(279, kLong, 1, 12);            // StripByteCounts
+  u32(0);                            // no next IFD
+  u16(8);
+  u16(8);
+  u16(8);
+  for (int i = 0; i < 12; ++i) b.push_back(uint8_t(20 * i));
+  return b;
+}
+
+TEST(Errors, TiffFeatureFfmpegLacksIsUnsupported) {
+  const Image rgb = decode(tiff_rgb(2));  // the same file as RGB decodes: the TIFF is sound
+  EXPECT_EQ(rgb.width, 2);
+  EXPECT_EQ(rgb.rgb[3], 60);
+  expect_error(tiff_rgb(8), "TIFF: uses a feature FFmpeg cannot decode", {},
+               ErrorKind::Unsupported);  // CIELab
 }
 
 TEST(Errors, TruncatedAtEveryLength) {
@@ -324,8 +399,72 @@ TEST(Errors, HugeDimensionsRefusedFromHeader) {
   expect_error(test::encode_png(src.rgb, 8, 8, PNG_COLOR_TYPE_RGB, 8), "over the limit", tiny);
 }
 
+// An image within the limits that this machine cannot hold is the system's failure, not the
+// file's: IoError. Checked in a child process whose address space is capped a little above
+// what it uses, so that the 300 MB pixel buffer of a 10000x10000 JPEG cannot be had.
+TEST(Errors, OutOfMemoryIsAnIoError) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer's shadow memory does not fit under an address-space cap";
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  GTEST_SKIP() << "AddressSanitizer's shadow memory does not fit under an address-space cap";
+#endif
+#endif
+  Bytes jpeg = test::encode_jpeg(pattern(8, 8).rgb, 8, 8, 3, 90);
+  bool patched = false;
+  for (size_t i = 2; i + 9 < jpeg.size() && !patched; ++i) {
+    if (jpeg[i] == 0xFF && jpeg[i + 1] == 0xC0) {  // SOF0: height, width at +5, +7
+      jpeg[i + 5] = jpeg[i + 7] = 0x27;            // 10000 = 0x2710, the pixel limit's side
+      jpeg[i + 6] = jpeg[i + 8] = 0x10;
+      patched = true;
+    }
+  }
+  ASSERT_TRUE(patched);
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    std::string result = "decoded";
+    long pages = 0;
+    if (std::FILE* statm = std::fopen("/proc/self/statm", "r")) {
+      if (std::fscanf(statm, "%ld", &pages) != 1) pages = 0;
+      std::fclose(statm);
+    }
+    rlimit cap{};
+    ::getrlimit(RLIMIT_AS, &cap);
+    cap.rlim_cur = rlim_t(pages) * rlim_t(::sysconf(_SC_PAGESIZE)) + (rlim_t{128} << 20);
+    if (pages == 0 || ::setrlimit(RLIMIT_AS, &cap) != 0) {
+      result = "no cap";
+    } else {
+      try {
+        decode(jpeg);
+      } catch (const Error& e) {
+        result = std::string(error_kind_name(e.kind())) + " " + e.what();
+      } catch (...) {
+        result = "another exception";
+      }
+    }
+    (void)!::write(fds[1], result.data(), result.size());
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string result;
+  char buf[256];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) result.append(buf, size_t(n));
+  ::close(fds[0]);
+  ::waitpid(pid, nullptr, 0);
+  EXPECT_EQ(result, "io mem: JPEG: out of memory");
+}
+
 TEST(Errors, Files) {
-  EXPECT_THROW(load_image("/nonexistent/x.png"), Error);
+  try {
+    load_image("/nonexistent/x.png");
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::InvalidInput) << e.what();
+  }
   try {
     load_image("/tmp");
     ADD_FAILURE();
@@ -476,7 +615,8 @@ TEST(Patchify, SpecOrder) {
                 }
         }
   const Image* odd[] = {&f0};
-  EXPECT_THROW(patchify(odd, 16, 2, 2, mean, stdv, pv, g), Error);
+  // The encoders hand patchify whole temporal patches: anything else is Reel's bug.
+  EXPECT_THROW(patchify(odd, 16, 2, 2, mean, stdv, pv, g), InternalError);
 }
 
 }  // namespace

@@ -344,7 +344,9 @@ TEST_F(VideoTest, SharedClip) {
 
 // ---- bad input ------------------------------------------------------------------------------
 
-void expect_error(const std::string& path, const std::string& part, const VideoLimits& l = {}) {
+// Bad files and values are InvalidInput; what Reel cannot decode is Unsupported (see below).
+void expect_error(const std::string& path, const std::string& part, const VideoLimits& l = {},
+                  ErrorKind kind = ErrorKind::InvalidInput) {
   try {
     auto r = VideoReader::open(path, l);
     std::vector<int64_t> idx = all_frames(r->info().n_frames);
@@ -354,6 +356,7 @@ void expect_error(const std::string& path, const std::string& part, const VideoL
     const std::string msg = e.what();
     EXPECT_EQ(msg.rfind(path + ": ", 0), 0u) << msg;
     EXPECT_NE(msg.find(part), std::string::npos) << msg;
+    EXPECT_EQ(e.kind(), kind) << msg << " is " << error_kind_name(e.kind());
   }
 }
 
@@ -378,6 +381,25 @@ TEST_F(VideoTest, Errors) {
   VideoLimits few;
   few.max_frames = 10;
   expect_error(f.string(), "more than 10", few);
+}
+
+// A codec FFmpeg has no decoder for: an MPEG-4 AVI whose FourCC is rewritten to one nobody
+// knows. The file is well-formed, so this is Unsupported (a server's 415), not invalid input.
+TEST_F(VideoTest, UnknownCodecIsUnsupported) {
+  const auto src = make({"fourcc-src.avi", "-c:v mpeg4"});
+  std::ifstream in(src, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  size_t replaced = 0;
+  for (size_t at = bytes.find("FMP4"); at != std::string::npos; at = bytes.find("FMP4", at)) {
+    bytes.replace(at, 4, "ZZZZ");  // the stream header's handler and the bitmap's compression
+    ++replaced;
+  }
+  ASSERT_EQ(replaced, 2u) << "ffmpeg's AVI layout changed";
+  const fs::path f = dir_ / "unknown-codec.avi";
+  std::ofstream(f, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
+  expect_error(f.string(), "unsupported video codec with tag 'ZZZZ'", {}, ErrorKind::Unsupported);
+  // probe_video, the check made before any model loads, opens the decoder too.
+  EXPECT_THROW(probe_video(f.string()), Unsupported);
 }
 
 TEST_F(VideoTest, TruncatedAndCorrupt) {

@@ -52,6 +52,17 @@ std::string load_error(const std::vector<uint8_t>& bytes) {
   return "";
 }
 
+// The kind of the load error, by name ("" when the file loads).
+std::string load_error_kind(const std::vector<uint8_t>& bytes) {
+  auto f = gguf::File::from_memory(bytes.data(), bytes.size(), "patched.gguf");
+  try {
+    Qwen3VLVision::load(*f);
+  } catch (const Error& e) {
+    return error_kind_name(e.kind());
+  }
+  return "";
+}
+
 // ---- double-precision reference ---------------------------------------------------------
 
 std::vector<double> tensor(const gguf::File& f, const std::string& name) {
@@ -378,9 +389,11 @@ TEST_F(Vision, RejectsBadGrids) {
   ops::Context ctx(1);
   VisionState st(*model_, 16);
   std::vector<float> pix(size_t(36) * 1536), out(1024), ds(4096);
-  EXPECT_THROW(model_->encode(st, pix.data(), 1, 3, 4, out.data(), ds.data(), ctx), Error);
-  EXPECT_THROW(model_->encode(st, pix.data(), 1, 6, 6, out.data(), ds.data(), ctx), Error);
-  EXPECT_THROW(model_->encode(st, pix.data(), 0, 2, 2, out.data(), ds.data(), ctx), Error);
+  // The encoders derive grids and states from one plan: a mismatch is Reel's bug.
+  EXPECT_THROW(model_->encode(st, pix.data(), 1, 3, 4, out.data(), ds.data(), ctx), InternalError);
+  EXPECT_THROW(model_->encode(st, pix.data(), 1, 6, 6, out.data(), ds.data(), ctx), InternalError);
+  EXPECT_THROW(model_->encode(st, pix.data(), 0, 2, 2, out.data(), ds.data(), ctx), InternalError);
+  EXPECT_THROW(VisionState(*model_, 0), InternalError);
 }
 
 // ---- parity with transformers (tests/fixtures/vision/encoder.json, written by
@@ -510,6 +523,7 @@ TEST(VisionLoad, RejectsTextModel) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("not a vision projector"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("tiny-a-f32.gguf"), std::string::npos) << e.what();
+    EXPECT_EQ(e.kind(), ErrorKind::InvalidInput);  // the wrong file, not an unknown one
   }
 }
 
@@ -519,6 +533,7 @@ TEST(VisionLoad, NamesMissingTensor) {
   const std::string e = load_error(bytes);
   EXPECT_NE(e.find("patched.gguf"), std::string::npos) << e;
   EXPECT_NE(e.find("v.post_ln.bias is missing"), std::string::npos) << e;
+  EXPECT_EQ(load_error_kind(bytes), "invalid_input");
 }
 
 TEST(VisionLoad, NamesMissingDeepstackTensor) {
@@ -531,6 +546,7 @@ TEST(VisionLoad, RejectsOtherProjector) {
   auto bytes = read_bytes(kMmproj);
   patch_bytes(bytes, "qwen3vl_merger", "qwen2vl_merger");
   EXPECT_NE(load_error(bytes).find("projector type 'qwen2vl_merger'"), std::string::npos);
+  EXPECT_EQ(load_error_kind(bytes), "unsupported");
 }
 
 TEST(VisionLoad, RejectsFileWithoutVisionEncoder) {
@@ -543,6 +559,7 @@ TEST(VisionLoad, RejectsFileWithoutVisionEncoder) {
   ASSERT_EQ(*value, 1);
   *value = 0;
   EXPECT_NE(load_error(bytes).find("has no vision encoder"), std::string::npos);
+  EXPECT_EQ(load_error_kind(bytes), "unsupported");
 }
 
 TEST(VisionLoad, DeepstackFromTensorsWhenKeyAbsent) {

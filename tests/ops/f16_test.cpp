@@ -113,7 +113,8 @@ TEST(F16, WideningIsExactForEveryHalf) {
       if (std::isnan(ref)) {
         ASSERT_TRUE(std::isnan(y[i])) << "half 0x" << std::hex << i;
       } else {
-        ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(ref)) << "half 0x" << std::hex << i;
+        ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(ref))
+            << "half 0x" << std::hex << i;
       }
     }
   });

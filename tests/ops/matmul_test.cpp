@@ -113,8 +113,9 @@ TEST(Quantize, Q6KLargestBlockSumDoesNotOverflow) {
   }
 }
 
-// Q8_0 with |w| = 128 against activations at +-kQMax, prefill and decode: the VNNI kernels add
-// 256 * (hi-plane sum) to an offset correction; everything must stay exact.
+// Q8_0 with |w| = 128 against activations at +-kQMax, prefill and decode: the largest int32
+// sums any Q8_0 kernel forms (int16 pairs on AVX3_DL, widened products elsewhere); everything
+// must stay exact.
 TEST(Quantize, Q8_0ExtremesEveryTarget) {
   const int64_t rows = 5, cols = 32 * 37;  // two groups of 16 blocks and a tail
   const size_t rb = row_bytes(GgmlType::Q8_0, cols);
@@ -267,6 +268,38 @@ TEST(MatmulFloat, QuantizedPanelsMatchReferenceEveryTarget) {
       for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], ref[i], tol[i]) << "output " << i;
     });
   }
+}
+
+// Batched decoding: a Q8_0 matmul over n < 16 activation rows gives each row exactly what the
+// one-row GEMV gives it (the multi-row kernel does each row's arithmetic in the GEMV's order),
+// so a sequence's logits do not depend on how many others share its decode step. On targets
+// with their own one-row kernel (AVX3_DL) the orders differ; only the portable ones are checked.
+TEST(Matmul, Q8_0RowsIndependentOfTheBatchBelowPanels) {
+  const int64_t rows = 37, cols = 32 * 24;
+  std::vector<uint8_t> w(row_bytes(GgmlType::Q8_0, cols) * rows);
+  for (auto& b : w) b = static_cast<uint8_t>(gen()());
+  for (size_t blk = 0; blk < w.size() / 34; ++blk) put_f16(w.data() + blk * 34, uni(-0.05f, 0.05f));
+  const Matrix m{GgmlType::Q8_0, w.data(), rows, cols, row_bytes(GgmlType::Q8_0, cols)};
+  std::vector<float> x(15 * cols);
+  for (auto& v : x) v = uni(-2, 2);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    if (target == HWY_AVX3_DL) continue;
+    SCOPED_TRACE(hwy::TargetName(target));
+    hwy::SetSupportedTargetsForTest(target);
+    Context ctx(2);
+    ctx.reserve(15, cols);
+    std::vector<float> one(rows);
+    for (int64_t n = 2; n <= 15; ++n) {
+      std::vector<float> y(n * rows);
+      matmul(m, x.data(), n, y.data(), ctx);
+      for (int64_t i = 0; i < n; ++i) {
+        matmul(m, x.data() + i * cols, 1, one.data(), ctx);
+        for (int64_t r = 0; r < rows; ++r)
+          ASSERT_EQ(y[i * rows + r], one[r]) << "n " << n << " row " << i << " output " << r;
+      }
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 }  // namespace

@@ -280,8 +280,8 @@ TEST(Matmul, GemvEveryTarget) {
       // The 32-element types go 16 blocks at a time on AVX3_DL: 37 blocks = 2 groups + tail.
       if (be == 32) check_matmul({t, 9, 32 * 37}, 1, 2);
     }
-    // Q8_0 on AVX3_DL needs cols % 64 == 0 as well: whole groups only, groups plus a tail of
-    // 6 blocks, and an odd block count (the portable kernel).
+    // Q8_0 on AVX3_DL goes 16 blocks at a time, with the portable kernel for the rest: whole
+    // groups only, groups plus a tail of 6 blocks, and one of 5 blocks (an odd count).
     check_matmul({GgmlType::Q8_0, 5, 512}, 1, 1);
     check_matmul({GgmlType::Q8_0, 23, 1216}, 1, 2);
     check_matmul({GgmlType::Q8_0, 7, 1184}, 1, 2);
@@ -289,9 +289,9 @@ TEST(Matmul, GemvEveryTarget) {
   hwy::SetSupportedTargetsForTest(0);
 }
 
-// Extreme quants against extreme activations: Q8_0 weights of -128 (|w| = 128 no longer fits
-// an int8, which the unsigned x signed VNNI product must handle) and +127, activations that
-// quantize to +-127, in an int32 sum that must not saturate.
+// Extreme quants against extreme activations: Q8_0 weights of -128 (the one int8 whose
+// magnitude does not fit an int8) and +127, activations that quantize to +-kQMax, in an int32
+// sum that must not saturate.
 TEST(Matmul, GemvExtremeQ8_0) {
   const int64_t rows = 5, cols = 1216;  // 38 blocks: two groups of 16 and a tail
   const size_t rb = row_bytes(GgmlType::Q8_0, cols);

@@ -56,7 +56,7 @@ class ImagePrompt : public ::testing::Test {
     const std::string text = c["text"].get<std::string>();
     // Expansion as the session does it: one marker per image.
     std::vector<VisualBlock> blocks;
-    for (const auto& img : images) blocks.push_back(block_of(img, engine_->merge()));
+    for (const auto& img : images) blocks.push_back(block_of(img));
     const Tokenizer& tok = engine_->tokenizer();
     std::vector<int32_t> ids;
     {

@@ -173,7 +173,7 @@ TEST(PrefixReuse, MediaMatchByIdentity) {
   const EncodedImage img = e.encode_image(kImage);
   const std::string text = "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>What?<|im_end|>\n";
   std::vector<VisualBlock> blocks;
-  const std::string expanded = expand_markers(text, {&img, 1}, {}, e.merge(), blocks);
+  const std::string expanded = expand_markers(text, {&img, 1}, {}, blocks);
   const std::vector<int32_t> ids = e.tokenizer().encode(expanded, true);
   const int first_pad = static_cast<int>(
       std::find(ids.begin(), ids.end(), e.model().image_pad()) - ids.begin());
@@ -258,6 +258,32 @@ TEST(Requests, RefusedBeforeAdmission) {
   EXPECT_THROW(e.scheduler().submit(greedy_request(a, prompt(8, 1), 4, r)), Error)
       << "one request at a time per sequence";
   e.scheduler().run();
+}
+
+// f16 keys and values against f32 on the same prompt: logits close, greedy tokens equal.
+TEST(KvTypes, F16CacheMatchesF32) {
+  test::TestEngine e(kModelF32, "", 2, 64);
+  auto run = [&](KvType type, Outcome& o) {
+    Sequence seq(e.model(), {512, type});
+    const auto id = e.scheduler().submit(greedy_request(seq, prompt(200, 13), 32, o, true));
+    e.scheduler().run();
+    collect(e.scheduler(), id, o);
+  };
+  Outcome f16, f32;
+  run(KvType::F16, f16);
+  run(KvType::F32, f32);
+  ASSERT_EQ(f16.logits.size(), f32.logits.size());
+  double max_diff = 0, max_abs = 0;
+  for (size_t k = 0; k < f32.logits.size(); ++k) {
+    max_diff = std::max(max_diff, double(std::abs(f16.logits[k] - f32.logits[k])));
+    max_abs = std::max(max_abs, double(std::abs(f32.logits[k])));
+  }
+  std::printf("f16 vs f32 KV: logits differ by <= %.3g (largest |logit| %.3g)\n", max_diff, max_abs);
+  // Keys and values rounded to 11 significant bits (relative error <= 2^-11 = 4.9e-4 each);
+  // through softmax weights and the value sums the logits move by about that fraction of their
+  // size. 2e-3 of the largest logit allows for the accumulation over layers.
+  EXPECT_LE(max_diff, 2e-3 * max_abs);
+  EXPECT_EQ(f16.generated, f32.generated);
 }
 
 // One model, shared by two threads, each with its own executor and scheduler: the model is

@@ -26,7 +26,6 @@ class TestEngine {
   const Qwen3VLText& text() const { return model_->text(); }
   const Qwen3VLVision& vision() const { return model_->vision(); }
   const Tokenizer& tokenizer() const { return model_->tokenizer(); }
-  int merge() const { return model_->vision().config().spatial_merge; }
   ops::Context& ctx() { return exec_.ctx(); }
   Executor& executor() { return exec_; }
   Scheduler& scheduler() { return sched_; }

@@ -62,14 +62,17 @@ std::unique_ptr<Tokenizer> load(const MiniGguf& g) {
   return Tokenizer::from_gguf(*file);
 }
 
-// Expects loading to throw reel::Error whose message contains `needle`.
-void expect_rejected(const MiniGguf& g, const std::string& needle) {
+// Expects loading to throw reel::Error of `kind` whose message contains `needle`: broken
+// metadata is InvalidInput, another tokenizer family Unsupported.
+void expect_rejected(const MiniGguf& g, const std::string& needle,
+                     ErrorKind kind = ErrorKind::InvalidInput) {
   try {
     load(g);
     ADD_FAILURE() << "accepted; expected an error mentioning '" << needle << "'";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
     EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << "multi-line message";
+    EXPECT_EQ(e.kind(), kind) << e.what() << " is " << error_kind_name(e.kind());
   }
 }
 
@@ -101,7 +104,7 @@ TEST(TokenizerMetadata, RejectsMissingOrOtherModel) {
   expect_rejected(g, "tokenizer.ggml.model");
   g = toy();
   g.kv["tokenizer.ggml.model"] = std::string("llama");
-  expect_rejected(g, "'llama' is not supported");
+  expect_rejected(g, "'llama' is not supported", ErrorKind::Unsupported);
 }
 
 TEST(TokenizerMetadata, RejectsMissingOrOtherPre) {
@@ -110,7 +113,7 @@ TEST(TokenizerMetadata, RejectsMissingOrOtherPre) {
   expect_rejected(g, "tokenizer.ggml.pre");
   g = toy();
   g.kv["tokenizer.ggml.pre"] = std::string("llama-bpe");
-  expect_rejected(g, "'llama-bpe' is not supported");
+  expect_rejected(g, "'llama-bpe' is not supported", ErrorKind::Unsupported);
 }
 
 TEST(TokenizerMetadata, RejectsInconsistentVocabulary) {

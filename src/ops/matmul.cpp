@@ -400,25 +400,32 @@ HWY_INLINE void GemvRowsQ8_0(const uint8_t* w, int64_t nb, const QuantizedX& x, 
   const size_t N = hn::Lanes(d8);
   const int16_t* xq[NX];
   const float* xd[NX];
-  hn::Vec<decltype(df)> acc[2][NX];
+  // Even blocks into acc0, odd ones into acc1, as GemvRowQ8_0 does; named arrays indexed by
+  // constants only, so that they stay in registers (an array indexed by b & 1 is spilled).
+  hn::Vec<decltype(df)> acc0[NX], acc1[NX];
   for (int i = 0; i < NX; ++i) {
     xq[i] = x.v + (x0 + i) * x.cols;
     xd[i] = x.d + (x0 + i) * (x.cols / kQBlock);
-    acc[0][i] = acc[1][i] = hn::Zero(df);
+    acc0[i] = acc1[i] = hn::Zero(df);
   }
-  for (int64_t b = 0; b < nb; ++b, w += 34) {
-    const auto* q = reinterpret_cast<const int8_t*>(w + 2);
-    const float wscale = F16Scale(w);
+  auto block = [&](const uint8_t* blk, int64_t b, hn::Vec<decltype(df)>* acc) {
+    const auto* q = reinterpret_cast<const int8_t*>(blk + 2);
+    const float wscale = F16Scale(blk);
     hn::Vec<decltype(d32)> s0[NX], s1[NX];
     for (int i = 0; i < NX; ++i) s0[i] = s1[i] = hn::Zero(d32);
     for (size_t p = 0; p < kQBlock; p += N) {
       const auto wv = hn::LoadU(d8, q + p);
       for (int i = 0; i < NX; ++i) DotI8(d8, wv, xq[i] + b * kQBlock + p, s0[i], s1[i]);
     }
-    for (int i = 0; i < NX; ++i)
-      acc[b & 1][i] = ScaleAdd(d32, s0[i], s1[i], wscale * xd[i][b], acc[b & 1][i]);
+    for (int i = 0; i < NX; ++i) acc[i] = ScaleAdd(d32, s0[i], s1[i], wscale * xd[i][b], acc[i]);
+  };
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2, w += 68) {
+    block(w, b, acc0);
+    block(w + 34, b + 1, acc1);
   }
-  for (int i = 0; i < NX; ++i) out[i] = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc[0][i], acc[1][i])));
+  if (b < nb) block(w, b, acc0);
+  for (int i = 0; i < NX; ++i) out[i] = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0[i], acc1[i])));
 }
 
 // Q4_0/Q4_1 (kFive = false) and Q5_0/Q5_1: two 16-element halves per block.
@@ -627,7 +634,7 @@ void MatmulIntRows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t r
     return GemvIntRows(type, w, row_stride, rows_total, cols, r0, r1, x, y, s);
   }
   const int64_t nb = cols / kQBlock;
-  float out[4];
+  float out[8];
 #if HWY_TARGET != HWY_SCALAR
   if (type == GgmlType::Q8_0) {  // straight from the stored blocks: no decode round trip
     for (int64_t r = r0; r < r1; ++r) {

@@ -361,12 +361,12 @@ class Disconnects(unittest.TestCase):
     LONG = {"messages": [{"role": "user", "content": "Tell a very long story."}], "temperature": 1.0,
             "max_tokens": 3000}
 
-    def wait_idle(self, before):
+    def wait_idle(self, before, most):
         deadline = time.time() + 3
         while metric("reel_active_sessions") != 0:
             self.assertLess(time.time(), deadline, "the request kept its sequence")
             time.sleep(0.05)
-        self.assertLess(metric("reel_completion_tokens_total") - before, 1500)
+        self.assertLess(metric("reel_completion_tokens_total") - before, most)
 
     def test_stream_closed_mid_answer(self):
         before = metric("reel_completion_tokens_total")
@@ -375,7 +375,7 @@ class Disconnects(unittest.TestCase):
             if i == 3:
                 break
         stream.close()
-        self.wait_idle(before)
+        self.wait_idle(before, 1500)
 
     def test_whole_answer_abandoned(self):
         before = metric("reel_completion_tokens_total")
@@ -386,7 +386,10 @@ class Disconnects(unittest.TestCase):
         self.assertEqual(r.status, 200)
         conn.sock.shutdown(socket.SHUT_RDWR)
         conn.close()
-        self.wait_idle(before)
+        # Stopped before its 3000-token limit: headers come after a second and a dead client is
+        # noticed within half a second; at the tiny model's ~1000 tokens/s (less on a loaded
+        # machine) that is 1000-2000 tokens, so only the limit itself is a safe bound.
+        self.wait_idle(before, 3000)
 
 
 class Endpoints(unittest.TestCase):

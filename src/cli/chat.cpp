@@ -31,7 +31,7 @@ namespace {
 // of work); at the prompt, with nothing typed, or twice in a row, it ends Reel with 130. In
 // one-shot mode it ends Reel at once.
 std::atomic<bool> g_cancel{false};
-volatile sig_atomic_t g_busy = 0;        // a turn is running
+volatile sig_atomic_t g_busy = 0;  // a turn is running
 volatile sig_atomic_t g_one_shot = 0;
 volatile sig_atomic_t g_interrupts = 0;  // Ctrl-C presses since the last line was entered
 volatile sig_atomic_t g_typed = 0;       // the terminal line has characters typed into it
@@ -113,7 +113,8 @@ class StdoutError : public Error {
 };
 
 bool write_out(std::string_view piece) {
-  if (std::fwrite(piece.data(), 1, piece.size(), stdout) != piece.size() || std::fflush(stdout) != 0)
+  if (std::fwrite(piece.data(), 1, piece.size(), stdout) != piece.size() ||
+      std::fflush(stdout) != 0)
     throw StdoutError(std::string("cannot write the answer to standard output: ") +
                       std::strerror(errno));
   return true;
@@ -154,11 +155,11 @@ void print_stats(const ChatArgs& a, const Model& model, const TurnStats& t) {
       std::fprintf(stderr,
                    "\n[%d image(s), %d frame(s), %d visual tokens | decode %.0f ms | vision "
                    "encode %.0f ms (%.0f ms/frame)]",
-                   t.n_images, t.n_frames, t.visual_tokens(), t.media_decode_ms,
-                   t.vision_encode_ms, per_frame);
+                   t.n_images, t.n_frames, t.visual_tokens(), t.media_decode_ms, t.vision_encode_ms,
+                   per_frame);
     std::fprintf(stderr,
                  "\n[prompt %d tokens, %.1f tok/s | generated %d tokens, %.1f tok/s | KV cache "
-                 "%.0f MiB | peak RAM %.0f MiB]\n",
+                 "%.1f MiB | peak RAM %.0f MiB]\n",
                  g.n_prompt, g.prefill_tps(), g.n_generated, g.decode_tps(),
                  double(t.kv_bytes) / double(1 << 20), peak_rss_mib());
   }
@@ -241,7 +242,9 @@ ConversationOptions conversation_options(const ChatArgs& a, const Model& model,
 class ChatRunner {
  public:
   ChatRunner(ChatArgs& a, const Model& model, Scheduler& scheduler, MediaCache* media_cache)
-      : a_(a), model_(model), convo_(scheduler, conversation_options(a, model, media_cache)),
+      : a_(a),
+        model_(model),
+        convo_(scheduler, conversation_options(a, model, media_cache)),
         progress_(scheduler.executor().n_batch()) {}
 
   // One turn; true when its answer was produced and written.
@@ -267,7 +270,9 @@ class ChatRunner {
     } catch (const Cancelled&) {
       g_busy = 0;
       progress_.clear();
-      std::fprintf(stderr, "\nreel: stopped; this turn is forgotten (its question and any partial answer)\n");
+      std::fprintf(
+          stderr,
+          "\nreel: stopped; this turn is forgotten (its question and any partial answer)\n");
     } catch (const StdoutError&) {
       g_busy = 0;
       throw;
@@ -275,7 +280,8 @@ class ChatRunner {
       g_busy = 0;
       progress_.clear();
       last_exit_ = exit_code_for(e);
-      std::fprintf(stderr, "%s\n", failure_for(e, one_shot ? Mode::kOneShot : Mode::kChat).line.c_str());
+      std::fprintf(stderr, "%s\n",
+                   failure_for(e, one_shot ? Mode::kOneShot : Mode::kChat).line.c_str());
     }
     return false;
   }

@@ -1,8 +1,7 @@
 // The tools: tokenize, logits, encode, bench and frames.
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "cli/cli.h"
@@ -15,7 +14,9 @@
 namespace reel::cli {
 namespace {
 
-int default_threads(int n) { return n > 0 ? n : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+int default_threads(int n) {
+  return n > 0 ? n : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
 
 // Parses "WxH".
 std::pair<int, int> parse_size(const std::string& s) {
@@ -58,10 +59,11 @@ int run_vision_bench_cmd(const std::string& mmproj, const std::vector<std::strin
       std::printf("%s\n", j.dump().c_str());
       continue;
     }
-    std::printf("image %dx%d -> %dx%d, %d tokens: encode %.0f ms, %.1f GFLOP -> %.1f GFLOP/s = "
-                "%.1f%% of the measured FMA peak (%.1f GFLOP/s, this run)\n",
-                r.width, r.height, r.resized_w, r.resized_h, r.n_tokens, r.encode_ms, r.gflop,
-                r.gflops(), 100.0 * r.peak_fraction(), r.fma_peak_gflops);
+    std::printf(
+        "image %dx%d -> %dx%d, %d tokens: encode %.0f ms, %.1f GFLOP -> %.1f GFLOP/s = "
+        "%.1f%% of the measured FMA peak (%.1f GFLOP/s, this run)\n",
+        r.width, r.height, r.resized_w, r.resized_h, r.n_tokens, r.encode_ms, r.gflop, r.gflops(),
+        100.0 * r.peak_fraction(), r.fma_peak_gflops);
   }
   return 0;
 }
@@ -101,11 +103,13 @@ int run_text_bench(const EngineOptions& opts, const BenchOptions& b, bool json) 
     if (m.what == "decode" && m.parallel == 1) decode_1 = m.tokens_per_s;
   for (const BenchMeasurement& m : r.rows) {
     std::printf("%-7s parallel %3d: %8.2f tokens/s", m.what.c_str(), m.parallel, m.tokens_per_s);
-    if (m.what == "prefill") std::printf(" (%d-token prompts)\n", m.n_prompt);
+    if (m.what == "prefill")
+      std::printf(" (%d-token prompts)\n", m.n_prompt);
     else {
       std::printf(" (%d tokens each after %d; %.1f%% of the roofline", b.n_decode, m.depth,
                   100.0 * m.tokens_per_s / r.roofline_tps());
-      if (decode_1 > 0 && m.parallel > 1) std::printf(", %.2fx one sequence", m.tokens_per_s / decode_1);
+      if (decode_1 > 0 && m.parallel > 1)
+        std::printf(", %.2fx one sequence", m.tokens_per_s / decode_1);
       std::printf(")\n");
     }
   }
@@ -179,10 +183,11 @@ int run_encode(const std::string& mmproj, const std::vector<std::string>& paths,
                     row.data() + size_t(1 + l) * D);
       out.write(row.data(), sizeof(float) * row.size());
     }
-    std::printf("%s: %dx%d -> %dx%d, grid %dx%d patches, %d tokens of %d floats "
-                "(decode+resize %.0f ms, encode %.0f ms)\n",
-                p.c_str(), e.width, e.height, e.resized_w, e.resized_h, e.grid_w, e.grid_h,
-                e.n_tokens(), (1 + n_ds) * D, e.decode_ms, e.encode_ms);
+    std::printf(
+        "%s: %dx%d -> %dx%d, grid %dx%d patches, %d tokens of %d floats "
+        "(decode+resize %.0f ms, encode %.0f ms)\n",
+        p.c_str(), e.width, e.height, e.resized_w, e.resized_h, e.grid_w, e.grid_h, e.n_tokens(),
+        (1 + n_ds) * D, e.decode_ms, e.encode_ms);
   }
   out.commit();
   return 0;
@@ -221,12 +226,18 @@ int run_frames(const std::string& path, const VideoOptions& opts, int64_t max_to
   const VideoPlan p = plan_video_prompt(path, o, kQwen3VLPatchSize, kQwen3VLSpatialMerge, budget);
   nlohmann::ordered_json j;
   j["path"] = path;
-  j["video"] = {{"width", p.info.width},       {"height", p.info.height},
-                {"coded_width", p.info.coded_width}, {"coded_height", p.info.coded_height},
-                {"rotation", p.info.rotation}, {"sar", std::to_string(p.info.sar_num) + ":" + std::to_string(p.info.sar_den)},
-                {"fps", p.info.fps},           {"frames", p.info.n_frames},
-                {"duration_s", p.info.duration_s}, {"codec", p.info.codec},
-                {"container", p.info.container}, {"has_audio", p.info.has_audio},
+  j["video"] = {{"width", p.info.width},
+                {"height", p.info.height},
+                {"coded_width", p.info.coded_width},
+                {"coded_height", p.info.coded_height},
+                {"rotation", p.info.rotation},
+                {"sar", std::to_string(p.info.sar_num) + ":" + std::to_string(p.info.sar_den)},
+                {"fps", p.info.fps},
+                {"frames", p.info.n_frames},
+                {"duration_s", p.info.duration_s},
+                {"codec", p.info.codec},
+                {"container", p.info.container},
+                {"has_audio", p.info.has_audio},
                 {"variable_frame_rate", p.info.variable_rate()}};
   j["mode"] = p.as_images ? "images" : "native";
   char sampling[64];
@@ -246,8 +257,8 @@ int run_frames(const std::string& path, const VideoOptions& opts, int64_t max_to
   j["resize"] = {{"width", p.resized_w}, {"height", p.resized_h}};
   j["grid"] = {{"t", p.n_groups}, {"h", p.grid_h}, {"w", p.grid_w}};
   j["tokens_per_group"] = p.tokens_per_group();
-  j["tokens"] = p.n_tokens();  // visual tokens
-  j["video_prompt_tokens"] = video_prompt_tokens(p);  // + timestamps and vision markers
+  j["tokens"] = p.n_tokens();                                     // visual tokens
+  j["video_prompt_tokens"] = video_prompt_tokens(p);              // + timestamps and vision markers
   j["prompt_tokens"] = video_prompt_tokens(p) + kTemplateTokens;  // the whole prompt, no question
   if (budget > 0) {
     j["token_budget"] = budget;

@@ -20,14 +20,21 @@ size_t page_size() {
   return page;
 }
 
-size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+size_t round_up(size_t n, size_t to) {
+  return (n + to - 1) / to * to;
+}
 
 }  // namespace
 
-const char* kv_type_name(KvType type) { return type == KvType::F16 ? "f16" : "f32"; }
+const char* kv_type_name(KvType type) {
+  return type == KvType::F16 ? "f16" : "f32";
+}
 
 KvCache::KvCache(const TextConfig& c, int n_ctx, KvType type)
-    : n_ctx_(n_ctx), n_layer_(c.n_layer), n_head_kv_(c.n_head_kv), head_dim_(c.head_dim),
+    : n_ctx_(n_ctx),
+      n_layer_(c.n_layer),
+      n_head_kv_(c.n_head_kv),
+      head_dim_(c.head_dim),
       type_(type) {
   if (n_ctx < 1) throw InternalError("a KV cache needs a positive context");
   block_bytes_ = round_up(size_t(n_ctx) * head_dim_ * element_bytes(), page_size());
@@ -46,14 +53,17 @@ KvCache::~KvCache() {
 }
 
 size_t KvCache::block_pages_bytes(int n_tokens) const {
-  return std::min(block_bytes_, round_up(size_t(n_tokens) * head_dim_ * element_bytes(), page_size()));
+  return std::min(block_bytes_,
+                  round_up(size_t(n_tokens) * head_dim_ * element_bytes(), page_size()));
 }
 
 size_t KvCache::bytes_for(int n_tokens) const {
   return 2 * size_t(n_layer_) * n_head_kv_ * block_pages_bytes(n_tokens);
 }
 
-size_t KvCache::bytes() const { return bytes_for(high_water_); }
+size_t KvCache::bytes() const {
+  return bytes_for(high_water_);
+}
 
 size_t KvCache::full_bytes(const TextConfig& c, int n_ctx, KvType type) {
   const size_t elem = type == KvType::F16 ? 2 : 4;

@@ -16,13 +16,16 @@ using namespace weights;
 
 constexpr const char* kArch = "qwen3vl";
 
-std::string key(const char* suffix) { return std::string(kArch) + "." + suffix; }
+std::string key(const char* suffix) {
+  return std::string(kArch) + "." + suffix;
+}
 
 TextConfig read_config(const gguf::File& f) {
   auto arch = f.opt_str("general.architecture");
   if (!arch) throw Error(f.path() + ": no general.architecture key; not a model GGUF");
   if (*arch == "clip")
-    throw Error(f.path() + ": this is a vision projector (mmproj) file, not a text model; "
+    throw Error(f.path() +
+                ": this is a vision projector (mmproj) file, not a text model; "
                 "the two files were given the other way round?");
   if (*arch != kArch)
     throw Unsupported(f.path() + ": architecture '" + std::string(*arch) +
@@ -71,7 +74,9 @@ TextConfig read_config(const gguf::File& f) {
   return c;
 }
 
-size_t matrix_bytes(const ops::Matrix& m) { return m.row_stride * static_cast<size_t>(m.rows); }
+size_t matrix_bytes(const ops::Matrix& m) {
+  return m.row_stride * static_cast<size_t>(m.rows);
+}
 
 }  // namespace
 
@@ -166,8 +171,8 @@ void Qwen3VLText::rope_tables(std::span<const SeqSpan> seqs, const TextBatch& b,
   }
 }
 
-void Qwen3VLText::attention_block(std::span<const SeqSpan> seqs, TextScratch& st, int layer,
-                                  int n, ops::Context& ctx) const {
+void Qwen3VLText::attention_block(std::span<const SeqSpan> seqs, TextScratch& st, int layer, int n,
+                                  ops::Context& ctx) const {
   const LayerWeights& w = layers_[layer];
   const int hd = cfg_.head_dim, nh = cfg_.n_head, nkv = cfg_.n_head_kv;
   float* xn = st.xn_.data();
@@ -223,8 +228,8 @@ void Qwen3VLText::attend(const SeqSpan& seq, int row0, TextScratch& st, int laye
   s.scale = 1.0f / std::sqrt(static_cast<float>(hd));
   s.kv_type = kv.element_type();
   const size_t q0 = size_t(row0) * nh * hd;
-  ops::attention(s, st.q_.data() + q0, kv.keys(layer, 0), kv.values(layer, 0),
-                 st.attn_.data() + q0, ctx);
+  ops::attention(s, st.q_.data() + q0, kv.keys(layer, 0), kv.values(layer, 0), st.attn_.data() + q0,
+                 ctx);
 }
 
 void Qwen3VLText::ffn_block(TextScratch& st, int layer, int n, ops::Context& ctx) const {
@@ -263,8 +268,8 @@ void Qwen3VLText::embed(const TextBatch& b, TextScratch& st) const {
   for (int i = 0; i < b.n; ++i) {
     float* row = st.x_.data() + i * D;
     if (b.ids && b.ids[i] >= 0) {
-      if (b.ids[i] >= cfg_.n_vocab) throw Error("token id " + std::to_string(b.ids[i]) +
-                                                " is outside the vocabulary");
+      if (b.ids[i] >= cfg_.n_vocab)
+        throw Error("token id " + std::to_string(b.ids[i]) + " is outside the vocabulary");
       ops::get_rows(tok_embd_, b.ids + i, 1, row);
     } else if (b.embd) {
       std::memcpy(row, b.embd + i * D, D * sizeof(float));
@@ -281,7 +286,8 @@ void Qwen3VLText::output_logits(std::span<const SeqSpan> seqs, TextScratch& st, 
   for (const SeqSpan& s : seqs) {  // gather the wanted rows (out <= row0: copying forward is safe)
     const int first = row0 + s.n - s.n_logits;
     if (out != first)
-      std::memmove(st.x_.data() + out * D, st.x_.data() + first * D, s.n_logits * D * sizeof(float));
+      std::memmove(st.x_.data() + out * D, st.x_.data() + first * D,
+                   s.n_logits * D * sizeof(float));
     out += s.n_logits;
     row0 += s.n;
   }

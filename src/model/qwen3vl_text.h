@@ -22,14 +22,14 @@ namespace reel {
 
 struct TextConfig {
   int n_layer = 0;
-  int n_embd = 0;      // hidden size D
+  int n_embd = 0;  // hidden size D
   int n_head = 0;
   int n_head_kv = 0;
-  int head_dim = 0;    // key/value length
-  int n_ff = 0;        // SwiGLU intermediate size
-  int n_vocab = 0;     // rows of the embedding / output matrices
+  int head_dim = 0;  // key/value length
+  int n_ff = 0;      // SwiGLU intermediate size
+  int n_vocab = 0;   // rows of the embedding / output matrices
   int n_ctx_train = 0;
-  int n_deepstack = 0; // DeepStack layers fed from the vision encoder
+  int n_deepstack = 0;  // DeepStack layers fed from the vision encoder
   float rope_theta = 0;
   float rms_eps = 0;
   std::array<int, 4> mrope_sections{};  // (t, h, w, unused) frequency-pair counts
@@ -68,9 +68,9 @@ class TextScratch {
 // What one forward call consumes: n tokens (rows), each appended after its sequence's cache.
 struct TextBatch {
   int n = 0;
-  const int32_t* ids = nullptr;   // token ids, or
-  const float* embd = nullptr;    // [n][n_embd] input rows where ids is null or ids[i] < 0
-  const Pos3* pos = nullptr;      // rotary positions; null = the sequence's n_past + i on all axes
+  const int32_t* ids = nullptr;  // token ids, or
+  const float* embd = nullptr;   // [n][n_embd] input rows where ids is null or ids[i] < 0
+  const Pos3* pos = nullptr;     // rotary positions; null = the sequence's n_past + i on all axes
   // DeepStack: for each of config.n_deepstack layers, [n][n_embd] rows added after that
   // layer at tokens with visual[i] != 0. Null when the batch holds no visual tokens.
   const float* deepstack = nullptr;

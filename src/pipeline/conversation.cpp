@@ -45,9 +45,9 @@ std::string splice_media_markers(std::string text, const std::string& markers) {
 // What one turn brings in and how, from planning to encoded rows.
 struct Conversation::Turn {
   bool want_images = false, want_video = false;
-  std::vector<DecodedImage> decoded;   // only when the cache cannot serve
+  std::vector<DecodedImage> decoded;      // only when the cache cannot serve
   std::vector<std::pair<int, int>> dims;  // (width, height) of each image as decoded
-  std::vector<media::Size2> sizes;     // chosen model sizes
+  std::vector<media::Size2> sizes;        // chosen model sizes
   std::vector<std::shared_ptr<const EncodedImage>> images;
   std::optional<VideoPlan> plan;
   std::shared_ptr<const EncodedVideo> video;
@@ -78,7 +78,8 @@ void Conversation::clear() {
 }
 
 int64_t Conversation::count_tokens(const std::string& content) const {
-  return static_cast<int64_t>(model().tokenizer().encode(session_.user_turn_text(content), true).size());
+  return static_cast<int64_t>(
+      model().tokenizer().encode(session_.user_turn_text(content), true).size());
 }
 
 // Sizes the images so that together they take at most `budget` visual tokens, shrinking each
@@ -120,7 +121,8 @@ void Conversation::plan_images(Turn& t, int64_t budget, const TurnEvents& ev) {
     for (int round = 0; round < 40 && total > budget; ++round) {
       const double share = double(budget) / double(natural) * (1.0 - 0.03 * round);
       for (size_t i = 0; i < per_image.size(); ++i) {
-        per_image[i].max_pixels = std::max<int64_t>(area, int64_t(double(own[i]) * share * double(area)));
+        per_image[i].max_pixels =
+            std::max<int64_t>(area, int64_t(double(own[i]) * share * double(area)));
         per_image[i].min_pixels = std::min(opts_.image.min_pixels, per_image[i].max_pixels);
       }
       std::tie(sizes, total) = size_all(per_image);
@@ -189,7 +191,8 @@ void Conversation::encode_media(Turn& t, const TurnEvents& ev) {
     if (ev.progress) ev.progress("encoding images", int(i), int(t.sizes.size()));
     const DecodedImage img =
         t.decoded.empty() ? decode_image(path, opts_.image) : std::move(t.decoded[i]);
-    t.images.push_back(std::make_shared<const EncodedImage>(encode_decoded(vision, img, t.sizes[i], ctx)));
+    t.images.push_back(
+        std::make_shared<const EncodedImage>(encode_decoded(vision, img, t.sizes[i], ctx)));
     t.stats.media_decode_ms += t.images.back()->decode_ms;
     t.stats.vision_encode_ms += t.images.back()->encode_ms;
     if (key) opts_.media_cache->put_image(*key, t.images.back());
@@ -220,7 +223,8 @@ void Conversation::encode_media(Turn& t, const TurnEvents& ev) {
     auto progress = [&](int done, int total) {
       if (ev.progress) ev.progress("encoding video", done, total);
     };
-    t.video = std::make_shared<const EncodedVideo>(reel::encode_video(vision, *t.plan, ctx, progress));
+    t.video =
+        std::make_shared<const EncodedVideo>(reel::encode_video(vision, *t.plan, ctx, progress));
     t.stats.media_decode_ms += t.video->decode_ms;
     t.stats.vision_encode_ms += t.video->encode_ms;
     if (key) opts_.media_cache->put_video(*key, t.video);
@@ -290,10 +294,11 @@ TurnStats Conversation::ask(const std::string& text, bool place_unmarked_media,
 
   // The exact prompt, before any encoding.
   std::string expansion;
-  for (const media::Size2& s : t.sizes) expansion += image_prompt_text(image_tokens(model().vision(), s));
+  for (const media::Size2& s : t.sizes)
+    expansion += image_prompt_text(image_tokens(model().vision(), s));
   if (t.plan) expansion += video_prompt_text(*t.plan);
-  const std::vector<TokenId> ids =
-      model().tokenizer().encode(session_.user_turn_text(splice_media_markers(text, expansion)), true);
+  const std::vector<TokenId> ids = model().tokenizer().encode(
+      session_.user_turn_text(splice_media_markers(text, expansion)), true);
   const int64_t need = int64_t(ids.size()) + ((t.want_images || t.want_video) ? reserve : 1);
   if (need > left)
     throw ContextFull("the prompt needs " + std::to_string(int64_t(ids.size())) + " tokens and " +

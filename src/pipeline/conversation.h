@@ -45,23 +45,23 @@ struct ConversationOptions {
 // What one turn did.
 struct TurnStats {
   GenerationStats gen;
-  std::vector<TokenId> generated;  // the answer's token ids, in order
-  int n_images = 0;                // images brought in by this turn
-  int n_frames = 0;                // video frames brought in by this turn
+  std::vector<TokenId> generated;          // the answer's token ids, in order
+  int n_images = 0;                        // images brought in by this turn
+  int n_frames = 0;                        // video frames brought in by this turn
   int image_tokens = 0, video_tokens = 0;  // visual tokens of each kind in this turn
-  double media_decode_ms = 0;      // decoding and resizing (video: overlapped with encoding)
-  double vision_encode_ms = 0;     // the vision encoder
-  double media_wall_ms = 0;        // planning, decoding and encoding, as the user waits
-  double first_token_ms = 0;       // from the turn's start to the first streamed text
-  int media_cache_hits = 0;        // media taken from the media cache, not encoded
-  size_t kv_bytes = 0;             // memory the conversation's KV cache holds after the turn
+  double media_decode_ms = 0;   // decoding and resizing (video: overlapped with encoding)
+  double vision_encode_ms = 0;  // the vision encoder
+  double media_wall_ms = 0;     // planning, decoding and encoding, as the user waits
+  double first_token_ms = 0;    // from the turn's start to the first streamed text
+  int media_cache_hits = 0;     // media taken from the media cache, not encoded
+  size_t kv_bytes = 0;          // memory the conversation's KV cache holds after the turn
   int visual_tokens() const { return image_tokens + video_tokens; }
 };
 
 // Callbacks of a turn; each may be empty.
 struct TurnEvents {
-  TextSink text;                                  // the answer, in UTF-8 pieces
-  std::function<void(const std::string&)> note;   // a choice made for the caller, in words
+  TextSink text;                                 // the answer, in UTF-8 pieces
+  std::function<void(const std::string&)> note;  // a choice made for the caller, in words
   // Progress of a long stage ("encoding images", "encoding video", "reading the prompt").
   std::function<void(const char* stage, int done, int total)> progress;
 };

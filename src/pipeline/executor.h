@@ -35,7 +35,7 @@ class Executor {
     std::vector<float> deepstack;  // [n_deepstack][n_batch][D]
     std::vector<uint8_t> visual;
     std::vector<Pos3> pos;
-    std::vector<float> logits;     // [logit rows][n_vocab], grown by the scheduler when needed
+    std::vector<float> logits;  // [logit rows][n_vocab], grown by the scheduler when needed
   };
   Staging& staging() { return staging_; }
 

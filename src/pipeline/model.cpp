@@ -46,8 +46,8 @@ void Model::load_vision(const std::string& path) {
   const std::string pair = " (" + path + " with " + text_path_ + ")";
   if (v.out_dim != t.n_embd)
     throw Error("the vision model makes " + std::to_string(v.out_dim) +
-                "-wide embeddings but the text model's hidden size is " +
-                std::to_string(t.n_embd) + ": the files do not belong together" + pair);
+                "-wide embeddings but the text model's hidden size is " + std::to_string(t.n_embd) +
+                ": the files do not belong together" + pair);
   if (static_cast<int>(v.deepstack_layers.size()) != t.n_deepstack)
     throw Error("the vision model has " + std::to_string(v.deepstack_layers.size()) +
                 " DeepStack layers but the text model expects " + std::to_string(t.n_deepstack) +

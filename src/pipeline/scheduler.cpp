@@ -20,13 +20,13 @@ constexpr int kLogitsChunk = 64;
 struct Scheduler::Active {
   Id id = 0;
   Request req;
-  PromptLayout layout;            // of the whole prompt, from position 0
-  std::vector<uint64_t> keys;     // identities of the prompt's tokens
-  int fed = 0;                    // prompt tokens in the sequence's cache
+  PromptLayout layout;         // of the whole prompt, from position 0
+  std::vector<uint64_t> keys;  // identities of the prompt's tokens
+  int fed = 0;                 // prompt tokens in the sequence's cache
   int reused = 0;
   bool decoding = false;
-  TokenId pending = -1;           // sampled, not yet in the cache
-  int rows = 0, n_logits = 0;     // this step's share of the batch
+  TokenId pending = -1;        // sampled, not yet in the cache
+  int rows = 0, n_logits = 0;  // this step's share of the batch
   Sampler sampler;
   StreamDecoder decoder;
   RequestResult result;
@@ -251,7 +251,8 @@ bool Scheduler::finished(Id id) const {
 }
 
 RequestResult Scheduler::take(Id id) {
-  const auto it = std::find_if(done_.begin(), done_.end(), [&](const auto& d) { return d.first == id; });
+  const auto it =
+      std::find_if(done_.begin(), done_.end(), [&](const auto& d) { return d.first == id; });
   if (it == done_.end()) throw InternalError("no finished request with that id");
   RequestResult r = std::move(it->second);
   done_.erase(it);

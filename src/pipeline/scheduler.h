@@ -29,8 +29,8 @@
 namespace reel {
 
 struct GenerationStats {
-  int n_prompt = 0;       // prompt tokens computed for this request
-  int n_reused = 0;       // prompt tokens taken from the sequence's cache
+  int n_prompt = 0;  // prompt tokens computed for this request
+  int n_reused = 0;  // prompt tokens taken from the sequence's cache
   int n_generated = 0;
   double prefill_ms = 0;  // from admission to the first token's logits
   double decode_ms = 0;   // from there to the end
@@ -45,25 +45,25 @@ using TextSink = std::function<bool(std::string_view)>;
 using LogitsSink = std::function<void(const float* rows, int n_rows)>;
 
 struct Request {
-  Sequence* seq = nullptr;          // one request at a time per sequence
-  std::vector<TokenId> ids;         // the whole prompt, from the conversation's first token
+  Sequence* seq = nullptr;   // one request at a time per sequence
+  std::vector<TokenId> ids;  // the whole prompt, from the conversation's first token
   // The rows of its pad tokens, in order. Rows are read while the prompt is computed; after
   // the request only the ids and dimensions are used.
   std::vector<VisualBlock> blocks;
   SamplingParams sampling;
-  int max_tokens = -1;              // < 0: until a stop token or a full context; 0: prompt only
+  int max_tokens = -1;  // < 0: until a stop token or a full context; 0: prompt only
   bool reuse_prefix = true;
-  bool ignore_stop = false;         // generate max_tokens even past stop tokens (benchmarks)
+  bool ignore_stop = false;  // generate max_tokens even past stop tokens (benchmarks)
   TextSink on_text;
-  PrefillProgress on_prefill;       // (computed, to compute) after each chunk
-  LogitsSink on_logits;             // every computed prompt position's logits (no reuse)
+  PrefillProgress on_prefill;                 // (computed, to compute) after each chunk
+  LogitsSink on_logits;                       // every computed prompt position's logits (no reuse)
   const std::atomic<bool>* cancel = nullptr;  // checked before every step
 };
 
 struct RequestResult {
   GenerationStats stats;
-  std::vector<TokenId> generated;   // the answer's ids (without the stop token)
-  std::exception_ptr error;         // null on success
+  std::vector<TokenId> generated;  // the answer's ids (without the stop token)
+  std::exception_ptr error;        // null on success
 };
 
 class Scheduler {
@@ -105,9 +105,9 @@ class Scheduler {
   Id next_id_ = 1;
   std::vector<std::unique_ptr<Active>> active_;
   std::vector<std::pair<Id, RequestResult>> done_;
-  std::vector<SeqSpan> spans_;      // of the current step (reserved; no allocation per step)
+  std::vector<SeqSpan> spans_;  // of the current step (reserved; no allocation per step)
   std::vector<Active*> in_batch_;
-  std::vector<float> all_logits_;   // for requests that want every position's logits
+  std::vector<float> all_logits_;  // for requests that want every position's logits
 };
 
 }  // namespace reel

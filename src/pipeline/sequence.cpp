@@ -35,15 +35,17 @@ uint64_t mix(uint64_t x) {  // splitmix64's finalizer: spreads (block, row) over
 
 constexpr uint64_t kVisualBit = 1ULL << 63;
 
-uint64_t unique_id() { return new_block_identity(); }
+uint64_t unique_id() {
+  return new_block_identity();
+}
 
 int resolve_ctx(const Model& model, int n_ctx, KvType type) {
   const TextConfig& c = model.text_config();
   if (n_ctx < 0) throw Error("the context size must not be negative");
   if (n_ctx == 0) n_ctx = c.n_ctx_train;
   if (n_ctx > c.n_ctx_train)
-    throw Error("a context of " + std::to_string(n_ctx) + " tokens exceeds the model's context length " +
-                std::to_string(c.n_ctx_train));
+    throw Error("a context of " + std::to_string(n_ctx) +
+                " tokens exceeds the model's context length " + std::to_string(c.n_ctx_train));
   check_kv_memory(n_ctx, double(KvCache::full_bytes(c, n_ctx, type)), physical_memory_bytes());
   return n_ctx;
 }

@@ -65,10 +65,10 @@ class ChatSession {
   Scheduler& sched_;
   SessionOptions opts_;
   Sequence seq_;
-  std::vector<TokenId> dialogue_;     // every token of the dialogue so far
-  std::vector<VisualBlock> blocks_;   // its visual blocks (rows no longer read)
+  std::vector<TokenId> dialogue_;    // every token of the dialogue so far
+  std::vector<VisualBlock> blocks_;  // its visual blocks (rows no longer read)
   std::vector<TokenId> answer_;
-  bool answer_open_ = false;          // the last answer's <|im_end|> is not yet in the dialogue
+  bool answer_open_ = false;  // the last answer's <|im_end|> is not yet in the dialogue
 };
 
 }  // namespace reel

@@ -3,7 +3,6 @@
 // identities), cancellation stops one request without touching its neighbours, and the KV
 // cache commits memory as it grows.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -86,7 +85,8 @@ TEST_P(Interleaved, SequencesSideBySideEqualEachAlone) {
   std::vector<Scheduler::Id> ids;
   for (int i = 0; i < 3; ++i) {
     seqs.push_back(std::make_unique<Sequence>(e.model(), SequenceOptions{512, KvType::F16}));
-    ids.push_back(e.scheduler().submit(greedy_request(*seqs[i], prompts[i], n_gen[i], together[i], true)));
+    ids.push_back(
+        e.scheduler().submit(greedy_request(*seqs[i], prompts[i], n_gen[i], together[i], true)));
     if (i == 0) e.scheduler().step();  // the first is under way when the others join
   }
   e.scheduler().run();
@@ -171,12 +171,13 @@ TEST(PrefixReuse, ASharedPrefixIsComputedOnce) {
 TEST(PrefixReuse, MediaMatchByIdentity) {
   test::TestEngine e(kModelF32, kMmproj, 2, 64);
   const EncodedImage img = e.encode_image(kImage);
-  const std::string text = "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>What?<|im_end|>\n";
+  const std::string text =
+      "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>What?<|im_end|>\n";
   std::vector<VisualBlock> blocks;
   const std::string expanded = expand_markers(text, {&img, 1}, {}, blocks);
   const std::vector<int32_t> ids = e.tokenizer().encode(expanded, true);
-  const int first_pad = static_cast<int>(
-      std::find(ids.begin(), ids.end(), e.model().image_pad()) - ids.begin());
+  const int first_pad =
+      static_cast<int>(std::find(ids.begin(), ids.end(), e.model().image_pad()) - ids.begin());
   ASSERT_EQ(ids[first_pad - 1], e.tokenizer().token_id("<|vision_start|>"));
   Sequence seq(e.model(), {512, KvType::F32});
   auto run = [&](uint64_t id) {
@@ -278,7 +279,8 @@ TEST(KvTypes, F16CacheMatchesF32) {
     max_diff = std::max(max_diff, double(std::abs(f16.logits[k] - f32.logits[k])));
     max_abs = std::max(max_abs, double(std::abs(f32.logits[k])));
   }
-  std::printf("f16 vs f32 KV: logits differ by <= %.3g (largest |logit| %.3g)\n", max_diff, max_abs);
+  std::printf("f16 vs f32 KV: logits differ by <= %.3g (largest |logit| %.3g)\n", max_diff,
+              max_abs);
   // Keys and values rounded to 11 significant bits (relative error <= 2^-11 = 4.9e-4 each);
   // through softmax weights and the value sums the logits move by about that fraction of their
   // size. 2e-3 of the largest logit allows for the accumulation over layers.

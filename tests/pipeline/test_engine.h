@@ -53,7 +53,9 @@ class TestEngine {
     r.sampling.temperature = 0;
     r.max_tokens = n_greedy;
     r.ignore_stop = true;
-    r.on_logits = [&](const float* rows, int n) { logits.insert(logits.end(), rows, rows + n * V); };
+    r.on_logits = [&](const float* rows, int n) {
+      logits.insert(logits.end(), rows, rows + n * V);
+    };
     return sched_.run_one(std::move(r)).generated;
   }
 

@@ -2,19 +2,15 @@
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
 #include <optional>
 
 #include "common/error.h"
 #include "pipeline/chat_template.h"
+#include "pipeline/media_cache.h"
 #include "pipeline/session.h"
 
 namespace reel {
 namespace {
-
-constexpr std::string_view kImageMarker = "<|vision_start|><|image_pad|><|vision_end|>";
-constexpr std::string_view kVideoMarker = "<|vision_start|><|video_pad|><|vision_end|>";
-constexpr int kMarkerTokens = 3;  // vision_start, one pad, vision_end
 
 constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ULL;
 constexpr uint64_t kFnvPrime = 0x100000001b3ULL;
@@ -58,17 +54,6 @@ uint64_t plan_identity(uint64_t source, const VideoPlan& p) {
   for (int64_t f : p.frames) h = mix(h, uint64_t(f));
   for (double t : p.group_times) h = mix_double(h, t);
   return nonzero(h);
-}
-
-bool same_plan(const VideoPlan& a, const VideoPlan& b) {
-  return a.frames == b.frames && a.resized_w == b.resized_w && a.resized_h == b.resized_h &&
-         a.as_images == b.as_images && a.group_times == b.group_times;
-}
-
-std::string image_prompt_text(int n_tokens) {
-  std::string s = "<|vision_start|>";
-  for (int i = 0; i < n_tokens; ++i) s += "<|image_pad|>";
-  return s + "<|vision_end|>";
 }
 
 // One medium of the prompt, in order of appearance.
@@ -230,20 +215,8 @@ void MediaMemo::put(uint64_t key, std::shared_ptr<const EncodedVideo> video) {
 }
 
 uint64_t file_identity(const std::string& path, uint64_t salt) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot read the file");
-  uint64_t h = mix(kFnvOffset, salt);
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), std::streamsize(buf.size()));
-    const std::streamsize n = in.gcount();
-    for (std::streamsize i = 0; i < n; ++i) {
-      h ^= static_cast<unsigned char>(buf[i]);
-      h *= kFnvPrime;
-    }
-  }
-  if (in.bad()) throw Error(path + ": cannot read the file");
-  return nonzero(h);
+  const MediaKey bytes = hash_file(path);  // XXH3 through the regular-file checks
+  return nonzero(mix(mix(mix(kFnvOffset, salt), bytes.lo), bytes.hi));
 }
 
 std::string render_chat_turns(const std::vector<ChatTurn>& turns) {

@@ -11,25 +11,6 @@
 #include "common/error.h"
 
 namespace reel {
-namespace {
-
-constexpr const char* kImageMarker = "<|vision_start|><|image_pad|><|vision_end|>";
-constexpr const char* kVideoMarker = "<|vision_start|><|video_pad|><|vision_end|>";
-constexpr int kMarkerTokens = 3;  // vision_start, one pad, vision_end
-
-std::string image_prompt_text(int n_tokens) {
-  std::string s = "<|vision_start|>";
-  for (int i = 0; i < n_tokens; ++i) s += "<|image_pad|>";
-  return s + "<|vision_end|>";
-}
-
-bool same_plan(const VideoPlan& a, const VideoPlan& b) {
-  return a.indices == b.indices && a.frames == b.frames && a.resized_w == b.resized_w &&
-         a.resized_h == b.resized_h && a.as_images == b.as_images &&
-         a.group_times == b.group_times && a.display_corrections == b.display_corrections;
-}
-
-}  // namespace
 
 std::string splice_media_markers(std::string text, const std::string& markers) {
   size_t first = std::string::npos;

@@ -70,25 +70,35 @@ HashState new_state() {
 
 // Feeds typed values into an XXH3-128 state; every variable-length field is preceded by its
 // length, so different field splits never hash alike.
-class KeyHasher {
+// Typed fields over a byte sink (Derived::bytes): the same encoding for keys and payloads.
+template <class Derived>
+class FieldWriter {
  public:
-  KeyHasher() : state_(new_state()) { XXH3_128bits_reset(state_.get()); }
-  void bytes(const void* p, size_t n) {
-    if (n) XXH3_128bits_update(state_.get(), p, n);
-  }
   template <typename T>
   void scalar(T v) {
     static_assert(std::is_arithmetic_v<T>);
-    bytes(&v, sizeof v);
+    self().bytes(&v, sizeof v);
   }
+  void flag(bool b) { scalar<uint8_t>(b ? 1 : 0); }
   void str(std::string_view s) {
     scalar<uint64_t>(s.size());
-    bytes(s.data(), s.size());
+    self().bytes(s.data(), s.size());
   }
   template <typename T>
   void vec(const std::vector<T>& v) {
     scalar<uint64_t>(v.size());
-    bytes(v.data(), v.size() * sizeof(T));
+    self().bytes(v.data(), v.size() * sizeof(T));
+  }
+
+ private:
+  Derived& self() { return static_cast<Derived&>(*this); }
+};
+
+class KeyHasher : public FieldWriter<KeyHasher> {
+ public:
+  KeyHasher() : state_(new_state()) { XXH3_128bits_reset(state_.get()); }
+  void bytes(const void* p, size_t n) {
+    if (n) XXH3_128bits_update(state_.get(), p, n);
   }
   void key(const MediaKey& k) {
     scalar(k.lo);
@@ -212,7 +222,7 @@ class Fd {
 };
 
 // Buffered payload output that hashes what it writes.
-class PayloadWriter {
+class PayloadWriter : public FieldWriter<PayloadWriter> {
  public:
   PayloadWriter(int fd, std::string path) : fd_(fd), path_(std::move(path)), state_(new_state()) {
     XXH3_64bits_reset(state_.get());
@@ -229,21 +239,6 @@ class PayloadWriter {
       const auto* c = static_cast<const char*>(p);
       buffer_.insert(buffer_.end(), c, c + n);
     }
-  }
-  template <typename T>
-  void scalar(T v) {
-    static_assert(std::is_arithmetic_v<T>);
-    bytes(&v, sizeof v);
-  }
-  void flag(bool b) { scalar<uint8_t>(b ? 1 : 0); }
-  void str(std::string_view s) {
-    scalar<uint64_t>(s.size());
-    bytes(s.data(), s.size());
-  }
-  template <typename T>
-  void vec(const std::vector<T>& v) {
-    scalar<uint64_t>(v.size());
-    bytes(v.data(), v.size() * sizeof(T));
   }
   void flush() {
     write_fully(fd_, buffer_.data(), buffer_.size(), path_);
@@ -655,7 +650,8 @@ MediaKey video_key(const MediaKey& file, const VideoPlan& plan, const MediaKey& 
   h.vec(plan.indices);
   h.vec(plan.frames);
   h.vec(plan.group_times);
-  for (int d : {plan.resized_w, plan.resized_h, plan.grid_h, plan.grid_w, plan.merge, plan.n_groups})
+  for (int d :
+       {plan.resized_w, plan.resized_h, plan.grid_h, plan.grid_w, plan.merge, plan.n_groups})
     h.scalar<int32_t>(d);
   h.scalar<uint8_t>(plan.as_images);
   h.scalar<uint8_t>(plan.display_corrections);

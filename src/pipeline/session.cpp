@@ -6,12 +6,11 @@
 #include "pipeline/chat_template.h"
 
 namespace reel {
-namespace {
-
-constexpr std::string_view kImageMarker = "<|vision_start|><|image_pad|><|vision_end|>";
-constexpr std::string_view kVideoMarker = "<|vision_start|><|video_pad|><|vision_end|>";
-
-}  // namespace
+std::string image_prompt_text(int n_tokens) {
+  std::string s = "<|vision_start|>";
+  for (int i = 0; i < n_tokens; ++i) s += "<|image_pad|>";
+  return s + "<|vision_end|>";
+}
 
 VisualBlock block_of(const EncodedImage& img) {
   VisualBlock b;
@@ -35,9 +34,7 @@ std::string expand_markers(const std::string& content, std::span<const EncodedIm
     if (hit == hi) {
       if (n_img == images.size()) throw Error("the prompt has more image markers than images");
       const EncodedImage& img = images[n_img++];
-      out += "<|vision_start|>";
-      for (int i = 0; i < img.n_tokens(); ++i) out += "<|image_pad|>";
-      out += "<|vision_end|>";
+      out += image_prompt_text(img.n_tokens());
       blocks.push_back(block_of(img));
     } else {
       if (n_vid == videos.size()) throw Error("the prompt has more video markers than videos");

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pipeline/image_encoder.h"
@@ -20,6 +21,15 @@ struct SessionOptions {
   SequenceOptions sequence;
   const std::atomic<bool>* cancel = nullptr;  // stops a turn between steps
 };
+
+// The chat template's media markers (one pad each, expanded to a medium's tokens), and their
+// token count: vision_start, one pad, vision_end.
+inline constexpr std::string_view kImageMarker = "<|vision_start|><|image_pad|><|vision_end|>";
+inline constexpr std::string_view kVideoMarker = "<|vision_start|><|video_pad|><|vision_end|>";
+inline constexpr int kMarkerTokens = 3;
+
+// An image marker expanded to n_tokens pads.
+std::string image_prompt_text(int n_tokens);
 
 // The prompt block of an encoded image.
 VisualBlock block_of(const EncodedImage& img);

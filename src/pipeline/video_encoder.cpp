@@ -65,8 +65,8 @@ void size_as_images(VideoPlan& p, const ImageOptions& image, int patch, int merg
   for (int64_t f : p.frames) p.group_times.push_back(p.info.frame_time_s(f));
 }
 
-void size_plan(VideoPlan& p, const media::VideoBudget& budget, const ImageOptions& image,
-               int patch, int merge) {
+void size_plan(VideoPlan& p, const media::VideoBudget& budget, const ImageOptions& image, int patch,
+               int merge) {
   p.merge = merge;
   if (p.as_images)
     size_as_images(p, image, patch, merge);
@@ -198,7 +198,9 @@ int64_t video_prompt_tokens(const VideoPlan& plan) {
   return n;
 }
 
-std::string EncodedVideo::prompt_text() const { return video_prompt_text(plan); }
+std::string EncodedVideo::prompt_text() const {
+  return video_prompt_text(plan);
+}
 
 // The per-group cost of the timestamp text is not known until the plan is: plan with the
 // shortest timestamps, count exactly, and plan again with the excess taken off. The same loop
@@ -215,14 +217,15 @@ VideoPlan plan_video_prompt(const std::string& path, const VideoOptions& o, int 
     return std::max(over_prompt, over_cap);
   };
   int extra = per_group_extra;
-  VideoPlan p = plan_video(path, o, patch, merge,
-                           prompt_budget > 0 ? std::max<int64_t>(1, prompt_budget - outer) : 0,
-                           extra);
+  VideoPlan p =
+      plan_video(path, o, patch, merge,
+                 prompt_budget > 0 ? std::max<int64_t>(1, prompt_budget - outer) : 0, extra);
   int64_t target = video_prompt_tokens(p);
   for (int attempt = 0; attempt < 8 && excess(p) > 0; ++attempt) {
     // The timestamps' real length (longer for later seconds), rounded up, for the next plan.
     const int64_t text = video_prompt_tokens(p) - outer - p.n_tokens();
-    extra = std::max<int>(extra, static_cast<int>((text + p.n_groups - 1) / std::max(1, p.n_groups)));
+    extra =
+        std::max<int>(extra, static_cast<int>((text + p.n_groups - 1) / std::max(1, p.n_groups)));
     target = std::min(target, video_prompt_tokens(p)) - excess(p);
     if (target <= outer) break;
     p = plan_video(path, o, patch, merge, target - outer, extra);
@@ -372,8 +375,9 @@ EncodedVideo encode_video(const Qwen3VLVision& vision, const VideoPlan& plan, op
       vision.encode(pixels.data(), 1, grid.h, grid.w, out.main.data() + size_t(g) * tpg * v.out_dim,
                     ds.data(), ctx);
       for (int l = 0; l < out.n_deepstack; ++l)
-        std::copy_n(ds.data() + size_t(l) * tpg * v.out_dim, size_t(tpg) * v.out_dim,
-                    out.deepstack.data() + (size_t(l) * plan.n_tokens() + size_t(g) * tpg) * v.out_dim);
+        std::copy_n(
+            ds.data() + size_t(l) * tpg * v.out_dim, size_t(tpg) * v.out_dim,
+            out.deepstack.data() + (size_t(l) * plan.n_tokens() + size_t(g) * tpg) * v.out_dim);
       out.encode_ms += ms_since(t0);
       // Frames no later group needs are released.
       const int64_t next_first =
@@ -393,6 +397,12 @@ EncodedVideo encode_video(const Qwen3VLVision& vision, const VideoPlan& plan, op
   out.decode_ms = decode_ms;
   out.wall_ms = ms_since(t_start);
   return out;
+}
+
+bool same_plan(const VideoPlan& a, const VideoPlan& b) {
+  return a.indices == b.indices && a.frames == b.frames && a.resized_w == b.resized_w &&
+         a.resized_h == b.resized_h && a.as_images == b.as_images &&
+         a.group_times == b.group_times && a.display_corrections == b.display_corrections;
 }
 
 }  // namespace reel

@@ -64,6 +64,9 @@ VideoPlan plan_video(const std::string& path, const VideoOptions& opts, int patc
 VideoPlan plan_video_prompt(const std::string& path, const VideoOptions& opts, int patch_size,
                             int merge_size, int64_t prompt_budget);
 
+// Whether two plans encode to the same rows (the same frames, size and mode).
+bool same_plan(const VideoPlan& a, const VideoPlan& b);
+
 // The text that replaces the chat template's video marker for this plan (see
 // EncodedVideo::prompt_text), and the number of tokens it holds with Qwen's tokenizer.
 std::string video_prompt_text(const VideoPlan& plan);

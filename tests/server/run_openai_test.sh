@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Runs test_openai.py (the server driven by the official `openai` client) in a virtual
-# environment under the build folder, created on first use (and again when requirements.txt
-# changes) from PyPI with the pinned versions of requirements.txt.
-# Usage: tests/server/run_openai_test.sh BUILD_DIR
+# Runs a Python script of tests/server (default test_openai.py: the server driven by the
+# official `openai` client) in a virtual environment under the build folder, created on first
+# use (and again when requirements.txt changes) from PyPI with the pinned versions of
+# requirements.txt. Arguments after the script's name go to the script.
+# Usage: tests/server/run_openai_test.sh BUILD_DIR [SCRIPT.py [ARGS...]]
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-build=$(cd "${1:?usage: run_openai_test.sh BUILD_DIR}" && pwd)
+build=$(cd "${1:?usage: run_openai_test.sh BUILD_DIR [SCRIPT.py [ARGS...]]}" && pwd)
+script=${2:-test_openai.py}
+shift $(($# < 2 ? $# : 2))
 venv="$build/server-test-venv"
 stamp="$venv/requirements.sha256"
 want=$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)
@@ -17,4 +20,4 @@ if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; th
   "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$here/requirements.txt"
   echo "$want" > "$stamp"
 fi
-exec "$venv/bin/python" "$here/test_openai.py" "$build"
+exec "$venv/bin/python" "$here/$script" "$build" "$@"

@@ -130,6 +130,9 @@ void add_sampling_flags(CLI::App& app, SamplingParams& s) {
       ->check(CLI::Range(0.01, 100.0));
   app.add_option("--presence-penalty", s.presence_penalty, "presence penalty (0: off)")
       ->check(CLI::Range(-100.0, 100.0));
+  app.add_option("--frequency-penalty", s.frequency_penalty,
+                 "frequency penalty, per earlier occurrence (0: off)")
+      ->check(CLI::Range(-100.0, 100.0));
 }
 
 // --image-min-tokens / --image-max-tokens: budgets in visual tokens of 32x32 pixels. Both given

@@ -1,6 +1,7 @@
 #include "pipeline/chat_prompt.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <optional>
 
@@ -34,6 +35,16 @@ uint64_t nonzero(uint64_t h) {
   return h == 0 ? 1 : h;
 }
 
+uint64_t identity_of(const MediaKey& bytes, uint64_t salt) {
+  return nonzero(mix(mix(mix(kFnvOffset, salt), bytes.lo), bytes.hi));
+}
+
+std::string seconds_text(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", s);
+  return buf;
+}
+
 // How an image is sized: part of its identity (other options, other rows).
 uint64_t image_salt(const ImageOptions& o) {
   return mix(mix(mix(kFnvOffset, 'I'), uint64_t(o.min_pixels)), uint64_t(o.max_pixels));
@@ -43,7 +54,8 @@ uint64_t video_salt(const VideoOptions& o) {
   uint64_t h = mix(kFnvOffset, 'V');
   h = mix_double(h, o.fps);
   for (int64_t v : {int64_t(o.min_frames), int64_t(o.max_frames), int64_t(o.n_frames), o.max_tokens,
-                    int64_t(o.as_images), int64_t(o.display_corrections)})
+                    int64_t(o.as_images), int64_t(o.display_corrections), o.budget.min_pixels,
+                    o.budget.max_pixels})
     h = mix(h, uint64_t(v));
   return h;
 }
@@ -60,6 +72,7 @@ uint64_t plan_identity(uint64_t source, const VideoPlan& p) {
 struct Medium {
   bool is_video = false;
   std::string path;
+  MediaKey bytes;       // hash of the file
   uint64_t source = 0;  // identity of the bytes and options (before a video's plan)
   std::shared_ptr<const EncodedImage> image;
   std::shared_ptr<const EncodedVideo> video;
@@ -93,7 +106,8 @@ void encode_images(const Model& model, ops::Context& ctx, std::vector<Medium>& m
   for (Medium& m : media) {
     if (m.is_video) continue;
     ctx.throw_if_cancelled();
-    m.source = file_identity(m.path, image_salt(o.image));
+    m.bytes = hash_file(m.path);
+    m.source = identity_of(m.bytes, image_salt(o.image));
     m.id = m.source;
     if ((m.image = memo.image(m.source))) {
       ++out.memo_hits;
@@ -104,9 +118,17 @@ void encode_images(const Model& model, ops::Context& ctx, std::vector<Medium>& m
       if (n + kMarkerTokens > o.n_ctx)
         throw ContextFull(m.path + " needs " + std::to_string(n) +
                           " visual tokens but the context holds " + std::to_string(o.n_ctx));
-      m.image =
-          std::make_shared<const EncodedImage>(encode_decoded(model.vision(), img, size, ctx));
-      out.vision_encode_ms += m.image->encode_ms;
+      std::optional<MediaKey> key;
+      if (o.media_cache) {
+        key = image_key(m.bytes, size.width, size.height, o.model_key);
+        if ((m.image = o.media_cache->find_image(*key))) ++out.cache_hits;
+      }
+      if (!m.image) {
+        m.image =
+            std::make_shared<const EncodedImage>(encode_decoded(model.vision(), img, size, ctx));
+        out.vision_encode_ms += m.image->encode_ms;
+        if (key) o.media_cache->put_image(*key, m.image);
+      }
       memo.put(m.source, m.image);
     }
     ++out.n_images;
@@ -121,7 +143,8 @@ void plan_videos(const Model& model, std::vector<Medium>& media, int n_videos, i
   const int64_t share = room / n_videos + kMarkerTokens;
   for (Medium& m : media) {
     if (!m.is_video) continue;
-    m.source = file_identity(m.path, video_salt(o.video));
+    m.bytes = hash_file(m.path);
+    m.source = identity_of(m.bytes, video_salt(o.video));
     std::shared_ptr<const EncodedVideo> hit = memo.video(m.source);
     if (hit && video_prompt_tokens(hit->plan) <= share) {
       m.video = hit;
@@ -129,6 +152,9 @@ void plan_videos(const Model& model, std::vector<Medium>& media, int n_videos, i
     } else {
       VideoPlan p = plan_video_prompt(m.path, o.video, v.patch_size, v.spatial_merge,
                                       std::max<int64_t>(1, share));
+      if (o.max_video_seconds > 0 && p.info.duration_s > o.max_video_seconds)
+        throw Error(m.path + ": the video lasts " + seconds_text(p.info.duration_s) +
+                    " s, over the limit of " + seconds_text(o.max_video_seconds) + " s");
       for (const std::string& n : p.notes) out.notes.push_back(m.path + ": " + n);
       if (hit && same_plan(hit->plan, p)) {
         m.video = hit;
@@ -146,11 +172,19 @@ void plan_videos(const Model& model, std::vector<Medium>& media, int n_videos, i
 }
 
 void encode_videos(const Model& model, ops::Context& ctx, std::vector<Medium>& media,
-                   MediaMemo& memo, ChatPrompt& out) {
+                   const ChatPromptOptions& o, MediaMemo& memo, ChatPrompt& out) {
   for (Medium& m : media) {
     if (!m.is_video || m.video) continue;
-    m.video = std::make_shared<const EncodedVideo>(encode_video(model.vision(), *m.plan, ctx));
-    out.vision_encode_ms += m.video->encode_ms;
+    std::optional<MediaKey> key;
+    if (o.media_cache) {
+      key = video_key(m.bytes, *m.plan, o.model_key);
+      if ((m.video = o.media_cache->find_video(*key))) ++out.cache_hits;
+    }
+    if (!m.video) {
+      m.video = std::make_shared<const EncodedVideo>(encode_video(model.vision(), *m.plan, ctx));
+      out.vision_encode_ms += m.video->encode_ms;
+      if (key) o.media_cache->put_video(*key, m.video);
+    }
     memo.put(m.source, m.video);
   }
 }
@@ -215,8 +249,7 @@ void MediaMemo::put(uint64_t key, std::shared_ptr<const EncodedVideo> video) {
 }
 
 uint64_t file_identity(const std::string& path, uint64_t salt) {
-  const MediaKey bytes = hash_file(path);  // XXH3 through the regular-file checks
-  return nonzero(mix(mix(mix(kFnvOffset, salt), bytes.lo), bytes.hi));
+  return identity_of(hash_file(path), salt);  // XXH3 through the regular-file checks
 }
 
 std::string render_chat_turns(const std::vector<ChatTurn>& turns) {
@@ -293,7 +326,7 @@ ChatPrompt build_chat_prompt(const Model& model, ops::Context& ctx,
   if (int64_t(out.ids.size()) + answer > o.n_ctx)
     throw ContextFull(context_message(int64_t(out.ids.size()), answer, o.n_ctx));
 
-  encode_videos(model, ctx, media, memo, out);
+  encode_videos(model, ctx, media, o, memo, out);
   for (const Medium& m : media) {
     if (!m.is_video) {
       out.blocks.push_back(block_of(*m.image));

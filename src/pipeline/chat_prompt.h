@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "pipeline/image_encoder.h"
+#include "pipeline/media_cache.h"
 #include "pipeline/model.h"
 #include "pipeline/prompt_layout.h"
 #include "pipeline/video_encoder.h"
@@ -38,6 +39,11 @@ struct ChatPromptOptions {
   int answer_reserve = 512;  // kept free for the answer when media are sized and max_tokens < 0
   ImageOptions image;
   VideoOptions video;
+  double max_video_seconds = 0;  // refuse longer videos (0: no limit)
+  // A shared encoding cache (memory and/or disk) consulted when the memo misses, and the vision
+  // model's identity for its keys (model_identity of the mmproj). Null: none.
+  MediaCache* media_cache = nullptr;
+  MediaKey model_key;
 };
 
 // Encodings of recent media under their identities, least recently used evicted first, within
@@ -75,6 +81,7 @@ struct ChatPrompt {
   int n_images = 0, n_videos = 0, n_frames = 0;
   int image_tokens = 0, video_tokens = 0;
   int memo_hits = 0;               // media whose encoding came from the memo
+  int cache_hits = 0;              // media whose encoding came from the media cache
   double vision_encode_ms = 0;     // the vision encoder, for media encoded now
   std::vector<std::string> notes;  // what a budget made Reel choose, in words
 };

@@ -20,23 +20,26 @@ Sampler::Sampler(const SamplingParams& params, int n_vocab)
   if (n_vocab < 1) throw InternalError("sampler: empty vocabulary");
   if (!std::isfinite(p_.temperature) || !std::isfinite(p_.top_p) || !std::isfinite(p_.min_p) ||
       !(p_.repeat_penalty > 0) || !std::isfinite(p_.repeat_penalty) ||
-      !std::isfinite(p_.presence_penalty))
+      !std::isfinite(p_.presence_penalty) || !std::isfinite(p_.frequency_penalty))
     throw Error("sampling parameters must be finite (and the repeat penalty positive)");
   cand_.reserve(n_vocab);
-  seen_.assign(n_vocab, 0);
+  count_.assign(n_vocab, 0);
 }
 
 void Sampler::apply_penalties(float* logits, std::span<const int32_t> history) {
-  if (p_.repeat_penalty == 1.0f && p_.presence_penalty == 0.0f) return;
+  if (p_.repeat_penalty == 1.0f && p_.presence_penalty == 0.0f && p_.frequency_penalty == 0.0f)
+    return;
+  for (int32_t id : history)
+    if (id >= 0 && id < n_vocab_) ++count_[id];
+  // Each distinct token once (its count is zeroed as it is applied, which also leaves count_
+  // clean for the next call).
   for (int32_t id : history) {
-    if (id < 0 || id >= n_vocab_ || seen_[id]) continue;
-    seen_[id] = 1;
+    if (id < 0 || id >= n_vocab_ || count_[id] == 0) continue;
     float& l = logits[id];
     l = l > 0 ? l / p_.repeat_penalty : l * p_.repeat_penalty;
-    l -= p_.presence_penalty;
+    l -= p_.presence_penalty + p_.frequency_penalty * static_cast<float>(count_[id]);
+    count_[id] = 0;
   }
-  for (int32_t id : history)
-    if (id >= 0 && id < n_vocab_) seen_[id] = 0;
 }
 
 int32_t Sampler::sample(float* logits, std::span<const int32_t> history) {

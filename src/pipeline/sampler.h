@@ -18,6 +18,7 @@ struct SamplingParams {
   float min_p = 0.0f;        // <= 0: off; keeps tokens with p >= min_p * p_max
   float repeat_penalty = 1.0f;   // transformers-style: divide positive, multiply negative logits
   float presence_penalty = 0.0f; // subtracted once from every token already generated
+  float frequency_penalty = 0.0f; // subtracted once per occurrence (OpenAI's definition)
   uint64_t seed = 3407;
 };
 
@@ -40,7 +41,7 @@ class Sampler {
     int32_t id;
   };
   std::vector<Candidate> cand_;
-  std::vector<uint8_t> seen_;
+  std::vector<int32_t> count_;  // occurrences in the history, zero between calls
 };
 
 int32_t argmax(const float* x, int n);

@@ -51,6 +51,12 @@ void Engine::load() {
   slots_.resize(size_t(opts_.parallel));
   for (Slot& s : slots_)
     s.seq = std::make_unique<Sequence>(*model_, SequenceOptions{n_ctx_, opts_.kv_type});
+  if (!opts_.media_cache_dir.empty() && model_->has_vision()) {
+    media_cache_ = std::make_unique<MediaCache>(
+        0, opts_.media_cache_dir,
+        [](const std::string& note) { std::fprintf(stderr, "reel serve: %s\n", note.c_str()); });
+    vision_key_ = model_identity(*model_->vision_file());
+  }
   model_name_ = std::filesystem::path(opts_.model_path).stem().string();
   created_ = std::chrono::duration_cast<std::chrono::seconds>(
                  std::chrono::system_clock::now().time_since_epoch())
@@ -152,11 +158,16 @@ void Engine::start(const std::shared_ptr<Job>& job) {
     po.n_ctx = n_ctx_;
     po.max_tokens = job->req.max_tokens;
     po.image = opts_.image;
-    po.video = opts_.video;
+    po.video = apply_video_request(opts_.video, job->req.video);
+    po.max_video_seconds = opts_.max_video_seconds;
+    po.media_cache = media_cache_.get();
+    po.model_key = vision_key_;
     ChatPrompt prompt = build_chat_prompt(*model_, exec_->ctx(), job->req.turns, po, memo_);
     metrics_.vision_encode_us += uint64_t(prompt.vision_encode_ms * 1000);
     metrics_.media_memo_hits += uint64_t(prompt.memo_hits);
-    metrics_.media_encoded += uint64_t(prompt.n_images + prompt.n_videos - prompt.memo_hits);
+    metrics_.media_cache_hits += uint64_t(prompt.cache_hits);
+    metrics_.media_encoded +=
+        uint64_t(prompt.n_images + prompt.n_videos - prompt.memo_hits - prompt.cache_hits);
     for (const std::string& note : prompt.notes)
       std::fprintf(stderr, "reel serve: %s: %s\n", job->id.c_str(), note.c_str());
     const std::vector<uint64_t> keys =
@@ -168,6 +179,7 @@ void Engine::start(const std::shared_ptr<Job>& job) {
     r.blocks = prompt.blocks;
     r.sampling = job->req.sampling;
     r.max_tokens = job->req.max_tokens;
+    r.ignore_stop = job->req.ignore_eos;
     r.cancel = &job->cancel;
     r.on_text = [this, slot](std::string_view piece) { return on_text(*slot, piece); };
     slot->job = job;

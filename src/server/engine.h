@@ -43,6 +43,7 @@ struct Job {
 struct Metrics {
   std::atomic<uint64_t> prompt_tokens{0}, completion_tokens{0}, cached_tokens{0};
   std::atomic<uint64_t> vision_encode_us{0}, media_encoded{0}, media_memo_hits{0};
+  std::atomic<uint64_t> media_cache_hits{0};  // encodings read from --media-cache
   std::atomic<uint64_t> busy_us{0};    // engine time spent in forward passes
   std::atomic<double> decode_tps{0};   // output tokens per busy second, recent window
   std::atomic<double> prefill_tps{0};  // prompt tokens per second of the last request
@@ -91,6 +92,8 @@ class Engine {
   std::unique_ptr<Scheduler> sched_;
   std::vector<Slot> slots_;
   MediaMemo memo_;
+  std::unique_ptr<MediaCache> media_cache_;  // --media-cache (disk only: the memo is the memory)
+  MediaKey vision_key_;                      // the mmproj's identity, for media cache keys
   int n_ctx_ = 0;
   std::string model_name_;
   int64_t created_ = 0;

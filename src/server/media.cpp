@@ -64,7 +64,9 @@ TempFiles::~TempFiles() {
   for (const std::string& p : paths_) ::unlink(p.c_str());
 }
 
-MediaResolver::MediaResolver(const std::vector<std::string>& media_dirs) {
+MediaResolver::MediaResolver(const std::vector<std::string>& media_dirs,
+                             std::optional<RemoteLimits> remote)
+    : remote_(remote) {
   for (const std::string& d : media_dirs) {
     char buf[PATH_MAX];
     if (!::realpath(d.c_str(), buf) || !std::filesystem::is_directory(buf))
@@ -99,10 +101,14 @@ void MediaResolver::resolve(std::vector<ChatTurn>& turns, TempFiles& files) {
 std::string MediaResolver::resolve_one(const std::string& url, bool is_video,
                                        const std::string& param, TempFiles& files) {
   if (starts_with(url, "data:")) return from_data_url(url, is_video, param, files);
-  if (starts_with(url, "http://") || starts_with(url, "https://"))
-    throw ApiError(
-        400, "http(s) media URLs are not supported; send a data: URL or a path in a media folder",
-        param, "unsupported_url");
+  if (starts_with(url, "http://") || starts_with(url, "https://")) {
+    if (!remote_)
+      throw ApiError(400,
+                     "http(s) media URLs are off on this server (--allow-remote-media); send a "
+                     "data: URL or a path in a media folder",
+                     param, "unsupported_url");
+    return from_remote(url, is_video, param, files);
+  }
   if (starts_with(url, "file://")) {
     std::string rest = url.substr(7);
     if (starts_with(rest, "localhost/")) rest = rest.substr(9);
@@ -128,13 +134,41 @@ std::string MediaResolver::from_data_url(const std::string& url, bool is_video,
   if (!decode_base64(std::string_view(url).substr(comma + 1), bytes))
     throw ApiError(400, "malformed base64 in the data: URL", param);
   if (bytes.empty()) throw ApiError(400, "the data: URL holds no data", param);
-  const std::string path = temp_dir_ + "/" + (is_video ? "video-" : "image-") +
-                           std::to_string(++counter_) + extension_of(mime);
+  std::string path;
+  const int fd = create_temp(is_video, extension_of(mime), files, path);
+  try {
+    write_all(fd, bytes, path);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  if (::close(fd) != 0) throw IoError("cannot write a temporary file for a medium");
+  return path;
+}
+
+int MediaResolver::create_temp(bool is_video, const std::string& extension, TempFiles& files,
+                               std::string& path) {
+  path = temp_dir_ + "/" + (is_video ? "video-" : "image-") + std::to_string(++counter_) + extension;
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) throw IoError("cannot create a temporary file for a medium");
   files.add(path);
+  return fd;
+}
+
+// The decoders sniff the bytes; the URL's extension is only a hint for them.
+std::string MediaResolver::from_remote(const std::string& url, bool is_video,
+                                       const std::string& param, TempFiles& files) {
+  std::string ext;
+  const std::string name = url.substr(0, url.find_first_of("?#"));
+  if (const size_t dot = name.rfind('.'); dot != std::string::npos && name.size() - dot <= 6) {
+    ext = name.substr(dot);
+    for (char c : ext.substr(1))
+      if (!std::isalnum(static_cast<unsigned char>(c))) ext.clear();
+  }
+  std::string path;
+  const int fd = create_temp(is_video, ext, files, path);
   try {
-    write_all(fd, bytes, path);
+    fetch_remote(url, fd, *remote_, param);
   } catch (...) {
     ::close(fd);
     throw;

@@ -1,5 +1,6 @@
 #include "server/request.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -62,19 +63,63 @@ std::string media_url(const json& part, const char* key, const std::string& para
   return url->get<std::string>();
 }
 
+// Anthropic's source object, which llama-server also accepts: {"type": "base64", "media_type",
+// "data"} becomes a data: URL, {"type": "url", "url"} its URL.
+std::string source_url(const json& part, const std::string& param) {
+  const json* src = field(part, "source");
+  if (!src->is_object()) bad(param + ".source must be an object", param + ".source");
+  const json* type = field(*src, "type");
+  if (!type || !type->is_string())
+    bad(param + ".source.type must be a string", param + ".source.type");
+  if (*type == "url") {
+    const json* url = field(*src, "url");
+    if (!url || !url->is_string())
+      bad(param + ".source.url must be a string", param + ".source.url");
+    return url->get<std::string>();
+  }
+  if (*type != "base64")
+    bad(param + ".source.type must be base64 or url", param + ".source.type");
+  const json* mime = field(*src, "media_type");
+  const json* data = field(*src, "data");
+  if (!mime || !mime->is_string())
+    bad(param + ".source.media_type must be a string", param + ".source.media_type");
+  if (!data || !data->is_string())
+    bad(param + ".source.data must be a base64 string", param + ".source.data");
+  return "data:" + mime->get<std::string>() + ";base64," + data->get<std::string>();
+}
+
+// The part shapes clients send for a medium of `kind` ("image" or "video"):
+//   {"type": "image_url", "image_url": {"url": U}}   OpenAI (vLLM: video_url); bare string too
+//   {"type": "input_image", "image_url": U}          OpenAI's Responses API
+//   {"type": "image", "image": U}                    Qwen's and transformers' messages
+//   {"type": "image", "source": {...}}               Anthropic's, as llama-server takes it
+std::optional<ChatPart> media_part(const json& part, const std::string& t,
+                                   const std::string& param) {
+  const bool image = t == "image_url" || t == "input_image" || t == "image";
+  const bool video = t == "video_url" || t == "input_video" || t == "video";
+  if (!image && !video) return std::nullopt;
+  const ChatPart::Kind kind = image ? ChatPart::Kind::Image : ChatPart::Kind::Video;
+  const char* key = image ? "image_url" : "video_url";
+  if (t == "image" || t == "video") {
+    if (field(part, "source")) return ChatPart{kind, source_url(part, param)};
+    key = image ? "image" : "video";
+  }
+  return ChatPart{kind, media_url(part, key, param)};
+}
+
 ChatPart parse_part(const json& part, const std::string& param) {
   if (!part.is_object()) bad(param + " must be an object", param);
   const json* type = field(part, "type");
   if (!type || !type->is_string()) bad(param + ".type must be a string", param + ".type");
   const std::string t = type->get<std::string>();
-  if (t == "text") {
+  if (t == "text" || t == "input_text") {
     const json* text = field(part, "text");
     if (!text || !text->is_string()) bad(param + ".text must be a string", param + ".text");
     return {ChatPart::Kind::Text, text->get<std::string>()};
   }
-  if (t == "image_url") return {ChatPart::Kind::Image, media_url(part, "image_url", param)};
-  if (t == "video_url") return {ChatPart::Kind::Video, media_url(part, "video_url", param)};
-  bad(param + ".type '" + t + "' is not supported (text, image_url, video_url)", param + ".type");
+  if (std::optional<ChatPart> media = media_part(part, t, param)) return *media;
+  bad(param + ".type '" + t + "' is not supported (text, image_url, video_url, image, video)",
+      param + ".type");
 }
 
 ChatTurn parse_message(const json& m, const std::string& param, const ParseLimits& limits,
@@ -135,11 +180,6 @@ std::vector<std::string> parse_stop(const json& body, const ParseLimits& limits)
 
 // Parameters Reel does not implement: accepted at their neutral value, refused otherwise.
 void refuse_unsupported(const json& body) {
-  if (number_in(body, "frequency_penalty", -2, 2, 0) != 0)
-    throw ApiError(
-        400,
-        "frequency_penalty is not supported (only 0); use presence_penalty or repetition_penalty",
-        "frequency_penalty", "unsupported_parameter");
   if (integer_in(body, "n", 1, 1'000'000, 1) != 1)
     throw ApiError(400, "n must be 1 (one answer per request)", "n", "unsupported_parameter");
   if (boolean(body, "logprobs", false))
@@ -154,6 +194,121 @@ void refuse_unsupported(const json& body) {
   }
 }
 
+// One video option from one place of the request; the same option given twice with different
+// values is refused rather than one silently winning.
+template <class T>
+void set_once(std::optional<T>& slot, std::optional<T> value, const std::string& param,
+              std::string& first_param) {
+  if (!value) return;
+  if (slot && *slot != *value)
+    bad(param + " disagrees with " + first_param + " (give the option once)", param);
+  if (!slot) first_param = param;
+  slot = value;
+}
+
+struct VideoOptionSources {
+  std::string fps, num_frames, min_frames, max_frames, max_tokens, min_pixels, max_pixels;
+};
+
+std::optional<int64_t> optional_integer(const json& obj, const char* name, int64_t lo, int64_t hi,
+                                        const std::string& prefix) {
+  const json* v = field(obj, name);
+  if (!v) return std::nullopt;
+  try {
+    return integer_in(obj, name, lo, hi, 0);
+  } catch (const ApiError& e) {
+    throw ApiError(400, prefix + e.what(), prefix + name);
+  }
+}
+
+std::optional<double> optional_number(const json& obj, const char* name, double lo, double hi,
+                                      const std::string& prefix) {
+  if (!field(obj, name)) return std::nullopt;
+  try {
+    return number_in(obj, name, lo, hi, 0);
+  } catch (const ApiError& e) {
+    throw ApiError(400, prefix + e.what(), prefix + name);
+  }
+}
+
+constexpr int kMaxFramesOption = 4096;
+constexpr int64_t kMaxPixelsOption = int64_t(1) << 40;
+
+void video_fields(const json& obj, const std::string& prefix, bool sizes, VideoRequestOptions& v,
+                  VideoOptionSources& from) {
+  auto as_int = [](std::optional<int64_t> x) {
+    return x ? std::optional<int>(int(*x)) : std::nullopt;
+  };
+  set_once(v.fps, optional_number(obj, "fps", 0.001, 1000, prefix), prefix + "fps", from.fps);
+  std::optional<int64_t> n = optional_integer(obj, "num_frames", -1, kMaxFramesOption, prefix);
+  if (n && *n == 0) bad(prefix + "num_frames must be at least 1 (-1: the default)", prefix + "num_frames");
+  if (n && *n < 0) n.reset();  // vLLM's "all frames" default: the server's sampling
+  set_once(v.num_frames, as_int(n), prefix + "num_frames", from.num_frames);
+  set_once(v.min_frames, as_int(optional_integer(obj, "min_frames", 1, kMaxFramesOption, prefix)),
+           prefix + "min_frames", from.min_frames);
+  set_once(v.max_frames, as_int(optional_integer(obj, "max_frames", 1, kMaxFramesOption, prefix)),
+           prefix + "max_frames", from.max_frames);
+  if (!sizes) return;
+  set_once(v.min_pixels, optional_integer(obj, "min_pixels", 1, kMaxPixelsOption, prefix),
+           prefix + "min_pixels", from.min_pixels);
+  set_once(v.max_pixels, optional_integer(obj, "max_pixels", 1, kMaxPixelsOption, prefix),
+           prefix + "max_pixels", from.max_pixels);
+  if (const json* size = field(obj, "size")) {
+    if (!size->is_object()) bad(prefix + "size must be an object", prefix + "size");
+    const std::string sp = prefix + "size.";
+    set_once(v.min_pixels, optional_integer(*size, "shortest_edge", 1, kMaxPixelsOption, sp),
+             sp + "shortest_edge", from.min_pixels);
+    set_once(v.max_pixels, optional_integer(*size, "longest_edge", 1, kMaxPixelsOption, sp),
+             sp + "longest_edge", from.max_pixels);
+  }
+}
+
+// Keys of `obj` outside `known`: refused, so that an option Reel does not know is not silently
+// without effect.
+void refuse_unknown_keys(const json& obj, std::initializer_list<std::string_view> known,
+                         const std::string& prefix) {
+  for (const auto& [key, value] : obj.items()) {
+    if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+    throw ApiError(400, prefix + key + " is not supported here", prefix + key,
+                   "unsupported_parameter");
+  }
+}
+
+VideoRequestOptions parse_video_options(const json& body) {
+  VideoRequestOptions v;
+  VideoOptionSources from;
+  video_fields(body, "", /*sizes=*/false, v, from);
+  set_once(v.max_tokens, optional_integer(body, "max_video_tokens", 1, int64_t(1) << 24, ""),
+           std::string("max_video_tokens"), from.max_tokens);
+  if (const json* kw = field(body, "mm_processor_kwargs")) {
+    if (!kw->is_object()) bad("mm_processor_kwargs must be an object", "mm_processor_kwargs");
+    refuse_unknown_keys(*kw,
+                        {"fps", "num_frames", "min_frames", "max_frames", "min_pixels",
+                         "max_pixels", "size", "do_sample_frames"},
+                        "mm_processor_kwargs.");
+    // Reel samples frames once, from the file; do_sample_frames has nothing to turn off.
+    if (const json* d = field(*kw, "do_sample_frames"); d && !d->is_boolean())
+      bad("mm_processor_kwargs.do_sample_frames must be true or false",
+          "mm_processor_kwargs.do_sample_frames");
+    video_fields(*kw, "mm_processor_kwargs.", /*sizes=*/true, v, from);
+  }
+  if (const json* io = field(body, "media_io_kwargs")) {
+    if (!io->is_object()) bad("media_io_kwargs must be an object", "media_io_kwargs");
+    refuse_unknown_keys(*io, {"video", "image"}, "media_io_kwargs.");
+    if (const json* video = field(*io, "video")) {
+      if (!video->is_object())
+        bad("media_io_kwargs.video must be an object", "media_io_kwargs.video");
+      refuse_unknown_keys(*video, {"num_frames", "fps"}, "media_io_kwargs.video.");
+      video_fields(*video, "media_io_kwargs.video.", /*sizes=*/false, v, from);
+    }
+  }
+  if (v.min_frames && v.max_frames && *v.min_frames > *v.max_frames)
+    bad("min_frames is larger than max_frames", from.min_frames);
+  if (v.min_pixels && v.max_pixels && *v.min_pixels > *v.max_pixels)
+    bad("the minimum pixels are more than the maximum", from.min_pixels);
+  return v;
+}
+
 void parse_sampling(const json& body, ChatRequest& r) {
   SamplingParams& s = r.sampling;
   s.temperature = float(number_in(body, "temperature", 0, 100, s.temperature));
@@ -161,6 +316,7 @@ void parse_sampling(const json& body, ChatRequest& r) {
   s.top_k = int(integer_in(body, "top_k", -1, 1 << 24, s.top_k));  // <= 0: off (vLLM: -1)
   s.min_p = float(number_in(body, "min_p", 0, 1, s.min_p));
   s.presence_penalty = float(number_in(body, "presence_penalty", -2, 2, s.presence_penalty));
+  s.frequency_penalty = float(number_in(body, "frequency_penalty", -2, 2, s.frequency_penalty));
   s.repeat_penalty = float(number_in(body, "repetition_penalty", 0.01, 100, s.repeat_penalty));
   if (const json* seed = field(body, "seed")) {
     if (!seed->is_number_integer()) bad("seed must be an integer", "seed");
@@ -171,6 +327,32 @@ void parse_sampling(const json& body, ChatRequest& r) {
 }
 
 }  // namespace
+
+VideoOptions apply_video_request(VideoOptions base, const VideoRequestOptions& r) {
+  if (r.fps) {
+    base.fps = *r.fps;
+    base.n_frames = 0;
+  }
+  if (r.num_frames) base.n_frames = *r.num_frames;
+  if (r.min_frames) base.min_frames = *r.min_frames;
+  if (r.max_frames) base.max_frames = *r.max_frames;
+  if (base.min_frames > base.max_frames) {  // one side given: the other follows it
+    if (r.min_frames)
+      base.max_frames = base.min_frames;
+    else
+      base.min_frames = base.max_frames;
+  }
+  if (r.max_tokens) base.max_tokens = *r.max_tokens;
+  if (r.min_pixels) base.budget.min_pixels = *r.min_pixels;
+  if (r.max_pixels) base.budget.max_pixels = *r.max_pixels;
+  if (base.budget.min_pixels > base.budget.max_pixels) {
+    if (r.min_pixels)
+      base.budget.max_pixels = base.budget.min_pixels;
+    else
+      base.budget.min_pixels = base.budget.max_pixels;
+  }
+  return base;
+}
 
 ApiError::ApiError(int status, const std::string& message, std::string param, std::string code)
     : std::runtime_error(message),
@@ -303,6 +485,8 @@ ChatRequest parse_chat_request(std::string_view body, const ParseLimits& limits)
   refuse_unsupported(j);
   parse_sampling(j, r);
   r.stop = parse_stop(j, limits);
+  r.ignore_eos = boolean(j, "ignore_eos", false);
+  r.video = parse_video_options(j);
   r.stream = boolean(j, "stream", false);
   if (const json* so = field(j, "stream_options")) {
     if (!so->is_object()) bad("stream_options must be an object", "stream_options");

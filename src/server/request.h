@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -12,6 +13,7 @@
 
 #include "pipeline/chat_prompt.h"
 #include "pipeline/sampler.h"
+#include "pipeline/video_encoder.h"
 
 namespace reel::server {
 
@@ -44,12 +46,31 @@ struct ParseLimits {
   size_t max_stop_bytes = 256;  // per stop string
 };
 
+// Per-request video sampling, from vLLM's forms (`mm_processor_kwargs`,
+// `media_io_kwargs.video`) and Reel's top-level fields; what is unset keeps the server's flags.
+struct VideoRequestOptions {
+  std::optional<double> fps;
+  std::optional<int> num_frames, min_frames, max_frames;
+  std::optional<int64_t> max_tokens;              // max_video_tokens
+  std::optional<int64_t> min_pixels, max_pixels;  // over all sampled frames (size.*_edge)
+  bool empty() const {
+    return !fps && !num_frames && !min_frames && !max_frames && !max_tokens && !min_pixels &&
+           !max_pixels;
+  }
+};
+
+// The server's video options with a request's overrides. A request's num_frames wins over
+// its fps (as --frames over --fps); a request's fps replaces a server's --frames.
+VideoOptions apply_video_request(VideoOptions base, const VideoRequestOptions& r);
+
 struct ChatRequest {
   std::string model;
   std::vector<ChatTurn> turns;  // media parts hold their URL (data:, file:// or a path)
   SamplingParams sampling;      // defaults exactly the CLI's
   int max_tokens = -1;          // < 0: until a stop token or a full context
   std::vector<std::string> stop;
+  bool ignore_eos = false;  // vLLM's and llama-server's name: run to max_tokens
+  VideoRequestOptions video;
   bool stream = false;
   bool include_usage = false;
 };

@@ -16,6 +16,12 @@
 namespace reel::server {
 namespace {
 
+std::optional<RemoteLimits> remote_limits(const ServerOptions& o) {
+  if (!o.allow_remote_media) return std::nullopt;
+  return RemoteLimits{int64_t(o.remote_media_max_mb) << 20, o.remote_media_timeout_s};
+}
+
+
 using nlohmann::json;
 
 std::string dump(const json& j) {
@@ -52,7 +58,7 @@ struct LogEntry {
 class Server {
  public:
   explicit Server(const ServerOptions& o)
-      : opts_(o), engine_(o, metrics_), resolver_(o.media_dirs) {}
+      : opts_(o), engine_(o, metrics_), resolver_(o.media_dirs, remote_limits(o)) {}
 
   int run();
 
@@ -302,6 +308,9 @@ std::string Server::metrics_text() {
          double(metrics_.media_encoded));
   metric("reel_media_memo_hits_total", "counter", "Images and videos whose encoding was reused.",
          double(metrics_.media_memo_hits));
+  metric("reel_media_cache_hits_total", "counter",
+         "Images and videos whose encoding was read from the media cache folder.",
+         double(metrics_.media_cache_hits));
   metric("reel_ready", "gauge", "1 once the model is loaded.", engine_.ready() ? 1 : 0);
   return out;
 }

@@ -27,6 +27,12 @@ struct ServerOptions {
   int max_body_mb = 64;
   ImageOptions image;
   VideoOptions video;
+  double max_video_seconds = 3600;  // longer videos are refused (0: no limit)
+  std::string media_cache_dir;      // encodings kept on disk (shared with the CLI); empty: none
+  // http(s) media URLs: off unless allowed; each download is bounded in bytes and seconds.
+  bool allow_remote_media = false;
+  int remote_media_max_mb = 64;
+  double remote_media_timeout_s = 30;
 };
 
 // Runs until SIGINT or SIGTERM; returns the process exit code. Throws reel::Error on bad

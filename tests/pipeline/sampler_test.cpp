@@ -101,6 +101,26 @@ TEST(Sampler, PresencePenaltySubtractsOnce) {
   EXPECT_FLOAT_EQ(l[0], -0.5f);
 }
 
+TEST(Sampler, FrequencyPenaltyCountsEveryOccurrence) {
+  SamplingParams p;
+  p.temperature = 0;
+  p.frequency_penalty = 0.5f;
+  p.presence_penalty = 0.25f;
+  Sampler s(p, 3);
+  auto l = logits_of({2.0f, 1.0f, 0.5f});
+  const int32_t hist[] = {0, 1, 0, 0};
+  EXPECT_EQ(s.sample(l.data(), hist), 2);
+  EXPECT_FLOAT_EQ(l[0], 2.0f - 0.25f - 3 * 0.5f);  // three occurrences
+  EXPECT_FLOAT_EQ(l[1], 1.0f - 0.25f - 0.5f);
+  EXPECT_FLOAT_EQ(l[2], 0.5f);
+  // The counts do not leak into the next call.
+  auto m = logits_of({2.0f, 1.0f, 0.5f});
+  const int32_t one[] = {1};
+  EXPECT_EQ(s.sample(m.data(), one), 0);
+  EXPECT_FLOAT_EQ(m[0], 2.0f);
+  EXPECT_FLOAT_EQ(m[1], 0.25f);
+}
+
 TEST(Sampler, RejectsNonFiniteParameters) {
   SamplingParams p;
   p.temperature = NAN;

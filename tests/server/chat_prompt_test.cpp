@@ -15,6 +15,7 @@
 #include "common/error.h"
 #include "pipeline/chat_template.h"
 #include "pipeline/executor.h"
+#include "pipeline/media_cache.h"
 #include "pipeline/sequence.h"
 
 namespace reel {
@@ -182,6 +183,49 @@ TEST_F(ChatPromptTest, UnreadableMediumNamesTheFile) {
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/x.png"), std::string::npos) << e.what();
+  }
+}
+
+// With a media cache, a fresh memo (another server, or the same one after eviction) reads the
+// encodings from disk instead of running the vision encoder, and the prompt is the same.
+TEST_F(ChatPromptTest, MediaCacheServesWhatTheMemoNoLongerHolds) {
+  const std::filesystem::path dir =
+      std::filesystem::path(::testing::TempDir()) / ("chat_prompt_cache_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  MediaCache cache(0, dir.string());  // disk only, as `reel serve --media-cache`
+  ChatPromptOptions o;
+  o.media_cache = &cache;
+  o.model_key = model_identity(*model_->vision_file());
+  const std::vector<ChatTurn> turns = {
+      {"user", {image(kImage), video(kVideo), text("What is shown?")}}};
+  MediaMemo first_memo, second_memo;
+  const ChatPrompt a = build_chat_prompt(*model_, exec_->ctx(), turns, o, first_memo);
+  EXPECT_EQ(a.cache_hits, 0);
+  EXPECT_GT(a.vision_encode_ms, 0);
+  EXPECT_EQ(cache.stats().disk_writes, 2);
+  const ChatPrompt b = build_chat_prompt(*model_, exec_->ctx(), turns, o, second_memo);
+  EXPECT_EQ(b.cache_hits, 2);
+  EXPECT_EQ(b.memo_hits, 0);
+  EXPECT_EQ(b.vision_encode_ms, 0);
+  EXPECT_EQ(a.ids, b.ids);
+  EXPECT_EQ(keys(a), keys(b));
+  ASSERT_EQ(a.blocks.size(), b.blocks.size());
+  const size_t dim = size_t(model_->vision().config().out_dim);
+  for (size_t i = 0; i < a.blocks.size(); ++i)
+    for (size_t r = 0; r < size_t(a.blocks[i].hm * a.blocks[i].wm) * dim; ++r)
+      ASSERT_EQ(a.blocks[i].main[r], b.blocks[i].main[r]) << i;  // bit-exact from disk
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(ChatPromptTest, VideoLongerThanTheLimitIsRefusedWithIt) {
+  ChatPromptOptions o;
+  o.max_video_seconds = 0.1;  // the fixture clip lasts longer
+  MediaMemo memo;
+  try {
+    build_chat_prompt(*model_, exec_->ctx(), {{"user", {video(kVideo), text("x")}}}, o, memo);
+    ADD_FAILURE() << "a long video was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("over the limit of 0.1 s"), std::string::npos) << e.what();
   }
 }
 

@@ -144,13 +144,147 @@ TEST(ParseRequest, UnsupportedParametersAreClear400s) {
     return refusal(b);
   };
   EXPECT_EQ(with("n", 2), std::make_pair(400, std::string("n")));
-  EXPECT_EQ(with("frequency_penalty", 0.5), std::make_pair(400, std::string("frequency_penalty")));
   EXPECT_EQ(with("logprobs", true), std::make_pair(400, std::string("logprobs")));
   EXPECT_EQ(with("tools", json::array({{{"type", "function"}}})),
             std::make_pair(400, std::string("tools")));
   EXPECT_EQ(with("response_format", {{"type", "json_object"}}),
             std::make_pair(400, std::string("response_format")));
   EXPECT_EQ(with("response_format", {{"type", "text"}}).first, 0);  // the neutral value is fine
+}
+
+TEST(ParseRequest, FrequencyPenaltyAndIgnoreEos) {
+  json b = user("x");
+  b["frequency_penalty"] = 0.5;
+  b["ignore_eos"] = true;
+  const ChatRequest r = parse(b);
+  EXPECT_FLOAT_EQ(r.sampling.frequency_penalty, 0.5f);
+  EXPECT_TRUE(r.ignore_eos);
+  EXPECT_FALSE(parse(user("x")).ignore_eos);
+  b["frequency_penalty"] = 3;  // OpenAI's range is [-2, 2]
+  EXPECT_EQ(refusal(b), std::make_pair(400, std::string("frequency_penalty")));
+  b["frequency_penalty"] = 0;
+  b["ignore_eos"] = 1;
+  EXPECT_EQ(refusal(b), std::make_pair(400, std::string("ignore_eos")));
+}
+
+// Every shape a medium may come in, each to the same (kind, URL).
+TEST(ParseRequest, MediaPartShapes) {
+  const json parts = json::array({
+      {{"type", "image_url"}, {"image_url", {{"url", "a.png"}}}},
+      {{"type", "image_url"}, {"image_url", "b.png"}},
+      {{"type", "input_image"}, {"image_url", "c.png"}},
+      {{"type", "image"}, {"image", "d.png"}},
+      {{"type", "image"},
+       {"source", {{"type", "base64"}, {"media_type", "image/png"}, {"data", "AAAA"}}}},
+      {{"type", "image"}, {"source", {{"type", "url"}, {"url", "file:///m/e.png"}}}},
+      {{"type", "video_url"}, {"video_url", {{"url", "f.mp4"}}}},
+      {{"type", "video"}, {"video", "g.mp4"}},
+      {{"type", "video"},
+       {"source", {{"type", "base64"}, {"media_type", "video/mp4"}, {"data", "AAAA"}}}},
+      {{"type", "input_text"}, {"text", "hi"}},
+  });
+  const ChatRequest r = parse(user(parts));
+  using K = ChatPart::Kind;
+  const std::vector<std::pair<K, std::string>> want = {
+      {K::Image, "a.png"}, {K::Image, "b.png"}, {K::Image, "c.png"},
+      {K::Image, "d.png"}, {K::Image, "data:image/png;base64,AAAA"},
+      {K::Image, "file:///m/e.png"}, {K::Video, "f.mp4"}, {K::Video, "g.mp4"},
+      {K::Video, "data:video/mp4;base64,AAAA"}, {K::Text, "hi"}};
+  ASSERT_EQ(r.turns[0].parts.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(r.turns[0].parts[i].kind, want[i].first) << i;
+    EXPECT_EQ(r.turns[0].parts[i].text, want[i].second) << i;
+  }
+  for (const json& bad : {json{{"type", "image"}, {"source", {{"type", "file"}}}},
+                          json{{"type", "image"}, {"source", "x"}},
+                          json{{"type", "image"}, {"source", {{"type", "base64"}, {"data", "A"}}}},
+                          json{{"type", "video"}},
+                          json{{"type", "image"}, {"image", 5}}})
+    EXPECT_EQ(refusal(user(json::array({bad}))).first, 400) << bad.dump();
+}
+
+TEST(ParseRequest, VideoOptionsInVllmsFormsAndOurs) {
+  EXPECT_TRUE(parse(user("x")).video.empty());
+  json b = user("x");
+  b["mm_processor_kwargs"] = {{"fps", 1.5},
+                              {"max_frames", 16},
+                              {"do_sample_frames", true},
+                              {"size", {{"longest_edge", 1000000}, {"shortest_edge", 4096}}}};
+  b["media_io_kwargs"] = {{"video", {{"num_frames", 6}}}};
+  b["max_video_tokens"] = 900;
+  const VideoRequestOptions v = parse(b).video;
+  EXPECT_EQ(v.fps, 1.5);
+  EXPECT_EQ(v.num_frames, 6);
+  EXPECT_EQ(v.max_frames, 16);
+  EXPECT_FALSE(v.min_frames);
+  EXPECT_EQ(v.max_tokens, 900);
+  EXPECT_EQ(v.max_pixels, 1000000);
+  EXPECT_EQ(v.min_pixels, 4096);
+
+  json top = user("x");
+  top["fps"] = 1;
+  top["num_frames"] = -1;  // vLLM's default: no override
+  EXPECT_EQ(parse(top).video.fps, 1.0);
+  EXPECT_FALSE(parse(top).video.num_frames);
+
+  // The same option twice with the same value is fine; with another value it is refused.
+  json same = user("x");
+  same["fps"] = 2;
+  same["mm_processor_kwargs"] = {{"fps", 2}};
+  EXPECT_EQ(parse(same).video.fps, 2.0);
+  same["mm_processor_kwargs"]["fps"] = 3;
+  EXPECT_EQ(refusal(same), std::make_pair(400, std::string("mm_processor_kwargs.fps")));
+
+  auto with = [](const char* key, const json& v) {
+    json b = user("x");
+    b[key] = v;
+    return refusal(b);
+  };
+  EXPECT_EQ(with("fps", 0), std::make_pair(400, std::string("fps")));
+  EXPECT_EQ(with("num_frames", 0), std::make_pair(400, std::string("num_frames")));
+  EXPECT_EQ(with("num_frames", 100000), std::make_pair(400, std::string("num_frames")));
+  EXPECT_EQ(with("mm_processor_kwargs", {{"temperature", 1}}),
+            std::make_pair(400, std::string("mm_processor_kwargs.temperature")));
+  EXPECT_EQ(with("mm_processor_kwargs", {{"fps", "2"}}),
+            std::make_pair(400, std::string("mm_processor_kwargs.fps")));
+  EXPECT_EQ(with("mm_processor_kwargs", {{"size", 5}}),
+            std::make_pair(400, std::string("mm_processor_kwargs.size")));
+  EXPECT_EQ(with("mm_processor_kwargs", 5), std::make_pair(400, std::string("mm_processor_kwargs")));
+  EXPECT_EQ(with("media_io_kwargs", {{"video", {{"backend", "x"}}}}),
+            std::make_pair(400, std::string("media_io_kwargs.video.backend")));
+  EXPECT_EQ(with("media_io_kwargs", {{"audio", {}}}),
+            std::make_pair(400, std::string("media_io_kwargs.audio")));
+  json order = user("x");
+  order["min_frames"] = 10;
+  order["max_frames"] = 4;
+  EXPECT_EQ(refusal(order), std::make_pair(400, std::string("min_frames")));
+}
+
+TEST(ApplyVideoRequest, OverridesOnlyWhatIsGiven) {
+  VideoOptions server;
+  server.n_frames = 8;  // --frames 8
+  server.max_tokens = 5000;
+  EXPECT_EQ(apply_video_request(server, {}).n_frames, 8);
+  VideoRequestOptions fps;
+  fps.fps = 1;
+  const VideoOptions a = apply_video_request(server, fps);
+  EXPECT_EQ(a.fps, 1);
+  EXPECT_EQ(a.n_frames, 0);  // a request's fps replaces the server's --frames
+  EXPECT_EQ(a.max_tokens, 5000);
+  VideoRequestOptions both;
+  both.fps = 1;
+  both.num_frames = 4;
+  EXPECT_EQ(apply_video_request(server, both).n_frames, 4);  // num_frames wins, as --frames
+  VideoRequestOptions lo;
+  lo.min_frames = 1000;  // above the server's max_frames (768): the maximum follows
+  const VideoOptions b = apply_video_request(VideoOptions{}, lo);
+  EXPECT_EQ(b.min_frames, 1000);
+  EXPECT_EQ(b.max_frames, 1000);
+  VideoRequestOptions px;
+  px.max_pixels = 1000;  // below the default minimum: the minimum follows
+  const VideoOptions c = apply_video_request(VideoOptions{}, px);
+  EXPECT_EQ(c.budget.max_pixels, 1000);
+  EXPECT_EQ(c.budget.min_pixels, 1000);
 }
 
 TEST(ParseRequest, MalformedBodies) {

@@ -1,0 +1,176 @@
+#include "server/remote.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <filesystem>
+#include <httplib.h>
+
+#include "server/request.h"
+
+namespace reel::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool url_char_ok(char c) {
+  return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
+}
+
+std::string mib_text(int64_t bytes) {
+  return std::to_string((bytes + (int64_t(1) << 20) - 1) >> 20);
+}
+
+[[noreturn]] void failed(const std::string& why, const std::string& param) {
+  throw ApiError(400, "fetching the medium failed: " + why, param, "media_fetch_failed");
+}
+
+bool write_all(int fd, const char* data, size_t n) {
+  while (n > 0) {
+    const ssize_t w = ::write(fd, data, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    data += w;
+    n -= size_t(w);
+  }
+  return true;
+}
+
+// One GET. Returns the Location of a redirect, or "" once the body is in fd.
+std::string get_once(const RemoteUrl& u, int fd, const RemoteLimits& limits,
+                     Clock::time_point deadline, const std::string& param) {
+  httplib::Client client(u.scheme_host_port);
+  if (!client.is_valid()) failed("the URL's host is not usable", param);
+  const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
+  if (left.count() <= 0)
+    throw ApiError(400,
+                   "fetching the medium took longer than " +
+                       std::to_string(int(limits.timeout_s)) + " s (--remote-media-timeout)",
+                   param, "media_fetch_timeout");
+  client.set_connection_timeout(left);
+  client.set_read_timeout(left);
+  client.set_write_timeout(left);
+  client.set_follow_location(false);
+  client.enable_server_certificate_verification(true);
+  for (const char* ca : {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"})
+    if (std::filesystem::exists(ca)) {
+      client.set_ca_cert_path(ca);
+      break;
+    }
+
+  int status = 0;
+  std::string location;
+  int64_t received = 0;
+  bool too_large = false, too_slow = false, write_failed = false;
+  const auto result = client.Get(
+      u.path, httplib::Headers{{"User-Agent", "reel-serve"}},
+      [&](const httplib::Response& r) {
+        status = r.status;
+        if (status >= 300 && status < 400) {
+          location = r.get_header_value("Location");
+          return false;  // followed by the caller, with its own checks
+        }
+        if (status < 200 || status >= 300) return false;
+        if (r.has_header("Content-Length")) {
+          const std::string len = r.get_header_value("Content-Length");
+          const bool digits = !len.empty() && len.find_first_not_of("0123456789") == len.npos;
+          if (digits && (len.size() > 18 || std::stoll(len) > limits.max_bytes)) {
+            too_large = true;
+            return false;
+          }
+        }
+        return true;
+      },
+      [&](const char* data, size_t n) {
+        received += int64_t(n);
+        if (received > limits.max_bytes) return !(too_large = true);
+        if (Clock::now() > deadline) return !(too_slow = true);
+        if (!write_all(fd, data, n)) return !(write_failed = true);
+        return true;
+      });
+  if (too_large)
+    throw ApiError(413, "the medium is larger than " + mib_text(limits.max_bytes) +
+                            " MiB (--remote-media-max-mb)", param, "media_too_large");
+  if (too_slow || (!result && result.error() == httplib::Error::Read && Clock::now() >= deadline))
+    throw ApiError(400,
+                   "fetching the medium took longer than " +
+                       std::to_string(int(limits.timeout_s)) + " s (--remote-media-timeout)",
+                   param, "media_fetch_timeout");
+  if (write_failed) throw ApiError(500, "cannot write a temporary file for a medium", param);
+  if (status >= 300 && status < 400) {
+    if (location.empty()) failed("a redirect without a Location", param);
+    return location;
+  }
+  if (status != 0 && (status < 200 || status >= 300))
+    failed("the server answered HTTP " + std::to_string(status), param);
+  if (!result) failed(httplib::to_string(result.error()), param);
+  return "";
+}
+
+}  // namespace
+
+bool parse_remote_url(const std::string& url, RemoteUrl& out) {
+  std::string scheme;
+  if (url.rfind("http://", 0) == 0)
+    scheme = "http";
+  else if (url.rfind("https://", 0) == 0)
+    scheme = "https";
+  else
+    return false;
+  for (char c : url)
+    if (!url_char_ok(c)) return false;
+  const size_t start = scheme.size() + 3;
+  size_t end = url.find_first_of("/?#", start);
+  if (end == std::string::npos) end = url.size();
+  const std::string authority = url.substr(start, end - start);
+  if (authority.empty() || authority.find('@') != std::string::npos) return false;
+  if (authority[0] == ':') return false;
+  std::string rest = url.substr(end);
+  rest = rest.substr(0, rest.find('#'));
+  if (rest.empty() || rest[0] != '/') rest = "/" + rest;
+  out.scheme_host_port = scheme + "://" + authority;
+  out.path = rest;
+  return true;
+}
+
+bool resolve_location(const RemoteUrl& base, const std::string& location, RemoteUrl& out) {
+  if (location.rfind("http://", 0) == 0 || location.rfind("https://", 0) == 0)
+    return parse_remote_url(location, out);
+  if (location.rfind("//", 0) == 0) {
+    const std::string scheme = base.scheme_host_port.substr(0, base.scheme_host_port.find(':'));
+    return parse_remote_url(scheme + ":" + location, out);
+  }
+  if (location.empty() || location.find("://") != std::string::npos) return false;
+  for (char c : location)
+    if (!url_char_ok(c)) return false;
+  out.scheme_host_port = base.scheme_host_port;
+  if (location[0] == '/') {
+    out.path = location;
+  } else {  // relative to the base path's folder
+    const std::string dir = base.path.substr(0, base.path.find('?'));
+    out.path = dir.substr(0, dir.rfind('/') + 1) + location;
+  }
+  out.path = out.path.substr(0, out.path.find('#'));
+  return true;
+}
+
+void fetch_remote(const std::string& url, int fd, const RemoteLimits& limits,
+                  const std::string& param) {
+  RemoteUrl u;
+  if (!parse_remote_url(url, u)) throw ApiError(400, "malformed http(s) URL", param);
+  const auto deadline =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                         std::chrono::duration<double>(limits.timeout_s));
+  for (int hop = 0;; ++hop) {
+    const std::string location = get_once(u, fd, limits, deadline, param);
+    if (location.empty()) return;
+    if (hop == kMaxRedirects)
+      failed("more than " + std::to_string(kMaxRedirects) + " redirects", param);
+    RemoteUrl next;
+    if (!resolve_location(u, location, next)) failed("a redirect to a non-http(s) place", param);
+    u = next;
+  }
+}
+
+}  // namespace reel::server

@@ -48,13 +48,13 @@ def die_with_parent():
 
 
 class Server:
-    def __init__(self):
+    def __init__(self, extra=()):
         self.media = tempfile.mkdtemp(prefix="reel-serve-test-")
         shutil.copy(VIDEO, os.path.join(self.media, "clip.mp4"))
         self.proc = subprocess.Popen(
             [REEL, "serve", "-m", MODEL, "--mmproj", MMPROJ, "--port", "0", "-t", THREADS,
              "--parallel", str(PARALLEL), "--queue", str(QUEUE), "--api-key", KEY,
-             "--media-dir", self.media, "--max-body-mb", "1"],
+             "--media-dir", self.media, "--max-body-mb", "1", *extra],
             stderr=subprocess.PIPE, text=True, preexec_fn=die_with_parent)
         self.log = []
         self.ready = threading.Event()
@@ -122,9 +122,9 @@ def tearDownModule():
         raise RuntimeError(f"reel serve exited with {rc}")
 
 
-def cli_answer(prompt, n, image=None, video=None):
+def cli_answer(prompt, n, image=None, video=None, extra=()):
     """The CLI's greedy one-shot answer (the same defaults otherwise)."""
-    cmd = [REEL, "-m", MODEL, "-p", prompt, "--temp", "0", "-n", str(n), "-t", THREADS]
+    cmd = [REEL, "-m", MODEL, "-p", prompt, "--temp", "0", "-n", str(n), "-t", THREADS, *extra]
     if image or video:
         cmd += ["--mmproj", MMPROJ]
     if image:
@@ -290,7 +290,12 @@ class Errors(unittest.TestCase, ErrorShape):
             ({"messages": [{"role": "user", "content": [{"type": "audio"}]}]}, "messages[0].content[0].type"),
             ({"messages": [{"role": "user", "content": "x"}], "temperature": "hot"}, "temperature"),
             ({"messages": [{"role": "user", "content": "x"}], "n": 2}, "n"),
-            ({"messages": [{"role": "user", "content": "x"}], "frequency_penalty": 1}, "frequency_penalty"),
+            ({"messages": [{"role": "user", "content": "x"}], "frequency_penalty": 5}, "frequency_penalty"),
+            ({"messages": [{"role": "user", "content": "x"}], "mm_processor_kwargs": {"fps": "2"}},
+             "mm_processor_kwargs.fps"),
+            ({"messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "http://127.0.0.1:1/x.png"}}]}]},
+             "messages[0].content[0].image_url"),  # http(s) only with --allow-remote-media
             ("{\"messages\": " + "[" * 200 + "]" * 200 + "}", None),
         ]
         for body, param in cases:
@@ -424,6 +429,183 @@ class Endpoints(unittest.TestCase):
                 return
             time.sleep(0.05)
         self.fail("no log line for " + r.id)
+
+
+class MediaHost:
+    """A plain HTTP server on loopback, in a thread, for http(s) media URLs: /image.png, a
+    redirect to it, a 404, a 2 MiB body and a body that trickles in for 10 s."""
+
+    def __init__(self):
+        import http.server
+        image = open(IMAGE, "rb").read()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def send_body(self, body, mime="application/octet-stream"):
+                self.send_response(200)
+                self.send_header("Content-Type", mime)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                try:
+                    if self.path == "/image.png":
+                        self.send_body(image, "image/png")
+                    elif self.path == "/moved":
+                        self.send_response(302)
+                        self.send_header("Location", "/image.png")
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                    elif self.path == "/big.png":
+                        self.send_body(b"\0" * (2 << 20))
+                    elif self.path == "/slow.png":
+                        self.send_response(200)
+                        self.send_header("Content-Length", "100")
+                        self.end_headers()
+                        for _ in range(100):
+                            self.wfile.write(b"x")
+                            self.wfile.flush()
+                            time.sleep(0.1)
+                    else:
+                        self.send_error(404)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class MediaOptions(unittest.TestCase, ErrorShape):
+    """Per-request video options, http(s) media, the other part shapes, the disk media cache
+    and the media limits, each test on a fresh server (see Answers for why) started with
+    --allow-remote-media (1 MiB, 2 s), --media-cache and --max-video-seconds 60."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.host = MediaHost()
+        cls.cache = tempfile.mkdtemp(prefix="reel-serve-cache-")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.host.close()
+        shutil.rmtree(cls.cache, ignore_errors=True)
+
+    def setUp(self):
+        self.server = Server(["--allow-remote-media", "--remote-media-max-mb", "1",
+                              "--remote-media-timeout", "2", "--media-cache", self.cache,
+                              "--max-video-seconds", "60"])
+
+    def tearDown(self):
+        self.assertEqual(self.server.stop(), 0, "".join(self.server.log))
+
+    def fresh(self):
+        self.server.stop()
+        self.server = Server(["--allow-remote-media"])
+
+    def ask(self, content, n=20, **kw):
+        return self.server.client().chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": content}], temperature=0,
+            max_tokens=n, **kw)
+
+    def chat(self, body):
+        return self.server.request("POST", "/v1/chat/completions", json.dumps(body))
+
+    def test_video_options_in_each_form_equal_the_cli_flags(self):
+        question = {"type": "text", "text": "Describe this video."}
+        cases = [(["--frames", "4"], {"mm_processor_kwargs": {"num_frames": 4}}),
+                 (["--frames", "4"], {"media_io_kwargs": {"video": {"num_frames": 4}}}),
+                 (["--frames", "4"], {"num_frames": 4}),
+                 (["--fps", "1"], {"mm_processor_kwargs": {"fps": 1}})]
+        wants = {}
+        for flags, form in cases:
+            key = tuple(flags)
+            if key not in wants:
+                wants[key] = cli_answer("Describe this video.", 20, video=VIDEO, extra=flags)
+            self.server.stop()  # a fresh server each time: nothing cached (see Answers)
+            self.server = Server()
+            video = {"type": "video_url",
+                     "video_url": {"url": os.path.join(self.server.media, "clip.mp4")}}
+            r = self.ask([video, question], extra_body=form)
+            self.assertEqual(r.choices[0].message.content, wants[key], form)
+        self.assertNotEqual(wants[("--frames", "4")], cli_answer("Describe this video.", 20, video=VIDEO),
+                            "the fixture model answers --frames 4 as the default: the test proves nothing")
+
+    def test_remote_image_equals_the_cli_and_follows_redirects(self):
+        want = cli_answer("What shape is this?", 20, image=IMAGE)
+        r = self.ask([{"type": "image_url", "image_url": {"url": self.host.url + "/image.png"}},
+                      {"type": "text", "text": "What shape is this?"}])
+        self.assertEqual(r.choices[0].message.content, want)
+        # Through a redirect: the same bytes, so the same answer (on a fresh server, see Answers).
+        self.fresh()
+        r = self.ask([{"type": "image_url", "image_url": {"url": self.host.url + "/moved"}},
+                      {"type": "text", "text": "What shape is this?"}])
+        self.assertEqual(r.choices[0].message.content, want)
+
+    def test_remote_failures_name_the_limit(self):
+        def refused(path):
+            return self.chat({"messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": self.host.url + path}}]}]})
+
+        status, body, _ = refused("/missing.png")
+        err = self.assert_error(status, body, 400, "messages[0].content[0].image_url")
+        self.assertEqual(err["code"], "media_fetch_failed")
+        self.assertIn("404", err["message"])
+        status, body, _ = refused("/big.png")
+        err = self.assert_error(status, body, 413)
+        self.assertEqual(err["code"], "media_too_large")
+        self.assertIn("1 MiB", err["message"])
+        t0 = time.time()
+        status, body, _ = refused("/slow.png")
+        err = self.assert_error(status, body, 400)
+        self.assertEqual(err["code"], "media_fetch_timeout")
+        self.assertIn("2 s", err["message"])
+        self.assertLess(time.time() - t0, 8)
+
+    def test_anthropic_and_qwen_part_shapes_equal_the_cli(self):
+        want = cli_answer("What shape is this?", 20, image=IMAGE)
+        b64 = data_url(IMAGE, "image/png").split(",", 1)[1]
+        for part in ({"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                                   "data": b64}},
+                     {"type": "image", "image": data_url(IMAGE, "image/png")}):
+            self.fresh()
+            r = self.ask([part, {"type": "text", "text": "What shape is this?"}])
+            self.assertEqual(r.choices[0].message.content, want, part["type"])
+
+    def test_media_cache_serves_a_restarted_server(self):
+        content = [{"type": "image_url", "image_url": {"url": data_url(IMAGE, "image/png")}},
+                   {"type": "text", "text": "What shape is this?"}]
+        first = self.ask(content).choices[0].message.content
+        self.server.stop()
+        self.server = Server(["--media-cache", self.cache])
+        second = self.ask(content).choices[0].message.content
+        self.assertEqual(second, first)
+        body = self.server.get("/metrics")[1]
+        self.assertRegex(body, r"(?m)^reel_media_cache_hits_total 1$")
+        self.assertRegex(body, r"(?m)^reel_media_encoded_total 0$")
+
+    def test_penalties_and_ignore_eos(self):
+        r = self.ask("Say something.", n=30, frequency_penalty=0.5, presence_penalty=0.5,
+                     extra_body={"ignore_eos": True})
+        self.assertEqual(r.usage.completion_tokens, 30)
+        self.assertEqual(r.choices[0].finish_reason, "length")
+
+    def test_long_video_is_refused_naming_the_limit(self):
+        self.server.stop()
+        self.server = Server(["--max-video-seconds", "0.5"])
+        path = os.path.join(self.server.media, "clip.mp4")
+        status, body, _ = self.chat({"messages": [{"role": "user", "content": [
+            {"type": "video_url", "video_url": {"url": path}}]}]})
+        err = self.assert_error(status, body, 400)
+        self.assertIn("over the limit of 0.5 s", err["message"])
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <thread>
 
 #include "common/error.h"
 #include "pipeline/executor.h"
@@ -13,6 +14,13 @@ namespace reel::server {
 namespace {
 
 constexpr auto kRateWindow = std::chrono::seconds(10);
+
+bool has_media(const ChatRequest& r) {
+  for (const ChatTurn& t : r.turns)
+    for (const ChatPart& p : t.parts)
+      if (p.kind != ChatPart::Kind::Text) return true;
+  return false;
+}
 
 }  // namespace
 
@@ -48,6 +56,7 @@ void Engine::load() {
   exec_ = std::make_unique<Executor>(
       *model_, ExecutorOptions{opts_.n_threads, std::min(opts_.n_batch, n_ctx_)});
   sched_ = std::make_unique<Scheduler>(*model_, *exec_);
+  if (model_->has_vision()) prep_ctx_ = std::make_unique<ops::Context>(exec_->n_threads());
   slots_.resize(size_t(opts_.parallel));
   for (Slot& s : slots_)
     s.seq = std::make_unique<Sequence>(*model_, SequenceOptions{n_ctx_, opts_.kv_type});
@@ -90,36 +99,120 @@ void Engine::stop() {
   {
     std::lock_guard lk(mu_);
     stopping_ = true;
+    if (preparing_) preparing_->cancel = true;  // the preparer stops at its next check
   }
   cv_.notify_all();
+  prep_cv_.notify_all();
 }
 
 void Engine::run() {
+  std::thread preparer;
+  if (prep_ctx_) preparer = std::thread([this] { prepare_loop(); });
   while (true) {
     std::vector<std::shared_ptr<Job>> fresh;
+    std::vector<std::pair<std::shared_ptr<Job>, ChatPrompt>> ready;
     {
       std::unique_lock lk(mu_);
       cv_.wait(lk, [&] {
-        return stopping_ || !sched_->idle() || (!waiting_.empty() && running_ < opts_.parallel);
+        return stopping_ || !sched_->idle() || !prepared_.empty() ||
+               (!waiting_.empty() && running_ < opts_.parallel);
       });
       if (stopping_) break;
+      bool to_preparer = false;
       while (!waiting_.empty() && running_ < opts_.parallel) {
-        fresh.push_back(std::move(waiting_.front()));
+        std::shared_ptr<Job> job = std::move(waiting_.front());
         waiting_.pop_front();
         ++running_;
+        if (prep_ctx_ && has_media(job->req)) {
+          to_prepare_.push_back(std::move(job));
+          to_preparer = true;
+        } else {
+          fresh.push_back(std::move(job));
+        }
+      }
+      if (to_preparer) prep_cv_.notify_one();
+      while (!prepared_.empty()) {
+        ready.push_back(std::move(prepared_.front()));
+        prepared_.pop_front();
       }
     }
-    for (const auto& job : fresh) start(job);
+    for (const auto& job : fresh) {  // text only: the prompt is quick to build here
+      ChatPrompt prompt;
+      if (prepare(job, exec_->ctx(), prompt)) start(job, std::move(prompt));
+    }
+    for (auto& [job, prompt] : ready) start(job, std::move(prompt));
     if (!sched_->idle()) step_timed();
     collect();
   }
+  if (preparer.joinable()) preparer.join();
   // Shutting down: every request still here gets an answer.
   const ApiError gone(503, "the server is shutting down");
   for (Slot& s : slots_)
     if (s.job) finish_job(*s.job, gone, "");
   std::lock_guard lk(mu_);
   for (const auto& job : waiting_) finish_job(*job, gone, "");
+  for (const auto& job : to_prepare_) finish_job(*job, gone, "");
+  for (const auto& [job, prompt] : prepared_) finish_job(*job, gone, "");
   waiting_.clear();
+  to_prepare_.clear();
+  prepared_.clear();
+}
+
+void Engine::prepare_loop() {
+  while (true) {
+    std::shared_ptr<Job> job;
+    {
+      std::unique_lock lk(mu_);
+      prep_cv_.wait(lk, [&] { return stopping_ || !to_prepare_.empty(); });
+      if (stopping_) return;
+      job = std::move(to_prepare_.front());
+      to_prepare_.pop_front();
+      preparing_ = job;
+    }
+    ChatPrompt prompt;
+    const bool ok = prepare(job, *prep_ctx_, prompt);
+    {
+      std::lock_guard lk(mu_);
+      preparing_ = nullptr;
+      if (ok) prepared_.emplace_back(std::move(job), std::move(prompt));
+    }
+    if (ok) cv_.notify_all();
+  }
+}
+
+void Engine::fail_admitted(const std::shared_ptr<Job>& job, const std::exception& e) {
+  finish_job(*job, api_error_of(e), "");
+  std::lock_guard lk(mu_);
+  --running_;
+}
+
+bool Engine::prepare(const std::shared_ptr<Job>& job, ops::Context& ctx, ChatPrompt& prompt) {
+  try {
+    if (job->cancel) throw Cancelled();
+    ChatPromptOptions po;
+    po.n_ctx = n_ctx_;
+    po.max_tokens = job->req.max_tokens;
+    po.image = opts_.image;
+    po.video = apply_video_request(opts_.video, job->req.video);
+    po.max_video_seconds = opts_.max_video_seconds;
+    po.media_cache = media_cache_.get();
+    po.model_key = vision_key_;
+    ctx.set_cancel_flag(&job->cancel);
+    prompt = build_chat_prompt(*model_, ctx, job->req.turns, po, memo_);
+    ctx.set_cancel_flag(nullptr);
+    metrics_.vision_encode_us += uint64_t(prompt.vision_encode_ms * 1000);
+    metrics_.media_memo_hits += uint64_t(prompt.memo_hits);
+    metrics_.media_cache_hits += uint64_t(prompt.cache_hits);
+    metrics_.media_encoded +=
+        uint64_t(prompt.n_images + prompt.n_videos - prompt.memo_hits - prompt.cache_hits);
+    for (const std::string& note : prompt.notes)
+      std::fprintf(stderr, "reel serve: %s: %s\n", job->id.c_str(), note.c_str());
+    return true;
+  } catch (const std::exception& e) {
+    ctx.set_cancel_flag(nullptr);
+    fail_admitted(job, e);
+    return false;
+  }
 }
 
 void Engine::step_timed() {
@@ -145,31 +238,10 @@ Engine::Slot& Engine::pick_slot(const std::vector<uint64_t>& keys) {
   return *best;
 }
 
-void Engine::start(const std::shared_ptr<Job>& job) {
-  if (job->cancel) {
-    finish_job(*job, api_error_of(Cancelled()), "");
-    std::lock_guard lk(mu_);
-    --running_;
-    return;
-  }
+void Engine::start(const std::shared_ptr<Job>& job, ChatPrompt prompt) {
   Slot* slot = nullptr;
   try {
-    ChatPromptOptions po;
-    po.n_ctx = n_ctx_;
-    po.max_tokens = job->req.max_tokens;
-    po.image = opts_.image;
-    po.video = apply_video_request(opts_.video, job->req.video);
-    po.max_video_seconds = opts_.max_video_seconds;
-    po.media_cache = media_cache_.get();
-    po.model_key = vision_key_;
-    ChatPrompt prompt = build_chat_prompt(*model_, exec_->ctx(), job->req.turns, po, memo_);
-    metrics_.vision_encode_us += uint64_t(prompt.vision_encode_ms * 1000);
-    metrics_.media_memo_hits += uint64_t(prompt.memo_hits);
-    metrics_.media_cache_hits += uint64_t(prompt.cache_hits);
-    metrics_.media_encoded +=
-        uint64_t(prompt.n_images + prompt.n_videos - prompt.memo_hits - prompt.cache_hits);
-    for (const std::string& note : prompt.notes)
-      std::fprintf(stderr, "reel serve: %s: %s\n", job->id.c_str(), note.c_str());
+    if (job->cancel) throw Cancelled();
     const std::vector<uint64_t> keys =
         prompt_keys(prompt.ids, prompt.blocks, model_->image_pad(), model_->video_pad());
     slot = &pick_slot(keys);
@@ -197,9 +269,7 @@ void Engine::start(const std::shared_ptr<Job>& job) {
       slot->job = nullptr;
       slot->prompt = ChatPrompt{};
     }
-    finish_job(*job, api_error_of(e), "");
-    std::lock_guard lk(mu_);
-    --running_;
+    fail_admitted(job, e);
   }
 }
 

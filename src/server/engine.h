@@ -1,8 +1,11 @@
 // The server's engine: one thread owns the model's executor and scheduler and loops, taking
-// new requests from a bounded queue, encoding their media, giving each the free sequence that
-// already holds the longest part of its prompt, and stepping every admitted request together.
-// HTTP threads talk to it through Jobs: each carries the request in and the answer out (text
-// as it is generated, then the end), under its own mutex and condition variable.
+// new requests from a bounded queue, giving each the free sequence that already holds the
+// longest part of its prompt, and stepping every admitted request together. Requests with
+// images or videos are first handed to a second thread, the preparer, which decodes and
+// encodes their media with its own thread pool while the engine keeps decoding the others
+// (the model is immutable and shared; only the vision encoder runs there). HTTP threads talk
+// to the engine through Jobs: each carries the request in and the answer out (text as it is
+// generated, then the end), under its own mutex and condition variable.
 #pragma once
 
 #include <atomic>
@@ -78,7 +81,12 @@ class Engine {
     ChatPrompt prompt;  // keeps the media rows alive while the prompt is read
     std::optional<StopMatcher> stop;
   };
-  void start(const std::shared_ptr<Job>& job);
+  // A request whose prompt is built: take a sequence and submit it to the scheduler.
+  void start(const std::shared_ptr<Job>& job, ChatPrompt prompt);
+  // Builds a request's prompt (encoding its media on `ctx`); false after failing the job.
+  bool prepare(const std::shared_ptr<Job>& job, ops::Context& ctx, ChatPrompt& prompt);
+  void fail_admitted(const std::shared_ptr<Job>& job, const std::exception& e);
+  void prepare_loop();  // the preparer thread
   Slot& pick_slot(const std::vector<uint64_t>& keys);
   bool on_text(Slot& slot, std::string_view piece);
   void collect();
@@ -91,7 +99,7 @@ class Engine {
   std::unique_ptr<Executor> exec_;
   std::unique_ptr<Scheduler> sched_;
   std::vector<Slot> slots_;
-  MediaMemo memo_;
+  MediaMemo memo_;  // used by the preparer only (text-only prompts have no media)
   std::unique_ptr<MediaCache> media_cache_;  // --media-cache (disk only: the memo is the memory)
   MediaKey vision_key_;                      // the mmproj's identity, for media cache keys
   int n_ctx_ = 0;
@@ -104,6 +112,13 @@ class Engine {
   std::deque<std::shared_ptr<Job>> waiting_;
   int running_ = 0;  // slots taken (or being set up)
   bool stopping_ = false;
+  // The preparer: its thread pool, the requests with media it has to encode, the one it is
+  // encoding now and those it finished (their prompts built), all under mu_.
+  std::unique_ptr<ops::Context> prep_ctx_;
+  std::condition_variable prep_cv_;
+  std::deque<std::shared_ptr<Job>> to_prepare_;
+  std::shared_ptr<Job> preparing_;
+  std::deque<std::pair<std::shared_ptr<Job>, ChatPrompt>> prepared_;
 
   // Recent finished requests' output tokens and the busy time, for the decode rate.
   std::deque<std::pair<Clock::time_point, int>> recent_tokens_;

@@ -355,9 +355,13 @@ class Errors(unittest.TestCase, ErrorShape):
             self.assertEqual(headers.get("Retry-After"), "1")
 
 
-def metric(name):
-    body = server.get("/metrics")[1]
+def metric_of(srv, name):
+    body = srv.get("/metrics")[1]
     return float(re.search(r"^" + re.escape(name) + r" (\S+)$", body, re.M).group(1))
+
+
+def metric(name):
+    return metric_of(server, name)
 
 
 class Disconnects(unittest.TestCase):
@@ -598,6 +602,39 @@ class MediaOptions(unittest.TestCase, ErrorShape):
         self.assertEqual(r.usage.completion_tokens, 30)
         self.assertEqual(r.choices[0].finish_reason, "length")
 
+    def test_other_streams_keep_decoding_while_a_video_is_encoded(self):
+        """Media are encoded by the preparer thread: a text stream's longest pause while a
+        64-frame video (about a second of vision encoding here) is encoded stays well under the
+        encoding time. With encoding on the engine thread the pause would be all of it."""
+        arrivals, done = [], threading.Event()
+
+        def stream():
+            chunks = self.server.client().chat.completions.create(
+                model="tiny", messages=[{"role": "user", "content": "Tell a long story."}],
+                temperature=0, max_tokens=1500, stream=True, extra_body={"ignore_eos": True})
+            for c in chunks:
+                if c.choices and c.choices[0].delta.content:
+                    arrivals.append(time.monotonic())
+            done.set()
+
+        t = threading.Thread(target=stream)
+        t.start()
+        while not arrivals and not done.is_set():
+            time.sleep(0.005)
+        video_start = time.monotonic()
+        path = os.path.join(self.server.media, "clip.mp4")
+        r = self.ask([{"type": "video_url", "video_url": {"url": path}},
+                      {"type": "text", "text": "Describe."}], n=1, extra_body={"num_frames": 64})
+        video_end = time.monotonic()
+        t.join()
+        encode_s = metric_of(self.server, "reel_vision_encode_ms_total") / 1000
+        self.assertEqual(r.usage.completion_tokens, 1)
+        during = [a for a in arrivals if video_start <= a <= video_end]
+        self.assertGreater(len(during), 2, "the stream ended before the video was encoded")
+        gaps = [b - a for a, b in zip([video_start] + during, during + [min(video_end, arrivals[-1])])]
+        self.assertGreater(encode_s, 0.2, "the video encodes too quickly to show anything")
+        self.assertLess(max(gaps), encode_s / 2, (max(gaps), encode_s))
+
     def test_long_video_is_refused_naming_the_limit(self):
         self.server.stop()
         self.server = Server(["--max-video-seconds", "0.5"])
@@ -608,5 +645,7 @@ class MediaOptions(unittest.TestCase, ErrorShape):
         self.assertIn("over the limit of 0.5 s", err["message"])
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and os.environ.get("ONLY"):  # ONLY=Class.test_name: one test
+    unittest.main(argv=[sys.argv[0], os.environ["ONLY"]], verbosity=2)
+elif __name__ == "__main__":
     unittest.main(argv=sys.argv[:1], verbosity=2)

@@ -6,7 +6,8 @@ before left, hence the numbers):
   2. every answer through nginx equals a direct request to a fresh replica that is sent the same
      requests in the same order (the cache state a request meets changes the last bits of its
      KV rows, so "the same request" includes what came before it);
-  3. a streamed answer passes through nginx event by event, not when a buffer fills;
+  3. a stream's events pass nginx as the replica writes them, not when a buffer fills or the
+     answer ends;
   4. when a replica dies, its conversations go to the other, with the right answer;
   5. nginx's own errors (body too large, no replica left) are OpenAI error objects.
 
@@ -44,10 +45,11 @@ IMAGE = os.path.join(ROOT, "assets", "shapes-image.png")
 MAKE_CONF = os.path.join(ROOT, "deploy", "nginx", "make-conf.sh")
 KEY = "test-key-123"
 MAX_BODY_MB = 4
-# One conversation slot per replica: a request that must wait for it is what test 3 needs, and
-# conversations run one after another anyway (a new conversation takes over the slot of an
-# earlier one, so interleaved turns would evict each other's history on any replica).
-# One thread each: four replicas (two serving, two references) share two cores.
+# One conversation slot per replica, and conversations one after another: a replica keeps one
+# history, so each later turn finds its own only if it stayed on the replica. (With interleaved
+# conversations, a new one takes over the slot of another, whose first tokens, the chat
+# template's, it shares, even when a slot is free.) One thread each: four replicas (two behind
+# nginx, two references) share two cores, and test 3 needs a prompt that takes a while to read.
 REEL_ARGS = ["-m", MODEL, "--mmproj", MMPROJ, "--port", "0", "-t", "1", "--parallel", "1",
              "--queue", "2", "--max-body-mb", str(MAX_BODY_MB), "--api-key", KEY]
 MIN_CONVERSATIONS, MIN_PER_REPLICA, MAX_CONVERSATIONS = 6, 2, 30
@@ -88,7 +90,7 @@ def http_request(url, method="GET", body=None, headers=None):
 
 
 class Replica:
-    """A `reel serve` whose stderr is collected; start() returns at once, wait_ready() waits."""
+    """A `reel serve` whose stderr is collected: started at once, wait_ready() waits for it."""
 
     def __init__(self, name):
         self.name = name
@@ -128,10 +130,8 @@ class Replica:
         body = http_request(self.url + "/metrics", headers={"Authorization": "Bearer " + KEY})[1]
         return float(re.search(r"^" + re.escape(name) + r" (\S+)$", body, re.M).group(1))
 
-    def logged(self, request_id):
-        """Whether this replica's stderr has the request line of a response id (written just
-        after the response, so it may lag the client by a moment)."""
-        return any(request_id + " POST /v1/chat/completions status=200" in l for l in self.log)
+    def chat_requests_logged(self):
+        return sum("POST /v1/chat/completions status=200" in l for l in self.log)
 
     def stop(self):
         if self.proc.poll() is None:
@@ -164,14 +164,17 @@ class Nginx:
             subprocess.run([MAKE_CONF, self.dir, "--listen", f"127.0.0.1:{self.port}",
                             "--max-body-mb", str(MAX_BODY_MB), "--workers", "1",
                             *[r.addr for r in replicas]], check=True)
-            self.proc = subprocess.Popen(
-                [NGINX, "-p", self.dir, "-c", "nginx.conf", "-g", "daemon off;"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+            with open(os.path.join(self.dir, "logs", "stderr.log"), "ab") as stderr:
+                self.proc = subprocess.Popen(
+                    [NGINX, "-p", self.dir, "-c", "nginx.conf", "-g", "daemon off;"],
+                    stdout=subprocess.DEVNULL, stderr=stderr, preexec_fn=die_with_parent)
             if self._wait_listening():
                 break
+            self.proc.kill()
             self.proc.wait()
         else:
-            raise RuntimeError("nginx did not start:\n" + self.error_log())
+            raise RuntimeError("nginx did not start:\n" + self._read("logs/stderr.log") +
+                               self._read("logs/error.log"))
         self.url = f"http://127.0.0.1:{self.port}"
 
     def _wait_listening(self):
@@ -184,11 +187,18 @@ class Nginx:
                 time.sleep(0.02)
         return False
 
-    def error_log(self):
-        return self._read("logs/error.log")
-
     def access_log(self):
         return self._read("logs/access.log")
+
+    def upstreams(self, session, n):
+        """The `upstream=` field (the replicas tried) of the access log's lines for a session,
+        once there are n (each is written as its request ends, maybe a moment after the
+        client has the answer)."""
+        def lines():
+            return re.findall(r'session="' + re.escape(session) + r'" upstream=(.*?) upstream_status',
+                              self.access_log())
+        wait_for(lambda: len(lines()) >= n, 10, f"{n} access log lines of {session}")
+        return lines()
 
     def _read(self, name):
         try:
@@ -265,11 +275,11 @@ class Answer:
 
     def __init__(self, response=None, chunks=None):
         if response is not None:
-            self.id, usage = response.id, response.usage
+            usage = response.usage
             self.text = response.choices[0].message.content
             self.finish = response.choices[0].finish_reason
         else:
-            self.id, usage = chunks[0].id, chunks[-1].usage
+            usage = chunks[-1].usage
             self.text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
             self.finish = next(c.choices[0].finish_reason for c in chunks
                                if c.choices and c.choices[0].finish_reason)
@@ -292,12 +302,9 @@ def ask_streamed(client, messages):
     return Answer(chunks=chunks), sum(1 for c in chunks if c.choices and c.choices[0].delta.content)
 
 
-def served_by(response_id):
-    """The index of the replica that logged a response (exactly one must)."""
-    wait_for(lambda: any(r.logged(response_id) for r in replicas), 10, "the log line of " + response_id)
-    which = [i for i, r in enumerate(replicas) if r.logged(response_id)]
-    assert len(which) == 1, (response_id, which)
-    return which[0]
+def replica_index(upstream):
+    """Which replica an access log's `upstream=` names (an error if several were tried)."""
+    return [r.addr for r in replicas].index(upstream)
 
 
 class Replicas(unittest.TestCase):
@@ -323,9 +330,9 @@ class Replicas(unittest.TestCase):
                     answer, text_events = ask_streamed(client, history)
                     self.assertGreater(text_events, 1, f"{session}: the answer came as one event")
                     turns.append((history, answer))
-            where = {served_by(a.id) for _, a in turns}
-            self.assertEqual(len(where), 1, f"{session} was served by replicas {where}")
-            replica = where.pop()
+            where = set(nginx.upstreams(session, len(turns)))
+            self.assertEqual(len(where), 1, f"{session} was served by {where}")
+            replica = replica_index(where.pop())
             per_replica[replica] += 1
             conversations.append((session, replica, turns))
             sent_to[replica].extend(turns)
@@ -333,8 +340,10 @@ class Replicas(unittest.TestCase):
                 # Everything up to the previous answer was in the replica's cache already
                 # (elsewhere only the chat template's first tokens would be).
                 self.assertGreaterEqual(after.cached_tokens, before.prompt_tokens, session)
+        # Each replica's own log has the requests nginx says it sent there.
         for i, r in enumerate(replicas):
-            self.assertTrue(any("POST /v1/chat/completions status=200" in l for l in r.log), i)
+            wait_for(lambda: r.chat_requests_logged() >= len(sent_to[i]), 10, f"replica {i}'s log")
+            self.assertEqual(r.chat_requests_logged(), len(sent_to[i]), f"replica {i}")
 
     def test_2_answers_equal_direct_requests(self):
         self.assertTrue(conversations, "test 1 sent nothing")
@@ -351,16 +360,22 @@ class Replicas(unittest.TestCase):
         # passed the event on at once; buffered, it would come with the last tokens.
         self.assertTrue(conversations, "test 1 sent nothing")
         session = next(s for s, replica, _ in conversations if replica == 0)
-        before = replicas[0].metric("reel_completion_tokens_total")
+        logged = len(nginx.upstreams(session, 0))
+        prompt = "red square " * 1700
+        before = [replicas[0].metric("reel_prompt_tokens_total"),
+                  replicas[0].metric("reel_completion_tokens_total")]
         # A high temperature makes the end-of-text token unlikely: left alone, the answer
-        # would have all its 16 tokens (about 3 KB of events, less than nginx's buffer).
-        stream = ask(nginx.client(session), [{"role": "user", "content": "red square " * 1700}],
+        # would have all its 16 tokens.
+        stream = ask(nginx.client(session), [{"role": "user", "content": prompt}],
                      stream=True, temperature=2.0, seed=1, max_tokens=16)
         first = next(iter(stream))
         stream.close()
         self.assertEqual(first.choices[0].delta.role, "assistant")
+        self.assertEqual(nginx.upstreams(session, logged + 1)[-1], replicas[0].addr)
         wait_for(lambda: replicas[0].metric("reel_active_sessions") == 0, 10, "the answer to stop")
-        generated = replicas[0].metric("reel_completion_tokens_total") - before
+        read = replicas[0].metric("reel_prompt_tokens_total") - before[0]
+        generated = replicas[0].metric("reel_completion_tokens_total") - before[1]
+        self.assertGreater(read, 3000, "the replica did not read the prompt")
         self.assertLess(generated, 16, "the first event reached the client only with the last ones")
 
     def test_4_a_dead_replica_s_conversations_move(self):
@@ -369,17 +384,16 @@ class Replicas(unittest.TestCase):
         history, last = turns[-1]
         history = history + [{"role": "assistant", "content": last.text},
                              {"role": "user", "content": "What shape is it?"}]
-        dead = replicas[0]
+        logged = len(nginx.upstreams(session, 0))
+        dead, survivor = replicas
         dead.proc.kill()
         dead.proc.wait()
         answer = Answer(ask(nginx.client(session), history))
-        self.assertEqual(served_by(answer.id), 1)
+        # nginx tried the dead replica first (as the hash says), then the survivor.
+        self.assertEqual(nginx.upstreams(session, logged + 1)[-1], f"{dead.addr}, {survivor.addr}")
         # The survivor had been sent only its own conversations (test 1), as its reference was
         # (test 2): the same request there gives the same answer.
         self.assertEqual(Answer(ask(references[1].client(), history)), answer)
-        # nginx tried the dead replica first, then the survivor (its access log names both).
-        line = f'session="{session}" upstream={dead.addr}, {replicas[1].addr} upstream_status=502, 200'
-        wait_for(lambda: line in nginx.access_log(), 5, "the access log line:\n" + nginx.access_log())
 
     def test_5_nginx_errors_are_openai_objects(self):
         big = json.dumps({"messages": [{"role": "user", "content": "x" * (MAX_BODY_MB << 20)}]})

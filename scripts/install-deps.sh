@@ -32,7 +32,8 @@ export DEBIAN_FRONTEND=noninteractive
 # (port taken, or no init system in a container) and fail the whole install, or run a web server
 # nobody asked for. The tests start their own nginx, unprivileged, on a free port. So, unless the
 # system already has a policy, one that refuses every service start holds during the install
-# (Debian's invoke-rc.d and deb-systemd-invoke both honour /usr/sbin/policy-rc.d).
+# (Debian's invoke-rc.d and deb-systemd-invoke both honour /usr/sbin/policy-rc.d). Under
+# systemd the service is still enabled for the next boot: `systemctl disable nginx` if unwanted.
 policy=/usr/sbin/policy-rc.d
 if [[ ! -e $policy ]]; then
   trap '$sudo rm -f "$policy"' EXIT

@@ -194,9 +194,10 @@ class Nginx:
         """The `upstream=` field (the replicas tried) of the access log's lines for a session,
         once there are n (each is written as its request ends, maybe a moment after the
         client has the answer)."""
+        pattern = r'session="' + re.escape(session) + r'" upstream=(.*?) upstream_status'
+
         def lines():
-            return re.findall(r'session="' + re.escape(session) + r'" upstream=(.*?) upstream_status',
-                              self.access_log())
+            return re.findall(pattern, self.access_log())
         wait_for(lambda: len(lines()) >= n, 10, f"{n} access log lines of {session}")
         return lines()
 

@@ -13,6 +13,7 @@ packages=(
   libcpp-httplib-dev  # `reel serve`
   python3-venv  # tests/server/run_openai_test.sh (the `openai` client from PyPI)
   ffmpeg  # the CLI: tests/media/video_test.cpp generates its clips with it
+  nginx  # tests/server/test_replicas.py: replicas behind nginx (deploy/nginx/reel.conf.in)
   "$@"
 )
 
@@ -27,5 +28,18 @@ echo "Installing: ${missing[*]}"
 sudo=""
 [[ $(id -u) -eq 0 ]] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
+# Packages with a service (nginx) would start it on installation: on port 80, where it may fail
+# (port taken, or no init system in a container) and fail the whole install, or run a web server
+# nobody asked for. The tests start their own nginx, unprivileged, on a free port. So, unless the
+# system already has a policy, one that refuses every service start holds during the install
+# (Debian's invoke-rc.d and deb-systemd-invoke both honour /usr/sbin/policy-rc.d). Under
+# systemd the service is still enabled for the next boot: `systemctl disable nginx` if unwanted.
+policy=/usr/sbin/policy-rc.d
+if [[ ! -e $policy ]]; then
+  trap '$sudo rm -f "$policy"' EXIT
+  printf '#!/bin/sh\n# scripts/install-deps.sh: no service starts while it installs packages\nexit 101\n' |
+    $sudo tee "$policy" > /dev/null
+  $sudo chmod 755 "$policy"
+fi
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -14,10 +14,14 @@ venv="$build/server-test-venv"
 stamp="$venv/requirements.sha256"
 want=$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)
 
+# ctest runs several of these scripts at once: one creates the environment, the others wait.
+exec 9> "$build/server-test-venv.lock"
+flock 9
 if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   rm -rf "$venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$here/requirements.txt"
   echo "$want" > "$stamp"
 fi
+exec 9>&-
 exec "$venv/bin/python" "$here/$script" "$build" "$@"

@@ -223,19 +223,33 @@ void Engine::step_timed() {
   recent_busy_ms_.emplace_back(Clock::now(), ms);
 }
 
+// Which free sequence a prompt goes to. A sequence whose whole content begins the prompt (the
+// same conversation, re-sent with a new turn) first; then an empty one, unless another already
+// holds at least half of the prompt (a shared long system prompt or medium) worth its tail; then
+// the longest common prefix; ties go to the sequence used least recently, so that a new
+// conversation does not evict a recent one for the few tokens every chat template begins with.
 Engine::Slot& Engine::pick_slot(const std::vector<uint64_t>& keys) {
-  Slot* best = nullptr;
-  int best_len = -1;
+  Slot *whole = nullptr, *empty = nullptr, *partial = nullptr;
+  int whole_len = -1, partial_len = -1;
   for (Slot& s : slots_) {
     if (s.job) continue;
+    const int held = s.seq->n_past();
     const int len = s.seq->common_prefix(keys);
-    if (len > best_len) {
-      best = &s;
-      best_len = len;
+    if (held == 0) {
+      if (!empty) empty = &s;
+    } else if (len == held) {
+      if (len > whole_len) whole = &s, whole_len = len;
+    } else if (len > partial_len || (len == partial_len && s.last_used < partial->last_used)) {
+      partial = &s, partial_len = len;
     }
   }
-  if (!best) throw InternalError("no free sequence for an admitted request");
-  return *best;
+  Slot* pick = whole ? whole
+               : empty && (!partial || 2 * int64_t(partial_len) < int64_t(keys.size())) ? empty
+               : partial ? partial
+                         : empty;
+  if (!pick) throw InternalError("no free sequence for an admitted request");
+  pick->last_used = ++use_clock_;
+  return *pick;
 }
 
 void Engine::start(const std::shared_ptr<Job>& job, ChatPrompt prompt) {

@@ -80,6 +80,7 @@ class Engine {
     Scheduler::Id id = 0;
     ChatPrompt prompt;  // keeps the media rows alive while the prompt is read
     std::optional<StopMatcher> stop;
+    uint64_t last_used = 0;  // use_clock_ when it was last picked
   };
   // A request whose prompt is built: take a sequence and submit it to the scheduler.
   void start(const std::shared_ptr<Job>& job, ChatPrompt prompt);
@@ -99,6 +100,7 @@ class Engine {
   std::unique_ptr<Executor> exec_;
   std::unique_ptr<Scheduler> sched_;
   std::vector<Slot> slots_;
+  uint64_t use_clock_ = 0;
   MediaMemo memo_;  // used by the preparer only (text-only prompts have no media)
   std::unique_ptr<MediaCache> media_cache_;  // --media-cache (disk only: the memo is the memory)
   MediaKey vision_key_;                      // the mmproj's identity, for media cache keys

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <random>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -15,6 +16,17 @@
 
 namespace reel::server {
 namespace {
+
+std::string random_hex(int bytes) {
+  std::random_device rd;
+  std::string out;
+  for (int i = 0; i < bytes; ++i) {
+    char buf[3];
+    std::snprintf(buf, sizeof buf, "%02x", unsigned(rd() & 0xff));
+    out += buf;
+  }
+  return out;
+}
 
 std::optional<RemoteLimits> remote_limits(const ServerOptions& o) {
   if (!o.allow_remote_media) return std::nullopt;
@@ -81,6 +93,8 @@ class Server {
   httplib::Server http_;
   ParseLimits limits_;
   std::atomic<uint64_t> next_id_{1};
+  // Random per process, so that replicas behind one proxy never hand out the same response id.
+  const std::string instance_ = random_hex(6);
   std::mutex log_mu_;
   std::map<const httplib::Request*, LogEntry> log_;
 };
@@ -157,7 +171,7 @@ void Server::chat(const httplib::Request& req, httplib::Response& res) {
   } catch (const std::exception& e) {
     return send_error(res, api_error_of(e));
   }
-  job->id = "chatcmpl-" + log_entry.id.substr(4);
+  job->id = "chatcmpl-" + instance_ + "-" + log_entry.id.substr(4);
   log_entry.id = job->id;
   log_entry.job = job;
   if (!engine_.enqueue(job)) {
@@ -227,6 +241,7 @@ void Server::respond_whole(const std::shared_ptr<Job>& job, httplib::Response& r
 
 void Server::respond_stream(const std::shared_ptr<Job>& job, httplib::Response& res) {
   res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");  // nginx and friends: pass each event on at once
   res.set_chunked_content_provider(
       "text/event-stream",
       [this, job](size_t, httplib::DataSink& sink) {

@@ -645,6 +645,30 @@ class MediaOptions(unittest.TestCase, ErrorShape):
         self.assertIn("over the limit of 0.5 s", err["message"])
 
 
+class Slots(unittest.TestCase):
+    """Which sequence a request takes (--parallel 2, a fresh server)."""
+
+    def setUp(self):
+        self.server = Server()
+
+    def tearDown(self):
+        self.assertEqual(self.server.stop(), 0, "".join(self.server.log))
+
+    def turn(self, history, text):
+        history.append({"role": "user", "content": text})
+        r = self.server.client().chat.completions.create(
+            model="tiny", messages=history, temperature=0, max_tokens=6)
+        history.append({"role": "assistant", "content": r.choices[0].message.content})
+        return r.usage
+
+    def test_a_new_conversation_takes_an_empty_sequence_not_a_recent_one(self):
+        a, b = [], []
+        first = self.turn(a, "Tell me about circles and their colors.")
+        self.turn(b, "Something else entirely: squares.")  # must not evict A's sequence
+        second = self.turn(a, "And triangles?")
+        self.assertGreaterEqual(second.prompt_tokens_details.cached_tokens, first.prompt_tokens)
+
+
 if __name__ == "__main__" and os.environ.get("ONLY"):  # ONLY=Class.test_name: one test
     unittest.main(argv=[sys.argv[0], os.environ["ONLY"]], verbosity=2)
 elif __name__ == "__main__":

@@ -11,7 +11,8 @@ SHAPES_MMPROJ ?= assets/models/reel-shapes-mmproj.gguf
 SHAPES_VIDEO ?= assets/shapes-clip.mp4
 SHAPES_IMAGE ?= assets/shapes-image.png
 
-.PHONY: all deps build demo eval train test sanitize fuzz bench clean
+.PHONY: all deps build demo eval train test sanitize fuzz bench clean deps-aarch64 build-aarch64 \
+        test-aarch64
 
 all: build
 
@@ -60,6 +61,29 @@ sanitize: deps
 	cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) -E '^test_eval$$'
 
 
+# 64-bit ARM (Raspberry Pi 4/5, RK3588 boards), cross-compiled with Debian's
+# g++-aarch64-linux-gnu against its arm64 libraries (multiarch), into $(BUILD_AARCH64)/ (the
+# binary: $(BUILD_AARCH64)/reel). test-aarch64 runs the whole suite under qemu-aarch64 once per
+# CPU model of AARCH64_CPUS: cortex-a72 (NEON only: Raspberry Pi 4), cortex-a76 (dotprod, fp16:
+# RK3588, Raspberry Pi 5), max (adds i8mm, SVE). AARCH64_TARGETS limits what is built (CI).
+BUILD_AARCH64 ?= build-aarch64
+AARCH64_CPUS ?= cortex-a72 cortex-a76 max
+AARCH64_TARGETS ?= all
+CTEST_ARGS ?=
+deps-aarch64:
+	@scripts/install-deps-aarch64.sh
+
+build-aarch64: deps-aarch64
+	cmake -S . -B $(BUILD_AARCH64) -DCMAKE_BUILD_TYPE=Release \
+	    -DCMAKE_TOOLCHAIN_FILE=$(abspath cmake/aarch64-linux-gnu.cmake)
+	cmake --build $(BUILD_AARCH64) -j $(JOBS) --target $(AARCH64_TARGETS)
+
+test-aarch64: build-aarch64
+	set -e; for cpu in $(AARCH64_CPUS); do \
+	    echo "== tests under qemu-aarch64, QEMU_CPU=$$cpu"; \
+	    (cd $(BUILD_AARCH64) && QEMU_CPU=$$cpu ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)); \
+	done
+
 # Every libFuzzer target (clang, ASan+UBSan) for FUZZ_SECONDS each, from its seed corpus in
 # fuzz/corpus/; fails on any crash, leak, timeout or out-of-memory (scripts/fuzz-ci.sh).
 FUZZ_SECONDS ?= 60
@@ -82,4 +106,4 @@ bench: deps
 	./$(BUILD)/reel bench -m $(BENCH_MODEL) --mmproj $(BENCH_MMPROJ) -r 3
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz $(BUILD_AARCH64)

@@ -18,6 +18,7 @@
 #include "common/error.h"
 #include "common/fs.h"
 #include "media/video.h"
+#include "ops/cpu_features.h"
 #include "pipeline/conversation.h"
 
 extern "C" {
@@ -352,6 +353,7 @@ int run_chat(ChatArgs& a) {
     const TextConfig& c = model->text_config();
     std::fprintf(stderr, "reel: text model: %d layers, hidden %d, %d/%d heads, vocab %d\n",
                  c.n_layer, c.n_embd, c.n_head, c.n_head_kv, c.n_vocab);
+    std::fprintf(stderr, "reel: cpu: %s\n", ops::cpu_summary().c_str());
   }
   // Encodings shared between runs through a folder; in memory a conversation keeps its own.
   std::unique_ptr<MediaCache> media_cache;

@@ -9,6 +9,7 @@
 #include "cli/errors.h"
 #include "cli/serve.h"
 #include "common/error.h"
+#include "ops/cpu_features.h"
 
 namespace reel::cli {
 namespace {
@@ -44,6 +45,10 @@ int run(int argc, char** argv) {
   CLI::App app{"Reel: ask questions about videos and images with Qwen3-VL", "reel"};
   app.require_subcommand(0, 1);
   app.option_defaults()->always_capture_default();  // --help shows every default
+  // The CPU features and the kernels' instruction set, so a user sees which paths run here.
+  app.set_version_flag("--version", [] {
+    return std::string("reel " REEL_VERSION "\ncpu: ") + ops::cpu_summary();
+  });
   ChatArgs chat;
   add_engine_flags(app, chat.engine, /*model_required=*/false);
   add_sampling_flags(app, chat.sampling);

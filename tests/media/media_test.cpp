@@ -435,7 +435,11 @@ TEST(Errors, OutOfMemoryIsAnIoError) {
     rlimit cap{};
     ::getrlimit(RLIMIT_AS, &cap);
     cap.rlim_cur = rlim_t(pages) * rlim_t(::sysconf(_SC_PAGESIZE)) + (rlim_t{128} << 20);
-    if (pages == 0 || ::setrlimit(RLIMIT_AS, &cap) != 0) {
+    rlimit applied{};
+    // qemu-user accepts RLIMIT_AS but does not apply it (it would limit the emulator itself):
+    // the limit then reads back unchanged.
+    if (pages == 0 || ::setrlimit(RLIMIT_AS, &cap) != 0 || ::getrlimit(RLIMIT_AS, &applied) != 0 ||
+        applied.rlim_cur != cap.rlim_cur) {
       result = "no cap";
     } else {
       try {
@@ -455,6 +459,7 @@ TEST(Errors, OutOfMemoryIsAnIoError) {
   for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) result.append(buf, size_t(n));
   ::close(fds[0]);
   ::waitpid(pid, nullptr, 0);
+  if (result == "no cap") GTEST_SKIP() << "no address-space limit can be set here (qemu-user)";
   EXPECT_EQ(result, "io mem: JPEG: out of memory");
 }
 

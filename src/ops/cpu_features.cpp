@@ -77,8 +77,13 @@ std::string feature_names(const CpuFeatures& f) {
 }
 
 std::string kernel_target() {
-  // The best target that is both compiled in and supported here: what HWY_DYNAMIC_DISPATCH
-  // picks (targets are bits, better ones lower).
+  // With a single compiled target, Highway's dispatch is static: that target's code runs
+  // whatever the run-time check says. So on aarch64, where Debian's Highway 1.0.3 compiles only
+  // NEON (and its run-time check wants AES), a core without AES still runs the NEON kernels,
+  // which, built for the baseline ARMv8-A, contain no AES instruction.
+  if ((HWY_TARGETS & (HWY_TARGETS - 1)) == 0) return hwy::TargetName(HWY_STATIC_TARGET);
+  // Else the best target that is both compiled in and supported here: what
+  // HWY_DYNAMIC_DISPATCH picks (targets are bits, better ones lower).
   const int64_t usable = hwy::SupportedTargets() & HWY_TARGETS;
   if (usable == 0) return "none";
   const int64_t best = usable & -usable;

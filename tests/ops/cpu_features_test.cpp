@@ -1,12 +1,22 @@
 // CPU feature detection: the decoding of Linux arm64 hwcap bits (on any architecture), and,
 // under qemu-aarch64, that the features read at run time are those of the emulated CPU model
 // named by QEMU_CPU (tests/ops/CMakeLists.txt runs this for cortex-a72, cortex-a76 and max).
+// The same Highway targets as reel_ops (src/ops/CMakeLists.txt), so HWY_TARGETS here is theirs.
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL
+#endif
+#ifndef HWY_DISABLED_TARGETS
+#define HWY_DISABLED_TARGETS (HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128 | HWY_RVV)
+#endif
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <string>
+#include <vector>
 
+#include "hwy/targets.h"
 #include "ops/cpu_features.h"
+#include "ops/ops.h"
 
 namespace reel::ops {
 namespace {
@@ -68,6 +78,23 @@ TEST(CpuFeatures, MatchEmulatedCpuModel) {
   } else {
     GTEST_SKIP() << "no expectations for QEMU_CPU=" << m;
   }
+}
+
+// A core without AES (no qemu model lacks it) makes Highway 1.0.3 report no NEON target. On
+// aarch64 only NEON is compiled, dispatch is then static, and the NEON kernels must still run
+// and give the same results.
+TEST(CpuFeatures, KernelsRunWhenHighwayReportsNoNeon) {
+  if ((HWY_TARGETS & (HWY_TARGETS - 1)) != 0)
+    GTEST_SKIP() << "several Highway targets compiled: dispatch is dynamic here";
+  std::vector<float> x(1000), w(1000, 1.5f), normal(1000), without_aes(1000);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 37) - 18.0f;
+  rms_norm(x.data(), w.data(), normal.data(), 1, 1000, 1e-6f);
+  hwy::SetSupportedTargetsForTest(HWY_EMU128 | HWY_SCALAR);  // what a core without AES reports
+  EXPECT_EQ(hwy::SupportedTargets() & HWY_TARGETS, 0);
+  EXPECT_EQ(kernel_target(), hwy::TargetName(HWY_STATIC_TARGET));
+  rms_norm(x.data(), w.data(), without_aes.data(), 1, 1000, 1e-6f);
+  hwy::SetSupportedTargetsForTest(0);
+  EXPECT_EQ(normal, without_aes);  // the same code ran: bit-identical
 }
 
 }  // namespace

@@ -44,6 +44,12 @@ void install_signals() {
   std::signal(SIGPIPE, SIG_IGN);  // a closed stdout is a write error, reported as such
 }
 
+std::string fixed(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
 void note(const std::string& line) {
   std::fprintf(stderr, "reel: %s\n", line.c_str());
 }
@@ -102,9 +108,8 @@ int64_t group_token_budget(const WatchArgs& a, const Model& model, int n_ctx) {
   const int64_t groups = int64_t(std::ceil(a.window_s * a.fps / 2));
   const int64_t per_group = (n_ctx - reserve - text) / groups - (timestamp_tokens(a.window_s) + 2);
   if (per_group < 1)
-    throw Error("a window of " + std::to_string(int(a.window_s)) + " s at " +
-                std::to_string(a.fps) + " fps does not fit the context of " +
-                std::to_string(n_ctx) +
+    throw Error("a window of " + std::to_string(int(a.window_s)) + " s at " + fixed(a.fps) +
+                " fps does not fit the context of " + std::to_string(n_ctx) +
                 " tokens: use a larger -c, a shorter --window or a lower --fps");
   return per_group;
 }

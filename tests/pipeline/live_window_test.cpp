@@ -109,16 +109,18 @@ TEST_F(Live, StreamReaderRefusesGarbageWithoutCrashing) {
   uint32_t x = 12345;
   for (char& c : junk) c = char((x = x * 1664525u + 1013904223u) >> 24);
   std::ofstream(path("junk.ts"), std::ios::binary) << junk;
+  media::StreamOptions o;
+  o.input_format = "mpegts";  // forced: the demuxer must find no video in it, not crash
   try {
-    media::StreamOptions o;
-    o.input_format = "mpegts";  // forced: the demuxer accepts it, the decoder must cope
     auto r = media::StreamReader::open(path("junk.ts"), o);
     media::StreamFrame f;
     while (r->next(f)) {
     }
+    FAIL() << "random bytes read as a video";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("junk.ts"), std::string::npos) << e.what();
   }
+  EXPECT_THROW(media::StreamReader::open(path("junk.ts")), Error);  // probed
   // A truncated stream: what was complete is read, then the end.
   const std::string whole = [&] {
     std::ifstream in(path("clip25.ts"), std::ios::binary);

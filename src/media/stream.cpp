@@ -165,7 +165,9 @@ void FfmpegStream::open_input() {
     fail(ErrorKind::Io, "cannot open (" + av_err(rc) + ")");
   }
   fmt_.reset(raw);
-  fmt_->max_analyze_duration = 2 * AV_TIME_BASE;  // live sources: start soon
+  // Live sources: start soon. Decoding needs only the codec parameters, which MPEG-TS and
+  // RTP carry with each keyframe; frame rates are not needed (frames are timed by pts).
+  fmt_->max_analyze_duration = AV_TIME_BASE / 2;
   if ((rc = avformat_find_stream_info(fmt_.get(), nullptr)) < 0) {
     if (interrupt_.cancelled()) throw Cancelled();
     if (interrupt_.timed_out())

@@ -1,6 +1,6 @@
 // `reel watch` end to end over loopback: an ffmpeg publisher started by the test sends a
-// generated clip in real time over UDP MPEG-TS, TCP (ffmpeg listening) and stdin; a file is
-// played with --realtime. Checked: the JSON lines of --ask, the answer equal to the CLI's for
+// generated clip in real time over UDP MPEG-TS, TCP and HTTP (ffmpeg listening) and stdin; a file
+// is played with --realtime. Checked: the JSON lines of --ask, the answer equal to the CLI's for
 // the same frames given as a video file, triggers and their cool-down, a silent source's
 // timeout, reconnecting after the publisher is killed and restarted, and usage errors.
 #include <gtest/gtest.h>
@@ -183,6 +183,18 @@ TEST_F(Watch, TcpFromAListeningPublisher) {
   const std::vector<json> lines = json_lines(w.out());
   ASSERT_EQ(lines.size(), 2u) << w.out();
   for (const json& j : lines) expect_answer_line(j, kQuestion);
+}
+
+TEST_F(Watch, HttpMpegTsFromAServingPublisher) {
+  const std::string url = "http://127.0.0.1:" + std::to_string(next_port()) + "/live.ts";
+  std::vector<std::string> args = publisher(url, 10);
+  args.insert(args.end() - 1, {"-listen", "1"});  // ffmpeg serves the stream over HTTP
+  Process pub(args);
+  Process w(watch(url, {"--ask", kQuestion, "--every", "1s", "--max-answers", "1"}));
+  ASSERT_EQ(w.wait_exit(30), 0) << w.err();
+  const std::vector<json> lines = json_lines(w.out());
+  ASSERT_EQ(lines.size(), 1u) << w.out();
+  expect_answer_line(lines[0], kQuestion);
 }
 
 TEST_F(Watch, MpegTsOnStdin) {

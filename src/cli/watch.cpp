@@ -187,15 +187,6 @@ void reap_children() {
   }
 }
 
-// The reader's or encoder's failure as the process exit code, after saying so.
-int report(std::exception_ptr e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    return report_failure(ex, Mode::kOneShot);
-  }
-}
-
 class PeriodicLoop {
  public:
   PeriodicLoop(const WatchArgs& a, Watcher& w, LiveVideo& live)
@@ -207,7 +198,7 @@ class PeriodicLoop {
       if (g_stop) return exit_code::kInterrupted;
       reap_children();
       if (live_.finished()) {
-        if (auto e = live_.error()) return report(e);
+        if (auto e = live_.error()) std::rethrow_exception(e);  // the summary, then it
         // The source has ended (a file, stdin): the final window, unless already answered.
         if (live_.window().groups_added() > answered_at_)
           if (auto rc = tick()) return *rc;
@@ -299,7 +290,7 @@ int interactive_loop(const WatchArgs& a, Watcher& w, LiveVideo& live) {
   while (!g_stop && std::getline(std::cin, line)) {
     line = trim(line);
     if (line.empty()) continue;
-    if (auto e = live.error()) return report(e);
+    if (auto e = live.error()) std::rethrow_exception(e);
     double last_s = a.last_s;
     try {
       split_last_prefix(line, last_s);

@@ -6,6 +6,7 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <mutex>
@@ -160,6 +161,7 @@ void FfmpegStream::open_input() {
                               " s (nothing is sending there, or it cannot be reached)");
     if (rc == AVERROR_PROTOCOL_NOT_FOUND)
       fail(ErrorKind::Unsupported, "this FFmpeg cannot open such a source (" + av_err(rc) + ")");
+    if (rc == AVERROR(ENOENT)) fail(ErrorKind::InvalidInput, "no such file or device");
     if (rc == AVERROR_INVALIDDATA)
       fail(ErrorKind::InvalidInput, "not a video stream (" + av_err(rc) + ")");
     fail(ErrorKind::Io, "cannot open (" + av_err(rc) + ")");

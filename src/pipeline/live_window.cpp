@@ -210,6 +210,7 @@ void LiveVideo::read_loop() {
       try {
         if (!reader) reader = media::StreamReader::open(source_, opts_.stream);
         read_connection(*reader, got_frame);
+        if (!network && !got_frame) throw Error(source_ + ": no video frame could be decoded");
         why = "the stream ended";
       } catch (const Cancelled&) {
         if (stop_) break;

@@ -293,6 +293,26 @@ TEST_F(Watch, InteractiveQuestionsWithALookBack) {
   EXPECT_EQ(std::count(w.out().begin(), w.out().end(), '\n'), 2) << w.out();
 }
 
+TEST_F(Watch, UndecodableInputIsAnError) {
+  std::string junk(100000, '\0');
+  uint32_t x = 7;
+  for (char& c : junk) c = char((x = x * 1664525u + 1013904223u) >> 24);
+  const std::string m = " -m " + kModel + " --mmproj " + kMmproj + " --ask q";
+  const Result r = reel("watch " + file("junk.ts", junk).string() + m);
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("junk.ts: not a video stream"), std::string::npos) << r.err;
+  // A real MPEG-TS whose video payloads are noise (the tables and packet headers kept): read
+  // to the end without a picture, then refused, the error last after the summary.
+  ffmpeg("-f lavfi -i testsrc=size=64x64:rate=10 -t 2 -c:v mpeg2video -f mpegts", "clip.ts");
+  std::string ts = slurp(path("clip.ts"));
+  for (size_t p = 3 * 188; p + 188 <= ts.size(); p += 188)
+    for (size_t k = 4; k < 188; ++k) ts[p + k] = char((x = x * 1664525u + 1013904223u) >> 24);
+  const Result t = reel("watch " + file("noise.ts", ts).string() + m);
+  EXPECT_EQ(t.code, 1) << t.err;
+  const std::string last = t.err.substr(t.err.rfind('\n', t.err.size() - 2) + 1);
+  EXPECT_NE(last.find("noise.ts: "), std::string::npos) << t.err;
+}
+
 TEST_F(Watch, UsageErrors) {
   const std::string m = " -m " + kModel + " --mmproj " + kMmproj;
   EXPECT_EQ(reel("watch -" + m).code, 2);  // questions cannot come from the video's stdin

@@ -12,7 +12,8 @@ namespace reel {
 namespace {
 
 constexpr size_t kQueue = 2;  // sampled frames waiting for the encoder
-// Reported at most this often while frames are being dropped.
+// Reported at most once per this many seconds of video while frames are being dropped (of
+// video, not of the wall clock, so that a file read as fast as it decodes reports too).
 constexpr double kDropReportS = 10;
 
 std::string fixed(double v, int digits) {
@@ -246,7 +247,7 @@ void LiveVideo::read_connection(media::StreamReader& reader, bool& got_frame) {
   media::StreamFrame f;
   bool based = false;
   double base_pts = 0, offset = 0;
-  auto last_drop_report = Clock::now();
+  double last_drop_report = -1;  // timeline seconds
   uint64_t dropped_reported = 0;
   while (!stop_ && reader.next(f)) {
     got_frame = true;
@@ -289,15 +290,17 @@ void LiveVideo::read_connection(media::StreamReader& reader, bool& got_frame) {
                   : media::resize_bicubic(f.image, size.width, size.height);
     offer(std::move(s));
     std::lock_guard lock(mu_);
+    if (last_drop_report < 0) last_drop_report = stats_.timeline_s;
     if (stats_.frames_dropped > dropped_reported &&
-        std::chrono::duration<double>(Clock::now() - last_drop_report).count() >= kDropReportS) {
-      const double rate = stats_.frames_encoded / std::max(1e-9, stats_.timeline_s);
+        stats_.timeline_s - last_drop_report >= kDropReportS) {
+      const double rate = opts_.fps * double(stats_.frames_encoded) /
+                          double(std::max<uint64_t>(1, stats_.frames_sampled));
       if (opts_.note)
         opts_.note("encoding keeps up with " + fixed(rate, 2) + " of " + fixed(opts_.fps, 2) +
                    " frames per second; the others are dropped evenly (" +
                    std::to_string(stats_.frames_dropped) + " so far)");
       dropped_reported = stats_.frames_dropped;
-      last_drop_report = Clock::now();
+      last_drop_report = stats_.timeline_s;
     }
   }
 }

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -44,6 +45,9 @@ class Live : public ::testing::Test {
     // The soak: 3 minutes at 25 fps of small frames (4500 frames), decoded in a few seconds.
     ffmpeg("-f lavfi -i testsrc=size=64x64:rate=25 -t 180 -c:v mpeg2video -q:v 8 -f mpegts",
            "long.ts");
+    // Larger frames, every one sampled: more than the encoder keeps up with.
+    ffmpeg("-f lavfi -i testsrc=size=320x240:rate=25 -t 40 -c:v mpeg2video -q:v 8 -f mpegts",
+           "busy.ts");
     model_ = Model::load("", kMmproj);
   }
   static void TearDownTestSuite() {
@@ -295,6 +299,41 @@ TEST_F(Live, SoakKeepsTheWindowBounded) {
   EXPECT_GT(g.back()->t1_s, 178.0);
   EXPECT_LE(g.back()->t1_s, 180.0);
   EXPECT_LE(g.back()->t1_s - g.front()->t0_s, 5.0 + 1e-3);
+}
+
+// Sampling every frame of a stream read as fast as it decodes: the encoder falls behind, the
+// reader drops frames instead of waiting, the drops spread over time and the rate is said.
+TEST_F(Live, DropsEvenlyWhenTheEncoderFallsBehind) {
+  LiveOptions o;
+  o.fps = 25;
+  o.window_s = 10;
+  o.n_threads = 1;
+  std::vector<std::string> notes;
+  std::mutex mu;
+  o.note = [&](const std::string& n) {
+    std::lock_guard lock(mu);
+    notes.push_back(n);
+  };
+  LiveVideo live(model_->vision(), o);
+  live.start(path("busy.ts"));
+  ASSERT_TRUE(live.wait_finished(std::chrono::seconds(120)));
+  ASSERT_EQ(live.error(), nullptr);
+  const LiveStats s = live.stats();
+  EXPECT_EQ(s.frames_sampled, 1000u);
+  EXPECT_EQ(s.frames_encoded + s.frames_dropped, s.frames_sampled);
+  std::printf("busy: %llu of %llu frames encoded\n", (unsigned long long)s.frames_encoded,
+              (unsigned long long)s.frames_sampled);
+  if (s.frames_dropped < 100) GTEST_SKIP() << "this machine encodes as fast as it decodes";
+  bool said = false;
+  for (const std::string& n : notes) said = said || n.find("encoding keeps up with") == 0;
+  EXPECT_TRUE(said);
+  // Evenly: the groups left in the window are spread over its 10 s, no long hole between two.
+  const LiveGroups g = live.window().snapshot();
+  ASSERT_GE(g.size(), 5u);
+  double widest = 0;
+  for (size_t i = 1; i < g.size(); ++i) widest = std::max(widest, g[i]->t0_s - g[i - 1]->t1_s);
+  EXPECT_LT(widest, 10.0 / double(g.size()) * 4) << g.size() << " groups";
+  EXPECT_GT(g.back()->t1_s - g.front()->t0_s, 8.0);
 }
 
 TEST_F(Live, ClosedPortFailsWithinTheOpenTimeout) {

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -121,7 +122,9 @@ class Watcher {
 
   // The question about the last `last_s` seconds of the window (0: all of it); nullopt while
   // the window is still empty.
-  std::optional<Answer> ask(const std::string& question, double last_s) {
+  // With `stream`, each piece of the answer goes there too as it is generated.
+  std::optional<Answer> ask(const std::string& question, double last_s,
+                            const std::function<void(std::string_view)>& stream = nullptr) {
     const LiveGroups groups = live_.window().snapshot(last_s);
     if (groups.empty()) return std::nullopt;
     Answer a;
@@ -135,6 +138,7 @@ class Watcher {
           if (first) a.ttft_ms = ms_since(t0);
           first = false;
           a.text += piece;
+          if (stream) stream(piece);
           return !g_stop.load();
         },
         &used);
@@ -299,14 +303,16 @@ int interactive_loop(const WatchArgs& a, Watcher& w, LiveVideo& live) {
       continue;
     }
     try {
-      std::optional<Answer> ans = w.ask(line, last_s);
+      // The answer streams to stdout; what it was about follows on stderr.
+      std::optional<Answer> ans =
+          w.ask(line, last_s, [](std::string_view p) { write_stdout(std::string(p)); });
       if (!ans) {
         note("no frames yet; ask again in a moment");
         continue;
       }
+      write_stdout("\n");
       note("about " + iso_utc(ans->start) + " to " + iso_utc(ans->end) + " (" +
            std::to_string(ans->frames) + " frames)");
-      write_stdout(ans->text + "\n");
     } catch (const IoError&) {
       throw;
     } catch (const Error& e) {

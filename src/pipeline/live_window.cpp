@@ -364,6 +364,7 @@ void LiveVideo::encode_pair(Sampled& a, Sampled& b, int n_frames) {
   g->wall0 = a.wall;
   g->wall1 = b.wall;
   g->n_frames = n_frames;
+  if (opts_.on_group) opts_.on_group(*g);
   window_->add(std::move(g));
   std::lock_guard lock(mu_);
   stats_.encode_ms += ms_since(t0);

@@ -92,6 +92,8 @@ struct LiveOptions {
   double max_backoff_s = 8;
   // Messages for the user (reconnecting, dropping frames), one line each, without "reel: ".
   std::function<void(const std::string&)> note;
+  // Called on the encoder thread after each group enters the window (progress, tests).
+  std::function<void(const LiveGroup&)> on_group;
 };
 
 struct LiveStats {

@@ -87,7 +87,8 @@ class FfmpegStream final : public StreamReader {
     interrupt_.cancel = o.cancel;
   }
   void open();
-  bool next(StreamFrame& out) override;
+  bool advance(double& pts_s) override;
+  Image rgb() override;
   const std::string& source() const override { return source_; }
   int width() const override { return dec_->width; }
   int height() const override { return dec_->height; }
@@ -292,21 +293,15 @@ Image FfmpegStream::to_rgb(const AVFrame* f) {
   return img;
 }
 
-bool FfmpegStream::next(StreamFrame& out) {
+bool FfmpegStream::advance(double& pts_s) {
   AVFrame* f = frame_.get();
+  av_frame_unref(f);  // the previous picture
   for (;;) {
     const int rc = avcodec_receive_frame(dec_.get(), f);
     if (rc >= 0) {
       packets_without_picture_ = 0;
-      out.pts_s = frame_time(f);
-      try {
-        out.image = to_rgb(f);
-      } catch (...) {
-        av_frame_unref(f);
-        throw;
-      }
-      av_frame_unref(f);
-      if (opts_.realtime) pace(out.pts_s);
+      pts_s = frame_time(f);
+      if (opts_.realtime) pace(pts_s);
       return true;
     }
     if (rc == AVERROR_EOF || flushed_) return false;
@@ -317,6 +312,11 @@ bool FfmpegStream::next(StreamFrame& out) {
     }
     read_packet();
   }
+}
+
+Image FfmpegStream::rgb() {
+  if (frame_->width <= 0 || !frame_->data[0]) throw InternalError("rgb() without a picture");
+  return to_rgb(frame_.get());
 }
 
 }  // namespace
@@ -336,6 +336,12 @@ std::unique_ptr<StreamReader> StreamReader::open(const std::string& source,
     throw IoError(source + ": out of memory");
   }
   return s;
+}
+
+bool StreamReader::next(StreamFrame& out) {
+  if (!advance(out.pts_s)) return false;
+  out.image = rgb();
+  return true;
 }
 
 bool is_network_source(const std::string& source) {

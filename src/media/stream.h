@@ -45,9 +45,15 @@ class StreamReader {
                                             const StreamOptions& options = {});
   virtual ~StreamReader() = default;
 
-  // The next decoded frame; false at the end of the stream (a file's end, a closed
-  // connection). Throws reel::Error on a read timeout or a stream that stops decoding.
-  virtual bool next(StreamFrame& out) = 0;
+  // Decodes the next picture and gives its presentation time; false at the end of the stream
+  // (a file's end, a closed connection). Its pixels are converted only when rgb() asks, so
+  // that frames not sampled cost no colour conversion. Throws reel::Error on a read timeout or
+  // a stream that stops decoding.
+  virtual bool advance(double& pts_s) = 0;
+  // The picture advance() stopped at, as RGB24 (once per picture).
+  virtual Image rgb() = 0;
+  // advance() and rgb() together.
+  bool next(StreamFrame& out);
 
   virtual const std::string& source() const = 0;
   virtual int width() const = 0;  // of the stream as opened (frames may change size later)

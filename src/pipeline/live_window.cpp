@@ -244,12 +244,12 @@ void LiveVideo::read_loop() {
 // the same way.
 void LiveVideo::read_connection(media::StreamReader& reader, bool& got_frame) {
   media::FpsSampler sampler(opts_.fps);
-  media::StreamFrame f;
+  double pts = 0;
   bool based = false;
   double base_pts = 0, offset = 0;
   double last_drop_report = -1;  // timeline seconds
   uint64_t dropped_reported = 0;
-  while (!stop_ && reader.next(f)) {
+  while (!stop_ && reader.advance(pts)) {
     got_frame = true;
     double last_t;
     {
@@ -257,16 +257,17 @@ void LiveVideo::read_connection(media::StreamReader& reader, bool& got_frame) {
       ++stats_.frames_read;
       last_t = stats_.frames_sampled ? stats_.timeline_s : -1;
     }
-    double t = offset + (f.pts_s - base_pts);
+    double t = offset + (pts - base_pts);
     if (!based || t < last_t - 1e-3 || t > last_t + 30) {
       const double elapsed = std::chrono::duration<double>(Clock::now() - started_).count();
       offset = last_t < 0 ? 0 : std::max(elapsed, last_t + 1 / opts_.fps);
-      base_pts = f.pts_s;
+      base_pts = pts;
       based = true;
       sampler.reset();
       t = offset;
     }
     if (!sampler.take(t)) continue;
+    media::Image image = reader.rgb();  // only sampled frames are converted
     Sampled s;
     s.t_s = t;
     s.wall = std::chrono::system_clock::now();
@@ -276,18 +277,18 @@ void LiveVideo::read_connection(media::StreamReader& reader, bool& got_frame) {
       if (size_.width == 0) {
         const int factor = vision_.config().patch_size * vision_.config().spatial_merge;
         size_ =
-            live_frame_size(f.image.width, f.image.height,
-                            int(std::ceil(opts_.window_s * opts_.fps)), opts_.group_tokens, factor);
-        say("frames of " + std::to_string(f.image.width) + "x" + std::to_string(f.image.height) +
+            live_frame_size(image.width, image.height, int(std::ceil(opts_.window_s * opts_.fps)),
+                            opts_.group_tokens, factor);
+        say("frames of " + std::to_string(image.width) + "x" + std::to_string(image.height) +
             " are encoded at " + std::to_string(size_.width) + "x" + std::to_string(size_.height) +
             " (" + std::to_string(size_.width * size_.height / (factor * factor)) +
             " visual tokens per pair of frames)");
       }
       size = size_;
     }
-    s.image = (f.image.width == size.width && f.image.height == size.height)
-                  ? std::move(f.image)
-                  : media::resize_bicubic(f.image, size.width, size.height);
+    s.image = (image.width == size.width && image.height == size.height)
+                  ? std::move(image)
+                  : media::resize_bicubic(image, size.width, size.height);
     offer(std::move(s));
     std::lock_guard lock(mu_);
     if (last_drop_report < 0) last_drop_report = stats_.timeline_s;

@@ -19,7 +19,9 @@
 #include "common/error.h"
 #include "media/stream.h"
 #include "media/video.h"
+#include "pipeline/executor.h"
 #include "pipeline/model.h"
+#include "pipeline/scheduler.h"
 #include "pipeline/session.h"
 #include "pipeline/video_encoder.h"
 
@@ -348,6 +350,46 @@ TEST_F(Live, DropsEvenlyWhenTheEncoderFallsBehind) {
   EXPECT_GT(groups.back().second, 2.96 - slowest_ms / 1000 - 0.1);
   for (size_t i = 1; i < groups.size(); ++i)
     EXPECT_LT(groups[i].first - groups[i - 1].second, 2 * slowest_ms / 1000 + 0.08) << i;
+}
+
+// Questions about a window through a ChatSession: a window that only grew reuses the previous
+// prompt up to its last group; one that does not fit the context loses its oldest groups.
+TEST_F(Live, AsksWithPrefixReuseAndFitsTheContext) {
+  auto model = Model::load(REEL_FIXTURE_DIR "/models/tiny-a-f32.gguf", kMmproj);
+  Executor exec(*model, ExecutorOptions{1, 64});
+  Scheduler sched(*model, exec);
+  LiveOptions o;
+  o.n_threads = 1;
+  o.stream.realtime = false;
+  LiveVideo live(model->vision(), o);
+  live.start(path("clip2.mp4"));  // 8 frames at 2 fps, 128x96: 4 groups of 12 tokens
+  ASSERT_TRUE(live.wait_finished(std::chrono::seconds(30)));
+  ASSERT_EQ(live.error(), nullptr);
+  const LiveGroups all = live.window().snapshot();
+  ASSERT_GE(all.size(), 2u);
+  SessionOptions so;
+  so.sampling.temperature = 0;
+  so.sequence.n_ctx = 512;
+  ChatSession session(sched, so);
+  const LiveGroups first(all.begin(), all.end() - 1);
+  size_t used = 0;
+  const GenerationStats a = ask_about_window(session, first, "What?", 2, nullptr, &used);
+  EXPECT_EQ(used, first.size());
+  EXPECT_EQ(a.n_reused, 0);
+  const GenerationStats b = ask_about_window(session, all, "What?", 2, nullptr, &used);
+  EXPECT_EQ(used, all.size());
+  // Reused: the template and every token of the first groups (12 visual + about 9 of
+  // timestamp and markers each); computed: the new group and the question.
+  EXPECT_GE(b.n_reused, int(first.size()) * 12);
+  EXPECT_LT(b.n_prompt, 12 + 40);
+  // A context of 48 tokens holds the template, one group (about 21 tokens) and the question
+  // with a reserve of 2 for the answer; the older groups are left out.
+  SessionOptions small = so;
+  small.sequence.n_ctx = 48;
+  ChatSession tight(sched, small);
+  ask_about_window(tight, all, "What?", 2, nullptr, &used);
+  EXPECT_GE(used, 1u);
+  EXPECT_LT(used, all.size());
 }
 
 TEST_F(Live, ClosedPortFailsWithinTheOpenTimeout) {

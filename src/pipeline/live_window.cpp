@@ -258,7 +258,8 @@ void LiveVideo::read_connection(media::StreamReader& reader, bool& got_frame) {
       last_t = stats_.frames_sampled ? stats_.timeline_s : -1;
     }
     double t = offset + (pts - base_pts);
-    if (!based || t < last_t - 1e-3 || t > last_t + 30) {
+    // More than 30 s (or two sampling intervals, at very low rates) ahead is a jump.
+    if (!based || t < last_t - 1e-3 || t > last_t + 30 + 2 / opts_.fps) {
       const double elapsed = std::chrono::duration<double>(Clock::now() - started_).count();
       offset = last_t < 0 ? 0 : std::max(elapsed, last_t + 1 / opts_.fps);
       base_pts = pts;
@@ -271,37 +272,35 @@ void LiveVideo::read_connection(media::StreamReader& reader, bool& got_frame) {
     Sampled s;
     s.t_s = t;
     s.wall = std::chrono::system_clock::now();
-    media::Size2 size;
-    {
-      std::lock_guard lock(mu_);
-      if (size_.width == 0) {
-        const int factor = vision_.config().patch_size * vision_.config().spatial_merge;
-        size_ =
-            live_frame_size(image.width, image.height, int(std::ceil(opts_.window_s * opts_.fps)),
-                            opts_.group_tokens, factor);
-        say("frames of " + std::to_string(image.width) + "x" + std::to_string(image.height) +
-            " are encoded at " + std::to_string(size_.width) + "x" + std::to_string(size_.height) +
-            " (" + std::to_string(size_.width * size_.height / (factor * factor)) +
-            " visual tokens per pair of frames)");
+    media::Size2 size = frame_size();
+    if (size.width == 0) {
+      const int factor = vision_.config().patch_size * vision_.config().spatial_merge;
+      size = live_frame_size(image.width, image.height, int(std::ceil(opts_.window_s * opts_.fps)),
+                             opts_.group_tokens, factor);
+      {
+        std::lock_guard lock(mu_);
+        size_ = size;
       }
-      size = size_;
+      say("frames of " + std::to_string(image.width) + "x" + std::to_string(image.height) +
+          " are encoded at " + std::to_string(size.width) + "x" + std::to_string(size.height) +
+          " (" + std::to_string(size.width * size.height / (factor * factor)) +
+          " visual tokens per pair of frames)");
     }
     s.image = (image.width == size.width && image.height == size.height)
                   ? std::move(image)
                   : media::resize_bicubic(image, size.width, size.height);
     offer(std::move(s));
-    std::lock_guard lock(mu_);
-    if (last_drop_report < 0) last_drop_report = stats_.timeline_s;
-    if (stats_.frames_dropped > dropped_reported &&
-        stats_.timeline_s - last_drop_report >= kDropReportS) {
-      const double rate = opts_.fps * double(stats_.frames_encoded) /
-                          double(std::max<uint64_t>(1, stats_.frames_sampled));
-      if (opts_.note)
-        opts_.note("encoding keeps up with " + fixed(rate, 2) + " of " + fixed(opts_.fps, 2) +
-                   " frames per second; the others are dropped evenly (" +
-                   std::to_string(stats_.frames_dropped) + " so far)");
-      dropped_reported = stats_.frames_dropped;
-      last_drop_report = stats_.timeline_s;
+    const LiveStats now = stats();
+    if (last_drop_report < 0) last_drop_report = now.timeline_s;
+    if (now.frames_dropped > dropped_reported &&
+        now.timeline_s - last_drop_report >= kDropReportS) {
+      const double rate = opts_.fps * double(now.frames_encoded) /
+                          double(std::max<uint64_t>(1, now.frames_sampled));
+      say("encoding keeps up with " + fixed(rate, 2) + " of " + fixed(opts_.fps, 2) +
+          " frames per second; the others are dropped evenly (" +
+          std::to_string(now.frames_dropped) + " so far)");
+      dropped_reported = now.frames_dropped;
+      last_drop_report = now.timeline_s;
     }
   }
 }

@@ -90,7 +90,8 @@ struct LiveOptions {
   media::StreamOptions stream;
   bool reconnect = true;  // network sources: reconnect after an error or the end, with backoff
   double max_backoff_s = 8;
-  // Messages for the user (reconnecting, dropping frames), one line each, without "reel: ".
+  // Messages for the user (reconnecting, dropping frames), one line each, without "reel: ";
+  // called on the reader thread, no lock held.
   std::function<void(const std::string&)> note;
   // Called on the encoder thread after each group enters the window (progress, tests).
   std::function<void(const LiveGroup&)> on_group;

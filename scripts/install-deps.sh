@@ -10,6 +10,7 @@ packages=(
   libxxhash-dev  # XXH3 hashes of the media cache (src/pipeline/media_cache.cpp)
   libjpeg62-turbo-dev libpng-dev libwebp-dev zlib1g-dev
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
+  libavdevice-dev  # V4L2 cameras for `reel watch /dev/video0` (src/media/stream.cpp)
   libcpp-httplib-dev  # `reel serve`
   python3-venv  # tests/server/run_openai_test.sh (the `openai` client from PyPI)
   ffmpeg  # the CLI: tests/media/video_test.cpp generates its clips with it

@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "cli/errors.h"
 #include "cli/serve.h"
+#include "cli/watch.h"
 #include "common/error.h"
 
 namespace reel::cli {
@@ -122,6 +123,9 @@ int run(int argc, char** argv) {
   ServeArgs serve;
   auto* sv = add_serve_command(app, serve);
 
+  WatchArgs watch;
+  auto* wt = add_watch_command(app, watch);
+
   try {
     std::vector<std::string> rev(args.rbegin(), args.rend() - 1);  // CLI11 takes them reversed
     app.parse(rev);
@@ -140,6 +144,7 @@ int run(int argc, char** argv) {
   }
   if (*frames) return run_frames(fr_video, fr_opts, fr_opts.max_tokens, fr_ctx);
   if (*sv) return run_serve(serve);
+  if (*wt) return run_watch(watch);
   if (chat.engine.model_path.empty()) {
     std::fprintf(stderr, "reel: -m MODEL.gguf is required (see reel --help)\n");
     return 2;

@@ -242,7 +242,7 @@ async def run_level(client, model, workload, n_clients, args, image, counter):
     ttft = [r[1] for r in results]
     row = {
         "workload": workload, "clients": n_clients, "requests": len(results), "errors": len(errors),
-        "max_tokens": args.max_tokens, "output_tokens": tokens, "wall_s": round(wall, 3),
+        "max_tokens": args.max_tokens, "output_tokens": tokens, "wall_s": round(wall, 4),
         "aggregate_tokens_per_s": round(tokens / wall, 2) if wall > 0 else None,
         "per_client_decode_tokens_per_s": round(sum(decode) / len(decode), 2) if decode else None,
         "ttft_p50_ms": round(percentile(ttft, 0.5) * 1000, 1) if ttft else None,

@@ -31,9 +31,12 @@ under a steady arrival rate (clients are closed loops: each sends its next reque
 previous answer ends); long prompts or videos; prefill throughput on its own; the network (the
 server is meant to be on the same host); the server's internal timings (see its /metrics).
 
-Usage (one of):
+Usage (one of; the `openai` package must be importable, e.g. in the test venv:
+`tests/server/run_openai_test.sh build ../../tools/bench/serve_bench.py -m ...` runs it there and
+passes the build folder, whose reel it then starts):
   serve_bench.py --url http://HOST:PORT [--api-key KEY] ...
   serve_bench.py --reel build/reel -m MODEL.gguf --mmproj MMPROJ.gguf -t 2 --parallel 8 -c 2048 ...
+  serve_bench.py BUILD_DIR -m MODEL.gguf --mmproj MMPROJ.gguf ...
 with [--clients 1,2,4,8] [--workloads text,image] [--requests-per-client 3] [--max-tokens 64]
 [--image assets/shapes-image.png] [--same-prompt] [--json FILE]. It starts `reel serve` on a free
 port itself with --reel and stops it at the end. Prints a markdown table on stdout, and with
@@ -306,6 +309,9 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     target = p.add_argument_group("server: --url, or --reel with -m to start one")
+    target.add_argument("build", nargs="?",
+                        help="a build folder: its reel is started when neither --reel nor --url is "
+                             "given (tests/server/run_openai_test.sh passes it first)")
     target.add_argument("--url", help="a running server, e.g. http://127.0.0.1:8080")
     target.add_argument("--api-key", default=os.environ.get("REEL_API_KEY"),
                         help="bearer key (default $REEL_API_KEY)")
@@ -340,6 +346,8 @@ def parse_args(argv):
         p.error("--workloads: text, image or text,image")
     if args.requests_per_client < 1 or args.max_tokens < 1:
         p.error("--requests-per-client and --max-tokens must be at least 1")
+    if args.build and not args.url and not args.reel:
+        args.reel = os.path.join(args.build, "reel")
     if bool(args.url) == bool(args.reel):
         p.error("give either --url or --reel (with -m)")
     if args.reel and not args.model:

@@ -14,7 +14,8 @@ Per (workload, clients) it reports:
   - x1: that figure over the same workload's 1-client figure (the scaling with concurrency);
   - per-client decode tokens/s: per request, the tokens after the first over the time from the
     first content chunk to the last, averaged over the requests (what one user sees while their
-    answer streams, with the other clients' prefills interleaved);
+    answer streams, with the other clients' prefills interleaved; tokens the server sends
+    together, e.g. held back for an incomplete UTF-8 character, count at their chunk's time);
   - time to first token p50 and p95: from sending a request to its first content chunk
     (linear interpolation between ranks);
   - requests that completed and errors (exceptions or refusals, e.g. 429 when the clients
@@ -322,7 +323,7 @@ def parse_args(argv):
     target.add_argument("--parallel", type=int, default=8)
     target.add_argument("-c", "--ctx", type=int, help="context per conversation (reel's default if absent)")
     target.add_argument("--server-arg", action="append", default=[],
-                        help="one more argument for reel serve (repeatable)")
+                        help="one more argument for reel serve (repeatable; --server-arg=-b)")
     target.add_argument("--start-timeout", type=float, default=300)
     p.add_argument("--served-model", help="the `model` field (default: the server's first model)")
     p.add_argument("--clients", default="1,2,4,8", help="concurrency levels (default 1,2,4,8)")

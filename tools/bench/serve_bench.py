@@ -48,9 +48,11 @@ or a server that does not start.
 import argparse
 import asyncio
 import base64
+import ctypes
 import json
 import os
 import re
+import signal
 import struct
 import subprocess
 import sys
@@ -127,6 +129,14 @@ def messages(workload, k, args, image):
 
 # --- the server ----------------------------------------------------------------------------------
 
+def die_with_parent():
+    """On Linux the server gets SIGTERM when the benchmark dies, however it dies."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class ReelServer:
     """`reel serve` on a free port of 127.0.0.1, its stderr kept (the last lines) for errors."""
 
@@ -141,7 +151,7 @@ class ReelServer:
         self.log, self.port = [], None
         self.listening = threading.Event()
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                     text=True, errors="replace")
+                                     text=True, errors="replace", preexec_fn=die_with_parent)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
         try:

@@ -10,8 +10,9 @@ llama-server's name; the answer runs to `max_tokens` on a server that honours it
 Per (workload, clients) it reports:
   - aggregate output tokens/s: all completion tokens of the level (the server's `usage`, or the
     content chunks counted when a server sends no usage) over the level's wall time, from the
-    first request sent to the last answer's end (prefill, vision encoding and queueing included);
-  - x1: that figure over the same workload's 1-client figure (the scaling with concurrency);
+    first request sent to the last answer's end (prefill, vision encoding and queueing included,
+    and the level's ragged end, where the clients that finished first leave the batch smaller);
+  - x 1 client (`vs_1_client`): that figure over the same workload's 1-client figure;
   - per-client decode tokens/s: per request, the tokens after the first over the time from the
     first content chunk to the last, averaged over the requests (what one user sees while their
     answer streams, with the other clients' prefills interleaved; tokens the server sends

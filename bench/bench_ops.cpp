@@ -136,7 +136,7 @@ void BM_Prefill(benchmark::State& state, GgmlType t) {
 
 // Attention of n_q queries against n_kv cached keys with Qwen3-VL 2B's heads (16 query heads,
 // 8 KV heads of 128), keys and values in f32 or f16 (the KV cache's two types).
-void BM_Attention(benchmark::State& state, GgmlType kv_type) {
+void BM_Attention(benchmark::State& state, GgmlType kv_type, AttentionKernel kernel) {
   AttentionShape s;
   s.n_q = state.range(0), s.n_kv = state.range(1), s.n_head = 16, s.n_kv_head = 8, s.head_dim = 128;
   s.q_stride = s.out_stride = s.n_head * s.head_dim, s.kv_head_stride = s.n_kv * s.head_dim;
@@ -155,7 +155,7 @@ void BM_Attention(benchmark::State& state, GgmlType kv_type) {
   const void* kp = f16 ? static_cast<const void*>(kh.data()) : k.data();
   const void* vp = f16 ? static_cast<const void*>(vh.data()) : v.data();
   for (auto _ : state) {
-    attention(s, q.data(), kp, vp, out.data(), ctx());
+    attention(s, q.data(), kp, vp, out.data(), ctx(), kernel);
     benchmark::DoNotOptimize(out.data());
   }
   if (s.n_q == 1) {
@@ -201,11 +201,23 @@ void register_all() {
         ->Arg(64)->Arg(256)->UseRealTime()->Unit(benchmark::kMillisecond);
   }
   for (auto [name, t] : {std::pair{"F32", GgmlType::F32}, std::pair{"F16", GgmlType::F16}}) {
-    // Decode (one query) at depth 512 and 4096, and a prefill batch.
-    benchmark::RegisterBenchmark((std::string("AttentionDecode/") + name).c_str(), BM_Attention, t)
+    const std::string n = name;
+    const auto autok = AttentionKernel::Auto, rows = AttentionKernel::Rows;
+    // Decode (one query) at depth 512 and 4096.
+    benchmark::RegisterBenchmark(("AttentionDecode/" + n).c_str(), BM_Attention, t, autok)
         ->Args({1, 512})->Args({1, 4096})->UseRealTime()->Unit(benchmark::kMicrosecond);
-    benchmark::RegisterBenchmark((std::string("AttentionPrefill/") + name).c_str(), BM_Attention, t)
-        ->Args({512, 512})->UseRealTime()->Unit(benchmark::kMillisecond);
+    // Prefill: a 512-token prompt in one call, and a 256-token batch at depth 4096 (the last
+    // batch of a 4096-token prompt), on the default kernel and on one query row at a time.
+    for (auto [suffix, kernel] : {std::pair{"", autok}, std::pair{"/rows", rows}}) {
+      benchmark::RegisterBenchmark(("AttentionPrefill/" + n + suffix).c_str(), BM_Attention, t, kernel)
+          ->Args({512, 512})->Args({256, 4096})->UseRealTime()->Unit(benchmark::kMillisecond);
+      // Few queries at depth (a short prompt continuing a long cache): where the tiles start
+      // to beat one query row at a time.
+      benchmark::RegisterBenchmark(("AttentionFewQueries/" + n + suffix).c_str(), BM_Attention, t,
+                                   kernel)
+          ->Args({1, 4096})->Args({2, 4096})->Args({4, 4096})->Args({8, 4096})->Args({32, 4096})
+          ->UseRealTime()->Unit(benchmark::kMicrosecond);
+    }
   }
   benchmark::RegisterBenchmark("F32ToF16", BM_F32ToF16)->Arg(1024)->Arg(1 << 20)->UseRealTime();
 }

@@ -98,7 +98,10 @@ int run(int argc, char** argv) {
   ImageOptions bn_image;
   auto* bench = app.add_subcommand("bench", "prefill/decode speed against the memory roofline");
   add_engine_flags(*bench, bn_opts, /*model_required=*/false);
-  bench->add_option("-p,--n-prompt", bn.n_prompt, "prompt tokens")->check(CLI::Range(1, 65536));
+  bench->add_option("-p,--n-prompt", bn.n_prompts, "prompt lengths, one measurement each, e.g. 512,2048,4096")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 65536))
+      ->default_str("128");
   bench->add_option("-n,--n-gen", bn.n_decode, "generated tokens")->check(CLI::Range(1, 65536));
   bench->add_option("-r,--repetitions", bn.repetitions, "best of")->check(CLI::Range(1, 100));
   bench->add_option("--parallel", bn.parallel, "sequences decoded side by side, e.g. 1,2,4,8")

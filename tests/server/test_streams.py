@@ -4,7 +4,7 @@ MPEG-TS over UDP to two ports (the tee muxer: one encode). Checks, in order (lat
 the state earlier ones left, hence the numbers):
   1. registering: 201 with the stream's object; the window fills;
   2. a chat completion about the stream (the `openai` client, streamed and not) answers, with
-     usage that counts the window's video tokens;
+     usage that counts the window's video tokens; asking again reuses the KV prefix;
   3. list and get; 404 for an unknown id (GET, DELETE and a chat part) with OpenAI's error
      object; 400 for a stream without frames yet (one sampled at 0.02 fps has none for 50 s);
      429 beyond --max-streams; 403 for a source no --stream-source allows, and on a server
@@ -145,6 +145,11 @@ class Streams(unittest.TestCase):
         self.assertTrue(text)
         self.assertIsNotNone(usage)
         self.assertGreaterEqual(usage.prompt_tokens, r.usage.prompt_tokens)
+        # Again: the window only grew (or stayed), so its encoded pairs keep their identities
+        # and the conversation's KV prefix is reused (at least the first pair's 60 tokens).
+        again = client.chat.completions.create(model="tiny", messages=msgs, temperature=0,
+                                               max_tokens=8)
+        self.assertGreaterEqual(again.usage.prompt_tokens_details.cached_tokens, 60)
 
     def test_3_list_get_and_errors(self):
         status, body, _ = server.get("/v1/streams")

@@ -105,6 +105,7 @@ json Streams::add(const std::string& body) {
   if (limits_.sources.empty())
     throw ApiError(403, "live streams are off on this server (start it with --stream-source)", "",
                    "streams_off");
+  if (json_depth(body, 8) > 8) bad("the JSON is nested more than 8 levels deep", "");
   const json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) bad("the body must be a JSON object", "");
   const auto src = j.find("source");

@@ -14,6 +14,9 @@ packages=(
   libcpp-httplib-dev  # `reel serve`
   python3-venv  # tests/server/run_openai_test.sh (the `openai` client from PyPI)
   ffmpeg  # the CLI: tests/media/video_test.cpp generates its clips with it
+  # tests/cli/rtsp_server.py: GStreamer's RTSP server for the RTSP pulls of `reel watch`
+  python3-gi python3-gst-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-ugly  # x264enc
   nginx  # tests/server/test_replicas.py: replicas behind nginx (deploy/nginx/reel.conf.in)
   "$@"
 )

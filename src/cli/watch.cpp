@@ -45,26 +45,8 @@ void install_signals() {
   std::signal(SIGPIPE, SIG_IGN);  // a closed stdout is a write error, reported as such
 }
 
-std::string fixed(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", v);
-  return buf;
-}
-
 void note(const std::string& line) {
   std::fprintf(stderr, "reel: %s\n", line.c_str());
-}
-
-std::string iso_utc(WallTime t) {
-  const auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  const std::time_t secs = std::time_t(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  const size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", int(ms % 1000));
-  return buf;
 }
 
 std::string trim(const std::string& s) {
@@ -89,8 +71,8 @@ struct Answer {
 
 nlohmann::ordered_json answer_json(const Answer& a) {
   nlohmann::ordered_json j;
-  j["window_start"] = iso_utc(a.start);
-  j["window_end"] = iso_utc(a.end);
+  j["window_start"] = iso8601_utc(a.start);
+  j["window_end"] = iso8601_utc(a.end);
   j["frames"] = a.frames;
   j["question"] = a.question;
   j["answer"] = a.text;
@@ -106,13 +88,7 @@ int64_t group_token_budget(const WatchArgs& a, const Model& model, int n_ctx) {
   const int reserve = a.n_predict > 0 ? a.n_predict : std::min(512, n_ctx / 4);
   const int64_t system = a.system.empty() ? 0 : int64_t(model.tokenizer().encode(a.system).size());
   const int64_t text = 64 + system;  // the template, the question and the window's markers
-  const int64_t groups = int64_t(std::ceil(a.window_s * a.fps / 2));
-  const int64_t per_group = (n_ctx - reserve - text) / groups - (timestamp_tokens(a.window_s) + 2);
-  if (per_group < 1)
-    throw Error("a window of " + std::to_string(int(a.window_s)) + " s at " + fixed(a.fps) +
-                " fps does not fit the context of " + std::to_string(n_ctx) +
-                " tokens: use a larger -c, a shorter --window or a lower --fps");
-  return per_group;
+  return live_group_token_budget(a.window_s, a.fps, n_ctx, reserve, text);
 }
 
 class Watcher {
@@ -180,7 +156,7 @@ void run_exec(const std::string& cmd, const Answer& a) {
   if (pid == 0) {
     setenv("REEL_QUESTION", a.question.c_str(), 1);
     setenv("REEL_ANSWER", a.text.c_str(), 1);
-    setenv("REEL_WINDOW_END", iso_utc(a.end).c_str(), 1);
+    setenv("REEL_WINDOW_END", iso8601_utc(a.end).c_str(), 1);
     execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
@@ -311,7 +287,7 @@ int interactive_loop(const WatchArgs& a, Watcher& w, LiveVideo& live) {
         continue;
       }
       write_stdout("\n");
-      note("about " + iso_utc(ans->start) + " to " + iso_utc(ans->end) + " (" +
+      note("about " + iso8601_utc(ans->start) + " to " + iso8601_utc(ans->end) + " (" +
            std::to_string(ans->frames) + " frames)");
     } catch (const IoError&) {
       throw;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 
 #include "common/clock.h"
 #include "common/error.h"
@@ -370,6 +371,30 @@ void LiveVideo::encode_pair(Sampled& a, Sampled& b, int n_frames) {
   stats_.encode_ms += ms_since(t0);
   stats_.frames_encoded += n_frames;
   ++stats_.groups_encoded;
+}
+
+int64_t live_group_token_budget(double window_s, double fps, int n_ctx, int64_t reserve,
+                                int64_t text_tokens) {
+  const int64_t groups = int64_t(std::ceil(window_s * fps / 2));
+  const int64_t per_group =
+      (n_ctx - reserve - text_tokens) / groups - (timestamp_tokens(window_s) + 2);
+  if (per_group < 1)
+    throw Error("a window of " + std::to_string(int(window_s)) + " s at " + fixed(fps, 2) +
+                " fps does not fit the context of " + std::to_string(n_ctx) +
+                " tokens: use a larger context, a shorter window or a lower fps");
+  return per_group;
+}
+
+std::string iso8601_utc(WallTime t) {
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  const std::time_t secs = std::time_t(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  const size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", int(ms % 1000));
+  return buf;
 }
 
 GenerationStats ask_about_window(ChatSession& session, const LiveGroups& groups,

@@ -82,6 +82,16 @@ int live_frames(std::span<const std::shared_ptr<const LiveGroup>> groups);
 media::Size2 live_frame_size(int width, int height, int window_frames, int64_t group_tokens,
                              int factor);
 
+// Visual tokens each group may take so that a full window of `window_s` seconds at `fps`, its
+// timestamps, `text_tokens` of other text (template, system prompt, question) and `reserve`
+// tokens for the answer fit `n_ctx`. Throws reel::Error (saying what to change) when not even
+// one token per group fits.
+int64_t live_group_token_budget(double window_s, double fps, int n_ctx, int64_t reserve,
+                                int64_t text_tokens);
+
+// "2026-12-01T13:20:00.123Z": a wall-clock time in ISO 8601, UTC, to the millisecond.
+std::string iso8601_utc(WallTime t);
+
 struct LiveOptions {
   double fps = 2;
   double window_s = 60;

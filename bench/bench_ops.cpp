@@ -134,11 +134,14 @@ void BM_Prefill(benchmark::State& state, GgmlType t) {
   state.counters["fma_peak_GFLOP/s"] = peak;
 }
 
-// Attention of n_q queries against n_kv cached keys with Qwen3-VL 2B's heads (16 query heads,
-// 8 KV heads of 128), keys and values in f32 or f16 (the KV cache's two types).
-void BM_Attention(benchmark::State& state, GgmlType kv_type) {
+// Causal attention of n_q queries against n_kv cached keys (the last n_q of them the queries'
+// own) with Qwen3-VL 2B's heads (16 query heads, 8 KV heads of 128) or one KV head's group of
+// them, keys and values in f32 or f16 (the KV cache's two types).
+void BM_Attention(benchmark::State& state, GgmlType kv_type, AttentionKernel kernel,
+                  int64_t n_head, int64_t n_kv_head) {
   AttentionShape s;
-  s.n_q = state.range(0), s.n_kv = state.range(1), s.n_head = 16, s.n_kv_head = 8, s.head_dim = 128;
+  s.n_q = state.range(0), s.n_kv = state.range(1), s.n_head = n_head, s.n_kv_head = n_kv_head;
+  s.head_dim = 128;
   s.q_stride = s.out_stride = s.n_head * s.head_dim, s.kv_head_stride = s.n_kv * s.head_dim;
   s.q_pos0 = s.n_kv - s.n_q, s.scale = 0.088f, s.kv_type = kv_type;
   std::vector<float> q(s.n_q * s.q_stride), k(s.n_kv_head * s.kv_head_stride), v(k.size()),
@@ -155,9 +158,14 @@ void BM_Attention(benchmark::State& state, GgmlType kv_type) {
   const void* kp = f16 ? static_cast<const void*>(kh.data()) : k.data();
   const void* vp = f16 ? static_cast<const void*>(vh.data()) : v.data();
   for (auto _ : state) {
-    attention(s, q.data(), kp, vp, out.data(), ctx());
+    attention(s, q.data(), kp, vp, out.data(), ctx(), kernel);
     benchmark::DoNotOptimize(out.data());
   }
+  // Multiply-adds of QK^T and PV over the keys each query sees, 2 flops each.
+  double macs = 0;
+  for (int64_t i = 0; i < s.n_q; ++i) macs += 2.0 * double(s.q_pos0 + i + 1) * s.head_dim * s.n_head;
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2 * macs * state.iterations() / 1e9, benchmark::Counter::kIsRate);
   if (s.n_q == 1) {
     // Decode: bytes of keys and values read per call (a KV head once per query head).
     const double kv_bytes = 2.0 * s.n_head * s.n_kv * s.head_dim * (f16 ? 2 : 4);
@@ -201,11 +209,29 @@ void register_all() {
         ->Arg(64)->Arg(256)->UseRealTime()->Unit(benchmark::kMillisecond);
   }
   for (auto [name, t] : {std::pair{"F32", GgmlType::F32}, std::pair{"F16", GgmlType::F16}}) {
-    // Decode (one query) at depth 512 and 4096, and a prefill batch.
-    benchmark::RegisterBenchmark((std::string("AttentionDecode/") + name).c_str(), BM_Attention, t)
+    const std::string n = name;
+    const auto autok = AttentionKernel::Auto, rows = AttentionKernel::Rows;
+    // Decode (one query) at depth 512 and 4096.
+    benchmark::RegisterBenchmark(("AttentionDecode/" + n).c_str(), BM_Attention, t, autok, 16, 8)
         ->Args({1, 512})->Args({1, 4096})->UseRealTime()->Unit(benchmark::kMicrosecond);
-    benchmark::RegisterBenchmark((std::string("AttentionPrefill/") + name).c_str(), BM_Attention, t)
-        ->Args({512, 512})->UseRealTime()->Unit(benchmark::kMillisecond);
+    // Prefill: a 512-token prompt in one call, and a 256-token batch at depth 4096 (the last
+    // batch of a 4096-token prompt), on the default kernel and on one query row at a time.
+    for (auto [suffix, kernel] : {std::pair{"", autok}, std::pair{"/rows", rows}}) {
+      benchmark::RegisterBenchmark(("AttentionPrefill/" + n + suffix).c_str(), BM_Attention, t, kernel, 16, 8)
+          ->Args({512, 512})->Args({256, 4096})->UseRealTime()->Unit(benchmark::kMillisecond);
+      // Few queries at depth (a short prompt continuing a long cache): where the tiles start
+      // to beat one query row at a time.
+      benchmark::RegisterBenchmark(("AttentionFewQueries/" + n + suffix).c_str(), BM_Attention, t,
+                                   kernel, 16, 8)
+          ->Args({1, 4096})->Args({2, 4096})->Args({4, 4096})->Args({8, 4096})->Args({32, 4096})
+          ->UseRealTime()->Unit(benchmark::kMicrosecond);
+      // One whole 4096-token prompt in one call for one KV head and its 2 query heads, run
+      // once: the unit for instruction counts (valgrind --tool=callgrind
+      // --toggle-collect='reel::ops::attention*' bench_ops --benchmark_filter=AttentionCall).
+      benchmark::RegisterBenchmark(("AttentionCall/" + n + suffix).c_str(), BM_Attention, t,
+                                   kernel, 2, 1)
+          ->Args({4096, 4096})->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+    }
   }
   benchmark::RegisterBenchmark("F32ToF16", BM_F32ToF16)->Arg(1024)->Arg(1 << 20)->UseRealTime();
 }

@@ -1,7 +1,9 @@
 // libFuzzer target for the server's request parser: any body must either parse or throw
 // ApiError with a 400 (never another exception, a crash or unbounded work), the error object
 // must be valid JSON with all four keys, and what a successful parse yields must be usable:
-// its stop strings run through the stop matcher and its data: URLs through base64.
+// its stop strings run through the stop matcher, its data: URLs through base64, its other media
+// URLs through the http(s) URL parser (and each as a redirect from the previous one), and its
+// video options onto the server's.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -11,6 +13,7 @@
 
 #include "server/request.h"
 #include "server/stop.h"
+#include "server/url.h"
 
 namespace {
 
@@ -30,12 +33,19 @@ void use(const ChatRequest& r, std::string_view data) {
   for (size_t at = 0; at < data.size() && !stop.stopped(); at += 7) stop.push(data.substr(at, 7));
   stop.flush();
   std::string bytes;
+  RemoteUrl previous, url, next;
   for (const reel::ChatTurn& t : r.turns)
     for (const reel::ChatPart& p : t.parts) {
+      if (p.kind == reel::ChatPart::Kind::Text) continue;
       const size_t comma = p.text.find(',');
-      if (p.kind != reel::ChatPart::Kind::Text && comma != std::string::npos)
+      if (p.text.rfind("data:", 0) == 0 && comma != std::string::npos)
         decode_base64(std::string_view(p.text).substr(comma + 1), bytes);
+      if (parse_remote_url(p.text, url) && (url.path.empty() || url.path[0] != '/')) std::abort();
+      resolve_location(previous, p.text, next);
+      previous = url;
     }
+  const reel::VideoOptions v = apply_video_request(reel::VideoOptions{}, r.video);
+  if (v.min_frames > v.max_frames || v.budget.min_pixels > v.budget.max_pixels) std::abort();
 }
 
 }  // namespace

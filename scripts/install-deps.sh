@@ -10,9 +10,13 @@ packages=(
   libxxhash-dev  # XXH3 hashes of the media cache (src/pipeline/media_cache.cpp)
   libjpeg62-turbo-dev libpng-dev libwebp-dev zlib1g-dev
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
+  libavdevice-dev  # V4L2 cameras for `reel watch /dev/video0` (src/media/stream.cpp)
   libcpp-httplib-dev  # `reel serve`
   python3-venv  # tests/server/run_openai_test.sh (the `openai` client from PyPI)
   ffmpeg  # the CLI: tests/media/video_test.cpp generates its clips with it
+  # tests/cli/rtsp_server.py: GStreamer's RTSP server for the RTSP pulls of `reel watch`
+  python3-gi python3-gst-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-ugly  # x264enc
   nginx  # tests/server/test_replicas.py: replicas behind nginx (deploy/nginx/reel.conf.in)
   "$@"
 )

@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "cli/errors.h"
 #include "cli/serve.h"
+#include "cli/watch.h"
 #include "common/error.h"
 #include "ops/cpu_features.h"
 
@@ -102,7 +103,10 @@ int run(int argc, char** argv) {
   ImageOptions bn_image;
   auto* bench = app.add_subcommand("bench", "prefill/decode speed against the memory roofline");
   add_engine_flags(*bench, bn_opts, /*model_required=*/false);
-  bench->add_option("-p,--n-prompt", bn.n_prompt, "prompt tokens")->check(CLI::Range(1, 65536));
+  bench->add_option("-p,--n-prompt", bn.n_prompts, "prompt lengths, one measurement each, e.g. 512,2048,4096")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 65536))
+      ->default_str("128");
   bench->add_option("-n,--n-gen", bn.n_decode, "generated tokens")->check(CLI::Range(1, 65536));
   bench->add_option("-r,--repetitions", bn.repetitions, "best of")->check(CLI::Range(1, 100));
   bench->add_option("--parallel", bn.parallel, "sequences decoded side by side, e.g. 1,2,4,8")
@@ -127,6 +131,9 @@ int run(int argc, char** argv) {
   ServeArgs serve;
   auto* sv = add_serve_command(app, serve);
 
+  WatchArgs watch;
+  auto* wt = add_watch_command(app, watch);
+
   try {
     std::vector<std::string> rev(args.rbegin(), args.rend() - 1);  // CLI11 takes them reversed
     app.parse(rev);
@@ -145,6 +152,7 @@ int run(int argc, char** argv) {
   }
   if (*frames) return run_frames(fr_video, fr_opts, fr_opts.max_tokens, fr_ctx);
   if (*sv) return run_serve(serve);
+  if (*wt) return run_watch(watch);
   if (chat.engine.model_path.empty()) {
     std::fprintf(stderr, "reel: -m MODEL.gguf is required (see reel --help)\n");
     return 2;

@@ -39,6 +39,14 @@ CLI::App* add_serve_command(CLI::App& app, ServeArgs& a) {
   sv->add_option("--max-image-pixels", s.image.max_input_pixels,
                  "refuse larger images before decoding them")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+  sv->add_option("--stream-source", s.stream_sources,
+                 "allow live streams (POST /v1/streams) whose URL starts with this, e.g. "
+                 "rtsp://cam1.local/ or udp:// (repeatable; none: streams are off)");
+  sv->add_option("--max-streams", s.max_streams, "live streams watched at once (beyond: 429)")
+      ->check(CLI::Range(1, 64));
+  sv->add_option("--stream-threads", s.stream_threads,
+                 "vision encoder threads of each live stream (default 1)")
+      ->check(CLI::Range(1, 256));
   add_image_flags(*sv, s.image);
   add_video_flags(*sv, s.video);
   return sv;

@@ -71,7 +71,7 @@ int run_vision_bench_cmd(const std::string& mmproj, const std::vector<std::strin
 int run_text_bench(const EngineOptions& opts, const BenchOptions& b, bool json) {
   const auto model = Model::load(opts.model_path);
   EngineOptions e = opts;
-  e.n_ctx = b.n_prompt + b.n_decode + 1;
+  e.n_ctx = *std::max_element(b.n_prompts.begin(), b.n_prompts.end()) + b.n_decode + 1;
   Executor exec(*model, executor_options(e, *model));
   const TextConfig& c = model->text_config();
   if (!json)
@@ -98,14 +98,24 @@ int run_text_bench(const EngineOptions& opts, const BenchOptions& b, bool json) 
   std::printf("memory bandwidth (measured, this run): %.2f GB/s\n", r.bandwidth_gbs);
   std::printf("weights read per step: %.1f MB -> one-sequence decode roofline %.2f tokens/s\n",
               r.weight_bytes_per_token / 1e6, r.roofline_tps());
-  double decode_1 = 0;
-  for (const BenchMeasurement& m : r.rows)
-    if (m.what == "decode" && m.parallel == 1) decode_1 = m.tokens_per_s;
+  // Ratios against one sequence's decode at the same depth and the first prompt length's
+  // prefill at the same parallel level.
+  auto find = [&r](const std::string& what, int n_prompt, int parallel) {
+    for (const BenchMeasurement& m : r.rows)
+      if (m.what == what && m.n_prompt == n_prompt && m.parallel == parallel) return m.tokens_per_s;
+    return 0.0;
+  };
+  const int first = b.n_prompts.front();
   for (const BenchMeasurement& m : r.rows) {
+    const double decode_1 = find("decode", m.n_prompt, 1);
     std::printf("%-7s parallel %3d: %8.2f tokens/s", m.what.c_str(), m.parallel, m.tokens_per_s);
-    if (m.what == "prefill")
-      std::printf(" (%d-token prompts)\n", m.n_prompt);
-    else {
+    if (m.what == "prefill") {
+      std::printf(" (%d-token prompts", m.n_prompt);
+      const double base = find("prefill", first, m.parallel);
+      if (m.n_prompt != first && base > 0)
+        std::printf("; %.1f%% of the %d-token rate", 100.0 * m.tokens_per_s / base, first);
+      std::printf(")\n");
+    } else {
       std::printf(" (%d tokens each after %d; %.1f%% of the roofline", b.n_decode, m.depth,
                   100.0 * m.tokens_per_s / r.roofline_tps());
       if (decode_1 > 0 && m.parallel > 1)

@@ -95,6 +95,42 @@ void axpy_f32_f16(float a, const uint16_t* v, float* y, int64_t n);  // y += a*v
 // input, inf, NaN and subnormals included.
 void f32_to_f16_row(const float* x, uint16_t* y, int64_t n);
 
+// Blocked attention (attention.cpp): one tile of n_q consecutive queries times the `group`
+// query heads of one KV head, against that KV head's keys and values (key j at j * head_dim,
+// f32 or IEEE half). Query i of the tile, head g of the group, is at q + i*q_stride + g*head_dim,
+// its output likewise in out. Causal: query i sees keys [0, min(first_end + i, n_kv)); else
+// all n_kv. scratch: flash_scratch_floats(n_q * group, head_dim) floats, 64-byte aligned.
+constexpr int64_t kFlashKeys = 64;  // keys per tile of the online softmax
+struct FlashTile {
+  const float* q = nullptr;
+  int64_t q_stride = 0;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  bool f16 = false;
+  float* out = nullptr;
+  int64_t out_stride = 0;
+  int64_t n_q = 0, group = 1, head_dim = 0;
+  int64_t n_kv = 0, first_end = 0;
+  bool causal = true;
+  float scale = 1.0f;
+  float* scratch = nullptr;
+};
+void flash_attention_tile(const FlashTile& tile);
+size_t flash_scratch_floats(int64_t rows, int64_t head_dim);
+// The regions of a tile's scratch (rows padded to the widest target's row chunk).
+struct FlashScratch {
+  float* qt = nullptr;    // [head_dim][rows] queries times the scale, transposed
+  float* ot = nullptr;    // [head_dim][rows] output accumulator, transposed, unnormalised
+  float* st = nullptr;    // [kFlashKeys][rows] scores, then probabilities
+  float* kbuf = nullptr;  // [kFlashKeys][head_dim] keys widened from f16
+  float* vbuf = nullptr;  // [kFlashKeys][head_dim] values widened from f16
+  float* m = nullptr;     // [rows] running max
+  float* l = nullptr;     // [rows] running sum
+  float* alpha = nullptr; // [rows] this step's rescale factor
+  int32_t* lim = nullptr; // [rows] keys visible to the row: [0, lim)
+};
+FlashScratch flash_scratch_layout(float* base, int64_t rows, int64_t head_dim);
+
 // Bit-exact IEEE half to float, inlined into the kernels (scalar; branch-free normal path).
 inline float half_to_float(uint16_t h) {
   const uint32_t w = uint32_t{h} << 16;

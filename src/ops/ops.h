@@ -42,8 +42,10 @@ class Context {
   // matmul() uses it too, so its contents do not survive a matmul call.
   void* scratch(size_t bytes);
   // A second, growable block of at least `floats` floats, 64-byte aligned, kept apart from
-  // scratch() so it survives the matmul kernels run on it. It may allocate: only the
-  // non-causal (vision encoder) attention path uses it, never the text token loop.
+  // scratch() so it survives the matmul kernels run on it. It may allocate: the non-causal
+  // (vision encoder) attention path sizes it by its sequence; the text token loop's blocked
+  // attention asks for a size fixed by the tile shape (not the context length), so only its
+  // first call can allocate.
   float* workspace(size_t floats);
 
   // Cancellation: a flag that another thread (or a signal handler) sets. The layers above poll
@@ -110,8 +112,15 @@ struct AttentionShape {
   float scale = 1.0f;
   GgmlType kv_type = GgmlType::F32;  // F32 or F16 keys and values
 };
+// The kernel attention() runs. Auto picks by shape: causal calls with a few queries or more
+// (prefill) take Tiles, blocked over query and key tiles with an online softmax (the heads of
+// a KV group together, keys above the diagonal skipped, memory independent of n_kv); decode
+// takes Rows, one query row at a time over the keys; non-causal f32 calls with many queries
+// (the vision encoder) take full score rows through the matmul kernel. Rows and Tiles force
+// one kernel for any shape (tests and benchmarks compare them).
+enum class AttentionKernel : uint8_t { Auto, Rows, Tiles };
 void attention(const AttentionShape& s, const float* q, const void* k, const void* v, float* out,
-               Context& ctx);
+               Context& ctx, AttentionKernel kernel = AttentionKernel::Auto);
 
 // Stores n floats as IEEE half (round to nearest even), e.g. into an f16 KV cache.
 void f32_to_f16(const float* x, uint16_t* y, int64_t n);

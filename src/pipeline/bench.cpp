@@ -54,10 +54,13 @@ double run_side_by_side(Scheduler& sched, std::vector<std::unique_ptr<Sequence>>
 }  // namespace
 
 BenchResult run_bench(const Model& model, Executor& exec, const BenchOptions& opts) {
-  if (opts.n_prompt < 1 || opts.n_decode < 1 || opts.repetitions < 1)
+  if (opts.n_prompts.empty() || opts.n_decode < 1 || opts.repetitions < 1)
     throw Error("bench sizes must be positive");
-  const int n_ctx = opts.n_prompt + opts.n_decode + 1;
-  const std::vector<TokenId> prompt = bench_prompt(opts.n_prompt, model.text_config().n_vocab);
+  for (int n : opts.n_prompts)
+    if (n < 1) throw Error("bench prompt lengths must be positive");
+  const int longest = *std::max_element(opts.n_prompts.begin(), opts.n_prompts.end());
+  const int n_ctx = longest + opts.n_decode + 1;
+  const std::vector<TokenId> prompt = bench_prompt(longest, model.text_config().n_vocab);
   Scheduler sched(model, exec);
   BenchResult r;
   r.bandwidth_gbs = ops::measure_read_bandwidth_gbs(exec.ctx().pool());
@@ -72,19 +75,23 @@ BenchResult run_bench(const Model& model, Executor& exec, const BenchOptions& op
     std::vector<std::unique_ptr<Sequence>> seqs;
     for (int i = 0; i < p; ++i)
       seqs.push_back(std::make_unique<Sequence>(model, SequenceOptions{n_ctx, opts.kv_type}));
-    BenchMeasurement prefill{"prefill", opts.n_prompt, 0, p, 0};
-    BenchMeasurement decode{"decode", opts.n_prompt, opts.n_prompt, p, 0};
-    for (int rep = 0; rep < opts.repetitions; ++rep) {
-      for (auto& s : seqs) s->truncate(0);
-      // The prompts alone, then the answers: each request reuses its prompt but for the last
-      // token, whose logits give the first answer token; every step after that decodes.
-      const double t_prefill = run_side_by_side(sched, seqs, prompt, 0);
-      const double t_decode = run_side_by_side(sched, seqs, prompt, opts.n_decode);
-      prefill.tokens_per_s = std::max(prefill.tokens_per_s, p * opts.n_prompt / t_prefill);
-      decode.tokens_per_s = std::max(decode.tokens_per_s, p * opts.n_decode / t_decode);
+    for (int n : opts.n_prompts) {
+      // Each length's prompt is the start of the longest one.
+      const std::vector<TokenId> ids(prompt.begin(), prompt.begin() + n);
+      BenchMeasurement prefill{"prefill", n, 0, p, 0};
+      BenchMeasurement decode{"decode", n, n, p, 0};
+      for (int rep = 0; rep < opts.repetitions; ++rep) {
+        for (auto& s : seqs) s->truncate(0);
+        // The prompts alone, then the answers: each request reuses its prompt but for the last
+        // token, whose logits give the first answer token; every step after that decodes.
+        const double t_prefill = run_side_by_side(sched, seqs, ids, 0);
+        const double t_decode = run_side_by_side(sched, seqs, ids, opts.n_decode);
+        prefill.tokens_per_s = std::max(prefill.tokens_per_s, double(p) * n / t_prefill);
+        decode.tokens_per_s = std::max(decode.tokens_per_s, double(p) * opts.n_decode / t_decode);
+      }
+      r.rows.push_back(prefill);
+      r.rows.push_back(decode);
     }
-    r.rows.push_back(prefill);
-    r.rows.push_back(decode);
   }
   return r;
 }

@@ -13,7 +13,9 @@
 namespace reel {
 
 struct BenchOptions {
-  int n_prompt = 128;  // tokens in the prefill measurement (and cached before decode timing)
+  // Prompt lengths: at each, one prefill measurement (the whole prompt) and one decode
+  // measurement with the prompt cached (depth = the length).
+  std::vector<int> n_prompts = {128};
   int n_decode = 64;   // tokens generated one step at a time by each sequence
   int repetitions = 2; // best of
   std::vector<int> parallel = {1};  // sequences run side by side, one measurement per level

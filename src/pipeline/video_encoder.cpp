@@ -304,7 +304,38 @@ class FrameQueue {
   std::exception_ptr error_;
 };
 
+// One temporal group's pixels through the vision encoder: main [tokens][D], deepstack
+// [n_deepstack][tokens][D] (the group's own rows, not the video's stride).
+void encode_group_into(const Qwen3VLVision& vision, const media::Image* const frames[2],
+                       ops::Context& ctx, std::vector<float>& pixels, float* main, float* ds) {
+  const VisionConfig& v = vision.config();
+  media::PatchGrid grid;
+  media::patchify(std::span<const media::Image* const>(frames, 2), v.patch_size, v.temporal_patch,
+                  v.spatial_merge, v.image_mean, v.image_std, pixels, grid);
+  vision.encode(pixels.data(), 1, grid.h, grid.w, main, ds, ctx);
+}
+
 }  // namespace
+
+EncodedGroup encode_video_group(const Qwen3VLVision& vision, const media::Image& first,
+                                const media::Image& second, ops::Context& ctx) {
+  const VisionConfig& v = vision.config();
+  const int factor = v.patch_size * v.spatial_merge;
+  if (first.width != second.width || first.height != second.height || first.width <= 0 ||
+      first.height <= 0 || first.width % factor || first.height % factor)
+    throw Error("the frames of a temporal group must have one size, a multiple of " +
+                std::to_string(factor) + " pixels");
+  EncodedGroup g;
+  g.hm = first.height / factor;
+  g.wm = first.width / factor;
+  const size_t rows = size_t(g.n_tokens()) * v.out_dim;
+  g.main.resize(rows);
+  g.deepstack.resize(rows * v.deepstack_layers.size());
+  const media::Image* frames[2] = {&first, &second};
+  std::vector<float> pixels;
+  encode_group_into(vision, frames, ctx, pixels, g.main.data(), g.deepstack.data());
+  return g;
+}
 
 EncodedVideo encode_video(const Qwen3VLVision& vision, const VideoPlan& plan, ops::Context& ctx,
                           const ProgressFn& progress) {
@@ -367,13 +398,10 @@ EncodedVideo encode_video(const Qwen3VLVision& vision, const VideoPlan& plan, op
       const media::Image* frames[2];
       for (int s = 0; s < 2; ++s)
         frames[s] = &pending.at(plan.frames[size_t(g) * slots + (slots == 2 ? s : 0)]);
-      media::PatchGrid grid;
-      media::patchify(frames, v.patch_size, v.temporal_patch, v.spatial_merge, v.image_mean,
-                      v.image_std, pixels, grid);
       const auto t0 = Clock::now();
       std::vector<float> ds(size_t(out.n_deepstack) * tpg * v.out_dim);
-      vision.encode(pixels.data(), 1, grid.h, grid.w, out.main.data() + size_t(g) * tpg * v.out_dim,
-                    ds.data(), ctx);
+      encode_group_into(vision, frames, ctx, pixels, out.main.data() + size_t(g) * tpg * v.out_dim,
+                        ds.data());
       for (int l = 0; l < out.n_deepstack; ++l)
         std::copy_n(
             ds.data() + size_t(l) * tpg * v.out_dim, size_t(tpg) * v.out_dim,

@@ -95,6 +95,19 @@ using ProgressFn = std::function<void(int done, int total)>;
 EncodedVideo encode_video(const Qwen3VLVision& vision, const VideoPlan& plan, ops::Context& ctx,
                           const ProgressFn& progress = nullptr);
 
+// One temporal group encoded on its own, for live video: two frames of the same size (sides
+// multiples of patch size x spatial merge, already resized) into the group's visual tokens,
+// computed exactly as encode_video computes each of its groups. Throws reel::Error on frames
+// of different or unaligned sizes.
+struct EncodedGroup {
+  int hm = 0, wm = 0;            // tokens per column and per row
+  std::vector<float> main;       // [n_tokens][D]
+  std::vector<float> deepstack;  // [n_deepstack][n_tokens][D]
+  int n_tokens() const { return hm * wm; }
+};
+EncodedGroup encode_video_group(const Qwen3VLVision& vision, const media::Image& first,
+                                const media::Image& second, ops::Context& ctx);
+
 // "<1.3 seconds>": the reference's text for a group time (printf %.1f of the double).
 std::string timestamp_text(double seconds);
 

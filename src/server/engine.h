@@ -19,6 +19,7 @@
 
 #include "common/clock.h"
 #include "pipeline/chat_prompt.h"
+#include "pipeline/live_window.h"
 #include "pipeline/scheduler.h"
 #include "server/media.h"
 #include "server/request.h"
@@ -31,6 +32,8 @@ struct Job {
   std::string id;
   ChatRequest req;
   TempFiles files;
+  // Snapshots of the live stream windows its stream parts ask about (req.streams' order).
+  std::vector<LiveGroups> windows;
   std::atomic<bool> cancel{false};  // the client went away
 
   std::mutex mu;
@@ -64,6 +67,9 @@ class Engine {
   void load();
   bool ready() const { return ready_.load(); }
   std::string model_name() const { return model_name_; }
+  // The loaded model and a sequence's context (valid once ready()).
+  std::shared_ptr<const Model> model() const { return model_; }
+  int n_ctx() const { return n_ctx_; }
   int64_t created() const { return created_; }
   void run();   // the engine loop, until stop()
   void stop();  // fails every request not yet finished and makes run() return

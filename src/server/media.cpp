@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <filesystem>
@@ -86,11 +87,16 @@ MediaResolver::~MediaResolver() {
   std::filesystem::remove_all(temp_dir_, ec);
 }
 
-void MediaResolver::resolve(std::vector<ChatTurn>& turns, TempFiles& files) {
+void MediaResolver::resolve(std::vector<ChatTurn>& turns, TempFiles& files,
+                            const std::vector<StreamPart>& streams) {
+  auto is_stream = [&](size_t i, size_t j) {
+    return std::any_of(streams.begin(), streams.end(),
+                       [&](const StreamPart& s) { return s.turn == i && s.part == j; });
+  };
   for (size_t i = 0; i < turns.size(); ++i)
     for (size_t j = 0; j < turns[i].parts.size(); ++j) {
       ChatPart& p = turns[i].parts[j];
-      if (p.kind == ChatPart::Kind::Text) continue;
+      if (p.kind == ChatPart::Kind::Text || is_stream(i, j)) continue;
       const bool video = p.kind == ChatPart::Kind::Video;
       const std::string param = "messages[" + std::to_string(i) + "].content[" + std::to_string(j) +
                                 "]." + (video ? "video_url" : "image_url");

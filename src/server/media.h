@@ -40,8 +40,10 @@ class MediaResolver {
   MediaResolver& operator=(const MediaResolver&) = delete;
 
   // Replaces every media part's URL with a file path. Throws ApiError: 400 for malformed or
-  // unsupported URLs, 403 for paths outside every media folder.
-  void resolve(std::vector<ChatTurn>& turns, TempFiles& files);
+  // unsupported URLs, 403 for paths outside every media folder. The places of `streams` (live
+  // stream parts, which have no URL) are left alone.
+  void resolve(std::vector<ChatTurn>& turns, TempFiles& files,
+               const std::vector<StreamPart>& streams = {});
   const std::string& temp_dir() const { return temp_dir_; }
 
  private:

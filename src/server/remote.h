@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include "server/url.h"
+
 namespace reel::server {
 
 struct RemoteLimits {
@@ -15,17 +17,6 @@ struct RemoteLimits {
 };
 
 inline constexpr int kMaxRedirects = 5;
-
-// The parts of an http(s) URL Reel fetches; false for anything else (other schemes, user
-// information, spaces or control characters, an empty host).
-struct RemoteUrl {
-  std::string scheme_host_port;  // "https://example.com:8443"
-  std::string path;              // "/a/b.mp4?x=1", fragment removed; "/" when empty
-};
-bool parse_remote_url(const std::string& url, RemoteUrl& out);
-
-// Where `location` (a Location header) points, seen from `base`; false when it is not http(s).
-bool resolve_location(const RemoteUrl& base, const std::string& location, RemoteUrl& out);
 
 // Downloads `url` into the file descriptor `fd` (written from its current offset). Throws
 // ApiError naming `param`: 400 for a malformed URL, a failed connection, an error status or too

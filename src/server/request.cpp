@@ -107,6 +107,26 @@ std::optional<ChatPart> media_part(const json& part, const std::string& t,
   return ChatPart{kind, media_url(part, key, param)};
 }
 
+// {"type": "stream", "stream": {"id": "stream-...", "last_seconds": 30}}
+StreamPart stream_part(const json& part, const std::string& param) {
+  const json* s = field(part, "stream");
+  if (!s || !s->is_object()) bad(param + ".stream must be an object", param + ".stream");
+  const json* id = field(*s, "id");
+  if (!id || !id->is_string() || id->get<std::string>().empty() ||
+      id->get<std::string>().size() > 64)
+    bad(param + ".stream.id must be a stream's id", param + ".stream.id");
+  StreamPart out;
+  out.id = id->get<std::string>();
+  out.param = param;
+  if (const json* last = field(*s, "last_seconds"); last && !last->is_null()) {
+    if (!last->is_number() || !(last->get<double>() > 0) || last->get<double>() > 86400)
+      bad(param + ".stream.last_seconds must be a number of seconds over 0 (at most a day)",
+          param + ".stream.last_seconds");
+    out.last_s = last->get<double>();
+  }
+  return out;
+}
+
 ChatPart parse_part(const json& part, const std::string& param) {
   if (!part.is_object()) bad(param + " must be an object", param);
   const json* type = field(part, "type");
@@ -118,12 +138,13 @@ ChatPart parse_part(const json& part, const std::string& param) {
     return {ChatPart::Kind::Text, text->get<std::string>()};
   }
   if (std::optional<ChatPart> media = media_part(part, t, param)) return *media;
-  bad(param + ".type '" + t + "' is not supported (text, image_url, video_url, image, video)",
+  bad(param + ".type '" + t +
+          "' is not supported (text, image_url, video_url, image, video, stream)",
       param + ".type");
 }
 
 ChatTurn parse_message(const json& m, const std::string& param, const ParseLimits& limits,
-                       size_t& n_media) {
+                       size_t& n_media, size_t index, std::vector<StreamPart>& streams) {
   if (!m.is_object()) bad(param + " must be an object", param);
   const json* role = field(m, "role");
   if (!role || !role->is_string()) bad(param + ".role must be a string", param + ".role");
@@ -147,7 +168,18 @@ ChatTurn parse_message(const json& m, const std::string& param, const ParseLimit
     bad(param + ".content has more than " + std::to_string(limits.max_parts) + " parts",
         param + ".content");
   for (size_t j = 0; j < content->size(); ++j) {
-    turn.parts.push_back(parse_part((*content)[j], param + ".content[" + std::to_string(j) + "]"));
+    const json& part = (*content)[j];
+    const std::string part_param = param + ".content[" + std::to_string(j) + "]";
+    const json* type = part.is_object() ? field(part, "type") : nullptr;
+    if (type && type->is_string() && *type == "stream") {
+      if (turn.role != "user") bad(part_param + ": stream parts go in user messages", part_param);
+      streams.push_back(stream_part(part, part_param));
+      streams.back().turn = index;
+      streams.back().part = j;
+      turn.parts.push_back({ChatPart::Kind::Video, ""});
+    } else {
+      turn.parts.push_back(parse_part(part, part_param));
+    }
     if (turn.parts.back().kind != ChatPart::Kind::Text && ++n_media > limits.max_media)
       bad("the request has more than " + std::to_string(limits.max_media) + " images and videos",
           param + ".content");
@@ -480,8 +512,8 @@ ChatRequest parse_chat_request(std::string_view body, const ParseLimits& limits)
     bad("messages has more than " + std::to_string(limits.max_messages) + " entries", "messages");
   size_t n_media = 0;
   for (size_t i = 0; i < messages->size(); ++i)
-    r.turns.push_back(
-        parse_message((*messages)[i], "messages[" + std::to_string(i) + "]", limits, n_media));
+    r.turns.push_back(parse_message((*messages)[i], "messages[" + std::to_string(i) + "]", limits,
+                                    n_media, i, r.streams));
   refuse_unsupported(j);
   parse_sampling(j, r);
   r.stop = parse_stop(j, limits);

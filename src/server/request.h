@@ -63,6 +63,16 @@ struct VideoRequestOptions {
 // its fps (as --frames over --fps); a request's fps replaces a server's --frames.
 VideoOptions apply_video_request(VideoOptions base, const VideoRequestOptions& r);
 
+// A {"type": "stream", "stream": {"id", "last_seconds"?}} content part: the window of a live
+// stream registered with POST /v1/streams (or its last seconds), asked about as one video. Its
+// place in `turns` holds a Video part with an empty path, which the media resolver leaves alone.
+struct StreamPart {
+  size_t turn = 0, part = 0;  // where it is in ChatRequest::turns
+  std::string id;
+  double last_s = 0;  // 0: the whole window
+  std::string param;  // its JSON path, for errors
+};
+
 struct ChatRequest {
   std::string model;
   std::vector<ChatTurn> turns;  // media parts hold their URL (data:, file:// or a path)
@@ -71,6 +81,7 @@ struct ChatRequest {
   std::vector<std::string> stop;
   bool ignore_eos = false;  // vLLM's and llama-server's name: run to max_tokens
   VideoRequestOptions video;
+  std::vector<StreamPart> streams;  // live stream parts, in order of appearance
   bool stream = false;
   bool include_usage = false;
 };

@@ -13,6 +13,7 @@
 
 #include "common/error.h"
 #include "server/engine.h"
+#include "server/streams.h"
 
 namespace reel::server {
 namespace {
@@ -70,13 +71,19 @@ struct LogEntry {
 class Server {
  public:
   explicit Server(const ServerOptions& o)
-      : opts_(o), engine_(o, metrics_), resolver_(o.media_dirs, remote_limits(o)) {}
+      : opts_(o),
+        engine_(o, metrics_),
+        resolver_(o.media_dirs, remote_limits(o)),
+        streams_(StreamLimits{o.stream_sources, o.max_streams, o.stream_threads}) {}
 
   int run();
 
  private:
   void routes();
   void chat(const httplib::Request& req, httplib::Response& res);
+  void stream_routes();
+  // The snapshots of a request's stream parts; throws ApiError.
+  std::vector<LiveGroups> stream_windows(const ChatRequest& r) const;
   void respond_whole(const std::shared_ptr<Job>& job, httplib::Response& res);
   void respond_stream(const std::shared_ptr<Job>& job, httplib::Response& res);
   json chunk(const Job& job, json delta, const json& finish_reason) const;
@@ -90,6 +97,7 @@ class Server {
   Metrics metrics_;
   Engine engine_;
   MediaResolver resolver_;
+  Streams streams_;
   httplib::Server http_;
   ParseLimits limits_;
   std::atomic<uint64_t> next_id_{1};
@@ -167,7 +175,8 @@ void Server::chat(const httplib::Request& req, httplib::Response& res) {
   auto job = std::make_shared<Job>();
   try {
     job->req = parse_chat_request(req.body, limits_);
-    resolver_.resolve(job->req.turns, job->files);
+    job->windows = stream_windows(job->req);  // first: stream parts exclude other media
+    resolver_.resolve(job->req.turns, job->files, job->req.streams);
   } catch (const std::exception& e) {
     return send_error(res, api_error_of(e));
   }
@@ -187,6 +196,41 @@ void Server::chat(const httplib::Request& req, httplib::Response& res) {
   }
   if (job->req.stream) return respond_stream(job, res);
   respond_whole(job, res);
+}
+
+std::vector<LiveGroups> Server::stream_windows(const ChatRequest& r) const {
+  std::vector<LiveGroups> out;
+  if (r.streams.empty()) return out;
+  size_t media = 0;
+  for (const ChatTurn& t : r.turns)
+    for (const ChatPart& p : t.parts) media += p.kind != ChatPart::Kind::Text;
+  if (media != r.streams.size())
+    throw ApiError(400, "a request with stream parts cannot have images or videos too",
+                   r.streams.front().param);
+  for (const StreamPart& p : r.streams) out.push_back(streams_.snapshot(p.id, p.last_s, p.param));
+  return out;
+}
+
+void Server::stream_routes() {
+  auto json_reply = [](httplib::Response& res, int status, const json& j) {
+    res.status = status;
+    res.set_content(dump(j), "application/json");
+  };
+  http_.Post("/v1/streams",
+             [this, json_reply](const httplib::Request& req, httplib::Response& res) {
+               json_reply(res, 201, streams_.add(req.body));
+             });
+  http_.Get("/v1/streams", [this, json_reply](const httplib::Request&, httplib::Response& res) {
+    json_reply(res, 200, streams_.list());
+  });
+  http_.Get(R"(/v1/streams/([^/]+))",
+            [this, json_reply](const httplib::Request& req, httplib::Response& res) {
+              json_reply(res, 200, streams_.get(req.matches[1]));
+            });
+  http_.Delete(R"(/v1/streams/([^/]+))",
+               [this, json_reply](const httplib::Request& req, httplib::Response& res) {
+                 json_reply(res, 200, streams_.remove(req.matches[1]));
+               });
 }
 
 json Server::completion(const Job& job) const {
@@ -326,6 +370,10 @@ std::string Server::metrics_text() {
   metric("reel_media_cache_hits_total", "counter",
          "Images and videos whose encoding was read from the media cache folder.",
          double(metrics_.media_cache_hits));
+  metric("reel_streams_active", "gauge", "Live streams registered (/v1/streams).",
+         streams_.active());
+  metric("reel_stream_frames_encoded_total", "counter",
+         "Frames of live streams encoded into their windows.", double(streams_.frames_encoded()));
   metric("reel_ready", "gauge", "1 once the model is loaded.", engine_.ready() ? 1 : 0);
   return out;
 }
@@ -387,6 +435,7 @@ void Server::routes() {
   http_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(metrics_text(), "text/plain; version=0.0.4");
   });
+  stream_routes();
 }
 
 int Server::run() {
@@ -412,6 +461,7 @@ int Server::run() {
   std::thread engine_thread([this, &rc] {
     try {
       engine_.load();
+      streams_.set_model(engine_.model(), engine_.n_ctx());
       std::fprintf(stderr, "reel serve: ready (%s, %d parallel, queue %d)\n",
                    engine_.model_name().c_str(), opts_.parallel, opts_.queue);
       engine_.run();

@@ -33,6 +33,11 @@ struct ServerOptions {
   bool allow_remote_media = false;
   int remote_media_max_mb = 64;
   double remote_media_timeout_s = 30;
+  // Live streams (/v1/streams): allowed source URL prefixes (none: off), how many at once, and
+  // each one's vision encoder threads.
+  std::vector<std::string> stream_sources;
+  int max_streams = 4;
+  int stream_threads = 1;
 };
 
 // Runs until SIGINT or SIGTERM; returns the process exit code. Throws reel::Error on bad

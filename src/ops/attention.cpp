@@ -1,0 +1,309 @@
+// Blocked ("flash") attention for many queries over a long run of keys, compiled per Highway
+// target. One call handles one tile: a few queries with all the query heads that share one KV
+// head (their rows meet the same keys and values, so each key/value tile is read and widened
+// once for all of them). Keys are taken a tile at a time with an online softmax (running max
+// and sum per row, the output accumulator rescaled when the max grows), so memory does not
+// grow with the number of keys and no full score matrix exists.
+//
+// Layout: everything is kept with the tile's rows (query x head pairs) along the vector lanes:
+//   QT[d][r] (queries, transposed once per tile and pre-scaled), S[j][r] = sum_d K[j][d] QT[d][r],
+//   OT[d][r] += sum_j V[j][d] P[j][r].
+// Both products are outer-product register tiles (a key's or a value's element broadcast
+// against vectors of rows), the same shape as matmul.cpp's panel kernel, and the softmax's
+// per-row max, exp and sum are plain vertical vector operations.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "ops/attention.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+
+// (foreach_target.h first, in its own include block: it re-includes this file per target.)
+#include <algorithm>
+#include <cmath>
+
+#include "hwy/contrib/math/math-inl.h"
+#include "hwy/highway.h"
+#include "ops/kernels.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace reel::ops::detail {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using DF = hn::ScalableTag<float>;
+
+// Register tile: kFlashMr keys (or value columns) x kFlashVecs vectors of rows. 6 x 4 = 24
+// accumulators where there are 32 vector registers, 6 x 2 = 12 of 16 elsewhere (AVX2): with
+// the row vectors and one broadcast that fills the register file without spilling.
+#if HWY_TARGET <= HWY_AVX3 || HWY_ARCH_ARM
+constexpr int kFlashVecs = 4;
+#else
+constexpr int kFlashVecs = 2;
+#endif
+constexpr int kFlashMr = 6;
+
+// st[j][0..C) = sum_d k[j][d] * qt[d][0..C) for the MR keys j; C = kFlashVecs lanes-vectors.
+template <int MR>
+HWY_INLINE void ScoreTile(const float* HWY_RESTRICT k, int64_t hd, const float* HWY_RESTRICT qt,
+                          int64_t rp, float* HWY_RESTRICT st) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  hn::Vec<DF> acc[MR][kFlashVecs];
+  for (int m = 0; m < MR; ++m)
+    for (int v = 0; v < kFlashVecs; ++v) acc[m][v] = hn::Zero(df);
+  for (int64_t d = 0; d < hd; ++d) {
+    hn::Vec<DF> qv[kFlashVecs];
+    for (int v = 0; v < kFlashVecs; ++v) qv[v] = hn::Load(df, qt + d * rp + v * N);
+    for (int m = 0; m < MR; ++m) {
+      const auto kb = hn::Set(df, k[m * hd + d]);
+      for (int v = 0; v < kFlashVecs; ++v) acc[m][v] = hn::MulAdd(kb, qv[v], acc[m][v]);
+    }
+  }
+  for (int m = 0; m < MR; ++m)
+    for (int v = 0; v < kFlashVecs; ++v) hn::Store(acc[m][v], df, st + m * rp + v * N);
+}
+
+// ot[c][0..C) = alpha * ot[c][0..C) + sum_j v[j][c] * pt[j][0..C) for the MR value columns c.
+template <int MR>
+HWY_INLINE void ValueTile(const float* HWY_RESTRICT v, int64_t hd, const float* HWY_RESTRICT pt,
+                          int64_t rp, int64_t nk, const float* HWY_RESTRICT alpha,
+                          float* HWY_RESTRICT ot) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  hn::Vec<DF> acc[MR][kFlashVecs];
+  for (int x = 0; x < kFlashVecs; ++x) {
+    const auto a = hn::Load(df, alpha + x * N);
+    for (int m = 0; m < MR; ++m) acc[m][x] = hn::Mul(hn::Load(df, ot + m * rp + x * N), a);
+  }
+  for (int64_t j = 0; j < nk; ++j) {
+    hn::Vec<DF> pv[kFlashVecs];
+    for (int x = 0; x < kFlashVecs; ++x) pv[x] = hn::Load(df, pt + j * rp + x * N);
+    for (int m = 0; m < MR; ++m) {
+      const auto vb = hn::Set(df, v[j * hd + m]);
+      for (int x = 0; x < kFlashVecs; ++x) acc[m][x] = hn::MulAdd(vb, pv[x], acc[m][x]);
+    }
+  }
+  for (int m = 0; m < MR; ++m)
+    for (int x = 0; x < kFlashVecs; ++x) hn::Store(acc[m][x], df, ot + m * rp + x * N);
+}
+
+// S = K QT for keys [0, nk) of the tile and every row chunk.
+void Scores(const float* k, int64_t nk, int64_t hd, const float* qt, int64_t rp, int64_t chunk,
+            float* st) {
+  for (int64_t c0 = 0; c0 < rp; c0 += chunk) {
+    int64_t j = 0;
+    for (; j + kFlashMr <= nk; j += kFlashMr)
+      ScoreTile<kFlashMr>(k + j * hd, hd, qt + c0, rp, st + j * rp + c0);
+    const float* kj = k + j * hd;
+    float* sj = st + j * rp + c0;
+    switch (nk - j) {
+      case 5:
+        ScoreTile<5>(kj, hd, qt + c0, rp, sj);
+        break;
+      case 4:
+        ScoreTile<4>(kj, hd, qt + c0, rp, sj);
+        break;
+      case 3:
+        ScoreTile<3>(kj, hd, qt + c0, rp, sj);
+        break;
+      case 2:
+        ScoreTile<2>(kj, hd, qt + c0, rp, sj);
+        break;
+      case 1:
+        ScoreTile<1>(kj, hd, qt + c0, rp, sj);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+// OT = alpha OT + V^T P for value columns [0, hd) and every row chunk.
+void Values(const float* v, int64_t nk, int64_t hd, const float* pt, int64_t rp, int64_t chunk,
+            const float* alpha, float* ot) {
+  for (int64_t c0 = 0; c0 < rp; c0 += chunk) {
+    int64_t d = 0;
+    for (; d + kFlashMr <= hd; d += kFlashMr)
+      ValueTile<kFlashMr>(v + d, hd, pt + c0, rp, nk, alpha + c0, ot + d * rp + c0);
+    const float* vd = v + d;
+    float* od = ot + d * rp + c0;
+    switch (hd - d) {
+      case 5:
+        ValueTile<5>(vd, hd, pt + c0, rp, nk, alpha + c0, od);
+        break;
+      case 4:
+        ValueTile<4>(vd, hd, pt + c0, rp, nk, alpha + c0, od);
+        break;
+      case 3:
+        ValueTile<3>(vd, hd, pt + c0, rp, nk, alpha + c0, od);
+        break;
+      case 2:
+        ValueTile<2>(vd, hd, pt + c0, rp, nk, alpha + c0, od);
+        break;
+      case 1:
+        ValueTile<1>(vd, hd, pt + c0, rp, nk, alpha + c0, od);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+// The online softmax step for keys [j0, j0 + nk): masks keys at or past each row's limit
+// (only where the tile reaches past the smallest limit), then per row: the new max m, the
+// factor alpha = exp(m_old - m) for what was accumulated so far, P = exp(S - m) in place,
+// and l = alpha l + sum P. A row that has seen no visible key yet keeps m = -inf; its m_use of
+// 0 turns every exp(-inf - m_use) into 0 instead of NaN.
+void SoftmaxStep(float* st, int64_t nk, int64_t rp, int64_t j0, bool mask, const int32_t* lim,
+                 float* m, float* l, float* alpha) {
+  const DF df;
+  const hn::RebindToSigned<DF> di;
+  const size_t N = hn::Lanes(df);
+  const auto neg_inf = hn::Set(df, -INFINITY);
+  for (int64_t c = 0; c < rp; c += static_cast<int64_t>(N)) {
+    auto mt = neg_inf;
+    if (mask) {
+      const auto limit = hn::Load(di, lim + c);
+      for (int64_t j = 0; j < nk; ++j) {
+        // Key j0 + j is hidden when lim <= j0 + j, i.e. lim < j0 + j + 1.
+        const auto hidden =
+            hn::RebindMask(df, hn::Lt(limit, hn::Set(di, static_cast<int32_t>(j0 + j + 1))));
+        const auto s = hn::IfThenElse(hidden, neg_inf, hn::Load(df, st + j * rp + c));
+        hn::Store(s, df, st + j * rp + c);
+        mt = hn::Max(mt, s);
+      }
+    } else {
+      for (int64_t j = 0; j < nk; ++j) mt = hn::Max(mt, hn::Load(df, st + j * rp + c));
+    }
+    const auto m_old = hn::Load(df, m + c);
+    const auto m_new = hn::Max(m_old, mt);
+    const auto m_use = hn::IfThenZeroElse(hn::Eq(m_new, neg_inf), m_new);
+    const auto a = hn::Exp(df, hn::Sub(m_old, m_use));  // Exp(-inf) is 0
+    auto sum = hn::Zero(df);
+    for (int64_t j = 0; j < nk; ++j) {
+      const auto p = hn::Exp(df, hn::Sub(hn::Load(df, st + j * rp + c), m_use));
+      hn::Store(p, df, st + j * rp + c);
+      sum = hn::Add(sum, p);
+    }
+    hn::Store(m_new, df, m + c);
+    hn::Store(a, df, alpha + c);
+    hn::Store(hn::MulAdd(hn::Load(df, l + c), a, sum), df, l + c);
+  }
+}
+
+// Keys or values [j0, j0 + nk) of the tile as f32 rows: the cache itself when it holds f32,
+// else widened once into buf (exactly, as LoadHalves in vec.cpp).
+const float* KvTile(const void* base, bool f16, int64_t j0, int64_t nk, int64_t hd, float* buf) {
+  if (!f16) return static_cast<const float*>(base) + j0 * hd;
+  const DF df;
+  const hn::Rebind<uint16_t, DF> du16;
+  const size_t N = hn::Lanes(df);
+  const uint16_t* src = static_cast<const uint16_t*>(base) + j0 * hd;
+  const int64_t n = nk * hd;
+  int64_t i = 0;
+#if (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2) || \
+    (HWY_ARCH_ARM && HWY_TARGET == HWY_NEON && defined(__ARM_FP) && (__ARM_FP & 2))
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  for (; i + static_cast<int64_t>(N) <= n; i += N)
+    hn::Store(hn::PromoteTo(df, hn::BitCast(dh, hn::LoadU(du16, src + i))), df, buf + i);
+#else
+  (void)du16;
+  (void)N;
+#endif
+  for (; i < n; ++i) buf[i] = half_to_float(src[i]);
+  return buf;
+}
+
+void FlashAttentionTile(const FlashTile& t) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t chunk = kFlashVecs * N;
+  const int64_t hd = t.head_dim, rows = t.n_q * t.group;
+  const int64_t rp = (rows + chunk - 1) / chunk * chunk;
+  const FlashScratch s = flash_scratch_layout(t.scratch, rows, hd);
+
+  // Rows r = i * group + g: query i of the tile, query head g of the KV head's group. Padding
+  // rows repeat the last row's limit and have zero queries: finite, never written out.
+  int64_t kv_end = 0, min_lim = t.n_kv;
+  for (int64_t r = 0; r < rp; ++r) {
+    const int64_t i = std::min(r, rows - 1) / t.group;
+    const int64_t lim = t.causal ? std::clamp<int64_t>(t.first_end + i, 0, t.n_kv) : t.n_kv;
+    s.lim[r] = static_cast<int32_t>(lim);
+    kv_end = std::max(kv_end, lim);
+    min_lim = std::min(min_lim, lim);
+    s.m[r] = -INFINITY;
+    s.l[r] = 0.0f;
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* src = t.q + (r / t.group) * t.q_stride + (r % t.group) * hd;
+    for (int64_t d = 0; d < hd; ++d) s.qt[d * rp + r] = src[d] * t.scale;
+  }
+  for (int64_t d = 0; d < hd; ++d) {
+    std::fill(s.qt + d * rp + rows, s.qt + (d + 1) * rp, 0.0f);
+    std::fill(s.ot + d * rp, s.ot + (d + 1) * rp, 0.0f);
+  }
+
+  for (int64_t j0 = 0; j0 < kv_end; j0 += kFlashKeys) {
+    const int64_t nk = std::min<int64_t>(kFlashKeys, kv_end - j0);
+    const float* k = KvTile(t.k, t.f16, j0, nk, hd, s.kbuf);
+    Scores(k, nk, hd, s.qt, rp, chunk, s.st);
+    SoftmaxStep(s.st, nk, rp, j0, j0 + nk > min_lim, s.lim, s.m, s.l, s.alpha);
+    const float* v = KvTile(t.v, t.f16, j0, nk, hd, s.vbuf);
+    Values(v, nk, hd, s.st, rp, chunk, s.alpha, s.ot);
+  }
+
+  for (int64_t r = 0; r < rows; ++r) {
+    const float inv = s.l[r] > 0.0f ? 1.0f / s.l[r] : 0.0f;  // l = 0: no visible key
+    float* dst = t.out + (r / t.group) * t.out_stride + (r % t.group) * hd;
+    for (int64_t d = 0; d < hd; ++d) dst[d] = s.ot[d * rp + r] * inv;
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace reel::ops::detail
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace reel::ops::detail {
+HWY_EXPORT(FlashAttentionTile);
+
+namespace {
+constexpr int64_t pad16(int64_t n) {
+  return (n + 15) / 16 * 16;
+}  // 64-byte regions
+// Rows padded for the widest target's row chunk (4 vectors of 16 lanes).
+constexpr int64_t padded_rows(int64_t rows) {
+  return (rows + 63) / 64 * 64;
+}
+}  // namespace
+
+size_t flash_scratch_floats(int64_t rows, int64_t head_dim) {
+  const int64_t rp = padded_rows(rows);
+  return static_cast<size_t>(2 * pad16(head_dim * rp) + pad16(kFlashKeys * rp) +
+                             2 * pad16(kFlashKeys * head_dim) + 4 * pad16(rp));
+}
+
+FlashScratch flash_scratch_layout(float* base, int64_t rows, int64_t head_dim) {
+  const int64_t rp = padded_rows(rows);
+  FlashScratch s;
+  float* p = base;
+  auto take = [&p](int64_t n) {
+    float* r = p;
+    p += pad16(n);
+    return r;
+  };
+  s.qt = take(head_dim * rp);
+  s.ot = take(head_dim * rp);
+  s.st = take(kFlashKeys * rp);
+  s.kbuf = take(kFlashKeys * head_dim);
+  s.vbuf = take(kFlashKeys * head_dim);
+  s.m = take(rp);
+  s.l = take(rp);
+  s.alpha = take(rp);
+  s.lim = reinterpret_cast<int32_t*>(take(rp));
+  return s;
+}
+
+void flash_attention_tile(const FlashTile& tile) {
+  HWY_DYNAMIC_DISPATCH(FlashAttentionTile)(tile);
+}
+
+}  // namespace reel::ops::detail
+#endif

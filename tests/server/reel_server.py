@@ -1,0 +1,122 @@
+"""Helpers for the scripts of tests/server that drive a real `reel serve` on the tiny-a fixture
+pair: a Server on a free port (stopped when the test process dies, however it dies), the CLI's
+greedy answer to compare with, data: URLs and streamed text. Scripts get BUILD_DIR as their
+first argument (run_openai_test.sh passes it).
+"""
+
+import base64
+import ctypes
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import openai
+
+BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+REEL = os.path.join(BUILD, "reel")
+MODEL = os.path.join(BUILD, "fixtures", "models", "tiny-a-q8_0.gguf")
+MMPROJ = os.path.join(BUILD, "fixtures", "models", "tiny-a-mmproj-f16.gguf")
+IMAGE = os.path.join(ROOT, "assets", "shapes-image.png")
+VIDEO = os.path.join(ROOT, "assets", "shapes-clip.mp4")
+THREADS = "2"
+
+
+def die_with_parent():
+    """The server gets SIGTERM when this test process dies, however it dies."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class Server:
+    """`reel serve` on the fixture pair, on a free port, ready (/health 200) when constructed.
+    `args`: more flags (e.g. ["--parallel", "4"]); `key`: the --api-key it requires, if any."""
+
+    def __init__(self, args=(), key=None):
+        self.key = key
+        self.media = tempfile.mkdtemp(prefix="reel-serve-test-")
+        cmd = [REEL, "serve", "-m", MODEL, "--mmproj", MMPROJ, "--port", "0", "-t", THREADS,
+               "--media-dir", self.media, *args]
+        if key:
+            cmd += ["--api-key", key]
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, preexec_fn=die_with_parent)
+        self.log = []
+        self.ready = threading.Event()
+        self.port = None
+        self.reader = threading.Thread(target=self._read_log, daemon=True)
+        self.reader.start()
+        if not self.ready.wait(60):
+            self.stop()
+            raise RuntimeError("reel serve did not start:\n" + "".join(self.log))
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.time() + 60
+        while self.health() != 200:
+            if time.time() > deadline:
+                self.stop()
+                raise RuntimeError("reel serve never became ready:\n" + "".join(self.log))
+            time.sleep(0.05)
+
+    def _read_log(self):
+        for line in self.proc.stderr:
+            self.log.append(line)
+            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+            if m:
+                self.port = int(m.group(1))
+                self.ready.set()
+
+    def health(self):
+        try:
+            with urllib.request.urlopen(self.url + "/health", timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except OSError:
+            return None
+
+    def client(self):
+        return openai.OpenAI(base_url=self.url + "/v1", api_key=self.key or "unused",
+                             max_retries=0, timeout=120)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            rc = self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.reader.join(10)
+        self.proc.stderr.close()
+        shutil.rmtree(self.media, ignore_errors=True)
+        return rc
+
+
+def cli_answer(prompt, n, image=None, video=None, args=()):
+    """The CLI's greedy one-shot answer (the same defaults otherwise; `args`: more flags)."""
+    cmd = [REEL, "-m", MODEL, "-p", prompt, "--temp", "0", "-n", str(n), "-t", THREADS, *args]
+    if image or video:
+        cmd += ["--mmproj", MMPROJ]
+    if image:
+        cmd += ["--image", image]
+    if video:
+        cmd += ["--video", video]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    assert out.endswith("\n"), repr(out)
+    return out[:-1]
+
+
+def data_url(path, mime):
+    with open(path, "rb") as f:
+        return f"data:{mime};base64," + base64.b64encode(f.read()).decode()
+
+
+def stream_text(client, messages, n, **kw):
+    chunks = list(client.chat.completions.create(
+        model="tiny", messages=messages, temperature=0, max_tokens=n, stream=True, **kw))
+    return chunks, "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)

@@ -30,7 +30,7 @@ import openai
 
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-REEL = os.path.join(BUILD, "reel")
+REEL = os.environ.get("REEL_BINARY") or os.path.join(BUILD, "reel")  # CTest sets it
 MODEL = os.path.join(BUILD, "fixtures", "models", "tiny-a-q8_0.gguf")
 MMPROJ = os.path.join(BUILD, "fixtures", "models", "tiny-a-mmproj-f16.gguf")
 IMAGE = os.path.join(ROOT, "assets", "shapes-image.png")

@@ -23,6 +23,7 @@ extern "C" {
 }
 
 #include "common/error.h"
+#include "media/av_util.h"
 #include "media/sws_rgb.h"
 
 namespace reel::media {
@@ -34,12 +35,6 @@ using Clock = std::chrono::steady_clock;
 // than any codec's reordering delay; a stream of garbage reaches it within a second).
 constexpr int kMaxPacketsWithoutPicture = 600;
 
-std::string av_err(int rc) {
-  char buf[AV_ERROR_MAX_STRING_SIZE] = {};
-  av_strerror(rc, buf, sizeof buf);
-  return buf;
-}
-
 void init_ffmpeg_once() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -50,16 +45,6 @@ void init_ffmpeg_once() {
 #endif
   });
 }
-
-struct AvFree {
-  void operator()(AVFormatContext* f) const { avformat_close_input(&f); }
-  void operator()(AVCodecContext* c) const { avcodec_free_context(&c); }
-  void operator()(AVFrame* f) const { av_frame_free(&f); }
-  void operator()(AVPacket* p) const { av_packet_free(&p); }
-  void operator()(SwsContext* s) const { sws_freeContext(s); }
-};
-template <class T>
-using AvPtr = std::unique_ptr<T, AvFree>;
 
 // What FFmpeg's blocking calls poll: a deadline and the caller's cancel flag.
 struct Interrupt {

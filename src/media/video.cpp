@@ -34,6 +34,7 @@ extern "C" {
 
 #include "common/error.h"
 #include "common/fs.h"
+#include "media/av_util.h"
 #include "media/sws_rgb.h"
 
 namespace reel::media {
@@ -42,12 +43,6 @@ namespace {
 [[noreturn]] void fail(const std::string& path, const std::string& what,
                        ErrorKind kind = ErrorKind::InvalidInput) {
   throw_error(kind, path + ": " + what);
-}
-
-std::string av_err(int rc) {
-  char buf[AV_ERROR_MAX_STRING_SIZE] = {};
-  av_strerror(rc, buf, sizeof buf);
-  return buf;
 }
 
 // The kind of an FFmpeg failure: what FFmpeg says it lacks is Unsupported, the system's own
@@ -69,16 +64,6 @@ ErrorKind av_kind(int rc) {
       return ErrorKind::InvalidInput;
   }
 }
-
-struct AvFree {
-  void operator()(AVFormatContext* f) const { avformat_close_input(&f); }
-  void operator()(AVCodecContext* c) const { avcodec_free_context(&c); }
-  void operator()(AVFrame* f) const { av_frame_free(&f); }
-  void operator()(AVPacket* p) const { av_packet_free(&p); }
-  void operator()(SwsContext* s) const { sws_freeContext(s); }
-};
-template <class T>
-using AvPtr = std::unique_ptr<T, AvFree>;
 
 using Clock = std::chrono::steady_clock;
 

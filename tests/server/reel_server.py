@@ -5,20 +5,16 @@ first argument (run_openai_test.sh passes it).
 """
 
 import base64
-import ctypes
 import os
-import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
-import time
-import urllib.error
-import urllib.request
 
 import openai
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+from reel_process import ServeProcess  # noqa: E402
 
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -30,69 +26,29 @@ VIDEO = os.path.join(ROOT, "assets", "shapes-clip.mp4")
 THREADS = "2"
 
 
-def die_with_parent():
-    """The server gets SIGTERM when this test process dies, however it dies."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-class Server:
+class Server(ServeProcess):
     """`reel serve` on the fixture pair, on a free port, ready (/health 200) when constructed.
     `args`: more flags (e.g. ["--parallel", "4"]); `key`: the --api-key it requires, if any."""
 
     def __init__(self, args=(), key=None):
         self.key = key
         self.media = tempfile.mkdtemp(prefix="reel-serve-test-")
-        cmd = [REEL, "serve", "-m", MODEL, "--mmproj", MMPROJ, "--port", "0", "-t", THREADS,
-               "--media-dir", self.media, *args]
+        flags = ["-m", MODEL, "--mmproj", MMPROJ, "-t", THREADS, "--media-dir", self.media, *args]
         if key:
-            cmd += ["--api-key", key]
-        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, preexec_fn=die_with_parent)
-        self.log = []
-        self.ready = threading.Event()
-        self.port = None
-        self.reader = threading.Thread(target=self._read_log, daemon=True)
-        self.reader.start()
-        if not self.ready.wait(60):
-            self.stop()
-            raise RuntimeError("reel serve did not start:\n" + "".join(self.log))
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.time() + 60
-        while self.health() != 200:
-            if time.time() > deadline:
-                self.stop()
-                raise RuntimeError("reel serve never became ready:\n" + "".join(self.log))
-            time.sleep(0.05)
-
-    def _read_log(self):
-        for line in self.proc.stderr:
-            self.log.append(line)
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-            if m:
-                self.port = int(m.group(1))
-                self.ready.set()
-
-    def health(self):
+            flags += ["--api-key", key]
+        super().__init__(REEL, flags)
         try:
-            with urllib.request.urlopen(self.url + "/health", timeout=10) as r:
-                return r.status
-        except urllib.error.HTTPError as e:
-            return e.code
-        except OSError:
-            return None
+            self.wait_ready(60)
+        except BaseException:
+            shutil.rmtree(self.media, ignore_errors=True)
+            raise
 
     def client(self):
         return openai.OpenAI(base_url=self.url + "/v1", api_key=self.key or "unused",
                              max_retries=0, timeout=120)
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            rc = self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self.reader.join(10)
-        self.proc.stderr.close()
+        rc = super().stop()
         shutil.rmtree(self.media, ignore_errors=True)
         return rc
 

@@ -9,15 +9,12 @@ Usage: test_openai.py BUILD_DIR   (run by run_openai_test.sh in its virtual envi
 """
 
 import base64
-import ctypes
 import http.client
 import json
 import os
 import re
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,6 +24,10 @@ import urllib.error
 import urllib.request
 
 import openai
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+from reel_process import ServeProcess, die_with_parent  # noqa: E402,F401 (test_streams uses it)
+from reel_server import cli_answer, data_url, stream_text  # noqa: E402
 
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -42,41 +43,21 @@ PARALLEL, QUEUE = 2, 1
 server = None  # the running `reel serve`
 
 
-def die_with_parent():
-    """The server gets SIGTERM when this test process dies, however it dies."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+class Server(ServeProcess):
+    """`reel serve` on the fixture pair with this suite's limits, ready when constructed; its
+    media folder holds a copy of the clip."""
 
-
-class Server:
     def __init__(self, extra=()):
         self.media = tempfile.mkdtemp(prefix="reel-serve-test-")
         shutil.copy(VIDEO, os.path.join(self.media, "clip.mp4"))
-        self.proc = subprocess.Popen(
-            [REEL, "serve", "-m", MODEL, "--mmproj", MMPROJ, "--port", "0", "-t", THREADS,
-             "--parallel", str(PARALLEL), "--queue", str(QUEUE), "--api-key", KEY,
-             "--media-dir", self.media, "--max-body-mb", "1", *extra],
-            stderr=subprocess.PIPE, text=True, preexec_fn=die_with_parent)
-        self.log = []
-        self.ready = threading.Event()
-        self.port = None
-        self.reader = threading.Thread(target=self._read_log, daemon=True)
-        self.reader.start()
-        if not self.ready.wait(60):
-            raise RuntimeError("reel serve did not start:\n" + "".join(self.log))
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.time() + 60
-        while self.get("/health")[0] != 200:
-            if time.time() > deadline:
-                raise RuntimeError("reel serve never became ready:\n" + "".join(self.log))
-            time.sleep(0.05)
-
-    def _read_log(self):
-        for line in self.proc.stderr:
-            self.log.append(line)
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-            if m:
-                self.port = int(m.group(1))
-                self.ready.set()
+        super().__init__(REEL, ["-m", MODEL, "--mmproj", MMPROJ, "-t", THREADS,
+                                "--parallel", str(PARALLEL), "--queue", str(QUEUE), "--api-key", KEY,
+                                "--media-dir", self.media, "--max-body-mb", "1", *extra])
+        try:
+            self.wait_ready(60)
+        except BaseException:
+            shutil.rmtree(self.media, ignore_errors=True)
+            raise
 
     def client(self, key=KEY):
         return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, timeout=120)
@@ -98,14 +79,7 @@ class Server:
         return self.request("GET", path, key=key)
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            rc = self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self.reader.join(10)
-        self.proc.stderr.close()
+        rc = super().stop()
         shutil.rmtree(self.media, ignore_errors=True)
         return rc
 
@@ -120,31 +94,6 @@ def tearDownModule():
     sys.stderr.write("".join(server.log[-200:]))
     if rc != 0:
         raise RuntimeError(f"reel serve exited with {rc}")
-
-
-def cli_answer(prompt, n, image=None, video=None, extra=()):
-    """The CLI's greedy one-shot answer (the same defaults otherwise)."""
-    cmd = [REEL, "-m", MODEL, "-p", prompt, "--temp", "0", "-n", str(n), "-t", THREADS, *extra]
-    if image or video:
-        cmd += ["--mmproj", MMPROJ]
-    if image:
-        cmd += ["--image", image]
-    if video:
-        cmd += ["--video", video]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    assert out.endswith("\n"), repr(out)
-    return out[:-1]
-
-
-def data_url(path, mime):
-    with open(path, "rb") as f:
-        return f"data:{mime};base64," + base64.b64encode(f.read()).decode()
-
-
-def stream_text(client, messages, n, **kw):
-    chunks = list(client.chat.completions.create(
-        model="tiny", messages=messages, temperature=0, max_tokens=n, stream=True, **kw))
-    return chunks, "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
 class ErrorShape:
@@ -533,7 +482,7 @@ class MediaOptions(unittest.TestCase, ErrorShape):
         for flags, form in cases:
             key = tuple(flags)
             if key not in wants:
-                wants[key] = cli_answer("Describe this video.", 20, video=VIDEO, extra=flags)
+                wants[key] = cli_answer("Describe this video.", 20, video=VIDEO, args=flags)
             self.server.stop()  # a fresh server each time: nothing cached (see Answers)
             self.server = Server()
             video = {"type": "video_url",

@@ -17,24 +17,24 @@ set: in CI it must run.
 """
 
 import base64
-import ctypes
 import http.client
 import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 import urllib.error
 import urllib.request
 
 import openai
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+from reel_process import ServeProcess, die_with_parent  # noqa: E402
 
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -51,7 +51,7 @@ MAX_BODY_MB = 4
 # conversations, a new one takes over the slot of another, whose first tokens, the chat
 # template's, it shares, even when a slot is free.) One thread each: four replicas (two behind
 # nginx, two references) share two cores, and test 3 needs a prompt that takes a while to read.
-REEL_ARGS = ["-m", MODEL, "--mmproj", MMPROJ, "--port", "0", "-t", "1", "--parallel", "1",
+REEL_ARGS = ["-m", MODEL, "--mmproj", MMPROJ, "-t", "1", "--parallel", "1",
              "--queue", "2", "--max-body-mb", str(MAX_BODY_MB), "--api-key", KEY]
 MIN_CONVERSATIONS, MIN_PER_REPLICA, MAX_CONVERSATIONS = 6, 2, 30
 QUESTIONS = ["What shape is this?", "What color is it?", "How many objects are there?",
@@ -65,12 +65,6 @@ def find_nginx():
 
 
 NGINX = find_nginx()
-
-
-def die_with_parent():
-    """The child gets SIGTERM when this test process dies, however it dies. (The signal follows
-    the thread that started the child: every child is started from the main thread.)"""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def wait_for(predicate, seconds, what):
@@ -90,39 +84,16 @@ def http_request(url, method="GET", body=None, headers=None):
         return e.code, e.read().decode(), dict(e.headers)
 
 
-class Replica:
+class Replica(ServeProcess):
     """A `reel serve` whose stderr is collected: started at once, wait_ready() waits for it."""
 
     def __init__(self, name):
         self.name = name
-        self.log = []
-        self.port = None
-        self.listening = threading.Event()
-        self.proc = subprocess.Popen([REEL, "serve", *REEL_ARGS], stderr=subprocess.PIPE, text=True,
-                                     preexec_fn=die_with_parent)
-        self.reader = threading.Thread(target=self._read_log, daemon=True)
-        self.reader.start()
-
-    def _read_log(self):
-        for line in self.proc.stderr:
-            self.log.append(line)
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-            if m:
-                self.port = int(m.group(1))
-                self.listening.set()
+        super().__init__(REEL, REEL_ARGS)
 
     def wait_ready(self):
-        if not self.listening.wait(60):
-            raise RuntimeError(f"{self.name} did not start:\n" + "".join(self.log))
+        super().wait_ready(60, self.name)
         self.addr = f"127.0.0.1:{self.port}"
-        self.url = "http://" + self.addr
-        wait_for(lambda: self.health() == 200, 60, f"{self.name} to load its model")
-
-    def health(self):
-        try:
-            return http_request(self.url + "/health")[0]
-        except OSError:
-            return None
 
     def client(self):
         return openai.OpenAI(base_url=self.url + "/v1", api_key=KEY, max_retries=0, timeout=120)
@@ -133,17 +104,6 @@ class Replica:
 
     def chat_requests_logged(self):
         return sum("POST /v1/chat/completions status=200" in l for l in self.log)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.reader.join(10)
-        self.proc.stderr.close()
 
 
 def free_port():

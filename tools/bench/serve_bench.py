@@ -49,21 +49,17 @@ or a server that does not start.
 import argparse
 import asyncio
 import base64
-import ctypes
 import json
 import os
-import re
-import signal
 import struct
-import subprocess
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
 import zlib
 
 import openai
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from reel_process import ServeProcess  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -130,76 +126,19 @@ def messages(workload, k, args, image):
 
 # --- the server ----------------------------------------------------------------------------------
 
-def die_with_parent():
-    """On Linux the server gets SIGTERM when the benchmark dies, however it dies."""
+def start_server(args):
+    """`reel serve` on a free port of 127.0.0.1, ready; BenchError (with its log) otherwise."""
+    flags = ["-m", args.model, "--host", "127.0.0.1", "-t", str(args.threads),
+             "--parallel", str(args.parallel)]
+    if args.mmproj:
+        flags += ["--mmproj", args.mmproj]
+    if args.ctx:
+        flags += ["-c", str(args.ctx)]
+    server = ServeProcess(args.reel, flags + args.server_arg, keep_lines=200)
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-class ReelServer:
-    """`reel serve` on a free port of 127.0.0.1, its stderr kept (the last lines) for errors."""
-
-    def __init__(self, args):
-        cmd = [args.reel, "serve", "-m", args.model, "--host", "127.0.0.1", "--port", "0",
-               "-t", str(args.threads), "--parallel", str(args.parallel)]
-        if args.mmproj:
-            cmd += ["--mmproj", args.mmproj]
-        if args.ctx:
-            cmd += ["-c", str(args.ctx)]
-        cmd += args.server_arg
-        self.log, self.port = [], None
-        self.listening = threading.Event()
-        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                     text=True, errors="replace", preexec_fn=die_with_parent)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        try:
-            self._wait_ready(args.start_timeout)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _read(self):
-        for line in self.proc.stderr:
-            self.log = (self.log + [line])[-200:]
-            m = re.search(r"listening on http://[^:\s]+:(\d+)", line)
-            if m and self.port is None:
-                self.port = int(m.group(1))
-                self.listening.set()
-
-    def _wait_ready(self, timeout):
-        deadline = time.monotonic() + timeout
-        while not self.listening.wait(0.1):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise BenchError("reel serve did not start:\n" + "".join(self.log))
-        self.url = f"http://127.0.0.1:{self.port}"
-        while health(self.url) != 200:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise BenchError("reel serve never became ready:\n" + "".join(self.log))
-            time.sleep(0.1)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.reader.join(5)
-        return self.proc.returncode
-
-
-def health(url):
-    try:
-        with urllib.request.urlopen(url + "/health", timeout=5) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except OSError:
-        return None
+        return server.wait_ready(args.start_timeout)
+    except RuntimeError as e:
+        raise BenchError(str(e)) from None
 
 
 # --- one request, one level ----------------------------------------------------------------------
@@ -376,7 +315,7 @@ def main(argv):
     server = None
     try:
         if args.reel:
-            server = ReelServer(args)
+            server = start_server(args)
         rows, failures = asyncio.run(bench(args.url or server.url, args))
     except BenchError as e:
         print(f"serve_bench: {e}", file=sys.stderr)

@@ -14,41 +14,23 @@ The first argument (the build folder, passed by run_openai_test.sh) names the re
 
 import argparse
 import base64
-import ctypes
 import os
-import re
-import signal
 import statistics
-import subprocess
 import sys
-import threading
 import time
 
 import openai
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from reel_process import ServeProcess  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
 def start_server(reel, args):
-    cmd = [reel, "serve", "-m", args.model, "--mmproj", args.mmproj, "--port", "0",
-           "-t", str(args.threads), "-c", str(args.ctx), "--parallel", "2"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: ctypes.CDLL(None).prctl(1, signal.SIGTERM))
-    port, ready = [None], threading.Event()
-
-    def read():
-        for line in proc.stderr:
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-            if m:
-                port[0] = int(m.group(1))
-            if "ready" in line:
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    if not ready.wait(600):
-        proc.kill()
-        sys.exit("reel serve did not become ready")
-    return proc, f"http://127.0.0.1:{port[0]}/v1"
+    """A fresh `reel serve`, ready (a 2B-sized model may take minutes to load under load)."""
+    return ServeProcess(reel, ["-m", args.model, "--mmproj", args.mmproj, "-t", str(args.threads),
+                               "-c", str(args.ctx), "--parallel", "2"]).wait_ready(600)
 
 
 def ask(client, messages, n):
@@ -80,8 +62,8 @@ def main():
         image = base64.b64encode(f.read()).decode()
     rows = []
     for i in range(args.conversations):
-        proc, url = start_server(os.path.join(args.build, "reel"), args)
-        client = openai.OpenAI(base_url=url, api_key="none", max_retries=0, timeout=1200)
+        server = start_server(os.path.join(args.build, "reel"), args)
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0, timeout=1200)
         try:
             history = [{"role": "user", "content": [
                 {"type": "image_url", "image_url": {"url": "data:image/png;base64," + image}},
@@ -93,8 +75,7 @@ def main():
             rows.append((t1, t2, u1.prompt_tokens, u2.prompt_tokens,
                          u2.prompt_tokens_details.cached_tokens if u2.prompt_tokens_details else 0))
         finally:
-            proc.terminate()
-            proc.wait(30)
+            server.stop()
     print("| conversation | turn 1 TTFT s (prompt tokens) | turn 2 TTFT s (prompt, cached) | turn 2 / turn 1 |")
     print("|---|---|---|---|")
     for i, (t1, t2, p1, p2, c2) in enumerate(rows):

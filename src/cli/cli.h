@@ -45,6 +45,9 @@ void add_image_flags(CLI::App& app, ImageOptions& o);
 void add_video_flags(CLI::App& app, VideoOptions& o);
 
 std::string read_file(const std::string& path);
+// --media-cache keeps encoded media, so it needs a vision model (a UsageError without --mmproj);
+// the folder is created or checked now, before a model loads or a server listens.
+void check_media_cache_flag(const std::string& dir, const std::string& mmproj_path);
 // -t: at most 4 threads per core; more is clamped with a warning naming the value used.
 int usable_threads(int requested);
 

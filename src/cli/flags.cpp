@@ -13,8 +13,10 @@
 #include <thread>
 
 #include "cli/cli.h"
+#include "cli/errors.h"
 #include "common/error.h"
 #include "common/fs.h"
+#include "pipeline/media_cache.h"
 
 namespace reel::cli {
 
@@ -60,6 +62,13 @@ std::string read_file(const std::string& path) {
     }
     text.append(buf, size_t(n));
   }
+}
+
+void check_media_cache_flag(const std::string& dir, const std::string& mmproj_path) {
+  if (dir.empty()) return;
+  if (mmproj_path.empty())
+    throw UsageError("--media-cache needs a vision model (--mmproj): it keeps encoded media");
+  MediaCache probe(0, dir, {});  // throws, naming the folder, when it cannot be one
 }
 
 // More threads than 4 per core only add scheduling overhead (1000 threads on 2 cores made a

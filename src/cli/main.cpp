@@ -47,9 +47,8 @@ int run(int argc, char** argv) {
   app.require_subcommand(0, 1);
   app.option_defaults()->always_capture_default();  // --help shows every default
   // The CPU features and the kernels' instruction set, so a user sees which paths run here.
-  app.set_version_flag("--version", [] {
-    return std::string("reel " REEL_VERSION "\ncpu: ") + ops::cpu_summary();
-  });
+  app.set_version_flag(
+      "--version", [] { return std::string("reel " REEL_VERSION "\ncpu: ") + ops::cpu_summary(); });
   ChatArgs chat;
   add_engine_flags(app, chat.engine, /*model_required=*/false);
   add_sampling_flags(app, chat.sampling);
@@ -103,7 +102,9 @@ int run(int argc, char** argv) {
   ImageOptions bn_image;
   auto* bench = app.add_subcommand("bench", "prefill/decode speed against the memory roofline");
   add_engine_flags(*bench, bn_opts, /*model_required=*/false);
-  bench->add_option("-p,--n-prompt", bn.n_prompts, "prompt lengths, one measurement each, e.g. 512,2048,4096")
+  bench
+      ->add_option("-p,--n-prompt", bn.n_prompts,
+                   "prompt lengths, one measurement each, e.g. 512,2048,4096")
       ->delimiter(',')
       ->check(CLI::Range(1, 65536))
       ->default_str("128");
@@ -160,6 +161,7 @@ int run(int argc, char** argv) {
   chat.video_opts.image = chat.image;
   if (const int rc = take_prompt(chat, prompt_opt->count() > 0, file_opt->count() > 0); rc != 0)
     return rc;
+  check_media_cache_flag(chat.media_cache_dir, chat.engine.mmproj_path);
   return run_chat(chat);
 }
 

@@ -23,8 +23,9 @@ CLI::App* add_serve_command(CLI::App& app, ServeArgs& a) {
   sv->add_option("--media-dir", s.media_dirs, "folder whose files requests may name (repeatable)");
   sv->add_option("--max-body-mb", s.max_body_mb, "largest request body in MiB")
       ->check(CLI::Range(1, 4096));
-  sv->add_option("--media-cache", s.media_cache_dir,
-                 "keep encoded images and videos in this folder (shared with `reel --media-cache`)");
+  sv->add_option(
+      "--media-cache", s.media_cache_dir,
+      "keep encoded images and videos in this folder (shared with `reel --media-cache`)");
   sv->add_flag("--allow-remote-media", s.allow_remote_media,
                "fetch http(s) media URLs (the server then reaches any address a client names)");
   sv->add_option("--remote-media-max-mb", s.remote_media_max_mb,
@@ -33,8 +34,7 @@ CLI::App* add_serve_command(CLI::App& app, ServeArgs& a) {
   sv->add_option("--remote-media-timeout", s.remote_media_timeout_s,
                  "seconds an http(s) medium may take to arrive")
       ->check(CLI::Range(0.1, 3600.0));
-  sv->add_option("--max-video-seconds", s.max_video_seconds,
-                 "refuse longer videos (0: no limit)")
+  sv->add_option("--max-video-seconds", s.max_video_seconds, "refuse longer videos (0: no limit)")
       ->check(CLI::Range(0.0, 1e7));
   sv->add_option("--max-image-pixels", s.image.max_input_pixels,
                  "refuse larger images before decoding them")
@@ -53,6 +53,7 @@ CLI::App* add_serve_command(CLI::App& app, ServeArgs& a) {
 }
 
 int run_serve(ServeArgs& a) {
+  check_media_cache_flag(a.server.media_cache_dir, a.engine.mmproj_path);
   server::ServerOptions s = a.server;
   s.model_path = a.engine.model_path;
   s.mmproj_path = a.engine.mmproj_path;

@@ -64,7 +64,9 @@ nlohmann::json last_stats(const std::string& err) {
   return nlohmann::json::parse(err.substr(at, err.find('\n', at) - at));
 }
 
-int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+int lines(const std::string& s) {
+  return static_cast<int>(std::count(s.begin(), s.end(), '\n'));
+}
 
 class Edges : public ::testing::Test {
  protected:
@@ -84,12 +86,12 @@ class Edges : public ::testing::Test {
 
 // Item 6: -p "", an empty -f, -f on a directory, and -p with -f are usage errors (exit 2).
 TEST_F(Edges, PromptFlagsThatMakeNoSenseAreUsageErrors) {
-  for (const auto& args : std::vector<std::vector<std::string>>{
-           {"-p", ""},
-           {"-p", "  \n "},
-           {"-f", file("empty.txt", "")},
-           {"-f", dir_.string()},
-           {"-p", "hi", "-f", file("q.txt", "hello")}}) {
+  for (const auto& args :
+       std::vector<std::vector<std::string>>{{"-p", ""},
+                                             {"-p", "  \n "},
+                                             {"-f", file("empty.txt", "")},
+                                             {"-f", dir_.string()},
+                                             {"-p", "hi", "-f", file("q.txt", "hello")}}) {
     const Outcome r = reel(with_model(args));
     EXPECT_EQ(r.code, 2) << r.err;
     EXPECT_EQ(lines(r.err), 1) << r.err;
@@ -100,8 +102,8 @@ TEST_F(Edges, PromptFlagsThatMakeNoSenseAreUsageErrors) {
 
 // Item 7: a failed write to stdout is an error.
 TEST_F(Edges, AnswerThatCannotBeWrittenExitsOne) {
-  const std::string cmd = kReel + " -m " + kModel + " -p hi -n 4 --temp 0 > /dev/full 2> " +
-                          (dir_ / "err").string();
+  const std::string cmd =
+      kReel + " -m " + kModel + " -p hi -n 4 --temp 0 > /dev/full 2> " + (dir_ / "err").string();
   const int status = std::system(cmd.c_str());
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 1);
@@ -131,7 +133,7 @@ TEST_F(Edges, ChatExitCodeSaysWhetherAnythingWasAnswered) {
 // Item 9: commands are recognised with spaces around them and never reach the model.
 TEST_F(Edges, ChatCommandsWithSpacesAndMixedIn) {
   const Outcome r = reel(with_model({"-n", "3", "--stats", "json"}),
-                     "  <clear>  \nsay <clear> now\n\t<exit> \nnever asked");
+                         "  <clear>  \nsay <clear> now\n\t<exit> \nnever asked");
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("dialogue cleared"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("on a line of its own"), std::string::npos) << r.err;
@@ -141,7 +143,7 @@ TEST_F(Edges, ChatCommandsWithSpacesAndMixedIn) {
 // Item 12: --stats json is one JSON object per answer, with the ids of the answer.
 TEST_F(Edges, StatsJsonIsOneObjectPerAnswer) {
   const Outcome r = reel(with_vision({"--video", kVideo, "-n", "5", "--stats", "json"}),
-                     "<video> What happens?\nAnd then?");
+                         "<video> What happens?\nAnd then?");
   ASSERT_EQ(r.code, 0) << r.err;
   std::vector<nlohmann::json> objects;
   std::istringstream in(r.err);
@@ -174,7 +176,8 @@ TEST_F(Edges, VideoBudgetCountsTheWholePrompt) {
     EXPECT_NE(r.err.find("took"), std::string::npos) << "one line says what was chosen: " << r.err;
   }
   // No room at all: refused with the numbers, before anything is decoded.
-  const Outcome r = reel(with_vision({"--video", kVideo, "-p", "Describe.", "-c", "64", "-n", "60"}));
+  const Outcome r =
+      reel(with_vision({"--video", kVideo, "-p", "Describe.", "-c", "64", "-n", "60"}));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("60"), std::string::npos) << r.err;
 }
@@ -184,11 +187,13 @@ TEST_F(Edges, VideoBudgetCountsTheWholePrompt) {
 // enough for the sanitizer build.
 TEST_F(Edges, LargePhotoIsSizedDownToFitTheContext) {
   const std::string big = (dir_ / "big.jpg").string();
-  const std::string make = "ffmpeg -loglevel error -f lavfi -i testsrc2=size=4000x3000 "
-                           "-frames:v 1 -y '" + big + "'";
+  const std::string make =
+      "ffmpeg -loglevel error -f lavfi -i testsrc2=size=4000x3000 "
+      "-frames:v 1 -y '" +
+      big + "'";
   ASSERT_EQ(std::system(make.c_str()), 0);
-  const Outcome r = reel(with_vision({"--image", big, "-p", "What is this?", "-n", "4",
-                                      "-c", "2048", "--stats", "json"}));
+  const Outcome r = reel(with_vision(
+      {"--image", big, "-p", "What is this?", "-n", "4", "-c", "2048", "--stats", "json"}));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("sized down"), std::string::npos) << r.err;
   const auto stats = last_stats(r.err);
@@ -200,11 +205,13 @@ TEST_F(Edges, LargePhotoIsSizedDownToFitTheContext) {
 // what the 4096-token context holds with room for a 4-token answer, before decoding.
 TEST_F(Edges, LongVideoFitsTheDefaultContext) {
   const std::string clip = (dir_ / "long.mp4").string();
-  const std::string make = "ffmpeg -loglevel error -f lavfi -i testsrc2=size=64x48:rate=4 "
-                           "-t 360 -c:v libx264 -g 16 -y '" + clip + "'";
+  const std::string make =
+      "ffmpeg -loglevel error -f lavfi -i testsrc2=size=64x48:rate=4 "
+      "-t 360 -c:v libx264 -g 16 -y '" +
+      clip + "'";
   ASSERT_EQ(std::system(make.c_str()), 0);
-  const Outcome r = reel(with_vision({"--video", clip, "-p", "What happens?", "-n", "4",
-                                      "--stats", "json"}));
+  const Outcome r =
+      reel(with_vision({"--video", clip, "-p", "What happens?", "-n", "4", "--stats", "json"}));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("took"), std::string::npos) << r.err;
   const auto stats = last_stats(r.err);
@@ -224,16 +231,17 @@ TEST_F(Edges, FramesReportsPromptTokens) {
 // Item 7: media are checked before the models load: a typo is reported first.
 TEST_F(Edges, MediaAreCheckedBeforeTheModels) {
   const Outcome image = reel({"-m", "/nonexistent/model.gguf", "--mmproj", kMmproj, "--image",
-                          "/nonexistent/typo.png", "-p", "hi"});
+                              "/nonexistent/typo.png", "-p", "hi"});
   EXPECT_NE(image.err.find("typo.png"), std::string::npos) << image.err;
   const Outcome video = reel({"-m", "/nonexistent/model.gguf", "--mmproj", kMmproj, "--video",
-                          file("notavideo.mp4", "garbage"), "-p", "hi"});
+                              file("notavideo.mp4", "garbage"), "-p", "hi"});
   EXPECT_NE(video.err.find("notavideo.mp4"), std::string::npos) << video.err;
 }
 
 // Item 10: no progress bar (carriage returns) when stderr is not a terminal.
 TEST_F(Edges, NoProgressOnANonTerminal) {
-  const Outcome r = reel(with_vision({"--image", kImage, "--video", kVideo, "-p", "hi", "-n", "2"}));
+  const Outcome r =
+      reel(with_vision({"--image", kImage, "--video", kVideo, "-p", "hi", "-n", "2"}));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.err.find('\r'), std::string::npos) << r.err;
 }
@@ -248,8 +256,8 @@ TEST_F(Edges, HelpShowsDefaults) {
 
 // Item 5: Ctrl-C in one-shot mode exits 130 at once.
 TEST_F(Edges, CtrlCInOneShotExits130AtOnce) {
-  Process p({kReel, "-m", kModel, "-t", "2", "-p", "Tell a long story.", "-n", "1000000",
-             "--temp", "1", "-c", "32768"});
+  Process p({kReel, "-m", kModel, "-t", "2", "-p", "Tell a long story.", "-n", "1000000", "--temp",
+             "1", "-c", "32768"});
   p.close_stdin();
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // loading, then answering
   const double t0 = Process::now();
@@ -277,9 +285,9 @@ TEST_F(Edges, CtrlCInChatStopsTheTurnThenExits) {
 // Item 4 + 5: after a stopped turn, the next turn brings the media in and answers exactly as
 // the same turn in a fresh run.
 TEST_F(Edges, AfterAStoppedTurnTheVideoComesIn) {
-  const std::vector<std::string> args = {"-m", kModel, "--mmproj", kMmproj, "-t", "2",
-                                         "--video", kVideo, "--temp", "0", "-n", "64",
-                                         "--stats", "json"};
+  const std::vector<std::string> args = {"-m", kModel,    "--mmproj", kMmproj,  "-t",
+                                         "2",  "--video", kVideo,     "--temp", "0",
+                                         "-n", "64",      "--stats",  "json"};
   const Outcome fresh = reel(args, "<video> What happens?");
   ASSERT_EQ(fresh.code, 0) << fresh.err;
   const auto want = last_stats(fresh.err);
@@ -311,8 +319,8 @@ TEST_F(Edges, AfterAStoppedTurnTheVideoComesIn) {
 TEST_F(Edges, MediaCacheServesALaterRun) {
   const std::string cache = (dir_ / "cache").string();
   auto run = [&](std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--video", kVideo, "-p", "What happens?", "-n", "6",
-                                     "--stats", "json", "--media-cache", cache};
+    std::vector<std::string> args = {"--video", kVideo,    "-p",   "What happens?", "-n",
+                                     "6",       "--stats", "json", "--media-cache", cache};
     args.insert(args.end(), extra.begin(), extra.end());
     const Outcome r = reel(with_vision(args));
     EXPECT_EQ(r.code, 0) << r.err;
@@ -350,6 +358,33 @@ TEST_F(Edges, MediaCacheServesALaterRun) {
 
   const Outcome other = run({"--frames", "4"});
   EXPECT_EQ(last_stats(other.err)["media_cache_hits"], 0) << "other sampling, other entry";
+}
+
+// --media-cache without a vision model is a usage error, for the CLI and the server alike, and a
+// folder that cannot be one fails before any model loads (the server: before it listens). Both
+// used to pass silently (no vision model) or fail only after the server said "listening".
+TEST_F(Edges, MediaCacheFlagIsCheckedBeforeAnythingLoads) {
+  const std::string not_a_folder = file("plain-file", "x");
+  for (const bool serve : {false, true}) {
+    std::vector<std::string> head;
+    if (serve) head = {"serve", "-m", kModel, "--port", "0"};
+    auto args = [&](std::vector<std::string> more) {
+      std::vector<std::string> a = head;
+      if (!serve) a = {"-m", kModel, "-p", "hi", "-n", "1"};
+      a.insert(a.end(), more.begin(), more.end());
+      return a;
+    };
+    const Outcome no_vision = reel(args({"--media-cache", (dir_ / "c").string()}));
+    EXPECT_EQ(no_vision.code, 2) << no_vision.err;
+    EXPECT_EQ(lines(no_vision.err), 1) << no_vision.err;
+    EXPECT_NE(no_vision.err.find("--media-cache needs a vision model"), std::string::npos)
+        << no_vision.err;
+    const Outcome bad = reel(args({"--mmproj", kMmproj, "--media-cache", not_a_folder}));
+    EXPECT_EQ(bad.code, 1) << bad.err;
+    EXPECT_EQ(lines(bad.err), 1) << bad.err;
+    EXPECT_NE(bad.err.find("cannot use as the media cache folder"), std::string::npos) << bad.err;
+    EXPECT_EQ(bad.err.find("listening"), std::string::npos) << bad.err;
+  }
 }
 
 }  // namespace

@@ -21,10 +21,13 @@ packages=(
   "$@"
 )
 
+# Installed for this machine's architecture (or for all): with arm64 multiarch packages beside the
+# native ones (make deps-aarch64), dpkg-query prints one line per architecture.
+native=$(dpkg --print-architecture)
 missing=()
 for p in "${packages[@]}"; do
-  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+  status=$(dpkg-query -W -f='${Architecture} ${Status}\n' "$p" 2>/dev/null || true)
+  grep -qxE "($native|all) install ok installed" <<< "$status" || missing+=("$p")
 done
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 

@@ -167,8 +167,9 @@ void BM_Attention(benchmark::State& state, GgmlType kv_type, AttentionKernel ker
   state.counters["GFLOP/s"] =
       benchmark::Counter(2 * macs * state.iterations() / 1e9, benchmark::Counter::kIsRate);
   if (s.n_q == 1) {
-    // Decode: bytes of keys and values read per call (a KV head once per query head).
-    const double kv_bytes = 2.0 * s.n_head * s.n_kv * s.head_dim * (f16 ? 2 : 4);
+    // Decode: bytes of keys and values in the cache, each read once per call (the row kernel
+    // takes a KV group's query heads together; it used to read a KV head once per query head).
+    const double kv_bytes = 2.0 * s.n_kv_head * s.n_kv * s.head_dim * (f16 ? 2 : 4);
     state.counters["KV_GB/s"] =
         benchmark::Counter(kv_bytes * state.iterations() / 1e9, benchmark::Counter::kIsRate);
   }

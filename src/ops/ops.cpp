@@ -338,33 +338,52 @@ void axpy_row(float a, const uint16_t* v, float* y, int64_t n) { detail::axpy_f3
 // A sanity bound on shapes (Qwen3-VL heads have 64 or 128 dimensions).
 constexpr int64_t kMaxHeadDim = 1024;
 
-// One query head against keys [0, end): online softmax over blocks of keys, so memory is O(1)
-// in n_kv. The running output is kept unnormalised in `out` and rescaled when the max grows.
+// The query heads of one KV group (one query row each) against keys [0, end): online softmax
+// over blocks of keys, so memory is O(1) in n_kv. Each key and value row is used by every head of
+// the group while it is in L1: at decode the KV cache is the largest read after the weights
+// (112 KiB per token of context for Qwen3-VL 2B), and a pass per head read it once per head.
+// Each head's arithmetic is the same, in the same order, as alone. The running outputs are kept
+// unnormalised in `out` and rescaled when a head's max grows.
+constexpr int64_t kMaxGroup = 16;
+
 template <class T>
-void attend_one(const float* q, const T* k, const T* v, int64_t end, int64_t head_dim, float scale,
-                float* out) {
-  std::fill(out, out + head_dim, 0.0f);
-  float m = -INFINITY, l = 0.0f;
-  float s[kKeyBlock];
+void attend_group(const float* const* q, float* const* out, int64_t group, const T* k, const T* v,
+                  int64_t end, int64_t head_dim, float scale) {
+  float m[kMaxGroup], l[kMaxGroup];
+  float s[kMaxGroup][kKeyBlock];
+  for (int64_t h = 0; h < group; ++h) {
+    std::fill(out[h], out[h] + head_dim, 0.0f);
+    m[h] = -INFINITY;
+    l[h] = 0.0f;
+  }
   for (int64_t j0 = 0; j0 < end; j0 += kKeyBlock) {
     const int64_t nj = std::min(kKeyBlock, end - j0);
-    for (int64_t j = 0; j < nj; ++j) s[j] = dot_row(q, k + (j0 + j) * head_dim, head_dim) * scale;
-    const float bm = detail::max_f32(s, nj);
-    if (bm > m) {
-      const float r = std::exp(m - bm);  // 0 on the first block (m = -inf)
-      if (l > 0.0f) detail::scale_f32(out, r, head_dim);
-      l *= r;
-      m = bm;
+    for (int64_t j = 0; j < nj; ++j) {
+      const T* kj = k + (j0 + j) * head_dim;
+      for (int64_t h = 0; h < group; ++h) s[h][j] = dot_row(q[h], kj, head_dim) * scale;
     }
-    l += detail::exp_sub_sum_f32(s, m, nj);
-    for (int64_t j = 0; j < nj; ++j) axpy_row(s[j], v + (j0 + j) * head_dim, out, head_dim);
+    for (int64_t h = 0; h < group; ++h) {
+      const float bm = detail::max_f32(s[h], nj);
+      if (bm > m[h]) {
+        const float r = std::exp(m[h] - bm);  // 0 on the first block (m = -inf)
+        if (l[h] > 0.0f) detail::scale_f32(out[h], r, head_dim);
+        l[h] *= r;
+        m[h] = bm;
+      }
+      l[h] += detail::exp_sub_sum_f32(s[h], m[h], nj);
+    }
+    for (int64_t j = 0; j < nj; ++j) {
+      const T* vj = v + (j0 + j) * head_dim;
+      for (int64_t h = 0; h < group; ++h) axpy_row(s[h][j], vj, out[h], head_dim);
+    }
   }
-  if (l > 0.0f) detail::scale_f32(out, 1.0f / l, head_dim);
+  for (int64_t h = 0; h < group; ++h)
+    if (l[h] > 0.0f) detail::scale_f32(out[h], 1.0f / l[h], head_dim);
 }
 
 // Non-causal attention with many queries and keys (the vision encoder: thousands of patches
 // per sequence) as two matmuls per (head, query block) on the f32 panel kernel, which runs
-// near FMA peak where attend_one's dot/axpy loops are bound by loads:
+// near FMA peak where attend_group's dot/axpy loops are bound by loads:
 //   S = (scale * Q_blk) K^T   [nq][n_kv],  P = softmax rows of S (unnormalised),
 //   O = P V = P (V^T)^T       written straight into `out`, then scaled by 1 / row sum.
 // The kernel is called directly rather than through matmul() so that one pool run covers every
@@ -441,7 +460,7 @@ void attention_blocked(const AttentionShape& s, const float* q, const float* k, 
 // group), so the group's heads share every key/value tile. Keys past the tile's last query are
 // never visited, and only the tile that crosses the diagonal is masked.
 //
-// From 4 causal queries on the tiles beat attend_one (bench_ops AttentionFewQueries/F16 vs
+// From 4 causal queries on the tiles beat the row kernel (bench_ops AttentionFewQueries/F16 vs
 // .../rows at depth 4096, 1 thread, CPU time: 4.8 vs 7.8 ms at 4 queries, about even at 2-3,
 // 1.4x slower at 1, where a tile's rows are mostly padding).
 constexpr int64_t kFlashMinQ = 4;
@@ -482,27 +501,37 @@ void attention_flash(const AttentionShape& s, const float* q, const void* k, con
   });
 }
 
-// One query row at a time (attend_one). Task = (query block, head): decode (n_q = 1)
-// parallelises over heads, prefill over both.
+// One query row at a time, the heads of a KV group together (attend_group). Task = (query
+// block, KV head, part of the group): decode (n_q = 1) parallelises over KV heads, prefill over
+// both. Groups wider than kMaxGroup are split into parts.
 void attention_rows(const AttentionShape& s, const float* q, const void* k, const void* v,
                     float* out, Context& ctx) {
   const int64_t group = s.n_head / s.n_kv_head;
+  const int64_t parts = (group + kMaxGroup - 1) / kMaxGroup;
+  const int64_t part = (group + parts - 1) / parts;
   const int64_t n_qb = (s.n_q + kQueryBlock - 1) / kQueryBlock;
-  ctx.pool().run(n_qb * s.n_head, [&](int64_t task, int) {
-    const int64_t h = task % s.n_head, qb = task / s.n_head;
-    const int64_t kvh = h / group;
+  const int64_t units = s.n_kv_head * parts;
+  ctx.pool().run(n_qb * units, [&](int64_t task, int) {
+    const int64_t unit = task % units, qb = task / units;
+    const int64_t kvh = unit / parts;
+    const int64_t h0 = kvh * group + (unit % parts) * part;
+    const int64_t n_h = std::min(part, (kvh + 1) * group - h0);
+    const int64_t off = kvh * s.kv_head_stride;
     const int64_t i1 = std::min(s.n_q, (qb + 1) * kQueryBlock);
+    const float* qh[kMaxGroup];
+    float* oh[kMaxGroup];
     for (int64_t i = qb * kQueryBlock; i < i1; ++i) {
       const int64_t end = s.causal ? std::clamp<int64_t>(s.q_pos0 + i + 1, 0, s.n_kv) : s.n_kv;
-      const float* qi = q + i * s.q_stride + h * s.head_dim;
-      float* oi = out + i * s.out_stride + h * s.head_dim;
-      const int64_t off = kvh * s.kv_head_stride;
+      for (int64_t h = 0; h < n_h; ++h) {
+        qh[h] = q + i * s.q_stride + (h0 + h) * s.head_dim;
+        oh[h] = out + i * s.out_stride + (h0 + h) * s.head_dim;
+      }
       if (s.kv_type == GgmlType::F16) {
-        attend_one(qi, static_cast<const uint16_t*>(k) + off, static_cast<const uint16_t*>(v) + off,
-                   end, s.head_dim, s.scale, oi);
+        attend_group(qh, oh, n_h, static_cast<const uint16_t*>(k) + off,
+                     static_cast<const uint16_t*>(v) + off, end, s.head_dim, s.scale);
       } else {
-        attend_one(qi, static_cast<const float*>(k) + off, static_cast<const float*>(v) + off, end,
-                   s.head_dim, s.scale, oi);
+        attend_group(qh, oh, n_h, static_cast<const float*>(k) + off,
+                     static_cast<const float*>(v) + off, end, s.head_dim, s.scale);
       }
     }
   });

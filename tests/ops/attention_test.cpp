@@ -263,6 +263,19 @@ TEST(AttentionTiles, LargeScoresAndMaskEdges) {
       EXPECT_EQ(tiles[i * in.s.out_stride + d], 0.0f) << "query " << i;
 }
 
+TEST(AttentionRows, GroupsWiderThanOnePassAreSplit) {
+  // The row kernel takes a KV group's heads together, at most 16 per pass: wider groups are
+  // split into parts (17 = 9 + 8, 20 = 10 + 10, 32 = 16 + 16), each part reading the group's
+  // keys; every head must still get its own answer.
+  for (int64_t group : {16, 17, 20, 32})
+    for (auto [n_q, past] : {std::pair<int64_t, int64_t>{1, 300}, {3, 130}}) {
+      Case c;
+      c.n_q = n_q, c.past = past, c.group = group, c.n_kv_head = 2, c.f16 = group % 2 == 0;
+      check(c, 2, 1);
+      if (HasFatalFailure()) return;
+    }
+}
+
 TEST(AttentionTiles, EveryTarget) {
   // The row chunk is 2 to 4 vectors of the target's lanes (2 lanes on the scalar target): each
   // target's own padding and masking.

@@ -360,7 +360,8 @@ int run_chat(ChatArgs& a) {
   if (!a.media_cache_dir.empty())
     media_cache = std::make_unique<MediaCache>(
         size_t{256} << 20, a.media_cache_dir,
-        [](const std::string& n) { std::fprintf(stderr, "reel: media cache: %s\n", n.c_str()); });
+        [](const std::string& n) { std::fprintf(stderr, "reel: media cache: %s\n", n.c_str()); },
+        uint64_t(a.media_cache_max_mb) << 20);
   ChatRunner runner(a, *model, scheduler, media_cache.get());
   if (one_shot) return runner.turn(a.prompt, /*one_shot=*/true) ? 0 : runner.last_exit();
   return runner.chat();

@@ -34,6 +34,7 @@ struct ChatArgs {
   VideoOptions video_opts;
   std::string prompt, prompt_file, system, stats;
   std::string media_cache_dir;  // encoded media kept on disk across runs (empty: none)
+  int64_t media_cache_max_mb = 4096;  // the folder's bound (0: none)
   int n_predict = -1;
   bool verbose = false;
   bool legacy = false;  // started with the original app's positional command line

@@ -64,6 +64,10 @@ int run(int argc, char** argv) {
   app.add_option("--mmproj", chat.engine.mmproj_path, "Qwen3-VL vision model GGUF (mmproj)");
   app.add_option("--media-cache", chat.media_cache_dir,
                  "keep encoded images and videos in this folder, for later runs");
+  app.add_option("--media-cache-max-mb", chat.media_cache_max_mb,
+                 "most MiB the --media-cache folder holds; least recently used entries go first "
+                 "(0: no limit)")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 30));
   app.add_option("--image", chat.images, "image file (repeatable)");
   app.add_option("--video", chat.video, "video file");
   app.add_flag("--legacy", chat.legacy)->group("");  // set by the original app's command line

@@ -26,6 +26,10 @@ CLI::App* add_serve_command(CLI::App& app, ServeArgs& a) {
   sv->add_option(
       "--media-cache", s.media_cache_dir,
       "keep encoded images and videos in this folder (shared with `reel --media-cache`)");
+  sv->add_option("--media-cache-max-mb", s.media_cache_max_mb,
+                 "most MiB the --media-cache folder holds; least recently used entries go first "
+                 "(0: no limit)")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 30));
   sv->add_flag("--allow-remote-media", s.allow_remote_media,
                "fetch http(s) media URLs (the server then reaches any address a client names)");
   sv->add_option("--remote-media-max-mb", s.remote_media_max_mb,

@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cerrno>
@@ -676,8 +677,11 @@ size_t memory_bytes(const EncodedVideo& v) {
 // ---- MediaCache ---------------------------------------------------------------------------
 
 MediaCache::MediaCache(size_t memory_limit_bytes, std::string disk_dir,
-                       std::function<void(const std::string&)> note)
-    : limit_(memory_limit_bytes), dir_(std::move(disk_dir)), note_(std::move(note)) {
+                       std::function<void(const std::string&)> note, uint64_t disk_limit_bytes)
+    : limit_(memory_limit_bytes),
+      dir_(std::move(disk_dir)),
+      note_(std::move(note)),
+      disk_limit_(disk_limit_bytes) {
   if (dir_.empty()) return;
   std::error_code ec;
   std::filesystem::create_directories(dir_, ec);
@@ -791,7 +795,9 @@ std::shared_ptr<const void> MediaCache::disk_read(const MediaKey& key, MediaKind
   }
   try {
     expect(::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode), "not a regular file");
-    return read_entry(fd.get(), uint64_t(st.st_size), key, kind);
+    auto value = read_entry(fd.get(), uint64_t(st.st_size), key, kind);
+    if (disk_limit_ > 0) ::futimens(fd.get(), nullptr);  // used now: last to go when trimming
+    return value;
   } catch (const CorruptEntry&) {
     // Corrupt, truncated or foreign: recomputing is always correct, trusting never is.
     drop_file(path, st.st_dev, st.st_ino);
@@ -841,8 +847,11 @@ void MediaCache::disk_write(const MediaKey& key, MediaKind kind, const void* val
     if (::close(fd.release()) != 0) throw IoError(temp + ": " + std::strerror(errno));
     if (::rename(temp.c_str(), final_path.c_str()) != 0)
       throw IoError(final_path + ": " + std::strerror(errno));
-    std::lock_guard lock(mutex_);
-    ++stats_.disk_writes;
+    {
+      std::lock_guard lock(mutex_);
+      ++stats_.disk_writes;
+    }
+    if (disk_limit_ > 0) trim_disk();
   } catch (const std::exception& e) {
     if (created) ::unlink(temp.c_str());
     bool first = false;
@@ -855,6 +864,44 @@ void MediaCache::disk_write(const MediaKey& key, MediaKind kind, const void* val
       note_(std::string("media cache: cannot write to ") + dir_ + " (" + e.what() +
             "); not saving encodings to disk for the rest of this run");
   }
+}
+
+// Deletes the least recently used entries until the folder's entries fit the limit. Other
+// processes may write or delete at the same time: a file gone before it is deleted is simply not
+// counted, and one written meanwhile is seen by the next trim.
+void MediaCache::trim_disk() {
+  namespace fs = std::filesystem;
+  struct File {
+    fs::file_time_type used;
+    uint64_t bytes;
+    fs::path path;
+  };
+  std::vector<File> files;
+  uint64_t total = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() <= std::strlen(kEntrySuffix) || !name.ends_with(kEntrySuffix)) continue;
+    std::error_code e1, e2;
+    if (!it->is_regular_file(e1)) continue;
+    const uint64_t bytes = it->file_size(e1);
+    const auto used = it->last_write_time(e2);
+    if (e1 || e2) continue;
+    files.push_back({used, bytes, it->path()});
+    total += bytes;
+  }
+  if (total <= disk_limit_) return;
+  std::sort(files.begin(), files.end(),
+            [](const File& a, const File& b) { return a.used < b.used; });
+  int64_t removed = 0;
+  for (const File& f : files) {
+    if (total <= disk_limit_) break;
+    std::error_code ignored;
+    if (fs::remove(f.path, ignored)) ++removed;
+    total -= f.bytes;
+  }
+  std::lock_guard lock(mutex_);
+  stats_.disk_evictions += removed;
 }
 
 }  // namespace reel

@@ -54,6 +54,7 @@ struct MediaCacheStats {
   int64_t corrupt_dropped = 0;  // entry files found wrong and deleted
   int64_t evictions = 0;        // memory entries dropped for space
   int64_t disk_writes = 0;      // entry files written
+  int64_t disk_evictions = 0;   // entry files deleted to keep the folder under its limit
   int64_t disk_write_failures = 0;
   size_t memory_bytes = 0;
   size_t memory_entries = 0;
@@ -70,8 +71,12 @@ class MediaCache {
   // note: called (from the thread that met it) with a one-line message when disk writing fails;
   // after the first failure the cache stops writing to disk for its lifetime (a full disk or a
   // read-only folder does not mend itself), and keeps reading.
+  // disk_limit_bytes: the most the folder's entries may take (0: no limit). After each write the
+  // least recently used entries go (by modification time, which a disk hit renews), so the
+  // folder stays bounded even when several processes share it.
   explicit MediaCache(size_t memory_limit_bytes, std::string disk_dir = "",
-                      std::function<void(const std::string&)> note = nullptr);
+                      std::function<void(const std::string&)> note = nullptr,
+                      uint64_t disk_limit_bytes = 0);
 
   // Memory first, then disk (a disk hit is kept in memory). Null on a miss.
   std::shared_ptr<const EncodedImage> find_image(const MediaKey& key);
@@ -107,10 +112,12 @@ class MediaCache {
   std::shared_ptr<const void> disk_read(const MediaKey& key, MediaKind kind);
   void disk_write(const MediaKey& key, MediaKind kind, const void* value);
   void drop_file(const std::string& path, uint64_t dev, uint64_t ino);
+  void trim_disk();
 
   const size_t limit_;
   const std::string dir_;
   const std::function<void(const std::string&)> note_;
+  const uint64_t disk_limit_;
   mutable std::mutex mutex_;
   Lru lru_;  // most recently used first
   std::unordered_map<std::pair<MediaKey, MediaKind>, Lru::iterator, SlotHash> index_;

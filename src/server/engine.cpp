@@ -64,7 +64,8 @@ void Engine::load() {
   if (!opts_.media_cache_dir.empty() && model_->has_vision()) {
     media_cache_ = std::make_unique<MediaCache>(
         0, opts_.media_cache_dir,
-        [](const std::string& note) { std::fprintf(stderr, "reel serve: %s\n", note.c_str()); });
+        [](const std::string& note) { std::fprintf(stderr, "reel serve: %s\n", note.c_str()); },
+        uint64_t(opts_.media_cache_max_mb) << 20);
     vision_key_ = model_identity(*model_->vision_file());
   }
   model_name_ = std::filesystem::path(opts_.model_path).stem().string();

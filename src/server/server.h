@@ -29,6 +29,7 @@ struct ServerOptions {
   VideoOptions video;
   double max_video_seconds = 3600;  // longer videos are refused (0: no limit)
   std::string media_cache_dir;      // encodings kept on disk (shared with the CLI); empty: none
+  int64_t media_cache_max_mb = 4096;  // the folder's bound (0: none)
   // http(s) media URLs: off unless allowed; each download is bounded in bytes and seconds.
   bool allow_remote_media = false;
   int remote_media_max_mb = 64;

@@ -611,6 +611,41 @@ TEST_F(MediaCacheTest, LeastRecentlyUsedIsEvictedByBytes) {
   EXPECT_EQ(cache.stats().evictions, 1);
 }
 
+// The folder's bound: after each write the least recently used entries go until the rest fit,
+// and a disk hit counts as a use (the entry read last survives). Two caches on the folder stand
+// for two processes sharing it.
+TEST_F(MediaCacheTest, DiskFolderStaysUnderItsLimitDroppingTheLeastRecentlyUsed) {
+  const MediaKey a{1, 0}, b{2, 0}, c{3, 0};
+  const auto image = std::make_shared<const EncodedImage>(make_image(0));
+  MediaCache(0, cache_dir()).put_image(a, image);
+  const uint64_t one = fs::file_size(MediaCache(0, cache_dir()).entry_path(a, MediaKind::Image));
+  const uint64_t limit = 2 * one + one / 2;  // room for two entries
+  MediaCache writer(0, cache_dir(), nullptr, limit);
+  writer.put_image(b, image);
+  EXPECT_EQ(entry_files(), 2u);
+  // Entries' times are the order of use: make it unambiguous on any file system's clock.
+  const auto t0 = fs::file_time_type::clock::now() - std::chrono::hours(1);
+  fs::last_write_time(writer.entry_path(a, MediaKind::Image), t0);
+  fs::last_write_time(writer.entry_path(b, MediaKind::Image), t0 + std::chrono::minutes(1));
+  MediaCache reader(0, cache_dir(), nullptr, limit);
+  ASSERT_NE(reader.find_image(a), nullptr);  // a is now the most recently used
+  writer.put_image(c, image);
+  EXPECT_EQ(entry_files(), 2u);
+  EXPECT_FALSE(fs::exists(writer.entry_path(b, MediaKind::Image)));
+  EXPECT_TRUE(fs::exists(writer.entry_path(a, MediaKind::Image)));
+  EXPECT_TRUE(fs::exists(writer.entry_path(c, MediaKind::Image)));
+  EXPECT_EQ(writer.stats().disk_evictions, 1);
+
+  // A limit below one entry: nothing stays, not even the entry just written.
+  MediaCache tiny(0, cache_dir(), nullptr, one / 2);
+  tiny.put_image(MediaKey{4, 0}, image);
+  EXPECT_EQ(entry_files(), 0u);
+  // Without a limit nothing is ever deleted.
+  MediaCache unbounded(0, cache_dir());
+  for (uint64_t k = 5; k < 9; ++k) unbounded.put_image(MediaKey{k, 0}, image);
+  EXPECT_EQ(entry_files(), 4u);
+}
+
 TEST_F(MediaCacheTest, EntryLargerThanTheLimitIsNotKeptInMemory) {
   EncodedImage big = make_image(0);
   big.main.resize(6 * 4096, 0.5f);  // width 4096 instead of 4

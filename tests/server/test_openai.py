@@ -27,17 +27,11 @@ import openai
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 from reel_process import ServeProcess, die_with_parent  # noqa: E402,F401 (test_streams uses it)
-from reel_server import cli_answer, data_url, stream_text  # noqa: E402
+# The fixture pair, the binary and the media, shared by every script of tests/server.
+from reel_server import (  # noqa: E402
+    IMAGE, MMPROJ, MODEL, REEL, THREADS, VIDEO, cli_answer, data_url, stream_text)
 
-BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-REEL = os.environ.get("REEL_BINARY") or os.path.join(BUILD, "reel")  # CTest sets it
-MODEL = os.path.join(BUILD, "fixtures", "models", "tiny-a-q8_0.gguf")
-MMPROJ = os.path.join(BUILD, "fixtures", "models", "tiny-a-mmproj-f16.gguf")
-IMAGE = os.path.join(ROOT, "assets", "shapes-image.png")
-VIDEO = os.path.join(ROOT, "assets", "shapes-clip.mp4")
 KEY = "test-key-123"
-THREADS = "2"
 PARALLEL, QUEUE = 2, 1
 
 server = None  # the running `reel serve`

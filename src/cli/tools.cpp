@@ -89,6 +89,8 @@ int run_text_bench(const EngineOptions& opts, const BenchOptions& b, bool json) 
       j["tokens_per_s"] = m.tokens_per_s;
       j["bandwidth_gbs"] = r.bandwidth_gbs;
       j["roofline_tokens_per_s"] = r.roofline_tps();
+      if (m.what == "decode")
+        j["roofline_at_depth_tokens_per_s"] = r.roofline_tps_at(m.depth, m.parallel);
       j["threads"] = exec.n_threads();
       j["kv_type"] = kv_type_name(b.kv_type);
       std::printf("%s\n", j.dump().c_str());
@@ -98,6 +100,8 @@ int run_text_bench(const EngineOptions& opts, const BenchOptions& b, bool json) 
   std::printf("memory bandwidth (measured, this run): %.2f GB/s\n", r.bandwidth_gbs);
   std::printf("weights read per step: %.1f MB -> one-sequence decode roofline %.2f tokens/s\n",
               r.weight_bytes_per_token / 1e6, r.roofline_tps());
+  std::printf("keys and values read per position of context: %.1f KB a sequence\n",
+              r.kv_bytes_per_position / 1e3);
   // Ratios against one sequence's decode at the same depth and the first prompt length's
   // prefill at the same parallel level.
   auto find = [&r](const std::string& what, int n_prompt, int parallel) {
@@ -118,6 +122,9 @@ int run_text_bench(const EngineOptions& opts, const BenchOptions& b, bool json) 
     } else {
       std::printf(" (%d tokens each after %d; %.1f%% of the roofline", b.n_decode, m.depth,
                   100.0 * m.tokens_per_s / r.roofline_tps());
+      // Weights once per step plus every sequence's keys and values: the bound at this depth.
+      std::printf(", %.1f%% of it with the KV reads", 100.0 * m.tokens_per_s /
+                                                         r.roofline_tps_at(m.depth, m.parallel));
       if (decode_1 > 0 && m.parallel > 1)
         std::printf(", %.2fx one sequence", m.tokens_per_s / decode_1);
       std::printf(")\n");

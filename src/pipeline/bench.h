@@ -33,9 +33,19 @@ struct BenchMeasurement {
 struct BenchResult {
   double bandwidth_gbs = 0;        // measured stream-read bandwidth, all threads, this run
   double weight_bytes_per_token = 0;
+  double kv_bytes_per_position = 0;  // keys and values of one position, every layer
+  int n_decode = 0;
   std::vector<BenchMeasurement> rows;
   // Decode at one sequence cannot beat reading every weight once per token.
   double roofline_tps() const { return bandwidth_gbs * 1e9 / weight_bytes_per_token; }
+  // Nor, deeper in a context, reading the weights once per step (for all `parallel` sequences)
+  // and each sequence's keys and values once: over the measured steps a sequence holds on
+  // average depth + n_decode / 2 positions.
+  double roofline_tps_at(int depth, int parallel) const {
+    const double positions = depth + 0.5 * n_decode;
+    const double bytes = weight_bytes_per_token + parallel * kv_bytes_per_position * positions;
+    return parallel * bandwidth_gbs * 1e9 / bytes;
+  }
 };
 
 // Prefill and decode through the scheduler, at each parallel level; greedy, stop tokens ignored.

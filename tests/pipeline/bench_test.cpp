@@ -43,6 +43,33 @@ TEST(Bench, OneRowPairPerPromptLengthAndParallelLevel) {
   EXPECT_GT(r.bandwidth_gbs, 0);
 }
 
+// The decode roofline deeper in a context: weights once per step, each sequence's keys and
+// values once. Worked by hand for round numbers: 1 GB of weights, 1 MB of KV per position,
+// 10 GB/s, 64 decode steps after 4096 tokens (on average 4128 positions read).
+TEST(Bench, RooflineAtDepthCountsEachSequencesKeysAndValues) {
+  BenchResult r;
+  r.bandwidth_gbs = 10;
+  r.weight_bytes_per_token = 1e9;
+  r.kv_bytes_per_position = 1e6;
+  r.n_decode = 64;
+  EXPECT_DOUBLE_EQ(r.roofline_tps(), 10.0);
+  EXPECT_DOUBLE_EQ(r.roofline_tps_at(0, 1), 10e9 / (1e9 + 32e6));
+  EXPECT_DOUBLE_EQ(r.roofline_tps_at(4096, 1), 10e9 / (1e9 + 4128e6));
+  EXPECT_DOUBLE_EQ(r.roofline_tps_at(4096, 2), 2 * 10e9 / (1e9 + 2 * 4128e6));
+  // The run fills the per-position size from the model: 2 (keys, values) x layers x KV heads x
+  // head_dim x 2 bytes (f16) for the fixture.
+  const auto model = Model::load(kModelQ8, "");
+  Executor exec(*model, ExecutorOptions{1, 16});
+  BenchOptions o;
+  o.n_decode = 2;
+  o.repetitions = 1;
+  o.n_prompts = {4};
+  const BenchResult got = run_bench(*model, exec, o);
+  const TextConfig& c = model->text_config();
+  EXPECT_EQ(got.kv_bytes_per_position, 2.0 * c.n_layer * c.n_head_kv * c.head_dim * 2);
+  EXPECT_EQ(got.n_decode, 2);
+}
+
 TEST(Bench, RefusesEmptyOrNonPositiveSizes) {
   const auto model = Model::load(kModelQ8, "");
   Executor exec(*model, ExecutorOptions{1, 16});

@@ -4,8 +4,25 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "model/qwen35_text.h"
 
 namespace reel {
+namespace {
+
+// Qwen3.5 text files load (Qwen35Text checks every key and tensor), but the scheduler, the
+// prefix reuse and the chat do not carry their recurrent (Gated DeltaNet) state yet, and their
+// `qwen35` pre-tokenizer is not implemented: say so instead of "unknown architecture".
+void refuse_qwen35(const gguf::File& f) {
+  const auto arch = f.opt_str("general.architecture");
+  if (!arch || (*arch != "qwen35" && *arch != "qwen35moe")) return;
+  Qwen35Text::load(f);  // the file's own faults first (qwen35moe: not supported yet)
+  throw Unsupported(f.path() +
+                    ": Qwen3.5 text models are recognised but cannot run through the command "
+                    "line or server yet (their recurrent state is not carried by the chat "
+                    "pipeline, and the qwen35 tokenizer is missing)");
+}
+
+}  // namespace
 
 std::shared_ptr<const Model> Model::load(const std::string& text_path,
                                          const std::string& mmproj_path) {
@@ -16,6 +33,7 @@ std::shared_ptr<const Model> Model::load(const std::string& text_path,
   if (!text_path.empty()) {
     const auto t0 = Clock::now();
     m->text_file_ = gguf::File::open(text_path);
+    refuse_qwen35(*m->text_file_);
     m->text_ = Qwen3VLText::load(*m->text_file_);
     m->tok_ = Tokenizer::from_gguf(*m->text_file_);
     const TextConfig& c = m->text_->config();

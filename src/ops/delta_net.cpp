@@ -52,16 +52,23 @@ void sigmoid_mul(float* x, const float* gate, int64_t n) {
 
 namespace {
 
-// One value head, token by token (the decode path): the state is updated in place.
+// One value head, token by token (the decode path). The first decay reads S_in and writes S
+// (no separate copy: decode streams the state once), later steps update S in place.
 void delta_rule_recurrent(const DeltaRuleShape& s, int64_t vh, const float* q, const float* k,
-                          const float* v, const float* g, const float* beta, float* S, float* out) {
+                          const float* v, const float* g, const float* beta, const float* S_in,
+                          float* S, float* out) {
   const int64_t kh = vh % s.n_k_heads, dk = s.k_dim, dv = s.v_dim;
   for (int64_t t = 0; t < s.n_tokens; ++t) {
     const float* qt = q + t * s.q_stride + kh * dk;
     const float* kt = k + t * s.k_stride + kh * dk;
     const float* vt = v + t * s.v_stride + vh * dv;
     float* ot = out + t * s.out_stride + vh * dv;
-    detail::scale_f32(S, std::exp(g[t * s.gb_stride + vh]), dk * dv);
+    const float decay = std::exp(g[t * s.gb_stride + vh]);
+    if (t == 0 && S_in != S) {
+      for (int64_t i = 0; i < dk * dv; ++i) S[i] = S_in[i] * decay;
+    } else {
+      detail::scale_f32(S, decay, dk * dv);
+    }
     // ot holds S^T k first (what the state predicts for v), then the delta, then the output.
     std::fill(ot, ot + dv, 0.0f);
     for (int64_t r = 0; r < dk; ++r) detail::axpy_f32(kt[r], S + r * dv, ot, dv);
@@ -160,17 +167,19 @@ void gated_delta_rule(const DeltaRuleShape& s, const float* q, const float* k, c
       s.v_dim < 1)
     throw InternalError("gated_delta_rule: bad shape");
   const size_t state_floats = size_t(s.n_v_heads) * s.k_dim * s.v_dim;
-  if (state_out != state_in) std::memcpy(state_out, state_in, state_floats * sizeof(float));
   const bool chunked =
       form == DeltaRuleForm::Chunked || (form == DeltaRuleForm::Auto && s.n_tokens > 1);
+  if (chunked && state_out != state_in)
+    std::memcpy(state_out, state_in, state_floats * sizeof(float));
   const size_t per_thread = chunked ? chunk_scratch_floats(s) : 0;
   float* scratch = chunked ? ctx.workspace(per_thread * ctx.n_threads()) : nullptr;
   ctx.pool().run(s.n_v_heads, [&](int64_t vh, int thread) {
-    float* S = state_out + size_t(vh) * s.k_dim * s.v_dim;
+    const size_t offset = size_t(vh) * s.k_dim * s.v_dim;
+    float* S = state_out + offset;
     if (chunked)
       delta_rule_chunked(s, vh, q, k, v, g, beta, S, out, scratch + per_thread * thread);
     else
-      delta_rule_recurrent(s, vh, q, k, v, g, beta, S, out);
+      delta_rule_recurrent(s, vh, q, k, v, g, beta, state_in + offset, S, out);
   });
 }
 

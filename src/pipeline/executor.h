@@ -25,8 +25,9 @@ class Executor {
   ops::Context& ctx() { return ctx_; }
   int n_threads() const { return ctx_.n_threads(); }
   int n_batch() const { return n_batch_; }
-  bool has_text() const { return scratch_ != nullptr; }
+  bool has_text() const { return scratch_ != nullptr || hybrid_scratch_ != nullptr; }
   TextScratch& text_scratch() { return *scratch_; }
+  Qwen35Scratch& hybrid_scratch() { return *hybrid_scratch_; }
 
   // Staging for one batch's inputs (n_batch rows each) and its logits rows.
   struct Staging {
@@ -43,6 +44,7 @@ class Executor {
   ops::Context ctx_;
   int n_batch_ = 0;
   std::unique_ptr<TextScratch> scratch_;
+  std::unique_ptr<Qwen35Scratch> hybrid_scratch_;
   Staging staging_;
 };
 

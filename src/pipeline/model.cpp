@@ -4,8 +4,17 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "model/qwen35_text.h"
 
 namespace reel {
+namespace {
+
+bool is_qwen35(const gguf::File& f) {
+  const auto arch = f.opt_str("general.architecture");
+  return arch && (*arch == "qwen35" || *arch == "qwen35moe");
+}
+
+}  // namespace
 
 std::shared_ptr<const Model> Model::load(const std::string& text_path,
                                          const std::string& mmproj_path) {
@@ -16,9 +25,13 @@ std::shared_ptr<const Model> Model::load(const std::string& text_path,
   if (!text_path.empty()) {
     const auto t0 = Clock::now();
     m->text_file_ = gguf::File::open(text_path);
-    m->text_ = Qwen3VLText::load(*m->text_file_);
+    // Qwen3.5 (qwen35moe: refused there as not supported yet) or Qwen3-VL.
+    if (is_qwen35(*m->text_file_))
+      m->hybrid_ = Qwen35Text::load(*m->text_file_);
+    else
+      m->text_ = Qwen3VLText::load(*m->text_file_);
     m->tok_ = Tokenizer::from_gguf(*m->text_file_);
-    const TextConfig& c = m->text_->config();
+    const TextConfig& c = m->text_config();
     if (m->tok_->vocab_size() > c.n_vocab)
       throw Error(text_path + ": the tokenizer has " + std::to_string(m->tok_->vocab_size()) +
                   " tokens but the embedding only " + std::to_string(c.n_vocab) + " rows");
@@ -40,6 +53,8 @@ std::shared_ptr<const Model> Model::load(const std::string& text_path,
 void Model::load_vision(const std::string& path) {
   vision_file_ = gguf::File::open(path);
   vision_ = Qwen3VLVision::load(*vision_file_);
+  if (hybrid_)
+    throw Unsupported(path + ": images and videos with Qwen3.5 text models are not supported yet");
   if (!text_) return;
   const VisionConfig& v = vision_->config();
   const TextConfig& t = text_->config();
@@ -55,6 +70,8 @@ void Model::load_vision(const std::string& path) {
 }
 
 const Qwen3VLText& Model::text() const {
+  if (hybrid_)
+    throw Unsupported("this is not available for Qwen3.5 (hybrid Gated DeltaNet) models yet");
   if (!text_) throw Error("this needs a text model; only a vision model is loaded");
   return *text_;
 }
@@ -94,7 +111,10 @@ LoadTimes Model::measure_load_times() const {
     t.text_cold_ms = text_load_ms_ + touch_pages(*text_file_);
     const auto t0 = Clock::now();
     auto f = gguf::File::open(text_path_);
-    auto m = Qwen3VLText::load(*f);
+    if (is_qwen35(*f))
+      Qwen35Text::load(*f);
+    else
+      Qwen3VLText::load(*f);
     auto tok = Tokenizer::from_gguf(*f);
     touch_pages(*f);
     t.text_warm_ms = ms_since(t0);

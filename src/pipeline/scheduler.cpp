@@ -64,7 +64,7 @@ Scheduler::Id Scheduler::submit(Request r) {
   a->keys = prompt_keys(q.ids, q.blocks, model_.image_pad(), model_.video_pad());
   // At least the last prompt token is computed: its logits give the first answer token.
   const bool reuse = q.reuse_prefix && !q.on_logits;
-  a->reused = reuse ? std::min(q.seq->common_prefix(a->keys), n - 1) : 0;
+  a->reused = reuse ? q.seq->reusable_prefix(a->keys, n - 1) : 0;
   q.seq->truncate(a->reused);
   a->fed = a->reused;
   a->result.stats.n_reused = a->reused;
@@ -167,7 +167,10 @@ void Scheduler::step() {
     b.deepstack = st.deepstack.data();
   }
   try {
-    model_.text().forward(spans_, b, exec_.text_scratch(), st.logits.data(), exec_.ctx());
+    if (const Qwen35Text* hybrid = model_.hybrid())
+      forward_each(*hybrid, b, st.logits.data());
+    else
+      model_.text().forward(spans_, b, exec_.text_scratch(), st.logits.data(), exec_.ctx());
   } catch (...) {
     for (Active* a : in_batch_) fail(*a, std::current_exception());
     return retire();
@@ -182,6 +185,28 @@ void Scheduler::step() {
     logits += size_t(a->n_logits) * V;
   }
   retire();
+}
+
+// A hybrid model runs the batch's sequences one after the other (each call reads the weights
+// again; batching them is future work). A failure fails the whole batch as for Qwen3-VL; a
+// sequence that did advance before it no longer matches its recorded prefix and starts over.
+void Scheduler::forward_each(const Qwen35Text& model, const TextBatch& b, float* logits) {
+  const int64_t D = model.config().text.n_embd;
+  const size_t V = model.config().text.n_vocab;
+  int row = 0;
+  for (size_t i = 0; i < in_batch_.size(); ++i) {
+    const SeqSpan& span = spans_[i];
+    Sequence& seq = *in_batch_[i]->req.seq;
+    TextBatch one;
+    one.n = span.n;
+    one.ids = b.ids + row;
+    one.embd = b.embd + row * D;
+    one.pos = b.pos + row;
+    model.forward(*span.kv, *seq.state(), one, exec_.hybrid_scratch(), logits, span.n_logits,
+                  exec_.ctx());
+    logits += span.n_logits * V;
+    row += span.n;
+  }
 }
 
 // Records what the forward pass appended to a's sequence, then samples or hands out logits.

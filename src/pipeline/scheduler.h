@@ -93,6 +93,7 @@ class Scheduler {
  private:
   struct Active;
   void stage_decode(Active& a, int row);
+  void forward_each(const Qwen35Text& model, const TextBatch& b, float* logits);
   int stage_prefill(Active& a, int row, int room);
   void after_forward(Active& a, const float* logits);
   void sample(Active& a, float* logits);

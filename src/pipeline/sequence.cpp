@@ -41,12 +41,13 @@ uint64_t unique_id() {
 
 int resolve_ctx(const Model& model, int n_ctx, KvType type) {
   const TextConfig& c = model.text_config();
+  const TextConfig kv = model.kv_config();
   if (n_ctx < 0) throw Error("the context size must not be negative");
   if (n_ctx == 0) n_ctx = c.n_ctx_train;
   if (n_ctx > c.n_ctx_train)
     throw Error("a context of " + std::to_string(n_ctx) +
                 " tokens exceeds the model's context length " + std::to_string(c.n_ctx_train));
-  check_kv_memory(n_ctx, double(KvCache::full_bytes(c, n_ctx, type)), physical_memory_bytes());
+  check_kv_memory(n_ctx, double(KvCache::full_bytes(kv, n_ctx, type)), physical_memory_bytes());
   return n_ctx;
 }
 
@@ -88,7 +89,8 @@ std::vector<uint64_t> prompt_keys(std::span<const int32_t> ids, std::span<const 
 }
 
 Sequence::Sequence(const Model& model, SequenceOptions o)
-    : kv_(model.text_config(), resolve_ctx(model, o.n_ctx, o.kv_type), o.kv_type) {
+    : kv_(model.kv_config(), resolve_ctx(model, o.n_ctx, o.kv_type), o.kv_type) {
+  if (const Qwen35Text* h = model.hybrid()) state_ = std::make_unique<DeltaNetState>(h->config());
   keys_.reserve(kv_.n_ctx());
   next_after_.reserve(kv_.n_ctx());
 }
@@ -100,7 +102,14 @@ int Sequence::common_prefix(std::span<const uint64_t> keys) const {
   return static_cast<int>(i);
 }
 
+int Sequence::reusable_prefix(std::span<const uint64_t> keys, int max) const {
+  const int n = std::min(common_prefix(keys), max);
+  return state_ && n != n_past() ? 0 : n;
+}
+
 void Sequence::truncate(int n) {
+  if (state_ && n != n_past()) n = 0;  // a recurrent state cannot be rewound: start over
+  if (state_) state_->truncate(n);
   kv_.truncate(n);
   keys_.resize(n);
   next_after_.resize(n);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -44,14 +45,20 @@ class Sequence {
   int next_pos() const { return next_after_.empty() ? 0 : next_after_.back(); }
   // Cached positions whose identities equal the start of `keys`.
   int common_prefix(std::span<const uint64_t> keys) const;
-  // Keeps the first n positions.
+  // How many of those (at most max) a request can keep: all of them with a KV cache alone; with
+  // a recurrent state (hybrid models), which cannot be rewound, only the whole cache or nothing.
+  int reusable_prefix(std::span<const uint64_t> keys, int max) const;
+  // Keeps the first n positions (a hybrid model's sequence that must go back starts over).
   void truncate(int n);
+  // The recurrent state of a hybrid model's sequence, else null.
+  DeltaNetState* state() { return state_.get(); }
   // Records positions appended by a forward pass (their identities and following positions).
   void record(std::span<const uint64_t> keys, std::span<const Pos3> pos);
   void record_one(uint64_t key, const Pos3& pos);
 
  private:
   KvCache kv_;
+  std::unique_ptr<DeltaNetState> state_;
   std::vector<uint64_t> keys_;
   std::vector<int32_t> next_after_;
 };

@@ -249,3 +249,171 @@ def write_mmproj_gguf(path: Path, vis: dict[str, np.ndarray], vcfg: dict, text_h
     w.write_tensors_to_file()
     w.close()
     return types
+
+
+# ----------------------------------------------------------------------------------------------
+# Qwen3.5 text (arch `qwen35`): the converter's Qwen3_5TextModel, i.e. Qwen3NextModel's tensor
+# rules plus _LinearAttentionVReorderBase's V-head reorder (convert_hf_to_gguf.py, facts only):
+#   * every `*norm.weight` except `linear_attn.norm.weight` gets +1 (Qwen3.5's RMSNorm is
+#     zero-centred: it scales by 1 + w);
+#   * `linear_attn.A_log` -> `blk.N.ssm_a` = -exp(A_log);  `linear_attn.dt_bias` -> `ssm_dt.bias`;
+#   * `linear_attn.conv1d.weight` [C, 1, K] squeezed to [C, K] (ne = [K, C]), always F32;
+#   * when linear_num_key_heads != linear_num_value_heads, the value heads are reordered from
+#     HF's grouped order (value head h uses key head h // r) to the tiled order (value head j
+#     uses key head j % n_k): the V rows of in_proj_qkv and of conv1d, the rows of in_proj_z /
+#     in_proj_a / in_proj_b, A_log, dt_bias, and the columns of out_proj;
+#   * the MTP head (`mtp.*`) is dropped (transformers ignores it too);
+#   * KV: the TextModel keys, then ssm.conv_kernel, ssm.state_size (linear_key_head_dim),
+#     ssm.group_count (linear_num_key_heads), ssm.time_step_rank (linear_num_value_heads),
+#     ssm.inner_size (linear_value_head_dim * linear_num_value_heads), full_attention_interval,
+#     rope.dimension_count (head_dim * partial_rotary_factor) and rope.dimension_sections.
+
+@dataclass
+class Qwen35HParams:
+    n_layer: int
+    n_embd: int
+    n_ff: int
+    n_head: int
+    n_head_kv: int
+    head_dim: int
+    rms_eps: float
+    rope_theta: float
+    rope_dim: int                 # rotary dimensions per head (head_dim * partial_rotary_factor)
+    mrope_section: list[int]
+    conv_kernel: int
+    k_head_dim: int               # ssm.state_size
+    n_k_heads: int                # ssm.group_count
+    n_v_heads: int                # ssm.time_step_rank
+    v_head_dim: int               # ssm.inner_size / n_v_heads
+    full_attention_interval: int
+    context_length: int = 262144
+    name: str = "Qwen3.5 tiny"
+
+
+def reorder_v_heads(arr: np.ndarray, axis: int, n_k: int, r: int, head_dim: int,
+                    inverse: bool = False) -> np.ndarray:
+    """Grouped [k0v0..k0v(r-1), k1v0, ...] <-> tiled [k0v0, k1v0, ..., k0v1, ...] along axis."""
+    arr = np.moveaxis(arr, axis, 0)
+    rest = arr.shape[1:]
+    if not inverse:
+        out = arr.reshape(n_k, r, head_dim, *rest).swapaxes(0, 1)
+    else:
+        out = arr.reshape(r, n_k, head_dim, *rest).swapaxes(0, 1)
+    return np.moveaxis(np.ascontiguousarray(out).reshape(arr.shape), 0, axis)
+
+
+def qwen35_hf_to_gguf(hf_name: str, arr: np.ndarray, hp: Qwen35HParams) -> tuple[str, np.ndarray]:
+    """One HF tensor (`model.X` / `lm_head.weight`) -> (GGUF name, array as stored)."""
+    tmap = gguf.get_tensor_name_map(gguf.MODEL_ARCH.QWEN35, hp.n_layer)
+    name = hf_name.replace("model.language_model.", "model.", 1)
+    r = hp.n_v_heads // hp.n_k_heads
+    key_dim = hp.k_head_dim * hp.n_k_heads
+    if r > 1 and "linear_attn." in name:
+        if ".in_proj_qkv." in name or ".conv1d." in name:
+            qk, v = arr[:2 * key_dim], arr[2 * key_dim:]
+            arr = np.concatenate([qk, reorder_v_heads(v, 0, hp.n_k_heads, r, hp.v_head_dim)], 0)
+        elif ".in_proj_z." in name:
+            arr = reorder_v_heads(arr, 0, hp.n_k_heads, r, hp.v_head_dim)
+        elif ".in_proj_a." in name or ".in_proj_b." in name or name.endswith((".A_log", ".dt_bias")):
+            arr = reorder_v_heads(arr, 0, hp.n_k_heads, r, 1)
+        elif ".out_proj." in name:
+            arr = reorder_v_heads(arr, 1, hp.n_k_heads, r, hp.v_head_dim)
+    if name.endswith(".A_log"):
+        arr = -np.exp(arr.astype(np.float32))
+    elif name.endswith(".dt_bias"):
+        name = name[: -len(".dt_bias")] + ".dt_proj.bias"
+    elif "conv1d" in name:
+        arr = arr.reshape(arr.shape[0], arr.shape[-1])
+    elif name.endswith("norm.weight") and not name.endswith("linear_attn.norm.weight"):
+        arr = arr + np.float32(1)
+    new = tmap.get_name(name, try_suffixes=(".weight", ".bias"))
+    if new is None:
+        raise KeyError(hf_name)
+    return new, np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def qwen35_gguf_to_hf(values: np.ndarray, hf_name: str, hf_shape: tuple, hp: Qwen35HParams) -> np.ndarray:
+    """Inverse of qwen35_hf_to_gguf's value transform (the decoded GGUF tensor -> HF parameter)."""
+    name = hf_name.replace("model.language_model.", "model.", 1)
+    arr = values
+    if name.endswith(".A_log"):
+        arr = np.log(-arr.astype(np.float64)).astype(np.float32)
+    elif "conv1d" in name:
+        arr = arr.reshape(hf_shape)
+    elif name.endswith("norm.weight") and not name.endswith("linear_attn.norm.weight"):
+        arr = arr - np.float32(1)
+    arr = arr.reshape(hf_shape)
+    r = hp.n_v_heads // hp.n_k_heads
+    key_dim = hp.k_head_dim * hp.n_k_heads
+    if r > 1 and "linear_attn." in name:
+        if ".in_proj_qkv." in name or ".conv1d." in name:
+            qk, v = arr[:2 * key_dim], arr[2 * key_dim:]
+            arr = np.concatenate([qk, reorder_v_heads(v, 0, hp.n_k_heads, r, hp.v_head_dim, True)], 0)
+        elif ".in_proj_z." in name:
+            arr = reorder_v_heads(arr, 0, hp.n_k_heads, r, hp.v_head_dim, True)
+        elif ".in_proj_a." in name or ".in_proj_b." in name or name.endswith((".A_log", ".dt_bias")):
+            arr = reorder_v_heads(arr, 0, hp.n_k_heads, r, 1, True)
+        elif ".out_proj." in name:
+            arr = reorder_v_heads(arr, 1, hp.n_k_heads, r, hp.v_head_dim, True)
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def qwen35_tensor_type(name: str, ne0: int, ndim: int, ftype: str) -> T:
+    """Converter rule: 1-D, *_norm.weight, ssm_conv1d and non-`.weight` tensors stay F32."""
+    if ndim < 2 or name.endswith("_norm.weight") or ".ssm_conv1d." in name or not name.endswith(".weight"):
+        return T.F32
+    if ftype == "f32":
+        return T.F32
+    if ftype == "f16":
+        return T.F16
+    if ftype == "q8_0":
+        return T.Q8_0 if ne0 % 32 == 0 else T.F16
+    raise ValueError(ftype)
+
+
+def write_qwen35_kv(w, hp: Qwen35HParams, ftype: str, write_vocab_kv) -> None:
+    w.add_type(gguf.GGUFType.MODEL)
+    w.add_name(hp.name)
+    w.add_block_count(hp.n_layer)
+    w.add_context_length(hp.context_length)
+    w.add_embedding_length(hp.n_embd)
+    w.add_feed_forward_length(hp.n_ff)
+    w.add_head_count(hp.n_head)
+    w.add_head_count_kv(hp.n_head_kv)
+    sections = list(hp.mrope_section) + [0] * max(0, 4 - len(hp.mrope_section))
+    w.add_rope_dimension_sections(sections[:4])
+    w.add_rope_freq_base(hp.rope_theta)
+    w.add_layer_norm_rms_eps(hp.rms_eps)
+    w.add_key_length(hp.head_dim)
+    w.add_value_length(hp.head_dim)
+    w.add_file_type(FILE_TYPES[ftype])
+    w.add_ssm_conv_kernel(hp.conv_kernel)
+    w.add_ssm_state_size(hp.k_head_dim)
+    w.add_ssm_group_count(hp.n_k_heads)
+    w.add_ssm_time_step_rank(hp.n_v_heads)
+    w.add_ssm_inner_size(hp.v_head_dim * hp.n_v_heads)
+    w.add_full_attention_interval(hp.full_attention_interval)
+    w.add_rope_dimension_count(hp.rope_dim)
+    w.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    write_vocab_kv(w)
+
+
+def write_qwen35_gguf(path: Path, tensors: dict[str, np.ndarray], hp: Qwen35HParams, ftype: str,
+                      write_vocab_kv) -> tuple[dict[str, str], dict[str, str]]:
+    """tensors: HF name -> float32 array, text model only, checkpoint order.
+    Returns ({gguf name: ggml type name}, {gguf name: HF name})."""
+    w = gguf.GGUFWriter(str(path), arch="qwen35")
+    write_qwen35_kv(w, hp, ftype, write_vocab_kv)
+    types: dict[str, str] = {}
+    g2h: dict[str, str] = {}
+    for hf_name, arr in tensors.items():
+        name, data = qwen35_hf_to_gguf(hf_name, arr, hp)
+        t = qwen35_tensor_type(name, data.shape[-1], data.ndim, ftype)
+        w.add_tensor(name, encode(data, t), raw_dtype=t)
+        types[name] = t.name
+        g2h[name] = hf_name
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return types, g2h

@@ -1,0 +1,448 @@
+#include "model/qwen35_text.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "common/error.h"
+#include "gguf/gguf.h"
+#include "model/weights.h"
+#include "ops/delta_net.h"
+
+namespace reel {
+namespace {
+
+using namespace weights;
+
+constexpr const char* kArch = "qwen35";
+
+std::string key(const char* suffix) {
+  return std::string(kArch) + "." + suffix;
+}
+
+int get_int(const gguf::File& f, const char* suffix, int64_t lo, int64_t hi) {
+  const int64_t v = f.get_u32(key(suffix));
+  check_range(f, suffix, v, lo, hi);
+  return static_cast<int>(v);
+}
+
+void check_architecture(const gguf::File& f) {
+  auto arch = f.opt_str("general.architecture");
+  if (!arch) throw Error(f.path() + ": no general.architecture key; not a model GGUF");
+  if (*arch == kArch) return;
+  if (*arch == "qwen35moe")
+    throw Unsupported(f.path() +
+                      ": Qwen3.5 MoE models (architecture 'qwen35moe') are not supported yet");
+  if (*arch == "clip")
+    throw Error(f.path() + ": this is a vision projector (mmproj) file, not a text model");
+  throw Unsupported(f.path() + ": architecture '" + std::string(*arch) +
+                    "' is not a Qwen3.5 text model (expected 'qwen35')");
+}
+
+// The attention part of the config (the keys Qwen3-VL's text model has too).
+void read_attention_config(const gguf::File& f, TextConfig& c) {
+  c.n_embd = get_int(f, "embedding_length", 1, 1 << 16);
+  c.n_ff = get_int(f, "feed_forward_length", 1, 1 << 18);
+  c.n_head = get_int(f, "attention.head_count", 1, 1024);
+  c.n_head_kv = get_int(f, "attention.head_count_kv", 1, c.n_head);
+  if (c.n_head % c.n_head_kv != 0)
+    throw Error(f.path() + ": head_count " + std::to_string(c.n_head) +
+                " is not a multiple of head_count_kv " + std::to_string(c.n_head_kv));
+  c.head_dim = get_int(f, "attention.key_length", 2, 1024);
+  if (f.get_u32(key("attention.value_length")) != uint32_t(c.head_dim))
+    throw Unsupported(f.path() + ": value_length differs from key_length; not supported");
+  c.rms_eps = f.get_f32(key("attention.layer_norm_rms_epsilon"));
+  c.rope_theta = f.get_f32(key("rope.freq_base"));
+  if (!(c.rms_eps > 0 && c.rms_eps < 1) || !(c.rope_theta > 1 && std::isfinite(c.rope_theta)))
+    throw Error(f.path() + ": rms epsilon or rope.freq_base out of range");
+  c.n_ctx_train = static_cast<int>(f.opt_u32(key("context_length")).value_or(4096));
+  check_range(f, "context_length", c.n_ctx_train, 1, 1 << 24);
+}
+
+void read_rope_config(const gguf::File& f, Qwen35Config& c) {
+  c.rope_dim = get_int(f, "rope.dimension_count", 2, c.text.head_dim);
+  if (c.rope_dim % 2) throw Error(f.path() + ": rope.dimension_count must be even");
+  auto sections = f.get_int_array(key("rope.dimension_sections"));
+  if (sections.empty() || sections.size() > 4)
+    throw Error(f.path() + ": rope.dimension_sections must hold 1 to 4 values");
+  int64_t sum = 0;
+  for (size_t i = 0; i < sections.size(); ++i) {
+    check_range(f, "rope.dimension_sections[i]", sections[i], 0, c.rope_dim / 2);
+    c.text.mrope_sections[i] = static_cast<int>(sections[i]);
+    sum += sections[i];
+  }
+  if (sum != c.rope_dim / 2)
+    throw Error(f.path() + ": rope.dimension_sections sum to " + std::to_string(sum) +
+                ", expected rope.dimension_count/2 = " + std::to_string(c.rope_dim / 2));
+}
+
+void read_ssm_config(const gguf::File& f, Qwen35Config& c) {
+  c.conv_kernel = get_int(f, "ssm.conv_kernel", 1, 64);
+  c.k_head_dim = get_int(f, "ssm.state_size", 1, 1024);
+  c.n_k_heads = get_int(f, "ssm.group_count", 1, 1024);
+  c.n_v_heads = get_int(f, "ssm.time_step_rank", 1, 4096);
+  if (c.n_v_heads % c.n_k_heads != 0)
+    throw Error(f.path() + ": ssm.time_step_rank (value heads) " + std::to_string(c.n_v_heads) +
+                " is not a multiple of ssm.group_count (key heads) " + std::to_string(c.n_k_heads));
+  const int inner = get_int(f, "ssm.inner_size", 1, 1 << 20);
+  if (inner % c.n_v_heads != 0)
+    throw Error(f.path() + ": ssm.inner_size is not a multiple of ssm.time_step_rank");
+  c.v_head_dim = inner / c.n_v_heads;
+  check_range(f, "ssm.inner_size / ssm.time_step_rank", c.v_head_dim, 1, 1024);
+}
+
+Qwen35Config read_config(const gguf::File& f) {
+  check_architecture(f);
+  Qwen35Config c;
+  read_attention_config(f, c.text);
+  read_rope_config(f, c);
+  read_ssm_config(f, c);
+  const int blocks = get_int(f, "block_count", 1, 1024);
+  // Converters that keep the multi-token-prediction head count its blocks in block_count;
+  // they come last and transformers does not run them, so neither does Reel.
+  const int nextn = static_cast<int>(f.opt_u32(key("nextn_predict_layers")).value_or(0));
+  check_range(f, "nextn_predict_layers", nextn, 0, blocks - 1);
+  c.text.n_layer = blocks - nextn;
+  // llama.cpp's default when the key is absent; layer i is full attention when
+  // (i + 1) % interval == 0, as transformers' default layer_types.
+  c.full_attention_interval =
+      static_cast<int>(f.opt_u32(key("full_attention_interval")).value_or(4));
+  check_range(f, "full_attention_interval", c.full_attention_interval, 1, 1024);
+  c.full_attention.resize(c.text.n_layer);
+  for (int i = 0; i < c.text.n_layer; ++i) {
+    c.full_attention[i] = (i + 1) % c.full_attention_interval == 0;
+    (c.full_attention[i] ? c.n_full : c.n_linear) += 1;
+  }
+  return c;
+}
+
+const float* need_f32_matrix(const gguf::File& f, const std::string& name, int64_t cols,
+                             int64_t rows) {
+  const auto& t = need_tensor(f, name, {cols, rows});
+  if (t.type != GgmlType::F32)
+    throw Unsupported(f.path() + ": tensor " + name + " must be F32, found " +
+                      std::string(type_info(t.type).name));
+  return reinterpret_cast<const float*>(t.data);
+}
+
+// transformers' softplus (threshold 20: linear above it).
+float softplus(float x) {
+  return x > 20.0f ? x : std::log1p(std::exp(x));
+}
+
+}  // namespace
+
+TextConfig Qwen35Config::kv_config() const {
+  TextConfig k = text;
+  k.n_layer = std::max(n_full, 1);
+  return k;
+}
+
+DeltaNetState::DeltaNetState(const Qwen35Config& c) {
+  conv_floats_ = size_t(c.conv_kernel - 1) * c.conv_channels();
+  ssm_floats_ = size_t(c.n_v_heads) * c.k_head_dim * c.v_head_dim;
+  for (int side = 0; side < 2; ++side) {
+    conv_[side].assign(conv_floats_ * c.n_linear, 0.0f);
+    ssm_[side].assign(ssm_floats_ * c.n_linear, 0.0f);
+  }
+}
+
+void DeltaNetState::truncate(int n) {
+  if (n == n_past_) return;
+  if (n != 0)
+    throw Unsupported("a recurrent (Gated DeltaNet) state cannot be rewound to position " +
+                      std::to_string(n) + "; only cleared");
+  std::fill(conv_[cur_].begin(), conv_[cur_].end(), 0.0f);
+  std::fill(ssm_[cur_].begin(), ssm_[cur_].end(), 0.0f);
+  n_past_ = 0;
+}
+
+size_t DeltaNetState::bytes() const {
+  return 2 * (conv_[0].size() + ssm_[0].size()) * sizeof(float);
+}
+
+std::unique_ptr<Qwen35Text> Qwen35Text::load(const gguf::File& f) {
+  auto m = std::unique_ptr<Qwen35Text>(new Qwen35Text());
+  Qwen35Config& c = m->cfg_ = read_config(f);
+  TextConfig& t = c.text;
+  const gguf::TensorInfo* embd = f.find_tensor("token_embd.weight");
+  if (!embd) throw Error(f.path() + ": tensor token_embd.weight is missing");
+  t.n_vocab = static_cast<int>(std::min<int64_t>(embd->ne[1], 1 << 24));
+  m->tok_embd_ = need_matrix(f, "token_embd.weight", t.n_embd, t.n_vocab);
+  m->output_norm_ = need_f32(f, "output_norm.weight", t.n_embd);
+  t.tied_output = f.find_tensor("output.weight") == nullptr;
+  m->output_ = t.tied_output ? m->tok_embd_ : need_matrix(f, "output.weight", t.n_embd, t.n_vocab);
+
+  const int64_t D = t.n_embd, hd = t.head_dim, q_w = int64_t(t.n_head) * hd,
+                kv_w = int64_t(t.n_head_kv) * hd;
+  const int64_t value_w = int64_t(c.n_v_heads) * c.v_head_dim, channels = c.conv_channels();
+  for (int l = 0; l < t.n_layer; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    Qwen35Layer w;
+    w.attn_norm = need_f32(f, p + "attn_norm.weight", D);
+    w.post_norm = need_f32(f, p + "post_attention_norm.weight", D);
+    w.w_gate = need_matrix(f, p + "ffn_gate.weight", D, t.n_ff);
+    w.w_up = need_matrix(f, p + "ffn_up.weight", D, t.n_ff);
+    w.w_down = need_matrix(f, p + "ffn_down.weight", t.n_ff, D);
+    if (c.full_attention[l]) {
+      w.q_norm = need_f32(f, p + "attn_q_norm.weight", hd);
+      w.k_norm = need_f32(f, p + "attn_k_norm.weight", hd);
+      w.wq_gate = need_matrix(f, p + "attn_q.weight", D, 2 * q_w);
+      w.wk = need_matrix(f, p + "attn_k.weight", D, kv_w);
+      w.wv = need_matrix(f, p + "attn_v.weight", D, kv_w);
+      w.wo = need_matrix(f, p + "attn_output.weight", q_w, D);
+    } else {
+      w.w_qkv = need_matrix(f, p + "attn_qkv.weight", D, channels);
+      w.w_z = need_matrix(f, p + "attn_gate.weight", D, value_w);
+      w.w_beta = need_matrix(f, p + "ssm_beta.weight", D, c.n_v_heads);
+      w.w_alpha = need_matrix(f, p + "ssm_alpha.weight", D, c.n_v_heads);
+      w.w_out = need_matrix(f, p + "ssm_out.weight", value_w, D);
+      w.conv = need_f32_matrix(f, p + "ssm_conv1d.weight", c.conv_kernel, channels);
+      w.dt_bias = need_f32(f, p + "ssm_dt.bias", c.n_v_heads);
+      w.ssm_a = need_f32(f, p + "ssm_a", c.n_v_heads);
+      w.ssm_norm = need_f32(f, p + "ssm_norm.weight", c.v_head_dim);
+    }
+    m->layers_.push_back(w);
+  }
+
+  // Partial interleaved MRoPE as transformers applies it: the first rope_dim dimensions of a
+  // head rotate, frequency pair j taking the h angle when j % 3 == 1 and j < 3*sections[1], the
+  // w angle when j % 3 == 2 and j < 3*sections[2], the t angle otherwise; inv_freq in float32
+  // over rope_dim as the reference computes it.
+  const int half = c.rope_dim / 2;
+  m->inv_freq_.resize(half);
+  m->rope_axis_.assign(half, 0);
+  for (int j = 0; j < half; ++j) {
+    const float exponent = static_cast<float>(2 * j) / static_cast<float>(c.rope_dim);
+    m->inv_freq_[j] = 1.0f / std::pow(t.rope_theta, exponent);
+    if (j % 3 == 1 && j < 3 * t.mrope_sections[1]) m->rope_axis_[j] = 1;
+    if (j % 3 == 2 && j < 3 * t.mrope_sections[2]) m->rope_axis_[j] = 2;
+  }
+  return m;
+}
+
+Qwen35Scratch::Qwen35Scratch(const Qwen35Config& c, int n_batch) : n_batch_(n_batch) {
+  if (n_batch < 1) throw InternalError("the batch size must be positive");
+  const size_t nb = n_batch;
+  const TextConfig& t = c.text;
+  const size_t q_w = size_t(t.n_head) * t.head_dim, kv_w = size_t(t.n_head_kv) * t.head_dim;
+  const size_t value_w = size_t(c.n_v_heads) * c.v_head_dim;
+  x_.resize(nb * t.n_embd);
+  xn_.resize(nb * t.n_embd);
+  if (c.n_linear) {
+    mixed_.resize(nb * c.conv_channels());
+    conv_out_.resize(nb * c.conv_channels());
+    z_.resize(nb * value_w);
+    core_.resize(nb * value_w);
+    beta_.resize(nb * c.n_v_heads);
+    alpha_.resize(nb * c.n_v_heads);
+  }
+  if (c.n_full) {
+    qg_.resize(nb * 2 * q_w);
+    q_.resize(nb * q_w);
+    gate_.resize(nb * q_w);
+    attn_.resize(nb * q_w);
+    k_.resize(nb * kv_w);
+    v_.resize(nb * kv_w);
+  }
+  ffn_gate_.resize(nb * t.n_ff);
+  ffn_up_.resize(nb * t.n_ff);
+  rope_cos_.resize(nb * c.rope_dim / 2);
+  rope_sin_.resize(nb * c.rope_dim / 2);
+}
+
+void Qwen35Text::embed(const TextBatch& b, Qwen35Scratch& st) const {
+  const int64_t D = cfg_.text.n_embd;
+  for (int i = 0; i < b.n; ++i) {
+    float* row = st.x_.data() + i * D;
+    if (b.ids && b.ids[i] >= 0) {
+      if (b.ids[i] >= cfg_.text.n_vocab)
+        throw Error("token id " + std::to_string(b.ids[i]) + " is outside the vocabulary");
+      ops::get_rows(tok_embd_, b.ids + i, 1, row);
+    } else if (b.embd) {
+      std::memcpy(row, b.embd + i * D, D * sizeof(float));
+    } else {
+      throw InternalError("batch token has neither an id nor an embedding");
+    }
+  }
+}
+
+void Qwen35Text::rope_tables(const TextBatch& b, int n_past, Qwen35Scratch& st) const {
+  const int half = cfg_.rope_dim / 2;
+  for (int i = 0; i < b.n; ++i) {
+    const int32_t p = n_past + i;
+    const Pos3 pos = b.pos ? b.pos[i] : Pos3{p, p, p};
+    const int32_t axes[3] = {pos.t, pos.h, pos.w};
+    float* cs = st.rope_cos_.data() + size_t(i) * half;
+    float* sn = st.rope_sin_.data() + size_t(i) * half;
+    for (int j = 0; j < half; ++j) {
+      const float angle = static_cast<float>(axes[rope_axis_[j]]) * inv_freq_[j];
+      cs[j] = std::cos(angle);
+      sn[j] = std::sin(angle);
+    }
+  }
+}
+
+// Gated DeltaNet: in_proj_qkv -> causal conv + SiLU -> l2-normalised q, k (q scaled by
+// 1/sqrt(k_head_dim)) -> gated delta rule with beta = sigmoid(b), g = A * softplus(a + dt_bias)
+// -> RMSNorm(o) * silu(z) per value head -> out_proj.
+void Qwen35Text::linear_block(DeltaNetState& state, int layer, int li, int n, Qwen35Scratch& st,
+                              ops::Context& ctx) const {
+  const Qwen35Layer& w = layers_[layer];
+  const Qwen35Config& c = cfg_;
+  const int64_t channels = c.conv_channels(), dk = c.k_head_dim, dv = c.v_head_dim;
+  const int64_t nk = c.n_k_heads, nv = c.n_v_heads, key_w = nk * dk, value_w = nv * dv;
+  float* xn = st.xn_.data();
+  ops::rms_norm(st.x_.data(), w.attn_norm, xn, n, c.text.n_embd, c.text.rms_eps);
+  const ops::Matrix proj[4] = {w.w_qkv, w.w_z, w.w_beta, w.w_alpha};
+  float* const proj_out[4] = {st.mixed_.data(), st.z_.data(), st.beta_.data(), st.alpha_.data()};
+  ops::matmul_multi(proj, xn, n, proj_out, ctx);
+
+  const int in = state.cur_, out = 1 - in;
+  float* conv_out = st.conv_out_.data();
+  ops::causal_conv1d_silu(st.mixed_.data(), n, channels, channels, w.conv, c.conv_kernel,
+                          state.conv(in, li), state.conv(out, li), conv_out);
+  const float q_scale = 1.0f / std::sqrt(static_cast<float>(dk));
+  for (int i = 0; i < n; ++i) {
+    float* row = conv_out + i * channels;
+    ops::l2_norm(row, nk, dk, 1e-6f, q_scale);
+    ops::l2_norm(row + key_w, nk, dk, 1e-6f, 1.0f);
+  }
+  for (int i = 0; i < n; ++i)
+    for (int64_t h = 0; h < nv; ++h) {
+      float& b = st.beta_[i * nv + h];
+      b = 1.0f / (1.0f + std::exp(-b));
+      float& a = st.alpha_[i * nv + h];  // becomes g, the log decay
+      a = w.ssm_a[h] * softplus(a + w.dt_bias[h]);
+    }
+
+  ops::DeltaRuleShape s;
+  s.n_tokens = n;
+  s.n_k_heads = nk;
+  s.n_v_heads = nv;
+  s.k_dim = dk;
+  s.v_dim = dv;
+  s.q_stride = s.k_stride = s.v_stride = channels;
+  s.gb_stride = nv;
+  s.out_stride = value_w;
+  ops::gated_delta_rule(s, conv_out, conv_out + key_w, conv_out + 2 * key_w, st.alpha_.data(),
+                        st.beta_.data(), state.ssm(in, li), state.ssm(out, li), st.core_.data(),
+                        ctx);
+
+  ops::rms_norm(st.core_.data(), w.ssm_norm, st.core_.data(), int64_t(n) * nv, dv, c.text.rms_eps);
+  ops::silu_mul(st.z_.data(), st.core_.data(), int64_t(n) * value_w);
+  ops::matmul(w.w_out, st.z_.data(), n, xn, ctx);
+  ops::add(st.x_.data(), xn, int64_t(n) * c.text.n_embd);
+}
+
+// Gated attention: q_proj yields, per head, the query and an output gate; q/k RMSNorm, rotary
+// on the first rope_dim dimensions, attention over the cache, output * sigmoid(gate), o_proj.
+void Qwen35Text::attention_block(KvCache& kv, int layer, int fi, int n, Qwen35Scratch& st,
+                                 ops::Context& ctx) const {
+  const Qwen35Layer& w = layers_[layer];
+  const TextConfig& t = cfg_.text;
+  const int hd = t.head_dim, nh = t.n_head, nkv = t.n_head_kv;
+  const int64_t q_w = int64_t(nh) * hd;
+  float* xn = st.xn_.data();
+  ops::rms_norm(st.x_.data(), w.attn_norm, xn, n, t.n_embd, t.rms_eps);
+  const ops::Matrix proj[3] = {w.wq_gate, w.wk, w.wv};
+  float* const proj_out[3] = {st.qg_.data(), st.k_.data(), st.v_.data()};
+  ops::matmul_multi(proj, xn, n, proj_out, ctx);
+  for (int64_t r = 0; r < int64_t(n) * nh; ++r) {
+    const float* src = st.qg_.data() + r * 2 * hd;
+    std::memcpy(st.q_.data() + r * hd, src, hd * sizeof(float));
+    std::memcpy(st.gate_.data() + r * hd, src + hd, hd * sizeof(float));
+  }
+  ops::rms_norm(st.q_.data(), w.q_norm, st.q_.data(), int64_t(n) * nh, hd, t.rms_eps);
+  ops::rms_norm(st.k_.data(), w.k_norm, st.k_.data(), int64_t(n) * nkv, hd, t.rms_eps);
+  for (int h = 0; h < nh; ++h)
+    ops::rope(st.q_.data() + h * hd, n, 1, cfg_.rope_dim, q_w, st.rope_cos_.data(),
+              st.rope_sin_.data());
+  for (int h = 0; h < nkv; ++h)
+    ops::rope(st.k_.data() + h * hd, n, 1, cfg_.rope_dim, int64_t(nkv) * hd, st.rope_cos_.data(),
+              st.rope_sin_.data());
+
+  const int past = kv.n_past();
+  const size_t elem = kv.element_bytes();
+  for (int i = 0; i < n; ++i)
+    for (int h = 0; h < nkv; ++h) {
+      const size_t src = (size_t(i) * nkv + h) * hd;
+      auto* kd = static_cast<uint8_t*>(kv.keys(fi, h)) + size_t(past + i) * hd * elem;
+      auto* vd = static_cast<uint8_t*>(kv.values(fi, h)) + size_t(past + i) * hd * elem;
+      if (kv.type() == KvType::F16) {
+        ops::f32_to_f16(st.k_.data() + src, reinterpret_cast<uint16_t*>(kd), hd);
+        ops::f32_to_f16(st.v_.data() + src, reinterpret_cast<uint16_t*>(vd), hd);
+      } else {
+        std::memcpy(kd, st.k_.data() + src, hd * sizeof(float));
+        std::memcpy(vd, st.v_.data() + src, hd * sizeof(float));
+      }
+    }
+  ops::AttentionShape s;
+  s.n_q = n;
+  s.n_kv = past + n;
+  s.n_head = nh;
+  s.n_kv_head = nkv;
+  s.head_dim = hd;
+  s.q_stride = s.out_stride = q_w;
+  s.kv_head_stride = kv.head_stride();
+  s.q_pos0 = past;
+  s.causal = true;
+  s.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  s.kv_type = kv.element_type();
+  ops::attention(s, st.q_.data(), kv.keys(fi, 0), kv.values(fi, 0), st.attn_.data(), ctx);
+  ops::sigmoid_mul(st.attn_.data(), st.gate_.data(), int64_t(n) * q_w);
+  ops::matmul(w.wo, st.attn_.data(), n, xn, ctx);
+  ops::add(st.x_.data(), xn, int64_t(n) * t.n_embd);
+}
+
+void Qwen35Text::ffn_block(int layer, int n, Qwen35Scratch& st, ops::Context& ctx) const {
+  const Qwen35Layer& w = layers_[layer];
+  const TextConfig& t = cfg_.text;
+  float* xn = st.xn_.data();
+  ops::rms_norm(st.x_.data(), w.post_norm, xn, n, t.n_embd, t.rms_eps);
+  const ops::Matrix gate_up[2] = {w.w_gate, w.w_up};
+  float* const gate_up_out[2] = {st.ffn_gate_.data(), st.ffn_up_.data()};
+  ops::matmul_multi(gate_up, xn, n, gate_up_out, ctx);
+  ops::silu_mul(st.ffn_gate_.data(), st.ffn_up_.data(), int64_t(n) * t.n_ff);
+  ops::matmul(w.w_down, st.ffn_gate_.data(), n, xn, ctx);
+  ops::add(st.x_.data(), xn, int64_t(n) * t.n_embd);
+}
+
+void Qwen35Text::forward(KvCache& kv, DeltaNetState& state, const TextBatch& b, Qwen35Scratch& st,
+                         float* logits, int n_logits, ops::Context& ctx) const {
+  const int n = b.n;
+  const int64_t D = cfg_.text.n_embd;
+  if (n < 1 || n > st.n_batch_) throw InternalError("batch size out of range");
+  if (st.x_.size() != size_t(st.n_batch_) * D)
+    throw InternalError("the scratch was sized for another model");
+  if (state.conv_[0].size() != state.conv_floats_ * cfg_.n_linear ||
+      state.ssm_floats_ != size_t(cfg_.n_v_heads) * cfg_.k_head_dim * cfg_.v_head_dim)
+    throw InternalError("the recurrent state was sized for another model");
+  if (state.n_past() != kv.n_past())
+    throw InternalError("the recurrent state and the KV cache are not at the same position");
+  if (n_logits < 0 || n_logits > n) throw InternalError("bad logits count");
+  if (n > kv.room())
+    throw ContextFull("the context is full (" + std::to_string(kv.n_ctx()) + " tokens)");
+  embed(b, st);
+  rope_tables(b, kv.n_past(), st);
+  int fi = 0, li = 0;
+  for (int l = 0; l < cfg_.text.n_layer; ++l) {
+    // Stop between layers; neither the cache's n_past nor the state's side has moved yet.
+    ctx.throw_if_cancelled();
+    if (cfg_.full_attention[l])
+      attention_block(kv, l, fi++, n, st, ctx);
+    else
+      linear_block(state, l, li++, n, st, ctx);
+    ffn_block(l, n, st, ctx);
+  }
+  kv.advance(n);
+  if (cfg_.n_linear) state.cur_ = 1 - state.cur_;
+  state.n_past_ += n;
+  if (!logits || n_logits == 0) return;
+  const float* last = st.x_.data() + size_t(n - n_logits) * D;
+  ops::rms_norm(last, output_norm_, st.xn_.data(), n_logits, D, cfg_.text.rms_eps);
+  ops::matmul(output_, st.xn_.data(), n_logits, logits, ctx);
+}
+
+}  // namespace reel

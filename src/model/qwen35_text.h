@@ -1,0 +1,133 @@
+// The Qwen3.5 text decoder (the "qwen35" GGUF architecture, dense): token embedding, then a
+// hybrid stack in which most layers are Gated DeltaNet (linear attention with a fixed-size
+// recurrent state) and every full_attention_interval-th layer is gated full attention (per-head
+// output gate, q/k RMSNorm, partial interleaved MRoPE) over a KV cache; SwiGLU after each;
+// final norm and the output projection. Weights are views into the mapped GGUF.
+//
+// A sequence is a KvCache (the full-attention layers' keys and values, sized by kv_config())
+// plus a DeltaNetState (each linear layer's convolution window and [k_dim][v_dim] state per
+// value head, in float32). Both advance together, or not at all when a call fails.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "model/kv_cache.h"
+#include "model/qwen3vl_text.h"
+#include "ops/ops.h"
+
+namespace reel::gguf {
+class File;
+}
+
+namespace reel {
+
+struct Qwen35Config {
+  TextConfig text;   // n_layer counts every layer run (the MTP head excluded)
+  int rope_dim = 0;  // rotary dimensions per head (rope.dimension_count), <= head_dim
+  int full_attention_interval = 0;
+  int conv_kernel = 0;                  // ssm.conv_kernel
+  int n_k_heads = 0;                    // ssm.group_count
+  int n_v_heads = 0;                    // ssm.time_step_rank
+  int k_head_dim = 0;                   // ssm.state_size
+  int v_head_dim = 0;                   // ssm.inner_size / n_v_heads
+  std::vector<uint8_t> full_attention;  // per layer: 1 = full attention, 0 = Gated DeltaNet
+  int n_full = 0, n_linear = 0;
+  int conv_channels() const { return 2 * n_k_heads * k_head_dim + n_v_heads * v_head_dim; }
+  // The shape a KvCache for this model takes: one layer per full-attention layer.
+  TextConfig kv_config() const;
+};
+
+// One sequence's recurrent state: per linear layer, the last conv_kernel-1 convolution inputs
+// and the delta-rule state of every value head. Two copies: a forward pass reads one and writes
+// the other, and the roles swap only when the pass completes, so a failed or cancelled pass
+// leaves the state as it was (like the KvCache's n_past).
+class DeltaNetState {
+ public:
+  explicit DeltaNetState(const Qwen35Config& config);
+  // Tokens the state has absorbed (equal to the KvCache's n_past while they are in step).
+  int n_past() const { return n_past_; }
+  // Back to the empty sequence. The state cannot be rewound to an earlier position (that needs
+  // snapshots); n must be 0 or n_past().
+  void truncate(int n);
+  size_t bytes() const;
+
+ private:
+  friend class Qwen35Text;
+  float* conv(int side, int linear_layer) {
+    return conv_[side].data() + linear_layer * conv_floats_;
+  }
+  float* ssm(int side, int linear_layer) { return ssm_[side].data() + linear_layer * ssm_floats_; }
+  size_t conv_floats_ = 0, ssm_floats_ = 0;
+  std::array<std::vector<float>, 2> conv_, ssm_;
+  int cur_ = 0;
+  int n_past_ = 0;
+};
+
+struct Qwen35Layer {
+  const float* attn_norm = nullptr;
+  const float* post_norm = nullptr;
+  ops::Matrix w_gate, w_up, w_down;
+  // full attention
+  const float* q_norm = nullptr;
+  const float* k_norm = nullptr;
+  ops::Matrix wq_gate, wk, wv, wo;  // wq_gate rows: per head, head_dim query then head_dim gate
+  // Gated DeltaNet
+  ops::Matrix w_qkv, w_z, w_beta, w_alpha, w_out;
+  const float* conv = nullptr;      // [channels][conv_kernel]
+  const float* dt_bias = nullptr;   // [n_v_heads]
+  const float* ssm_a = nullptr;     // [n_v_heads], -exp(A_log)
+  const float* ssm_norm = nullptr;  // [v_head_dim]
+};
+
+class Qwen35Text;
+
+// Activations of a forward pass over up to n_batch tokens, sized once.
+class Qwen35Scratch {
+ public:
+  Qwen35Scratch(const Qwen35Config& config, int n_batch);
+  int n_batch() const { return n_batch_; }
+
+ private:
+  friend class Qwen35Text;
+  int n_batch_ = 0;
+  std::vector<float> x_, xn_, mixed_, conv_out_, z_, beta_, alpha_, core_, qg_, q_, gate_, k_, v_,
+      attn_, ffn_gate_, ffn_up_, rope_cos_, rope_sin_;
+};
+
+class Qwen35Text {
+ public:
+  // Binds and checks every tensor of a "qwen35" text GGUF; throws reel::Error (Unsupported for
+  // qwen35moe and other architectures) naming the file and the key or tensor at fault.
+  static std::unique_ptr<Qwen35Text> load(const gguf::File& file);
+
+  const Qwen35Config& config() const { return cfg_; }
+
+  // Appends batch.n tokens to one sequence (kv and state, which must be in step) and writes the
+  // logits of its last n_logits rows ([n_logits][n_vocab]). Positions: batch.pos, or n_past + i
+  // on all three axes. Nothing changes in kv or state when it throws (e.g. cancelled).
+  void forward(KvCache& kv, DeltaNetState& state, const TextBatch& batch, Qwen35Scratch& scratch,
+               float* logits, int n_logits, ops::Context& ctx) const;
+
+  const ops::Matrix& token_embedding() const { return tok_embd_; }
+
+ private:
+  void embed(const TextBatch& b, Qwen35Scratch& st) const;
+  void rope_tables(const TextBatch& b, int n_past, Qwen35Scratch& st) const;
+  void linear_block(DeltaNetState& state, int layer, int linear_index, int n, Qwen35Scratch& st,
+                    ops::Context& ctx) const;
+  void attention_block(KvCache& kv, int layer, int full_index, int n, Qwen35Scratch& st,
+                       ops::Context& ctx) const;
+  void ffn_block(int layer, int n, Qwen35Scratch& st, ops::Context& ctx) const;
+
+  Qwen35Config cfg_;
+  ops::Matrix tok_embd_, output_;
+  const float* output_norm_ = nullptr;
+  std::vector<Qwen35Layer> layers_;
+  std::vector<float> inv_freq_;     // [rope_dim/2]
+  std::vector<uint8_t> rope_axis_;  // [rope_dim/2]: 0 = t, 1 = h, 2 = w (interleaved MRoPE)
+};
+
+}  // namespace reel

@@ -1,0 +1,120 @@
+// Qwen3.5 text models through the pipeline: the loader picks the hybrid decoder, the scheduler
+// runs several sequences (each with its recurrent state), and prefix reuse keeps a whole cached
+// conversation or starts over (a recurrent state cannot be rewound). Greedy answers equal
+// transformers' (tests/fixtures/reference/q35-*.json, see tools/reference/README.md).
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "pipeline/executor.h"
+#include "pipeline/model.h"
+#include "pipeline/scheduler.h"
+#include "pipeline/sequence.h"
+
+namespace reel {
+namespace {
+
+const std::string kModels = REEL_FIXTURE_DIR "/models/";
+
+nlohmann::json reference(const std::string& name) {
+  std::ifstream in(REEL_FIXTURE_DIR "/reference/" + name + ".json");
+  return nlohmann::json::parse(in);
+}
+
+const nlohmann::json& find_case(const nlohmann::json& ref, const char* name) {
+  for (const auto& c : ref["cases"])
+    if (c["name"] == name) return c;
+  throw std::runtime_error(std::string("no case ") + name);
+}
+
+Request greedy_request(Sequence& seq, std::vector<TokenId> ids, int max_tokens) {
+  Request r;
+  r.seq = &seq;
+  r.ids = std::move(ids);
+  r.max_tokens = max_tokens;
+  r.ignore_stop = true;
+  r.sampling.temperature = 0;
+  return r;
+}
+
+std::vector<TokenId> head(const std::vector<TokenId>& v, size_t n) {
+  return {v.begin(), v.begin() + n};
+}
+
+TEST(Qwen35Pipeline, LoadsTheHybridDecoder) {
+  const auto model = Model::load(kModels + "q35-a-f32.gguf", "");
+  ASSERT_NE(model->hybrid(), nullptr);
+  EXPECT_EQ(model->text_config().n_layer, 4);
+  EXPECT_EQ(model->kv_config().n_layer, 1);
+  EXPECT_THROW(model->text(), Unsupported);  // Qwen3-VL-only paths say so
+  EXPECT_EQ(Model::load(kModels + "tiny-a-f32.gguf", "")->hybrid(), nullptr);
+}
+
+TEST(Qwen35Pipeline, SequencesSideBySideGiveTransformersGreedyAnswers) {
+  const auto ref = reference("q35-b-f16");
+  const auto model = Model::load(kModels + "q35-b-f16.gguf", "");
+  Executor exec(*model, ExecutorOptions{2, 32});
+  Scheduler sched(*model, exec);
+  const char* names[] = {"english", "code", "chat"};
+  std::vector<std::unique_ptr<Sequence>> seqs;
+  std::vector<Scheduler::Id> ids;
+  for (const char* name : names) {
+    seqs.push_back(std::make_unique<Sequence>(*model, SequenceOptions{256, KvType::F32}));
+    ids.push_back(sched.submit(
+        greedy_request(*seqs.back(), find_case(ref, name)["ids"].get<std::vector<TokenId>>(), 64)));
+  }
+  sched.run();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const RequestResult r = sched.take(ids[i]);
+    ASSERT_FALSE(r.error) << names[i];
+    EXPECT_EQ(r.generated, find_case(ref, names[i])["greedy"].get<std::vector<TokenId>>())
+        << names[i];
+  }
+}
+
+TEST(Qwen35Pipeline, FollowUpReusesTheStateAndAShorterPromptStartsOver) {
+  const auto ref = reference("q35-a-f32");
+  const auto& c = find_case(ref, "english");
+  const auto prompt = c["ids"].get<std::vector<TokenId>>();
+  const auto want = c["greedy"].get<std::vector<TokenId>>();
+  const auto model = Model::load(kModels + "q35-a-f32.gguf", "");
+  Executor exec(*model, ExecutorOptions{2, 16});
+  Scheduler sched(*model, exec);
+  Sequence seq(*model, SequenceOptions{256, KvType::F32});
+
+  RequestResult first = sched.run_one(greedy_request(seq, prompt, 8));
+  EXPECT_EQ(first.generated, head(want, 8));
+  // The cache holds the prompt and the first 7 answer tokens (the 8th was never fed).
+  const int held = static_cast<int>(prompt.size()) + 7;
+  EXPECT_EQ(seq.n_past(), held);
+
+  // A follow-up extending everything cached computes only the new token.
+  auto longer = prompt;
+  longer.insert(longer.end(), want.begin(), want.begin() + 8);
+  RequestResult second = sched.run_one(greedy_request(seq, longer, 16));
+  EXPECT_EQ(second.stats.n_reused, held);
+  EXPECT_EQ(second.stats.n_prompt, 1);
+  EXPECT_EQ(second.generated, std::vector<TokenId>(want.begin() + 8, want.begin() + 24));
+
+  // The original prompt again: a KV cache would keep 19 positions, a recurrent state cannot
+  // go back, so everything is recomputed, and the answer is the same.
+  RequestResult third = sched.run_one(greedy_request(seq, prompt, 16));
+  EXPECT_EQ(third.stats.n_reused, 0);
+  EXPECT_EQ(third.generated, head(want, 16));
+}
+
+TEST(Qwen35Pipeline, ImagesAreRefusedForNow) {
+  try {
+    Model::load(kModels + "q35-a-f32.gguf", kModels + "tiny-a-mmproj-f32.gguf");
+    FAIL() << "a Qwen3.5 text model was paired with a vision model";
+  } catch (const Unsupported& e) {
+    EXPECT_NE(std::string(e.what()).find("not supported yet"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace reel

@@ -111,21 +111,17 @@ class FfmpegStream final : public StreamReader {
 };
 
 void FfmpegStream::open_input() {
-  std::string url = source_;
-  std::string format = opts_.input_format;
-  if (source_ == "-") {
-    url = "pipe:0";
-    if (format.empty()) format = "mpegts";
-  } else if (starts_with(source_, "/dev/video")) {
+  const SourceInput in = classify_source(source_, opts_.input_format);
+  const std::string& url = in.url;
+  const std::string& format = in.format;
+  if (in.kind == SourceKind::Camera) {
 #ifndef REEL_HAVE_AVDEVICE
     fail(ErrorKind::Unsupported, "this build of Reel has no camera support (libavdevice)");
 #endif
-    if (format.empty()) format = "v4l2";
-  } else if (source_.find("://") == std::string::npos) {
+  } else if (in.kind == SourceKind::File && source_.find("://") == std::string::npos) {
     struct stat st {};
     if (::stat(source_.c_str(), &st) != 0) fail(ErrorKind::InvalidInput, "no such file");
     if (S_ISDIR(st.st_mode)) fail(ErrorKind::InvalidInput, "is a directory, not a video");
-    url = "file:" + source_;
   }
   const AVInputFormat* iformat = nullptr;
   if (!format.empty() && (iformat = av_find_input_format(format.c_str())) == nullptr)
@@ -329,9 +325,30 @@ bool StreamReader::next(StreamFrame& out) {
   return true;
 }
 
-bool is_network_source(const std::string& source) {
+SourceInput classify_source(const std::string& source, const std::string& input_format) {
+  SourceInput in;
+  in.format = input_format;
   const size_t sep = source.find("://");
-  return sep != std::string::npos && source.compare(0, sep, "file") != 0;
+  if (source == "-") {
+    in.kind = SourceKind::Stdin;
+    in.url = "pipe:0";
+    if (in.format.empty()) in.format = "mpegts";
+  } else if (starts_with(source, "/dev/video")) {
+    in.kind = SourceKind::Camera;
+    in.url = source;
+    if (in.format.empty()) in.format = "v4l2";
+  } else if (sep != std::string::npos && source.compare(0, sep, "file") != 0) {
+    in.kind = SourceKind::Network;
+    in.url = source;
+  } else {
+    in.kind = SourceKind::File;  // a path, or file:// (FFmpeg's file protocol takes both)
+    in.url = sep == std::string::npos ? "file:" + source : source;
+  }
+  return in;
+}
+
+bool is_network_source(const std::string& source) {
+  return classify_source(source).kind == SourceKind::Network;
 }
 
 bool FpsSampler::take(double t) {

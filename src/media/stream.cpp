@@ -9,17 +9,12 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
-#include <mutex>
 #include <thread>
 
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
-#include <libavutil/log.h>
 #include <libswscale/swscale.h>
-#ifdef REEL_HAVE_AVDEVICE
-#include <libavdevice/avdevice.h>
-#endif
 }
 
 #include "common/error.h"
@@ -34,33 +29,6 @@ using Clock = std::chrono::steady_clock;
 // Packets decoded in a row without a picture before the stream counts as undecodable (more
 // than any codec's reordering delay; a stream of garbage reaches it within a second).
 constexpr int kMaxPacketsWithoutPicture = 600;
-
-void init_ffmpeg_once() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    av_log_set_level(AV_LOG_QUIET);
-    avformat_network_init();
-#ifdef REEL_HAVE_AVDEVICE
-    avdevice_register_all();
-#endif
-  });
-}
-
-// What FFmpeg's blocking calls poll: a deadline and the caller's cancel flag.
-struct Interrupt {
-  Clock::time_point deadline;
-  const std::atomic<bool>* cancel = nullptr;
-  void arm(double seconds) {
-    deadline = Clock::now() + std::chrono::milliseconds(int64_t(seconds * 1000));
-  }
-  bool timed_out() const { return Clock::now() > deadline; }
-  bool cancelled() const { return cancel && cancel->load(std::memory_order_relaxed); }
-};
-
-int interrupt_cb(void* opaque) {
-  const auto* i = static_cast<const Interrupt*>(opaque);
-  return i->timed_out() || i->cancelled() ? 1 : 0;
-}
 
 bool starts_with(const std::string& s, const char* prefix) {
   return s.rfind(prefix, 0) == 0;
@@ -93,7 +61,7 @@ class FfmpegStream final : public StreamReader {
 
   std::string source_;
   StreamOptions opts_;
-  Interrupt interrupt_;
+  AvInterrupt interrupt_;
   AvPtr<AVFormatContext> fmt_;
   AvPtr<AVCodecContext> dec_;
   AvPtr<AVPacket> pkt_{av_packet_alloc()};
@@ -129,7 +97,7 @@ void FfmpegStream::open_input() {
 
   AVFormatContext* raw = avformat_alloc_context();
   if (raw == nullptr) fail(ErrorKind::Io, "out of memory");
-  raw->interrupt_callback = {interrupt_cb, &interrupt_};
+  raw->interrupt_callback = interrupt_.callback();
   AVDictionary* av_opts = nullptr;
   if (!opts_.rtsp_transport.empty())
     av_dict_set(&av_opts, "rtsp_transport", opts_.rtsp_transport.c_str(), 0);
@@ -188,7 +156,7 @@ void FfmpegStream::open_decoder() {
 }
 
 void FfmpegStream::open() {
-  init_ffmpeg_once();
+  init_ffmpeg();
   open_input();
   open_decoder();
   opened_at_ = Clock::now();

@@ -28,7 +28,7 @@ struct ChatPart {
   // (live_window.h), put in the prompt as one video exactly as `reel watch` asks about it.
   enum class Kind { Text, Image, Video, Window };
   Kind kind = Kind::Text;
-  std::string text;                             // the text, or the medium's file path
+  std::string text;                                    // the text, or the medium's file path
   std::shared_ptr<const LiveGroups> window = nullptr;  // Kind::Window: its groups (not empty)
 };
 
@@ -91,8 +91,8 @@ struct ChatPrompt {
 };
 
 // The chat template's text with one marker per medium (<|vision_start|><|image_pad|>
-// <|vision_end|> for an image, the same with <|video_pad|> for a video or a window), where the parts are,
-// followed by the generation prompt. Throws reel::Error on an unknown role.
+// <|vision_end|> for an image, the same with <|video_pad|> for a video or a window), where the
+// parts are, followed by the generation prompt. Throws reel::Error on an unknown role.
 std::string render_chat_turns(const std::vector<ChatTurn>& turns);
 
 // The whole prompt of `turns`. Images are sized with options.image; windows keep their encoding

@@ -7,15 +7,14 @@
 // restarted (TCP, SRT), a missing camera, durations, usage errors, and a soak whose resident
 // memory stays flat once the window is full.
 #include <gtest/gtest.h>
-
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <ctime>
+#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -391,9 +390,28 @@ TEST_F(Watch, HlsFromSegmentsServedOverHttp) {
   const int port = next_port();
   const fs::path hls = dir_ / "hls";
   fs::create_directories(hls);
-  Process pub({"/usr/bin/ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i",
-               "testsrc=size=160x120:rate=10", "-t", "20", "-c:v", "mpeg2video", "-g", "10", "-f",
-               "hls", "-hls_time", "1", "-hls_list_size", "4", "-hls_flags", "delete_segments",
+  Process pub({"/usr/bin/ffmpeg",
+               "-v",
+               "error",
+               "-re",
+               "-f",
+               "lavfi",
+               "-i",
+               "testsrc=size=160x120:rate=10",
+               "-t",
+               "20",
+               "-c:v",
+               "mpeg2video",
+               "-g",
+               "10",
+               "-f",
+               "hls",
+               "-hls_time",
+               "1",
+               "-hls_list_size",
+               "4",
+               "-hls_flags",
+               "delete_segments",
                (hls / "live.m3u8").string()});
   Process http({"/usr/bin/python3", "-m", "http.server", std::to_string(port), "--bind",
                 "127.0.0.1", "--directory", hls.string()});
@@ -449,8 +467,8 @@ TEST_F(Watch, DurationsTakeSecondsMinutesAndPlainNumbers) {
                 " --ask q " + flags)
         .code;
   };
-  for (const char* ok : {"--every 10s", "--every 2m", "--every 1.5", "--every 250ms",
-                         "--every 1h", "--cooldown 45"})
+  for (const char* ok :
+       {"--every 10s", "--every 2m", "--every 1.5", "--every 250ms", "--every 1h", "--cooldown 45"})
     EXPECT_EQ(code(ok), 1) << ok;
   for (const char* bad : {"--every 10x", "--every s", "--every -5", "--every 25h", "--every 2m3"})
     EXPECT_EQ(code(bad), 2) << bad;
@@ -501,14 +519,16 @@ TEST_F(Watch, SoakKeepsResidentMemoryFlat) {
   // What passed through the window after it filled, from the summary: groups encoded (two
   // frames each) times the rows each holds, in the share of the run after the fill.
   std::smatch m;
-  static const std::regex summary(R"((\d+) encoded .* the window holds \d+ groups \([\d.]+ MiB; (\d+) KiB each\))");
+  static const std::regex summary(
+      R"((\d+) encoded .* the window holds \d+ groups \([\d.]+ MiB; (\d+) KiB each\))");
   ASSERT_TRUE(std::regex_search(w.err(), m, summary)) << w.err();
   const double groups = std::stod(m[1].str()) / 2, group_kib = std::stod(m[2].str());
   const double passed_kib = groups * group_kib * (t_last - t_base) / (t_last - t_start);
   const long growth = last - base;
-  std::printf("soak: resident %ld KiB when the window was full, %ld KiB at the end (%+ld); "
-              "%.0f KiB of rows passed through the window after it filled\n",
-              base, last, growth, passed_kib);
+  std::printf(
+      "soak: resident %ld KiB when the window was full, %ld KiB at the end (%+ld); "
+      "%.0f KiB of rows passed through the window after it filled\n",
+      base, last, growth, passed_kib);
   // The bound: 4 MiB. Allocator noise once the window is full is far below it (glibc's arenas
   // for the reader, encoder and question threads are warm by then; measured here: under
   // 0.1 MiB between the fill and the end, swings of up to 4 MiB only during the first

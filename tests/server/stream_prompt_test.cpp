@@ -5,7 +5,6 @@
 // pairs, never its newest, and a window beside images and videos, in any order, gives the prompt
 // the CLI builds for the same media with the window's frames as a video file.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -157,13 +156,16 @@ TEST_F(StreamPrompt, TooLongWindowsLoseTheirOldestPairs) {
 // order; the server's former 400 for such requests is gone with build_stream_prompt.
 TEST_F(StreamPrompt, MixesWithImagesAndVideosAsTheCliWould) {
   namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() / ("reel-stream-prompt-" + std::to_string(getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("reel-stream-prompt-" + std::to_string(getpid()));
   fs::create_directories(dir);
   // 4 s at 2 fps, sides multiples of 32: the CLI takes all 8 frames at their size (default
   // --fps 2), as LiveVideo does at --fps 2.
   const std::string clip = (dir / "clip2.mp4").string();
-  const std::string cmd = "ffmpeg -v error -y -f lavfi -i testsrc=size=128x96:rate=2 -t 4 "
-                          "-c:v libx264 -pix_fmt yuv420p '" + clip + "' </dev/null";
+  const std::string cmd =
+      "ffmpeg -v error -y -f lavfi -i testsrc=size=128x96:rate=2 -t 4 "
+      "-c:v libx264 -pix_fmt yuv420p '" +
+      clip + "' </dev/null";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   // The window: the clip read as a stream, each pair encoded once as LiveVideo does.
   ops::Context ctx(1);

@@ -294,6 +294,28 @@ TEST_F(Watch, ReconnectsWhenThePublisherComesBack) {
   EXPECT_NE(w.err().find("reconnects"), std::string::npos) << w.err();  // the summary
 }
 
+TEST_F(Watch, ReconnectsWithBackoffAfterTheStreamEnds) {
+  // A publisher that ends normally and does not come back: the end is said, then each refused
+  // attempt doubles the wait (0.5 s, 1 s, 2 s, 4 s, ... up to 8 s), all on stderr.
+  const std::string url = "tcp://127.0.0.1:" + std::to_string(next_port());
+  Process pub(publisher(url + "?listen=1", 2));
+  Process w(watch(url, {"--ask", kQuestion, "--every", "1s"}));
+  ASSERT_TRUE(w.wait_for("reconnecting in 4.0 s", 30)) << w.err();
+  const std::string& err = w.err();
+  size_t at = err.find("the stream ended; reconnecting in 0.5 s");
+  ASSERT_NE(at, std::string::npos) << err;
+  for (const char* next :
+       {"reconnecting in 1.0 s", "reconnecting in 2.0 s", "reconnecting in 4.0 s"}) {
+    const size_t found = err.find(next, at + 1);
+    ASSERT_NE(found, std::string::npos) << next << " after the previous attempt in\n" << err;
+    at = found;
+  }
+  EXPECT_NE(err.find("127.0.0.1"), std::string::npos) << err;  // why, naming the source
+  w.signal(SIGTERM);
+  EXPECT_EQ(w.wait_exit(10), 130) << w.err();
+  EXPECT_GE(json_lines(w.out()).size(), 1u) << w.out();  // it answered while it could
+}
+
 TEST_F(Watch, UntilStopsOnAMatch) {
   Process w(watch(path("clip2.mp4"),
                   {"--realtime", "--until", kQuestion, "--match", ".", "--every", "1s"}));
@@ -326,14 +348,23 @@ TEST_F(Watch, ExecRunsOncePerCooldown) {
 }
 
 TEST_F(Watch, InteractiveQuestionsWithALookBack) {
-  Process w(watch(path("clip2.mp4"), {"--realtime", "-n", "2"}));
+  // --last 2s: questions are about the window's last 2 s unless they say otherwise.
+  Process w(watch(path("clip2.mp4"), {"--realtime", "-n", "2", "--last", "2s"}));
   ASSERT_TRUE(w.wait_for("frames of 320x180", 20)) << w.err();
-  // Let the whole clip in (4 s), then ask about all of it and about its last second.
+  // Let the whole clip in (4 s), then ask about its last 2 s (the default) and its last second.
   w.wait_exit(4.5);
   w.write_line(kQuestion);
   w.write_line("<last 1s> " + kQuestion);
   ASSERT_TRUE(w.wait_for("(2 frames)", 20)) << w.err();
-  EXPECT_NE(w.err().find("(8 frames)"), std::string::npos) << w.err();
+  EXPECT_NE(w.err().find("(4 frames)"), std::string::npos) << w.err();
+  // With the window's wall-clock span, in UTC.
+  static const std::regex about(
+      R"(about (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) to (\S+Z) \(4 frames\))");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(w.err(), m, about)) << w.err();
+  EXPECT_LE(started_, m[1].str());
+  EXPECT_LE(m[1].str(), m[2].str());
+  EXPECT_LE(m[2].str(), iso_now());
   w.close_stdin();
   ASSERT_EQ(w.wait_exit(10), 0) << w.err();
   EXPECT_EQ(std::count(w.out().begin(), w.out().end(), '\n'), 2) << w.out();
@@ -516,6 +547,8 @@ TEST_F(Watch, SoakKeepsResidentMemoryFlat) {
   }
   ASSERT_EQ(code, 0) << w.err();
   ASSERT_GT(base, 0) << "the window never let frames go\n" << w.out();
+  // The encoder could not keep up with this stream: the effective rate was said.
+  EXPECT_NE(w.err().find("encoding keeps up with"), std::string::npos) << w.err();
   // What passed through the window after it filled, from the summary: groups encoded (two
   // frames each) times the rows each holds, in the share of the run after the fill.
   std::smatch m;

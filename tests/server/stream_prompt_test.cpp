@@ -153,7 +153,7 @@ TEST_F(StreamPrompt, TooLongWindowsLoseTheirOldestPairs) {
 
 // A window among other media: the prompt equals the CLI's for the same media in the same order,
 // the window given as a video file of its frames (ids, blocks and rows alike), whatever the
-// order; the server's former 400 for such requests is gone with build_stream_prompt.
+// order.
 TEST_F(StreamPrompt, MixesWithImagesAndVideosAsTheCliWould) {
   namespace fs = std::filesystem;
   const fs::path dir =

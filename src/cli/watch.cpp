@@ -304,16 +304,17 @@ int interactive_loop(const WatchArgs& a, Watcher& w, LiveVideo& live) {
 void print_summary(const LiveVideo& live) {
   const LiveStats s = live.stats();
   const double rate = s.timeline_s > 0 ? s.frames_encoded / s.timeline_s : 0;
-  char buf[320];
+  const size_t groups = live.window().size(), bytes = live.window().bytes();
+  char buf[360];
   std::snprintf(buf, sizeof buf,
                 "%llu frames read, %llu sampled, %llu encoded (%llu dropped; %.2f per second of "
                 "video), %.1f ms per group to encode, %llu reconnects; the window holds %zu "
-                "groups (%.1f MiB)",
+                "groups (%.1f MiB; %.0f KiB each)",
                 (unsigned long long)s.frames_read, (unsigned long long)s.frames_sampled,
                 (unsigned long long)s.frames_encoded, (unsigned long long)s.frames_dropped, rate,
                 s.groups_encoded ? s.encode_ms / double(s.groups_encoded) : 0.0,
-                (unsigned long long)s.reconnects, live.window().size(),
-                double(live.window().bytes()) / (1 << 20));
+                (unsigned long long)s.reconnects, groups, double(bytes) / (1 << 20),
+                groups ? double(bytes) / 1024 / double(groups) : 0.0);
   note(buf);
 }
 

@@ -1,8 +1,11 @@
 // Small FFmpeg helpers shared by the file reader (video.cpp) and the live stream reader
-// (stream.cpp): owning pointers that free each FFmpeg object the right way, and FFmpeg's
-// message for an error code. Internal to src/media.
+// (stream.cpp): FFmpeg's one-time set-up, the deadline (and cancel flag) its blocking calls poll,
+// owning pointers that free each FFmpeg object the right way, and FFmpeg's message for an error
+// code. Internal to src/media.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -15,6 +18,32 @@ extern "C" {
 }
 
 namespace reel::media {
+
+// FFmpeg's set-up, once per process: its log silenced (Reel words its own errors), the network
+// protocols initialised, and the capture devices (V4L2) registered when built with libavdevice.
+void init_ffmpeg();
+
+// What FFmpeg's blocking calls poll through the interrupt callback: a deadline, armed before
+// each call, and the caller's cancel flag (optional). Give `callback()` to an AVFormatContext's
+// interrupt_callback; the object must outlive the context's I/O.
+struct AvInterrupt {
+  std::chrono::steady_clock::time_point deadline;
+  const std::atomic<bool>* cancel = nullptr;
+
+  void arm(double seconds) {
+    deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(int64_t(seconds * 1000));
+  }
+  bool timed_out() const { return std::chrono::steady_clock::now() > deadline; }
+  bool cancelled() const { return cancel && cancel->load(std::memory_order_relaxed); }
+  AVIOInterruptCB callback() { return {&AvInterrupt::poll, this}; }
+
+ private:
+  static int poll(void* self) {
+    const auto* i = static_cast<const AvInterrupt*>(self);
+    return i->timed_out() || i->cancelled() ? 1 : 0;
+  }
+};
 
 struct AvFree {
   void operator()(AVFormatContext* f) const { avformat_close_input(&f); }

@@ -9,17 +9,12 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
-#include <mutex>
 #include <thread>
 
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
-#include <libavutil/log.h>
 #include <libswscale/swscale.h>
-#ifdef REEL_HAVE_AVDEVICE
-#include <libavdevice/avdevice.h>
-#endif
 }
 
 #include "common/error.h"
@@ -34,33 +29,6 @@ using Clock = std::chrono::steady_clock;
 // Packets decoded in a row without a picture before the stream counts as undecodable (more
 // than any codec's reordering delay; a stream of garbage reaches it within a second).
 constexpr int kMaxPacketsWithoutPicture = 600;
-
-void init_ffmpeg_once() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    av_log_set_level(AV_LOG_QUIET);
-    avformat_network_init();
-#ifdef REEL_HAVE_AVDEVICE
-    avdevice_register_all();
-#endif
-  });
-}
-
-// What FFmpeg's blocking calls poll: a deadline and the caller's cancel flag.
-struct Interrupt {
-  Clock::time_point deadline;
-  const std::atomic<bool>* cancel = nullptr;
-  void arm(double seconds) {
-    deadline = Clock::now() + std::chrono::milliseconds(int64_t(seconds * 1000));
-  }
-  bool timed_out() const { return Clock::now() > deadline; }
-  bool cancelled() const { return cancel && cancel->load(std::memory_order_relaxed); }
-};
-
-int interrupt_cb(void* opaque) {
-  const auto* i = static_cast<const Interrupt*>(opaque);
-  return i->timed_out() || i->cancelled() ? 1 : 0;
-}
 
 bool starts_with(const std::string& s, const char* prefix) {
   return s.rfind(prefix, 0) == 0;
@@ -93,7 +61,7 @@ class FfmpegStream final : public StreamReader {
 
   std::string source_;
   StreamOptions opts_;
-  Interrupt interrupt_;
+  AvInterrupt interrupt_;
   AvPtr<AVFormatContext> fmt_;
   AvPtr<AVCodecContext> dec_;
   AvPtr<AVPacket> pkt_{av_packet_alloc()};
@@ -111,21 +79,17 @@ class FfmpegStream final : public StreamReader {
 };
 
 void FfmpegStream::open_input() {
-  std::string url = source_;
-  std::string format = opts_.input_format;
-  if (source_ == "-") {
-    url = "pipe:0";
-    if (format.empty()) format = "mpegts";
-  } else if (starts_with(source_, "/dev/video")) {
+  const SourceInput in = classify_source(source_, opts_.input_format);
+  const std::string& url = in.url;
+  const std::string& format = in.format;
+  if (in.kind == SourceKind::Camera) {
 #ifndef REEL_HAVE_AVDEVICE
     fail(ErrorKind::Unsupported, "this build of Reel has no camera support (libavdevice)");
 #endif
-    if (format.empty()) format = "v4l2";
-  } else if (source_.find("://") == std::string::npos) {
+  } else if (in.kind == SourceKind::File && source_.find("://") == std::string::npos) {
     struct stat st {};
     if (::stat(source_.c_str(), &st) != 0) fail(ErrorKind::InvalidInput, "no such file");
     if (S_ISDIR(st.st_mode)) fail(ErrorKind::InvalidInput, "is a directory, not a video");
-    url = "file:" + source_;
   }
   const AVInputFormat* iformat = nullptr;
   if (!format.empty() && (iformat = av_find_input_format(format.c_str())) == nullptr)
@@ -133,7 +97,7 @@ void FfmpegStream::open_input() {
 
   AVFormatContext* raw = avformat_alloc_context();
   if (raw == nullptr) fail(ErrorKind::Io, "out of memory");
-  raw->interrupt_callback = {interrupt_cb, &interrupt_};
+  raw->interrupt_callback = interrupt_.callback();
   AVDictionary* av_opts = nullptr;
   if (!opts_.rtsp_transport.empty())
     av_dict_set(&av_opts, "rtsp_transport", opts_.rtsp_transport.c_str(), 0);
@@ -192,7 +156,7 @@ void FfmpegStream::open_decoder() {
 }
 
 void FfmpegStream::open() {
-  init_ffmpeg_once();
+  init_ffmpeg();
   open_input();
   open_decoder();
   opened_at_ = Clock::now();
@@ -329,9 +293,30 @@ bool StreamReader::next(StreamFrame& out) {
   return true;
 }
 
-bool is_network_source(const std::string& source) {
+SourceInput classify_source(const std::string& source, const std::string& input_format) {
+  SourceInput in;
+  in.format = input_format;
   const size_t sep = source.find("://");
-  return sep != std::string::npos && source.compare(0, sep, "file") != 0;
+  if (source == "-") {
+    in.kind = SourceKind::Stdin;
+    in.url = "pipe:0";
+    if (in.format.empty()) in.format = "mpegts";
+  } else if (starts_with(source, "/dev/video")) {
+    in.kind = SourceKind::Camera;
+    in.url = source;
+    if (in.format.empty()) in.format = "v4l2";
+  } else if (sep != std::string::npos && source.compare(0, sep, "file") != 0) {
+    in.kind = SourceKind::Network;
+    in.url = source;
+  } else {
+    in.kind = SourceKind::File;  // a path, or file:// (FFmpeg's file protocol takes both)
+    in.url = sep == std::string::npos ? "file:" + source : source;
+  }
+  return in;
+}
+
+bool is_network_source(const std::string& source) {
+  return classify_source(source).kind == SourceKind::Network;
 }
 
 bool FpsSampler::take(double t) {

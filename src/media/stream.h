@@ -62,6 +62,17 @@ class StreamReader {
   virtual std::string container() const = 0;
 };
 
+// What a source names, and how FFmpeg is asked to open it.
+enum class SourceKind { Stdin, Camera, File, Network };
+struct SourceInput {
+  SourceKind kind = SourceKind::File;
+  std::string url;     // for avformat_open_input: "pipe:0", the device, "file:PATH" or the URL
+  std::string format;  // the demuxer to force (empty: probe)
+};
+// `-` is MPEG-TS on stdin, /dev/videoN a V4L2 camera, anything with "://" (but file://) a
+// network URL, the rest a file path. `input_format` (--input-format), when given, wins.
+SourceInput classify_source(const std::string& source, const std::string& input_format = "");
+
 // Whether the source is a network URL (reconnecting after an end or error makes sense) rather
 // than a file, a device or stdin.
 bool is_network_source(const std::string& source);

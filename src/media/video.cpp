@@ -15,9 +15,7 @@
 #include "media/video.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
-#include <mutex>
 #include <new>
 #include <numeric>
 #include <unordered_map>
@@ -28,7 +26,6 @@ extern "C" {
 #include <libavformat/avformat.h>
 #include <libavutil/display.h>
 #include <libavutil/imgutils.h>
-#include <libavutil/log.h>
 #include <libswscale/swscale.h>
 }
 
@@ -65,21 +62,6 @@ ErrorKind av_kind(int rc) {
   }
 }
 
-using Clock = std::chrono::steady_clock;
-
-// Deadline checked by FFmpeg's blocking I/O through the interrupt callback.
-struct Deadline {
-  Clock::time_point at;
-  void arm(double seconds) {
-    at = Clock::now() + std::chrono::milliseconds(int64_t(seconds * 1000));
-  }
-  bool passed() const { return Clock::now() > at; }
-};
-
-int interrupt_cb(void* opaque) {
-  return static_cast<Deadline*>(opaque)->passed() ? 1 : 0;
-}
-
 struct PacketInfo {
   int64_t pts, dts;  // stream time base; pts falls back to dts when absent
   bool key, discard;
@@ -95,11 +77,6 @@ struct FrameIndex {
                                                        // has no dts with B-frames)
   bool seekable = true;  // pts and dts present and unique: frames identifiable by pts
 };
-
-void quiet_ffmpeg() {
-  static std::once_flag once;
-  std::call_once(once, [] { av_log_set_level(AV_LOG_QUIET); });
-}
 
 // Clockwise rotation from the display matrix, normalized to 0/90/180/270 (others -> 0), as the
 // ffmpeg CLI's autorotate computes it; mirrored when the matrix has a negative determinant.
@@ -123,7 +100,7 @@ void display_transform(const AVStream* st, int& rotation, bool& mirrored) {
 class FfmpegReader final : public VideoReader {
  public:
   FfmpegReader(std::string path, const VideoLimits& limits) : path_(std::move(path)), lim_(limits) {
-    quiet_ffmpeg();
+    init_ffmpeg();
     open_container();
     scan_packets();
     open_decoder();
@@ -164,7 +141,7 @@ class FfmpegReader final : public VideoReader {
 
   std::string path_;
   VideoLimits lim_;
-  Deadline deadline_;
+  AvInterrupt deadline_;
   AvPtr<AVFormatContext> fmt_;
   AvPtr<AVCodecContext> dec_;
   AvPtr<AVPacket> pkt_{av_packet_alloc()};
@@ -193,7 +170,7 @@ void FfmpegReader::open_container() {
   AVFormatContext* raw = avformat_alloc_context();
   if (raw == nullptr) fail(path_, "out of memory", ErrorKind::Io);
   deadline_.arm(lim_.timeout_s);
-  raw->interrupt_callback = {interrupt_cb, &deadline_};
+  raw->interrupt_callback = deadline_.callback();
   AVDictionary* opts = nullptr;
   // Local files only: no network or nested protocols reachable from a crafted playlist.
   av_dict_set(&opts, "protocol_whitelist", "file", 0);
@@ -201,7 +178,7 @@ void FfmpegReader::open_container() {
   int rc = avformat_open_input(&raw, url.c_str(), nullptr, &opts);
   av_dict_free(&opts);
   if (rc < 0) {
-    if (deadline_.passed()) fail(path_, "timed out opening the file");
+    if (deadline_.timed_out()) fail(path_, "timed out opening the file");
     fail(path_, "not a recognized video file (" + av_err(rc) + ")", av_kind(rc));
   }
   fmt_.reset(raw);
@@ -258,7 +235,7 @@ void FfmpegReader::scan_packets() {
     }
     av_packet_unref(p);
   }
-  if (deadline_.passed()) fail(path_, "timed out reading the file");
+  if (deadline_.timed_out()) fail(path_, "timed out reading the file");
   if (rc != AVERROR_EOF && index_.packets.empty()) {
     fail(path_, "cannot read the video stream (" + av_err(rc) + ")", av_kind(rc));
   }
@@ -466,7 +443,7 @@ void FfmpegReader::drain(const std::function<void(int64_t, const AVFrame*)>& on_
 
 bool FfmpegReader::decode_step(const std::function<void(int64_t, const AVFrame*)>& on_frame) {
   if (eof_) return false;
-  if (deadline_.passed()) fail(path_, "timed out decoding");
+  if (deadline_.timed_out()) fail(path_, "timed out decoding");
   AVPacket* p = pkt_.get();
   bool have = pending_;
   pending_ = false;

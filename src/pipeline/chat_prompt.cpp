@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <optional>
+#include <span>
 
 #include "common/error.h"
 #include "pipeline/chat_template.h"
@@ -72,6 +73,9 @@ uint64_t plan_identity(uint64_t source, const VideoPlan& p) {
 struct Medium {
   bool is_video = false;
   std::string path;
+  // A window (already encoded): its groups, of which `in` are in the prompt (the newest).
+  std::shared_ptr<const LiveGroups> window;
+  std::span<const std::shared_ptr<const LiveGroup>> in;
   MediaKey bytes;       // hash of the file
   uint64_t source = 0;  // identity of the bytes and options (before a video's plan)
   std::shared_ptr<const EncodedImage> image;
@@ -104,7 +108,7 @@ std::string context_message(int64_t prompt, int64_t answer, int n_ctx) {
 void encode_images(const Model& model, ops::Context& ctx, std::vector<Medium>& media,
                    const ChatPromptOptions& o, MediaMemo& memo, ChatPrompt& out) {
   for (Medium& m : media) {
-    if (m.is_video) continue;
+    if (m.is_video || m.window) continue;
     ctx.throw_if_cancelled();
     m.bytes = hash_file(m.path);
     m.source = identity_of(m.bytes, image_salt(o.image));
@@ -189,6 +193,58 @@ void encode_videos(const Model& model, ops::Context& ctx, std::vector<Medium>& m
   }
 }
 
+// The prompt text of one medium: an image's or a window's in full; a video's once planned
+// (before that, its bare marker, for counting what the others take).
+std::string medium_text(const Medium& m) {
+  if (m.window) return live_video_text(m.in);
+  if (!m.is_video) return image_prompt_text(m.image->n_tokens());
+  if (m.video) return m.video->prompt_text();
+  return m.plan ? video_prompt_text(*m.plan) : std::string(kVideoMarker);
+}
+
+// Tokens of `text` with its markers expanded, videos still bare markers.
+int64_t counted_tokens(const Tokenizer& tok, const std::string& text,
+                       const std::vector<Medium>& media) {
+  const std::string counted = replace_markers(text, [&](size_t i) {
+    return media[i].is_video ? std::string(kVideoMarker) : medium_text(media[i]);
+  });
+  return static_cast<int64_t>(tok.encode(counted, true).size());
+}
+
+// Leaves out the oldest groups of the longest window (as ask_about_window does for one) until
+// the text, images, windows and `reserve` fit n_ctx; the tokens that then leaves for videos.
+// Throws reel::ContextFull when even one group per window does not fit.
+int64_t fit_windows(const Tokenizer& tok, const std::string& text, std::vector<Medium>& media,
+                    int64_t reserve, int n_ctx, ChatPrompt& out) {
+  size_t left_out = 0;
+  for (;;) {
+    const int64_t base = counted_tokens(tok, text, media);
+    const int64_t over = base + reserve - n_ctx;
+    const bool videos =
+        std::any_of(media.begin(), media.end(), [](const Medium& m) { return m.is_video; });
+    Medium* longest = nullptr;
+    for (Medium& m : media)
+      if (m.window && (!longest || m.in.size() > longest->in.size())) longest = &m;
+    if (over < 0 || (over == 0 && !videos)) {  // videos need at least one token
+      if (left_out > 0)
+        out.notes.push_back("the oldest " + std::to_string(left_out) +
+                            " groups of the stream windows were left out to fit the context");
+      return n_ctx - base - reserve;
+    }
+    if (!longest || longest->in.size() <= 1)
+      throw ContextFull("the prompt needs " + std::to_string(base) +
+                        (videos ? " tokens before its videos and " : " tokens and ") +
+                        std::to_string(reserve) + " for the answer, but the context holds " +
+                        std::to_string(n_ctx));
+    // Each group: its visual tokens and about 8 of timestamp and markers.
+    const int64_t per_group = longest->in.front()->rows.n_tokens() + 8;
+    const int64_t groups = std::max<int64_t>(1, (over + per_group - 1) / per_group);
+    const size_t drop = std::min<size_t>(longest->in.size() - 1, size_t(groups));
+    longest->in = longest->in.subspan(drop);
+    left_out += drop;
+  }
+}
+
 }  // namespace
 
 MediaMemo::MediaMemo(size_t max_entries, size_t max_bytes)
@@ -266,6 +322,7 @@ std::string render_chat_turns(const std::vector<ChatTurn>& turns) {
           m.content += kImageMarker;
           break;
         case ChatPart::Kind::Video:
+        case ChatPart::Kind::Window:
           m.content += kVideoMarker;
           break;
       }
@@ -290,6 +347,11 @@ ChatPrompt build_chat_prompt(const Model& model, ops::Context& ctx,
         Medium m;
         m.is_video = p.kind == ChatPart::Kind::Video;
         m.path = p.text;
+        if (p.kind == ChatPart::Kind::Window) {
+          if (!p.window || p.window->empty()) throw InternalError("a window part without groups");
+          m.window = p.window;
+          m.in = *p.window;
+        }
         media.push_back(std::move(m));
       }
   }
@@ -301,26 +363,18 @@ ChatPrompt build_chat_prompt(const Model& model, ops::Context& ctx,
   encode_images(model, ctx, media, o, memo, out);
   const int n_videos = static_cast<int>(
       std::count_if(media.begin(), media.end(), [](const Medium& m) { return m.is_video; }));
-  if (n_videos > 0) {
-    // The text and images in full, each video as its bare marker; videos share what is left.
-    const std::string counted = replace_markers(text, [&](size_t i) {
-      return media[i].is_video ? std::string(kVideoMarker)
-                               : image_prompt_text(media[i].image->n_tokens());
-    });
-    const int64_t base = static_cast<int64_t>(tok.encode(counted, true).size());
-    const int64_t room = o.n_ctx - base - reserve;
-    if (room < 1)
-      throw ContextFull("the prompt needs " + std::to_string(base) +
-                        " tokens before its videos and " + std::to_string(reserve) +
-                        " for the answer, but the context holds " + std::to_string(o.n_ctx));
-    plan_videos(model, media, n_videos, room, o, memo, out);
+  const bool has_window =
+      std::any_of(media.begin(), media.end(), [](const Medium& m) { return bool(m.window); });
+  if (n_videos > 0 || has_window) {
+    // The text, images and windows in full (windows less their oldest groups if need be), each
+    // video as its bare marker; videos share what is left (at least one token: fit_windows
+    // throws otherwise).
+    const int64_t room = fit_windows(tok, text, media, reserve, o.n_ctx, out);
+    if (n_videos > 0) plan_videos(model, media, n_videos, room, o, memo, out);
   }
 
-  const std::string expanded = replace_markers(text, [&](size_t i) {
-    const Medium& m = media[i];
-    if (!m.is_video) return image_prompt_text(m.image->n_tokens());
-    return m.video ? m.video->prompt_text() : video_prompt_text(*m.plan);
-  });
+  const std::string expanded =
+      replace_markers(text, [&](size_t i) { return medium_text(media[i]); });
   out.ids = tok.encode(expanded, true);
   const int64_t answer = media.empty() ? 1 : reserve;
   if (int64_t(out.ids.size()) + answer > o.n_ctx)
@@ -328,6 +382,18 @@ ChatPrompt build_chat_prompt(const Model& model, ops::Context& ctx,
 
   encode_videos(model, ctx, media, o, memo, out);
   for (const Medium& m : media) {
+    if (m.window) {
+      // The window's groups keep their identities: a later question about the same window,
+      // grown, reuses the KV prefix up to its newest common group.
+      for (const VisualBlock& b : live_blocks(m.in)) {
+        out.blocks.push_back(b);
+        out.video_tokens += int(b.hm * b.wm);
+      }
+      out.media.push_back(std::make_shared<const LiveGroups>(m.in.begin(), m.in.end()));
+      ++out.n_videos;
+      out.n_frames += live_frames(m.in);
+      continue;
+    }
     if (!m.is_video) {
       out.blocks.push_back(block_of(*m.image));
       out.blocks.back().id = m.id;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "pipeline/image_encoder.h"
+#include "pipeline/live_window.h"
 #include "pipeline/media_cache.h"
 #include "pipeline/model.h"
 #include "pipeline/prompt_layout.h"
@@ -23,9 +24,12 @@
 namespace reel {
 
 struct ChatPart {
-  enum class Kind { Text, Image, Video };
+  // Window: a medium already encoded, the snapshot of a live video's rolling window
+  // (live_window.h), put in the prompt as one video exactly as `reel watch` asks about it.
+  enum class Kind { Text, Image, Video, Window };
   Kind kind = Kind::Text;
-  std::string text;  // the text, or the medium's file path
+  std::string text;                                    // the text, or the medium's file path
+  std::shared_ptr<const LiveGroups> window = nullptr;  // Kind::Window: its groups (not empty)
 };
 
 struct ChatTurn {
@@ -87,14 +91,17 @@ struct ChatPrompt {
 };
 
 // The chat template's text with one marker per medium (<|vision_start|><|image_pad|>
-// <|vision_end|> for an image, the same with <|video_pad|> for a video), where the parts are,
-// followed by the generation prompt. Throws reel::Error on an unknown role.
+// <|vision_end|> for an image, the same with <|video_pad|> for a video or a window), where the
+// parts are, followed by the generation prompt. Throws reel::Error on an unknown role.
 std::string render_chat_turns(const std::vector<ChatTurn>& turns);
 
-// The whole prompt of `turns`. Images are sized with options.image; each video is planned
-// against the context left after the text, the images and the answer's reserve, shared equally
-// among videos. Throws reel::ContextFull naming the token counts when the prompt cannot fit,
-// reel::Error on bad media (naming the file) or when media are given without a vision model.
+// The whole prompt of `turns`. Images are sized with options.image; windows keep their encoding
+// (when the text, images, windows and the answer's reserve do not fit, the oldest groups of the
+// longest window are left out first, with a note); each video is planned against the context
+// left after them, shared equally among videos. Media may come in any order; the prompt is the
+// one the CLI builds for the same media in that order (a window as the video of its frames).
+// Throws reel::ContextFull naming the token counts when the prompt cannot fit, reel::Error on
+// bad media (naming the file) or when media are given without a vision model.
 ChatPrompt build_chat_prompt(const Model& model, ops::Context& ctx,
                              const std::vector<ChatTurn>& turns, const ChatPromptOptions& options,
                              MediaMemo& memo);

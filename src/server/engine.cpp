@@ -200,18 +200,16 @@ bool Engine::prepare(const std::shared_ptr<Job>& job, ops::Context& ctx, ChatPro
     po.media_cache = media_cache_.get();
     po.model_key = vision_key_;
     ctx.set_cancel_flag(&job->cancel);
-    // Stream parts come as their windows' snapshots, already encoded (the server refuses other
-    // media beside them).
-    prompt = job->windows.empty() ? build_chat_prompt(*model_, ctx, job->req.turns, po, memo_)
-                                  : build_stream_prompt(*model_, job->req.turns, job->windows,
-                                                        n_ctx_, job->req.max_tokens);
+    // Stream parts come as their windows' snapshots, already encoded: media like the others,
+    // in their places among the images and videos.
+    place_stream_windows(job->req.turns, job->req.streams, job->windows);
+    prompt = build_chat_prompt(*model_, ctx, job->req.turns, po, memo_);
     ctx.set_cancel_flag(nullptr);
     metrics_.vision_encode_us += uint64_t(prompt.vision_encode_ms * 1000);
     metrics_.media_memo_hits += uint64_t(prompt.memo_hits);
     metrics_.media_cache_hits += uint64_t(prompt.cache_hits);
-    if (job->windows.empty())
-      metrics_.media_encoded +=
-          uint64_t(prompt.n_images + prompt.n_videos - prompt.memo_hits - prompt.cache_hits);
+    metrics_.media_encoded += uint64_t(prompt.n_images + prompt.n_videos) - job->windows.size() -
+                              uint64_t(prompt.memo_hits + prompt.cache_hits);
     for (const std::string& note : prompt.notes)
       std::fprintf(stderr, "reel serve: %s: %s\n", job->id.c_str(), note.c_str());
     return true;

@@ -96,7 +96,8 @@ void MediaResolver::resolve(std::vector<ChatTurn>& turns, TempFiles& files,
   for (size_t i = 0; i < turns.size(); ++i)
     for (size_t j = 0; j < turns[i].parts.size(); ++j) {
       ChatPart& p = turns[i].parts[j];
-      if (p.kind == ChatPart::Kind::Text || is_stream(i, j)) continue;
+      if (p.kind == ChatPart::Kind::Text || p.kind == ChatPart::Kind::Window || is_stream(i, j))
+        continue;  // no URL: text, or a live window (already encoded)
       const bool video = p.kind == ChatPart::Kind::Video;
       const std::string param = "messages[" + std::to_string(i) + "].content[" + std::to_string(j) +
                                 "]." + (video ? "video_url" : "image_url");

@@ -41,20 +41,6 @@ json wall_or_null(const LiveGroups& g, bool first) {
   return iso8601_utc(first ? g.front()->wall0 : g.back()->wall1);
 }
 
-// Replaces the i-th video marker with expansion(i).
-template <class F>
-std::string replace_video_markers(const std::string& text, F expansion) {
-  std::string out;
-  size_t at = 0, i = 0;
-  for (size_t hit; (hit = text.find(kVideoMarker, at)) != std::string::npos;
-       at = hit + kVideoMarker.size()) {
-    out.append(text, at, hit - at);
-    out += expansion(i++);
-  }
-  out.append(text, at);
-  return out;
-}
-
 }  // namespace
 
 Streams::~Streams() {
@@ -245,47 +231,18 @@ int Streams::active() const {
   return int(streams_.size());
 }
 
-ChatPrompt build_stream_prompt(const Model& model, const std::vector<ChatTurn>& turns,
-                               const std::vector<LiveGroups>& windows, int n_ctx, int max_tokens) {
-  const Tokenizer& tok = model.tokenizer();
-  const std::string text = render_chat_turns(turns);
-  const int64_t reserve = max_tokens > 0 ? max_tokens : std::min(512, n_ctx / 4);
-  std::vector<std::span<const std::shared_ptr<const LiveGroup>>> in(windows.begin(), windows.end());
-  ChatPrompt out;
-  size_t left_out = 0;
-  for (;;) {
-    const std::string expanded =
-        replace_video_markers(text, [&](size_t i) { return live_video_text(in.at(i)); });
-    out.ids = tok.encode(expanded, true);
-    const int64_t over = int64_t(out.ids.size()) + reserve - n_ctx;
-    if (over <= 0) break;
-    // As ask_about_window: leave out the oldest groups (their tokens plus about 8 of text
-    // each), from the longest window.
-    auto longest = std::max_element(
-        in.begin(), in.end(), [](const auto& a, const auto& b) { return a.size() < b.size(); });
-    if (longest == in.end() || longest->size() <= 1)
-      throw ContextFull("the prompt needs " + std::to_string(out.ids.size()) + " tokens and " +
-                        std::to_string(reserve) + " for the answer, but the context holds " +
-                        std::to_string(n_ctx));
-    const int64_t per_group = longest->front()->rows.n_tokens() + 8;
-    const size_t drop =
-        std::min<size_t>(longest->size() - 1, size_t((over + per_group - 1) / per_group));
-    *longest = longest->subspan(drop);
-    left_out += drop;
+void place_stream_windows(std::vector<ChatTurn>& turns, const std::vector<StreamPart>& parts,
+                          const std::vector<LiveGroups>& windows) {
+  if (parts.size() != windows.size()) throw InternalError("stream parts and windows differ");
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const StreamPart& p = parts[i];
+    if (p.turn >= turns.size() || p.part >= turns[p.turn].parts.size() || windows[i].empty())
+      throw InternalError("a stream part out of place");
+    ChatPart& place = turns[p.turn].parts[p.part];
+    place.kind = ChatPart::Kind::Window;
+    place.text.clear();
+    place.window = std::make_shared<const LiveGroups>(windows[i]);
   }
-  for (const auto& w : in) {
-    for (const VisualBlock& b : live_blocks(w)) {
-      out.blocks.push_back(b);
-      out.video_tokens += int(b.hm * b.wm);
-    }
-    out.media.push_back(std::make_shared<const LiveGroups>(w.begin(), w.end()));
-    ++out.n_videos;
-    out.n_frames += live_frames(w);
-  }
-  if (left_out > 0)
-    out.notes.push_back("the oldest " + std::to_string(left_out) +
-                        " groups of the stream windows were left out to fit the context");
-  return out;
 }
 
 }  // namespace reel::server

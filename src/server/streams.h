@@ -67,12 +67,12 @@ class Streams {
   std::atomic<uint64_t> frames_encoded_{0};
 };
 
-// The prompt of `turns` whose stream parts (`parts`, in order of appearance, each with its
-// window snapshot in `windows`) are the only media: each window as one video (live_video_text:
-// timestamps counted from its first frame). When the prompt and the answer's reserve do not
-// fit n_ctx, the oldest groups of the longest window are left out first (a note says so).
-// Throws reel::ContextFull when even one group per window does not fit.
-ChatPrompt build_stream_prompt(const Model& model, const std::vector<ChatTurn>& turns,
-                               const std::vector<LiveGroups>& windows, int n_ctx, int max_tokens);
+// Puts each stream part's window snapshot (`windows`, in the order of `parts`) in its place in
+// `turns` as a ChatPart::Kind::Window, so that build_chat_prompt makes the prompt with the
+// request's images and videos around it: each window as one video, as `reel watch` asks about
+// it (live_video_text: timestamps counted from its first frame). Throws reel::InternalError
+// when the places and windows do not match.
+void place_stream_windows(std::vector<ChatTurn>& turns, const std::vector<StreamPart>& parts,
+                          const std::vector<LiveGroups>& windows);
 
 }  // namespace reel::server

@@ -60,6 +60,7 @@ class Process {
     in_ = -1;
   }
   void signal(int sig) { kill(pid_, sig); }
+  pid_t pid() const { return pid_; }
 
   // Waits until stdout or stderr (everything read so far) contains `what`.
   bool wait_for(const std::string& what, double seconds, bool on_stderr = true) {

@@ -160,6 +160,38 @@ TEST_F(Live, SilentSourceTimesOut) {
   EXPECT_LT(Seconds(std::chrono::steady_clock::now() - t0).count(), 3.0);
 }
 
+// Which FFmpeg input each kind of source gets: /dev/videoN is a V4L2 camera (its capture
+// itself is untested here: no camera and no v4l2loopback), `-` MPEG-TS on stdin, URLs go to
+// FFmpeg as they are and are the ones reconnected, paths are files.
+TEST(StreamSource, EachKindGetsItsInput) {
+  using media::SourceKind;
+  media::SourceInput in = media::classify_source("/dev/video0");
+  EXPECT_EQ(in.kind, SourceKind::Camera);
+  EXPECT_EQ(in.url, "/dev/video0");
+  EXPECT_EQ(in.format, "v4l2");
+  EXPECT_EQ(media::classify_source("/dev/video12").format, "v4l2");
+  EXPECT_EQ(media::classify_source("/dev/video0", "mjpeg").format, "mjpeg");  // --input-format
+  in = media::classify_source("-");
+  EXPECT_EQ(in.kind, SourceKind::Stdin);
+  EXPECT_EQ(in.url, "pipe:0");
+  EXPECT_EQ(in.format, "mpegts");
+  for (const char* url : {"rtsp://cam/live", "udp://0.0.0.0:5000", "tcp://h:6000",
+                          "srt://h:7000?mode=caller", "http://h/live.m3u8", "https://h/s.mjpg"}) {
+    in = media::classify_source(url);
+    EXPECT_EQ(in.kind, SourceKind::Network) << url;
+    EXPECT_EQ(in.url, url);
+    EXPECT_EQ(in.format, "") << url;  // probed
+    EXPECT_TRUE(media::is_network_source(url)) << url;
+  }
+  in = media::classify_source("clip.ts");
+  EXPECT_EQ(in.kind, SourceKind::File);
+  EXPECT_EQ(in.url, "file:clip.ts");  // a name with a colon is not taken for a protocol
+  EXPECT_EQ(media::classify_source("file:///tmp/a.ts").kind, SourceKind::File);
+  EXPECT_EQ(media::classify_source("/dev/null").kind, SourceKind::File);
+  for (const char* s : {"-", "/dev/video0", "clip.ts", "file:///tmp/a.ts"})
+    EXPECT_FALSE(media::is_network_source(s)) << s;
+}
+
 TEST(FpsSampler, TakesFramesByPresentationTime) {
   media::FpsSampler s(2);
   int taken = 0;

@@ -8,7 +8,8 @@ the state earlier ones left, hence the numbers):
   3. list and get; 404 for an unknown id (GET, DELETE and a chat part) with OpenAI's error
      object; 400 for a stream without frames yet (one sampled at 0.02 fps has none for 50 s);
      429 beyond --max-streams; 403 for a source no --stream-source allows, and on a server
-     without --stream-source; 401 without the API key;
+     without --stream-source; 401 without the API key; a stream part beside an image, in
+     either order: its prompt adds up (image alone + stream alone - neither);
   4. deleting stops the stream: 404 afterwards, reel_streams_active drops, and the frames
      encoded (reel_stream_frames_encoded_total) stop growing while the publisher still sends.
 
@@ -27,7 +28,7 @@ import unittest
 import openai
 
 import test_openai
-from test_openai import KEY, VIDEO, Server, die_with_parent
+from test_openai import IMAGE, KEY, VIDEO, Server, data_url, die_with_parent
 
 server = None  # `reel serve --stream-source udp://127.0.0.1: --max-streams 2`
 publisher = None  # ffmpeg
@@ -186,10 +187,33 @@ class Streams(unittest.TestCase):
         # Authentication applies.
         self.assertEqual(server.get("/v1/streams", key=None)[0], 401)
         self.assertEqual(post("/v1/streams", {"source": url(ports[1])}, key="wrong")[0], 401)
-        # Stream parts with other media are refused.
+        # Stream parts go beside other media, which are resolved as in any request: a path
+        # outside every --media-dir is refused as always.
         self.assert_error(*post("/v1/chat/completions", {"messages": [{"role": "user", "content": [
             stream_part(self.sid), {"type": "video_url", "video_url": {"url": "clip.mp4"}}]}]})[:2],
-            400)
+            403, "path_not_allowed")
+
+    def test_3b_stream_beside_an_image(self):
+        # An image and a stream part in one request, in either order (the prompt is the CLI's
+        # for the image and the window's frames as a video: test_server_stream_part checks it
+        # token by token). A look-back of 0.5 s is always the newest pair alone, so the prompts
+        # add up: image and stream = image alone + stream alone - neither.
+        client = server.client()
+        image = {"type": "image_url", "image_url": {"url": data_url(IMAGE, "image/png")}}
+        question = {"type": "text", "text": "What is in both?"}
+
+        def prompt_tokens(*parts):
+            r = client.chat.completions.create(
+                model="tiny", messages=[{"role": "user", "content": list(parts)}],
+                temperature=0, max_tokens=2)
+            self.assertTrue(r.choices[0].message.content)
+            return r.usage.prompt_tokens
+
+        pair = stream_part(self.sid, 0.5)
+        both = prompt_tokens(image, pair, question)
+        self.assertEqual(prompt_tokens(pair, image, question), both)
+        self.assertEqual(both, prompt_tokens(image, question) + prompt_tokens(pair, question)
+                         - prompt_tokens(question))
 
     def test_4_delete_stops_the_stream(self):
         before = metric("reel_stream_frames_encoded_total")

@@ -175,7 +175,7 @@ void Server::chat(const httplib::Request& req, httplib::Response& res) {
   auto job = std::make_shared<Job>();
   try {
     job->req = parse_chat_request(req.body, limits_);
-    job->windows = stream_windows(job->req);  // first: stream parts exclude other media
+    job->windows = stream_windows(job->req);
     resolver_.resolve(job->req.turns, job->files, job->req.streams);
   } catch (const std::exception& e) {
     return send_error(res, api_error_of(e));
@@ -201,12 +201,6 @@ void Server::chat(const httplib::Request& req, httplib::Response& res) {
 std::vector<LiveGroups> Server::stream_windows(const ChatRequest& r) const {
   std::vector<LiveGroups> out;
   if (r.streams.empty()) return out;
-  size_t media = 0;
-  for (const ChatTurn& t : r.turns)
-    for (const ChatPart& p : t.parts) media += p.kind != ChatPart::Kind::Text;
-  if (media != r.streams.size())
-    throw ApiError(400, "a request with stream parts cannot have images or videos too",
-                   r.streams.front().param);
   for (const StreamPart& p : r.streams) out.push_back(streams_.snapshot(p.id, p.last_s, p.param));
   return out;
 }

@@ -206,19 +206,8 @@ std::unique_ptr<Qwen35Text> Qwen35Text::load(const gguf::File& f) {
     m->layers_.push_back(w);
   }
 
-  // Partial interleaved MRoPE as transformers applies it: the first rope_dim dimensions of a
-  // head rotate, frequency pair j taking the h angle when j % 3 == 1 and j < 3*sections[1], the
-  // w angle when j % 3 == 2 and j < 3*sections[2], the t angle otherwise; inv_freq in float32
-  // over rope_dim as the reference computes it.
-  const int half = c.rope_dim / 2;
-  m->inv_freq_.resize(half);
-  m->rope_axis_.assign(half, 0);
-  for (int j = 0; j < half; ++j) {
-    const float exponent = static_cast<float>(2 * j) / static_cast<float>(c.rope_dim);
-    m->inv_freq_[j] = 1.0f / std::pow(t.rope_theta, exponent);
-    if (j % 3 == 1 && j < 3 * t.mrope_sections[1]) m->rope_axis_[j] = 1;
-    if (j % 3 == 2 && j < 3 * t.mrope_sections[2]) m->rope_axis_[j] = 2;
-  }
+  // Partial: only the first rope_dim dimensions of a head rotate.
+  m->rope_ = InterleavedMRope(c.rope_dim, t.rope_theta, t.mrope_sections);
   return m;
 }
 
@@ -250,38 +239,20 @@ Qwen35Scratch::Qwen35Scratch(const Qwen35Config& c, int n_batch) : n_batch_(n_ba
   ffn_up_.resize(nb * t.n_ff);
   rope_cos_.resize(nb * c.rope_dim / 2);
   rope_sin_.resize(nb * c.rope_dim / 2);
+  pos_.resize(nb);
 }
 
 void Qwen35Text::embed(const TextBatch& b, Qwen35Scratch& st) const {
-  const int64_t D = cfg_.text.n_embd;
-  for (int i = 0; i < b.n; ++i) {
-    float* row = st.x_.data() + i * D;
-    if (b.ids && b.ids[i] >= 0) {
-      if (b.ids[i] >= cfg_.text.n_vocab)
-        throw Error("token id " + std::to_string(b.ids[i]) + " is outside the vocabulary");
-      ops::get_rows(tok_embd_, b.ids + i, 1, row);
-    } else if (b.embd) {
-      std::memcpy(row, b.embd + i * D, D * sizeof(float));
-    } else {
-      throw InternalError("batch token has neither an id nor an embedding");
-    }
-  }
+  embed_batch(tok_embd_, cfg_.text.n_vocab, b, st.x_.data());
 }
 
 void Qwen35Text::rope_tables(const TextBatch& b, int n_past, Qwen35Scratch& st) const {
-  const int half = cfg_.rope_dim / 2;
-  for (int i = 0; i < b.n; ++i) {
-    const int32_t p = n_past + i;
-    const Pos3 pos = b.pos ? b.pos[i] : Pos3{p, p, p};
-    const int32_t axes[3] = {pos.t, pos.h, pos.w};
-    float* cs = st.rope_cos_.data() + size_t(i) * half;
-    float* sn = st.rope_sin_.data() + size_t(i) * half;
-    for (int j = 0; j < half; ++j) {
-      const float angle = static_cast<float>(axes[rope_axis_[j]]) * inv_freq_[j];
-      cs[j] = std::cos(angle);
-      sn[j] = std::sin(angle);
-    }
+  const Pos3* pos = b.pos;
+  if (!pos) {  // text positions n_past + i on all three axes
+    for (int i = 0; i < b.n; ++i) st.pos_[i] = Pos3{n_past + i, n_past + i, n_past + i};
+    pos = st.pos_.data();
   }
+  rope_.tables(pos, b.n, st.rope_cos_.data(), st.rope_sin_.data());
 }
 
 // Gated DeltaNet: in_proj_qkv -> causal conv + SiLU -> l2-normalised q, k (q scaled by
@@ -399,14 +370,8 @@ void Qwen35Text::attention_block(KvCache& kv, int layer, int fi, int n, Qwen35Sc
 void Qwen35Text::ffn_block(int layer, int n, Qwen35Scratch& st, ops::Context& ctx) const {
   const Qwen35Layer& w = layers_[layer];
   const TextConfig& t = cfg_.text;
-  float* xn = st.xn_.data();
-  ops::rms_norm(st.x_.data(), w.post_norm, xn, n, t.n_embd, t.rms_eps);
-  const ops::Matrix gate_up[2] = {w.w_gate, w.w_up};
-  float* const gate_up_out[2] = {st.ffn_gate_.data(), st.ffn_up_.data()};
-  ops::matmul_multi(gate_up, xn, n, gate_up_out, ctx);
-  ops::silu_mul(st.ffn_gate_.data(), st.ffn_up_.data(), int64_t(n) * t.n_ff);
-  ops::matmul(w.w_down, st.ffn_gate_.data(), n, xn, ctx);
-  ops::add(st.x_.data(), xn, int64_t(n) * t.n_embd);
+  swiglu_block(SwiGlu{w.post_norm, t.rms_eps, w.w_gate, w.w_up, w.w_down}, st.x_.data(),
+               st.xn_.data(), st.ffn_gate_.data(), st.ffn_up_.data(), n, t.n_embd, t.n_ff, ctx);
 }
 
 void Qwen35Text::forward(KvCache& kv, DeltaNetState& state, const TextBatch& b, Qwen35Scratch& st,

@@ -95,6 +95,7 @@ class Qwen35Scratch {
   int n_batch_ = 0;
   std::vector<float> x_, xn_, mixed_, conv_out_, z_, beta_, alpha_, core_, qg_, q_, gate_, k_, v_,
       attn_, ffn_gate_, ffn_up_, rope_cos_, rope_sin_;
+  std::vector<Pos3> pos_;
 };
 
 class Qwen35Text {
@@ -126,8 +127,7 @@ class Qwen35Text {
   ops::Matrix tok_embd_, output_;
   const float* output_norm_ = nullptr;
   std::vector<Qwen35Layer> layers_;
-  std::vector<float> inv_freq_;     // [rope_dim/2]
-  std::vector<uint8_t> rope_axis_;  // [rope_dim/2]: 0 = t, 1 = h, 2 = w (interleaved MRoPE)
+  InterleavedMRope rope_;  // over the first rope_dim dimensions of a head
 };
 
 }  // namespace reel

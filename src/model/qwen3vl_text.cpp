@@ -110,18 +110,7 @@ std::unique_ptr<Qwen3VLText> Qwen3VLText::load(const gguf::File& f) {
     m->layers_.push_back(w);
   }
 
-  // Interleaved MRoPE as transformers applies it: frequency pair j takes the h angle when
-  // j % 3 == 1 and j < 3*sections[1], the w angle when j % 3 == 2 and j < 3*sections[2], and
-  // the t angle otherwise. inv_freq is computed in float32 as the reference does.
-  const int half = c.head_dim / 2;
-  m->inv_freq_.resize(half);
-  m->rope_axis_.assign(half, 0);
-  for (int j = 0; j < half; ++j) {
-    const float exponent = static_cast<float>(2 * j) / static_cast<float>(c.head_dim);
-    m->inv_freq_[j] = 1.0f / std::pow(c.rope_theta, exponent);
-    if (j % 3 == 1 && j < 3 * c.mrope_sections[1]) m->rope_axis_[j] = 1;
-    if (j % 3 == 2 && j < 3 * c.mrope_sections[2]) m->rope_axis_[j] = 2;
-  }
+  m->rope_ = InterleavedMRope(c.head_dim, c.rope_theta, c.mrope_sections);
   return m;
 }
 
@@ -158,17 +147,7 @@ void Qwen3VLText::rope_tables(std::span<const SeqSpan> seqs, const TextBatch& b,
       const int32_t p = s.kv->n_past() + i;
       pos[row] = b.pos ? b.pos[row] : Pos3{p, p, p};
     }
-  const int half = cfg_.head_dim / 2;
-  for (int i = 0; i < b.n; ++i) {
-    const int32_t axes[3] = {pos[i].t, pos[i].h, pos[i].w};
-    float* cs = st.rope_cos_.data() + size_t(i) * half;
-    float* sn = st.rope_sin_.data() + size_t(i) * half;
-    for (int j = 0; j < half; ++j) {
-      const float angle = static_cast<float>(axes[rope_axis_[j]]) * inv_freq_[j];
-      cs[j] = std::cos(angle);
-      sn[j] = std::sin(angle);
-    }
-  }
+  rope_.tables(pos, b.n, st.rope_cos_.data(), st.rope_sin_.data());
 }
 
 void Qwen3VLText::attention_block(std::span<const SeqSpan> seqs, TextScratch& st, int layer, int n,
@@ -234,14 +213,8 @@ void Qwen3VLText::attend(const SeqSpan& seq, int row0, TextScratch& st, int laye
 
 void Qwen3VLText::ffn_block(TextScratch& st, int layer, int n, ops::Context& ctx) const {
   const LayerWeights& w = layers_[layer];
-  float* xn = st.xn_.data();
-  ops::rms_norm(st.x_.data(), w.ffn_norm, xn, n, cfg_.n_embd, cfg_.rms_eps);
-  const ops::Matrix gate_up[2] = {w.w_gate, w.w_up};
-  float* const gate_up_out[2] = {st.gate_.data(), st.up_.data()};
-  ops::matmul_multi(gate_up, xn, n, gate_up_out, ctx);
-  ops::silu_mul(st.gate_.data(), st.up_.data(), int64_t(n) * cfg_.n_ff);
-  ops::matmul(w.w_down, st.gate_.data(), n, xn, ctx);
-  ops::add(st.x_.data(), xn, int64_t(n) * cfg_.n_embd);
+  swiglu_block(SwiGlu{w.ffn_norm, cfg_.rms_eps, w.w_gate, w.w_up, w.w_down}, st.x_.data(),
+               st.xn_.data(), st.gate_.data(), st.up_.data(), n, cfg_.n_embd, cfg_.n_ff, ctx);
 }
 
 void Qwen3VLText::check(std::span<const SeqSpan> seqs, const TextBatch& b,
@@ -264,19 +237,7 @@ void Qwen3VLText::check(std::span<const SeqSpan> seqs, const TextBatch& b,
 }
 
 void Qwen3VLText::embed(const TextBatch& b, TextScratch& st) const {
-  const int64_t D = cfg_.n_embd;
-  for (int i = 0; i < b.n; ++i) {
-    float* row = st.x_.data() + i * D;
-    if (b.ids && b.ids[i] >= 0) {
-      if (b.ids[i] >= cfg_.n_vocab)
-        throw Error("token id " + std::to_string(b.ids[i]) + " is outside the vocabulary");
-      ops::get_rows(tok_embd_, b.ids + i, 1, row);
-    } else if (b.embd) {
-      std::memcpy(row, b.embd + i * D, D * sizeof(float));
-    } else {
-      throw InternalError("batch token has neither an id nor an embedding");
-    }
-  }
+  embed_batch(tok_embd_, cfg_.n_vocab, b, st.x_.data());
 }
 
 void Qwen3VLText::output_logits(std::span<const SeqSpan> seqs, TextScratch& st, float* logits,

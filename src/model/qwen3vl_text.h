@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "model/kv_cache.h"
+#include "model/text_blocks.h"
 #include "ops/ops.h"
 
 namespace reel::gguf {
@@ -36,11 +37,6 @@ struct TextConfig {
   bool tied_output = false;             // output matrix is the token embedding
 };
 
-// Three rotary coordinates per token (time, height, width). Text tokens use t = h = w.
-struct Pos3 {
-  int32_t t = 0, h = 0, w = 0;
-};
-
 struct LayerWeights {
   const float* attn_norm = nullptr;
   const float* q_norm = nullptr;
@@ -63,18 +59,6 @@ class TextScratch {
   int n_batch_ = 0;
   std::vector<float> x_, xn_, q_, k_new_, v_new_, attn_, gate_, up_, rope_cos_, rope_sin_;
   std::vector<Pos3> pos_;
-};
-
-// What one forward call consumes: n tokens (rows), each appended after its sequence's cache.
-struct TextBatch {
-  int n = 0;
-  const int32_t* ids = nullptr;  // token ids, or
-  const float* embd = nullptr;   // [n][n_embd] input rows where ids is null or ids[i] < 0
-  const Pos3* pos = nullptr;     // rotary positions; null = the sequence's n_past + i on all axes
-  // DeepStack: for each of config.n_deepstack layers, [n][n_embd] rows added after that
-  // layer at tokens with visual[i] != 0. Null when the batch holds no visual tokens.
-  const float* deepstack = nullptr;
-  const uint8_t* visual = nullptr;
 };
 
 // One sequence's share of a batch: the next `n` rows, appended to `kv`. Logits are wanted for
@@ -124,8 +108,7 @@ class Qwen3VLText {
   ops::Matrix tok_embd_, output_;
   const float* output_norm_ = nullptr;
   std::vector<LayerWeights> layers_;
-  std::vector<float> inv_freq_;     // [head_dim/2]
-  std::vector<uint8_t> rope_axis_;  // [head_dim/2]: 0 = t, 1 = h, 2 = w (interleaved MRoPE)
+  InterleavedMRope rope_;  // over the whole head
 };
 
 }  // namespace reel

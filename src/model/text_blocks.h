@@ -1,0 +1,62 @@
+// Pieces the Qwen text decoders (Qwen3-VL's and Qwen3.5's) compute alike: the token embedding
+// of a batch, interleaved MRoPE's angle tables, and the SwiGLU feed-forward block with its
+// residual. Each model keeps its own layers and order; these are the steps written once.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "ops/ops.h"
+
+namespace reel {
+
+// Three rotary coordinates per token (time, height, width). Text tokens use t = h = w.
+struct Pos3 {
+  int32_t t = 0, h = 0, w = 0;
+};
+
+// What one forward call consumes: n tokens (rows), each appended after its sequence's cache.
+struct TextBatch {
+  int n = 0;
+  const int32_t* ids = nullptr;  // token ids, or
+  const float* embd = nullptr;   // [n][n_embd] input rows where ids is null or ids[i] < 0
+  const Pos3* pos = nullptr;     // rotary positions; null = the sequence's n_past + i on all axes
+  // DeepStack: for each of config.n_deepstack layers, [n][n_embd] rows added after that
+  // layer at tokens with visual[i] != 0. Null when the batch holds no visual tokens.
+  const float* deepstack = nullptr;
+  const uint8_t* visual = nullptr;
+};
+
+// Interleaved MRoPE as transformers applies it over the first rope_dim dimensions of a head:
+// frequency pair j takes the h angle when j % 3 == 1 and j < 3*sections[1], the w angle when
+// j % 3 == 2 and j < 3*sections[2], and the t angle otherwise; inv_freq in float32 as the
+// reference computes it.
+class InterleavedMRope {
+ public:
+  InterleavedMRope() = default;
+  InterleavedMRope(int rope_dim, float theta, const std::array<int, 4>& sections);
+  int pairs() const { return static_cast<int>(inv_freq_.size()); }
+  // cos and sin of every pair's angle for n tokens at positions pos ([n][pairs] each).
+  void tables(const Pos3* pos, int n, float* cos, float* sin) const;
+
+ private:
+  std::vector<float> inv_freq_;
+  std::vector<uint8_t> axis_;  // per pair: 0 = t, 1 = h, 2 = w
+};
+
+// x[i] = the embedding row of b.ids[i], or b.embd's row where there is no id (visual tokens).
+// Throws reel::Error for an id outside the vocabulary.
+void embed_batch(const ops::Matrix& tok_embd, int n_vocab, const TextBatch& b, float* x);
+
+// x += W_down (silu(W_gate xn) * (W_up xn)), xn = RMSNorm(x) * norm; n rows of width D, F the
+// intermediate size. xn, gate and up are scratch ([n][D], [n][F], [n][F]).
+struct SwiGlu {
+  const float* norm = nullptr;
+  float eps = 0;
+  ops::Matrix gate, up, down;
+};
+void swiglu_block(const SwiGlu& w, float* x, float* xn, float* gate, float* up, int n, int D, int F,
+                  ops::Context& ctx);
+
+}  // namespace reel

@@ -309,7 +309,7 @@ def main() -> None:
         if (step + 1) % a.save_every == 0 or step + 1 == a.steps or out_of_time:
             save(model, remap, a.out, step + 1)
         if out_of_time:
-            print(f"stopped at step {step + 1}: --max-minutes {a.max_minutes}", flush=True)
+            print(f"stopped at step {step + 1} (--stop-at / --max-minutes / --max-cpu-minutes)", flush=True)
             break
     print(f"done {step + 1} steps in {time.time() - t0:.0f}s", flush=True)
 

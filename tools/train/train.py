@@ -74,18 +74,31 @@ def load_scene(path: str) -> tuple[dict, dict]:
     return meta, arrays
 
 
+def vision_batch(model, scenes: list[tuple[dict, dict, str]]):
+    """The vision encoder once over several scenes (concatenated patches, one grid row each: the
+    encoder attends within each frame only, so this equals one call per scene); per scene its
+    merged embeddings and DeepStack features."""
+    pvs, grids = [], []
+    for meta, arrays, sampling in scenes:
+        pvs.append(arrays[f"pv_{sampling}"])
+        grids.append(arrays[f"grid_{sampling}"].astype(np.int64))
+    pv = torch.from_numpy((np.concatenate(pvs, 0).astype(np.float32) - 127.5) / 127.5)
+    grid = torch.from_numpy(np.stack(grids, 0))
+    vis = model.model.get_image_features(pv, grid, return_dict=True)
+    out = []
+    for i in range(len(scenes)):
+        out.append((vis.pooler_output[i], [f[i] for f in vis.deepstack_features], grid[i:i + 1]))
+    return out
+
+
 def scene_losses(model, remap: Remap, meta: dict, arrays: dict, sampling: str, qsel: list[int],
-                 head_ids: list[int], tail_ids: list[int]):
-    """Mean answer-token cross-entropy over the selected questions, and (n_tokens, n_correct_argmax,
-    per-question exact flags)."""
+                 head_ids: list[int], tail_ids: list[int], vision, end_weight: float):
+    """Per answer token: cross-entropy and weight (the closing <|im_end|> weighs end_weight); the
+    question index of each token; per-question exact flags (teacher-forced argmax) and templates."""
     kind = meta["kind"]
-    pv = torch.from_numpy((arrays[f"pv_{sampling}"].astype(np.float32) - 127.5) / 127.5)
-    grid = torch.from_numpy(arrays[f"grid_{sampling}"].astype(np.int64))[None]
+    embeds, deep, grid = vision
     media = [int(t) for t in arrays[f"media_{sampling}"]]
     inner = model.model
-    vis = inner.get_image_features(pv, grid, return_dict=True)
-    embeds = torch.cat(vis.pooler_output, 0)
-    deep = [torch.cat(f, 0) for f in vis.deepstack_features]
 
     # prefix: <|im_start|>user\n + media
     prefix = remap(head_ids + media)
@@ -119,23 +132,50 @@ def scene_losses(model, remap: Remap, meta: dict, arrays: dict, sampling: str, q
     cache.batch_repeat_interleave(K)
     out = lm(inputs_embeds=lm.embed_tokens(ids), position_ids=spos, past_key_values=cache, use_cache=True)
     h = out.last_hidden_state                                          # [K, L, H]
-    rows, cols, tgt = [], [], []
+    rows, cols, tgt, w = [], [], [], []
     for k, (first, a) in enumerate(targets):
         for j, t in enumerate(a):
             rows.append(k); cols.append(first + j); tgt.append(t)
+            w.append(end_weight if j == len(a) - 1 else 1.0)           # a_ids end with <|im_end|>
     hs = h[torch.tensor(rows), torch.tensor(cols)]                    # [T, H]
     logits = hs @ lm.embed_tokens.weight.T                            # tied lm_head, used rows
     zero_col = torch.full((logits.shape[0], 1), math.log(remap.n_zero))
     full = torch.cat([logits, zero_col], 1)
     tgt_t = torch.tensor(tgt)
-    loss = F.cross_entropy(full, tgt_t)
+    ce = F.cross_entropy(full, tgt_t, reduction="none")
     with torch.no_grad():
         ok = (logits.argmax(-1) == tgt_t) & (logits.max(-1).values > 0)
         exact, i = [], 0
         for first, a in targets:
             exact.append(bool(ok[i:i + len(a)].all()))
             i += len(a)
-    return loss, exact, [q["template"] for q in qs]
+    return ce, torch.tensor(w), torch.tensor(rows), exact, [q["template"] for q in qs]
+
+
+def batch_loss(parts, weighting: str):
+    """parts: per scene (ce, w, question index). 'token': the weighted mean over all answer tokens of
+    the batch (long descriptions dominate); 'question': each question's weighted token mean, then the
+    mean over the batch's questions (a one-word answer counts as much as a description)."""
+    if weighting == "token":
+        ce = torch.cat([p[0] for p in parts]); w = torch.cat([p[1] for p in parts])
+        return (ce * w).sum() / w.sum()
+    per_q = []
+    for ce, w, q in parts:
+        n = int(q.max()) + 1
+        num = torch.zeros(n).index_add(0, q, ce * w)
+        den = torch.zeros(n).index_add(0, q, w)
+        per_q.append(num / den)
+    return torch.cat(per_q).mean()
+
+
+def scene_facts(path: str, cache: dict[str, tuple[str, int]]) -> tuple[str, int]:
+    """(kind, number of objects) of a cached scene."""
+    if path not in cache:
+        with np.load(path) as z:
+            meta = json.loads(bytes(z["meta"]).decode())
+        count = [q["answer"] for q in meta["questions"] if q["template"] == "count"][0]
+        cache[path] = (meta["kind"], {"one": 1, "two": 2, "three": 3}[count])
+    return cache[path]
 
 
 def pick_questions(rng: np.random.Generator, meta: dict, max_q: int) -> list[int]:
@@ -160,6 +200,8 @@ def main() -> None:
     # 1 thread: on 2 shared cores, OpenMP's spinning threads made a step 20x slower than one thread
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-minutes", type=float, default=0, help="stop (and save) after this long")
+    ap.add_argument("--max-cpu-minutes", type=float, default=0, help="pilots: stop after this much CPU time "
+                    "(comparable under a varying load of the shared machine)")
     ap.add_argument("--stop-at", type=int, default=0, help="stop (and save) after this step; the schedule "
                     "still runs over --steps")
     ap.add_argument("--log-every", type=int, default=25)
@@ -167,8 +209,22 @@ def main() -> None:
     ap.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights "
                     "(a second stage: fresh optimizer and schedule)")
     ap.add_argument("--max-scene", type=int, default=0, help="use scenes with index < this (0 = all present)")
+    ap.add_argument("--images-until", type=int, default=0, help="curriculum: image scenes only before this step")
+    ap.add_argument("--single-until", type=int, default=0, help="curriculum: one-object scenes only before this step")
+    ap.add_argument("--batch", type=int, default=1, help="scenes per optimizer step (vision batched)")
+    ap.add_argument("--weighting", choices=["token", "question"], default="token",
+                    help="loss: mean over answer tokens, or over questions (each its tokens' mean)")
+    ap.add_argument("--end-weight", type=float, default=1.0, help="weight of the closing <|im_end|> target")
+    ap.add_argument("--schedule", choices=["cosine", "const"], default="cosine")
+    ap.add_argument("--override", action="append", default=[],
+                    help="pilot only: model_config override, e.g. vision.hidden_size=96 or text.num_hidden_layers=4")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    for o in a.override:
+        key, val = o.split("=")
+        part, name = key.split(".")
+        (mc.VISION if part == "vision" else mc.TEXT)[name] = json.loads(val)
+    print(f"args {vars(a)}", flush=True)
     used = load_vocab(a.out.parent / "vocab.json")
     remap = Remap(used)
     from transformers import AutoTokenizer  # noqa: F401  (import cost paid up front)
@@ -198,12 +254,15 @@ def main() -> None:
     def lr_at(step: int) -> float:
         if step < a.warmup:
             return a.lr * (step + 1) / a.warmup
+        if a.schedule == "const":
+            return a.lr
         f = (step - a.warmup) / max(1, a.steps - a.warmup)
         return a.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, f))))
 
     rng = np.random.default_rng(a.seed)
     files: list[str] = []
-    t0 = time.time()
+    facts: dict[str, tuple[str, int]] = {}
+    t0, c0 = time.time(), time.process_time()
     stats = {"loss": 0.0, "n": 0}
     acc: dict[str, list[int]] = {}
     for step in range(a.steps):
@@ -212,12 +271,26 @@ def main() -> None:
             files = [f for f in files if not f.endswith(".tmp.npz")]
             if a.max_scene:
                 files = [f for f in files if int(Path(f).stem.split("-")[1]) < a.max_scene]
-        meta, arrays = load_scene(files[rng.integers(len(files))])
-        sampling = "img" if meta["kind"] == "image" else ("fps2" if rng.random() < 0.5 else "frames8")
-        qsel = pick_questions(rng, meta, a.max_q)
+        scenes, qsels = [], []
+        pool = files
+        if step < a.images_until:
+            pool = [f for f in pool if scene_facts(f, facts)[0] == "image"]
+        if step < a.single_until:
+            pool = [f for f in pool if scene_facts(f, facts)[1] == 1]
+        for _ in range(a.batch):
+            meta, arrays = load_scene(pool[rng.integers(len(pool))])
+            sampling = "img" if meta["kind"] == "image" else ("fps2" if rng.random() < 0.5 else "frames8")
+            scenes.append((meta, arrays, sampling))
+            qsels.append(pick_questions(rng, meta, a.max_q))
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
-        loss, exact, templates = scene_losses(model, remap, meta, arrays, sampling, qsel, head_ids, tail_ids)
+        vision = vision_batch(model, scenes)
+        parts, exact, templates = [], [], []
+        for (meta, arrays, sampling), qsel, vis in zip(scenes, qsels, vision):
+            ce, w, qi, ex, tp = scene_losses(model, remap, meta, arrays, sampling, qsel, head_ids, tail_ids,
+                                             vis, a.end_weight)
+            parts.append((ce, w, qi)); exact += ex; templates += tp
+        loss = batch_loss(parts, a.weighting)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -228,14 +301,15 @@ def main() -> None:
         if (step + 1) % a.log_every == 0:
             accs = " ".join(f"{t}={np.mean(v):.2f}" for t, v in sorted(acc.items()))
             print(f"step {step + 1} loss {stats['loss'] / stats['n']:.4f} lr {lr_at(step):.2e} "
-                  f"{time.time() - t0:.0f}s files {len(files)} | {accs}", flush=True)
+                  f"{time.time() - t0:.0f}s cpu {time.process_time() - c0:.0f}s files {len(files)} | {accs}", flush=True)
             stats = {"loss": 0.0, "n": 0}
             acc = {}
-        out_of_time = (a.max_minutes and time.time() - t0 > 60 * a.max_minutes) or step + 1 == a.stop_at
+        out_of_time = (a.max_minutes and time.time() - t0 > 60 * a.max_minutes) or step + 1 == a.stop_at \
+            or (a.max_cpu_minutes and time.process_time() - c0 > 60 * a.max_cpu_minutes)
         if (step + 1) % a.save_every == 0 or step + 1 == a.steps or out_of_time:
             save(model, remap, a.out, step + 1)
         if out_of_time:
-            print(f"stopped at step {step + 1}: --max-minutes {a.max_minutes}", flush=True)
+            print(f"stopped at step {step + 1} (--stop-at / --max-minutes / --max-cpu-minutes)", flush=True)
             break
     print(f"done {step + 1} steps in {time.time() - t0:.0f}s", flush=True)
 

@@ -410,4 +410,64 @@ void Qwen35Text::forward(KvCache& kv, DeltaNetState& state, const TextBatch& b, 
   ops::matmul(output_, st.xn_.data(), n_logits, logits, ctx);
 }
 
+// TextDecoder.
+
+void HybridState::truncate(int n) {
+  if (!can_truncate_to(n))
+    throw InternalError("a recurrent state goes back only to the start");  // callers check
+  recurrent.truncate(n);
+  kv.truncate(n);
+}
+
+std::unique_ptr<DecoderState> Qwen35Text::new_state(int n_ctx, KvType kv_type) const {
+  return std::make_unique<HybridState>(cfg_, n_ctx, kv_type);
+}
+
+size_t Qwen35Text::state_bytes(int n_ctx, KvType kv_type) const {
+  return KvCache::full_bytes(cfg_.kv_config(), n_ctx, kv_type) + DeltaNetState(cfg_).bytes();
+}
+
+size_t Qwen35Text::bytes_per_position(KvType kv_type) const {
+  return cfg_.n_full ? KvCache::full_bytes(cfg_.kv_config(), 1, kv_type) : 0;
+}
+
+std::unique_ptr<DecoderScratch> Qwen35Text::new_scratch(int n_batch) const {
+  return std::make_unique<Qwen35Scratch>(cfg_, n_batch);
+}
+
+int Qwen35Text::widest_row() const {
+  const TextConfig& c = cfg_.text;
+  return std::max({c.n_embd, c.n_ff, c.n_head * c.head_dim, cfg_.n_v_heads * cfg_.v_head_dim});
+}
+
+void Qwen35Text::forward(std::span<const DecodeSpan> seqs, const TextBatch& b,
+                         DecoderScratch& scratch, float* logits, ops::Context& ctx) const {
+  auto& st = static_cast<Qwen35Scratch&>(scratch);  // made by new_scratch
+  const int64_t D = cfg_.text.n_embd;
+  const size_t V = cfg_.text.n_vocab;
+  int row = 0;
+  for (const DecodeSpan& s : seqs) {
+    auto& state = *static_cast<HybridState*>(s.state);
+    TextBatch one;
+    one.n = s.n;
+    one.ids = b.ids ? b.ids + row : nullptr;
+    one.embd = b.embd ? b.embd + row * D : nullptr;
+    one.pos = b.pos ? b.pos + row : nullptr;
+    one.visual = b.visual ? b.visual + row : nullptr;
+    forward(state.kv, state.recurrent, one, st, logits, s.n_logits, ctx);
+    if (logits) logits += s.n_logits * V;
+    row += s.n;
+  }
+}
+
+size_t Qwen35Text::weight_bytes_per_token() const {
+  size_t bytes = matrix_bytes(output_) + tok_embd_.row_stride;
+  for (const Qwen35Layer& w : layers_) {
+    for (const ops::Matrix* m : {&w.w_gate, &w.w_up, &w.w_down, &w.wq_gate, &w.wk, &w.wv, &w.wo,
+                                 &w.w_qkv, &w.w_z, &w.w_beta, &w.w_alpha, &w.w_out})
+      if (m->data) bytes += matrix_bytes(*m);
+  }
+  return bytes;
+}
+
 }  // namespace reel

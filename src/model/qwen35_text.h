@@ -16,6 +16,7 @@
 
 #include "model/kv_cache.h"
 #include "model/qwen3vl_text.h"
+#include "model/text_decoder.h"
 #include "ops/ops.h"
 
 namespace reel::gguf {
@@ -84,8 +85,22 @@ struct Qwen35Layer {
 
 class Qwen35Text;
 
+// A Qwen3.5 sequence's state: the full-attention layers' KV cache and the recurrent state, in
+// step. It goes back only to the start or stays where it is (no snapshots yet).
+class HybridState : public DecoderState {
+ public:
+  HybridState(const Qwen35Config& config, int n_ctx, KvType type)
+      : kv(config.kv_config(), n_ctx, type), recurrent(config) {}
+  int n_past() const override { return kv.n_past(); }
+  bool can_truncate_to(int n) const override { return n == 0 || n == kv.n_past(); }
+  void truncate(int n) override;
+  size_t bytes() const override { return kv.bytes() + recurrent.bytes(); }
+  KvCache kv;
+  DeltaNetState recurrent;
+};
+
 // Activations of a forward pass over up to n_batch tokens, sized once.
-class Qwen35Scratch {
+class Qwen35Scratch : public DecoderScratch {
  public:
   Qwen35Scratch(const Qwen35Config& config, int n_batch);
   int n_batch() const { return n_batch_; }
@@ -98,13 +113,25 @@ class Qwen35Scratch {
   std::vector<Pos3> pos_;
 };
 
-class Qwen35Text {
+class Qwen35Text : public TextDecoder {
  public:
   // Binds and checks every tensor of a "qwen35" text GGUF; throws reel::Error (Unsupported for
   // qwen35moe and other architectures) naming the file and the key or tensor at fault.
   static std::unique_ptr<Qwen35Text> load(const gguf::File& file);
 
   const Qwen35Config& config() const { return cfg_; }
+
+  // TextDecoder: states are HybridStates, the scratch a Qwen35Scratch. The batch's sequences
+  // run one after the other (each reads the weights again; batching them is future work).
+  const TextConfig& text_config() const override { return cfg_.text; }
+  std::unique_ptr<DecoderState> new_state(int n_ctx, KvType kv_type) const override;
+  size_t state_bytes(int n_ctx, KvType kv_type) const override;
+  size_t bytes_per_position(KvType kv_type) const override;
+  std::unique_ptr<DecoderScratch> new_scratch(int n_batch) const override;
+  int widest_row() const override;
+  void forward(std::span<const DecodeSpan> seqs, const TextBatch& batch, DecoderScratch& scratch,
+               float* logits, ops::Context& ctx) const override;
+  size_t weight_bytes_per_token() const override;
 
   // Appends batch.n tokens to one sequence (kv and state, which must be in step) and writes the
   // logits of its last n_logits rows ([n_logits][n_vocab]). Positions: batch.pos, or n_past + i

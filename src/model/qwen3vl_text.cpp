@@ -74,10 +74,6 @@ TextConfig read_config(const gguf::File& f) {
   return c;
 }
 
-size_t matrix_bytes(const ops::Matrix& m) {
-  return m.row_stride * static_cast<size_t>(m.rows);
-}
-
 }  // namespace
 
 std::unique_ptr<Qwen3VLText> Qwen3VLText::load(const gguf::File& f) {
@@ -136,6 +132,7 @@ TextScratch::TextScratch(const TextConfig& c, int n_batch) : n_batch_(n_batch) {
   rope_cos_.resize(nb * c.head_dim / 2);
   rope_sin_.resize(nb * c.head_dim / 2);
   pos_.resize(nb);
+  spans_.reserve(nb);
 }
 
 void Qwen3VLText::rope_tables(std::span<const SeqSpan> seqs, const TextBatch& b,
@@ -284,6 +281,39 @@ void Qwen3VLText::forward(KvCache& kv, const TextBatch& b, TextScratch& st, floa
                           int n_logits, ops::Context& ctx) const {
   const SeqSpan one{&kv, b.n, logits ? n_logits : 0};
   forward({&one, 1}, b, st, logits, ctx);
+}
+
+// TextDecoder.
+
+std::unique_ptr<DecoderState> Qwen3VLText::new_state(int n_ctx, KvType kv_type) const {
+  return std::make_unique<KvState>(cfg_, n_ctx, kv_type);
+}
+
+size_t Qwen3VLText::state_bytes(int n_ctx, KvType kv_type) const {
+  return KvCache::full_bytes(cfg_, n_ctx, kv_type);
+}
+
+size_t Qwen3VLText::bytes_per_position(KvType kv_type) const {
+  return KvCache::full_bytes(cfg_, 1, kv_type);
+}
+
+std::unique_ptr<DecoderScratch> Qwen3VLText::new_scratch(int n_batch) const {
+  return std::make_unique<TextScratch>(cfg_, n_batch);
+}
+
+int Qwen3VLText::widest_row() const {
+  return std::max({cfg_.n_embd, cfg_.n_ff, cfg_.n_head * cfg_.head_dim});
+}
+
+void Qwen3VLText::forward(std::span<const DecodeSpan> seqs, const TextBatch& b,
+                          DecoderScratch& scratch, float* logits, ops::Context& ctx) const {
+  auto& st = static_cast<TextScratch&>(scratch);  // made by new_scratch
+  st.spans_.clear();                              // reserved n_batch: no allocation
+  if (seqs.size() > st.spans_.capacity())
+    throw InternalError("more sequences in a batch than it has rows");
+  for (const DecodeSpan& s : seqs)
+    st.spans_.push_back(SeqSpan{&static_cast<KvState*>(s.state)->kv, s.n, s.n_logits});
+  forward(std::span<const SeqSpan>(st.spans_), b, st, logits, ctx);
 }
 
 }  // namespace reel

@@ -13,6 +13,7 @@
 
 #include "model/kv_cache.h"
 #include "model/text_blocks.h"
+#include "model/text_decoder.h"
 #include "ops/ops.h"
 
 namespace reel::gguf {
@@ -47,9 +48,17 @@ struct LayerWeights {
 
 class Qwen3VLText;
 
+// One sequence's share of a batch: the next `n` rows, appended to `kv`. Logits are wanted for
+// its last n_logits rows (0: none, 1: the next-token distribution, n: every position).
+struct SeqSpan {
+  KvCache* kv = nullptr;
+  int n = 0;
+  int n_logits = 0;
+};
+
 // The activation arena of a forward pass over up to n_batch tokens. Sized once; the forward
 // pass and the token loop never allocate. One per executor, shared by every sequence it runs.
-class TextScratch {
+class TextScratch : public DecoderScratch {
  public:
   TextScratch(const TextConfig& config, int n_batch);
   int n_batch() const { return n_batch_; }
@@ -59,23 +68,37 @@ class TextScratch {
   int n_batch_ = 0;
   std::vector<float> x_, xn_, q_, k_new_, v_new_, attn_, gate_, up_, rope_cos_, rope_sin_;
   std::vector<Pos3> pos_;
+  std::vector<SeqSpan> spans_;  // the TextDecoder forward's sequences, reserved n_batch
 };
 
-// One sequence's share of a batch: the next `n` rows, appended to `kv`. Logits are wanted for
-// its last n_logits rows (0: none, 1: the next-token distribution, n: every position).
-struct SeqSpan {
-  KvCache* kv = nullptr;
-  int n = 0;
-  int n_logits = 0;
+// A Qwen3-VL sequence's state: its KV cache, which can be cut back anywhere.
+class KvState : public DecoderState {
+ public:
+  KvState(const TextConfig& config, int n_ctx, KvType type) : kv(config, n_ctx, type) {}
+  int n_past() const override { return kv.n_past(); }
+  bool can_truncate_to(int n) const override { return n >= 0 && n <= kv.n_past(); }
+  void truncate(int n) override { kv.truncate(n); }
+  size_t bytes() const override { return kv.bytes(); }
+  KvCache kv;
 };
 
-class Qwen3VLText {
+class Qwen3VLText : public TextDecoder {
  public:
   // Binds and checks every tensor of a "qwen3vl" text GGUF. Throws reel::Error naming the
   // file and the tensor or key at fault.
   static std::unique_ptr<Qwen3VLText> load(const gguf::File& file);
 
   const TextConfig& config() const { return cfg_; }
+  const TextConfig& text_config() const override { return cfg_; }
+
+  // TextDecoder: states are KvStates, the scratch a TextScratch.
+  std::unique_ptr<DecoderState> new_state(int n_ctx, KvType kv_type) const override;
+  size_t state_bytes(int n_ctx, KvType kv_type) const override;
+  size_t bytes_per_position(KvType kv_type) const override;
+  std::unique_ptr<DecoderScratch> new_scratch(int n_batch) const override;
+  int widest_row() const override;
+  void forward(std::span<const DecodeSpan> seqs, const TextBatch& batch, DecoderScratch& scratch,
+               float* logits, ops::Context& ctx) const override;
 
   // Runs a batch holding rows of several sequences (consecutive rows per sequence, in the
   // order of `seqs`), reading each weight once for all of them. Every sequence's keys and values
@@ -90,7 +113,7 @@ class Qwen3VLText {
                int n_logits, ops::Context& ctx) const;
 
   // Bytes of weights read to produce one token (every matrix once, plus one embedding row).
-  size_t weight_bytes_per_token() const;
+  size_t weight_bytes_per_token() const override;
   const ops::Matrix& token_embedding() const { return tok_embd_; }
 
  private:

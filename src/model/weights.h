@@ -24,5 +24,9 @@ const float* need_f32(const gguf::File& f, const std::string& name, int64_t n);
 // A [rows][cols] matrix view of t (any supported type whose blocks tile a row).
 ops::Matrix as_matrix(const gguf::File& f, const gguf::TensorInfo& t, int64_t cols, int64_t rows);
 ops::Matrix need_matrix(const gguf::File& f, const std::string& name, int64_t cols, int64_t rows);
+// Bytes of a matrix's stored rows (what one product with it reads).
+inline size_t matrix_bytes(const ops::Matrix& m) {
+  return m.row_stride * static_cast<size_t>(m.rows);
+}
 
 }  // namespace reel::weights

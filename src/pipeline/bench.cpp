@@ -64,9 +64,9 @@ BenchResult run_bench(const Model& model, Executor& exec, const BenchOptions& op
   Scheduler sched(model, exec);
   BenchResult r;
   r.bandwidth_gbs = ops::measure_read_bandwidth_gbs(exec.ctx().pool());
-  r.weight_bytes_per_token = static_cast<double>(model.text().weight_bytes_per_token());
+  r.weight_bytes_per_token = static_cast<double>(model.decoder().weight_bytes_per_token());
   r.kv_bytes_per_position =
-      static_cast<double>(KvCache::full_bytes(model.text_config(), 1, opts.kv_type));
+      static_cast<double>(model.decoder().bytes_per_position(opts.kv_type));
   r.n_decode = opts.n_decode;
   {  // untimed: page the weights in and warm the caches, so that best-of-1 means something
     std::vector<std::unique_ptr<Sequence>> warm;

@@ -311,7 +311,7 @@ TurnStats Conversation::ask(const std::string& text, bool place_unmarked_media,
   };
   t.stats.gen = session_.ask_tokens(ids, blocks, opts_.max_tokens, sink, prefill_progress);
   t.stats.generated = session_.answer_ids();
-  t.stats.kv_bytes = session_.sequence().kv().bytes();
+  t.stats.kv_bytes = session_.sequence().bytes();
 
   // The turn is complete: its media are in the dialogue.
   images_in_ = images_in_ || t.want_images;

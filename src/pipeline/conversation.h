@@ -54,7 +54,7 @@ struct TurnStats {
   double media_wall_ms = 0;     // planning, decoding and encoding, as the user waits
   double first_token_ms = 0;    // from the turn's start to the first streamed text
   int media_cache_hits = 0;     // media taken from the media cache, not encoded
-  size_t kv_bytes = 0;          // memory the conversation's KV cache holds after the turn
+  size_t kv_bytes = 0;          // memory the conversation's state (KV cache, recurrent state) holds after the turn
   int visual_tokens() const { return image_tokens + video_tokens; }
 };
 

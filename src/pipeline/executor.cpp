@@ -19,16 +19,10 @@ Executor::Executor(const Model& model, ExecutorOptions o)
     : ctx_(threads_or_all(o.n_threads)), n_batch_(o.n_batch) {
   if (o.n_batch < 1 || o.n_batch > 65536) throw Error("the batch size must be 1 to 65536");
   if (!model.has_text()) return;
-  const TextConfig& c = model.text_config();
-  if (const Qwen35Text* h = model.hybrid()) {
-    const Qwen35Config& hc = h->config();
-    ctx_.reserve(n_batch_,
-                 std::max({c.n_embd, c.n_ff, c.n_head * c.head_dim, hc.n_v_heads * hc.v_head_dim}));
-    hybrid_scratch_ = std::make_unique<Qwen35Scratch>(hc, n_batch_);
-  } else {
-    ctx_.reserve(n_batch_, std::max({c.n_embd, c.n_ff, c.n_head * c.head_dim}));
-    scratch_ = std::make_unique<TextScratch>(c, n_batch_);
-  }
+  const TextDecoder& decoder = model.decoder();
+  const TextConfig& c = decoder.text_config();
+  ctx_.reserve(n_batch_, decoder.widest_row());
+  scratch_ = decoder.new_scratch(n_batch_);
   const size_t nb = n_batch_, D = c.n_embd;
   staging_.ids.resize(nb);
   staging_.embd.resize(nb * D);

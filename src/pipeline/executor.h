@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/qwen3vl_text.h"
+#include "model/text_decoder.h"
 #include "ops/ops.h"
 #include "pipeline/model.h"
 
@@ -25,9 +25,9 @@ class Executor {
   ops::Context& ctx() { return ctx_; }
   int n_threads() const { return ctx_.n_threads(); }
   int n_batch() const { return n_batch_; }
-  bool has_text() const { return scratch_ != nullptr || hybrid_scratch_ != nullptr; }
-  TextScratch& text_scratch() { return *scratch_; }
-  Qwen35Scratch& hybrid_scratch() { return *hybrid_scratch_; }
+  bool has_text() const { return scratch_ != nullptr; }
+  // The text decoder's activations (made by it; only it reads them).
+  DecoderScratch& scratch() { return *scratch_; }
 
   // Staging for one batch's inputs (n_batch rows each) and its logits rows.
   struct Staging {
@@ -43,8 +43,7 @@ class Executor {
  private:
   ops::Context ctx_;
   int n_batch_ = 0;
-  std::unique_ptr<TextScratch> scratch_;
-  std::unique_ptr<Qwen35Scratch> hybrid_scratch_;
+  std::unique_ptr<DecoderScratch> scratch_;
   Staging staging_;
 };
 

@@ -26,10 +26,13 @@ std::shared_ptr<const Model> Model::load(const std::string& text_path,
     const auto t0 = Clock::now();
     m->text_file_ = gguf::File::open(text_path);
     // Qwen3.5 (qwen35moe: refused there as not supported yet) or Qwen3-VL.
-    if (is_qwen35(*m->text_file_))
+    if (is_qwen35(*m->text_file_)) {
       m->hybrid_ = Qwen35Text::load(*m->text_file_);
-    else
+      m->decoder_ = m->hybrid_.get();
+    } else {
       m->text_ = Qwen3VLText::load(*m->text_file_);
+      m->decoder_ = m->text_.get();
+    }
     m->tok_ = Tokenizer::from_gguf(*m->text_file_);
     const TextConfig& c = m->text_config();
     if (m->tok_->vocab_size() > c.n_vocab)
@@ -74,6 +77,11 @@ const Qwen3VLText& Model::text() const {
     throw Unsupported("this is not available for Qwen3.5 (hybrid Gated DeltaNet) models yet");
   if (!text_) throw Error("this needs a text model; only a vision model is loaded");
   return *text_;
+}
+
+const TextDecoder& Model::decoder() const {
+  if (!decoder_) throw Error("this needs a text model; only a vision model is loaded");
+  return *decoder_;
 }
 
 const Qwen3VLVision& Model::vision() const {

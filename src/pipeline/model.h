@@ -11,6 +11,7 @@
 #include "model/qwen35_text.h"
 #include "model/qwen3vl_text.h"
 #include "model/qwen3vl_vision.h"
+#include "model/text_decoder.h"
 #include "tokenizer/tokenizer.h"
 
 namespace reel {
@@ -28,18 +29,19 @@ class Model {
   static std::shared_ptr<const Model> load(const std::string& text_path,
                                            const std::string& mmproj_path = "");
 
-  bool has_text() const { return text_ != nullptr || hybrid_ != nullptr; }
+  bool has_text() const { return decoder_ != nullptr; }
   bool has_vision() const { return vision_ != nullptr; }
-  const Qwen3VLText& text() const;  // throws reel::Error when there is none (or it is hybrid)
-  // The Qwen3.5 (Gated DeltaNet + attention) text decoder when the text file is one, else null.
+  // The text decoder, whichever kind the file holds: all the pipeline needs of it. Throws
+  // reel::Error when only a vision model is loaded.
+  const TextDecoder& decoder() const;
+  // The concrete decoders, for tests and tools that look inside one: the Qwen3-VL decoder
+  // (throws reel::Error when there is none, or it is Qwen3.5) and the Qwen3.5 (Gated DeltaNet +
+  // attention) decoder when the text file is one, else null.
+  const Qwen3VLText& text() const;
   const Qwen35Text* hybrid() const { return hybrid_.get(); }
   const Qwen3VLVision& vision() const;  // throws reel::Error when there is none
   const Tokenizer& tokenizer() const;
-  const TextConfig& text_config() const {
-    return hybrid_ ? hybrid_->config().text : text().config();
-  }
-  // The shape of a sequence's KV cache: every layer, or a hybrid model's attention layers.
-  TextConfig kv_config() const { return hybrid_ ? hybrid_->config().kv_config() : text_config(); }
+  const TextConfig& text_config() const { return decoder().text_config(); }
   const gguf::File& text_file() const { return *text_file_; }
   const gguf::File* vision_file() const { return vision_file_.get(); }
   const std::string& text_path() const { return text_path_; }
@@ -60,6 +62,7 @@ class Model {
   std::unique_ptr<Tokenizer> tok_;
   std::unique_ptr<Qwen3VLText> text_;
   std::unique_ptr<Qwen35Text> hybrid_;
+  const TextDecoder* decoder_ = nullptr;  // text_ or hybrid_
   std::unique_ptr<Qwen3VLVision> vision_;
   std::vector<TokenId> stop_ids_;
   TokenId image_pad_ = -1, video_pad_ = -1;

@@ -123,7 +123,7 @@ void Scheduler::step() {
   int rows = 0;
   for (auto& a : active_) {  // every decoding sequence's next token
     if (!a->decoding || rows == n_batch) continue;
-    if (a->req.seq->kv().room() == 0) {
+    if (a->req.seq->room() == 0) {
       a->result.stats.hit_context_limit = true;
       try {
         finish(*a);
@@ -144,7 +144,7 @@ void Scheduler::step() {
 
   int logit_rows = 0;
   for (Active* a : in_batch_) {
-    spans_.push_back(SeqSpan{&a->req.seq->kv(), a->rows, a->n_logits});
+    spans_.push_back(DecodeSpan{&a->req.seq->state(), a->rows, a->n_logits});
     logit_rows += a->n_logits;
   }
   auto& st = exec_.staging();
@@ -167,10 +167,7 @@ void Scheduler::step() {
     b.deepstack = st.deepstack.data();
   }
   try {
-    if (const Qwen35Text* hybrid = model_.hybrid())
-      forward_each(*hybrid, b, st.logits.data());
-    else
-      model_.text().forward(spans_, b, exec_.text_scratch(), st.logits.data(), exec_.ctx());
+    model_.decoder().forward(spans_, b, exec_.scratch(), st.logits.data(), exec_.ctx());
   } catch (...) {
     for (Active* a : in_batch_) fail(*a, std::current_exception());
     return retire();
@@ -185,28 +182,6 @@ void Scheduler::step() {
     logits += size_t(a->n_logits) * V;
   }
   retire();
-}
-
-// A hybrid model runs the batch's sequences one after the other (each call reads the weights
-// again; batching them is future work). A failure fails the whole batch as for Qwen3-VL; a
-// sequence that did advance before it no longer matches its recorded prefix and starts over.
-void Scheduler::forward_each(const Qwen35Text& model, const TextBatch& b, float* logits) {
-  const int64_t D = model.config().text.n_embd;
-  const size_t V = model.config().text.n_vocab;
-  int row = 0;
-  for (size_t i = 0; i < in_batch_.size(); ++i) {
-    const SeqSpan& span = spans_[i];
-    Sequence& seq = *in_batch_[i]->req.seq;
-    TextBatch one;
-    one.n = span.n;
-    one.ids = b.ids + row;
-    one.embd = b.embd + row * D;
-    one.pos = b.pos + row;
-    model.forward(*span.kv, *seq.state(), one, exec_.hybrid_scratch(), logits, span.n_logits,
-                  exec_.ctx());
-    logits += span.n_logits * V;
-    row += span.n;
-  }
 }
 
 // Records what the forward pass appended to a's sequence, then samples or hands out logits.

@@ -93,7 +93,6 @@ class Scheduler {
  private:
   struct Active;
   void stage_decode(Active& a, int row);
-  void forward_each(const Qwen35Text& model, const TextBatch& b, float* logits);
   int stage_prefill(Active& a, int row, int room);
   void after_forward(Active& a, const float* logits);
   void sample(Active& a, float* logits);
@@ -106,7 +105,7 @@ class Scheduler {
   Id next_id_ = 1;
   std::vector<std::unique_ptr<Active>> active_;
   std::vector<std::pair<Id, RequestResult>> done_;
-  std::vector<SeqSpan> spans_;  // of the current step (reserved; no allocation per step)
+  std::vector<DecodeSpan> spans_;  // of the current step (reserved; no allocation per step)
   std::vector<Active*> in_batch_;
   std::vector<float> all_logits_;  // for requests that want every position's logits
 };

@@ -41,13 +41,13 @@ uint64_t unique_id() {
 
 int resolve_ctx(const Model& model, int n_ctx, KvType type) {
   const TextConfig& c = model.text_config();
-  const TextConfig kv = model.kv_config();
   if (n_ctx < 0) throw Error("the context size must not be negative");
   if (n_ctx == 0) n_ctx = c.n_ctx_train;
   if (n_ctx > c.n_ctx_train)
     throw Error("a context of " + std::to_string(n_ctx) +
                 " tokens exceeds the model's context length " + std::to_string(c.n_ctx_train));
-  check_kv_memory(n_ctx, double(KvCache::full_bytes(kv, n_ctx, type)), physical_memory_bytes());
+  check_kv_memory(n_ctx, double(model.decoder().state_bytes(n_ctx, type)),
+                  physical_memory_bytes());
   return n_ctx;
 }
 
@@ -89,10 +89,10 @@ std::vector<uint64_t> prompt_keys(std::span<const int32_t> ids, std::span<const 
 }
 
 Sequence::Sequence(const Model& model, SequenceOptions o)
-    : kv_(model.kv_config(), resolve_ctx(model, o.n_ctx, o.kv_type), o.kv_type) {
-  if (const Qwen35Text* h = model.hybrid()) state_ = std::make_unique<DeltaNetState>(h->config());
-  keys_.reserve(kv_.n_ctx());
-  next_after_.reserve(kv_.n_ctx());
+    : n_ctx_(resolve_ctx(model, o.n_ctx, o.kv_type)),
+      state_(model.decoder().new_state(n_ctx_, o.kv_type)) {
+  keys_.reserve(n_ctx_);
+  next_after_.reserve(n_ctx_);
 }
 
 int Sequence::common_prefix(std::span<const uint64_t> keys) const {
@@ -104,13 +104,12 @@ int Sequence::common_prefix(std::span<const uint64_t> keys) const {
 
 int Sequence::reusable_prefix(std::span<const uint64_t> keys, int max) const {
   const int n = std::min(common_prefix(keys), max);
-  return state_ && n != n_past() ? 0 : n;
+  return state_->can_truncate_to(n) ? n : 0;
 }
 
 void Sequence::truncate(int n) {
-  if (state_ && n != n_past()) n = 0;  // a recurrent state cannot be rewound: start over
-  if (state_) state_->truncate(n);
-  kv_.truncate(n);
+  if (!state_->can_truncate_to(n)) n = 0;  // e.g. a recurrent state: start over
+  state_->truncate(n);
   keys_.resize(n);
   next_after_.resize(n);
 }

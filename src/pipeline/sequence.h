@@ -1,7 +1,8 @@
-// One conversation's state in the engine: its KV cache and, per cached position, an identity
-// (the token id, or the medium and row of a visual token) and the rotary position that follows
-// it. A new prompt that starts the same way reuses the cached prefix: the longest common prefix
-// of identities is kept and only the rest is computed.
+// One conversation's state in the engine: its decoder state (the KV cache, and a hybrid model's
+// recurrent state) and, per cached position, an identity (the token id, or the medium and row of
+// a visual token) and the rotary position that follows it. A new prompt that starts the same way
+// reuses the cached prefix: the longest common prefix of identities is kept and only the rest is
+// computed.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "model/kv_cache.h"
+#include "model/text_decoder.h"
 #include "pipeline/model.h"
 #include "pipeline/prompt_layout.h"
 
@@ -20,8 +22,9 @@ struct SequenceOptions {
   KvType kv_type = KvType::F16;
 };
 
-// Throws reel::Error when a full context's KV cache (kv_bytes) would take more than 80% of
-// ram_bytes (the weights, activations and the rest of the system need the remainder).
+// Throws reel::Error when a full context's state (kv_bytes: the KV cache and any recurrent
+// state) would take more than 80% of ram_bytes (the weights, activations and the rest of the
+// system need the remainder).
 void check_kv_memory(int n_ctx, double kv_bytes, double ram_bytes);
 
 // An identity for visual rows that equals no other in this process (never 0).
@@ -37,10 +40,12 @@ class Sequence {
   // Throws reel::Error when the context exceeds the model's or this machine's memory.
   Sequence(const Model& model, SequenceOptions options);
 
-  KvCache& kv() { return kv_; }
-  const KvCache& kv() const { return kv_; }
-  int n_past() const { return kv_.n_past(); }
-  int n_ctx() const { return kv_.n_ctx(); }
+  DecoderState& state() { return *state_; }
+  int n_past() const { return state_->n_past(); }
+  int n_ctx() const { return n_ctx_; }
+  int room() const { return n_ctx_ - n_past(); }
+  // Memory the sequence's state holds now.
+  size_t bytes() const { return state_->bytes(); }
   // Rotary position of the next text token.
   int next_pos() const { return next_after_.empty() ? 0 : next_after_.back(); }
   // Cached positions whose identities equal the start of `keys`.
@@ -48,17 +53,15 @@ class Sequence {
   // How many of those (at most max) a request can keep: all of them with a KV cache alone; with
   // a recurrent state (hybrid models), which cannot be rewound, only the whole cache or nothing.
   int reusable_prefix(std::span<const uint64_t> keys, int max) const;
-  // Keeps the first n positions (a hybrid model's sequence that must go back starts over).
+  // Keeps the first n positions (a sequence whose state cannot go back there starts over).
   void truncate(int n);
-  // The recurrent state of a hybrid model's sequence, else null.
-  DeltaNetState* state() { return state_.get(); }
   // Records positions appended by a forward pass (their identities and following positions).
   void record(std::span<const uint64_t> keys, std::span<const Pos3> pos);
   void record_one(uint64_t key, const Pos3& pos);
 
  private:
-  KvCache kv_;
-  std::unique_ptr<DeltaNetState> state_;
+  int n_ctx_ = 0;
+  std::unique_ptr<DecoderState> state_;
   std::vector<uint64_t> keys_;
   std::vector<int32_t> next_after_;
 };

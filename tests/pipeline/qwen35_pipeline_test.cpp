@@ -49,9 +49,41 @@ TEST(Qwen35Pipeline, LoadsTheHybridDecoder) {
   const auto model = Model::load(kModels + "q35-a-f32.gguf", "");
   ASSERT_NE(model->hybrid(), nullptr);
   EXPECT_EQ(model->text_config().n_layer, 4);
-  EXPECT_EQ(model->kv_config().n_layer, 1);
+  EXPECT_EQ(model->hybrid()->config().kv_config().n_layer, 1);
   EXPECT_THROW(model->text(), Unsupported);  // Qwen3-VL-only paths say so
   EXPECT_EQ(Model::load(kModels + "tiny-a-f32.gguf", "")->hybrid(), nullptr);
+}
+
+// The pipeline sees both kinds through TextDecoder: a hybrid state counts its recurrent part in
+// its memory, a position costs only the full-attention layers' keys and values, and the state
+// goes back only to the start or stays where it is.
+TEST(Qwen35Pipeline, TheDecoderInterfaceDescribesTheHybridState) {
+  const auto model = Model::load(kModels + "q35-a-f32.gguf", "");
+  const TextDecoder& d = model->decoder();
+  const Qwen35Config& c = model->hybrid()->config();
+  const TextConfig kv = c.kv_config();
+  EXPECT_EQ(d.bytes_per_position(KvType::F16),
+            size_t(2) * c.n_full * kv.n_head_kv * kv.head_dim * 2);
+  const size_t recurrent = DeltaNetState(c).bytes();
+  EXPECT_GT(recurrent, 0u);
+  EXPECT_EQ(d.state_bytes(64, KvType::F16), KvCache::full_bytes(kv, 64, KvType::F16) + recurrent);
+  const auto tiny = Model::load(kModels + "tiny-a-f32.gguf", "");
+  EXPECT_GT(d.weight_bytes_per_token(), 0u);
+  EXPECT_EQ(tiny->decoder().state_bytes(64, KvType::F16),
+            KvCache::full_bytes(tiny->text_config(), 64, KvType::F16));
+
+  Executor exec(*model, ExecutorOptions{1, 16});
+  Scheduler sched(*model, exec);
+  Sequence seq(*model, SequenceOptions{64, KvType::F16});
+  sched.run_one(greedy_request(seq, {1, 2, 3, 4, 5}, 2));
+  const int n = seq.n_past();
+  ASSERT_GT(n, 5);
+  EXPECT_TRUE(seq.state().can_truncate_to(n));
+  EXPECT_TRUE(seq.state().can_truncate_to(0));
+  EXPECT_FALSE(seq.state().can_truncate_to(3));
+  EXPECT_GE(seq.bytes(), recurrent);
+  seq.truncate(3);  // cannot go back there: starts over
+  EXPECT_EQ(seq.n_past(), 0);
 }
 
 TEST(Qwen35Pipeline, SequencesSideBySideGiveTransformersGreedyAnswers) {

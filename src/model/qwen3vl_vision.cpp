@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "gguf/gguf.h"
+#include "media/image.h"
 #include "model/weights.h"
 
 namespace reel {
@@ -28,7 +29,6 @@ int get_int(const gguf::File& f, const char* key, int64_t lo, int64_t hi) {
   check_range(f, key, v, lo, hi);
   return static_cast<int>(v);
 }
-
 
 std::array<float, 3> need_rgb(const gguf::File& f, const char* key, bool positive) {
   const std::vector<float> v = f.get_f32_array(key);
@@ -258,6 +258,8 @@ std::unique_ptr<Qwen3VLVision> Qwen3VLVision::load(const gguf::File& f) {
     m->deepstack_.push_back(
         need_merger(f, p + "norm", p + "fc1", p + "fc2", width, width, c.out_dim));
   }
+  m->geometry_ = VisionGeometry{c.patch_size, c.spatial_merge, c.temporal_patch, c.out_dim,
+                                static_cast<int>(c.deepstack_layers.size())};
   return m;
 }
 
@@ -447,6 +449,39 @@ void Qwen3VLVision::encode(const float* pixels, int n_groups, int grid_h, int gr
                            float* deepstack, ops::Context& ctx) const {
   VisionState st(*this, std::max(1, n_groups * grid_h * grid_w));
   encode(st, pixels, n_groups, grid_h, grid_w, main, deepstack, ctx);
+}
+
+// VisionEncoder.
+
+void Qwen3VLVision::encode_group(std::span<const media::Image* const> frames, float* main,
+                                 float* deepstack, ops::Context& ctx) const {
+  const int factor = geometry_.factor();
+  if (frames.size() != size_t(cfg_.temporal_patch))
+    throw InternalError("a temporal group holds " + std::to_string(cfg_.temporal_patch) +
+                        " frames");
+  for (const media::Image* f : frames)
+    if (f->width != frames[0]->width || f->height != frames[0]->height || f->width <= 0 ||
+        f->height <= 0 || f->width % factor || f->height % factor)
+      throw Error("the frames of a temporal group must have one size, a multiple of " +
+                  std::to_string(factor) + " pixels");
+  std::vector<float> pixels;
+  media::PatchGrid grid;
+  media::patchify(frames, cfg_.patch_size, cfg_.temporal_patch, cfg_.spatial_merge, cfg_.image_mean,
+                  cfg_.image_std, pixels, grid);
+  ctx.reserve(int64_t(grid.h) * grid.w, std::max(cfg_.n_ff, 4 * cfg_.n_embd));
+  encode(pixels.data(), 1, grid.h, grid.w, main, deepstack, ctx);
+}
+
+// The matmuls and the attention products; norms and activations are a negligible O(n*D) on top.
+double Qwen3VLVision::gflop_per_group(int64_t n_patches) const {
+  const VisionConfig& v = cfg_;
+  const double n = double(n_patches), D = v.n_embd, F = v.n_ff, M = 4.0 * v.n_embd;
+  double macs = n * v.patch_dim() * D;                      // patch embedding
+  macs += v.n_layer * (n * (3 * D * D + D * D + 2 * D * F)  // qkv, out, fc1, fc2
+                       + 2 * n * n * D);                    // QK^T and AV
+  const double tokens = n / (v.spatial_merge * v.spatial_merge);
+  macs += (1 + v.deepstack_layers.size()) * tokens * (M * M + M * v.out_dim);  // mergers
+  return 2 * macs / 1e9;
 }
 
 }  // namespace reel

@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "model/vision_encoder.h"
 #include "ops/ops.h"
 
 namespace reel::gguf {
@@ -75,7 +76,7 @@ class VisionState {
 // block index after that block; x is [n_patches][n_embd] in the pixel-row order. For tests.
 using VisionTrace = std::function<void(int block, const float* x, int64_t n_patches)>;
 
-class Qwen3VLVision {
+class Qwen3VLVision : public VisionEncoder {
  public:
   // Binds and checks every tensor and clip.* key of a Qwen3-VL mmproj GGUF. Throws
   // reel::Error naming the file and the tensor or key at fault.
@@ -83,6 +84,12 @@ class Qwen3VLVision {
 
   const VisionConfig& config() const { return cfg_; }
   int n_deepstack() const { return static_cast<int>(cfg_.deepstack_layers.size()); }
+
+  // VisionEncoder: patchify (the processor's layout and normalisation), then encode.
+  const VisionGeometry& geometry() const override { return geometry_; }
+  void encode_group(std::span<const media::Image* const> frames, float* main, float* deepstack,
+                    ops::Context& ctx) const override;
+  double gflop_per_group(int64_t n_patches) const override;
 
   // pixels: [n_groups*grid_h*grid_w][patch_dim()] in the processor's row order (temporal group,
   // merged-block row, merged-block column, then the m x m patches of the block row-major;
@@ -109,6 +116,7 @@ class Qwen3VLVision {
   void merge(VisionState& st, const VisionMerger& m, int n, float* out, ops::Context& ctx) const;
 
   VisionConfig cfg_;
+  VisionGeometry geometry_;
   ops::Matrix patch_w_[2];
   const float* patch_b_ = nullptr;
   std::vector<float> pos_owned_;      // position table dequantized when not stored as F32

@@ -14,7 +14,9 @@
 namespace reel {
 namespace {
 
-double seconds_since(Clock::time_point t0) { return ms_since(t0) / 1e3; }
+double seconds_since(Clock::time_point t0) {
+  return ms_since(t0) / 1e3;
+}
 
 // Ordinary text token ids (not special tokens), spread over the vocabulary.
 std::vector<TokenId> bench_prompt(int n, int n_vocab) {
@@ -65,8 +67,7 @@ BenchResult run_bench(const Model& model, Executor& exec, const BenchOptions& op
   BenchResult r;
   r.bandwidth_gbs = ops::measure_read_bandwidth_gbs(exec.ctx().pool());
   r.weight_bytes_per_token = static_cast<double>(model.decoder().weight_bytes_per_token());
-  r.kv_bytes_per_position =
-      static_cast<double>(model.decoder().bytes_per_position(opts.kv_type));
+  r.kv_bytes_per_position = static_cast<double>(model.decoder().bytes_per_position(opts.kv_type));
   r.n_decode = opts.n_decode;
   {  // untimed: page the weights in and warm the caches, so that best-of-1 means something
     std::vector<std::unique_ptr<Sequence>> warm;
@@ -101,19 +102,6 @@ BenchResult run_bench(const Model& model, Executor& exec, const BenchOptions& op
 
 namespace {
 
-// Floating-point operations (2 per multiply-add) of one encoder pass over n_patches patches
-// in one attention group: the matmuls and the attention products; norms and activations are
-// a negligible O(n*D) on top.
-double vision_gflop(const VisionConfig& v, int64_t n_patches) {
-  const double n = double(n_patches), D = v.n_embd, F = v.n_ff, M = 4.0 * v.n_embd;
-  double macs = n * v.patch_dim() * D;                          // patch embedding
-  macs += v.n_layer * (n * (3 * D * D + D * D + 2 * D * F)      // qkv, out, fc1, fc2
-                       + 2 * n * n * D);                         // QK^T and AV
-  const double tokens = n / (v.spatial_merge * v.spatial_merge);
-  macs += (1 + v.deepstack_layers.size()) * tokens * (M * M + M * v.out_dim);  // mergers
-  return 2 * macs / 1e9;
-}
-
 media::Image synthetic_image(int width, int height) {
   media::Image img;
   img.width = width;
@@ -122,21 +110,23 @@ media::Image synthetic_image(int width, int height) {
   for (int y = 0; y < height; ++y)
     for (int x = 0; x < width; ++x)
       for (int c = 0; c < 3; ++c)
-        img.rgb[(size_t(y) * width + x) * 3 + c] = static_cast<uint8_t>((x * 7 + y * 3 + c * 50) & 255);
+        img.rgb[(size_t(y) * width + x) * 3 + c] =
+            static_cast<uint8_t>((x * 7 + y * 3 + c * 50) & 255);
   return img;
 }
 
 }  // namespace
 
-VisionBenchResult run_vision_bench(const Qwen3VLVision& vision, int width, int height,
+VisionBenchResult run_vision_bench(const VisionEncoder& vision, int width, int height,
                                    const ImageOptions& image, int repetitions, ops::Context& ctx) {
-  const VisionConfig& v = vision.config();
+  const VisionGeometry& v = vision.geometry();
   media::ResizeBudget budget;
-  budget.factor = v.patch_size * v.spatial_merge;
+  budget.factor = v.factor();
   budget.min_pixels = image.min_pixels;
   budget.max_pixels = image.max_pixels;
   const media::Size2 size = media::smart_resize(height, width, budget);
-  const media::Image resized = media::resize_bicubic(synthetic_image(width, height), size.width, size.height);
+  const media::Image resized =
+      media::resize_bicubic(synthetic_image(width, height), size.width, size.height);
   VisionBenchResult r;
   r.width = width;
   r.height = height;
@@ -149,7 +139,7 @@ VisionBenchResult run_vision_bench(const Qwen3VLVision& vision, int width, int h
     r.encode_ms = std::min(r.encode_ms, e.encode_ms);
     r.n_tokens = e.n_tokens();
   }
-  r.gflop = vision_gflop(v, int64_t(r.n_tokens) * v.spatial_merge * v.spatial_merge);
+  r.gflop = vision.gflop_per_group(int64_t(r.n_tokens) * v.spatial_merge * v.spatial_merge);
   return r;
 }
 

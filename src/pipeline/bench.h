@@ -62,7 +62,7 @@ struct VisionBenchResult {
   double peak_fraction() const { return gflops() / fma_peak_gflops; }
 };
 
-VisionBenchResult run_vision_bench(const Qwen3VLVision& vision, int width, int height,
+VisionBenchResult run_vision_bench(const VisionEncoder& vision, int width, int height,
                                    const ImageOptions& image, int repetitions, ops::Context& ctx);
 
 }  // namespace reel

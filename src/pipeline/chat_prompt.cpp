@@ -143,7 +143,7 @@ void encode_images(const Model& model, ops::Context& ctx, std::vector<Medium>& m
 // Plans (or finds in the memo) each video within its share of `room` prompt tokens.
 void plan_videos(const Model& model, std::vector<Medium>& media, int n_videos, int64_t room,
                  const ChatPromptOptions& o, MediaMemo& memo, ChatPrompt& out) {
-  const VisionConfig& v = model.vision().config();
+  const VisionGeometry& v = model.vision().geometry();
   const int64_t share = room / n_videos + kMarkerTokens;
   for (Medium& m : media) {
     if (!m.is_video) continue;

@@ -67,7 +67,7 @@ int64_t Conversation::count_tokens(const std::string& content) const {
 // in proportion to what it would take on its own. Decodes them (all or nothing) unless the
 // cache holds all of them.
 void Conversation::plan_images(Turn& t, int64_t budget, const TurnEvents& ev) {
-  const Qwen3VLVision& vision = model().vision();
+  const VisionEncoder& vision = model().vision();
   const bool cached = image_cache_.size() == opts_.images.size();
   if (cached) {
     for (const auto& e : image_cache_) t.dims.emplace_back(e->width, e->height);
@@ -97,7 +97,7 @@ void Conversation::plan_images(Turn& t, int64_t budget, const TurnEvents& ev) {
     const int64_t natural = total;
     std::vector<int64_t> own;
     for (const media::Size2& s : sizes) own.push_back(image_tokens(vision, s));
-    const int side = vision.config().patch_size * vision.config().spatial_merge;
+    const int side = vision.geometry().factor();
     const int64_t area = int64_t(side) * side;
     for (int round = 0; round < 40 && total > budget; ++round) {
       const double share = double(budget) / double(natural) * (1.0 - 0.03 * round);
@@ -130,7 +130,7 @@ void Conversation::plan_images(Turn& t, int64_t budget, const TurnEvents& ev) {
 
 // Plans the video within `budget` prompt tokens (visual tokens, timestamps and markers).
 void Conversation::plan_video(Turn& t, int64_t budget, const TurnEvents& ev) {
-  const VisionConfig& v = model().vision().config();
+  const VisionGeometry& v = model().vision().geometry();
   VideoPlan p = plan_video_prompt(opts_.video_path, opts_.video, v.patch_size, v.spatial_merge,
                                   std::max<int64_t>(1, budget));
   if (ev.note)
@@ -142,7 +142,7 @@ void Conversation::plan_video(Turn& t, int64_t budget, const TurnEvents& ev) {
 
 void Conversation::encode_media(Turn& t, const TurnEvents& ev) {
   if (t.sizes.empty() && !t.plan) return;  // a text turn: there may be no vision model
-  const Qwen3VLVision& vision = model().vision();
+  const VisionEncoder& vision = model().vision();
   ops::Context& ctx = exec_ctx();
   const bool reuse_images = t.decoded.empty() && image_cache_.size() == t.sizes.size();
   std::vector<uint64_t> ids(t.sizes.size(), 0);

@@ -19,11 +19,10 @@ DecodedImage decode_image(const std::string& path, const ImageOptions& options) 
   return d;
 }
 
-media::Size2 model_size(const Qwen3VLVision& vision, const DecodedImage& img,
+media::Size2 model_size(const VisionEncoder& vision, const DecodedImage& img,
                         const ImageOptions& options) {
-  const VisionConfig& v = vision.config();
   media::ResizeBudget budget;
-  budget.factor = v.patch_size * v.spatial_merge;
+  budget.factor = vision.geometry().factor();
   budget.min_pixels = options.min_pixels;
   budget.max_pixels = options.max_pixels;
   try {
@@ -33,13 +32,13 @@ media::Size2 model_size(const Qwen3VLVision& vision, const DecodedImage& img,
   }
 }
 
-int image_tokens(const Qwen3VLVision& vision, media::Size2 size) {
-  const int side = vision.config().patch_size * vision.config().spatial_merge;
+int image_tokens(const VisionEncoder& vision, media::Size2 size) {
+  const int side = vision.geometry().factor();
   return (size.width / side) * (size.height / side);
 }
 
-EncodedImage encode_decoded(const Qwen3VLVision& vision, const DecodedImage& img,
-                            media::Size2 size, ops::Context& ctx) {
+EncodedImage encode_decoded(const VisionEncoder& vision, const DecodedImage& img, media::Size2 size,
+                            ops::Context& ctx) {
   const auto t0 = Clock::now();
   const media::Image resized = media::resize_bicubic(img.image, size.width, size.height);
   const double resize_ms = ms_since(t0);
@@ -51,33 +50,29 @@ EncodedImage encode_decoded(const Qwen3VLVision& vision, const DecodedImage& img
   return enc;
 }
 
-EncodedImage encode_image(const Qwen3VLVision& vision, const std::string& path,
+EncodedImage encode_image(const VisionEncoder& vision, const std::string& path,
                           const ImageOptions& options, ops::Context& ctx) {
   const DecodedImage img = decode_image(path, options);
   return encode_decoded(vision, img, model_size(vision, img, options), ctx);
 }
 
-EncodedImage encode_resized(const Qwen3VLVision& vision, const media::Image& resized,
+EncodedImage encode_resized(const VisionEncoder& vision, const media::Image& resized,
                             ops::Context& ctx) {
-  const VisionConfig& v = vision.config();
+  const VisionGeometry& v = vision.geometry();
   EncodedImage out;
   out.width = out.resized_w = resized.width;
   out.height = out.resized_h = resized.height;
-  const media::Image* frames[2] = {&resized, &resized};  // a still image fills both time slots
-  std::vector<float> pixels;
-  media::PatchGrid grid;
-  media::patchify(frames, v.patch_size, v.temporal_patch, v.spatial_merge, v.image_mean,
-                  v.image_std, pixels, grid);
-  out.grid_h = grid.h;
-  out.grid_w = grid.w;
+  out.grid_h = resized.height / v.patch_size;
+  out.grid_w = resized.width / v.patch_size;
   out.merge = v.spatial_merge;
 
   const auto t0 = Clock::now();
   const size_t rows = size_t(out.n_tokens()) * v.out_dim;
   out.main.resize(rows);
-  out.deepstack.resize(rows * v.deepstack_layers.size());
-  ctx.reserve(int64_t(grid.h) * grid.w, std::max(v.n_ff, 4 * v.n_embd));
-  vision.encode(pixels.data(), 1, grid.h, grid.w, out.main.data(), out.deepstack.data(), ctx);
+  out.deepstack.resize(rows * v.n_deepstack);
+  // A still image fills every time slot of its group.
+  std::vector<const media::Image*> frames(v.temporal_patch, &resized);
+  vision.encode_group(frames, out.main.data(), out.deepstack.data(), ctx);
   out.encode_ms = ms_since(t0);
   return out;
 }

@@ -7,14 +7,14 @@
 #include <vector>
 
 #include "media/image.h"
-#include "model/qwen3vl_vision.h"
+#include "model/vision_encoder.h"
 #include "ops/ops.h"
 
 namespace reel {
 
 // Qwen3-VL's vision geometry: 16-pixel patches, 2x2 patches merged into one token. Used where
 // no model is loaded (planning a video for `reel frames`) and as the defaults of the structs
-// below; with a model, the values come from its GGUF (VisionConfig).
+// below; with a model, the values come from its encoder (VisionGeometry).
 inline constexpr int kQwen3VLPatchSize = 16;
 inline constexpr int kQwen3VLSpatialMerge = 2;
 
@@ -40,7 +40,7 @@ struct EncodedImage {
 };
 
 // Throws reel::Error naming the file on unreadable, corrupt, too large or too small images.
-EncodedImage encode_image(const Qwen3VLVision& vision, const std::string& path,
+EncodedImage encode_image(const VisionEncoder& vision, const std::string& path,
                           const ImageOptions& options, ops::Context& ctx);
 
 // The same in steps, so that a caller can size several images against one token budget
@@ -52,15 +52,15 @@ struct DecodedImage {
 };
 DecodedImage decode_image(const std::string& path, const ImageOptions& options);
 // The model-input size of an image under `options` (smart_resize to the vision grid).
-media::Size2 model_size(const Qwen3VLVision& vision, const DecodedImage& img,
+media::Size2 model_size(const VisionEncoder& vision, const DecodedImage& img,
                         const ImageOptions& options);
 // Visual tokens of an image resized to `size`.
-int image_tokens(const Qwen3VLVision& vision, media::Size2 size);
-EncodedImage encode_decoded(const Qwen3VLVision& vision, const DecodedImage& img,
+int image_tokens(const VisionEncoder& vision, media::Size2 size);
+EncodedImage encode_decoded(const VisionEncoder& vision, const DecodedImage& img,
                             media::Size2 size, ops::Context& ctx);
 
 // The vision tokens of an image already at its model size (multiples of 32 pixels).
-EncodedImage encode_resized(const Qwen3VLVision& vision, const media::Image& resized,
+EncodedImage encode_resized(const VisionEncoder& vision, const media::Image& resized,
                             ops::Context& ctx);
 
 }  // namespace reel

@@ -116,7 +116,7 @@ media::Size2 live_frame_size(int width, int height, int window_frames, int64_t g
   return media::smart_resize_video(n, height, width, b);
 }
 
-LiveVideo::LiveVideo(const Qwen3VLVision& vision, LiveOptions options)
+LiveVideo::LiveVideo(const VisionEncoder& vision, LiveOptions options)
     : vision_(vision), opts_(std::move(options)) {
   if (!(opts_.fps > 0 && opts_.fps <= 60)) throw Error("the sampling rate must be in (0, 60] fps");
   if (!(opts_.window_s >= 1 && opts_.window_s <= 3600))
@@ -275,7 +275,7 @@ void LiveVideo::read_connection(media::StreamReader& reader, bool& got_frame) {
     s.wall = std::chrono::system_clock::now();
     media::Size2 size = frame_size();
     if (size.width == 0) {
-      const int factor = vision_.config().patch_size * vision_.config().spatial_merge;
+      const int factor = vision_.geometry().factor();
       size = live_frame_size(image.width, image.height, int(std::ceil(opts_.window_s * opts_.fps)),
                              opts_.group_tokens, factor);
       {

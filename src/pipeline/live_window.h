@@ -120,7 +120,7 @@ struct LiveStats {
 
 class LiveVideo {
  public:
-  LiveVideo(const Qwen3VLVision& vision, LiveOptions options);
+  LiveVideo(const VisionEncoder& vision, LiveOptions options);
   ~LiveVideo();  // stops and joins the threads
   // Opens the source (a network source is retried until the open timeout has passed) and
   // starts reading and encoding. Throws reel::Error when the source cannot be opened.
@@ -152,7 +152,7 @@ class LiveVideo {
   void say(const std::string& line) const;
   void fail(std::exception_ptr e);
 
-  const Qwen3VLVision& vision_;
+  const VisionEncoder& vision_;
   LiveOptions opts_;
   std::string source_;
   std::unique_ptr<LiveWindow> window_;

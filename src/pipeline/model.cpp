@@ -84,7 +84,11 @@ const TextDecoder& Model::decoder() const {
   return *decoder_;
 }
 
-const Qwen3VLVision& Model::vision() const {
+const VisionEncoder& Model::vision() const {
+  return qwen3vl_vision();
+}
+
+const Qwen3VLVision& Model::qwen3vl_vision() const {
   if (!vision_) throw Error("images and videos need a vision model (an mmproj file)");
   return *vision_;
 }

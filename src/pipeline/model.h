@@ -39,7 +39,10 @@ class Model {
   // attention) decoder when the text file is one, else null.
   const Qwen3VLText& text() const;
   const Qwen35Text* hybrid() const { return hybrid_.get(); }
-  const Qwen3VLVision& vision() const;  // throws reel::Error when there is none
+  // The vision encoder (throws reel::Error when there is none), and the same as the CPU's
+  // Qwen3-VL encoder for tests and tools that look inside it.
+  const VisionEncoder& vision() const;
+  const Qwen3VLVision& qwen3vl_vision() const;
   const Tokenizer& tokenizer() const;
   const TextConfig& text_config() const { return decoder().text_config(); }
   const gguf::File& text_file() const { return *text_file_; }

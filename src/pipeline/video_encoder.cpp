@@ -304,23 +304,12 @@ class FrameQueue {
   std::exception_ptr error_;
 };
 
-// One temporal group's pixels through the vision encoder: main [tokens][D], deepstack
-// [n_deepstack][tokens][D] (the group's own rows, not the video's stride).
-void encode_group_into(const Qwen3VLVision& vision, const media::Image* const frames[2],
-                       ops::Context& ctx, std::vector<float>& pixels, float* main, float* ds) {
-  const VisionConfig& v = vision.config();
-  media::PatchGrid grid;
-  media::patchify(std::span<const media::Image* const>(frames, 2), v.patch_size, v.temporal_patch,
-                  v.spatial_merge, v.image_mean, v.image_std, pixels, grid);
-  vision.encode(pixels.data(), 1, grid.h, grid.w, main, ds, ctx);
-}
-
 }  // namespace
 
-EncodedGroup encode_video_group(const Qwen3VLVision& vision, const media::Image& first,
+EncodedGroup encode_video_group(const VisionEncoder& vision, const media::Image& first,
                                 const media::Image& second, ops::Context& ctx) {
-  const VisionConfig& v = vision.config();
-  const int factor = v.patch_size * v.spatial_merge;
+  const VisionGeometry& v = vision.geometry();
+  const int factor = v.factor();
   if (first.width != second.width || first.height != second.height || first.width <= 0 ||
       first.height <= 0 || first.width % factor || first.height % factor)
     throw Error("the frames of a temporal group must have one size, a multiple of " +
@@ -330,20 +319,19 @@ EncodedGroup encode_video_group(const Qwen3VLVision& vision, const media::Image&
   g.wm = first.width / factor;
   const size_t rows = size_t(g.n_tokens()) * v.out_dim;
   g.main.resize(rows);
-  g.deepstack.resize(rows * v.deepstack_layers.size());
+  g.deepstack.resize(rows * v.n_deepstack);
   const media::Image* frames[2] = {&first, &second};
-  std::vector<float> pixels;
-  encode_group_into(vision, frames, ctx, pixels, g.main.data(), g.deepstack.data());
+  vision.encode_group(frames, g.main.data(), g.deepstack.data(), ctx);
   return g;
 }
 
-EncodedVideo encode_video(const Qwen3VLVision& vision, const VideoPlan& plan, ops::Context& ctx,
+EncodedVideo encode_video(const VisionEncoder& vision, const VideoPlan& plan, ops::Context& ctx,
                           const ProgressFn& progress) {
-  const VisionConfig& v = vision.config();
+  const VisionGeometry& v = vision.geometry();
   EncodedVideo out;
   out.plan = plan;
   out.out_dim = v.out_dim;
-  out.n_deepstack = static_cast<int>(v.deepstack_layers.size());
+  out.n_deepstack = v.n_deepstack;
   const int tpg = plan.tokens_per_group();
   const size_t rows = size_t(plan.n_tokens()) * v.out_dim;
   out.main.resize(rows);
@@ -382,7 +370,6 @@ EncodedVideo encode_video(const Qwen3VLVision& vision, const VideoPlan& plan, op
   });
 
   std::map<int64_t, media::Image> pending;  // decoded frames not yet encoded
-  std::vector<float> pixels;
   int done = 0;
   try {
     const int slots = plan.as_images ? 1 : 2;
@@ -400,8 +387,7 @@ EncodedVideo encode_video(const Qwen3VLVision& vision, const VideoPlan& plan, op
         frames[s] = &pending.at(plan.frames[size_t(g) * slots + (slots == 2 ? s : 0)]);
       const auto t0 = Clock::now();
       std::vector<float> ds(size_t(out.n_deepstack) * tpg * v.out_dim);
-      encode_group_into(vision, frames, ctx, pixels, out.main.data() + size_t(g) * tpg * v.out_dim,
-                        ds.data());
+      vision.encode_group(frames, out.main.data() + size_t(g) * tpg * v.out_dim, ds.data(), ctx);
       for (int l = 0; l < out.n_deepstack; ++l)
         std::copy_n(
             ds.data() + size_t(l) * tpg * v.out_dim, size_t(tpg) * v.out_dim,

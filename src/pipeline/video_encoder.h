@@ -11,7 +11,7 @@
 
 #include "media/sampling.h"
 #include "media/video.h"
-#include "model/qwen3vl_vision.h"
+#include "model/vision_encoder.h"
 #include "ops/ops.h"
 #include "pipeline/image_encoder.h"
 #include "pipeline/prompt_layout.h"
@@ -92,7 +92,7 @@ struct EncodedVideo {
 };
 
 using ProgressFn = std::function<void(int done, int total)>;
-EncodedVideo encode_video(const Qwen3VLVision& vision, const VideoPlan& plan, ops::Context& ctx,
+EncodedVideo encode_video(const VisionEncoder& vision, const VideoPlan& plan, ops::Context& ctx,
                           const ProgressFn& progress = nullptr);
 
 // One temporal group encoded on its own, for live video: two frames of the same size (sides
@@ -105,7 +105,7 @@ struct EncodedGroup {
   std::vector<float> deepstack;  // [n_deepstack][n_tokens][D]
   int n_tokens() const { return hm * wm; }
 };
-EncodedGroup encode_video_group(const Qwen3VLVision& vision, const media::Image& first,
+EncodedGroup encode_video_group(const VisionEncoder& vision, const media::Image& first,
                                 const media::Image& second, ops::Context& ctx);
 
 // "<1.3 seconds>": the reference's text for a group time (printf %.1f of the double).

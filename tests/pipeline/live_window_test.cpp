@@ -211,8 +211,8 @@ TEST(FpsSampler, TakesFramesByPresentationTime) {
 }
 
 TEST_F(Live, OneGroupEncodesAsInTheWholeVideo) {
-  const Qwen3VLVision& vision = model_->vision();
-  const VisionConfig& v = vision.config();
+  const VisionEncoder& vision = model_->vision();
+  const VisionGeometry& v = vision.geometry();
   ops::Context ctx(2);
   VideoOptions o;
   o.fps = 2;

@@ -24,7 +24,7 @@ class TestEngine {
 
   const Model& model() const { return *model_; }
   const Qwen3VLText& text() const { return model_->text(); }
-  const Qwen3VLVision& vision() const { return model_->vision(); }
+  const Qwen3VLVision& vision() const { return model_->qwen3vl_vision(); }
   const Tokenizer& tokenizer() const { return model_->tokenizer(); }
   ops::Context& ctx() { return exec_.ctx(); }
   Executor& executor() { return exec_; }

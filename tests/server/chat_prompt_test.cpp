@@ -210,7 +210,7 @@ TEST_F(ChatPromptTest, MediaCacheServesWhatTheMemoNoLongerHolds) {
   EXPECT_EQ(a.ids, b.ids);
   EXPECT_EQ(keys(a), keys(b));
   ASSERT_EQ(a.blocks.size(), b.blocks.size());
-  const size_t dim = size_t(model_->vision().config().out_dim);
+  const size_t dim = size_t(model_->vision().geometry().out_dim);
   for (size_t i = 0; i < a.blocks.size(); ++i)
     for (size_t r = 0; r < size_t(a.blocks[i].hm * a.blocks[i].wm) * dim; ++r)
       ASSERT_EQ(a.blocks[i].main[r], b.blocks[i].main[r]) << i;  // bit-exact from disk

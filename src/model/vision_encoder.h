@@ -1,0 +1,42 @@
+// The vision encoder as the pipeline sees it: frames in, rows for the text decoder out. Every
+// implementation (the CPU's Qwen3-VL encoder today; an NPU's later) provides this, so that the
+// pipeline sizes images, plans videos and encodes them without naming a model class. Encoders
+// are immutable and shared; each call brings its own ops::Context.
+#pragma once
+
+#include <span>
+
+#include "media/image.h"
+#include "ops/ops.h"
+
+namespace reel {
+
+// What the pipeline sizes images and plans videos with.
+struct VisionGeometry {
+  int patch_size = 16;     // pixels per patch side
+  int spatial_merge = 2;   // patches per output token side
+  int temporal_patch = 2;  // frames per temporal group (a still image repeats its frame)
+  int out_dim = 0;         // width of an output row (the text decoder's hidden size)
+  int n_deepstack = 0;     // extra row sets for the text decoder's DeepStack layers (0: none)
+  int factor() const { return patch_size * spatial_merge; }  // pixels per output token side
+};
+
+class VisionEncoder {
+ public:
+  virtual ~VisionEncoder() = default;
+
+  virtual const VisionGeometry& geometry() const = 0;
+
+  // Encodes one temporal group: geometry().temporal_patch frames of one size whose sides are
+  // multiples of factor(). Writes main [tokens][out_dim] and deepstack
+  // [n_deepstack][tokens][out_dim] (may be null when n_deepstack is 0), tokens =
+  // (height / factor) * (width / factor). Throws reel::Error for frames of the wrong count or size.
+  virtual void encode_group(std::span<const media::Image* const> frames, float* main,
+                            float* deepstack, ops::Context& ctx) const = 0;
+
+  // Floating-point operations (2 per multiply-add) of encoding one group of n_patches patches,
+  // for reports against the machine's peak; 0 when unknown.
+  virtual double gflop_per_group(int64_t n_patches) const = 0;
+};
+
+}  // namespace reel

@@ -51,10 +51,11 @@ TEST(ChatTemplate, ThinkingSwitchMatchesTransformers) {
   EXPECT_FALSE(thinking_switch(templates["qwen3vl"].get<std::string>()).present);
   int n = 0;
   for (const auto& c : fixture["cases"]) {
-    const ThinkingSwitch sw = thinking_switch(templates[c["template"].get<std::string>()].get<std::string>());
-    const Think think = c["enable_thinking"].is_null() ? Think::kDefault
+    const ThinkingSwitch sw =
+        thinking_switch(templates[c["template"].get<std::string>()].get<std::string>());
+    const Think think = c["enable_thinking"].is_null()     ? Think::kDefault
                         : c["enable_thinking"].get<bool>() ? Think::kOn
-                                                            : Think::kOff;
+                                                           : Think::kOff;
     std::vector<ChatMessage> messages;
     for (const auto& m : c["messages"])
       messages.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});

@@ -125,8 +125,8 @@ TEST_F(Qwen35Media, VideoPromptsMatchTransformers) {
     std::vector<EncodedImage> images;
     for (const auto& name : c["images"]) images.push_back(engine_->encode_image(image_path(name)));
     std::vector<EncodedVideo> videos;
-    videos.push_back(engine_->encode_video(video_path(),
-                                           video_options(c["sampling"].get<std::string>()), 0));
+    videos.push_back(
+        engine_->encode_video(video_path(), video_options(c["sampling"].get<std::string>()), 0));
     EXPECT_LE(run_case(c, images, videos), 1e-3);
     ++n;
   }
@@ -136,9 +136,8 @@ TEST_F(Qwen35Media, VideoPromptsMatchTransformers) {
 TEST(Qwen35MediaPair, RefusesFilesThatDoNotBelongTogether) {
   // Same width (32), but Qwen3-VL's tower feeds three DeepStack layers a Qwen3.5 model lacks,
   // and a Qwen3-VL text model expects those three layers from its tower.
-  for (const auto& [text, mmproj] :
-       {std::pair{"q35-a-f32.gguf", "tiny-a-mmproj-f32.gguf"},
-        std::pair{"tiny-a-f32.gguf", "q35-a-mmproj-f16.gguf"}}) {
+  for (const auto& [text, mmproj] : {std::pair{"q35-a-f32.gguf", "tiny-a-mmproj-f32.gguf"},
+                                     std::pair{"tiny-a-f32.gguf", "q35-a-mmproj-f16.gguf"}}) {
     try {
       Model::load(kModels + text, kModels + mmproj);
       ADD_FAILURE() << text << " with " << mmproj << " loaded";

@@ -34,8 +34,7 @@ TEST(ThinkRequest, EnableThinkingSetsTheSwitch) {
   EXPECT_EQ(parse_chat_request(with_kwargs(json::object()).dump()).think, Think::kDefault);
   EXPECT_EQ(parse_chat_request(with_kwargs({{"enable_thinking", nullptr}}).dump()).think,
             Think::kDefault);
-  EXPECT_EQ(parse_chat_request(with_kwargs({{"enable_thinking", true}}).dump()).think,
-            Think::kOn);
+  EXPECT_EQ(parse_chat_request(with_kwargs({{"enable_thinking", true}}).dump()).think, Think::kOn);
   EXPECT_EQ(parse_chat_request(with_kwargs({{"enable_thinking", false}}).dump()).think,
             Think::kOff);
 }

@@ -98,8 +98,7 @@ TEST(Qwen35Tokenizer, CombiningMarksJoinLettersOnlyInQwen35) {
             (std::vector<std::string>{"\xe0\xa4\x95", "\xe0\xa5\x8d\xe0\xa4\xb7"}));
   // A mark after punctuation starts a letter run in Qwen3.5, ends a punctuation run in Qwen2.
   EXPECT_EQ(pieces("!\xcc\x81", Regex::kQwen35), (std::vector<std::string>{"!\xcc\x81"}));
-  EXPECT_EQ(pieces("?\xcc\x81!", Regex::kQwen35),
-            (std::vector<std::string>{"?\xcc\x81", "!"}));
+  EXPECT_EQ(pieces("?\xcc\x81!", Regex::kQwen35), (std::vector<std::string>{"?\xcc\x81", "!"}));
   EXPECT_EQ(pieces("?\xcc\x81!", Regex::kQwen2), (std::vector<std::string>{"?\xcc\x81!"}));
   // A mark of Unicode 16 (U+113B8, Tulu-Tigalari), unassigned in older ICU, is still a mark.
   EXPECT_EQ(pieces("x\xf0\x91\x8e\xb8y", Regex::kQwen35),

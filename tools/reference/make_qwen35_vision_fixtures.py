@@ -13,9 +13,9 @@ The converter (Qwen3VLVisionModel.set_gguf_parameters, also used for Qwen3.5) wr
 clip.vision.is_deepstack_layers as a block_count-long list that is all false when the config has
 no deepstack_visual_indexes (Qwen3.5's vision config has none), and no v.deepstack.* tensors.
 
-The tower is a smaller one than tiny-a's, in kind like the 0.8B's against Qwen3-VL-2B's (fewer,
-narrower blocks; Qwen3.5's 0.8B: depth 12, hidden 768 against Qwen3-VL-2B's 24 / 1024): depth 2,
-hidden 16, one head, a 4 x 4 learned position grid.
+The tower is smaller than tiny-a's (fewer, narrower blocks, a smaller position grid), as the
+issue describes the 0.8B's tower against Qwen3-VL's (its real shape is not checked here): depth 2,
+hidden 16, one head, intermediate 32, a 4 x 4 learned position grid.
 
     python tools/reference/make_qwen35_vision_fixtures.py     # ~1 min on 2 cores
 Needs ffmpeg/ffprobe (the committed lossless test video is decoded with the ffmpeg CLI).
@@ -159,7 +159,7 @@ def main() -> None:
     icols, icases = mv.prompt_dumps(model, pils)
     frames = mvid.ffmpeg_decode(mvid.VID_DIR / mvid.VIDEO_NAME)
     vcols, vcases = mvid.prompt_dumps(model, frames)
-    # one column set: re-slice both from the stored full rows is not possible, so keep both
+    # each script picks its own logit columns; both sets are kept
     hf = {"transformers": transformers.__version__, "torch": torch.__version__.split("+")[0],
           "attn_implementation": "eager", "dtype": "float32"}
     for c in icases:

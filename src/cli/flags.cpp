@@ -16,6 +16,7 @@
 #include "cli/errors.h"
 #include "common/error.h"
 #include "common/fs.h"
+#include "pipeline/chat_template.h"
 #include "pipeline/media_cache.h"
 
 namespace reel::cli {
@@ -192,6 +193,16 @@ void add_video_flags(CLI::App& app, VideoOptions& o) {
                "encode every frame as a separate image (the original app's way)");
   app.add_flag("!--no-display-corrections", o.display_corrections,
                "ignore rotation metadata and non-square pixels (as transformers does)");
+}
+
+// --think on|off: Qwen3.5's thinking switch (the chat template's enable_thinking); absent, the
+// model's template decides (Qwen3.5-0.8B: off, larger sizes: on). `on` with a model whose
+// template has no switch (Qwen3-VL) is refused when the prompt is built.
+void add_think_flag(CLI::App& app, Think& think) {
+  app.add_option("--think", think, "thinking (Qwen3.5): on or off (default: the model's)")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, Think>{{"on", Think::kOn}, {"off", Think::kOff}}))
+      ->type_name("on|off");
 }
 
 }  // namespace reel::cli

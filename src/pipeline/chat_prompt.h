@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "pipeline/chat_template.h"
 #include "pipeline/image_encoder.h"
 #include "pipeline/live_window.h"
 #include "pipeline/media_cache.h"
@@ -48,6 +49,8 @@ struct ChatPromptOptions {
   // model's identity for its keys (model_identity of the mmproj). Null: none.
   MediaCache* media_cache = nullptr;
   MediaKey model_key;
+  // Qwen3.5's thinking switch (chat_template.h): kDefault follows the model's template.
+  Think think = Think::kDefault;
 };
 
 // Encodings of recent media under their identities, least recently used evicted first, within
@@ -93,7 +96,13 @@ struct ChatPrompt {
 // The chat template's text with one marker per medium (<|vision_start|><|image_pad|>
 // <|vision_end|> for an image, the same with <|video_pad|> for a video or a window), where the
 // parts are, followed by the generation prompt. Throws reel::Error on an unknown role.
-std::string render_chat_turns(const std::vector<ChatTurn>& turns);
+std::string render_chat_turns(const std::vector<ChatTurn>& turns,
+                              const std::string& generation_prompt = kAssistantPrompt);
+
+// The generation prompt of the model's chat template (its tokenizer.chat_template) under
+// `think`; see generation_prompt() in chat_template.h (throws reel::Unsupported for kOn on a
+// model whose template has no thinking switch).
+std::string model_generation_prompt(const Model& model, Think think);
 
 // The whole prompt of `turns`. Images are sized with options.image; windows keep their encoding
 // (when the text, images, windows and the answer's reserve do not fit, the oldest groups of the

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace reel {
@@ -20,5 +21,30 @@ std::string render_chat(const std::vector<ChatMessage>& messages, bool add_gener
 // The text of one turn, for appending to a conversation already in the KV cache.
 std::string render_turn(const std::string& role, const std::string& content);
 inline constexpr const char* kAssistantPrompt = "<|im_start|>assistant\n";
+
+// Qwen3.5's thinking switch: its templates take `enable_thinking` and start the assistant turn
+// with "<think>\n" (thinking) or with the empty block "<think>\n\n</think>\n\n" (not). Which
+// one a file does by default is its template's choice: Qwen3.5-0.8B's thinks only when asked
+// ("enable_thinking is defined and enable_thinking is true"), the larger sizes' unless told
+// not to ("... is false"). Qwen3-VL's templates have no switch.
+enum class Think { kDefault, kOn, kOff };
+
+struct ThinkingSwitch {
+  bool present = false;     // the template reads enable_thinking
+  bool default_on = false;  // and thinks when it is not given
+};
+
+// The switch of a GGUF's tokenizer.chat_template (empty: none).
+ThinkingSwitch thinking_switch(std::string_view chat_template);
+
+// The generation prompt: kAssistantPrompt, then for a template with the switch the think
+// block `think` (or the template's default) asks for. Throws reel::Unsupported for kOn when
+// the template has no switch (a Qwen3-VL model does not think on request); kOff is then the
+// plain prompt.
+std::string generation_prompt(const ThinkingSwitch& sw, Think think);
+
+// render_chat with a given generation prompt after the turns.
+std::string render_chat(const std::vector<ChatMessage>& messages,
+                        const std::string& generation_prompt);
 
 }  // namespace reel

@@ -56,16 +56,15 @@ std::shared_ptr<const Model> Model::load(const std::string& text_path,
 void Model::load_vision(const std::string& path) {
   vision_file_ = gguf::File::open(path);
   vision_ = Qwen3VLVision::load(*vision_file_);
-  if (hybrid_)
-    throw Unsupported(path + ": images and videos with Qwen3.5 text models are not supported yet");
-  if (!text_) return;
+  if (!has_text()) return;
   const VisionConfig& v = vision_->config();
-  const TextConfig& t = text_->config();
+  const TextConfig& t = text_config();
   const std::string pair = " (" + path + " with " + text_path_ + ")";
   if (v.out_dim != t.n_embd)
     throw Error("the vision model makes " + std::to_string(v.out_dim) +
                 "-wide embeddings but the text model's hidden size is " + std::to_string(t.n_embd) +
                 ": the files do not belong together" + pair);
+  // Qwen3.5's tower is Qwen3-VL's without DeepStack; its text model takes no DeepStack rows.
   if (static_cast<int>(v.deepstack_layers.size()) != t.n_deepstack)
     throw Error("the vision model has " + std::to_string(v.deepstack_layers.size()) +
                 " DeepStack layers but the text model expects " + std::to_string(t.n_deepstack) +

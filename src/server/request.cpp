@@ -306,6 +306,21 @@ void refuse_unknown_keys(const json& obj, std::initializer_list<std::string_view
   }
 }
 
+// chat_template_kwargs.enable_thinking, as vLLM and llama-server take it: Qwen3.5's thinking
+// switch (absent: the model's template decides). Other template arguments are refused.
+Think parse_think(const json& body) {
+  const json* kw = field(body, "chat_template_kwargs");
+  if (!kw) return Think::kDefault;
+  if (!kw->is_object()) bad("chat_template_kwargs must be an object", "chat_template_kwargs");
+  refuse_unknown_keys(*kw, {"enable_thinking"}, "chat_template_kwargs.");
+  const json* on = field(*kw, "enable_thinking");
+  if (!on || on->is_null()) return Think::kDefault;
+  if (!on->is_boolean())
+    bad("chat_template_kwargs.enable_thinking must be true or false",
+        "chat_template_kwargs.enable_thinking");
+  return on->get<bool>() ? Think::kOn : Think::kOff;
+}
+
 VideoRequestOptions parse_video_options(const json& body) {
   VideoRequestOptions v;
   VideoOptionSources from;
@@ -519,6 +534,7 @@ ChatRequest parse_chat_request(std::string_view body, const ParseLimits& limits)
   r.stop = parse_stop(j, limits);
   r.ignore_eos = boolean(j, "ignore_eos", false);
   r.video = parse_video_options(j);
+  r.think = parse_think(j);
   r.stream = boolean(j, "stream", false);
   if (const json* so = field(j, "stream_options")) {
     if (!so->is_object()) bad("stream_options must be an object", "stream_options");

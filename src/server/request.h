@@ -81,6 +81,7 @@ struct ChatRequest {
   std::vector<std::string> stop;
   bool ignore_eos = false;  // vLLM's and llama-server's name: run to max_tokens
   VideoRequestOptions video;
+  Think think = Think::kDefault;    // chat_template_kwargs.enable_thinking (Qwen3.5)
   std::vector<StreamPart> streams;  // live stream parts, in order of appearance
   bool stream = false;
   bool include_usage = false;

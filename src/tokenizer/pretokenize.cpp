@@ -11,9 +11,10 @@
 namespace reel::pretok {
 namespace {
 
-// Character classes the regex distinguishes. \r and \n are whitespace with a class of their
-// own because several alternatives single them out.
-enum Class : uint8_t { kLetter, kNumber, kSpace, kNewline, kOther };
+// Character classes the regexes distinguish. \r and \n are whitespace with a class of their
+// own because several alternatives single them out. Combining marks (\p{M}) are "other" to
+// Qwen2's regex and extend letter runs in Qwen3.5's.
+enum Class : uint8_t { kLetter, kNumber, kSpace, kNewline, kOther, kMark };
 
 // Letters and numbers that HF tokenizers' Oniguruma (Unicode 16.0 data) knows but ICU 72
 // (Unicode 15.0) leaves unassigned: the Unicode 15.1 and 16.0 additions. Found by comparing
@@ -33,6 +34,14 @@ constexpr Range kNewLetters[] = {
 constexpr Range kNewNumbers[] = {
     {0x10D40, 0x10D49}, {0x116D0, 0x116E3}, {0x11BF0, 0x11BF9}, {0x16130, 0x16139},
     {0x16D70, 0x16D79}, {0x1CCF0, 0x1CCF9}, {0x1E5F1, 0x1E5FA},
+};
+
+// Combining marks (\p{M}) of Unicode 15.1 and 16.0, unassigned in ICU 72, found the same way.
+constexpr Range kNewMarks[] = {
+    {0x0897, 0x0897},   {0x10D69, 0x10D6D}, {0x10EFC, 0x10EFC}, {0x113B8, 0x113C0},
+    {0x113C2, 0x113C2}, {0x113C5, 0x113C5}, {0x113C7, 0x113CA}, {0x113CC, 0x113D0},
+    {0x113D2, 0x113D2}, {0x113E1, 0x113E2}, {0x11F5A, 0x11F5A}, {0x1611E, 0x1612F},
+    {0x1E5EE, 0x1E5EF},
 };
 
 template <size_t N>
@@ -62,10 +71,12 @@ Class classify(char32_t cp) {
   const uint32_t mask = U_MASK(u_charType(static_cast<UChar32>(cp)));
   if (mask & U_GC_L_MASK) return kLetter;
   if (mask & U_GC_N_MASK) return kNumber;
-  // Only unassigned code points can be newer letters or numbers.
-  if (cp >= 0x1C89 && (mask & U_GC_CN_MASK)) {
+  if (mask & U_GC_M_MASK) return kMark;
+  // Only unassigned code points can be newer letters, numbers or marks.
+  if (cp >= 0x0897 && (mask & U_GC_CN_MASK)) {
     if (in(kNewLetters, cp)) return kLetter;
     if (in(kNewNumbers, cp)) return kNumber;
+    if (in(kNewMarks, cp)) return kMark;
   }
   return kOther;
 }
@@ -92,7 +103,8 @@ bool folds_to(char32_t cp, char lower) {
 
 class Scanner {
  public:
-  explicit Scanner(const std::vector<Char>& c) : c_(c), n_(c.size()) {}
+  Scanner(const std::vector<Char>& c, Regex regex)
+      : c_(c), n_(c.size()), marks_join_letters_(regex == Regex::kQwen35) {}
 
   // Length in characters of the regex match at i (always > 0 for i < n).
   size_t match(size_t i) const {
@@ -124,23 +136,36 @@ class Scanner {
     return 0;
   }
 
-  // [^\r\n\p{L}\p{N}]?\p{L}+
+  // A letter-run character: \p{L}, or [\p{L}\p{M}] for Qwen3.5.
+  bool letter(size_t i) const {
+    return i < n_ && (c_[i].cls == kLetter || (marks_join_letters_ && c_[i].cls == kMark));
+  }
+  // A punctuation-run character: [^\s\p{L}\p{N}], or [^\s\p{L}\p{M}\p{N}] for Qwen3.5.
+  bool other(size_t i) const {
+    return i < n_ && (c_[i].cls == kOther || (!marks_join_letters_ && c_[i].cls == kMark));
+  }
+  size_t letter_run(size_t i) const {
+    size_t j = i;
+    while (letter(j)) ++j;
+    return j - i;
+  }
+
+  // [^\r\n\p{L}\p{N}]?\p{L}+ (Qwen3.5: [^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+). A mark as the
+  // optional first character of Qwen3.5's form is a letter-run character anyway.
   size_t letters(size_t i) const {
-    if (cls(i) == kLetter) return run_of(i, kLetter);
+    if (letter(i)) return letter_run(i);
     const Class k = cls(i);
-    if ((k == kSpace || k == kOther) && cls(i + 1) == kLetter && i + 1 < n_) {
-      return 1 + run_of(i + 1, kLetter);
-    }
+    if ((k == kSpace || k == kOther || k == kMark) && letter(i + 1)) return 1 + letter_run(i + 1);
     return 0;
   }
 
-  // ' ?[^\s\p{L}\p{N}]+[\r\n]*'
+  // ' ?[^\s\p{L}\p{N}]+[\r\n]*' (Qwen3.5: marks excluded from the run)
   size_t punctuation(size_t i) const {
     size_t j = i;
-    if (c_[j].cp == ' ' && cls(j + 1) == kOther && j + 1 < n_) ++j;
-    const size_t others = run_of(j, kOther);
-    if (others == 0) return 0;
-    j += others;
+    if (c_[j].cp == ' ' && other(j + 1)) ++j;
+    const size_t start = j;
+    while (other(j)) ++j;
+    if (j == start) return 0;
     return j + run_of(j, kNewline) - i;
   }
 
@@ -160,6 +185,7 @@ class Scanner {
 
   const std::vector<Char>& c_;
   size_t n_;
+  bool marks_join_letters_;
 };
 
 // HF tokenizers normalizes with the `unicode-normalization-alignments` crate, whose tables
@@ -201,9 +227,9 @@ std::string nfc(std::string_view text) {
   return out;
 }
 
-std::vector<std::string_view> split(std::string_view text) {
+std::vector<std::string_view> split(std::string_view text, Regex regex) {
   const std::vector<Char> chars = decode(text);
-  const Scanner scanner(chars);
+  const Scanner scanner(chars, regex);
   std::vector<std::string_view> pieces;
   for (size_t i = 0; i < chars.size();) {
     const size_t j = i + scanner.match(i);

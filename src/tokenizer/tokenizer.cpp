@@ -87,6 +87,7 @@ struct Tokenizer::Impl {
   std::vector<std::string> texts;                         // backing store for by_text keys
   AddedTrie added;
   std::unique_ptr<bpe::Merger> merger;
+  pretok::Regex regex = pretok::Regex::kQwen2;
   TokenId eos = -1;
 
   void load_tokens(const gguf::File& f);
@@ -100,7 +101,9 @@ std::string where(const gguf::File& f) {
   return f.path() + ": ";
 }
 
-void check_kind(const gguf::File& f) {
+// The pre-tokenizer named by tokenizer.ggml.pre: Qwen2's split ("qwen2", Qwen2 to Qwen3-VL)
+// or Qwen3.5's, which keeps combining marks with their letters ("qwen35").
+pretok::Regex check_kind(const gguf::File& f) {
   const auto model = f.opt_str("tokenizer.ggml.model");
   if (!model) throw Error(where(f) + "no tokenizer (tokenizer.ggml.model missing)");
   if (*model != "gpt2") {
@@ -108,11 +111,11 @@ void check_kind(const gguf::File& f) {
                       "' is not supported (need gpt2)");
   }
   const auto pre = f.opt_str("tokenizer.ggml.pre");
-  if (!pre) throw Error(where(f) + "tokenizer.ggml.pre missing (need qwen2)");
-  if (*pre != "qwen2") {
-    throw Unsupported(where(f) + "pre-tokenizer '" + std::string(*pre) +
-                      "' is not supported (need qwen2)");
-  }
+  if (!pre) throw Error(where(f) + "tokenizer.ggml.pre missing (need qwen2 or qwen35)");
+  if (*pre == "qwen2") return pretok::Regex::kQwen2;
+  if (*pre == "qwen35") return pretok::Regex::kQwen35;
+  throw Unsupported(where(f) + "pre-tokenizer '" + std::string(*pre) +
+                    "' is not supported (need qwen2 or qwen35)");
 }
 
 }  // namespace
@@ -196,16 +199,17 @@ void Tokenizer::Impl::encode_plain(std::string_view text, std::vector<TokenId>* 
   if (text.empty()) return;
   // HF normalizes the text between added tokens, then splits it.
   const std::string norm = pretok::nfc(text);
-  for (std::string_view piece : pretok::split(norm)) merger->encode(piece, out);
+  for (std::string_view piece : pretok::split(norm, regex)) merger->encode(piece, out);
 }
 
 Tokenizer::Tokenizer() : impl_(std::make_unique<Impl>()) {}
 Tokenizer::~Tokenizer() = default;
 
 std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& file) {
-  check_kind(file);
+  const pretok::Regex regex = check_kind(file);
   std::unique_ptr<Tokenizer> tok(new Tokenizer());
   Impl& im = *tok->impl_;
+  im.regex = regex;
   im.load_tokens(file);
   im.load_merges(file);
   if (const auto eos = file.opt_u32("tokenizer.ggml.eos_token_id")) {

@@ -1,7 +1,8 @@
 // Byte-level BPE tokenizer built from a GGUF's `tokenizer.ggml.*` metadata (model "gpt2",
-// pre-tokenizer "qwen2"), matching Hugging Face's Qwen2 tokenizer: NFC normalization, the
-// Qwen2 pre-tokenizer split, BPE by merge rank, and added tokens (control and user-defined)
-// matched atomically in the text before any of that.
+// pre-tokenizer "qwen2" or "qwen35"), matching Hugging Face's Qwen2 and Qwen3.5 tokenizers: NFC
+// normalization, the file's pre-tokenizer split (Qwen3.5's keeps combining marks with their
+// letters), BPE by merge rank, and added tokens (control and user-defined) matched atomically
+// in the text before any of that.
 //
 // Input that is not valid UTF-8 is first made valid by replacing each maximal invalid subpart
 // with U+FFFD, the text Python's `bytes.decode("utf-8", "replace")` would hand to HF.

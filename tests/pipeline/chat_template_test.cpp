@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <nlohmann/json.hpp>
+
 #include "common/error.h"
 
 namespace reel {
@@ -30,6 +33,48 @@ TEST(ChatTemplate, LaterSystemMessagesAreDropped) {
 
 TEST(ChatTemplate, UnknownRoleIsAnError) {
   EXPECT_THROW(render_chat({{"tool-ish", "x"}}, false), Error);
+}
+
+// Qwen3.5's thinking switch against transformers' apply_chat_template on Qwen3.5-shaped
+// templates of both defaults (tests/fixtures/tokenizer/qwen35-chat-template.json, written by
+// tools/reference/make_qwen35_template_fixtures.py): the switch and its default are read from
+// the template, and the prompt for each setting is transformers' text.
+TEST(ChatTemplate, ThinkingSwitchMatchesTransformers) {
+  std::ifstream in(REEL_FIXTURE_SRC "/tokenizer/qwen35-chat-template.json");
+  ASSERT_TRUE(in.good());
+  const auto fixture = nlohmann::json::parse(in);
+  const auto& templates = fixture["templates"];
+  EXPECT_TRUE(thinking_switch(templates["small"].get<std::string>()).present);
+  EXPECT_FALSE(thinking_switch(templates["small"].get<std::string>()).default_on);
+  EXPECT_TRUE(thinking_switch(templates["large"].get<std::string>()).present);
+  EXPECT_TRUE(thinking_switch(templates["large"].get<std::string>()).default_on);
+  EXPECT_FALSE(thinking_switch(templates["qwen3vl"].get<std::string>()).present);
+  int n = 0;
+  for (const auto& c : fixture["cases"]) {
+    const ThinkingSwitch sw =
+        thinking_switch(templates[c["template"].get<std::string>()].get<std::string>());
+    const Think think = c["enable_thinking"].is_null()     ? Think::kDefault
+                        : c["enable_thinking"].get<bool>() ? Think::kOn
+                                                           : Think::kOff;
+    std::vector<ChatMessage> messages;
+    for (const auto& m : c["messages"])
+      messages.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
+    SCOPED_TRACE(c.dump());
+    if (c["template"] == "qwen3vl" && think == Think::kOn) {
+      // Reel's choice: a model without the switch is not asked to think; it says so.
+      EXPECT_THROW(generation_prompt(sw, think), Unsupported);
+      continue;
+    }
+    EXPECT_EQ(render_chat(messages, generation_prompt(sw, think)), c["text"].get<std::string>());
+    ++n;
+  }
+  EXPECT_EQ(n, 16);
+}
+
+TEST(ChatTemplate, NoTemplateMeansNoSwitch) {
+  EXPECT_FALSE(thinking_switch("").present);
+  EXPECT_EQ(generation_prompt(thinking_switch(""), Think::kOff), kAssistantPrompt);
+  EXPECT_EQ(generation_prompt(thinking_switch(""), Think::kDefault), kAssistantPrompt);
 }
 
 }  // namespace

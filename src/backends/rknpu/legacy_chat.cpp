@@ -57,9 +57,10 @@ struct VisionResult {
 VisionResult encode_media(const LegacyChatArgs& a, const RknnVisionEncoder& enc) {
   VisionResult r;
   auto encode_one = [&](const media::Image& img) {
-    const media::Image sized = img.width == enc.input_width() && img.height == enc.input_height()
-                                   ? img
-                                   : media::resize_bicubic(img, enc.input_width(), enc.input_height());
+    const media::Image sized =
+        img.width == enc.input_width() && img.height == enc.input_height()
+            ? img
+            : media::resize_bicubic(img, enc.input_width(), enc.input_height());
     const auto t0 = Clock::now();
     enc.encode(sized, r.embed);
     r.encode_ms += ms_since(t0);
@@ -137,8 +138,8 @@ int run_legacy_chat(const LegacyChatArgs& a) {
                "reel: %-8s %-50s cold %7.0f ms  warm %7.0f ms\n"
                "reel: %-8s %-50s cold %7.0f ms  warm %7.0f ms\n"
                "reel: peak RAM %.0f MiB, NPU (vision input %dx%d, %d tokens per image)\n",
-               "vision", a.vision_path.c_str(), v_cold, v_warm, "text", a.text_path.c_str(),
-               t_cold, t_warm, peak_rss_mib(), vision->input_width(), vision->input_height(),
+               "vision", a.vision_path.c_str(), v_cold, v_warm, "text", a.text_path.c_str(), t_cold,
+               t_warm, peak_rss_mib(), vision->input_width(), vision->input_height(),
                vision->n_tokens());
 
   const VisionResult media = encode_media(a, *vision);

@@ -245,8 +245,7 @@ using CreateDefaultParamFn = Param (*)();
 // The functions whose signatures are the same in both versions.
 using DestroyFn = int (*)(Handle handle);
 using AbortFn = int (*)(Handle handle);
-using ClearKvCacheFn = int (*)(Handle handle, int keep_system_prompt, int* start_pos,
-                               int* end_pos);
+using ClearKvCacheFn = int (*)(Handle handle, int keep_system_prompt, int* start_pos, int* end_pos);
 
 // The layouts on LP64 (aarch64, x86-64), worked out by hand from the public headers: a mistake
 // in the declarations above fails the build instead of corrupting memory on a board.

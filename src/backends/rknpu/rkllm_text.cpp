@@ -187,8 +187,10 @@ RkllmPerf RkllmTextModel::generate(const std::string& prompt, const RkllmImages*
 void RkllmTextModel::clear_history() {
   const int rc = api_->clear_kv_cache(handle_, 1, nullptr, nullptr);
   if (rc != 0)
-    throw Error(path_ + ": the RKLLM runtime could not clear its KV cache (rkllm_clear_kv_cache "
-                "returned " + std::to_string(rc) + ")");
+    throw Error(path_ +
+                ": the RKLLM runtime could not clear its KV cache (rkllm_clear_kv_cache "
+                "returned " +
+                std::to_string(rc) + ")");
 }
 
 }  // namespace reel::rknpu

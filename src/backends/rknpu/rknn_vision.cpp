@@ -11,7 +11,9 @@ constexpr uint32_t kMaxOutputs = 16;  // Qwen3-VL: 1 merged output + 3 deepstack
 constexpr int kMaxSide = 8192;
 constexpr int64_t kMaxOutputFloats = int64_t{1} << 28;  // 1 GiB of float32 per output
 
-std::string bounded(const char* s, size_t n) { return std::string(s, strnlen(s, n)); }
+std::string bounded(const char* s, size_t n) {
+  return std::string(s, strnlen(s, n));
+}
 
 }  // namespace
 
@@ -45,8 +47,8 @@ void RknnVisionEncoder::check(int rc, const char* call) const {
 void RknnVisionEncoder::query_shapes() {
   rknn::SdkVersion version{};
   if (api_->query(ctx_, rknn::kQuerySdkVersion, &version, sizeof version) == rknn::kSucc)
-    sdk_version_ = "api " + bounded(version.api_version, sizeof version.api_version) +
-                   ", driver " + bounded(version.drv_version, sizeof version.drv_version);
+    sdk_version_ = "api " + bounded(version.api_version, sizeof version.api_version) + ", driver " +
+                   bounded(version.drv_version, sizeof version.drv_version);
 
   rknn::InputOutputNum io{};
   check(api_->query(ctx_, rknn::kQueryInOutNum, &io, sizeof io), "rknn_query(IN_OUT_NUM)");

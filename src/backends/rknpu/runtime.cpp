@@ -26,7 +26,9 @@ std::shared_ptr<SharedLibrary> SharedLibrary::open(const char* env_var, const ch
   return std::shared_ptr<SharedLibrary>(new SharedLibrary(h, path, what));
 }
 
-SharedLibrary::~SharedLibrary() { dlclose(handle_); }
+SharedLibrary::~SharedLibrary() {
+  dlclose(handle_);
+}
 
 void* SharedLibrary::require(const char* name) const {
   dlerror();
@@ -67,7 +69,9 @@ using ProbeFn = ParamProbe (*)();
 // Calls `fn` with `out` as the memory its by-value result goes to (C++17 guarantees that the
 // prvalue initializes *out directly, so no temporary hides the library's writes). Not inlined,
 // so that the caller's fill cannot be seen as dead.
-[[gnu::noinline]] void call_into(ProbeFn fn, void* out) { ::new (out) ParamProbe(fn()); }
+[[gnu::noinline]] void call_into(ProbeFn fn, void* out) {
+  ::new (out) ParamProbe(fn());
+}
 
 // One past the last byte the library changed in a buffer filled with `fill`.
 size_t written_extent(ProbeFn fn, unsigned char fill) {
@@ -128,8 +132,7 @@ std::shared_ptr<const RkllmApi> RkllmApi::load() {
 }
 
 std::string RkllmApi::describe() const {
-  return "RKLLM runtime " + lib->path() + ": ABI " + rkllm_abi_name(abi) + " (" + abi_source +
-         ")";
+  return "RKLLM runtime " + lib->path() + ": ABI " + rkllm_abi_name(abi) + " (" + abi_source + ")";
 }
 
 }  // namespace reel::rknpu

@@ -58,7 +58,7 @@ struct RkllmApi {
 
   std::shared_ptr<SharedLibrary> lib;
   RkllmAbi abi = RkllmAbi::k1_2_3;
-  std::string abi_source;  // how the ABI was found, for the one line Reel prints
+  std::string abi_source;                // how the ABI was found, for the one line Reel prints
   void* create_default_param = nullptr;  // v123:: or v130::CreateDefaultParamFn, by abi
   void* init = nullptr;                  // v123:: or v130::InitFn, by abi
   void* run = nullptr;                   // v123:: or v130::RunFn, by abi

@@ -31,7 +31,8 @@ class NpuCliTest : public ReelTest, public ::testing::WithParamInterface<const c
     ::unsetenv("REEL_RKLLM_ABI");
     // 32x32 RGB in, 2 outputs of 4 tokens x 8 (the fake language model takes 16 floats a token).
     vision_ = file("qwen3-vl-2b-vision_rk3588.rknn",
-                   "FAKE-RKNN input 32 32 nhwc outputs 2 tokens 4 embed 8\n").string();
+                   "FAKE-RKNN input 32 32 nhwc outputs 2 tokens 4 embed 8\n")
+                  .string();
     text_ = file("qwen3-vl-2b-instruct_w8a8_rk3588.rkllm",
                  std::string("FAKE-RKLLM ") + GetParam() + "\nanswer A red| square| moves.\n")
                 .string();
@@ -69,8 +70,9 @@ INSTANTIATE_TEST_SUITE_P(Abi, NpuCliTest, ::testing::Values("1.2.3", "1.3.0"),
                          });
 
 TEST_P(NpuCliTest, SeedCommandLineChatsAboutAVideo) {
-  const Result r = reel(vision_ + " " + text_ + " " + kClip + " 4",
-                        "<image>What happens in the video?\n<clear>\nAnd then?\n<exit>\nnot asked\n");
+  const Result r =
+      reel(vision_ + " " + text_ + " " + kClip + " 4",
+           "<image>What happens in the video?\n<clear>\nAnd then?\n<exit>\nnot asked\n");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "A red square moves.\nA red square moves.\n");
   // The runtime's ABI, the original app's load table, the vision time, the runtime's speeds.
@@ -150,9 +152,9 @@ TEST_P(NpuCliTest, MissingRuntimeIsOneLine) {
 }
 
 TEST_P(NpuCliTest, ModelOfTheOtherVersionIsRefused) {
-  const std::string other =
-      file("other.rkllm", std::string("FAKE-RKLLM ") + (v130() ? "1.2.3" : "1.3.0") + "\nanswer x\n")
-          .string();
+  const std::string other = file("other.rkllm", std::string("FAKE-RKLLM ") +
+                                                    (v130() ? "1.2.3" : "1.3.0") + "\nanswer x\n")
+                                .string();
   const Result r = reel(vision_ + " " + other + " " + kClip + " 2", "<image>Hi\n");
   EXPECT_EQ(r.code, 1) << r.err;
   EXPECT_NE(r.err.find("reel: " + other + ": the RKLLM runtime (ABI " + GetParam() +

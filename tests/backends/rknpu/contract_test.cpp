@@ -132,8 +132,8 @@ TEST_F(FakeNpuTest, RknnEncodesAsDocumented) {
   // sizes, then per image: inputs_set (uint8 NHWC, converted by the runtime), run, outputs_get
   // (float, runtime-allocated), outputs_release of every output; destroy with nothing held.
   const std::vector<std::string> expected = {
-      "rknn_init",       "rknn_query",       "rknn_query",           "rknn_query",
-      "rknn_query",      "rknn_query",       "rknn_inputs_set",      "rknn_run",
+      "rknn_init",        "rknn_query",           "rknn_query",      "rknn_query",
+      "rknn_query",       "rknn_query",           "rknn_inputs_set", "rknn_run",
       "rknn_outputs_get", "rknn_outputs_release", "rknn_inputs_set", "rknn_run",
       "rknn_outputs_get", "rknn_outputs_release", "rknn_destroy"};
   EXPECT_EQ(order(), expected);
@@ -200,8 +200,10 @@ TEST_F(FakeNpuTest, RknnRunErrorsReleaseEverything) {
 
 TEST_F(FakeNpuTest, RknnQueryErrorDestroysContext) {
   ::setenv("REEL_FAKE_NPU_FAIL", "rknn_query=-1", 1);
-  const std::string e = error_of([&] { RknnVisionEncoder(RknnApi::load(), file("v.rknn", kRknnModel)); });
-  EXPECT_NE(e.find("rknn_query(IN_OUT_NUM) failed in the RKNN runtime (error -1)"), std::string::npos)
+  const std::string e =
+      error_of([&] { RknnVisionEncoder(RknnApi::load(), file("v.rknn", kRknnModel)); });
+  EXPECT_NE(e.find("rknn_query(IN_OUT_NUM) failed in the RKNN runtime (error -1)"),
+            std::string::npos)
       << e;
   ASSERT_EQ(calls("rknn_destroy").size(), 1u);
   EXPECT_TRUE(has(calls("rknn_destroy")[0], "live=0"));
@@ -238,7 +240,8 @@ class RkllmContract : public FakeNpuTest, public ::testing::WithParamInterface<A
   }
   bool v130() const { return std::string(GetParam().version) == "1.3.0"; }
   std::string model(const char* answer = "The clip| shows| a red square.") {
-    return file("t.rkllm", std::string("FAKE-RKLLM ") + GetParam().version + "\nanswer " + answer + "\n");
+    return file("t.rkllm",
+                std::string("FAKE-RKLLM ") + GetParam().version + "\nanswer " + answer + "\n");
   }
 };
 
@@ -275,10 +278,10 @@ TEST_P(RkllmContract, InitsAsDocumented) {
   const auto init = calls("rkllm_init");
   ASSERT_EQ(init.size(), 1u);
   const std::string& l = init[0];
-  EXPECT_TRUE(has(l, std::string("abi=") + GetParam().version) && has(l, "model_path=\"" + path + "\"") &&
-              has(l, "max_context_len=4096") && has(l, "max_new_tokens=1024") &&
-              has(l, "skip_special_token=1") && has(l, "is_async=0") &&
-              has(l, "base_domain_id=1") && has(l, "rc=0"))
+  EXPECT_TRUE(has(l, std::string("abi=") + GetParam().version) &&
+              has(l, "model_path=\"" + path + "\"") && has(l, "max_context_len=4096") &&
+              has(l, "max_new_tokens=1024") && has(l, "skip_special_token=1") &&
+              has(l, "is_async=0") && has(l, "base_domain_id=1") && has(l, "rc=0"))
       << l;
   // Defaults Reel does not set stay the runtime's (rkllm_createDefaultParam first).
   EXPECT_TRUE(has(l, "top_k=1") && has(l, "n_batch=1")) << l;
@@ -337,7 +340,8 @@ TEST_P(RkllmContract, PassesImageEmbeddingsForTheWholeRun) {
   for (size_t i = 0; i < embed.size(); ++i) sum += (embed[i] = float(i % 17) * 0.5f);
   RkllmImages images{embed.data(), 2, 3, 392, 392};
   std::string answer;
-  m.generate("<image><image>What is this?", &images, true, [&](std::string_view s) { answer += s; });
+  m.generate("<image><image>What is this?", &images, true,
+             [&](std::string_view s) { answer += s; });
   EXPECT_EQ(answer, "The clip shows a red square.");
   const auto run = calls("rkllm_run");
   ASSERT_EQ(run.size(), 1u);
@@ -350,7 +354,8 @@ TEST_P(RkllmContract, PassesImageEmbeddingsForTheWholeRun) {
               has(l, "embed_stable=1"))
       << l;
   if (v130()) {
-    EXPECT_TRUE(has(l, "image_start=\"<|vision_start|>\"") && has(l, "image_end=\"<|vision_end|>\"") &&
+    EXPECT_TRUE(has(l, "image_start=\"<|vision_start|>\"") &&
+                has(l, "image_end=\"<|vision_end|>\"") &&
                 has(l, "image_content=\"<|image_pad|>\"") && has(l, "video_embed=null") &&
                 has(l, "n_video=0"))
         << l;
@@ -404,9 +409,9 @@ TEST_P(RkllmContract, ModelForTheOtherVersionIsRefused) {
   const char* other = v130() ? "1.2.3" : "1.3.0";
   const std::string path = file("old.rkllm", std::string("FAKE-RKLLM ") + other + "\nanswer x\n");
   const std::string e = error_of([&] { RkllmTextModel(RkllmApi::load(), path); });
-  EXPECT_NE(e.find(path + ": the RKLLM runtime (ABI " + GetParam().version +
-                   ") cannot load this model"),
-            std::string::npos)
+  EXPECT_NE(
+      e.find(path + ": the RKLLM runtime (ABI " + GetParam().version + ") cannot load this model"),
+      std::string::npos)
       << e;
   EXPECT_NE(e.find("another RKLLM version"), std::string::npos) << e;
   EXPECT_TRUE(has(calls("rkllm_init").at(0), std::string("model_version=") + other));
@@ -424,7 +429,7 @@ TEST_P(RkllmContract, WriterFailureIsRethrownAfterTheRun) {
   EXPECT_EQ(e, "cannot write to standard output");
   EXPECT_EQ(seen, 1);  // the rest of the answer was dropped, not written
   EXPECT_TRUE(has(calls("rkllm_run").at(0), "rc=0"));  // the run ended normally
-  EXPECT_TRUE(calls("rkllm_abort").empty());  // never from inside the runtime's callback
+  EXPECT_TRUE(calls("rkllm_abort").empty());           // never from inside the runtime's callback
 }
 
 TEST_F(FakeNpuTest, RkllmMissingSymbol) {

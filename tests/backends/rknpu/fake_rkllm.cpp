@@ -43,7 +43,9 @@ struct Instance {
 
 int g_live = 0;
 
-const char* failure(const char* function) { return reel::fake::scripted_failure(function); }
+const char* failure(const char* function) {
+  return reel::fake::scripted_failure(function);
+}
 
 double float_sum(const float* p, size_t n) {
   double s = 0;
@@ -158,14 +160,17 @@ int rkllm_run(rk::Handle handle, abi::Input* input, abi::InferParam* infer, void
       .ptr("userdata", userdata)
       .kv("history_turns", inst->history_turns);
 #if FAKE_RKLLM_ABI == 130
-  log.ptr("sampling_params", infer->sampling_params).kv("infer_max_new_tokens", infer->max_new_tokens);
-  const bool alive = std::memcmp(inst->callbacks, &inst->callbacks_copy, sizeof(abi::Callbacks)) == 0;
+  log.ptr("sampling_params", infer->sampling_params)
+      .kv("infer_max_new_tokens", infer->max_new_tokens);
+  const bool alive =
+      std::memcmp(inst->callbacks, &inst->callbacks_copy, sizeof(abi::Callbacks)) == 0;
   log.kv("init_args_alive", int(alive));
   rk::ResultCallback callback = inst->callbacks_copy.result_callback;
   void* ud = userdata ? userdata : inst->callbacks_copy.result_userdata;
 #else
   bool alive = true;
-  for (int i = 0; i < 3; ++i) alive = alive && inst->tags[i] && inst->tag_copies[i] == inst->tags[i];
+  for (int i = 0; i < 3; ++i)
+    alive = alive && inst->tags[i] && inst->tag_copies[i] == inst->tags[i];
   log.kv("init_args_alive", int(alive));
   rk::ResultCallback callback = inst->callback;
   void* ud = userdata;
@@ -242,8 +247,11 @@ int rkllm_run(rk::Handle handle, abi::Input* input, abi::InferParam* infer, void
 #ifndef FAKE_RKLLM_OMIT_CLEAR
 int rkllm_clear_kv_cache(rk::Handle handle, int keep_system_prompt, int* start_pos, int* end_pos) {
   LogLine log("rkllm_clear_kv_cache");
-  log.kv("keep_system_prompt", keep_system_prompt).ptr("start_pos", start_pos).ptr("end_pos", end_pos);
-  if (const char* f = failure("rkllm_clear_kv_cache")) return log.kv("rc", std::atoi(f)), std::atoi(f);
+  log.kv("keep_system_prompt", keep_system_prompt)
+      .ptr("start_pos", start_pos)
+      .ptr("end_pos", end_pos);
+  if (const char* f = failure("rkllm_clear_kv_cache"))
+    return log.kv("rc", std::atoi(f)), std::atoi(f);
   static_cast<Instance*>(handle)->history_turns = 0;
   log.kv("rc", 0);
   return 0;
@@ -263,15 +271,35 @@ int rkllm_destroy(rk::Handle handle) {
 }
 
 // The rest of the header's functions, for the same exported symbols; Reel calls none of them.
-#define FAKE_UNEXPECTED(name) LogLine(name).kv("unexpected", 1); return -1
-int rkllm_load_lora(rk::Handle, void*) { FAKE_UNEXPECTED("rkllm_load_lora"); }
-int rkllm_load_prompt_cache(rk::Handle, const char*) { FAKE_UNEXPECTED("rkllm_load_prompt_cache"); }
-int rkllm_release_prompt_cache(rk::Handle) { FAKE_UNEXPECTED("rkllm_release_prompt_cache"); }
-int rkllm_run_async(rk::Handle, abi::Input*, abi::InferParam*, void*) { FAKE_UNEXPECTED("rkllm_run_async"); }
-int rkllm_is_running(rk::Handle) { FAKE_UNEXPECTED("rkllm_is_running"); }
-int rkllm_get_kv_cache_size(rk::Handle, int*) { FAKE_UNEXPECTED("rkllm_get_kv_cache_size"); }
-int rkllm_set_chat_template(rk::Handle, const char*, const char*, const char*) { FAKE_UNEXPECTED("rkllm_set_chat_template"); }
-int rkllm_set_function_tools(rk::Handle, const char*, const char*, const char*) { FAKE_UNEXPECTED("rkllm_set_function_tools"); }
-int rkllm_set_cross_attn_params(rk::Handle, void*) { FAKE_UNEXPECTED("rkllm_set_cross_attn_params"); }
+#define FAKE_UNEXPECTED(name)        \
+  LogLine(name).kv("unexpected", 1); \
+  return -1
+int rkllm_load_lora(rk::Handle, void*) {
+  FAKE_UNEXPECTED("rkllm_load_lora");
+}
+int rkllm_load_prompt_cache(rk::Handle, const char*) {
+  FAKE_UNEXPECTED("rkllm_load_prompt_cache");
+}
+int rkllm_release_prompt_cache(rk::Handle) {
+  FAKE_UNEXPECTED("rkllm_release_prompt_cache");
+}
+int rkllm_run_async(rk::Handle, abi::Input*, abi::InferParam*, void*) {
+  FAKE_UNEXPECTED("rkllm_run_async");
+}
+int rkllm_is_running(rk::Handle) {
+  FAKE_UNEXPECTED("rkllm_is_running");
+}
+int rkllm_get_kv_cache_size(rk::Handle, int*) {
+  FAKE_UNEXPECTED("rkllm_get_kv_cache_size");
+}
+int rkllm_set_chat_template(rk::Handle, const char*, const char*, const char*) {
+  FAKE_UNEXPECTED("rkllm_set_chat_template");
+}
+int rkllm_set_function_tools(rk::Handle, const char*, const char*, const char*) {
+  FAKE_UNEXPECTED("rkllm_set_function_tools");
+}
+int rkllm_set_cross_attn_params(rk::Handle, void*) {
+  FAKE_UNEXPECTED("rkllm_set_cross_attn_params");
+}
 
 }  // extern "C"

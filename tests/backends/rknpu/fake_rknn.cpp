@@ -42,8 +42,8 @@ int failure(const char* function) {
 
 bool parse_model(const std::string& text, Model& m) {
   char fmt[8] = {};
-  if (std::sscanf(text.c_str(), "FAKE-RKNN input %d %d %7s outputs %d tokens %d embed %d",
-                  &m.width, &m.height, fmt, &m.outputs, &m.tokens, &m.embed) != 6)
+  if (std::sscanf(text.c_str(), "FAKE-RKNN input %d %d %7s outputs %d tokens %d embed %d", &m.width,
+                  &m.height, fmt, &m.outputs, &m.tokens, &m.embed) != 6)
     return false;
   m.nchw = std::strcmp(fmt, "nchw") == 0;
   return true;
@@ -166,7 +166,9 @@ int rknn_outputs_get(rknn::Context ctx, uint32_t n_outputs, rknn::Output* output
   if (n_outputs != uint32_t(m->outputs)) return log.kv("rc", -9), -9;
   for (uint32_t j = 0; j < n_outputs; ++j) {
     rknn::Output& o = outputs[j];
-    log.kv("want_float", int(o.want_float)).kv("is_prealloc", int(o.is_prealloc)).kv("index", o.index);
+    log.kv("want_float", int(o.want_float))
+        .kv("is_prealloc", int(o.is_prealloc))
+        .kv("index", o.index);
     if (!o.want_float || o.is_prealloc || o.index != j) return log.kv("rc", -9), -9;
     const size_t n = size_t(m->tokens) * size_t(m->embed);
     auto* buf = static_cast<float*>(std::malloc(n * sizeof(float)));

@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "backends/rknpu/legacy_chat.h"
+#include "backends/rknpu/model_files.h"
 #include "cli/cli.h"
 #include "cli/errors.h"
 #include "common/error.h"
@@ -47,13 +48,10 @@ int parse_frames(const std::string& s) {
   return static_cast<int>(v);
 }
 
-// .rknn (vision) and .rkllm (text): Rockchip's NPU runtimes, as the original app ran them.
-bool is_npu_model(const std::string& s) { return ends_with_any(s, {".rknn", ".rkllm"}); }
-
 // The original command line with NPU model files runs the NPU chat here and exits: the modern
 // flags do not take these files yet.
 [[noreturn]] void run_npu_legacy(const std::vector<std::string>& argv, size_t n_pos) {
-  if (!ends_with_any(argv[1], {".rknn"}) || !ends_with_any(argv[2], {".rkllm"}))
+  if (!rknpu::is_rknn_file(argv[1]) || !rknpu::is_rkllm_file(argv[2]))
     throw UsageError("on the NPU give the vision model as .rknn then the text model as .rkllm");
   if (n_pos < argv.size())
     throw UsageError("the original command line on the NPU takes no options");
@@ -86,7 +84,9 @@ bool rewrite_legacy(const std::vector<std::string>& argv, std::vector<std::strin
   while (n_pos < argv.size() && !argv[n_pos].empty() && argv[n_pos][0] != '-') ++n_pos;
   const size_t count = n_pos - 1;
   if (count < 3 || is_subcommand(argv[1])) return false;
-  if (is_npu_model(argv[1]) || is_npu_model(argv[2])) run_npu_legacy(argv, n_pos);
+  // .rknn (vision) and .rkllm (text): Rockchip's NPU runtimes, as the original app ran them.
+  for (const std::string& m : {argv[1], argv[2]})
+    if (rknpu::is_rknn_file(m) || rknpu::is_rkllm_file(m)) run_npu_legacy(argv, n_pos);
   out = {argv[0], "--legacy", "--mmproj", argv[1], "-m", argv[2]};
   if (is_video_path(argv[3])) {
     // A negative FRAMES looks like a flag; it is still the FRAMES argument, and wrong.

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/rknpu/model_files.h"
 #include "backends/rknpu/rkllm_text.h"
 #include "backends/rknpu/rknn_vision.h"
 #include "backends/rknpu/runtime.h"
@@ -463,6 +464,16 @@ TEST(RkllmAbiProbe, RefusesAnUnknownParamSize) {
   } catch (const Unsupported& e) {
     EXPECT_NE(std::string(e.what()).find("wrote 96 bytes"), std::string::npos) << e.what();
   }
+}
+
+TEST(RknpuModelFiles, ByExtensionInAnyCase) {
+  EXPECT_TRUE(is_rknn_file("qwen3-vl-2b-vision_rk3588.rknn"));
+  EXPECT_TRUE(is_rknn_file("/models/V.RKNN"));
+  EXPECT_FALSE(is_rknn_file(".rknn"));  // a name, not only an extension
+  EXPECT_FALSE(is_rknn_file("v.rknn.gguf"));
+  EXPECT_TRUE(is_rkllm_file("qwen3-vl-2b-instruct_w8a8_rk3588.rkllm"));
+  EXPECT_FALSE(is_rkllm_file("t.rknn"));
+  EXPECT_FALSE(is_rknn_file("t.rkllm"));
 }
 
 }  // namespace

@@ -171,6 +171,12 @@ int RkllmTextModel::run_v130(Turn& turn, const std::string& prompt, const RkllmI
 RkllmPerf RkllmTextModel::generate(const std::string& prompt, const RkllmImages* images,
                                    bool keep_history,
                                    const std::function<void(std::string_view)>& on_text) {
+  // The runtime would fail or truncate on its own; say why before it starts.
+  if (images && images->n_images * images->n_tokens >= size_t(options_.max_context_len))
+    throw ContextFull(std::to_string(images->n_images) + " images of " +
+                      std::to_string(images->n_tokens) + " tokens do not fit in the " +
+                      std::to_string(options_.max_context_len) +
+                      "-token context of the NPU language model; use fewer frames");
   Turn turn;
   turn.on_text = &on_text;
   const int rc = api_->abi == RkllmAbi::k1_3_0 ? run_v130(turn, prompt, images, keep_history)

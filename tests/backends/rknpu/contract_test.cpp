@@ -363,6 +363,26 @@ TEST_P(RkllmContract, PassesImageEmbeddingsForTheWholeRun) {
   }
 }
 
+TEST_P(RkllmContract, ImagesBeyondTheContextAreRefusedBeforeTheRun) {
+  RkllmOptions o;
+  o.max_context_len = 100;
+  RkllmTextModel m(RkllmApi::load(), model(), o);
+  std::vector<float> embed(5 * 20 * 16);
+  RkllmImages images{embed.data(), 5, 20, 32, 32};  // exactly 100 visual tokens
+  try {
+    m.generate("<image>x", &images, true, [](std::string_view) {});
+    FAIL() << "no error";
+  } catch (const ContextFull& e) {
+    EXPECT_NE(std::string(e.what()).find("5 images of 20 tokens do not fit in the 100-token"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_TRUE(calls("rkllm_run").empty());
+  images.n_images = 4;  // 80 tokens: fits
+  m.generate("<image>x", &images, true, [](std::string_view) {});
+  EXPECT_EQ(calls("rkllm_run").size(), 1u);
+}
+
 TEST_P(RkllmContract, ClearKeepsTheSystemPrompt) {
   RkllmTextModel m(RkllmApi::load(), model());
   auto ignore = [](std::string_view) {};

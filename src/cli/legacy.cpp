@@ -4,8 +4,11 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 
+#include "backends/rknpu/legacy_chat.h"
+#include "backends/rknpu/model_files.h"
 #include "cli/cli.h"
 #include "cli/errors.h"
 #include "common/error.h"
@@ -45,6 +48,34 @@ int parse_frames(const std::string& s) {
   return static_cast<int>(v);
 }
 
+// The original command line with NPU model files runs the NPU chat here and exits: the modern
+// flags do not take these files yet.
+[[noreturn]] void run_npu_legacy(const std::vector<std::string>& argv, size_t n_pos) {
+  if (!rknpu::is_rknn_file(argv[1]) || !rknpu::is_rkllm_file(argv[2]))
+    throw UsageError("on the NPU give the vision model as .rknn then the text model as .rkllm");
+  if (n_pos < argv.size())
+    throw UsageError("the original command line on the NPU takes no options");
+  rknpu::LegacyChatArgs a;
+  a.vision_path = argv[1];
+  a.text_path = argv[2];
+  const size_t count = n_pos - 1;
+  if (is_video_path(argv[3])) {
+    if (count > 4) throw UsageError("usage: reel VISION_MODEL TEXT_MODEL VIDEO [FRAMES]");
+    a.video_path = argv[3];
+    a.n_frames = count == 4 ? parse_frames(argv[4]) : 8;
+  } else {
+    for (size_t i = 3; i < n_pos; ++i) {
+      if (is_video_path(argv[i]))
+        throw UsageError("give either one video or images: usage: reel VISION_MODEL TEXT_MODEL "
+                         "VIDEO [FRAMES] | IMG1 IMG2 ...");
+      a.image_paths.push_back(argv[i]);
+    }
+  }
+  const int rc = rknpu::run_legacy_chat(a);
+  std::fflush(stdout);
+  std::exit(std::ferror(stdout) ? 1 : rc);
+}
+
 }  // namespace
 
 bool rewrite_legacy(const std::vector<std::string>& argv, std::vector<std::string>& out) {
@@ -53,6 +84,9 @@ bool rewrite_legacy(const std::vector<std::string>& argv, std::vector<std::strin
   while (n_pos < argv.size() && !argv[n_pos].empty() && argv[n_pos][0] != '-') ++n_pos;
   const size_t count = n_pos - 1;
   if (count < 3 || is_subcommand(argv[1])) return false;
+  // .rknn (vision) and .rkllm (text): Rockchip's NPU runtimes, as the original app ran them.
+  for (const std::string& m : {argv[1], argv[2]})
+    if (rknpu::is_rknn_file(m) || rknpu::is_rkllm_file(m)) run_npu_legacy(argv, n_pos);
   out = {argv[0], "--legacy", "--mmproj", argv[1], "-m", argv[2]};
   if (is_video_path(argv[3])) {
     // A negative FRAMES looks like a flag; it is still the FRAMES argument, and wrong.

@@ -1,0 +1,184 @@
+// The original RK3588 app's command line on the NPU, end to end: the `reel` binary with .rknn and
+// .rkllm files, the fake runtimes behind REEL_RKNN_LIB / REEL_RKLLM_LIB, a real clip and photo
+// from tests/data, questions on stdin; checks what the user sees and what the runtimes were
+// asked (the fakes' call log).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "../../cli/run_reel.h"
+
+namespace reel::test {
+namespace {
+
+const std::string kClip = REEL_TEST_DATA "/media/clip-10s-720x358-h264.mp4";
+const std::string kPhoto = REEL_TEST_DATA "/media/photo-640x488.jpeg";
+
+class NpuCliTest : public ReelTest, public ::testing::WithParamInterface<const char*> {
+ protected:
+  void SetUp() override {
+    ReelTest::SetUp();
+    log_ = dir_ / "calls.log";
+    ::setenv("REEL_FAKE_NPU_LOG", log_.c_str(), 1);
+    ::setenv("REEL_RKNN_LIB", FAKE_RKNN_LIB, 1);
+    ::setenv("REEL_RKLLM_LIB", v130() ? FAKE_RKLLM_130_LIB : FAKE_RKLLM_123_LIB, 1);
+    ::unsetenv("REEL_FAKE_NPU_FAIL");
+    ::unsetenv("REEL_RKLLM_ABI");
+    // 32x32 RGB in, 2 outputs of 4 tokens x 8 (the fake language model takes 16 floats a token).
+    vision_ = file("qwen3-vl-2b-vision_rk3588.rknn",
+                   "FAKE-RKNN input 32 32 nhwc outputs 2 tokens 4 embed 8\n")
+                  .string();
+    text_ = file("qwen3-vl-2b-instruct_w8a8_rk3588.rkllm",
+                 std::string("FAKE-RKLLM ") + GetParam() + "\nanswer A red| square| moves.\n")
+                .string();
+  }
+  void TearDown() override {
+    ::unsetenv("REEL_FAKE_NPU_FAIL");
+    ReelTest::TearDown();
+  }
+  bool v130() const { return std::string(GetParam()) == "1.3.0"; }
+
+  std::vector<std::string> calls(const std::string& function) const {
+    std::vector<std::string> out;
+    std::istringstream in(slurp(log_));
+    for (std::string l; std::getline(in, l);)
+      if (l.rfind(function + " ", 0) == 0) out.push_back(l);
+    return out;
+  }
+  static bool has(const std::string& line, const std::string& field) {
+    return (line + " ").find(" " + field + " ") != std::string::npos;
+  }
+  static std::string field(const std::string& line, const std::string& key) {
+    const size_t at = line.find(" " + key + "=");
+    if (at == std::string::npos) return "";
+    const size_t b = at + key.size() + 2;
+    return line.substr(b, line.find(' ', b) - b);
+  }
+
+  fs::path log_;
+  std::string vision_, text_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Abi, NpuCliTest, ::testing::Values("1.2.3", "1.3.0"),
+                         [](const auto& info) {
+                           return std::string(info.param) == "1.3.0" ? "v1_3_0" : "v1_2_3";
+                         });
+
+TEST_P(NpuCliTest, SeedCommandLineChatsAboutAVideo) {
+  const Result r =
+      reel(vision_ + " " + text_ + " " + kClip + " 4",
+           "<image>What happens in the video?\n<clear>\nAnd then?\n<exit>\nnot asked\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "A red square moves.\nA red square moves.\n");
+  // The runtime's ABI, the original app's load table, the vision time, the runtime's speeds.
+  EXPECT_NE(r.err.find(std::string("reel: NPU: RKLLM runtime ") +
+                       (v130() ? FAKE_RKLLM_130_LIB : FAKE_RKLLM_123_LIB) + ": ABI " + GetParam()),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("reel: NPU: RKNN runtime " FAKE_RKNN_LIB ": api 2.3.2 (fake), driver 0.9.8"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("reel: vision   " + vision_), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("reel: text     " + text_), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("[0 image(s), 4 frame(s), 16 visual tokens"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("ms/frame)]"), std::string::npos) << r.err;
+  // The fake reports 3 tokens in 300 ms.
+  EXPECT_NE(r.err.find("generated 3 tokens, 10.0 tok/s | NPU runtime memory 1234 MiB"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("reel: dialogue cleared"), std::string::npos) << r.err;
+
+  // Both models loaded twice (cold, then warm) and everything released at the end.
+  EXPECT_EQ(calls("rknn_init").size(), 2u);
+  EXPECT_EQ(calls("rknn_destroy").size(), 2u);
+  EXPECT_EQ(calls("rkllm_init").size(), 2u);
+  ASSERT_EQ(calls("rkllm_destroy").size(), 2u);
+  EXPECT_TRUE(has(calls("rkllm_destroy")[1], "live=0"));
+  // Four frames, each resized to the encoder's 32x32 input; different frames, different pixels.
+  const auto inputs = calls("rknn_inputs_set");
+  ASSERT_EQ(inputs.size(), 4u);
+  std::set<std::string> sums;
+  for (const std::string& l : inputs) {
+    EXPECT_TRUE(has(l, "size=3072") && has(l, "type=3") && has(l, "fmt=1")) << l;
+    sums.insert(field(l, "byte_sum"));
+  }
+  EXPECT_GT(sums.size(), 1u);
+  for (const std::string& l : calls("rknn_outputs_release")) EXPECT_TRUE(has(l, "outstanding=0"));
+  // The question with the four frames' embeddings, one <image> per frame; then, after <clear>
+  // (the runtime's KV cache cleared, system prompt kept), a text question; nothing after <exit>.
+  const auto runs = calls("rkllm_run");
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_TRUE(has(runs[0], "input_type=3") && has(runs[0], "n_image=4") &&
+              has(runs[0], "n_image_tokens=4") && has(runs[0], "image_markers=4") &&
+              has(runs[0], "image_width=32") && has(runs[0], "image_height=32") &&
+              has(runs[0], "embed_stable=1") && has(runs[0], "keep_history=1") &&
+              has(runs[0], "prompt=\"<image><image><image><image>What happens in the video?\""))
+      << runs[0];
+  ASSERT_EQ(calls("rkllm_clear_kv_cache").size(), 1u);
+  EXPECT_TRUE(has(calls("rkllm_clear_kv_cache")[0], "keep_system_prompt=1"));
+  EXPECT_TRUE(has(runs[1], "input_type=0") && has(runs[1], "prompt=\"And then?\"") &&
+              has(runs[1], "history_turns=0"))
+      << runs[1];
+}
+
+TEST_P(NpuCliTest, DefaultsToEightFrames) {
+  const Result r = reel(vision_ + " " + text_ + " " + kClip, "<image>Describe it.\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(calls("rknn_inputs_set").size(), 8u);
+  ASSERT_EQ(calls("rkllm_run").size(), 1u);
+  EXPECT_TRUE(has(calls("rkllm_run")[0], "n_image=8")) << calls("rkllm_run")[0];
+}
+
+TEST_P(NpuCliTest, FileListOfImages) {
+  const Result r = reel(vision_ + " " + text_ + " " + kPhoto + " " + kPhoto, "<image>Describe.\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "A red square moves.\n");
+  EXPECT_NE(r.err.find("[2 image(s), 0 frame(s), 8 visual tokens"), std::string::npos) << r.err;
+  const auto runs = calls("rkllm_run");
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_TRUE(has(runs[0], "n_image=2") && has(runs[0], "image_markers=2")) << runs[0];
+}
+
+TEST_P(NpuCliTest, MissingRuntimeIsOneLine) {
+  ::setenv("REEL_RKNN_LIB", (dir_ / "none" / "librknnrt.so").c_str(), 1);
+  const Result r = reel(vision_ + " " + text_ + " " + kClip + " 2", "<image>Hi\n");
+  expect_clean_error(r, "cannot load the RKNN runtime");
+  EXPECT_EQ(r.code, 1);
+}
+
+TEST_P(NpuCliTest, ModelOfTheOtherVersionIsRefused) {
+  const std::string other = file("other.rkllm", std::string("FAKE-RKLLM ") +
+                                                    (v130() ? "1.2.3" : "1.3.0") + "\nanswer x\n")
+                                .string();
+  const Result r = reel(vision_ + " " + other + " " + kClip + " 2", "<image>Hi\n");
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("reel: " + other + ": the RKLLM runtime (ABI " + GetParam() +
+                       ") cannot load this model"),
+            std::string::npos)
+      << r.err;
+  EXPECT_TRUE(calls("rknn_inputs_set").empty());  // stopped before any frame was encoded
+}
+
+TEST_P(NpuCliTest, FailedTurnsExitOne) {
+  ::setenv("REEL_FAKE_NPU_FAIL", "rkllm_run=-2", 1);
+  const Result r = reel(vision_ + " " + text_ + " " + kClip + " 2", "<image>Hi\nAgain\n");
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("rkllm_run returned -2"), std::string::npos) << r.err;
+  EXPECT_EQ(calls("rkllm_run").size(), 2u);  // the chat went on after the first failure
+}
+
+TEST_P(NpuCliTest, MixedModelFilesAreAUsageError) {
+  const std::string gguf = file("text.gguf", "GGUF").string();
+  const Result r = reel(vision_ + " " + gguf + " " + kClip, "");
+  expect_clean_error(r, ".rknn then the text model as .rkllm");
+  EXPECT_EQ(r.code, 2);
+}
+
+}  // namespace
+}  // namespace reel::test

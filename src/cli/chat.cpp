@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "backends/rknpu/legacy_chat.h"
 #include "cli/cli.h"
 #include "cli/errors.h"
 #include "common/error.h"
@@ -231,6 +232,7 @@ ConversationOptions conversation_options(const ChatArgs& a, const Model& model,
   o.cancel = &g_cancel;
   o.sampling = a.sampling;
   o.system_prompt = a.system;
+  o.think = a.think;
   o.image = a.image;
   o.video = a.video_opts;
   o.images = a.images;
@@ -335,9 +337,35 @@ class ChatRunner {
   Progress progress_;
 };
 
+// The NPU runs the original app's chat (questions on standard input, media brought by <image>)
+// on the files the flags name.
+int run_npu_chat(const ChatArgs& a) {
+  if (a.engine.mmproj_path.empty() || (a.video.empty() && a.images.empty()))
+    throw UsageError(
+        "the NPU chat is the original app's: give --mmproj FILE.rknn and --video or "
+        "--image");
+  if (!a.video.empty() && !a.images.empty())
+    throw UsageError("the NPU chat takes either one video or images");
+  if (!a.prompt.empty())
+    throw UsageError(
+        "the NPU chat reads its questions from standard input (-p and -f are not "
+        "supported there yet)");
+  rknpu::LegacyChatArgs l;
+  l.vision_path = a.engine.mmproj_path;
+  l.text_path = a.engine.model_path;
+  l.video_path = a.video;
+  l.n_frames = a.video_opts.n_frames > 0 ? a.video_opts.n_frames : 8;  // the original's default
+  l.image_paths = a.images;
+  const int rc = rknpu::run_legacy_chat(l);
+  std::fflush(stdout);
+  return rc;
+}
+
 }  // namespace
 
 int run_chat(ChatArgs& a) {
+  if (runs_on_npu(a.engine.backend, a.engine.model_path, a.engine.mmproj_path))
+    return run_npu_chat(a);
   if ((!a.images.empty() || !a.video.empty()) && a.engine.mmproj_path.empty())
     throw Error("--image and --video need the vision model: add --mmproj MMPROJ.gguf");
   const bool one_shot = !a.prompt.empty();

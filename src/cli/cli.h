@@ -20,7 +20,15 @@ struct EngineOptions {
   int n_ctx = 4096;         // 0: the model's training context
   int n_batch = 256;        // tokens per forward pass
   KvType kv_type = KvType::F16;
+  std::string backend = "auto";  // --backend cpu | rknpu | auto (by the files' types)
 };
+// Whether the files run on the RK3588 NPU (Rockchip's .rkllm text and .rknn vision models)
+// rather than the CPU (GGUF files), as --backend and the files' types say. Throws UsageError
+// when they disagree, or when the two files are not of one kind.
+bool runs_on_npu(const std::string& backend, const std::string& model_path,
+                 const std::string& mmproj_path);
+// Throws UsageError naming the command when the files are the NPU's.
+void require_cpu(const char* command, const EngineOptions& e);
 // The context these options give with this model (0 means the model's own).
 int context_size(const EngineOptions& e, const Model& model);
 ExecutorOptions executor_options(const EngineOptions& e, const Model& model);
@@ -33,15 +41,17 @@ struct ChatArgs {
   ImageOptions image;
   VideoOptions video_opts;
   std::string prompt, prompt_file, system, stats;
-  std::string media_cache_dir;  // encoded media kept on disk across runs (empty: none)
+  std::string media_cache_dir;        // encoded media kept on disk across runs (empty: none)
   int64_t media_cache_max_mb = 4096;  // the folder's bound (0: none)
   int n_predict = -1;
   bool verbose = false;
-  bool legacy = false;  // started with the original app's positional command line
+  bool legacy = false;            // started with the original app's positional command line
+  Think think = Think::kDefault;  // --think on|off (Qwen3.5)
 };
 
 void add_engine_flags(CLI::App& app, EngineOptions& e, bool model_required = true);
 void add_sampling_flags(CLI::App& app, SamplingParams& s);
+void add_think_flag(CLI::App& app, Think& think);
 void add_image_flags(CLI::App& app, ImageOptions& o);
 void add_video_flags(CLI::App& app, VideoOptions& o);
 

@@ -12,6 +12,7 @@
 #include <memory>
 #include <thread>
 
+#include "backends/rknpu/model_files.h"
 #include "cli/cli.h"
 #include "cli/errors.h"
 #include "common/error.h"
@@ -114,6 +115,39 @@ void add_engine_flags(CLI::App& app, EngineOptions& e, bool model_required) {
       ->transform(CLI::CheckedTransformer(
           std::map<std::string, KvType>{{"f16", KvType::F16}, {"f32", KvType::F32}}))
       ->default_str("f16");
+  app.add_option("--backend", e.backend,
+                 "cpu (GGUF files), rknpu (Rockchip's .rkllm and .rknn files on the RK3588 NPU) "
+                 "or auto (by the files)")
+      ->check(CLI::IsMember({"cpu", "rknpu", "auto"}));
+}
+
+void require_cpu(const char* command, const EngineOptions& e) {
+  if (runs_on_npu(e.backend, e.model_path, e.mmproj_path))
+    throw UsageError(std::string(command) +
+                     " runs on the CPU (GGUF files) only so far; on the NPU Reel runs the chat: "
+                     "reel -m FILE.rkllm --mmproj FILE.rknn --video VIDEO");
+}
+
+bool runs_on_npu(const std::string& backend, const std::string& model_path,
+                 const std::string& mmproj_path) {
+  const bool npu_text = rknpu::is_rkllm_file(model_path) || rknpu::is_rknn_file(model_path);
+  const bool npu_vision = rknpu::is_rknn_file(mmproj_path) || rknpu::is_rkllm_file(mmproj_path);
+  const bool any_npu = npu_text || npu_vision;
+  if (backend == "cpu" && any_npu)
+    throw UsageError(
+        "--backend cpu runs GGUF files; .rkllm and .rknn files run on the NPU "
+        "(--backend rknpu)");
+  if (backend == "rknpu" && (!model_path.empty() || !mmproj_path.empty()) && !any_npu)
+    throw UsageError(
+        "--backend rknpu runs Rockchip's .rkllm (text) and .rknn (vision) files; "
+        "GGUF files run on the CPU (--backend cpu)");
+  if (!any_npu) return false;
+  if (!rknpu::is_rkllm_file(model_path) ||
+      (!mmproj_path.empty() && !rknpu::is_rknn_file(mmproj_path)))
+    throw UsageError(
+        "on the NPU give the text model as -m FILE.rkllm and the vision model as "
+        "--mmproj FILE.rknn (the CPU and the NPU do not share one model yet)");
+  return true;
 }
 
 int context_size(const EngineOptions& e, const Model& model) {

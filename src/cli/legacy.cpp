@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "backends/rknpu/legacy_chat.h"
 #include "backends/rknpu/model_files.h"
 #include "cli/cli.h"
 #include "cli/errors.h"
@@ -18,7 +17,8 @@ namespace {
 
 bool ends_with_any(const std::string& s, std::initializer_list<const char*> exts) {
   std::string low = s;
-  std::transform(low.begin(), low.end(), low.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(low.begin(), low.end(), low.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   for (const char* e : exts) {
     const std::string ext = e;
     if (low.size() > ext.size() && low.compare(low.size() - ext.size(), ext.size(), ext) == 0)
@@ -28,8 +28,8 @@ bool ends_with_any(const std::string& s, std::initializer_list<const char*> exts
 }
 
 bool is_video_path(const std::string& s) {
-  return ends_with_any(s, {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg",
-                           ".ts", ".flv", ".wmv", ".3gp"});
+  return ends_with_any(s, {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts",
+                           ".flv", ".wmv", ".3gp"});
 }
 
 bool is_subcommand(const std::string& s) {
@@ -48,34 +48,6 @@ int parse_frames(const std::string& s) {
   return static_cast<int>(v);
 }
 
-// The original command line with NPU model files runs the NPU chat here and exits: the modern
-// flags do not take these files yet.
-[[noreturn]] void run_npu_legacy(const std::vector<std::string>& argv, size_t n_pos) {
-  if (!rknpu::is_rknn_file(argv[1]) || !rknpu::is_rkllm_file(argv[2]))
-    throw UsageError("on the NPU give the vision model as .rknn then the text model as .rkllm");
-  if (n_pos < argv.size())
-    throw UsageError("the original command line on the NPU takes no options");
-  rknpu::LegacyChatArgs a;
-  a.vision_path = argv[1];
-  a.text_path = argv[2];
-  const size_t count = n_pos - 1;
-  if (is_video_path(argv[3])) {
-    if (count > 4) throw UsageError("usage: reel VISION_MODEL TEXT_MODEL VIDEO [FRAMES]");
-    a.video_path = argv[3];
-    a.n_frames = count == 4 ? parse_frames(argv[4]) : 8;
-  } else {
-    for (size_t i = 3; i < n_pos; ++i) {
-      if (is_video_path(argv[i]))
-        throw UsageError("give either one video or images: usage: reel VISION_MODEL TEXT_MODEL "
-                         "VIDEO [FRAMES] | IMG1 IMG2 ...");
-      a.image_paths.push_back(argv[i]);
-    }
-  }
-  const int rc = rknpu::run_legacy_chat(a);
-  std::fflush(stdout);
-  std::exit(std::ferror(stdout) ? 1 : rc);
-}
-
 }  // namespace
 
 bool rewrite_legacy(const std::vector<std::string>& argv, std::vector<std::string>& out) {
@@ -84,13 +56,17 @@ bool rewrite_legacy(const std::vector<std::string>& argv, std::vector<std::strin
   while (n_pos < argv.size() && !argv[n_pos].empty() && argv[n_pos][0] != '-') ++n_pos;
   const size_t count = n_pos - 1;
   if (count < 3 || is_subcommand(argv[1])) return false;
-  // .rknn (vision) and .rkllm (text): Rockchip's NPU runtimes, as the original app ran them.
-  for (const std::string& m : {argv[1], argv[2]})
-    if (rknpu::is_rknn_file(m) || rknpu::is_rkllm_file(m)) run_npu_legacy(argv, n_pos);
+  // .rknn (vision) and .rkllm (text): Rockchip's NPU runtimes, as the original app ran them
+  // (run_chat sends them to the NPU backend).
+  const bool npu = rknpu::is_rknn_file(argv[1]) || rknpu::is_rkllm_file(argv[1]) ||
+                   rknpu::is_rknn_file(argv[2]) || rknpu::is_rkllm_file(argv[2]);
+  if (npu && !(rknpu::is_rknn_file(argv[1]) && rknpu::is_rkllm_file(argv[2])))
+    throw UsageError("on the NPU give the vision model as .rknn then the text model as .rkllm");
   out = {argv[0], "--legacy", "--mmproj", argv[1], "-m", argv[2]};
   if (is_video_path(argv[3])) {
     // A negative FRAMES looks like a flag; it is still the FRAMES argument, and wrong.
-    if (count == 3 && n_pos < argv.size() && argv[n_pos].size() > 1 && std::isdigit(static_cast<unsigned char>(argv[n_pos][1])))
+    if (count == 3 && n_pos < argv.size() && argv[n_pos].size() > 1 &&
+        std::isdigit(static_cast<unsigned char>(argv[n_pos][1])))
       parse_frames(argv[n_pos]);
     if (count > 4) throw UsageError("usage: reel VISION_MODEL TEXT_MODEL VIDEO [FRAMES]");
     out.insert(out.end(), {"--video", argv[3]});
@@ -99,8 +75,9 @@ bool rewrite_legacy(const std::vector<std::string>& argv, std::vector<std::strin
   } else {
     for (size_t i = 3; i < n_pos; ++i) {
       if (is_video_path(argv[i]))
-        throw UsageError("give either one video or images: usage: reel VISION_MODEL TEXT_MODEL "
-                         "VIDEO [FRAMES] | IMG1 IMG2 ...");
+        throw UsageError(
+            "give either one video or images: usage: reel VISION_MODEL TEXT_MODEL "
+            "VIDEO [FRAMES] | IMG1 IMG2 ...");
       out.insert(out.end(), {"--image", argv[i]});
     }
   }

@@ -52,6 +52,7 @@ int run(int argc, char** argv) {
   ChatArgs chat;
   add_engine_flags(app, chat.engine, /*model_required=*/false);
   add_sampling_flags(app, chat.sampling);
+  add_think_flag(app, chat.think);
   auto* prompt_opt =
       app.add_option("-p,--prompt", chat.prompt, "answer this prompt and exit (else: chat)");
   auto* file_opt = app.add_option("-f,--file", chat.prompt_file, "read the prompt from a file");

@@ -57,6 +57,7 @@ CLI::App* add_serve_command(CLI::App& app, ServeArgs& a) {
 }
 
 int run_serve(ServeArgs& a) {
+  require_cpu("reel serve", a.engine);
   check_media_cache_flag(a.server.media_cache_dir, a.engine.mmproj_path);
   server::ServerOptions s = a.server;
   s.model_path = a.engine.model_path;

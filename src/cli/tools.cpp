@@ -147,6 +147,7 @@ int run_tokenize(const std::string& model, const std::string& file) {
 }
 
 int run_logits(EngineOptions opts, const std::string& file, const std::string& out_path) {
+  require_cpu("reel logits", opts);
   // First, before anything is loaded: an output that is one of the inputs is refused, and an
   // unwritable directory fails now rather than after the work.
   OutputFile out(
@@ -212,6 +213,7 @@ int run_encode(const std::string& mmproj, const std::vector<std::string>& paths,
 
 int run_bench(const EngineOptions& opts, const BenchOptions& b,
               const std::vector<std::string>& image_sizes, const ImageOptions& image, bool json) {
+  require_cpu("reel bench", opts);
   if (opts.model_path.empty() && opts.mmproj_path.empty())
     throw Error("bench needs -m MODEL.gguf and/or --mmproj MMPROJ.gguf");
   if (!opts.model_path.empty()) {

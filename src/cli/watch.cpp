@@ -134,6 +134,7 @@ class Watcher {
     SessionOptions o;
     o.sampling = a.sampling;
     o.system_prompt = a.system;
+    o.think = a.think;
     o.sequence.n_ctx = n_ctx;
     o.sequence.kv_type = a.engine.kv_type;
     o.cancel = &g_stop;
@@ -360,6 +361,7 @@ CLI::App* add_watch_command(CLI::App& app, WatchArgs& a) {
   w->add_option("--mmproj", a.engine.mmproj_path, "Qwen3-VL vision model GGUF (mmproj)")
       ->required();
   add_sampling_flags(*w, a.sampling);
+  add_think_flag(*w, a.think);
   w->add_option("-n,--n-predict", a.n_predict, "max tokens per answer (-1: until done)")
       ->check(CLI::Range(-1, 1 << 24));
   w->add_option("--system", a.system, "system prompt");
@@ -396,6 +398,7 @@ CLI::App* add_watch_command(CLI::App& app, WatchArgs& a) {
 }
 
 int run_watch(WatchArgs& a) {
+  require_cpu("reel watch", a.engine);
   const bool periodic = !a.ask.empty() || !a.until.empty();
   if (!periodic && a.source == "-")
     throw UsageError(

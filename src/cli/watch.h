@@ -13,6 +13,7 @@ namespace reel::cli {
 struct WatchArgs {
   EngineOptions engine;
   SamplingParams sampling;
+  Think think = Think::kDefault;  // --think on|off (Qwen3.5)
   std::string source;
   std::string system;
   int n_predict = -1;

@@ -43,6 +43,7 @@ SessionOptions session_options(const ConversationOptions& o) {
   s.system_prompt = o.system_prompt;
   s.sequence = o.sequence;
   s.cancel = o.cancel;
+  s.think = o.think;
   return s;
 }
 

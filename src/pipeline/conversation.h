@@ -24,6 +24,7 @@ namespace reel {
 struct ConversationOptions {
   SamplingParams sampling;
   std::string system_prompt;
+  Think think = Think::kDefault;  // Qwen3.5's thinking switch (chat_template.h)
   SequenceOptions sequence;                   // context size and KV cache type
   const std::atomic<bool>* cancel = nullptr;  // stops a turn (also set it on the executor)
   ImageOptions image;

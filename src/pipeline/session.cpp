@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/error.h"
+#include "pipeline/chat_prompt.h"
 #include "pipeline/chat_template.h"
 
 namespace reel {
@@ -51,7 +52,10 @@ std::string expand_markers(const std::string& content, std::span<const EncodedIm
 }
 
 ChatSession::ChatSession(Scheduler& scheduler, SessionOptions options)
-    : sched_(scheduler), opts_(std::move(options)), seq_(scheduler.model(), opts_.sequence) {
+    : sched_(scheduler),
+      opts_(std::move(options)),
+      seq_(scheduler.model(), opts_.sequence),
+      generation_prompt_(model_generation_prompt(scheduler.model(), opts_.think)) {
   dialogue_.reserve(seq_.n_ctx());
 }
 
@@ -67,7 +71,7 @@ std::string ChatSession::user_turn_text(const std::string& content) const {
   if (answer_open_) text += "<|im_end|>\n";
   if (dialogue_.empty() && !opts_.system_prompt.empty())
     text += render_turn("system", opts_.system_prompt);
-  return text + render_turn("user", content) + kAssistantPrompt;
+  return text + render_turn("user", content) + generation_prompt_;
 }
 
 GenerationStats ChatSession::ask_tokens(std::span<const TokenId> ids,

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "pipeline/chat_template.h"
 #include "pipeline/image_encoder.h"
 #include "pipeline/scheduler.h"
 #include "pipeline/video_encoder.h"
@@ -20,6 +21,7 @@ struct SessionOptions {
   std::string system_prompt;
   SequenceOptions sequence;
   const std::atomic<bool>* cancel = nullptr;  // stops a turn between steps
+  Think think = Think::kDefault;              // Qwen3.5's thinking switch (chat_template.h)
 };
 
 // The chat template's media markers (one pad each, expanded to a medium's tokens), and their
@@ -75,6 +77,7 @@ class ChatSession {
   Scheduler& sched_;
   SessionOptions opts_;
   Sequence seq_;
+  std::string generation_prompt_;    // the assistant turn's start (with Qwen3.5's think block)
   std::vector<TokenId> dialogue_;    // every token of the dialogue so far
   std::vector<VisualBlock> blocks_;  // its visual blocks (rows no longer read)
   std::vector<TokenId> answer_;

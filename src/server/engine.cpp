@@ -194,6 +194,7 @@ bool Engine::prepare(const std::shared_ptr<Job>& job, ops::Context& ctx, ChatPro
     ChatPromptOptions po;
     po.n_ctx = n_ctx_;
     po.max_tokens = job->req.max_tokens;
+    po.think = job->req.think;
     po.image = opts_.image;
     po.video = apply_video_request(opts_.video, job->req.video);
     po.max_video_seconds = opts_.max_video_seconds;

@@ -8,8 +8,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -59,6 +59,18 @@ TEST_F(Cli, OneShotPromptAnswersAndStops) {
   EXPECT_NE(r.err.find("\"decode_tps\""), std::string::npos) << r.err;
 }
 
+// --think: Qwen3-VL's template has no thinking switch, so "on" is refused in one line and "off"
+// is the plain prompt (the same answer as without the flag).
+TEST_F(Cli, ThinkOnNeedsATemplateWithTheSwitch) {
+  const Result on = reel("-m " + kModel + " -p 'Hi there' -n 4 --temp 0 --think on");
+  expect_clean_error(on, "no thinking switch");
+  const Result off = reel("-m " + kModel + " -p 'Hi there' -n 4 --temp 0 --think off");
+  const Result plain = reel("-m " + kModel + " -p 'Hi there' -n 4 --temp 0");
+  ASSERT_EQ(off.code, 0) << off.err;
+  EXPECT_EQ(off.out, plain.out);
+  EXPECT_EQ(reel("-m " + kModel + " -p hi --think maybe").code, 2);
+}
+
 TEST_F(Cli, GreedyAnswersAreReproducible) {
   const Result a = reel("-m " + kModel + " -p 'Count to five' -n 12 --temp 0");
   const Result b = reel("-m " + kModel + " -p 'Count to five' -n 12 --temp 0");
@@ -67,7 +79,8 @@ TEST_F(Cli, GreedyAnswersAreReproducible) {
 }
 
 TEST_F(Cli, ChatReadsTurnsClearsAndExits) {
-  const Result r = reel("-m " + kModel + " -n 4 --temp 0", "Hello\nAnd again\n<clear>\nOnce more\n<exit>\nnot read\n");
+  const Result r = reel("-m " + kModel + " -n 4 --temp 0",
+                        "Hello\nAnd again\n<clear>\nOnce more\n<exit>\nnot read\n");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("dialogue cleared"), std::string::npos);
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 3) << r.out;  // three answers
@@ -95,15 +108,16 @@ TEST_F(Cli, EmptyFile) {
 TEST_F(Cli, TruncatedModelAtManyLengths) {
   const std::string whole = slurp(kModel);
   ASSERT_GT(whole.size(), 1000000u);
-  for (size_t len : {size_t(3), size_t(24), size_t(1000), size_t(100000), whole.size() / 2,
-                     whole.size() - 1}) {
+  for (size_t len :
+       {size_t(3), size_t(24), size_t(1000), size_t(100000), whole.size() / 2, whole.size() - 1}) {
     const auto f = file("cut.gguf", whole.substr(0, len));
     expect_clean_error(reel("-m " + f.string() + " -p hi -n 1"), f.string());
   }
 }
 
 TEST_F(Cli, UnreadablePromptFile) {
-  expect_clean_error(reel("-m " + kModel + " -f /nonexistent/prompt.txt"), "/nonexistent/prompt.txt");
+  expect_clean_error(reel("-m " + kModel + " -f /nonexistent/prompt.txt"),
+                     "/nonexistent/prompt.txt");
   expect_clean_error(reel("tokenize -m " + kModel + " -f /nonexistent/prompt.txt"),
                      "/nonexistent/prompt.txt");
 }
@@ -113,9 +127,9 @@ TEST_F(Cli, PromptLongerThanTheContext) {
   for (int i = 0; i < 200; ++i) long_prompt += "word ";
   const auto f = file("long.txt", long_prompt);
   expect_clean_error(reel("-m " + kModel + " -c 64 -f " + f.string()), "context");
-  expect_clean_error(reel("logits -m " + kModel + " -c 64 -f " + f.string() + " -o " +
-                          (dir_ / "x.f32").string()),
-                     "context");
+  expect_clean_error(
+      reel("logits -m " + kModel + " -c 64 -f " + f.string() + " -o " + (dir_ / "x.f32").string()),
+      "context");
 }
 
 TEST_F(Cli, AbsurdFlagsAreRefused) {
@@ -128,7 +142,9 @@ TEST_F(Cli, AbsurdFlagsAreRefused) {
   EXPECT_LT(huge.code, 124);
 }
 
-TEST_F(Cli, MissingModelFlag) { expect_clean_error(reel("-p hi"), "-m"); }
+TEST_F(Cli, MissingModelFlag) {
+  expect_clean_error(reel("-p hi"), "-m");
+}
 
 // Byte-level surgery on a copy of the fixture model: replaces the first occurrence of `from`
 // (same length as `to`) in the header.
@@ -159,7 +175,8 @@ TEST_F(Cli, OtherArchitectureIsRefused) {
   for (size_t at = 0; (at = bytes.find("qwen3vl", at)) != std::string::npos; at += 7)
     bytes.replace(at, 7, "llama99");
   const auto f = file("m.gguf", bytes);
-  expect_clean_error(reel("-m " + f.string() + " -p hi"), "architecture 'llama99' is not supported");
+  expect_clean_error(reel("-m " + f.string() + " -p hi"),
+                     "architecture 'llama99' is not supported");
 }
 
 TEST_F(Cli, VisionFileGivenAsTextModel) {
@@ -168,8 +185,8 @@ TEST_F(Cli, VisionFileGivenAsTextModel) {
 }
 
 const std::string kMmproj = REEL_FIXTURE_DIR "/models/tiny-a-mmproj-f32.gguf";
-const std::string kImage = REEL_FIXTURE_SRC "/images/rgb-97x61.png";      // 77 visual tokens
-const std::string kImage2 = REEL_FIXTURE_SRC "/images/rgb-32x32.png";     // 64 visual tokens
+const std::string kImage = REEL_FIXTURE_SRC "/images/rgb-97x61.png";   // 77 visual tokens
+const std::string kImage2 = REEL_FIXTURE_SRC "/images/rgb-32x32.png";  // 64 visual tokens
 
 // The --stats json objects on stderr, one per answer.
 std::vector<nlohmann::json> stats_of(const std::string& err) {
@@ -181,8 +198,9 @@ std::vector<nlohmann::json> stats_of(const std::string& err) {
 }
 
 TEST_F(Cli, ImageOneShotReportsImageStats) {
-  const Result r = reel("-m " + kModelF32 + " --mmproj " + kMmproj + " --image " + kImage +
-                        " --image " + kImage2 + " -p 'Describe the images.' -n 4 --temp 0 --stats json");
+  const Result r =
+      reel("-m " + kModelF32 + " --mmproj " + kMmproj + " --image " + kImage + " --image " +
+           kImage2 + " -p 'Describe the images.' -n 4 --temp 0 --stats json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto stats = stats_of(r.err);
   ASSERT_EQ(stats.size(), 1u) << r.err;
@@ -212,7 +230,8 @@ TEST_F(Cli, ImageChatBringsImagesInWhereTheTurnSaysImage) {
 
 TEST_F(Cli, EncodeWritesMainThenDeepStackPerToken) {
   const fs::path out = dir_ / "v.f32";
-  const Result r = reel("encode --mmproj " + kMmproj + " --image " + kImage + " -o " + out.string());
+  const Result r =
+      reel("encode --mmproj " + kMmproj + " --image " + kImage + " -o " + out.string());
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("77 tokens of 128 floats"), std::string::npos) << r.out;
   EXPECT_EQ(fs::file_size(out), 77u * 4 * 32 * sizeof(float));
@@ -244,8 +263,9 @@ TEST_F(Cli, VisionModelWithoutVisionEncoder) {
   ASSERT_NE(at, std::string::npos);
   bytes[at + key.size() + 4] = 0;  // after the key: u32 type (bool), then the value byte
   const auto f = file("novision.gguf", bytes);
-  expect_clean_error(reel("-m " + kModel + " --mmproj " + f.string() + " --image " + kImage + " -p hi"),
-                     "no vision encoder");
+  expect_clean_error(
+      reel("-m " + kModel + " --mmproj " + f.string() + " --image " + kImage + " -p hi"),
+      "no vision encoder");
 }
 
 TEST_F(Cli, VisionModelOfAnotherTextModel) {
@@ -255,14 +275,16 @@ TEST_F(Cli, VisionModelOfAnotherTextModel) {
   ASSERT_NE(at, std::string::npos);
   bytes[at + key.size() + 4] = 2;  // u32 type, then the value's low byte: 3 -> 2
   const auto f = file("other.gguf", bytes);
-  const Result r = reel("-m " + f.string() + " --mmproj " + kMmproj + " --image " + kImage + " -p hi");
+  const Result r =
+      reel("-m " + f.string() + " --mmproj " + kMmproj + " --image " + kImage + " -p hi");
   expect_clean_error(r, "do not belong together");
   EXPECT_NE(r.err.find(kMmproj), std::string::npos);
   EXPECT_NE(r.err.find(f.string()), std::string::npos);
 }
 
 TEST_F(Cli, AbsurdImageBudgetsAreRefused) {
-  const std::string base = "-m " + kModelF32 + " --mmproj " + kMmproj + " --image " + kImage + " -p hi ";
+  const std::string base =
+      "-m " + kModelF32 + " --mmproj " + kMmproj + " --image " + kImage + " -p hi ";
   EXPECT_NE(reel(base + "--image-max-tokens 0").code, 0);
   EXPECT_NE(reel(base + "--image-min-tokens -3").code, 0);
 }
@@ -271,14 +293,17 @@ const std::string kVideo = REEL_FIXTURE_SRC "/video/lossless-112x72.mkv";  // 30
 const std::string kClip = REEL_TEST_DATA "/media/clip-10s-720x358-h264.mp4";
 const std::string kMmprojF16 = REEL_FIXTURE_DIR "/models/tiny-a-mmproj-f16.gguf";
 
-nlohmann::json frames_json(const Result& r) { return nlohmann::json::parse(r.out); }
+nlohmann::json frames_json(const Result& r) {
+  return nlohmann::json::parse(r.out);
+}
 
 TEST_F(Cli, FramesPrintsTheReferencePlanWithoutAModel) {
   const Result r = reel("frames " + kVideo);
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = frames_json(r);
   EXPECT_EQ(j["indices"], nlohmann::json::parse("[0, 6, 12, 17, 23, 29]"));
-  EXPECT_EQ(j["group_timestamps"], nlohmann::json::parse(R"(["<0.3 seconds>", "<1.4 seconds>", "<2.6 seconds>"])"));
+  EXPECT_EQ(j["group_timestamps"],
+            nlohmann::json::parse(R"(["<0.3 seconds>", "<1.4 seconds>", "<2.6 seconds>"])"));
   EXPECT_EQ(j["tokens"], 24);
 }
 
@@ -353,7 +378,9 @@ TEST_F(Cli, BadVideosGiveOneLine) {
   }
   expect_clean_error(reel("frames /nonexistent/v.mp4"), "/nonexistent/v.mp4");
   const auto audio = dir_ / "tone.m4a";
-  ASSERT_EQ(std::system(("ffmpeg -loglevel error -f lavfi -i sine=duration=1 " + audio.string()).c_str()), 0);
+  ASSERT_EQ(
+      std::system(("ffmpeg -loglevel error -f lavfi -i sine=duration=1 " + audio.string()).c_str()),
+      0);
   expect_clean_error(reel("frames " + audio.string()), audio.string());
 }
 

@@ -90,10 +90,10 @@ test::TestEngine* Qwen35Media::engine_ = nullptr;
 TEST_F(Qwen35Media, LoadsAVisionTowerWithoutDeepStack) {
   const Model& m = engine_->model();
   ASSERT_NE(m.hybrid(), nullptr);
-  EXPECT_EQ(m.vision().n_deepstack(), 0);
-  EXPECT_EQ(m.vision().config().n_layer, ref_["vision_config"]["depth"].get<int>());
-  EXPECT_EQ(m.vision().config().n_embd, ref_["vision_config"]["hidden_size"].get<int>());
-  EXPECT_EQ(m.vision().config().out_dim, m.text_config().n_embd);
+  EXPECT_EQ(m.vision().geometry().n_deepstack, 0);
+  EXPECT_EQ(m.qwen3vl_vision().config().n_layer, ref_["vision_config"]["depth"].get<int>());
+  EXPECT_EQ(m.qwen3vl_vision().config().n_embd, ref_["vision_config"]["hidden_size"].get<int>());
+  EXPECT_EQ(m.vision().geometry().out_dim, m.text_config().n_embd);
 }
 
 // From the image files through Reel's decoder and resize. The vision encoder and the hybrid

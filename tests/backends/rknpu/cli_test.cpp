@@ -180,5 +180,37 @@ TEST_P(NpuCliTest, MixedModelFilesAreAUsageError) {
   EXPECT_EQ(r.code, 2);
 }
 
+// The modern flags run the same chat: -m FILE.rkllm --mmproj FILE.rknn, --frames as FRAMES.
+TEST_P(NpuCliTest, ModernFlagsRunTheSameChat) {
+  const Result r =
+      reel("-m " + text_ + " --mmproj " + vision_ + " --video " + kClip + " --frames 3",
+           "<image>Describe it.\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "A red square moves.\n");
+  EXPECT_EQ(calls("rknn_inputs_set").size(), 3u);
+  const Result images =
+      reel("--backend rknpu -m " + text_ + " --mmproj " + vision_ + " --image " + kPhoto,
+           "<image>Describe.\n");
+  ASSERT_EQ(images.code, 0) << images.err;
+  EXPECT_EQ(images.out, "A red square moves.\n");
+}
+
+// --backend and the files' kinds must agree; the commands that run on the CPU only say so.
+TEST_P(NpuCliTest, BackendAndFilesMustAgree) {
+  const std::string gguf = file("text.gguf", "GGUF").string();
+  expect_clean_error(
+      reel("--backend cpu -m " + text_ + " --mmproj " + vision_ + " --video " + kClip, ""),
+      "--backend cpu runs GGUF files");
+  expect_clean_error(reel("--backend rknpu -m " + gguf + " -p hi", ""),
+                     "--backend rknpu runs Rockchip's .rkllm");
+  expect_clean_error(reel("-m " + text_ + " --mmproj " + vision_ + " -p hi --video " + kClip, ""),
+                     "reads its questions from standard input");
+  expect_clean_error(reel("serve -m " + text_ + " --port 0", ""),
+                     "reel serve runs on the CPU (GGUF files) only so far");
+  expect_clean_error(reel("bench -m " + text_, ""), "reel bench runs on the CPU");
+  EXPECT_EQ(reel("--backend gpu -m " + gguf + " -p hi", "").code, 2);
+  EXPECT_TRUE(calls("rkllm_init").empty());  // refused before any runtime was loaded
+}
+
 }  // namespace
 }  // namespace reel::test

@@ -83,6 +83,8 @@ TEST(ArmKernels, ReportsThePathThisCpuRuns) {
   std::printf("int8 kernels: %s (cpu: %s)\n", path.c_str(), cpu_summary().c_str());
   const CpuFeatures& f = cpu_features();
   EXPECT_EQ(path, f.arch == "aarch64" && f.dotprod ? "sdot" : "portable");
+  // `reel --version` says so too.
+  EXPECT_EQ(cpu_summary().find("+SDOT") != std::string::npos, path == "sdot") << cpu_summary();
   if (const char* expect = std::getenv("REEL_EXPECT_INT8_KERNELS")) {
     EXPECT_EQ(path, expect);
   }

@@ -4,7 +4,7 @@
 // namespace and after the portable kernels, hence no include guard. For the NEON target on
 // aarch64 it defines GemvIntRowsArch and Q8_0RowsArch and sets REEL_ARCH_GEMV and
 // REEL_ARCH_Q8_ROWS (see matmul.cpp). The rest of the binary stays ARMv8.0: only these
-// functions are compiled with +dotprod, and they run only where the CPU reports it (HWCAP
+// functions are compiled for armv8.2-a+dotprod, and they run only where the CPU reports it (HWCAP
 // asimddp, cpu_features.h); elsewhere the portable kernels run.
 //
 // SDOT multiplies 16 signed byte pairs and adds each group of 4 into one int32 lane. The int16

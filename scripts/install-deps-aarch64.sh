@@ -7,7 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 
-cross=(g++-aarch64-linux-gnu qemu-user)
+# ccache: the cross build's compiler launcher (Makefile), so that CI's fresh clones and
+# repeated `make build-aarch64` runs recompile only what changed.
+cross=(g++-aarch64-linux-gnu qemu-user ccache)
 # The arm64 libraries the build links (their -dev packages carry the .pc files and CMake configs).
 arm64=(
   libhwy-dev libicu-dev libedit-dev libxxhash-dev

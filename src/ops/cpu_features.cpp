@@ -2,6 +2,8 @@
 
 #include <hwy/targets.h>
 
+#include "ops/kernels.h"
+
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
 #endif
@@ -92,7 +94,10 @@ std::string kernel_target() {
 
 std::string cpu_summary() {
   const CpuFeatures& f = cpu_features();
-  return f.arch + " (" + feature_names(f) + "); kernels " + kernel_target();
+  std::string kernels = kernel_target();
+  // The aarch64 int8 kernels chosen at run time beside Highway's target (matmul_arm-inl.h).
+  if (std::string(detail::arm_int8_kernels()) == "sdot") kernels += "+SDOT";
+  return f.arch + " (" + feature_names(f) + "); kernels " + kernels;
 }
 
 }  // namespace reel::ops

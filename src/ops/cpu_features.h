@@ -39,7 +39,8 @@ std::string feature_names(const CpuFeatures& f);
 // "AVX3_DL", "EMU128" on an ARM core without AES).
 std::string kernel_target();
 
-// One line for `reel --version` and `--verbose`: "aarch64 (asimd aes dotprod fp16); kernels NEON".
+// One line for `reel --version` and `--verbose`: "aarch64 (asimd aes dotprod fp16); kernels
+// NEON+SDOT" ("+SDOT": the int8 dot-product kernels for dotprod cores run too).
 std::string cpu_summary();
 
 }  // namespace reel::ops

@@ -40,6 +40,27 @@ struct QuantizedX {
 };
 constexpr int kQBlock = 32;
 
+// aarch64: the two byte planes are laid out for SDOT (signed x signed int8) instead, see
+// ArmPlanes in matmul.cpp: v = 256*hi + lo with lo = the low byte as *signed* [-128, 127] and
+// hi = (v - lo) / 256 in [-64, 64], and within every 16 values the bytes are transposed as a
+// 4x4 matrix (byte 4j+k holds value j+4k), so that SDOT's int32 lane j sums values j, j+4,
+// j+8, j+12: the same lane sums as the portable widening kernels, hence the same f32 results.
+// The portable kernels read only v, so the layout is free to differ there.
+constexpr bool kArmSdotPlanes =
+#if defined(__aarch64__)
+    true;
+#else
+    false;
+#endif
+
+// The int8 dot-product kernels matmul uses for quantized weights on this machine: on aarch64
+// "sdot" where the CPU has dotprod (matmul_arm-inl.h), else "portable" (the widening
+// kernels). x86 reports "portable" too (its VNNI kernels are chosen by Highway's dispatch).
+const char* arm_int8_kernels();
+// Tests: false makes aarch64 use the portable kernels even with dotprod, to compare the two.
+void set_arm_int8_kernels_enabled(bool enabled);
+bool arm_int8_kernels_enabled();
+
 // Rows [0, n) of x (each `cols` floats, cols % 32 == 0) into v/hi/lo/d/s laid out as QuantizedX.
 void quantize_rows(const float* x, int64_t n, int64_t cols, int16_t* v, int8_t* hi, uint8_t* lo,
                    float* d, float* s);
@@ -132,7 +153,15 @@ struct FlashScratch {
 FlashScratch flash_scratch_layout(float* base, int64_t rows, int64_t head_dim);
 
 // Bit-exact IEEE half to float, inlined into the kernels (scalar; branch-free normal path).
+// aarch64 converts in hardware (FCVT, base ARMv8: every aarch64 core): one instruction instead
+// of about ten, the same bits for every finite and infinite value (a signalling NaN comes back
+// quiet, as from any FPU conversion; no weight scale or cached key is one).
 inline float half_to_float(uint16_t h) {
+#if defined(__aarch64__)
+  __fp16 f;
+  std::memcpy(&f, &h, 2);
+  return static_cast<float>(f);
+#else
   const uint32_t w = uint32_t{h} << 16;
   const uint32_t sign = w & 0x80000000u;
   const uint32_t two_w = w + w;
@@ -150,6 +179,7 @@ inline float half_to_float(uint16_t h) {
   const float denormalized = bits((two_w >> 17) | (126u << 23)) - 0.5f;
   const uint32_t r = sign | (two_w < (1u << 27) ? ubits(denormalized) : ubits(normalized));
   return bits(r);
+#endif
 }
 
 }  // namespace reel::ops::detail

@@ -17,16 +17,20 @@
 //
 // This file holds the dispatch and every portable (Highway) kernel; kernels written for one
 // architecture's instructions live in per-architecture headers that this file includes in
-// each target pass: matmul_x86-inl.h (AVX-512 VNNI GEMV). ARM-specific kernels (SDOT, I8MM)
-// belong in a matmul_arm-inl.h included the same way.
+// each target pass: matmul_x86-inl.h (AVX-512 VNNI GEMV) and matmul_arm-inl.h (aarch64 SDOT
+// GEMV and Q8_0 few-rows kernels, chosen at run time from the CPU's dotprod bit). Prefill
+// (kPanelMinRows rows on) decodes quantized weights to f32 panels, so no int8 matrix-multiply
+// (I8MM SMMLA) kernel applies there.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/matmul.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 
 #include <algorithm>
+#include <atomic>
 
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
+#include "ops/cpu_features.h"
 #include "ops/kernels.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -605,12 +609,22 @@ GemvRowFn GemvRowFor(GgmlType) {
 //
 // A header below that has kernels for the current target defines GemvIntRowsArch (which
 // returns whether it handled the type) and sets REEL_ARCH_GEMV; other targets get the stub.
+// Likewise Q8_0RowsArch and REEL_ARCH_Q8_ROWS for Q8_0 with a few activation rows.
 #undef REEL_ARCH_GEMV
 #define REEL_ARCH_GEMV 0
+#undef REEL_ARCH_Q8_ROWS
+#define REEL_ARCH_Q8_ROWS 0
 #include "ops/matmul_x86-inl.h"  // IWYU pragma: keep
+#include "ops/matmul_arm-inl.h"  // IWYU pragma: keep
 #if !REEL_ARCH_GEMV
 bool GemvIntRowsArch(GgmlType, const uint8_t*, size_t, int64_t, int64_t, int64_t, int64_t,
                      const QuantizedX&, float*, const RowScratch&) {
+  return false;
+}
+#endif
+#if !REEL_ARCH_Q8_ROWS
+bool Q8_0RowsArch(const uint8_t*, size_t, int64_t, int64_t, int64_t, int64_t, const QuantizedX&,
+                  int64_t, float*, int64_t) {
   return false;
 }
 #endif
@@ -637,6 +651,7 @@ void MatmulIntRows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t r
   float out[8];
 #if HWY_TARGET != HWY_SCALAR
   if (type == GgmlType::Q8_0) {  // straight from the stored blocks: no decode round trip
+    if (Q8_0RowsArch(w, row_stride, rows_total, cols, r0, r1, x, nx, y, ldy)) return;
     for (int64_t r = r0; r < r1; ++r) {
       PrefetchRow(w + (r + kPrefetchRows) * row_stride, row_stride, r + kPrefetchRows < rows_total);
       const uint8_t* row = w + r * row_stride;
@@ -676,6 +691,22 @@ void MatmulIntRows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t r
 
 // ---- Activation quantization: d = max|x|/kQMax, v = round(x/d), v = 256*hi + lo. ----
 
+// aarch64's planes (kernels.h, kArmSdotPlanes) for one block of 32 values: signed low byte,
+// the rest in hi, 16 values at a time transposed as 4x4 bytes. Scalar: it runs once per
+// activation value, against once per weight row for the dot products.
+HWY_INLINE void ArmPlanes(const int16_t* v, int8_t* hi, uint8_t* lo) {
+  for (int g = 0; g < kQBlock; g += 16) {
+    for (int j = 0; j < 4; ++j) {
+      for (int k = 0; k < 4; ++k) {
+        const int val = v[g + j + 4 * k];
+        const int l = static_cast<int8_t>(static_cast<uint8_t>(val & 255));
+        hi[g + 4 * j + k] = static_cast<int8_t>((val - l) / 256);
+        lo[g + 4 * j + k] = static_cast<uint8_t>(l & 255);
+      }
+    }
+  }
+}
+
 void QuantizeRows(const float* x, int64_t n, int64_t cols, int16_t* v, int8_t* hi, uint8_t* lo,
                   float* dq, float* sq) {
   const hn::CappedTag<float, kQBlock> df;
@@ -704,6 +735,7 @@ void QuantizeRows(const float* x, int64_t n, int64_t cols, int16_t* v, int8_t* h
       hn::StoreU(hn::DemoteTo(d8, hn::ShiftRight<8>(qi)), d8, hi + p);
       hn::StoreU(hn::DemoteTo(du8, hn::And(qi, k255)), du8, lo + p);
     }
+    if constexpr (kArmSdotPlanes) ArmPlanes(v, hi, lo);
     dq[b] = d;
     sq[b] = d * static_cast<float>(hn::GetLane(hn::SumOfLanes(di, isum)));
   }
@@ -955,6 +987,24 @@ HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
 namespace reel::ops::detail {
+namespace {
+std::atomic<bool> g_arm_int8_enabled{true};
+}  // namespace
+
+void set_arm_int8_kernels_enabled(bool enabled) {
+  g_arm_int8_enabled.store(enabled, std::memory_order_relaxed);
+}
+bool arm_int8_kernels_enabled() {
+  return g_arm_int8_enabled.load(std::memory_order_relaxed);
+}
+const char* arm_int8_kernels() {
+#if HWY_ARCH_ARM_A64
+  // The condition of UseSdot (matmul_arm-inl.h).
+  if (cpu_features().dotprod && arm_int8_kernels_enabled()) return "sdot";
+#endif
+  return "portable";
+}
+
 HWY_EXPORT(MatmulIntRows);
 HWY_EXPORT(MatmulFloatRows);
 HWY_EXPORT(QuantizeRows);

@@ -67,8 +67,19 @@ TEST(Quantize, Int16WithinHalfAStepAndSplitsIntoPlanes) {
       ASSERT_NEAR(d[b], amax / detail::kQMax, 1e-6 * d[b]) << "block " << b;
       for (int64_t j = b * 32; j < b * 32 + 32; ++j) {
         ASSERT_LE(std::abs(v[j]), detail::kQMax);
-        ASSERT_EQ(v[j], 256 * hi[j] + lo[j]) << j;
-        ASSERT_EQ(hi[j], v[j] >> 8) << j;  // floor: lo = v - 256*hi is the unsigned low byte
+        if constexpr (detail::kArmSdotPlanes) {
+          // aarch64: value j sits at byte 4*(j%4) + (j%16)/4 of its 16 (the 4x4 transpose),
+          // its low byte signed, hi the rest (kernels.h).
+          const int64_t g = j - j % 16, pos = g + 4 * (j % 4) + (j % 16) / 4;
+          const int l = static_cast<int8_t>(lo[pos]);
+          ASSERT_EQ(v[j], 256 * hi[pos] + l) << j;
+          ASSERT_GE(l, -128);
+          ASSERT_LE(l, 127);
+          ASSERT_EQ(l, static_cast<int8_t>(static_cast<uint8_t>(v[j] & 255))) << j;
+        } else {
+          ASSERT_EQ(v[j], 256 * hi[j] + lo[j]) << j;
+          ASSERT_EQ(hi[j], v[j] >> 8) << j;  // floor: lo = v - 256*hi is the unsigned low byte
+        }
         // Half a step, plus the f32 rounding of x * (1/d).
         ASSERT_LE(std::fabs(x[j] - d[b] * v[j]), d[b] * (0.5 + 1e-3)) << j;
         vsum += v[j];

@@ -412,11 +412,51 @@ void Qwen35Text::forward(KvCache& kv, DeltaNetState& state, const TextBatch& b, 
 
 // TextDecoder.
 
+void DeltaNetState::save(Snapshot& out) const {
+  out.n_past = n_past_;
+  out.conv = conv_[cur_];
+  out.ssm = ssm_[cur_];
+}
+
+void DeltaNetState::restore(const Snapshot& from) {
+  if (from.conv.size() != conv_[cur_].size() || from.ssm.size() != ssm_[cur_].size())
+    throw InternalError("a recurrent state snapshot of another shape");
+  std::copy(from.conv.begin(), from.conv.end(), conv_[cur_].begin());
+  std::copy(from.ssm.begin(), from.ssm.end(), ssm_[cur_].begin());
+  n_past_ = from.n_past;
+}
+
+int HybridState::rewind_point(int n) const {
+  if (n >= kv.n_past()) return kv.n_past();
+  int best = 0;
+  for (const auto& c : checkpoints_)
+    if (c.n_past <= n) best = std::max(best, c.n_past);
+  return best;
+}
+
 void HybridState::truncate(int n) {
-  if (!can_truncate_to(n))
-    throw InternalError("a recurrent state goes back only to the start");  // callers check
-  recurrent.truncate(n);
+  if (n == kv.n_past()) return;
+  if (rewind_point(n) != n)
+    throw InternalError("a recurrent state goes back only to a checkpoint");  // callers check
+  std::erase_if(checkpoints_, [n](const auto& c) { return c.n_past > n; });
+  if (n == 0)
+    recurrent.truncate(0);
+  else
+    for (const auto& c : checkpoints_)
+      if (c.n_past == n) recurrent.restore(c);
   kv.truncate(n);
+}
+
+void HybridState::checkpoint() {
+  const int n = kv.n_past();
+  if (n == 0 || (!checkpoints_.empty() && checkpoints_.back().n_past >= n)) return;
+  if (static_cast<int>(checkpoints_.size()) == kMaxCheckpoints)
+    checkpoints_.erase(checkpoints_.begin() + 1);  // keep the first, drop the oldest other
+  recurrent.save(checkpoints_.emplace_back());
+}
+
+size_t HybridState::bytes() const {
+  return kv.bytes() + recurrent.bytes() + checkpoints_.size() * recurrent.snapshot_bytes();
 }
 
 std::unique_ptr<DecoderState> Qwen35Text::new_state(int n_ctx, KvType kv_type) const {
@@ -424,7 +464,9 @@ std::unique_ptr<DecoderState> Qwen35Text::new_state(int n_ctx, KvType kv_type) c
 }
 
 size_t Qwen35Text::state_bytes(int n_ctx, KvType kv_type) const {
-  return KvCache::full_bytes(cfg_.kv_config(), n_ctx, kv_type) + DeltaNetState(cfg_).bytes();
+  const DeltaNetState one(cfg_);
+  return KvCache::full_bytes(cfg_.kv_config(), n_ctx, kv_type) + one.bytes() +
+         HybridState::kMaxCheckpoints * one.snapshot_bytes();
 }
 
 size_t Qwen35Text::bytes_per_position(KvType kv_type) const {

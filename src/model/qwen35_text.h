@@ -54,6 +54,14 @@ class DeltaNetState {
   // snapshots); n must be 0 or n_past().
   void truncate(int n);
   size_t bytes() const;
+  // One copy of the state (what a checkpoint keeps), and the bytes it takes.
+  struct Snapshot {
+    int n_past = 0;
+    std::vector<float> conv, ssm;
+  };
+  void save(Snapshot& out) const;
+  void restore(const Snapshot& from);
+  size_t snapshot_bytes() const { return (conv_[0].size() + ssm_[0].size()) * sizeof(float); }
 
  private:
   friend class Qwen35Text;
@@ -86,17 +94,27 @@ struct Qwen35Layer {
 class Qwen35Text;
 
 // A Qwen3.5 sequence's state: the full-attention layers' KV cache and the recurrent state, in
-// step. It goes back only to the start or stays where it is (no snapshots yet).
+// step. The recurrent state cannot be rewound, so it keeps copies of itself at checkpoints
+// (where prompts may diverge: after a system prompt, a medium, a turn) and goes back to one of
+// them, to the start, or stays where it is. At most kMaxCheckpoints are kept: the first (a
+// shared system prompt's end) and the latest others.
 class HybridState : public DecoderState {
  public:
+  static constexpr int kMaxCheckpoints = 4;
   HybridState(const Qwen35Config& config, int n_ctx, KvType type)
       : kv(config.kv_config(), n_ctx, type), recurrent(config) {}
   int n_past() const override { return kv.n_past(); }
-  bool can_truncate_to(int n) const override { return n == 0 || n == kv.n_past(); }
+  int rewind_point(int n) const override;
   void truncate(int n) override;
-  size_t bytes() const override { return kv.bytes() + recurrent.bytes(); }
+  bool wants_checkpoints() const override { return true; }
+  void checkpoint() override;
+  size_t bytes() const override;
+  int n_checkpoints() const { return static_cast<int>(checkpoints_.size()); }
   KvCache kv;
   DeltaNetState recurrent;
+
+ private:
+  std::vector<DeltaNetState::Snapshot> checkpoints_;  // by ascending position
 };
 
 // Activations of a forward pass over up to n_batch tokens, sized once.

@@ -4,6 +4,7 @@
 // their stored type; keys and values live in each sequence's KvCache, activations in a TextScratch.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -76,7 +77,7 @@ class KvState : public DecoderState {
  public:
   KvState(const TextConfig& config, int n_ctx, KvType type) : kv(config, n_ctx, type) {}
   int n_past() const override { return kv.n_past(); }
-  bool can_truncate_to(int n) const override { return n >= 0 && n <= kv.n_past(); }
+  int rewind_point(int n) const override { return std::clamp(n, 0, kv.n_past()); }
   void truncate(int n) override { kv.truncate(n); }
   size_t bytes() const override { return kv.bytes(); }
   KvCache kv;

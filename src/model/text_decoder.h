@@ -22,11 +22,17 @@ class DecoderState {
  public:
   virtual ~DecoderState() = default;
   virtual int n_past() const = 0;
-  // Whether the state can go back to its first n positions (n <= n_past): a KV cache can go
-  // anywhere; a recurrent state only to the start or to its current end.
-  virtual bool can_truncate_to(int n) const = 0;
-  // Keeps the first n positions; n must pass can_truncate_to.
+  // The furthest position at or before n (0 <= n <= n_past) that the state can go back to: n
+  // itself for a KV cache; for a recurrent state, which cannot be rewound, its current end, a
+  // checkpoint, or the start.
+  virtual int rewind_point(int n) const = 0;
+  // Keeps the first n positions; n must be its own rewind_point.
   virtual void truncate(int n) = 0;
+  // Whether the state keeps checkpoints (then the scheduler stops prompt chunks where a prompt
+  // may later diverge, and calls checkpoint() there).
+  virtual bool wants_checkpoints() const { return false; }
+  // Remembers the current position as one to come back to.
+  virtual void checkpoint() {}
   // Memory the state holds now.
   virtual size_t bytes() const = 0;
 };

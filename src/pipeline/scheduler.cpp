@@ -25,7 +25,9 @@ struct Scheduler::Active {
   int fed = 0;                 // prompt tokens in the sequence's cache
   int reused = 0;
   bool decoding = false;
-  TokenId pending = -1;        // sampled, not yet in the cache
+  TokenId pending = -1;          // sampled, not yet in the cache
+  std::vector<int> checkpoints;  // prompt positions where the state keeps a copy, ascending
+  size_t next_checkpoint = 0;
   int rows = 0, n_logits = 0;  // this step's share of the batch
   Sampler sampler;
   StreamDecoder decoder;
@@ -41,6 +43,26 @@ Scheduler::Scheduler(const Model& model, Executor& executor) : model_(model), ex
   if (!exec_.has_text()) throw InternalError("the executor was made for a model without text");
   spans_.reserve(exec_.n_batch());
   in_batch_.reserve(exec_.n_batch());
+  const Tokenizer& tok = model_.tokenizer();
+  im_start_ = tok.token_id("<|im_start|>");
+  vision_end_ = tok.token_id("<|vision_end|>");
+  timestamp_open_ = tok.token_id("<");
+}
+
+// Where a prompt may later diverge from another that shares its start, so that a recurrent
+// state should keep a copy: before each turn (<|im_start|>: after a system prompt, after a
+// user's media and question) and after each medium (a <|vision_end|> not followed by another
+// one or by a video group's "<t seconds>" timestamp). Positions in (from, n).
+std::vector<int> Scheduler::checkpoints(const Request& r, int from) const {
+  std::vector<int> out;
+  const int n = static_cast<int>(r.ids.size());
+  for (int i = std::max(from + 1, 1); i < n; ++i) {
+    const TokenId id = r.ids[i], prev = r.ids[i - 1];
+    const bool turn = id == im_start_;
+    const bool medium_end = prev == vision_end_ && id != vision_end_ && id != timestamp_open_;
+    if (im_start_ >= 0 && (turn || medium_end)) out.push_back(i);
+  }
+  return out;
 }
 
 Scheduler::~Scheduler() = default;
@@ -67,6 +89,7 @@ Scheduler::Id Scheduler::submit(Request r) {
   a->reused = reuse ? q.seq->reusable_prefix(a->keys, n - 1) : 0;
   q.seq->truncate(a->reused);
   a->fed = a->reused;
+  if (q.seq->state().wants_checkpoints()) a->checkpoints = checkpoints(q, a->reused);
   a->result.stats.n_reused = a->reused;
   a->result.stats.n_prompt = n - a->reused;
   a->result.generated.reserve(q.max_tokens > 0 ? q.max_tokens : 256);
@@ -94,6 +117,8 @@ int Scheduler::stage_prefill(Active& a, int row, int room) {
   const int n = static_cast<int>(a.req.ids.size());
   int chunk = std::min(room, n - a.fed);
   if (a.req.on_logits) chunk = std::min(chunk, kLogitsChunk);
+  if (a.next_checkpoint < a.checkpoints.size())  // the chunk ends where a copy is kept
+    chunk = std::min(chunk, a.checkpoints[a.next_checkpoint] - a.fed);
   const PromptLayout& L = a.layout;
   for (int j = 0; j < chunk; ++j) {
     const int i = a.fed + j, r = row + j;
@@ -196,6 +221,10 @@ void Scheduler::after_forward(Active& a, const float* logits) {
                std::span(a.layout.pos).subspan(a.fed, a.rows));
     if (a.req.on_logits) a.req.on_logits(logits, a.rows);
     a.fed += a.rows;
+    if (a.next_checkpoint < a.checkpoints.size() && a.checkpoints[a.next_checkpoint] == a.fed) {
+      seq.state().checkpoint();
+      ++a.next_checkpoint;
+    }
     const int n = static_cast<int>(a.req.ids.size());
     if (a.req.on_prefill) a.req.on_prefill(a.fed - a.reused, n - a.reused);
     if (a.fed < n) return;

@@ -99,6 +99,7 @@ class Scheduler {
   void finish(Active& a);
   void fail(Active& a, std::exception_ptr e);
   void retire();
+  std::vector<int> checkpoints(const Request& r, int from) const;
 
   const Model& model_;
   Executor& exec_;
@@ -108,6 +109,8 @@ class Scheduler {
   std::vector<DecodeSpan> spans_;  // of the current step (reserved; no allocation per step)
   std::vector<Active*> in_batch_;
   std::vector<float> all_logits_;  // for requests that want every position's logits
+  // Tokens around which prompts diverge (checkpoints of a recurrent state; -1: none).
+  TokenId im_start_ = -1, vision_end_ = -1, timestamp_open_ = -1;
 };
 
 }  // namespace reel

@@ -46,8 +46,7 @@ int resolve_ctx(const Model& model, int n_ctx, KvType type) {
   if (n_ctx > c.n_ctx_train)
     throw Error("a context of " + std::to_string(n_ctx) +
                 " tokens exceeds the model's context length " + std::to_string(c.n_ctx_train));
-  check_kv_memory(n_ctx, double(model.decoder().state_bytes(n_ctx, type)),
-                  physical_memory_bytes());
+  check_kv_memory(n_ctx, double(model.decoder().state_bytes(n_ctx, type)), physical_memory_bytes());
   return n_ctx;
 }
 
@@ -104,11 +103,11 @@ int Sequence::common_prefix(std::span<const uint64_t> keys) const {
 
 int Sequence::reusable_prefix(std::span<const uint64_t> keys, int max) const {
   const int n = std::min(common_prefix(keys), max);
-  return state_->can_truncate_to(n) ? n : 0;
+  return state_->rewind_point(n);
 }
 
 void Sequence::truncate(int n) {
-  if (!state_->can_truncate_to(n)) n = 0;  // e.g. a recurrent state: start over
+  n = state_->rewind_point(std::min(n, n_past()));  // e.g. a recurrent state's checkpoint
   state_->truncate(n);
   keys_.resize(n);
   next_after_.resize(n);

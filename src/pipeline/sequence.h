@@ -51,9 +51,11 @@ class Sequence {
   // Cached positions whose identities equal the start of `keys`.
   int common_prefix(std::span<const uint64_t> keys) const;
   // How many of those (at most max) a request can keep: all of them with a KV cache alone; with
-  // a recurrent state (hybrid models), which cannot be rewound, only the whole cache or nothing.
+  // a recurrent state (hybrid models), which cannot be rewound, the longest of them that ends at
+  // a checkpoint or at the state's end (else none).
   int reusable_prefix(std::span<const uint64_t> keys, int max) const;
-  // Keeps the first n positions (a sequence whose state cannot go back there starts over).
+  // Keeps the first n positions, or fewer: as many as the state can go back to (a recurrent
+  // state's last checkpoint at or before n, else the start).
   void truncate(int n);
   // Records positions appended by a forward pass (their identities and following positions).
   void record(std::span<const uint64_t> keys, std::span<const Pos3> pos);

@@ -66,7 +66,9 @@ TEST(Qwen35Pipeline, TheDecoderInterfaceDescribesTheHybridState) {
             size_t(2) * c.n_full * kv.n_head_kv * kv.head_dim * 2);
   const size_t recurrent = DeltaNetState(c).bytes();
   EXPECT_GT(recurrent, 0u);
-  EXPECT_EQ(d.state_bytes(64, KvType::F16), KvCache::full_bytes(kv, 64, KvType::F16) + recurrent);
+  // Two sides of the recurrent state (double-buffered) plus the checkpoints' copies.
+  EXPECT_EQ(d.state_bytes(64, KvType::F16), KvCache::full_bytes(kv, 64, KvType::F16) +
+                                                recurrent * (2 + HybridState::kMaxCheckpoints) / 2);
   const auto tiny = Model::load(kModels + "tiny-a-f32.gguf", "");
   EXPECT_GT(d.weight_bytes_per_token(), 0u);
   EXPECT_EQ(tiny->decoder().state_bytes(64, KvType::F16),
@@ -78,9 +80,9 @@ TEST(Qwen35Pipeline, TheDecoderInterfaceDescribesTheHybridState) {
   sched.run_one(greedy_request(seq, {1, 2, 3, 4, 5}, 2));
   const int n = seq.n_past();
   ASSERT_GT(n, 5);
-  EXPECT_TRUE(seq.state().can_truncate_to(n));
-  EXPECT_TRUE(seq.state().can_truncate_to(0));
-  EXPECT_FALSE(seq.state().can_truncate_to(3));
+  EXPECT_EQ(seq.state().rewind_point(n), n);
+  EXPECT_EQ(seq.state().rewind_point(n + 5), n);
+  EXPECT_EQ(seq.state().rewind_point(3), 0);  // no checkpoint in a prompt without turns
   EXPECT_GE(seq.bytes(), recurrent);
   seq.truncate(3);  // cannot go back there: starts over
   EXPECT_EQ(seq.n_past(), 0);
@@ -139,6 +141,38 @@ TEST(Qwen35Pipeline, FollowUpReusesTheStateAndAShorterPromptStartsOver) {
   EXPECT_EQ(third.generated, head(want, 16));
 }
 
+// A recurrent state keeps copies of itself where prompts diverge (turn starts, media ends), so
+// a prompt that shares only the system turn with the cached one reuses that turn, and answers as
+// a fresh sequence does.
+TEST(Qwen35Pipeline, CheckpointsLetADivergingPromptReuseTheSharedStart) {
+  const auto model = Model::load(kModels + "q35-a-f32.gguf", "");
+  const Tokenizer& tok = model->tokenizer();
+  const std::string system = "<|im_start|>system\nYou answer in one word.<|im_end|>\n";
+  const auto turn = [&](const std::string& q) {
+    return tok.encode(system + "<|im_start|>user\n" + q + "<|im_end|>\n<|im_start|>assistant\n",
+                      true);
+  };
+  const std::vector<TokenId> a = turn("What colour is the sky at noon?");
+  const std::vector<TokenId> b = turn("Name a fruit that is yellow.");
+  const int shared = static_cast<int>(tok.encode(system, true).size());
+  ASSERT_EQ(a[shared], tok.token_id("<|im_start|>"));
+  ASSERT_NE(a[shared + 3], b[shared + 3]);  // the questions differ after "<|im_start|>user\n"
+
+  Executor exec(*model, ExecutorOptions{2, 16});
+  Scheduler sched(*model, exec);
+  Sequence fresh(*model, SequenceOptions{256, KvType::F32});
+  const RequestResult want = sched.run_one(greedy_request(fresh, b, 12));
+
+  Sequence seq(*model, SequenceOptions{256, KvType::F32});
+  sched.run_one(greedy_request(seq, a, 6));
+  auto& state = static_cast<HybridState&>(seq.state());
+  EXPECT_EQ(state.n_checkpoints(), 2);  // before the user turn and before the assistant turn
+  const RequestResult got = sched.run_one(greedy_request(seq, b, 12));
+  EXPECT_EQ(got.stats.n_reused, shared);  // the system turn, from its checkpoint
+  EXPECT_EQ(got.generated, want.generated);
+  EXPECT_LE(state.n_checkpoints(), HybridState::kMaxCheckpoints);
+}
+
 // Images and videos are tested in qwen35_media_test.cpp; a Qwen3-VL tower (with DeepStack) is
 // not a Qwen3.5 model's.
 TEST(Qwen35Pipeline, AQwen3VlVisionTowerIsRefused) {
@@ -146,8 +180,7 @@ TEST(Qwen35Pipeline, AQwen3VlVisionTowerIsRefused) {
     Model::load(kModels + "q35-a-f32.gguf", kModels + "tiny-a-mmproj-f32.gguf");
     FAIL() << "a Qwen3.5 text model was paired with a Qwen3-VL vision model";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("do not belong together"), std::string::npos)
-        << e.what();
+    EXPECT_NE(std::string(e.what()).find("do not belong together"), std::string::npos) << e.what();
   }
 }
 

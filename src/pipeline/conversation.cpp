@@ -225,7 +225,10 @@ const MediaKey& Conversation::file_key(const std::string& path) {
 }
 
 const MediaKey& Conversation::model_key() {
-  if (!model_key_) model_key_ = model_identity(*model().vision_file());
+  // A vision encoder of another backend (no GGUF file) is known by its file's bytes.
+  if (!model_key_)
+    model_key_ = model().vision_file() ? model_identity(*model().vision_file())
+                                       : hash_file(model().mmproj_path());
   return *model_key_;
 }
 

@@ -242,6 +242,16 @@ TEST_P(NpuCliTest, NpuVisionFeedsTheCpuTextDecoder) {
       << video.err;
   EXPECT_EQ(calls("rknn_inputs_set").size(), 4u);  // 1 image above + 3 frames
   for (const std::string& l : calls("rknn_outputs_release")) EXPECT_TRUE(has(l, "outstanding=0"));
+
+  // The media cache knows the .rknn encoder by its file: a second run encodes nothing.
+  const std::string cached = "-m " + kTinyText + " --mmproj " + rknn + " --image " + kPhoto +
+                             " -p Describe. -n 1 --temp 0 --media-cache " + (dir_ / "mc").string();
+  ASSERT_EQ(reel(cached, "").code, 0);
+  const size_t encoded = calls("rknn_inputs_set").size();
+  EXPECT_EQ(encoded, 5u);
+  const Result again = reel(cached, "");
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_EQ(calls("rknn_inputs_set").size(), encoded);
 }
 
 // Frames of a fixed size cannot shrink: a tight context takes fewer of them, at the .rknn size.

@@ -14,6 +14,8 @@
 #include <string>
 
 #include "backends/rknpu/legacy_chat.h"
+#include "backends/rknpu/model_files.h"
+#include "backends/rknpu/rknn_vision.h"
 #include "cli/cli.h"
 #include "cli/errors.h"
 #include "common/error.h"
@@ -342,8 +344,8 @@ class ChatRunner {
 int run_npu_chat(const ChatArgs& a) {
   if (a.engine.mmproj_path.empty() || (a.video.empty() && a.images.empty()))
     throw UsageError(
-        "the NPU chat is the original app's: give --mmproj FILE.rknn and --video or "
-        "--image");
+        "the NPU chat is the original app's: give --mmproj FILE.rknn (or a vision GGUF) and "
+        "--video or --image");
   if (!a.video.empty() && !a.images.empty())
     throw UsageError("the NPU chat takes either one video or images");
   if (!a.prompt.empty())
@@ -356,9 +358,30 @@ int run_npu_chat(const ChatArgs& a) {
   l.video_path = a.video;
   l.n_frames = a.video_opts.n_frames > 0 ? a.video_opts.n_frames : 8;  // the original's default
   l.image_paths = a.images;
+  if (!rknpu::is_rknn_file(a.engine.mmproj_path)) {
+    // A GGUF vision model: the CPU encodes, the NPU answers.
+    check_media(a);
+    const std::shared_ptr<const Model> vision = Model::load("", a.engine.mmproj_path);
+    l.vision = std::shared_ptr<const VisionEncoder>(vision, &vision->vision());
+    l.vision_load_ms = vision->load_ms();
+    l.n_threads = a.engine.n_threads;
+  }
   const int rc = rknpu::run_legacy_chat(l);
   std::fflush(stdout);
   return rc;
+}
+
+// The vision encoder of an .rknn file, for the CPU's text decoder, and the line that says so
+// (printed once the pair has been checked); null for a GGUF one (the model reads that itself).
+std::unique_ptr<VisionEncoder> npu_vision_encoder(const std::string& mmproj_path,
+                                                  std::string& note) {
+  if (!rknpu::is_rknn_file(mmproj_path)) return nullptr;
+  const std::shared_ptr<const rknpu::RknnApi> api = rknpu::RknnApi::load();
+  auto enc = std::make_unique<rknpu::RknnVisionEncoder>(api, mmproj_path);
+  enc->require_pipeline_shapes();
+  note = "NPU: RKNN runtime " + api->lib->path() + (enc->sdk_version().empty() ? "" : ": ") +
+         enc->sdk_version() + " (vision on the NPU, text on the CPU)";
+  return enc;
 }
 
 }  // namespace
@@ -371,7 +394,11 @@ int run_chat(ChatArgs& a) {
   const bool one_shot = !a.prompt.empty();
   install_sigint(one_shot);
   check_media(a);
-  const std::shared_ptr<const Model> model = Model::load(a.engine.model_path, a.engine.mmproj_path);
+  std::string npu_note;
+  const std::shared_ptr<const Model> model =
+      Model::load(a.engine.model_path, a.engine.mmproj_path,
+                  npu_vision_encoder(a.engine.mmproj_path, npu_note));
+  if (!npu_note.empty()) std::fprintf(stderr, "reel: %s\n", npu_note.c_str());
   Executor executor(*model, executor_options(a.engine, *model));
   executor.ctx().set_cancel_flag(&g_cancel);
   Scheduler scheduler(*model, executor);

@@ -122,17 +122,22 @@ void add_engine_flags(CLI::App& app, EngineOptions& e, bool model_required) {
 }
 
 void require_cpu(const char* command, const EngineOptions& e) {
-  if (runs_on_npu(e.backend, e.model_path, e.mmproj_path))
+  if (runs_on_npu(e.backend, e.model_path, e.mmproj_path) || rknpu::is_rknn_file(e.mmproj_path))
     throw UsageError(std::string(command) +
-                     " runs on the CPU (GGUF files) only so far; on the NPU Reel runs the chat: "
-                     "reel -m FILE.rkllm --mmproj FILE.rknn --video VIDEO");
+                     " runs on the CPU (GGUF files) only so far; with .rkllm and .rknn files Reel "
+                     "runs the chat: reel -m FILE.rkllm --mmproj FILE.rknn --video VIDEO");
 }
 
 bool runs_on_npu(const std::string& backend, const std::string& model_path,
                  const std::string& mmproj_path) {
-  const bool npu_text = rknpu::is_rkllm_file(model_path) || rknpu::is_rknn_file(model_path);
-  const bool npu_vision = rknpu::is_rknn_file(mmproj_path) || rknpu::is_rkllm_file(mmproj_path);
-  const bool any_npu = npu_text || npu_vision;
+  if (rknpu::is_rknn_file(model_path))
+    throw UsageError(model_path +
+                     " is a vision encoder (.rknn): give it as --mmproj and the text model as -m");
+  if (rknpu::is_rkllm_file(mmproj_path))
+    throw UsageError(mmproj_path +
+                     " is a text model (.rkllm): give it as -m and the vision model as --mmproj");
+  const bool npu_text = rknpu::is_rkllm_file(model_path);
+  const bool any_npu = npu_text || rknpu::is_rknn_file(mmproj_path);
   if (backend == "cpu" && any_npu)
     throw UsageError(
         "--backend cpu runs GGUF files; .rkllm and .rknn files run on the NPU "
@@ -141,13 +146,9 @@ bool runs_on_npu(const std::string& backend, const std::string& model_path,
     throw UsageError(
         "--backend rknpu runs Rockchip's .rkllm (text) and .rknn (vision) files; "
         "GGUF files run on the CPU (--backend cpu)");
-  if (!any_npu) return false;
-  if (!rknpu::is_rkllm_file(model_path) ||
-      (!mmproj_path.empty() && !rknpu::is_rknn_file(mmproj_path)))
-    throw UsageError(
-        "on the NPU give the text model as -m FILE.rkllm and the vision model as "
-        "--mmproj FILE.rknn (the CPU and the NPU do not share one model yet)");
-  return true;
+  // The text model decides which chat runs; the other file only brings its vision encoder
+  // (an .rknn one feeds the CPU's decoder, a GGUF one the NPU's).
+  return npu_text;
 }
 
 int context_size(const EngineOptions& e, const Model& model) {

@@ -18,7 +18,11 @@ struct VisionGeometry {
   int temporal_patch = 2;  // frames per temporal group (a still image repeats its frame)
   int out_dim = 0;         // width of an output row (the text decoder's hidden size)
   int n_deepstack = 0;     // extra row sets for the text decoder's DeepStack layers (0: none)
+  // An encoder compiled for one input size (an NPU's) takes only frames of exactly that size;
+  // 0 x 0: any size whose sides are multiples of factor().
+  int fixed_width = 0, fixed_height = 0;
   int factor() const { return patch_size * spatial_merge; }  // pixels per output token side
+  bool fixed_size() const { return fixed_width > 0 && fixed_height > 0; }
 };
 
 class VisionEncoder {
@@ -28,9 +32,11 @@ class VisionEncoder {
   virtual const VisionGeometry& geometry() const = 0;
 
   // Encodes one temporal group: geometry().temporal_patch frames of one size whose sides are
-  // multiples of factor(). Writes main [tokens][out_dim] and deepstack
-  // [n_deepstack][tokens][out_dim] (may be null when n_deepstack is 0), tokens =
-  // (height / factor) * (width / factor). Throws reel::Error for frames of the wrong count or size.
+  // multiples of factor() (of the fixed size, when there is one). An encoder with temporal_patch
+  // 1 sees every frame alone, so its videos go as images (one frame per image). Writes main
+  // [tokens][out_dim] and deepstack [n_deepstack][tokens][out_dim] (may be null when n_deepstack is
+  // 0), tokens = (height / factor) * (width / factor). Throws reel::Error for frames of the wrong
+  // count or size.
   virtual void encode_group(std::span<const media::Image* const> frames, float* main,
                             float* deepstack, ops::Context& ctx) const = 0;
 

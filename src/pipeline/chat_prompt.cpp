@@ -144,17 +144,18 @@ void encode_images(const Model& model, ops::Context& ctx, std::vector<Medium>& m
 void plan_videos(const Model& model, std::vector<Medium>& media, int n_videos, int64_t room,
                  const ChatPromptOptions& o, MediaMemo& memo, ChatPrompt& out) {
   const VisionGeometry& v = model.vision().geometry();
+  const VideoOptions video = video_options_for(model.vision(), o.video);
   const int64_t share = room / n_videos + kMarkerTokens;
   for (Medium& m : media) {
     if (!m.is_video) continue;
     m.bytes = hash_file(m.path);
-    m.source = identity_of(m.bytes, video_salt(o.video));
+    m.source = identity_of(m.bytes, video_salt(video));
     std::shared_ptr<const EncodedVideo> hit = memo.video(m.source);
     if (hit && video_prompt_tokens(hit->plan) <= share) {
       m.video = hit;
       ++out.memo_hits;
     } else {
-      VideoPlan p = plan_video_prompt(m.path, o.video, v.patch_size, v.spatial_merge,
+      VideoPlan p = plan_video_prompt(m.path, video, v.patch_size, v.spatial_merge,
                                       std::max<int64_t>(1, share));
       if (o.max_video_seconds > 0 && p.info.duration_s > o.max_video_seconds)
         throw Error(m.path + ": the video lasts " + seconds_text(p.info.duration_s) +

@@ -132,8 +132,9 @@ void Conversation::plan_images(Turn& t, int64_t budget, const TurnEvents& ev) {
 // Plans the video within `budget` prompt tokens (visual tokens, timestamps and markers).
 void Conversation::plan_video(Turn& t, int64_t budget, const TurnEvents& ev) {
   const VisionGeometry& v = model().vision().geometry();
-  VideoPlan p = plan_video_prompt(opts_.video_path, opts_.video, v.patch_size, v.spatial_merge,
-                                  std::max<int64_t>(1, budget));
+  VideoPlan p =
+      plan_video_prompt(opts_.video_path, video_options_for(model().vision(), opts_.video),
+                        v.patch_size, v.spatial_merge, std::max<int64_t>(1, budget));
   if (ev.note)
     for (const std::string& n : p.notes) ev.note(opts_.video_path + ": " + n);
   t.stats.video_tokens = p.n_tokens();
@@ -224,7 +225,10 @@ const MediaKey& Conversation::file_key(const std::string& path) {
 }
 
 const MediaKey& Conversation::model_key() {
-  if (!model_key_) model_key_ = model_identity(*model().vision_file());
+  // A vision encoder of another backend (no GGUF file) is known by its file's bytes.
+  if (!model_key_)
+    model_key_ = model().vision_file() ? model_identity(*model().vision_file())
+                                       : hash_file(model().mmproj_path());
   return *model_key_;
 }
 

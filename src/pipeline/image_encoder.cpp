@@ -21,6 +21,8 @@ DecodedImage decode_image(const std::string& path, const ImageOptions& options) 
 
 media::Size2 model_size(const VisionEncoder& vision, const DecodedImage& img,
                         const ImageOptions& options) {
+  const VisionGeometry& v = vision.geometry();
+  if (v.fixed_size()) return media::Size2{v.fixed_height, v.fixed_width};  // stretched to it
   media::ResizeBudget budget;
   budget.factor = vision.geometry().factor();
   budget.min_pixels = options.min_pixels;

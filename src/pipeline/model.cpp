@@ -17,8 +17,9 @@ bool is_qwen35(const gguf::File& f) {
 }  // namespace
 
 std::shared_ptr<const Model> Model::load(const std::string& text_path,
-                                         const std::string& mmproj_path) {
-  if (text_path.empty() && mmproj_path.empty()) throw Error("no model file given");
+                                         const std::string& mmproj_path,
+                                         std::unique_ptr<VisionEncoder> vision) {
+  if (text_path.empty() && mmproj_path.empty() && !vision) throw Error("no model file given");
   auto m = std::shared_ptr<Model>(new Model());
   m->text_path_ = text_path;
   m->mmproj_path_ = mmproj_path;
@@ -45,7 +46,10 @@ std::shared_ptr<const Model> Model::load(const std::string& text_path,
     m->video_pad_ = m->tok_->token_id("<|video_pad|>");
     m->text_load_ms_ = ms_since(t0);
   }
-  if (!mmproj_path.empty()) {
+  if (vision) {
+    if (m->has_text()) m->check_pair(vision->geometry(), mmproj_path);
+    m->other_vision_ = std::move(vision);
+  } else if (!mmproj_path.empty()) {
     const auto t0 = Clock::now();
     m->load_vision(mmproj_path);
     m->vision_load_ms_ = ms_since(t0);
@@ -56,8 +60,10 @@ std::shared_ptr<const Model> Model::load(const std::string& text_path,
 void Model::load_vision(const std::string& path) {
   vision_file_ = gguf::File::open(path);
   vision_ = Qwen3VLVision::load(*vision_file_);
-  if (!has_text()) return;
-  const VisionConfig& v = vision_->config();
+  if (has_text()) check_pair(vision_->geometry(), path);
+}
+
+void Model::check_pair(const VisionGeometry& v, const std::string& path) const {
   const TextConfig& t = text_config();
   const std::string pair = " (" + path + " with " + text_path_ + ")";
   if (v.out_dim != t.n_embd)
@@ -65,8 +71,8 @@ void Model::load_vision(const std::string& path) {
                 "-wide embeddings but the text model's hidden size is " + std::to_string(t.n_embd) +
                 ": the files do not belong together" + pair);
   // Qwen3.5's tower is Qwen3-VL's without DeepStack; its text model takes no DeepStack rows.
-  if (static_cast<int>(v.deepstack_layers.size()) != t.n_deepstack)
-    throw Error("the vision model has " + std::to_string(v.deepstack_layers.size()) +
+  if (v.n_deepstack != t.n_deepstack)
+    throw Error("the vision model has " + std::to_string(v.n_deepstack) +
                 " DeepStack layers but the text model expects " + std::to_string(t.n_deepstack) +
                 ": the files do not belong together" + pair);
 }
@@ -84,6 +90,7 @@ const TextDecoder& Model::decoder() const {
 }
 
 const VisionEncoder& Model::vision() const {
+  if (other_vision_) return *other_vision_;
   return qwen3vl_vision();
 }
 

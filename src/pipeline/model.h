@@ -25,12 +25,16 @@ struct LoadTimes {
 class Model {
  public:
   // Either path may be empty (a vision-only or text-only model), not both. Throws reel::Error
-  // naming the file, or when the two files do not belong together.
+  // naming the file, or when the two files do not belong together. `vision`, when given, is the
+  // vision encoder the caller built from mmproj_path (another backend's file, e.g. an NPU's):
+  // the model takes it instead of reading mmproj_path as GGUF, and checks it against the text
+  // model all the same.
   static std::shared_ptr<const Model> load(const std::string& text_path,
-                                           const std::string& mmproj_path = "");
+                                           const std::string& mmproj_path = "",
+                                           std::unique_ptr<VisionEncoder> vision = nullptr);
 
   bool has_text() const { return decoder_ != nullptr; }
-  bool has_vision() const { return vision_ != nullptr; }
+  bool has_vision() const { return vision_ != nullptr || other_vision_ != nullptr; }
   // The text decoder, whichever kind the file holds: all the pipeline needs of it. Throws
   // reel::Error when only a vision model is loaded.
   const TextDecoder& decoder() const;
@@ -60,6 +64,7 @@ class Model {
  private:
   Model() = default;
   void load_vision(const std::string& path);
+  void check_pair(const VisionGeometry& v, const std::string& path) const;
   std::string text_path_, mmproj_path_;
   std::unique_ptr<gguf::File> text_file_, vision_file_;
   std::unique_ptr<Tokenizer> tok_;
@@ -67,6 +72,7 @@ class Model {
   std::unique_ptr<Qwen35Text> hybrid_;
   const TextDecoder* decoder_ = nullptr;  // text_ or hybrid_
   std::unique_ptr<Qwen3VLVision> vision_;
+  std::unique_ptr<VisionEncoder> other_vision_;  // built by the caller (another backend)
   std::vector<TokenId> stop_ids_;
   TokenId image_pad_ = -1, video_pad_ = -1;
   double text_load_ms_ = 0, vision_load_ms_ = 0;

@@ -38,7 +38,9 @@ void size_native(VideoPlan& p, const media::VideoBudget& budget, int patch) {
   p.frames = p.indices;
   if (p.frames.size() % 2) p.frames.push_back(p.frames.back());  // as the reference pads
   const int n = static_cast<int>(std::max<size_t>(p.indices.size(), 2));
-  const media::Size2 s = media::smart_resize_video(n, p.info.height, p.info.width, budget);
+  const media::Size2 s = p.fixed.width > 0
+                             ? p.fixed
+                             : media::smart_resize_video(n, p.info.height, p.info.width, budget);
   p.resized_w = s.width;
   p.resized_h = s.height;
   p.grid_h = s.height / patch;
@@ -55,7 +57,8 @@ void size_as_images(VideoPlan& p, const ImageOptions& image, int patch, int merg
   b.factor = patch * merge;
   b.min_pixels = image.min_pixels;
   b.max_pixels = image.max_pixels;
-  const media::Size2 s = media::smart_resize(p.info.height, p.info.width, b);
+  const media::Size2 s =
+      p.fixed.width > 0 ? p.fixed : media::smart_resize(p.info.height, p.info.width, b);
   p.resized_w = s.width;
   p.resized_h = s.height;
   p.grid_h = s.height / patch;
@@ -94,6 +97,16 @@ void fit_budget(VideoPlan& p, const VideoOptions& o, int patch, int merge, int64
     throw ContextFull("the video needs at least " + std::to_string(1 + per_group_extra) +
                       " tokens but only " + std::to_string(std::max<int64_t>(0, token_budget)) +
                       " are left for it");
+  if (p.fixed.width > 0 && plan_cost(p, per_group_extra) > token_budget) {
+    // Frames of a fixed size cannot shrink: take as many as fit.
+    const int64_t groups = token_budget / (p.tokens_per_group() + per_group_extra);
+    if (groups < 1)
+      throw ContextFull("one frame of the video needs " +
+                        std::to_string(p.tokens_per_group() + per_group_extra) +
+                        " tokens but only " + std::to_string(token_budget) + " are left for it");
+    p.indices = media::sample_video_evenly(p.info, int(p.as_images ? groups : 2 * groups));
+    size_plan(p, o.budget, o.image, patch, merge);
+  }
   for (int round = 0; round < 64 && plan_cost(p, per_group_extra) > token_budget; ++round) {
     int64_t per_group = token_budget / std::max(1, p.n_groups) - per_group_extra;
     if (per_group < floor_tokens) {
@@ -149,6 +162,8 @@ VideoPlan plan_video(const std::string& path, const VideoOptions& o, int patch, 
   p.info = media::probe_video(path, limits);
   if (p.info.n_frames < 1) throw Error(path + ": the video has no frames");
   p.as_images = o.as_images;
+  if (o.fixed_width > 0 && o.fixed_height > 0)
+    p.fixed = media::Size2{o.fixed_height, o.fixed_width};
   p.indices = sample(p.info, o);
   try {
     size_plan(p, o.budget, o.image, patch, merge);
@@ -160,6 +175,16 @@ VideoPlan plan_video(const std::string& path, const VideoOptions& o, int patch, 
     throw_error(e.kind(), what.rfind(path, 0) == 0 ? what : path + ": " + what);
   }
   return p;
+}
+
+VideoOptions video_options_for(const VisionEncoder& vision, VideoOptions o) {
+  const VisionGeometry& v = vision.geometry();
+  if (v.temporal_patch == 1) o.as_images = true;
+  if (v.fixed_size()) {
+    o.fixed_width = v.fixed_width;
+    o.fixed_height = v.fixed_height;
+  }
+  return o;
 }
 
 std::string video_prompt_text(const VideoPlan& plan) {
@@ -328,6 +353,13 @@ EncodedGroup encode_video_group(const VisionEncoder& vision, const media::Image&
 EncodedVideo encode_video(const VisionEncoder& vision, const VideoPlan& plan, ops::Context& ctx,
                           const ProgressFn& progress) {
   const VisionGeometry& v = vision.geometry();
+  if (v.temporal_patch != 1 && v.temporal_patch != 2)
+    throw Unsupported("vision encoders of " + std::to_string(v.temporal_patch) +
+                      " frames per group are not supported");
+  if (v.temporal_patch == 1 && !plan.as_images)
+    throw InternalError("an encoder of single frames needs the video planned as images");
+  if (v.fixed_size() && (plan.resized_w != v.fixed_width || plan.resized_h != v.fixed_height))
+    throw InternalError("the video was planned for another frame size than the encoder's");
   EncodedVideo out;
   out.plan = plan;
   out.out_dim = v.out_dim;
@@ -387,7 +419,8 @@ EncodedVideo encode_video(const VisionEncoder& vision, const VideoPlan& plan, op
         frames[s] = &pending.at(plan.frames[size_t(g) * slots + (slots == 2 ? s : 0)]);
       const auto t0 = Clock::now();
       std::vector<float> ds(size_t(out.n_deepstack) * tpg * v.out_dim);
-      vision.encode_group(frames, out.main.data() + size_t(g) * tpg * v.out_dim, ds.data(), ctx);
+      vision.encode_group(std::span(frames, size_t(v.temporal_patch)),
+                          out.main.data() + size_t(g) * tpg * v.out_dim, ds.data(), ctx);
       for (int l = 0; l < out.n_deepstack; ++l)
         std::copy_n(
             ds.data() + size_t(l) * tpg * v.out_dim, size_t(tpg) * v.out_dim,

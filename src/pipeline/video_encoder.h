@@ -30,7 +30,15 @@ struct VideoOptions {
   bool as_images = false;     // the original app's way: every frame a separate image
   ImageOptions image;         // per-frame sizing when as_images
   bool display_corrections = true;  // rotation metadata and non-square pixels
+  // An encoder of one input size (VisionGeometry::fixed_width/height): every frame is stretched
+  // to it and a budget can only take fewer frames. 0 x 0: sized by the budgets above.
+  int fixed_width = 0, fixed_height = 0;
 };
+
+// The options as `vision` can take them: an encoder that sees one frame at a time
+// (temporal_patch 1) gets the video as images, one frame per image, and a fixed-size one gets
+// its size.
+VideoOptions video_options_for(const VisionEncoder& vision, VideoOptions o);
 
 // What will be encoded; no model needed.
 struct VideoPlan {
@@ -44,6 +52,7 @@ struct VideoPlan {
   bool as_images = false;
   bool display_corrections = true;
   int resized_w = 0, resized_h = 0;
+  media::Size2 fixed;              // the encoder's one frame size, or 0 x 0
   int grid_h = 0, grid_w = 0;      // patches per frame
   int merge = kQwen3VLSpatialMerge;  // patches per token side (the vision model's spatial merge)
   int n_groups = 0;                // temporal groups (as_images: frames)

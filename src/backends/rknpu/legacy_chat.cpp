@@ -3,11 +3,14 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <string_view>
+#include <thread>
 
 #include "backends/rknpu/rkllm_text.h"
 #include "backends/rknpu/rknn_vision.h"
@@ -15,6 +18,7 @@
 #include "media/image.h"
 #include "media/sampling.h"
 #include "media/video.h"
+#include "ops/ops.h"
 
 namespace reel::rknpu {
 namespace {
@@ -52,15 +56,72 @@ struct VisionResult {
   double decode_ms = 0, encode_ms = 0;
 };
 
+// What the chat needs of a vision encoder: one input size, and per image n_tokens rows of
+// token_floats floats appended in the .rknn layout.
+struct FrameEncoder {
+  int width = 0, height = 0, n_tokens = 0, token_floats = 0;
+  std::function<void(const media::Image&, std::vector<float>&)> encode;
+};
+
+FrameEncoder rknn_frames(const RknnVisionEncoder& enc) {
+  return {enc.input_width(), enc.input_height(), enc.n_tokens(), enc.token_floats(),
+          [&enc](const media::Image& img, std::vector<float>& out) { enc.encode(img, out); }};
+}
+
+// The size of the first frame or image, as the CPU pipeline sizes an image by default.
+media::Size2 first_medium_size(const LegacyChatArgs& a, const VisionGeometry& v) {
+  if (v.fixed_size()) return media::Size2{v.fixed_height, v.fixed_width};
+  int w = 0, h = 0;
+  if (!a.video_path.empty()) {
+    const media::VideoInfo info = media::VideoReader::open(a.video_path)->info();
+    w = info.width;
+    h = info.height;
+  } else if (!a.image_paths.empty()) {
+    const media::Image img = media::load_image(a.image_paths.front());
+    w = img.width;
+    h = img.height;
+  }
+  media::ResizeBudget budget;
+  budget.factor = v.factor();
+  return media::smart_resize(h, w, budget);
+}
+
+// A VisionEncoder's main and DeepStack rows interleaved per token, as an .rknn file gives them.
+FrameEncoder interleaved_frames(const VisionEncoder& enc, media::Size2 size, ops::Context& ctx) {
+  const VisionGeometry& v = enc.geometry();
+  FrameEncoder f;
+  f.width = size.width;
+  f.height = size.height;
+  f.n_tokens = (size.width / v.factor()) * (size.height / v.factor());
+  f.token_floats = v.out_dim * (1 + v.n_deepstack);
+  f.encode = [&enc, &ctx, tokens = size_t(f.n_tokens)](const media::Image& img,
+                                                       std::vector<float>& out) {
+    const VisionGeometry& g = enc.geometry();
+    const size_t dim = size_t(g.out_dim), n_ds = size_t(g.n_deepstack);
+    std::vector<float> main(tokens * dim), ds(tokens * dim * n_ds);
+    // A still image fills every time slot of its group.
+    std::vector<const media::Image*> frames(size_t(g.temporal_patch), &img);
+    enc.encode_group(frames, main.data(), ds.data(), ctx);
+    for (size_t t = 0; t < tokens; ++t) {
+      out.insert(out.end(), main.begin() + std::ptrdiff_t(t * dim),
+                 main.begin() + std::ptrdiff_t((t + 1) * dim));
+      for (size_t l = 0; l < n_ds; ++l) {
+        const auto row = ds.begin() + std::ptrdiff_t((l * tokens + t) * dim);
+        out.insert(out.end(), row, row + std::ptrdiff_t(dim));
+      }
+    }
+  };
+  return f;
+}
+
 // The frames (sampled as the CPU path samples the original app's FRAMES: evenly over the
 // video's frames) or the images, each resized to the encoder's input size and encoded.
-VisionResult encode_media(const LegacyChatArgs& a, const RknnVisionEncoder& enc) {
+VisionResult encode_media(const LegacyChatArgs& a, const FrameEncoder& enc) {
   VisionResult r;
   auto encode_one = [&](const media::Image& img) {
-    const media::Image sized =
-        img.width == enc.input_width() && img.height == enc.input_height()
-            ? img
-            : media::resize_bicubic(img, enc.input_width(), enc.input_height());
+    const media::Image sized = img.width == enc.width && img.height == enc.height
+                                   ? img
+                                   : media::resize_bicubic(img, enc.width, enc.height);
     const auto t0 = Clock::now();
     enc.encode(sized, r.embed);
     r.encode_ms += ms_since(t0);
@@ -123,38 +184,47 @@ void print_turn_stats(const RkllmPerf& p) {
 
 int run_legacy_chat(const LegacyChatArgs& a) {
   // The runtimes first: without them nothing below can run, and the error says what to install.
-  const std::shared_ptr<const RknnApi> rknn = RknnApi::load();
+  const std::shared_ptr<const RknnApi> rknn = a.vision ? nullptr : RknnApi::load();
   const std::shared_ptr<const RkllmApi> rkllm = RkllmApi::load();
   std::fprintf(stderr, "reel: NPU: %s\n", rkllm->describe().c_str());
 
-  double v_cold = 0, v_warm = 0, t_cold = 0, t_warm = 0;
-  auto vision = load_cold_warm<RknnVisionEncoder>(
-      [&] { return std::make_unique<RknnVisionEncoder>(rknn, a.vision_path); }, v_cold, v_warm);
-  std::fprintf(stderr, "reel: NPU: RKNN runtime %s%s%s\n", rknn->lib->path().c_str(),
-               vision->sdk_version().empty() ? "" : ": ", vision->sdk_version().c_str());
+  double v_cold = a.vision_load_ms, v_warm = a.vision_load_ms, t_cold = 0, t_warm = 0;
+  std::unique_ptr<RknnVisionEncoder> rknn_vision;
+  if (!a.vision) {
+    rknn_vision = load_cold_warm<RknnVisionEncoder>(
+        [&] { return std::make_unique<RknnVisionEncoder>(rknn, a.vision_path); }, v_cold, v_warm);
+    std::fprintf(stderr, "reel: NPU: RKNN runtime %s%s%s\n", rknn->lib->path().c_str(),
+                 rknn_vision->sdk_version().empty() ? "" : ": ",
+                 rknn_vision->sdk_version().c_str());
+  }
   auto text = load_cold_warm<RkllmTextModel>(
       [&] { return std::make_unique<RkllmTextModel>(rkllm, a.text_path); }, t_cold, t_warm);
+  ops::Context ctx(a.n_threads > 0 ? a.n_threads
+                                   : int(std::max(1u, std::thread::hardware_concurrency())));
+  const FrameEncoder vision =
+      a.vision ? interleaved_frames(*a.vision, first_medium_size(a, a.vision->geometry()), ctx)
+               : rknn_frames(*rknn_vision);
   std::fprintf(stderr,
                "reel: %-8s %-50s cold %7.0f ms  warm %7.0f ms\n"
                "reel: %-8s %-50s cold %7.0f ms  warm %7.0f ms\n"
-               "reel: peak RAM %.0f MiB, NPU (vision input %dx%d, %d tokens per image)\n",
+               "reel: peak RAM %.0f MiB, %s (vision input %dx%d, %d tokens per image)\n",
                "vision", a.vision_path.c_str(), v_cold, v_warm, "text", a.text_path.c_str(), t_cold,
-               t_warm, peak_rss_mib(), vision->input_width(), vision->input_height(),
-               vision->n_tokens());
+               t_warm, peak_rss_mib(), a.vision ? "NPU text, CPU vision" : "NPU", vision.width,
+               vision.height, vision.n_tokens);
 
-  const VisionResult media = encode_media(a, *vision);
+  const VisionResult media = encode_media(a, vision);
   const int n = media.n_images + media.n_frames;
   std::fprintf(stderr,
                "[%d image(s), %d frame(s), %d visual tokens | decode %.0f ms | vision encode "
                "%.0f ms (%.0f ms/frame)]\n",
-               media.n_images, media.n_frames, n * vision->n_tokens(), media.decode_ms,
+               media.n_images, media.n_frames, n * vision.n_tokens, media.decode_ms,
                media.encode_ms, n > 0 ? media.encode_ms / n : 0.0);
   RkllmImages images;
   images.embed = media.embed.data();
   images.n_images = size_t(n);
-  images.n_tokens = size_t(vision->n_tokens());
-  images.width = size_t(vision->input_width());
-  images.height = size_t(vision->input_height());
+  images.n_tokens = size_t(vision.n_tokens);
+  images.width = size_t(vision.width);
+  images.height = size_t(vision.height);
 
   if (isatty(STDIN_FILENO))
     std::fprintf(stderr,

@@ -91,6 +91,41 @@ void RknnVisionEncoder::query_shapes() {
     n_tokens_ = tokens;
     embed_ = embed;
   }
+  geometry_.patch_size = 16;  // Qwen3-VL's
+  geometry_.spatial_merge = 2;
+  geometry_.temporal_patch = 1;
+  geometry_.out_dim = embed_;
+  geometry_.n_deepstack = n_outputs_ - 1;
+  geometry_.fixed_width = width_;
+  geometry_.fixed_height = height_;
+}
+
+void RknnVisionEncoder::require_pipeline_shapes() const {
+  const int f = geometry_.factor();
+  if (width_ % f || height_ % f || (width_ / f) * (height_ / f) != n_tokens_)
+    throw Unsupported(path_ + ": its " + std::to_string(width_) + "x" + std::to_string(height_) +
+                      " input gives " + std::to_string(n_tokens_) +
+                      " tokens, not one per 32x32 pixels as Qwen3-VL's encoder does");
+}
+
+void RknnVisionEncoder::encode_group(std::span<const media::Image* const> frames, float* main,
+                                     float* deepstack, ops::Context& ctx) const {
+  if (frames.size() != 1 || !frames[0])
+    throw InternalError("the RKNN encoder takes one frame at a time, not " +
+                        std::to_string(frames.size()));
+  ctx.throw_if_cancelled();
+  std::vector<float> rows;
+  rows.reserve(size_t(n_tokens_) * size_t(token_floats()));
+  encode(*frames[0], rows);
+  // [token][output][embed] to main [token][embed] and deepstack [output - 1][token][embed].
+  const size_t embed = size_t(embed_), tokens = size_t(n_tokens_);
+  for (size_t t = 0; t < tokens; ++t) {
+    const float* src = rows.data() + t * embed * size_t(n_outputs_);
+    std::memcpy(main + t * embed, src, embed * sizeof(float));
+    for (size_t o = 1; o < size_t(n_outputs_); ++o)
+      std::memcpy(deepstack + ((o - 1) * tokens + t) * embed, src + o * embed,
+                  embed * sizeof(float));
+  }
 }
 
 void RknnVisionEncoder::encode(const media::Image& image, std::vector<float>& out) const {

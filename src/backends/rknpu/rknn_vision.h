@@ -11,16 +11,21 @@
 
 #include "backends/rknpu/runtime.h"
 #include "media/image.h"
+#include "model/vision_encoder.h"
 
 namespace reel::rknpu {
 
-class RknnVisionEncoder {
+// As a VisionEncoder (the .rknn file feeding the CPU's text decoder): frames of exactly the
+// input size, one at a time (temporal_patch 1), output 0 the main rows and the others the
+// DeepStack rows in order, Qwen3-VL's 16-pixel patches merged 2x2 (the token count must be
+// that grid's: usable_as_vision_encoder()).
+class RknnVisionEncoder : public VisionEncoder {
  public:
   // rknn_init with the file path, then the model's input and output shapes from rknn_query.
   // Throws reel::Error naming the file and the runtime's error code when the runtime refuses it,
   // or reel::Unsupported when the shapes are not those of an image encoder.
   RknnVisionEncoder(std::shared_ptr<const RknnApi> api, const std::string& path);
-  ~RknnVisionEncoder();
+  ~RknnVisionEncoder() override;
   RknnVisionEncoder(const RknnVisionEncoder&) = delete;
   RknnVisionEncoder& operator=(const RknnVisionEncoder&) = delete;
 
@@ -37,6 +42,14 @@ class RknnVisionEncoder {
   // token_floats() floats to `out`.
   void encode(const media::Image& image, std::vector<float>& out) const;
 
+  // Whether the shapes are those the pipeline can use (n_tokens is the input's token grid);
+  // throws reel::Unsupported saying why not otherwise.
+  void require_pipeline_shapes() const;
+  const VisionGeometry& geometry() const override { return geometry_; }
+  void encode_group(std::span<const media::Image* const> frames, float* main, float* deepstack,
+                    ops::Context& ctx) const override;
+  double gflop_per_group(int64_t) const override { return 0; }  // not known for an .rknn
+
  private:
   void query_shapes();
   void check(int rc, const char* call) const;
@@ -47,6 +60,7 @@ class RknnVisionEncoder {
   int width_ = 0, height_ = 0;
   int n_outputs_ = 0, n_tokens_ = 0, embed_ = 0;
   std::string sdk_version_;
+  VisionGeometry geometry_;
 };
 
 }  // namespace reel::rknpu

@@ -212,5 +212,130 @@ TEST_P(NpuCliTest, BackendAndFilesMustAgree) {
   EXPECT_TRUE(calls("rkllm_init").empty());  // refused before any runtime was loaded
 }
 
+// The NPU's vision encoder feeding the CPU's text decoder: -m TEXT.gguf --mmproj VISION.rknn.
+// The tiny fixture's hidden size is 32 with 3 DeepStack layers, so an .rknn of 4 outputs x 32
+// floats belongs with it; 64x64 input at 32 pixels per token side is 4 tokens per frame.
+const std::string kTinyText = REEL_FIXTURE_DIR "/models/tiny-a-f32.gguf";
+const std::string kTinyMmproj = REEL_FIXTURE_DIR "/models/tiny-a-mmproj-f16.gguf";
+
+TEST_P(NpuCliTest, NpuVisionFeedsTheCpuTextDecoder) {
+  const std::string rknn =
+      file("tiny-vision.rknn", "FAKE-RKNN input 64 64 nhwc outputs 4 tokens 4 embed 32\n").string();
+  const Result img = reel("-m " + kTinyText + " --mmproj " + rknn + " --image " + kPhoto +
+                              " -p Describe. -n 3 --temp 0 --stats json",
+                          "");
+  ASSERT_EQ(img.code, 0) << img.err;
+  EXPECT_NE(img.err.find("\"images\":1,\"frames\":0,\"visual_tokens\":4"), std::string::npos)
+      << img.err;
+  EXPECT_NE(img.err.find("vision on the NPU, text on the CPU"), std::string::npos) << img.err;
+  ASSERT_EQ(calls("rknn_inputs_set").size(), 1u);
+  EXPECT_TRUE(has(calls("rknn_inputs_set")[0], "size=12288")) << calls("rknn_inputs_set")[0];
+  EXPECT_EQ(calls("rknn_outputs_get").size(), 1u);
+  EXPECT_TRUE(calls("rkllm_init").empty());  // the text ran on the CPU
+
+  // A video goes as images, one frame each, every frame through the .rknn model.
+  const Result video = reel("-m " + kTinyText + " --mmproj " + rknn + " --video " + kClip +
+                                " --frames 3 -p Describe. -n 2 --temp 0 --stats json",
+                            "");
+  ASSERT_EQ(video.code, 0) << video.err;
+  EXPECT_NE(video.err.find("\"images\":0,\"frames\":3,\"visual_tokens\":12"), std::string::npos)
+      << video.err;
+  EXPECT_EQ(calls("rknn_inputs_set").size(), 4u);  // 1 image above + 3 frames
+  for (const std::string& l : calls("rknn_outputs_release")) EXPECT_TRUE(has(l, "outstanding=0"));
+
+  // The media cache knows the .rknn encoder by its file: a second run encodes nothing.
+  const std::string cached = "-m " + kTinyText + " --mmproj " + rknn + " --image " + kPhoto +
+                             " -p Describe. -n 1 --temp 0 --media-cache " + (dir_ / "mc").string();
+  ASSERT_EQ(reel(cached, "").code, 0);
+  const size_t encoded = calls("rknn_inputs_set").size();
+  EXPECT_EQ(encoded, 5u);
+  const Result again = reel(cached, "");
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_EQ(calls("rknn_inputs_set").size(), encoded);
+}
+
+// Frames of a fixed size cannot shrink: a tight context takes fewer of them, at the .rknn size.
+TEST_P(NpuCliTest, NpuVisionInATightContextTakesFewerFrames) {
+  const std::string rknn =
+      file("tiny-vision.rknn", "FAKE-RKNN input 64 64 nhwc outputs 4 tokens 4 embed 32\n")
+          .string();
+  const Result r = reel("-m " + kTinyText + " --mmproj " + rknn + " --video " + kClip +
+                            " --frames 30 -c 80 -p Describe. -n 1 --temp 0",
+                        "");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const size_t at = r.err.find("30 frames at 64x64 would take about 180 prompt tokens");
+  ASSERT_NE(at, std::string::npos) << r.err;
+  const size_t took = r.err.find(": took ", at);
+  ASSERT_NE(took, std::string::npos) << r.err;
+  const int frames = std::atoi(r.err.c_str() + took + 7);
+  EXPECT_GT(frames, 0);
+  EXPECT_LT(frames, 30);
+  EXPECT_EQ(r.err.find(": took " + std::to_string(frames) + " frames at 64x64"), took) << r.err;
+  EXPECT_EQ(calls("rknn_inputs_set").size(), size_t(frames));
+}
+
+TEST_P(NpuCliTest, NpuVisionOfAnotherModelIsRefused) {
+  const std::string narrow =
+      file("narrow.rknn", "FAKE-RKNN input 64 64 nhwc outputs 4 tokens 4 embed 16\n").string();
+  const Result w =
+      reel("-m " + kTinyText + " --mmproj " + narrow + " --image " + kPhoto + " -p hi -n 1", "");
+  expect_clean_error(w, "16-wide embeddings but the text model's hidden size is 32");
+  EXPECT_NE(w.err.find("do not belong together"), std::string::npos) << w.err;
+  const std::string no_deepstack =
+      file("plain.rknn", "FAKE-RKNN input 64 64 nhwc outputs 1 tokens 4 embed 32\n").string();
+  expect_clean_error(
+      reel("-m " + kTinyText + " --mmproj " + no_deepstack + " --image " + kPhoto + " -p hi -n 1",
+           ""),
+      "0 DeepStack layers but the text model expects 3");
+  const std::string odd =
+      file("odd.rknn", "FAKE-RKNN input 64 64 nhwc outputs 4 tokens 5 embed 32\n").string();
+  expect_clean_error(
+      reel("-m " + kTinyText + " --mmproj " + odd + " --image " + kPhoto + " -p hi -n 1", ""),
+      "input gives 5 tokens, not one per 32x32 pixels");
+  EXPECT_TRUE(calls("rknn_inputs_set").empty());
+  // Only the chat takes an .rknn file beside a GGUF text model so far.
+  const std::string rknn =
+      file("tiny-vision.rknn", "FAKE-RKNN input 64 64 nhwc outputs 4 tokens 4 embed 32\n").string();
+  expect_clean_error(reel("serve -m " + kTinyText + " --mmproj " + rknn + " --port 0", ""),
+                     "reel serve runs on the CPU (GGUF files) only so far");
+  expect_clean_error(reel("--backend cpu -m " + kTinyText + " --mmproj " + rknn + " -p hi", ""),
+                     "--backend cpu runs GGUF files");
+  expect_clean_error(reel("-m " + rknn + " -p hi", ""), "is a vision encoder (.rknn)");
+}
+
+// The CPU's vision encoder feeding the NPU's text model: -m TEXT.rkllm --mmproj VISION.gguf. The
+// rows go to the runtime as an .rknn file's do: per token the main row, then the 3 DeepStack
+// rows, 4 x 32 floats (the fake model is told so).
+TEST_P(NpuCliTest, CpuVisionFeedsTheNpuTextModel) {
+  const std::string text = file("wide.rkllm", std::string("FAKE-RKLLM ") + GetParam() +
+                                                  "\nanswer A red| square.\nembed 128\n")
+                               .string();
+  const Result r =
+      reel("-m " + text + " --mmproj " + kTinyMmproj + " --video " + kClip + " --frames 2",
+           "<image>What happens?\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "A red square.\n");
+  EXPECT_NE(r.err.find("NPU text, CPU vision"), std::string::npos) << r.err;
+  EXPECT_TRUE(calls("rknn_init").empty());  // no .rknn model: the CPU encoded the frames
+  const auto runs = calls("rkllm_run");
+  ASSERT_EQ(runs.size(), 1u);
+  // The clip as displayed (its non-square pixels applied), sized as the CPU sizes an image by
+  // default: 864x352, 27 x 11 tokens.
+  EXPECT_TRUE(has(runs[0], "input_type=3") && has(runs[0], "n_image=2") &&
+              has(runs[0], "n_image_tokens=297") && has(runs[0], "image_width=864") &&
+              has(runs[0], "image_height=352") && has(runs[0], "embed_stable=1") &&
+              has(runs[0], "image_markers=2"))
+      << runs[0];
+  EXPECT_NE(field(runs[0], "embed_sum"), "0") << runs[0];
+
+  const Result images =
+      reel("-m " + text + " --mmproj " + kTinyMmproj + " --image " + kPhoto + " --image " + kPhoto,
+           "<image>Describe.\n");
+  ASSERT_EQ(images.code, 0) << images.err;
+  EXPECT_EQ(images.out, "A red square.\n");
+  ASSERT_EQ(calls("rkllm_run").size(), 2u);
+  EXPECT_TRUE(has(calls("rkllm_run")[1], "n_image=2")) << calls("rkllm_run")[1];
+}
+
 }  // namespace
 }  // namespace reel::test

@@ -170,6 +170,41 @@ TEST_F(FakeNpuTest, RknnReadsNchwInputSize) {
   EXPECT_EQ(enc.token_floats(), 4);
 }
 
+// As the pipeline's VisionEncoder: one frame of the input size, main rows from output 0 and
+// DeepStack rows from the others, each [token][embed].
+TEST_F(FakeNpuTest, RknnAsAVisionEncoder) {
+  RknnVisionEncoder enc(RknnApi::load(),
+                        file("v.rknn", "FAKE-RKNN input 64 32 nhwc outputs 3 tokens 2 embed 4"));
+  enc.require_pipeline_shapes();  // 2 x 1 tokens of 32x32 pixels
+  const VisionGeometry& g = enc.geometry();
+  EXPECT_EQ(g.factor(), 32);
+  EXPECT_EQ(g.temporal_patch, 1);
+  EXPECT_EQ(g.out_dim, 4);
+  EXPECT_EQ(g.n_deepstack, 2);
+  EXPECT_EQ(g.fixed_width, 64);
+  EXPECT_EQ(g.fixed_height, 32);
+  const media::Image img = test_image(64, 32);
+  const media::Image* frames[1] = {&img};
+  std::vector<float> main(2 * 4, -1), ds(2 * 2 * 4, -1);
+  ops::Context ctx(1);
+  enc.encode_group(frames, main.data(), ds.data(), ctx);
+  // The fake's values are exact in float (see RknnEncodesAsDocumented).
+  for (int t = 0; t < 2; ++t)
+    for (int e = 0; e < 4; ++e) {
+      EXPECT_NEAR(main[size_t(t * 4 + e)], float(t) + float(e) / 1000.0f, 1e-4);
+      for (int l = 0; l < 2; ++l)
+        EXPECT_NEAR(ds[size_t((l * 2 + t) * 4 + e)],
+                    1000.0f * float(l + 1) + float(t) + float(e) / 1000.0f, 1e-4);
+    }
+  const media::Image* two[2] = {&img, &img};
+  EXPECT_THROW(enc.encode_group(two, main.data(), ds.data(), ctx), Error);
+  // A token count that is not the input's 32-pixel grid cannot feed the pipeline.
+  RknnVisionEncoder odd(RknnApi::load(),
+                        file("o.rknn", "FAKE-RKNN input 64 32 nhwc outputs 1 tokens 3 embed 4"));
+  EXPECT_NE(error_of([&] { odd.require_pipeline_shapes(); }).find("gives 3 tokens"),
+            std::string::npos);
+}
+
 TEST_F(FakeNpuTest, RknnRefusedModelIsOneErrorAndNoDestroy) {
   const std::string bad = file("bad.rknn", "not a model");
   const std::string e = error_of([&] { RknnVisionEncoder(RknnApi::load(), bad); });

@@ -5,9 +5,11 @@
 // Its "model" is a text file:
 //   FAKE-RKLLM <version the file was converted for: 1.2.3 or 1.3.0>
 //   answer <chunks of the answer, separated by |>
+//   embed <floats per image token> (optional line; 16 when absent)
 // A file for the other version is refused as the real runtimes refuse a file of another
 // toolkit version: an error line on stderr and a non-zero rkllm_init.
 // FAKE_RKLLM_OMIT_CLEAR leaves rkllm_clear_kv_cache out (the missing-symbol test).
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,6 +31,7 @@ namespace {
 
 struct Instance {
   std::vector<std::string> chunks;
+  size_t embed_floats = 16;  // per image token
   int history_turns = 0;  // turns kept in the "KV cache"
   // What rkllm_init was given, to check at each run that Reel kept it alive and unchanged.
 #if FAKE_RKLLM_ABI == 130
@@ -130,6 +133,8 @@ int rkllm_init(rk::Handle* handle, abi::Param* param, rk::ResultCallback callbac
                  version, kVersion);
     return log.kv("model_version", version).kv("rc", -1), -1;
   }
+  if (const size_t e = text.find("\nembed "); e != std::string::npos)
+    inst->embed_floats = size_t(std::max(1, std::atoi(text.c_str() + e + 7)));
   const size_t at = text.find("answer ");
   std::string answer = at == std::string::npos ? "" : text.substr(at + 7);
   answer = answer.substr(0, answer.find('\n'));
@@ -200,8 +205,8 @@ int rkllm_run(rk::Handle handle, abi::Input* input, abi::InferParam* infer, void
         .kv("image_width", im.image_width)
         .kv("image_height", im.image_height);
     embed = im.image_embed;
-    // The embedding size is the model's; the fake's models use 16 floats per token.
-    n_floats = im.n_image * im.n_image_tokens * 16;
+    // The embedding size is the model's (its file's `embed` line).
+    n_floats = im.n_image * im.n_image_tokens * inst->embed_floats;
     sum_before = float_sum(embed, n_floats);
     log.kv("embed_sum", sum_before);
     prompt_tokens = int(im.n_image * im.n_image_tokens) + int(std::strlen(mm.prompt)) / 4;

@@ -22,12 +22,12 @@ struct EngineOptions {
   KvType kv_type = KvType::F16;
   std::string backend = "auto";  // --backend cpu | rknpu | auto (by the files' types)
 };
-// Whether the files run on the RK3588 NPU (Rockchip's .rkllm text and .rknn vision models)
-// rather than the CPU (GGUF files), as --backend and the files' types say. Throws UsageError
-// when they disagree, or when the two files are not of one kind.
+// Whether the chat runs on the RK3588 NPU: the text model (-m) is an .rkllm file; the vision file
+// only brings its encoder (an .rknn one feeds the CPU's decoder, a GGUF one the NPU's). Throws
+// UsageError when --backend disagrees with the files or a file is in the wrong place.
 bool runs_on_npu(const std::string& backend, const std::string& model_path,
                  const std::string& mmproj_path);
-// Throws UsageError naming the command when the files are the NPU's.
+// Throws UsageError naming the command when either file is the NPU's.
 void require_cpu(const char* command, const EngineOptions& e);
 // The context these options give with this model (0 means the model's own).
 int context_size(const EngineOptions& e, const Model& model);

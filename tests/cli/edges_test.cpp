@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "../emulation.h"
 #include "process.h"
 
 namespace reel::test {
@@ -32,7 +33,11 @@ struct Outcome {
   double seconds = 0;
 };
 
-// Runs reel with `args`, feeding `input` on stdin, for at most 120 s.
+// Waits for Reel (a start, an answer, a reaction to Ctrl-C) scale with the emulator's slowdown
+// in a cross build run under emulation (tests/emulation.h); natively they are as written.
+double scaled(double seconds) { return seconds * slowdown(); }
+
+// Runs reel with `args`, feeding `input` on stdin, for at most 120 s (scaled).
 Outcome reel(std::vector<std::string> args, const std::string& input = "") {
   args.insert(args.begin(), kReel);
   const double t0 = Process::now();
@@ -40,7 +45,7 @@ Outcome reel(std::vector<std::string> args, const std::string& input = "") {
   if (!input.empty()) p.write_line(input);
   p.close_stdin();
   Outcome r;
-  r.code = p.wait_exit(120);
+  r.code = p.wait_exit(scaled(120));
   r.out = p.out();
   r.err = p.err();
   r.seconds = Process::now() - t0;
@@ -259,11 +264,12 @@ TEST_F(Edges, CtrlCInOneShotExits130AtOnce) {
   Process p({kReel, "-m", kModel, "-t", "2", "-p", "Tell a long story.", "-n", "1000000", "--temp",
              "1", "-c", "32768"});
   p.close_stdin();
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // loading, then answering
+  // loading, then answering
+  std::this_thread::sleep_for(std::chrono::duration<double>(scaled(1.5)));
   const double t0 = Process::now();
   p.signal(SIGINT);
-  EXPECT_EQ(p.wait_exit(5), 130);
-  EXPECT_LT(Process::now() - t0, 0.5);
+  EXPECT_EQ(p.wait_exit(scaled(5)), 130);
+  EXPECT_LT(Process::now() - t0, scaled(0.5));
 }
 
 // Item 5: in chat, Ctrl-C stops the answer within half a second and returns to the prompt with
@@ -272,14 +278,14 @@ TEST_F(Edges, CtrlCInChatStopsTheTurnThenExits) {
   Process p({kReel, "-m", kModel, "-t", "2", "-n", "1000000", "--temp", "1", "-c", "32768",
              "--stats", "json"});
   p.write_line("Tell a long story.");
-  ASSERT_TRUE(p.wait_for(" ", 60, /*on_stderr=*/false)) << p.err();  // answering
+  ASSERT_TRUE(p.wait_for(" ", scaled(60), /*on_stderr=*/false)) << p.err();  // answering
   const double t0 = Process::now();
   p.signal(SIGINT);
-  ASSERT_TRUE(p.wait_for("stopped", 5)) << p.err();
-  EXPECT_LT(Process::now() - t0, 0.5);
+  ASSERT_TRUE(p.wait_for("stopped", scaled(5))) << p.err();
+  EXPECT_LT(Process::now() - t0, scaled(0.5));
   EXPECT_EQ(p.wait_exit(0.2), -1) << "still running";
   p.signal(SIGINT);  // the second in a row
-  EXPECT_EQ(p.wait_exit(5), 130) << p.err();
+  EXPECT_EQ(p.wait_exit(scaled(5)), 130) << p.err();
 }
 
 // Item 4 + 5: after a stopped turn, the next turn brings the media in and answers exactly as
@@ -297,13 +303,13 @@ TEST_F(Edges, AfterAStoppedTurnTheVideoComesIn) {
   argv.insert(argv.begin(), kReel);
   Process p(argv);
   p.write_line("<video> Tell a long story.");
-  ASSERT_TRUE(p.wait_for(" ", 60, /*on_stderr=*/false)) << p.err();
+  ASSERT_TRUE(p.wait_for(" ", scaled(60), /*on_stderr=*/false)) << p.err();
   p.signal(SIGINT);
-  ASSERT_TRUE(p.wait_for("stopped", 5)) << p.err();
+  ASSERT_TRUE(p.wait_for("stopped", scaled(5))) << p.err();
   EXPECT_EQ(p.err().find("generated_ids"), std::string::npos) << "the first turn was stopped";
   p.write_line("<video> What happens?");
   p.close_stdin();
-  EXPECT_EQ(p.wait_exit(60), 0) << p.err();
+  EXPECT_EQ(p.wait_exit(scaled(60)), 0) << p.err();
   const auto got = last_stats(p.err());
   EXPECT_EQ(got["video_tokens"], want["video_tokens"]);
   // The stopped turn had read the video: this one reuses that part of the cache (same

@@ -11,7 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "../emulation.h"
+
 namespace {
+
+using reel::test::slowdown;
 
 class PtyChat {
  public:
@@ -34,9 +38,11 @@ class PtyChat {
   }
   bool started() const { return pid_ > 0; }
 
-  // Reads until `what` appears after the current mark (or the timeout), returns all read.
+  // Reads until `what` appears after the current mark (or the timeout, scaled under emulation:
+  // tests/emulation.h), returns all read.
   bool wait_for(const std::string& what, double seconds = 60) {
-    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    const auto end =
+        std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds * slowdown());
     while (seen_.find(what, mark_) == std::string::npos) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           end - std::chrono::steady_clock::now()).count();
@@ -57,7 +63,7 @@ class PtyChat {
     ASSERT_EQ(write(fd_, s.data(), s.size()), ssize_t(s.size()));
   }
   int exit_code(double seconds = 30) {
-    for (int i = 0; i < seconds * 10; ++i) {
+    for (int i = 0; i < seconds * slowdown() * 10; ++i) {
       int status = 0;
       if (waitpid(pid_, &status, WNOHANG) == pid_) {
         exited_ = true;

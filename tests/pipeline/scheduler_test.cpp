@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "../emulation.h"
 #include "common/error.h"
 #include "test_engine.h"
 
@@ -316,7 +317,11 @@ long resident_kib() {
 }
 
 // A 2B-shaped cache (28 layers, 8 KV heads of 128) of 8192 tokens is 939 MB in f16 when full;
-// it takes memory only for what it holds, and gives it back when truncated.
+// it takes memory only for what it holds, and gives it back when truncated. Under emulation
+// /proc/self/statm is the emulator's, and qemu-user's own memory grows by megabytes as the cache
+// reserves its 939 MB (its records of the guest's pages, the code it translates): "no memory
+// committed up front" (under 4 MiB) would measure qemu (5.3 MiB measured on cortex-a76), so it is
+// skipped there; the growth and give-back checks (over 100 MB) still run.
 TEST(KvCache, MemoryGrowsWithTheConversation) {
   TextConfig c;
   c.n_layer = 28;
@@ -325,7 +330,9 @@ TEST(KvCache, MemoryGrowsWithTheConversation) {
   const long before = resident_kib();
   KvCache kv(c, 8192, KvType::F16);
   EXPECT_EQ(kv.bytes(), 0u);
-  EXPECT_LT(resident_kib() - before, 4 * 1024) << "no memory committed up front";
+  const bool up_front_checked = !test::under_emulation();
+  if (up_front_checked)
+    EXPECT_LT(resident_kib() - before, 4 * 1024) << "no memory committed up front";
   EXPECT_EQ(KvCache::full_bytes(c, 8192, KvType::F16), 2ull * 28 * 8 * 8192 * 128 * 2);
   // 1000 tokens: each (layer, head) block holds 1000 * 256 bytes = 62.5 pages -> 63 pages.
   for (int l = 0; l < 28; ++l)
@@ -342,6 +349,10 @@ TEST(KvCache, MemoryGrowsWithTheConversation) {
   EXPECT_LT(resident_kib() - before, grown / 4) << "truncation gives pages back";
   KvCache f32(c, 8192, KvType::F32);
   EXPECT_EQ(f32.bytes_for(1000), 2ull * 28 * 8 * ((1000 * 512 + page - 1) / page * page));
+  if (!up_front_checked)
+    GTEST_SKIP() << "KvCache.MemoryGrowsWithTheConversation: the check \"no memory committed up "
+                    "front\" is skipped under emulation (/proc/self/statm counts the emulator's "
+                    "own memory); every other check of this test ran";
 }
 
 }  // namespace

@@ -26,6 +26,20 @@ VIDEO = os.path.join(ROOT, "assets", "shapes-clip.mp4")
 THREADS = "2"
 
 
+def _slowdown():
+    """1 natively. Under emulation (a cross build's tests get REEL_UNDER_EMULATION=1, see
+    tests/emulation.h) Reel runs 10-50 times slower: REEL_EMULATION_SLOWDOWN, default 30."""
+    if os.environ.get("REEL_UNDER_EMULATION", "0") in ("", "0"):
+        return 1.0
+    try:
+        return max(1.0, float(os.environ.get("REEL_EMULATION_SLOWDOWN", "30")))
+    except ValueError:
+        return 30.0
+
+
+SLOWDOWN = _slowdown()  # waits for Reel multiply by this
+
+
 class Server(ServeProcess):
     """`reel serve` on the fixture pair, on a free port, ready (/health 200) when constructed.
     `args`: more flags (e.g. ["--parallel", "4"]); `key`: the --api-key it requires, if any."""
@@ -38,14 +52,14 @@ class Server(ServeProcess):
             flags += ["--api-key", key]
         super().__init__(REEL, flags)
         try:
-            self.wait_ready(60)
+            self.wait_ready(60 * SLOWDOWN)
         except BaseException:
             shutil.rmtree(self.media, ignore_errors=True)
             raise
 
     def client(self):
         return openai.OpenAI(base_url=self.url + "/v1", api_key=self.key or "unused",
-                             max_retries=0, timeout=120)
+                             max_retries=0, timeout=120 * SLOWDOWN)
 
     def stop(self):
         rc = super().stop()

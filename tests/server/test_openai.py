@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from reel_process import ServeProcess, die_with_parent  # noqa: E402,F401 (test_streams uses it)
 # The fixture pair, the binary and the media, shared by every script of tests/server.
 from reel_server import (  # noqa: E402
-    IMAGE, MMPROJ, MODEL, REEL, THREADS, VIDEO, cli_answer, data_url, stream_text)
+    IMAGE, MMPROJ, MODEL, REEL, SLOWDOWN, THREADS, VIDEO, cli_answer, data_url, stream_text)
 
 KEY = "test-key-123"
 PARALLEL, QUEUE = 2, 1
@@ -48,13 +48,14 @@ class Server(ServeProcess):
                                 "--parallel", str(PARALLEL), "--queue", str(QUEUE), "--api-key", KEY,
                                 "--media-dir", self.media, "--max-body-mb", "1", *extra])
         try:
-            self.wait_ready(60)
+            self.wait_ready(60 * SLOWDOWN)
         except BaseException:
             shutil.rmtree(self.media, ignore_errors=True)
             raise
 
     def client(self, key=KEY):
-        return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, timeout=120)
+        return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0,
+                             timeout=120 * SLOWDOWN)
 
     def request(self, method, path, body=None, headers=None, key=KEY):
         h = {"Content-Type": "application/json"}
@@ -64,7 +65,7 @@ class Server(ServeProcess):
         data = body if body is None or isinstance(body, bytes) else body.encode()
         req = urllib.request.Request(self.url + path, data=data, headers=h, method=method)
         try:
-            with urllib.request.urlopen(req, timeout=120) as r:
+            with urllib.request.urlopen(req, timeout=120 * SLOWDOWN) as r:
                 return r.status, r.read().decode(), dict(r.headers)
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode(), dict(e.headers)
@@ -314,7 +315,7 @@ class Disconnects(unittest.TestCase):
             "max_tokens": 3000}
 
     def wait_idle(self, before, most):
-        deadline = time.time() + 3
+        deadline = time.time() + 3 * SLOWDOWN
         while metric("reel_active_sessions") != 0:
             self.assertLess(time.time(), deadline, "the request kept its sequence")
             time.sleep(0.05)
@@ -368,7 +369,7 @@ class Endpoints(unittest.TestCase):
     def test_log_line_per_request(self):
         r = server.client().chat.completions.create(
             model="tiny", messages=[{"role": "user", "content": "Hi"}], temperature=0, max_tokens=2)
-        deadline = time.time() + 5
+        deadline = time.time() + 5 * SLOWDOWN
         while time.time() < deadline:
             lines = [l for l in server.log if r.id + " " in l]
             if lines:

@@ -331,8 +331,9 @@ TEST(KvCache, MemoryGrowsWithTheConversation) {
   KvCache kv(c, 8192, KvType::F16);
   EXPECT_EQ(kv.bytes(), 0u);
   const bool up_front_checked = !test::under_emulation();
-  if (up_front_checked)
+  if (up_front_checked) {
     EXPECT_LT(resident_kib() - before, 4 * 1024) << "no memory committed up front";
+  }
   EXPECT_EQ(KvCache::full_bytes(c, 8192, KvType::F16), 2ull * 28 * 8 * 8192 * 128 * 2);
   // 1000 tokens: each (layer, head) block holds 1000 * 256 bytes = 62.5 pages -> 63 pages.
   for (int l = 0; l < 28; ++l)

@@ -8,6 +8,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "backends/rknpu/model_files.h"
 #include "common/error.h"
 
 namespace reel::rknpu {
@@ -121,9 +122,16 @@ void fill_images(rkllm::v130::MultiModalInput& mm, const RkllmImages& images,
 
 }  // namespace
 
+void require_runtime_runs(const RkllmApi& api, const std::string& path) {
+  if (api.abi == RkllmAbi::k1_2_3 && names_qwen35(path))
+    throw Unsupported(path + ": a Qwen3.5 model needs the RKLLM runtime 1.3.0 or later (Rockchip "
+                      "added Qwen3.5 in 1.3.0); " + api.lib->path() + " is ABI 1.2.3");
+}
+
 RkllmTextModel::RkllmTextModel(std::shared_ptr<const RkllmApi> api, const std::string& path,
                                const RkllmOptions& options)
     : api_(std::move(api)), path_(path), options_(options) {
+  require_runtime_runs(*api_, path_);
   if (api_->abi == RkllmAbi::k1_3_0)
     init<Abi130>(path_, options_);
   else

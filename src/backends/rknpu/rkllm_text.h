@@ -45,9 +45,15 @@ struct RkllmPerf {
   int prefill_tokens = 0, generate_tokens = 0;
 };
 
+// Throws reel::Unsupported, one line, when the runtime cannot run the file: a Qwen3.5 model (by
+// its name, names_qwen35) on ABI 1.2.3. Rockchip added Qwen3.5 in RKLLM 1.3.0 (rknn-llm's
+// CHANGELOG; 1.2.3's list of supported models has no Qwen3.5), and 1.2.3's toolkit cannot
+// convert it, so such a file is always a 1.3.0 conversion.
+void require_runtime_runs(const RkllmApi& api, const std::string& path);
+
 class RkllmTextModel {
  public:
-  // rkllm_createDefaultParam, then rkllm_init. Throws reel::Error naming the file, the
+  // require_runtime_runs, rkllm_createDefaultParam, then rkllm_init. Throws reel::Error naming the file, the
   // runtime's ABI and its error code when the runtime refuses the file (a file converted for
   // another RKLLM version fails here).
   RkllmTextModel(std::shared_ptr<const RkllmApi> api, const std::string& path,

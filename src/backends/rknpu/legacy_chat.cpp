@@ -227,8 +227,8 @@ int run_legacy_chat(const LegacyChatArgs& a) {
   // The runtimes first: without them nothing below can run, and the error says what to install.
   const std::shared_ptr<const RknnApi> rknn = a.vision ? nullptr : RknnApi::load();
   const std::shared_ptr<const RkllmApi> rkllm = RkllmApi::load();
+  require_runtime_runs(*rkllm, a.text_path);  // before any model loads, as the only line
   std::fprintf(stderr, "reel: NPU: %s\n", rkllm->describe().c_str());
-  require_runtime_runs(*rkllm, a.text_path);  // before any model loads
 
   double v_cold = a.vision_load_ms, v_warm = a.vision_load_ms, t_cold = 0, t_warm = 0;
   std::unique_ptr<RknnVisionEncoder> rknn_vision;

@@ -242,8 +242,8 @@ int run_legacy_chat(const LegacyChatArgs& a) {
   RkllmOptions text_options;
   text_options.enable_thinking = a.enable_thinking;
   auto text = load_cold_warm<RkllmTextModel>(
-      [&] { return std::make_unique<RkllmTextModel>(rkllm, a.text_path, text_options); },
-      t_cold, t_warm);
+      [&] { return std::make_unique<RkllmTextModel>(rkllm, a.text_path, text_options); }, t_cold,
+      t_warm);
   ops::Context ctx(a.n_threads > 0 ? a.n_threads
                                    : int(std::max(1u, std::thread::hardware_concurrency())));
   const FrameEncoder vision =

@@ -20,7 +20,7 @@ struct RkllmTextModel::Turn {
   const std::atomic<bool>* cancel = nullptr;
   bool finished = false, failed = false;
   std::atomic<bool> aborted{false};  // rkllm_abort was called for this run
-  std::exception_ptr error;  // thrown by on_text; never let through the runtime's C frames
+  std::exception_ptr error;          // thrown by on_text; never let through the runtime's C frames
 
   bool cancelled() const { return cancel && cancel->load(); }
 };
@@ -91,8 +91,7 @@ void fill_common(Param& p, const std::string& path, const RkllmOptions& o) {
 }
 
 // 1.2.3: the image fields sit in the multimodal input itself, the tags were given at init.
-void fill_images(rkllm::v123::MultiModalInput& mm, const RkllmImages& images,
-                 const RkllmOptions&) {
+void fill_images(rkllm::v123::MultiModalInput& mm, const RkllmImages& images, const RkllmOptions&) {
   mm.image_embed = const_cast<float*>(images.embed);
   mm.n_image_tokens = images.n_tokens;
   mm.n_image = images.n_images;
@@ -124,8 +123,10 @@ void fill_images(rkllm::v130::MultiModalInput& mm, const RkllmImages& images,
 
 void require_runtime_runs(const RkllmApi& api, const std::string& path) {
   if (api.abi == RkllmAbi::k1_2_3 && names_qwen35(path))
-    throw Unsupported(path + ": a Qwen3.5 model needs the RKLLM runtime 1.3.0 or later (Rockchip "
-                      "added Qwen3.5 in 1.3.0); " + api.lib->path() + " is ABI 1.2.3");
+    throw Unsupported(path +
+                      ": a Qwen3.5 model needs the RKLLM runtime 1.3.0 or later (Rockchip "
+                      "added Qwen3.5 in 1.3.0); " +
+                      api.lib->path() + " is ABI 1.2.3");
 }
 
 RkllmTextModel::RkllmTextModel(std::shared_ptr<const RkllmApi> api, const std::string& path,

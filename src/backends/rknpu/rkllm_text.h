@@ -53,9 +53,9 @@ void require_runtime_runs(const RkllmApi& api, const std::string& path);
 
 class RkllmTextModel {
  public:
-  // require_runtime_runs, rkllm_createDefaultParam, then rkllm_init. Throws reel::Error naming the file, the
-  // runtime's ABI and its error code when the runtime refuses the file (a file converted for
-  // another RKLLM version fails here).
+  // require_runtime_runs, rkllm_createDefaultParam, then rkllm_init. Throws reel::Error naming the
+  // file, the runtime's ABI and its error code when the runtime refuses the file (a file converted
+  // for another RKLLM version fails here).
   RkllmTextModel(std::shared_ptr<const RkllmApi> api, const std::string& path,
                  const RkllmOptions& options = {});
   ~RkllmTextModel();

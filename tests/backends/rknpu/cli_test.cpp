@@ -226,18 +226,18 @@ TEST_P(NpuCliTest, OneShotPromptAnswersOnce) {
   EXPECT_TRUE(has(calls("rkllm_run")[1], "prompt=\"Here: <image> what is it?\"") &&
               has(calls("rkllm_run")[1], "n_image=1"))
       << calls("rkllm_run")[1];
-  EXPECT_NE(img.err.find("[1 image(s), 0 frame(s), 4 visual tokens"), std::string::npos)
-      << img.err;
+  EXPECT_NE(img.err.find("[1 image(s), 0 frame(s), 4 visual tokens"), std::string::npos) << img.err;
   EXPECT_NE(img.err.find("generated 3 tokens, 10.0 tok/s"), std::string::npos) << img.err;
 
   // -f reads the question from a file; --stats json gives one JSON line.
   const std::string q = file("q.txt", "Describe it.").string();
-  const Result js = reel("-m " + text_ + " --mmproj " + vision_ + " --image " + kPhoto + " -f " +
-                             q + " --stats json",
-                         "");
+  const Result js = reel(
+      "-m " + text_ + " --mmproj " + vision_ + " --image " + kPhoto + " -f " + q + " --stats json",
+      "");
   ASSERT_EQ(js.code, 0) << js.err;
   EXPECT_EQ(js.out, "A red square moves.\n");
-  EXPECT_TRUE(has(calls("rkllm_run")[2], "prompt=\"<image>Describe it.\"")) << calls("rkllm_run")[2];
+  EXPECT_TRUE(has(calls("rkllm_run")[2], "prompt=\"<image>Describe it.\""))
+      << calls("rkllm_run")[2];
   EXPECT_NE(js.err.find("{\"images\":1,\"frames\":0,\"visual_tokens\":4,"), std::string::npos)
       << js.err;
   EXPECT_NE(js.err.find("\"generated_tokens\":3,\"decode_ms\":300.0,\"decode_tps\":10.0"),
@@ -246,8 +246,8 @@ TEST_P(NpuCliTest, OneShotPromptAnswersOnce) {
 
   // A failed answer: one line, exit 1.
   ::setenv("REEL_FAKE_NPU_FAIL", "rkllm_run=-2", 1);
-  const Result bad = reel("-m " + text_ + " --mmproj " + vision_ + " --image " + kPhoto + " -p hi",
-                          "");
+  const Result bad =
+      reel("-m " + text_ + " --mmproj " + vision_ + " --image " + kPhoto + " -p hi", "");
   EXPECT_EQ(bad.code, 1) << bad.err;
   EXPECT_EQ(bad.out, "");
   EXPECT_NE(bad.err.find("rkllm_run returned -2"), std::string::npos) << bad.err;
@@ -289,10 +289,9 @@ TEST_P(NpuCliTest, CtrlCStopsTheAnswerThenExitsAtThePrompt) {
 // hidden size (16 floats a token in the fake model); a video in, the answer streamed out, with
 // --think on as enable_thinking. A 1.2.3 runtime refuses the file in one line, before loading.
 TEST_P(NpuCliTest, Qwen35PairOnRuntime130) {
-  const std::string vision =
-      file("Qwen3.5-0.8B_vision_rk3588.rknn",
-           "FAKE-RKNN input 32 32 nhwc outputs 1 tokens 4 embed 16\n")
-          .string();
+  const std::string vision = file("Qwen3.5-0.8B_vision_rk3588.rknn",
+                                  "FAKE-RKNN input 32 32 nhwc outputs 1 tokens 4 embed 16\n")
+                                 .string();
   const std::string text =
       file("Qwen3.5-0.8B_w8a8_rk3588.rkllm",
            std::string("FAKE-RKLLM ") + GetParam() + "\nanswer A red| square.\nembed 16\n")
@@ -383,8 +382,7 @@ TEST_P(NpuCliTest, NpuVisionFeedsTheCpuTextDecoder) {
 // Frames of a fixed size cannot shrink: a tight context takes fewer of them, at the .rknn size.
 TEST_P(NpuCliTest, NpuVisionInATightContextTakesFewerFrames) {
   const std::string rknn =
-      file("tiny-vision.rknn", "FAKE-RKNN input 64 64 nhwc outputs 4 tokens 4 embed 32\n")
-          .string();
+      file("tiny-vision.rknn", "FAKE-RKNN input 64 64 nhwc outputs 4 tokens 4 embed 32\n").string();
   const Result r = reel("-m " + kTinyText + " --mmproj " + rknn + " --video " + kClip +
                             " --frames 30 -c 80 -p Describe. -n 1 --temp 0",
                         "");

@@ -504,17 +504,18 @@ TEST_P(RkllmContract, CancelAbortsTheRunFromOutsideTheCallback) {
   const auto t0 = std::chrono::steady_clock::now();
   bool cancelled = false;
   try {
-    m.generate("Tell a long story.", nullptr, true,
-               [&](std::string_view s) {
-                 answer += s;
-                 cancel = true;  // as the Ctrl-C handler would, right after the first chunk
-               },
-               &cancel);
+    m.generate(
+        "Tell a long story.", nullptr, true,
+        [&](std::string_view s) {
+          answer += s;
+          cancel = true;  // as the Ctrl-C handler would, right after the first chunk
+        },
+        &cancel);
   } catch (const Error& e) {
     cancelled = e.kind() == ErrorKind::Cancelled;
   }
-  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                        .count();
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_TRUE(cancelled);
   EXPECT_EQ(answer, "one");  // nothing after the stop was asked for
   // Stopped within a chunk or two of the first, not at the end of all five (500 ms); the bound
@@ -530,13 +531,17 @@ TEST_P(RkllmContract, CancelAbortsTheRunFromOutsideTheCallback) {
   ::setenv("REEL_FAKE_RKLLM_DELAY_MS", "1", 1);
   cancel = false;
   answer.clear();
-  m.generate("Again.", nullptr, true, [&](std::string_view s) { answer += s; }, &cancel);
+  m.generate(
+      "Again.", nullptr, true, [&](std::string_view s) { answer += s; }, &cancel);
   EXPECT_EQ(answer, "one two three four five");
   EXPECT_EQ(calls("rkllm_abort").size(), 1u);  // no abort without a stop
   EXPECT_TRUE(has(calls("rkllm_run").at(1), "aborted=0")) << calls("rkllm_run").at(1);
   // A flag already set stops the turn before the runtime starts it.
   cancel = true;
-  EXPECT_EQ(error_of([&] { m.generate("x", nullptr, true, [](std::string_view) {}, &cancel); }),
+  EXPECT_EQ(error_of([&] {
+              m.generate(
+                  "x", nullptr, true, [](std::string_view) {}, &cancel);
+            }),
             "the answer was stopped");
   EXPECT_EQ(calls("rkllm_run").size(), 2u);
 }
@@ -553,9 +558,8 @@ TEST_P(RkllmContract, ThinkingSwitchReachesTheRuntime) {
 // Qwen3.5 came with RKLLM 1.3.0: a 1.2.3 runtime refuses such a file before rkllm_init, in one
 // line; 1.3.0 loads it.
 TEST_P(RkllmContract, Qwen35NeedsRuntime130) {
-  const std::string path =
-      file("Qwen3.5-0.8B_w8a8_rk3588.rkllm",
-           std::string("FAKE-RKLLM ") + GetParam().version + "\nanswer Hi.\n");
+  const std::string path = file("Qwen3.5-0.8B_w8a8_rk3588.rkllm",
+                                std::string("FAKE-RKLLM ") + GetParam().version + "\nanswer Hi.\n");
   if (v130()) {
     RkllmTextModel m(RkllmApi::load(), path);
     std::string answer;
@@ -578,11 +582,11 @@ TEST_P(RkllmContract, Qwen35NeedsRuntime130) {
 }
 
 TEST(NpuModelFiles, NamesQwen35) {
-  for (const char* yes : {"/m/Qwen3.5-0.8B_w8a8_rk3588.rkllm", "qwen3_5-2b.rkllm",
-                          "QWEN3-5.rkllm", "x/qwen35.rkllm"})
+  for (const char* yes :
+       {"/m/Qwen3.5-0.8B_w8a8_rk3588.rkllm", "qwen3_5-2b.rkllm", "QWEN3-5.rkllm", "x/qwen35.rkllm"})
     EXPECT_TRUE(names_qwen35(yes)) << yes;
-  for (const char* no : {"/m/qwen3-vl-2b-instruct_w8a8_rk3588.rkllm", "/qwen3.5/model.rkllm",
-                         "qwen2.5-vl.rkllm"})
+  for (const char* no :
+       {"/m/qwen3-vl-2b-instruct_w8a8_rk3588.rkllm", "/qwen3.5/model.rkllm", "qwen2.5-vl.rkllm"})
     EXPECT_FALSE(names_qwen35(no)) << no;
 }
 

@@ -16,8 +16,8 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backends/rknpu/rkllm_abi.h"
@@ -38,7 +38,7 @@ namespace {
 struct Instance {
   std::vector<std::string> chunks;
   size_t embed_floats = 16;  // per image token
-  int history_turns = 0;  // turns kept in the "KV cache"
+  int history_turns = 0;     // turns kept in the "KV cache"
   // What rkllm_init was given, to check at each run that Reel kept it alive and unchanged.
 #if FAKE_RKLLM_ABI == 130
   const abi::Callbacks* callbacks = nullptr;
@@ -51,7 +51,7 @@ struct Instance {
 };
 
 int g_live = 0;
-std::atomic<bool> g_abort{false};   // rkllm_abort was called during the current run
+std::atomic<bool> g_abort{false};  // rkllm_abort was called during the current run
 std::atomic<bool> g_running{false};
 thread_local bool t_in_callback = false;  // the runtime's thread is inside Reel's callback
 

@@ -427,6 +427,45 @@ TEST_P(NpuCliTest, NpuVisionOfAnotherModelIsRefused) {
   expect_clean_error(reel("-m " + rknn + " -p hi", ""), "is a vision encoder (.rknn)");
 }
 
+// Qwen3.5's encoder has no DeepStack: an .rknn of one output, as wide as the text model's hidden
+// size, feeds a Qwen3.5 GGUF text model (q35-a: hidden 32, no DeepStack layers); one with
+// DeepStack outputs is refused as another model's. And the CPU's Qwen3.5 vision tower feeds a
+// Qwen3.5 .rkllm on 1.3.0 with its main rows only.
+TEST_P(NpuCliTest, Qwen35EncoderWithoutDeepStack) {
+  const std::string q35 = REEL_FIXTURE_DIR "/models/q35-a-f32.gguf";
+  const std::string plain =
+      file("q35-vision.rknn", "FAKE-RKNN input 64 64 nhwc outputs 1 tokens 4 embed 32\n").string();
+  const Result r = reel("-m " + q35 + " --mmproj " + plain + " --image " + kPhoto +
+                            " -p Describe. -n 2 --temp 0 --stats json",
+                        "");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("\"images\":1,\"frames\":0,\"visual_tokens\":4"), std::string::npos)
+      << r.err;
+  const std::string deepstack =
+      file("ds-vision.rknn", "FAKE-RKNN input 64 64 nhwc outputs 4 tokens 4 embed 32\n").string();
+  expect_clean_error(
+      reel("-m " + q35 + " --mmproj " + deepstack + " --image " + kPhoto + " -p hi -n 1", ""),
+      "3 DeepStack layers but the text model expects 0");
+
+  if (!v130()) return;
+  const std::string text =
+      file("Qwen3.5-0.8B_w8a8_rk3588.rkllm",
+           std::string("FAKE-RKLLM ") + GetParam() + "\nanswer Red.\nembed 32\n")
+          .string();
+  const Result npu =
+      reel("-m " + text + " --mmproj " REEL_FIXTURE_DIR "/models/q35-a-mmproj-f16.gguf --image " +
+               kPhoto + " -p Describe.",
+           "");
+  ASSERT_EQ(npu.code, 0) << npu.err;
+  EXPECT_EQ(npu.out, "Red.\n");
+  const auto runs = calls("rkllm_run");
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_TRUE(has(runs[0], "input_type=3") && has(runs[0], "n_image=1") &&
+              has(runs[0], "embed_stable=1"))
+      << runs[0];
+  EXPECT_NE(field(runs[0], "embed_sum"), "0") << runs[0];
+}
+
 // The CPU's vision encoder feeding the NPU's text model: -m TEXT.rkllm --mmproj VISION.gguf. The
 // rows go to the runtime as an .rknn file's do: per token the main row, then the 3 DeepStack
 // rows, 4 x 32 floats (the fake model is told so).

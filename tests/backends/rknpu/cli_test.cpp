@@ -13,6 +13,7 @@
 
 #include "../../cli/process.h"
 #include "../../cli/run_reel.h"
+#include "../../emulation.h"
 
 namespace reel::test {
 namespace {
@@ -259,12 +260,15 @@ TEST_P(NpuCliTest, CtrlCStopsTheAnswerThenExitsAtThePrompt) {
   const std::string slow = file("slow.rkllm", std::string("FAKE-RKLLM ") + GetParam() +
                                                   "\nanswer Once| upon| a| time| there| was\n")
                                .string();
-  ::setenv("REEL_FAKE_RKLLM_DELAY_MS", "300", 1);  // 6 chunks: 1.8 s for the whole answer
+  // 6 chunks, 300 ms before each (scaled under emulation), in the first answer only.
+  const double slow_by = slowdown();
+  const std::string delay = std::to_string(int(300 * slow_by)) + "x1";
+  ::setenv("REEL_FAKE_RKLLM_DELAY_MS", delay.c_str(), 1);
   Process p({REEL_BINARY, "-m", slow, "--mmproj", vision_, "--image", kPhoto});
   p.write_line("<image>Tell a long story.");
-  ASSERT_TRUE(p.wait_for("Once", 60, /*on_stderr=*/false)) << p.err();
+  ASSERT_TRUE(p.wait_for("Once", 60 * slow_by, /*on_stderr=*/false)) << p.err();
   p.signal(SIGINT);
-  ASSERT_TRUE(p.wait_for("stopped", 10)) << p.err();
+  ASSERT_TRUE(p.wait_for("stopped", 10 * slow_by)) << p.err();
   EXPECT_EQ(p.wait_exit(0.2), -1) << "still running";
   EXPECT_EQ(p.out().find("there"), std::string::npos) << p.out();  // the rest was dropped
   const auto aborts = calls("rkllm_abort");
@@ -272,16 +276,15 @@ TEST_P(NpuCliTest, CtrlCStopsTheAnswerThenExitsAtThePrompt) {
   EXPECT_TRUE(has(aborts[0], "running=1") && has(aborts[0], "from_callback=0")) << aborts[0];
 
   // The next question is answered in full on the same handle.
-  ::setenv("REEL_FAKE_RKLLM_DELAY_MS", "1", 1);  // not seen by the running process: still slow
   p.write_line("And then?");
-  ASSERT_TRUE(p.wait_for("generated 6 tokens", 30)) << p.err();
+  ASSERT_TRUE(p.wait_for("generated 6 tokens", 30 * slow_by)) << p.err();
   EXPECT_NE(p.out().find("Once upon a time there was\n"), std::string::npos) << p.out();
   const auto runs = calls("rkllm_run");
   ASSERT_EQ(runs.size(), 2u);
   EXPECT_TRUE(has(runs[0], "aborted=1") && has(runs[1], "aborted=0")) << runs[1];
 
   p.signal(SIGINT);  // at the prompt
-  EXPECT_EQ(p.wait_exit(10), 130) << p.err();
+  EXPECT_EQ(p.wait_exit(10 * slow_by), 130) << p.err();
   EXPECT_EQ(calls("rkllm_abort").size(), 1u);
 }
 

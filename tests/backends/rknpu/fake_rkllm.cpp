@@ -9,9 +9,9 @@
 // A file for the other version is refused as the real runtimes refuse a file of another
 // toolkit version: an error line on stderr and a non-zero rkllm_init.
 // FAKE_RKLLM_OMIT_CLEAR leaves rkllm_clear_kv_cache out (the missing-symbol test).
-// REEL_FAKE_RKLLM_DELAY_MS=N waits N ms before each chunk of the answer (a slow generation, for
-// Ctrl-C); rkllm_abort stops a run between chunks, which then finishes as a run that ended
-// (finish callback, rc 0) with `aborted=1` in its log line.
+// REEL_FAKE_RKLLM_DELAY_MS=N (or NxK: in the first K runs only) waits N ms before each chunk of
+// the answer (a slow generation, for Ctrl-C); rkllm_abort stops a run between chunks, which then
+// finishes as a run that ended (finish callback, rc 0) with `aborted=1` in its log line.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -62,9 +62,15 @@ int call_back(rk::ResultCallback callback, rk::Result* r, void* ud, int state) {
   return rc;
 }
 
+// REEL_FAKE_RKLLM_DELAY_MS: "N" before every chunk of every run, "NxK" in the first K runs of
+// the process only (a slow answer, then quick ones).
+int g_runs = 0;  // rkllm_run calls so far
 int delay_ms() {
   const char* d = std::getenv("REEL_FAKE_RKLLM_DELAY_MS");
-  return d ? std::atoi(d) : 0;
+  if (!d) return 0;
+  const char* x = std::strchr(d, 'x');
+  if (x && g_runs > std::atoi(x + 1)) return 0;
+  return std::atoi(d);
 }
 
 const char* failure(const char* function) {
@@ -246,6 +252,7 @@ int rkllm_run(rk::Handle handle, abi::Input* input, abi::InferParam* infer, void
   }
   g_abort = false;
   g_running = true;
+  ++g_runs;
   size_t produced = 0;
   for (size_t i = 0; i < inst->chunks.size(); ++i) {
     if (const int d = delay_ms(); d > 0) std::this_thread::sleep_for(std::chrono::milliseconds(d));

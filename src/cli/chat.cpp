@@ -350,8 +350,9 @@ int run_npu_chat(const ChatArgs& a) {
   l.n_frames = a.video_opts.n_frames > 0 ? a.video_opts.n_frames : 8;  // the original's default
   l.image_paths = a.images;
   l.prompt = a.prompt;  // -p, or -f's text: one question, answered once
-  // RKLLMInput.enable_thinking exists in both ABIs Reel speaks; without --think it stays off,
-  // as before (the runtime's template decides nothing else).
+  // RKLLMInput.enable_thinking exists in both ABIs Reel speaks, so --think is never refused
+  // here; without it the switch stays off, as before (an .rkllm file's own default cannot be
+  // read: its header is not documented).
   l.enable_thinking = a.think == Think::kOn;
   l.stats = a.stats;
   l.verbose = a.verbose;

@@ -8,7 +8,7 @@
 # It prints the NPU driver's version, where the runtime libraries are and which versions they
 # are, then runs `reel VISION.rknn TEXT.rkllm VIDEO FRAMES` (the NPU) and, with --gguf, the same
 # command line with the GGUF pair (the CPU), asking one question about the video, and prints
-# both runs' stats as a table. Environment: REEL (the reel binary; default build/reel, else reel
+# both runs' stats as a table; then the NPU's one-shot mode (-p, --stats json) once. Environment: REEL (the reel binary; default build/reel, else reel
 # on PATH), QUESTION (default "<image>Describe this video."), REEL_RKNN_LIB / REEL_RKLLM_LIB
 # (runtime libraries outside the loader's search path). Logs stay in a temporary folder, named
 # at the end.
@@ -129,6 +129,16 @@ run_reel npu "$vision" "$text"
 grep -E "^reel: NPU:" "$logs/npu.err" || true
 if [ -n "$gguf_text" ]; then
   run_reel cpu "$gguf_mmproj" "$gguf_text"
+fi
+
+# The one-shot path on the NPU (-p, stats as one JSON line): the same question, asked once.
+echo "== npu one-shot: $reel -m $text --mmproj $vision --video $video --frames $frames -p ..."
+if "$reel" -m "$text" --mmproj "$vision" --video "$video" --frames "$frames" -p "$question" \
+     --stats json >"$logs/npu-oneshot.out" 2>"$logs/npu-oneshot.err"; then
+  echo "answer: $(head -c 400 "$logs/npu-oneshot.out")"
+  grep -E '^\{' "$logs/npu-oneshot.err" || true
+else
+  echo "FAILED (exit $?): $(tail -n 1 "$logs/npu-oneshot.err")"
 fi
 
 echo "== stats (ms unless named; RAM in MiB: Reel's peak resident memory)"

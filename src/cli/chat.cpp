@@ -22,6 +22,7 @@
 #include "common/fs.h"
 #include "media/video.h"
 #include "ops/cpu_features.h"
+#include "pipeline/chat_line.h"
 #include "pipeline/conversation.h"
 
 extern "C" {
@@ -209,12 +210,6 @@ LineStatus read_line(std::string& line) {
   }
 }
 
-std::string trim(const std::string& s) {
-  const size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
-}
-
 // Every file is checked before the models load, so that a typo costs milliseconds.
 void check_media(const ChatArgs& a) {
   for (const std::string& p : a.images) require_regular_file(p, "image");
@@ -301,7 +296,7 @@ class ChatRunner {
                    "quits.%s\n",
                    convo_.has_media() ? " Write <image> or <video> where the media go." : "");
     }
-    int asked = 0, answered = 0;
+    ChatTally tally;
     std::string line;
     while (true) {
       const LineStatus st = read_line(line);
@@ -313,22 +308,22 @@ class ChatRunner {
         continue;
       }
       g_interrupts = 0;
-      const std::string cmd = trim(line);
-      if (cmd.empty()) continue;
-      if (cmd == "<exit>") break;
-      if (cmd == "<clear>") {
+      const ChatLine cmd = classify_chat_line(line);
+      if (cmd.kind == ChatLineKind::kBlank) continue;
+      if (cmd.kind == ChatLineKind::kExit) break;
+      if (cmd.kind == ChatLineKind::kClear) {
         convo_.clear();
         std::fprintf(stderr, "reel: dialogue cleared\n");
         continue;
       }
-      if (cmd.find("<exit>") != std::string::npos || cmd.find("<clear>") != std::string::npos) {
-        std::fprintf(stderr, "reel: write <clear> or <exit> on a line of its own\n");
+      if (cmd.kind == ChatLineKind::kMisplacedCommand) {
+        std::fprintf(stderr, "reel: %s\n", std::string(kMisplacedCommandNote).c_str());
         continue;
       }
-      ++asked;
-      answered += turn(line, /*one_shot=*/false);
+      tally.asked();
+      if (turn(line, /*one_shot=*/false)) tally.answered();
     }
-    return asked > 0 && answered == 0 ? 1 : 0;
+    return tally.exit_code();
   }
 
  private:
@@ -348,16 +343,40 @@ int run_npu_chat(const ChatArgs& a) {
         "--video or --image");
   if (!a.video.empty() && !a.images.empty())
     throw UsageError("the NPU chat takes either one video or images");
-  if (!a.prompt.empty())
-    throw UsageError(
-        "the NPU chat reads its questions from standard input (-p and -f are not "
-        "supported there yet)");
   rknpu::LegacyChatArgs l;
   l.vision_path = a.engine.mmproj_path;
   l.text_path = a.engine.model_path;
   l.video_path = a.video;
   l.n_frames = a.video_opts.n_frames > 0 ? a.video_opts.n_frames : 8;  // the original's default
   l.image_paths = a.images;
+  l.prompt = a.prompt;  // -p, or -f's text: one question, answered once
+  // RKLLMInput.enable_thinking exists in both ABIs Reel speaks, so --think is never refused
+  // here; without it the switch stays off, as before (an .rkllm file's own default cannot be
+  // read: its header is not documented).
+  l.enable_thinking = a.think == Think::kOn;
+  l.stats = a.stats;
+  l.verbose = a.verbose;
+  l.legacy = a.legacy;
+  // Ctrl-C as in the CPU chat: it stops an answer (rkllm_abort), exits at the prompt.
+  const bool one_shot = !a.prompt.empty();
+  install_sigint(one_shot);
+  l.cancel = &g_cancel;
+  l.on_busy = [](bool busy) {
+    if (busy) g_cancel.store(false);
+    g_busy = busy ? 1 : 0;
+  };
+  l.read_line = [](std::string& line) {
+    if (isatty(STDIN_FILENO)) rl_getc_function = getc_tracking;
+    while (true) {
+      const LineStatus st = read_line(line);
+      if (st == LineStatus::kEnd) return false;
+      if (st == LineStatus::kLine) {
+        g_interrupts = 0;
+        return true;
+      }
+      std::fputs("\n", stderr);  // a half-typed line dropped by Ctrl-C
+    }
+  };
   if (!rknpu::is_rknn_file(a.engine.mmproj_path)) {
     // A GGUF vision model: the CPU encodes, the NPU answers.
     check_media(a);

@@ -9,6 +9,7 @@
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string_view>
 #include <thread>
 
@@ -19,6 +20,7 @@
 #include "media/sampling.h"
 #include "media/video.h"
 #include "ops/ops.h"
+#include "pipeline/chat_line.h"
 
 namespace reel::rknpu {
 namespace {
@@ -146,12 +148,6 @@ void write_out(std::string_view s) {
     throw IoError("cannot write to standard output");
 }
 
-std::string trim(const std::string& s) {
-  const size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
-}
-
 // The runtime writes an image where the prompt says `<image>`: the first marker the user wrote
 // becomes one per encoded image (frame), in order; later ones are dropped (the embeddings
 // go in once per question).
@@ -170,15 +166,60 @@ std::string expand_image_marker(const std::string& line, size_t n_images) {
   return out;
 }
 
-void print_turn_stats(const RkllmPerf& p) {
-  const double prefill_tps = p.prefill_ms > 0 ? p.prefill_tokens * 1000.0 / p.prefill_ms : 0;
-  const double gen_tps = p.generate_ms > 0 ? p.generate_tokens * 1000.0 / p.generate_ms : 0;
+double per_second(int n, double ms) {
+  return ms > 0 ? n * 1000.0 / ms : 0;
+}
+
+// One answer's numbers on standard error: the original app's line, or one JSON line with the
+// CPU path's names for what the NPU runtime measures too.
+void print_turn_stats(const LegacyChatArgs& a, const VisionResult& media, int tokens_per_image,
+                      const RkllmPerf& p) {
+  if (a.stats == "json") {
+    nlohmann::ordered_json j;
+    const int n = media.n_images + media.n_frames;
+    j["images"] = media.n_images;
+    j["frames"] = media.n_frames;
+    j["visual_tokens"] = n * tokens_per_image;
+    j["media_decode_ms"] = media.decode_ms;
+    j["vision_encode_ms"] = media.encode_ms;
+    j["vision_ms_per_frame"] = n > 0 ? media.encode_ms / n : 0.0;
+    j["prompt_tokens"] = p.prefill_tokens;
+    j["prefill_ms"] = p.prefill_ms;
+    j["prefill_tps"] = per_second(p.prefill_tokens, p.prefill_ms);
+    j["generated_tokens"] = p.generate_tokens;
+    j["decode_ms"] = p.generate_ms;
+    j["decode_tps"] = per_second(p.generate_tokens, p.generate_ms);
+    j["npu_memory_mib"] = p.memory_mb;
+    j["peak_rss_mib"] = peak_rss_mib();
+    std::fprintf(stderr, "%s\n", j.dump().c_str());
+    return;
+  }
   std::fprintf(stderr,
                "[prompt %d tokens, %.1f tok/s | generated %d tokens, %.1f tok/s | NPU runtime "
                "memory %.0f MiB | peak RAM %.0f MiB]\n",
-               p.prefill_tokens, prefill_tps, p.generate_tokens, gen_tps, p.memory_mb,
-               peak_rss_mib());
+               p.prefill_tokens, per_second(p.prefill_tokens, p.prefill_ms), p.generate_tokens,
+               per_second(p.generate_tokens, p.generate_ms), p.memory_mb, peak_rss_mib());
 }
+
+bool read_stdin_line(std::string& line) {
+  return bool(std::getline(std::cin, line));
+}
+
+// Tells the caller's Ctrl-C handler that an answer runs, for as long as this lives.
+class BusyScope {
+ public:
+  explicit BusyScope(const std::function<void(bool)>& on_busy) : on_busy_(on_busy) {
+    if (on_busy_) on_busy_(true);
+  }
+  ~BusyScope() {
+    if (on_busy_) on_busy_(false);
+  }
+  BusyScope(const BusyScope&) = delete;
+  BusyScope& operator=(const BusyScope&) = delete;
+
+ private:
+  const std::function<void(bool)>& on_busy_;
+};
 
 }  // namespace
 
@@ -186,6 +227,7 @@ int run_legacy_chat(const LegacyChatArgs& a) {
   // The runtimes first: without them nothing below can run, and the error says what to install.
   const std::shared_ptr<const RknnApi> rknn = a.vision ? nullptr : RknnApi::load();
   const std::shared_ptr<const RkllmApi> rkllm = RkllmApi::load();
+  require_runtime_runs(*rkllm, a.text_path);  // before any model loads, as the only line
   std::fprintf(stderr, "reel: NPU: %s\n", rkllm->describe().c_str());
 
   double v_cold = a.vision_load_ms, v_warm = a.vision_load_ms, t_cold = 0, t_warm = 0;
@@ -197,28 +239,38 @@ int run_legacy_chat(const LegacyChatArgs& a) {
                  rknn_vision->sdk_version().empty() ? "" : ": ",
                  rknn_vision->sdk_version().c_str());
   }
+  RkllmOptions text_options;
+  text_options.enable_thinking = a.enable_thinking;
   auto text = load_cold_warm<RkllmTextModel>(
-      [&] { return std::make_unique<RkllmTextModel>(rkllm, a.text_path); }, t_cold, t_warm);
+      [&] { return std::make_unique<RkllmTextModel>(rkllm, a.text_path, text_options); }, t_cold,
+      t_warm);
   ops::Context ctx(a.n_threads > 0 ? a.n_threads
                                    : int(std::max(1u, std::thread::hardware_concurrency())));
   const FrameEncoder vision =
       a.vision ? interleaved_frames(*a.vision, first_medium_size(a, a.vision->geometry()), ctx)
                : rknn_frames(*rknn_vision);
-  std::fprintf(stderr,
-               "reel: %-8s %-50s cold %7.0f ms  warm %7.0f ms\n"
-               "reel: %-8s %-50s cold %7.0f ms  warm %7.0f ms\n"
-               "reel: peak RAM %.0f MiB, %s (vision input %dx%d, %d tokens per image)\n",
-               "vision", a.vision_path.c_str(), v_cold, v_warm, "text", a.text_path.c_str(), t_cold,
-               t_warm, peak_rss_mib(), a.vision ? "NPU text, CPU vision" : "NPU", vision.width,
-               vision.height, vision.n_tokens);
+  const bool one_shot = !a.prompt.empty();
+  // The original app's tables: always in the chat, on request in one-shot mode (as the CPU
+  // path prints its own).
+  const bool tables = !one_shot || a.legacy || a.verbose;
+  const bool turn_stats = tables || a.stats == "text" || a.stats == "json";
+  if (tables)
+    std::fprintf(stderr,
+                 "reel: %-8s %-50s cold %7.0f ms  warm %7.0f ms\n"
+                 "reel: %-8s %-50s cold %7.0f ms  warm %7.0f ms\n"
+                 "reel: peak RAM %.0f MiB, %s (vision input %dx%d, %d tokens per image)\n",
+                 "vision", a.vision_path.c_str(), v_cold, v_warm, "text", a.text_path.c_str(),
+                 t_cold, t_warm, peak_rss_mib(), a.vision ? "NPU text, CPU vision" : "NPU",
+                 vision.width, vision.height, vision.n_tokens);
 
   const VisionResult media = encode_media(a, vision);
   const int n = media.n_images + media.n_frames;
-  std::fprintf(stderr,
-               "[%d image(s), %d frame(s), %d visual tokens | decode %.0f ms | vision encode "
-               "%.0f ms (%.0f ms/frame)]\n",
-               media.n_images, media.n_frames, n * vision.n_tokens, media.decode_ms,
-               media.encode_ms, n > 0 ? media.encode_ms / n : 0.0);
+  if (tables || a.stats == "text")
+    std::fprintf(stderr,
+                 "[%d image(s), %d frame(s), %d visual tokens | decode %.0f ms | vision encode "
+                 "%.0f ms (%.0f ms/frame)]\n",
+                 media.n_images, media.n_frames, n * vision.n_tokens, media.decode_ms,
+                 media.encode_ms, n > 0 ? media.encode_ms / n : 0.0);
   RkllmImages images;
   images.embed = media.embed.data();
   images.n_images = size_t(n);
@@ -226,41 +278,65 @@ int run_legacy_chat(const LegacyChatArgs& a) {
   images.width = size_t(vision.width);
   images.height = size_t(vision.height);
 
+  // One question: its answer streamed, then its stats. Throws what the runtime threw.
+  auto ask = [&](const ChatLine& q, bool keep_history) {
+    const bool with_images = q.image_markers > 0;
+    RkllmPerf perf;
+    {
+      BusyScope busy(a.on_busy);
+      perf = text->generate(with_images ? expand_image_marker(q.text, images.n_images) : q.text,
+                            with_images ? &images : nullptr, keep_history, write_out, a.cancel);
+    }
+    write_out("\n");
+    if (turn_stats) print_turn_stats(a, media, vision.n_tokens, perf);
+  };
+
+  if (one_shot) {
+    // The media come with the question, first unless it says where.
+    // The prompt is the question whatever it says: no chat commands here.
+    ChatLine q;
+    q.kind = ChatLineKind::kQuestion;
+    q.text = a.prompt.find("<image>") == std::string::npos ? "<image>" + a.prompt : a.prompt;
+    q.image_markers = 1;  // at least; expand_image_marker places them all at the first
+    ask(q, /*keep_history=*/false);
+    return 0;
+  }
+
   if (isatty(STDIN_FILENO))
     std::fprintf(stderr,
                  "reel: chat with the model. Write <image> where the %s go; <clear> forgets the "
                  "dialogue, <exit> or Ctrl-D quits.\n",
                  media.n_frames > 0 ? "frames" : "images");
-  int asked = 0, answered = 0;
-  for (std::string line; std::getline(std::cin, line);) {
-    const std::string cmd = trim(line);
-    if (cmd.empty()) continue;
-    if (cmd == "<exit>") break;
-    if (cmd == "<clear>") {
+  const std::function<bool(std::string&)> read_line =
+      a.read_line ? a.read_line : std::function<bool(std::string&)>(read_stdin_line);
+  ChatTally tally;
+  for (std::string line; read_line(line);) {
+    const ChatLine cmd = classify_chat_line(line);
+    if (cmd.kind == ChatLineKind::kBlank) continue;
+    if (cmd.kind == ChatLineKind::kExit) break;
+    if (cmd.kind == ChatLineKind::kClear) {
       text->clear_history();
       std::fprintf(stderr, "reel: dialogue cleared\n");
       continue;
     }
-    if (cmd.find("<exit>") != std::string::npos || cmd.find("<clear>") != std::string::npos) {
-      std::fprintf(stderr, "reel: write <clear> or <exit> on a line of its own\n");
+    if (cmd.kind == ChatLineKind::kMisplacedCommand) {
+      std::fprintf(stderr, "reel: %s\n", std::string(kMisplacedCommandNote).c_str());
       continue;
     }
-    ++asked;
-    const bool with_images = cmd.find("<image>") != std::string::npos;
+    tally.asked();
     try {
-      const RkllmPerf perf =
-          text->generate(with_images ? expand_image_marker(cmd, images.n_images) : cmd,
-                         with_images ? &images : nullptr, /*keep_history=*/true, write_out);
-      write_out("\n");
-      print_turn_stats(perf);
-      ++answered;
+      ask(cmd, /*keep_history=*/true);
+      tally.answered();
     } catch (const IoError&) {
       throw;  // standard output is gone: nothing more can be answered
+    } catch (const Cancelled&) {
+      // What the runtime keeps of a stopped answer in its KV cache is its own affair.
+      std::fprintf(stderr, "\nreel: stopped; <clear> forgets the dialogue\n");
     } catch (const Error& e) {
       std::fprintf(stderr, "\nreel: %s\n", e.what());
     }
   }
-  return asked > 0 && answered == 0 ? 1 : 0;
+  return tally.exit_code();
 }
 
 }  // namespace reel::rknpu

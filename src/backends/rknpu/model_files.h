@@ -26,4 +26,16 @@ inline bool is_rkllm_file(const std::string& path) {
   return has_extension(path, ".rkllm");
 }
 
+// Whether the file's name says Qwen3.5 ("Qwen3.5-0.8B_w8a8_rk3588.rkllm", as Rockchip names its
+// conversions; also qwen3_5, qwen3-5, qwen35). The .rkllm header is not documented, so the name
+// is all Reel can read before the runtime does.
+inline bool names_qwen35(const std::string& path) {
+  std::string name = path.substr(path.find_last_of('/') + 1);
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return char(std::tolower(c)); });
+  for (std::string_view tag : {"qwen3.5", "qwen3_5", "qwen3-5", "qwen35"})
+    if (name.find(tag) != std::string::npos) return true;
+  return false;
+}
+
 }  // namespace reel::rknpu

@@ -4,6 +4,7 @@
 // result callback.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -25,6 +26,9 @@ struct RkllmOptions {
   std::string image_start = "<|vision_start|>";
   std::string image_end = "<|vision_end|>";
   std::string image_content = "<|image_pad|>";
+  // RKLLMInput.enable_thinking, in both ABIs: the chat template's thinking switch (Qwen3,
+  // Qwen3.5). Off unless asked for, as Reel always sent it.
+  bool enable_thinking = false;
 };
 
 // Image embeddings for a turn: n_images * n_tokens * token_floats floats, valid until
@@ -41,11 +45,17 @@ struct RkllmPerf {
   int prefill_tokens = 0, generate_tokens = 0;
 };
 
+// Throws reel::Unsupported, one line, when the runtime cannot run the file: a Qwen3.5 model (by
+// its name, names_qwen35) on ABI 1.2.3. Rockchip added Qwen3.5 in RKLLM 1.3.0 (rknn-llm's
+// CHANGELOG; 1.2.3's list of supported models has no Qwen3.5), and 1.2.3's toolkit cannot
+// convert it, so such a file is always a 1.3.0 conversion.
+void require_runtime_runs(const RkllmApi& api, const std::string& path);
+
 class RkllmTextModel {
  public:
-  // rkllm_createDefaultParam, then rkllm_init. Throws reel::Error naming the file, the
-  // runtime's ABI and its error code when the runtime refuses the file (a file converted for
-  // another RKLLM version fails here).
+  // require_runtime_runs, rkllm_createDefaultParam, then rkllm_init. Throws reel::Error naming the
+  // file, the runtime's ABI and its error code when the runtime refuses the file (a file converted
+  // for another RKLLM version fails here).
   RkllmTextModel(std::shared_ptr<const RkllmApi> api, const std::string& path,
                  const RkllmOptions& options = {});
   ~RkllmTextModel();
@@ -56,9 +66,13 @@ class RkllmTextModel {
   // message; the answer streams to on_text as the runtime produces it. keep_history: the
   // dialogue stays in the runtime's KV cache for the next turn. Throws reel::Error when
   // rkllm_run fails or the runtime reports an error state; an exception thrown by on_text
-  // drops the rest of the answer and is rethrown once rkllm_run has returned.
+  // drops the rest of the answer and is rethrown once rkllm_run has returned. `cancel`, when
+  // given, is watched from a thread of Reel's own while the runtime generates: once set,
+  // rkllm_abort stops the run (never from inside the runtime's callback), the rest of the answer
+  // is dropped and reel::Cancelled is thrown once rkllm_run has returned; the model stays usable.
   RkllmPerf generate(const std::string& prompt, const RkllmImages* images, bool keep_history,
-                     const std::function<void(std::string_view)>& on_text);
+                     const std::function<void(std::string_view)>& on_text,
+                     const std::atomic<bool>* cancel = nullptr);
 
   // Forgets the dialogue: rkllm_clear_kv_cache, keeping the system prompt.
   void clear_history();
@@ -68,10 +82,13 @@ class RkllmTextModel {
  private:
   struct Turn;
   static int on_result(rkllm::Result* result, void* userdata, int state);
-  void init_v123(const std::string& path, const RkllmOptions& o);
-  void init_v130(const std::string& path, const RkllmOptions& o);
-  int run_v123(Turn& turn, const std::string& prompt, const RkllmImages* images, bool keep);
-  int run_v130(Turn& turn, const std::string& prompt, const RkllmImages* images, bool keep);
+  // One body for both ABIs; `Abi` names the version's structs and the calls that differ.
+  template <typename Abi>
+  void init(const std::string& path, const RkllmOptions& o);
+  template <typename Abi>
+  int run(Turn& turn, const std::string& prompt, const RkllmImages* images, bool keep);
+  int run_watched(Turn& turn, const std::string& prompt, const RkllmImages* images, bool keep,
+                  const std::atomic<bool>* cancel);
 
   std::shared_ptr<const RkllmApi> api_;
   std::string path_;

@@ -11,7 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "../../cli/process.h"
 #include "../../cli/run_reel.h"
+#include "../../emulation.h"
 
 namespace reel::test {
 namespace {
@@ -29,6 +31,7 @@ class NpuCliTest : public ReelTest, public ::testing::WithParamInterface<const c
     ::setenv("REEL_RKLLM_LIB", v130() ? FAKE_RKLLM_130_LIB : FAKE_RKLLM_123_LIB, 1);
     ::unsetenv("REEL_FAKE_NPU_FAIL");
     ::unsetenv("REEL_RKLLM_ABI");
+    ::unsetenv("REEL_FAKE_RKLLM_DELAY_MS");
     // 32x32 RGB in, 2 outputs of 4 tokens x 8 (the fake language model takes 16 floats a token).
     vision_ = file("qwen3-vl-2b-vision_rk3588.rknn",
                    "FAKE-RKNN input 32 32 nhwc outputs 2 tokens 4 embed 8\n")
@@ -39,6 +42,7 @@ class NpuCliTest : public ReelTest, public ::testing::WithParamInterface<const c
   }
   void TearDown() override {
     ::unsetenv("REEL_FAKE_NPU_FAIL");
+    ::unsetenv("REEL_FAKE_RKLLM_DELAY_MS");
     ReelTest::TearDown();
   }
   bool v130() const { return std::string(GetParam()) == "1.3.0"; }
@@ -195,6 +199,132 @@ TEST_P(NpuCliTest, ModernFlagsRunTheSameChat) {
   EXPECT_EQ(images.out, "A red square moves.\n");
 }
 
+// -p: one question with the media, the answer streamed to stdout, exit 0; standard input is
+// not read. The media go first unless the prompt says where; no history is kept.
+TEST_P(NpuCliTest, OneShotPromptAnswersOnce) {
+  const Result r = reel("-m " + text_ + " --mmproj " + vision_ + " --video " + kClip +
+                            " --frames 3 -p \"What happens in the video?\"",
+                        "<image>never asked\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "A red square moves.\n");
+  const auto runs = calls("rkllm_run");
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_TRUE(has(runs[0], "input_type=3") && has(runs[0], "n_image=3") &&
+              has(runs[0], "image_markers=3") && has(runs[0], "keep_history=0") &&
+              has(runs[0], "prompt=\"<image><image><image>What happens in the video?\""))
+      << runs[0];
+  // As the CPU path's one-shot: no tables unless asked for.
+  EXPECT_EQ(r.err.find("reel: vision   "), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("tok/s"), std::string::npos) << r.err;
+
+  // Images, with the marker where the prompt puts it; --stats text prints the app's lines.
+  const Result img = reel("-m " + text_ + " --mmproj " + vision_ + " --image " + kPhoto +
+                              " -p \"Here: <image> what is it?\" --stats text",
+                          "");
+  ASSERT_EQ(img.code, 0) << img.err;
+  EXPECT_EQ(img.out, "A red square moves.\n");
+  ASSERT_EQ(calls("rkllm_run").size(), 2u);
+  EXPECT_TRUE(has(calls("rkllm_run")[1], "prompt=\"Here: <image> what is it?\"") &&
+              has(calls("rkllm_run")[1], "n_image=1"))
+      << calls("rkllm_run")[1];
+  EXPECT_NE(img.err.find("[1 image(s), 0 frame(s), 4 visual tokens"), std::string::npos) << img.err;
+  EXPECT_NE(img.err.find("generated 3 tokens, 10.0 tok/s"), std::string::npos) << img.err;
+
+  // -f reads the question from a file; --stats json gives one JSON line.
+  const std::string q = file("q.txt", "Describe it.").string();
+  const Result js = reel(
+      "-m " + text_ + " --mmproj " + vision_ + " --image " + kPhoto + " -f " + q + " --stats json",
+      "");
+  ASSERT_EQ(js.code, 0) << js.err;
+  EXPECT_EQ(js.out, "A red square moves.\n");
+  EXPECT_TRUE(has(calls("rkllm_run")[2], "prompt=\"<image>Describe it.\""))
+      << calls("rkllm_run")[2];
+  EXPECT_NE(js.err.find("{\"images\":1,\"frames\":0,\"visual_tokens\":4,"), std::string::npos)
+      << js.err;
+  EXPECT_NE(js.err.find("\"generated_tokens\":3,\"decode_ms\":300.0,\"decode_tps\":10.0"),
+            std::string::npos)
+      << js.err;
+
+  // A failed answer: one line, exit 1.
+  ::setenv("REEL_FAKE_NPU_FAIL", "rkllm_run=-2", 1);
+  const Result bad =
+      reel("-m " + text_ + " --mmproj " + vision_ + " --image " + kPhoto + " -p hi", "");
+  EXPECT_EQ(bad.code, 1) << bad.err;
+  EXPECT_EQ(bad.out, "");
+  EXPECT_NE(bad.err.find("rkllm_run returned -2"), std::string::npos) << bad.err;
+}
+
+// Ctrl-C during an answer stops it (rkllm_abort, from outside the runtime's callback) and the
+// chat goes on; at the prompt it ends Reel with 130, as the CPU chat does.
+TEST_P(NpuCliTest, CtrlCStopsTheAnswerThenExitsAtThePrompt) {
+  const std::string slow = file("slow.rkllm", std::string("FAKE-RKLLM ") + GetParam() +
+                                                  "\nanswer Once| upon| a| time| there| was\n")
+                               .string();
+  // 6 chunks, 300 ms before each (scaled under emulation), in the first answer only.
+  const double slow_by = slowdown();
+  const std::string delay = std::to_string(int(300 * slow_by)) + "x1";
+  ::setenv("REEL_FAKE_RKLLM_DELAY_MS", delay.c_str(), 1);
+  Process p({REEL_BINARY, "-m", slow, "--mmproj", vision_, "--image", kPhoto});
+  p.write_line("<image>Tell a long story.");
+  ASSERT_TRUE(p.wait_for("Once", 60 * slow_by, /*on_stderr=*/false)) << p.err();
+  p.signal(SIGINT);
+  ASSERT_TRUE(p.wait_for("stopped", 10 * slow_by)) << p.err();
+  EXPECT_EQ(p.wait_exit(0.2), -1) << "still running";
+  EXPECT_EQ(p.out().find("there"), std::string::npos) << p.out();  // the rest was dropped
+  const auto aborts = calls("rkllm_abort");
+  ASSERT_EQ(aborts.size(), 1u);
+  EXPECT_TRUE(has(aborts[0], "running=1") && has(aborts[0], "from_callback=0")) << aborts[0];
+
+  // The next question is answered in full on the same handle.
+  p.write_line("And then?");
+  ASSERT_TRUE(p.wait_for("generated 6 tokens", 30 * slow_by)) << p.err();
+  EXPECT_NE(p.out().find("Once upon a time there was\n"), std::string::npos) << p.out();
+  const auto runs = calls("rkllm_run");
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_TRUE(has(runs[0], "aborted=1") && has(runs[1], "aborted=0")) << runs[1];
+
+  p.signal(SIGINT);  // at the prompt
+  EXPECT_EQ(p.wait_exit(10 * slow_by), 130) << p.err();
+  EXPECT_EQ(calls("rkllm_abort").size(), 1u);
+}
+
+// Qwen3.5 on RKLLM 1.3.0: its .rknn has one output (no DeepStack), as wide as the text model's
+// hidden size (16 floats a token in the fake model); a video in, the answer streamed out, with
+// --think on as enable_thinking. A 1.2.3 runtime refuses the file in one line, before loading.
+TEST_P(NpuCliTest, Qwen35PairOnRuntime130) {
+  const std::string vision = file("Qwen3.5-0.8B_vision_rk3588.rknn",
+                                  "FAKE-RKNN input 32 32 nhwc outputs 1 tokens 4 embed 16\n")
+                                 .string();
+  const std::string text =
+      file("Qwen3.5-0.8B_w8a8_rk3588.rkllm",
+           std::string("FAKE-RKLLM ") + GetParam() + "\nanswer A red| square.\nembed 16\n")
+          .string();
+  const std::string args = "-m " + text + " --mmproj " + vision + " --video " + kClip +
+                           " --frames 2 --think on -p \"What happens?\"";
+  const Result r = reel(args, "");
+  if (!v130()) {
+    expect_clean_error(r, "a Qwen3.5 model needs the RKLLM runtime 1.3.0 or later");
+    EXPECT_TRUE(calls("rkllm_init").empty());
+    EXPECT_TRUE(calls("rknn_init").empty());  // refused before any model loaded
+    return;
+  }
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "A red square.\n");
+  ASSERT_EQ(calls("rknn_inputs_set").size(), 2u);
+  const auto runs = calls("rkllm_run");
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_TRUE(has(runs[0], "input_type=3") && has(runs[0], "n_image=2") &&
+              has(runs[0], "n_image_tokens=4") && has(runs[0], "enable_thinking=1") &&
+              has(runs[0], "image_markers=2") && has(runs[0], "embed_stable=1") &&
+              has(runs[0], "image_start=\"<|vision_start|>\"") &&
+              has(runs[0], "image_content=\"<|image_pad|>\""))
+      << runs[0];
+  // Without --think the switch stays off, as before.
+  ASSERT_EQ(reel("-m " + text + " --mmproj " + vision + " --image " + kPhoto + " -p hi", "").code,
+            0);
+  EXPECT_TRUE(has(calls("rkllm_run").at(1), "enable_thinking=0")) << calls("rkllm_run").at(1);
+}
+
 // --backend and the files' kinds must agree; the commands that run on the CPU only say so.
 TEST_P(NpuCliTest, BackendAndFilesMustAgree) {
   const std::string gguf = file("text.gguf", "GGUF").string();
@@ -203,8 +333,6 @@ TEST_P(NpuCliTest, BackendAndFilesMustAgree) {
       "--backend cpu runs GGUF files");
   expect_clean_error(reel("--backend rknpu -m " + gguf + " -p hi", ""),
                      "--backend rknpu runs Rockchip's .rkllm");
-  expect_clean_error(reel("-m " + text_ + " --mmproj " + vision_ + " -p hi --video " + kClip, ""),
-                     "reads its questions from standard input");
   expect_clean_error(reel("serve -m " + text_ + " --port 0", ""),
                      "reel serve runs on the CPU (GGUF files) only so far");
   expect_clean_error(reel("bench -m " + text_, ""), "reel bench runs on the CPU");
@@ -257,8 +385,7 @@ TEST_P(NpuCliTest, NpuVisionFeedsTheCpuTextDecoder) {
 // Frames of a fixed size cannot shrink: a tight context takes fewer of them, at the .rknn size.
 TEST_P(NpuCliTest, NpuVisionInATightContextTakesFewerFrames) {
   const std::string rknn =
-      file("tiny-vision.rknn", "FAKE-RKNN input 64 64 nhwc outputs 4 tokens 4 embed 32\n")
-          .string();
+      file("tiny-vision.rknn", "FAKE-RKNN input 64 64 nhwc outputs 4 tokens 4 embed 32\n").string();
   const Result r = reel("-m " + kTinyText + " --mmproj " + rknn + " --video " + kClip +
                             " --frames 30 -c 80 -p Describe. -n 1 --temp 0",
                         "");
@@ -301,6 +428,45 @@ TEST_P(NpuCliTest, NpuVisionOfAnotherModelIsRefused) {
   expect_clean_error(reel("--backend cpu -m " + kTinyText + " --mmproj " + rknn + " -p hi", ""),
                      "--backend cpu runs GGUF files");
   expect_clean_error(reel("-m " + rknn + " -p hi", ""), "is a vision encoder (.rknn)");
+}
+
+// Qwen3.5's encoder has no DeepStack: an .rknn of one output, as wide as the text model's hidden
+// size, feeds a Qwen3.5 GGUF text model (q35-a: hidden 32, no DeepStack layers); one with
+// DeepStack outputs is refused as another model's. And the CPU's Qwen3.5 vision tower feeds a
+// Qwen3.5 .rkllm on 1.3.0 with its main rows only.
+TEST_P(NpuCliTest, Qwen35EncoderWithoutDeepStack) {
+  const std::string q35 = REEL_FIXTURE_DIR "/models/q35-a-f32.gguf";
+  const std::string plain =
+      file("q35-vision.rknn", "FAKE-RKNN input 64 64 nhwc outputs 1 tokens 4 embed 32\n").string();
+  const Result r = reel("-m " + q35 + " --mmproj " + plain + " --image " + kPhoto +
+                            " -p Describe. -n 2 --temp 0 --stats json",
+                        "");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("\"images\":1,\"frames\":0,\"visual_tokens\":4"), std::string::npos)
+      << r.err;
+  const std::string deepstack =
+      file("ds-vision.rknn", "FAKE-RKNN input 64 64 nhwc outputs 4 tokens 4 embed 32\n").string();
+  expect_clean_error(
+      reel("-m " + q35 + " --mmproj " + deepstack + " --image " + kPhoto + " -p hi -n 1", ""),
+      "3 DeepStack layers but the text model expects 0");
+
+  if (!v130()) return;
+  const std::string text =
+      file("Qwen3.5-0.8B_w8a8_rk3588.rkllm",
+           std::string("FAKE-RKLLM ") + GetParam() + "\nanswer Red.\nembed 32\n")
+          .string();
+  const Result npu =
+      reel("-m " + text + " --mmproj " REEL_FIXTURE_DIR "/models/q35-a-mmproj-f16.gguf --image " +
+               kPhoto + " -p Describe.",
+           "");
+  ASSERT_EQ(npu.code, 0) << npu.err;
+  EXPECT_EQ(npu.out, "Red.\n");
+  const auto runs = calls("rkllm_run");
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_TRUE(has(runs[0], "input_type=3") && has(runs[0], "n_image=1") &&
+              has(runs[0], "embed_stable=1"))
+      << runs[0];
+  EXPECT_NE(field(runs[0], "embed_sum"), "0") << runs[0];
 }
 
 // The CPU's vision encoder feeding the NPU's text model: -m TEXT.rkllm --mmproj VISION.gguf. The

@@ -7,14 +7,18 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "../../emulation.h"
 #include "backends/rknpu/model_files.h"
 #include "backends/rknpu/rkllm_text.h"
 #include "backends/rknpu/rknn_vision.h"
@@ -41,10 +45,12 @@ class FakeNpuTest : public ::testing::Test {
     ::setenv("REEL_RKLLM_LIB", FAKE_RKLLM_123_LIB, 1);
     ::unsetenv("REEL_FAKE_NPU_FAIL");
     ::unsetenv("REEL_RKLLM_ABI");
+    ::unsetenv("REEL_FAKE_RKLLM_DELAY_MS");
   }
   void TearDown() override {
     ::unsetenv("REEL_FAKE_NPU_FAIL");
     ::unsetenv("REEL_RKLLM_ABI");
+    ::unsetenv("REEL_FAKE_RKLLM_DELAY_MS");
     std::error_code ec;
     fs::remove_all(dir_, ec);
   }
@@ -486,6 +492,100 @@ TEST_P(RkllmContract, WriterFailureIsRethrownAfterTheRun) {
   EXPECT_EQ(seen, 1);  // the rest of the answer was dropped, not written
   EXPECT_TRUE(has(calls("rkllm_run").at(0), "rc=0"));  // the run ended normally
   EXPECT_TRUE(calls("rkllm_abort").empty());           // never from inside the runtime's callback
+}
+
+// A stop asked for while the runtime generates: rkllm_abort from Reel's own thread (never from
+// inside the runtime's callback), the rest of the answer dropped, Cancelled thrown after
+// rkllm_run returned, and the model answers the next question in full.
+TEST_P(RkllmContract, CancelAbortsTheRunFromOutsideTheCallback) {
+  // 5 chunks, 100 ms before each (scaled under emulation), in the first run only.
+  const std::string delay = std::to_string(int(100 * test::slowdown())) + "x1";
+  ::setenv("REEL_FAKE_RKLLM_DELAY_MS", delay.c_str(), 1);
+  RkllmTextModel m(RkllmApi::load(), model("one| two| three| four| five"));
+  std::atomic<bool> cancel{false};
+  std::string answer;
+  bool cancelled = false;
+  try {
+    m.generate(
+        "Tell a long story.", nullptr, true,
+        [&](std::string_view s) {
+          answer += s;
+          cancel = true;  // as the Ctrl-C handler would, right after the first chunk
+        },
+        &cancel);
+  } catch (const Error& e) {
+    cancelled = e.kind() == ErrorKind::Cancelled;
+  }
+  EXPECT_TRUE(cancelled);
+  EXPECT_EQ(answer, "one");  // nothing after the stop was asked for
+  const auto aborts = calls("rkllm_abort");
+  ASSERT_EQ(aborts.size(), 1u);
+  EXPECT_TRUE(has(aborts[0], "running=1") && has(aborts[0], "from_callback=0")) << aborts[0];
+  ASSERT_EQ(calls("rkllm_run").size(), 1u);
+  // The runtime stopped before its last chunk: the abort reached it while it generated.
+  EXPECT_TRUE(has(calls("rkllm_run")[0], "aborted=1")) << calls("rkllm_run")[0];
+  EXPECT_FALSE(has(calls("rkllm_run")[0], "chunks=5")) << calls("rkllm_run")[0];
+
+  // The next question, with the flag cleared, runs to its end on the same handle.
+  cancel = false;
+  answer.clear();
+  m.generate(
+      "Again.", nullptr, true, [&](std::string_view s) { answer += s; }, &cancel);
+  EXPECT_EQ(answer, "one two three four five");
+  EXPECT_EQ(calls("rkllm_abort").size(), 1u);  // no abort without a stop
+  EXPECT_TRUE(has(calls("rkllm_run").at(1), "aborted=0")) << calls("rkllm_run").at(1);
+  // A flag already set stops the turn before the runtime starts it.
+  cancel = true;
+  EXPECT_EQ(error_of([&] {
+              m.generate(
+                  "x", nullptr, true, [](std::string_view) {}, &cancel);
+            }),
+            "the answer was stopped");
+  EXPECT_EQ(calls("rkllm_run").size(), 2u);
+}
+
+// RKLLMInput.enable_thinking, in both ABIs: what RkllmOptions says (--think on).
+TEST_P(RkllmContract, ThinkingSwitchReachesTheRuntime) {
+  RkllmOptions o;
+  o.enable_thinking = true;
+  RkllmTextModel m(RkllmApi::load(), model(), o);
+  m.generate("Think.", nullptr, true, [](std::string_view) {});
+  EXPECT_TRUE(has(calls("rkllm_run").at(0), "enable_thinking=1")) << calls("rkllm_run").at(0);
+}
+
+// Qwen3.5 came with RKLLM 1.3.0: a 1.2.3 runtime refuses such a file before rkllm_init, in one
+// line; 1.3.0 loads it.
+TEST_P(RkllmContract, Qwen35NeedsRuntime130) {
+  const std::string path = file("Qwen3.5-0.8B_w8a8_rk3588.rkllm",
+                                std::string("FAKE-RKLLM ") + GetParam().version + "\nanswer Hi.\n");
+  if (v130()) {
+    RkllmTextModel m(RkllmApi::load(), path);
+    std::string answer;
+    m.generate("Hello", nullptr, true, [&](std::string_view s) { answer += s; });
+    EXPECT_EQ(answer, "Hi.");
+    return;
+  }
+  try {
+    RkllmTextModel m(RkllmApi::load(), path);
+    ADD_FAILURE() << "a 1.2.3 runtime took a Qwen3.5 file";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(path + ": a Qwen3.5 model needs the RKLLM runtime 1.3.0 or later"),
+              std::string::npos)
+        << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos);
+  }
+  EXPECT_TRUE(calls("rkllm_init").empty());
+}
+
+TEST(NpuModelFiles, NamesQwen35) {
+  for (const char* yes :
+       {"/m/Qwen3.5-0.8B_w8a8_rk3588.rkllm", "qwen3_5-2b.rkllm", "QWEN3-5.rkllm", "x/qwen35.rkllm"})
+    EXPECT_TRUE(names_qwen35(yes)) << yes;
+  for (const char* no :
+       {"/m/qwen3-vl-2b-instruct_w8a8_rk3588.rkllm", "/qwen3.5/model.rkllm", "qwen2.5-vl.rkllm"})
+    EXPECT_FALSE(names_qwen35(no)) << no;
 }
 
 TEST_F(FakeNpuTest, RkllmMissingSymbol) {

@@ -9,9 +9,15 @@
 // A file for the other version is refused as the real runtimes refuse a file of another
 // toolkit version: an error line on stderr and a non-zero rkllm_init.
 // FAKE_RKLLM_OMIT_CLEAR leaves rkllm_clear_kv_cache out (the missing-symbol test).
+// REEL_FAKE_RKLLM_DELAY_MS=N (or NxK: in the first K runs only) waits N ms before each chunk of
+// the answer (a slow generation, for Ctrl-C); rkllm_abort stops a run between chunks, which then
+// finishes as a run that ended (finish callback, rc 0) with `aborted=1` in its log line.
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backends/rknpu/rkllm_abi.h"
@@ -32,7 +38,7 @@ namespace {
 struct Instance {
   std::vector<std::string> chunks;
   size_t embed_floats = 16;  // per image token
-  int history_turns = 0;  // turns kept in the "KV cache"
+  int history_turns = 0;     // turns kept in the "KV cache"
   // What rkllm_init was given, to check at each run that Reel kept it alive and unchanged.
 #if FAKE_RKLLM_ABI == 130
   const abi::Callbacks* callbacks = nullptr;
@@ -45,6 +51,27 @@ struct Instance {
 };
 
 int g_live = 0;
+std::atomic<bool> g_abort{false};  // rkllm_abort was called during the current run
+std::atomic<bool> g_running{false};
+thread_local bool t_in_callback = false;  // the runtime's thread is inside Reel's callback
+
+int call_back(rk::ResultCallback callback, rk::Result* r, void* ud, int state) {
+  t_in_callback = true;
+  const int rc = callback(r, ud, state);
+  t_in_callback = false;
+  return rc;
+}
+
+// REEL_FAKE_RKLLM_DELAY_MS: "N" before every chunk of every run, "NxK" in the first K runs of
+// the process only (a slow answer, then quick ones).
+int g_runs = 0;  // rkllm_run calls so far
+int delay_ms() {
+  const char* d = std::getenv("REEL_FAKE_RKLLM_DELAY_MS");
+  if (!d) return 0;
+  const char* x = std::strchr(d, 'x');
+  if (x && g_runs > std::atoi(x + 1)) return 0;
+  return std::atoi(d);
+}
 
 const char* failure(const char* function) {
   return reel::fake::scripted_failure(function);
@@ -219,28 +246,37 @@ int rkllm_run(rk::Handle handle, abi::Input* input, abi::InferParam* infer, void
   int calls = 0;
   rk::Result r{};
   if (failure("rkllm_run")) {  // "state": the runtime reports an error through the callback
-    callback(&r, ud, rk::kRunError);
+    call_back(callback, &r, ud, rk::kRunError);
     log.kv("callbacks", 1).kv("rc", 0);
     return 0;
   }
+  g_abort = false;
+  g_running = true;
+  ++g_runs;
+  size_t produced = 0;
   for (size_t i = 0; i < inst->chunks.size(); ++i) {
+    if (const int d = delay_ms(); d > 0) std::this_thread::sleep_for(std::chrono::milliseconds(d));
+    if (g_abort) break;
     if (i == 1) {  // an incomplete UTF-8 character: no text, wait for the next chunk
       r.text = nullptr;
-      callback(&r, ud, rk::kRunWaiting);
+      call_back(callback, &r, ud, rk::kRunWaiting);
       ++calls;
     }
     r.text = inst->chunks[i].c_str();
     r.token_id = int32_t(i);
-    callback(&r, ud, rk::kRunNormal);
+    call_back(callback, &r, ud, rk::kRunNormal);
     ++calls;
+    ++produced;
   }
+  g_running = false;
+  log.kv("aborted", int(g_abort.load())).kv("chunks", produced);
   r = rk::Result{};
   r.perf.prefill_time_ms = 250.0f;
   r.perf.prefill_tokens = prompt_tokens;
-  r.perf.generate_time_ms = 100.0f * float(inst->chunks.size());
-  r.perf.generate_tokens = int(inst->chunks.size());
+  r.perf.generate_time_ms = 100.0f * float(produced);
+  r.perf.generate_tokens = int(produced);
   r.perf.memory_usage_mb = 1234.0f;
-  callback(&r, ud, rk::kRunFinish);
+  call_back(callback, &r, ud, rk::kRunFinish);
   ++calls;
   // The embeddings must stay valid and unchanged until rkllm_run returns.
   if (embed) log.kv("embed_stable", int(float_sum(embed, n_floats) == sum_before));
@@ -264,7 +300,12 @@ int rkllm_clear_kv_cache(rk::Handle handle, int keep_system_prompt, int* start_p
 #endif
 
 int rkllm_abort(rk::Handle) {
-  LogLine("rkllm_abort").kv("rc", 0);
+  // from_callback: called from inside the runtime's own callback, which Reel never does.
+  LogLine("rkllm_abort")
+      .kv("running", int(g_running.load()))
+      .kv("from_callback", int(t_in_callback))
+      .kv("rc", 0);
+  g_abort = true;
   return 0;
 }
 

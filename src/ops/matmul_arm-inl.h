@@ -298,9 +298,9 @@ HWY_INLINE void LoadWeightPairs(const uint8_t* ra, const uint8_t* rb, int8x16_t*
 
 // One Q8_0 block of weight rows ba, bb against one packed pair of activation blocks (q, d):
 // acc_m += (256 * hi . w + lo . w of lane m) * wscale * xd, per (activation row, weight row).
-HWY_INLINE void MmlaBlockQ8_0(const uint8_t* ba, const uint8_t* bb, const int8_t* q,
-                              const float* d, float32x4_t& acc0, float32x4_t& acc1,
-                              float32x4_t& acc2, float32x4_t& acc3) {
+HWY_INLINE void MmlaBlockQ8_0(const uint8_t* ba, const uint8_t* bb, const int8_t* q, const float* d,
+                              float32x4_t& acc0, float32x4_t& acc1, float32x4_t& acc2,
+                              float32x4_t& acc3) {
   int8x16_t w[4];
   LoadWeightPairs(ba + 2, bb + 2, w);
   const float32x2_t ws = vset_lane_f32(ArmHalf(bb), vdup_n_f32(ArmHalf(ba)), 1);
@@ -401,8 +401,7 @@ bool Q8_0RowsArch(const uint8_t* w, size_t row_stride, int64_t rows_total, int64
       const uint8_t* wb = wa + row_stride;
       for (int64_t p = 0; p < pairs; ++p) {
         float tile[2][2];
-        MmlaPairQ8_0(wa, wb, px.q.data() + p * pair_bytes, px.d.data() + p * pair_scales, nb,
-                     tile);
+        MmlaPairQ8_0(wa, wb, px.q.data() + p * pair_bytes, px.d.data() + p * pair_scales, nb, tile);
         for (int i = 0; i < 2; ++i) {
           y[(2 * p + i) * ldy + r] = tile[i][0];
           y[(2 * p + i) * ldy + r + 1] = tile[i][1];

@@ -96,7 +96,9 @@ std::string cpu_summary() {
   const CpuFeatures& f = cpu_features();
   std::string kernels = kernel_target();
   // The aarch64 int8 kernels chosen at run time beside Highway's target (matmul_arm-inl.h).
-  if (std::string(detail::arm_int8_kernels()) == "sdot") kernels += "+SDOT";
+  const std::string int8 = detail::arm_int8_kernels();
+  if (int8 == "sdot") kernels += "+SDOT";
+  if (int8 == "sdot+i8mm") kernels += "+SDOT+I8MM";
   return f.arch + " (" + feature_names(f) + "); kernels " + kernels;
 }
 

@@ -40,7 +40,8 @@ std::string feature_names(const CpuFeatures& f);
 std::string kernel_target();
 
 // One line for `reel --version` and `--verbose`: "aarch64 (asimd aes dotprod fp16); kernels
-// NEON+SDOT" ("+SDOT": the int8 dot-product kernels for dotprod cores run too).
+// NEON+SDOT" ("+SDOT": the int8 dot-product kernels for dotprod cores run too; "+SDOT+I8MM":
+// and the SMMLA kernel for i8mm cores).
 std::string cpu_summary();
 
 }  // namespace reel::ops

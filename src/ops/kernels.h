@@ -54,10 +54,11 @@ constexpr bool kArmSdotPlanes =
 #endif
 
 // The int8 dot-product kernels matmul uses for quantized weights on this machine: on aarch64
-// "sdot" where the CPU has dotprod (matmul_arm-inl.h), else "portable" (the widening
-// kernels). x86 reports "portable" too (its VNNI kernels are chosen by Highway's dispatch).
+// "sdot+i8mm" where the CPU has dotprod and i8mm, "sdot" where it has dotprod only
+// (matmul_arm-inl.h), else "portable" (the widening kernels). x86 reports "portable" too (its VNNI
+// kernels are chosen by Highway's dispatch).
 const char* arm_int8_kernels();
-// Tests: false makes aarch64 use the portable kernels even with dotprod, to compare the two.
+// Tests: false makes aarch64 use the portable kernels even with dotprod (and i8mm), to compare.
 void set_arm_int8_kernels_enabled(bool enabled);
 bool arm_int8_kernels_enabled();
 

@@ -18,9 +18,11 @@
 // This file holds the dispatch and every portable (Highway) kernel; kernels written for one
 // architecture's instructions live in per-architecture headers that this file includes in
 // each target pass: matmul_x86-inl.h (AVX-512 VNNI GEMV) and matmul_arm-inl.h (aarch64 SDOT
-// GEMV and Q8_0 few-rows kernels, chosen at run time from the CPU's dotprod bit). Prefill
-// (kPanelMinRows rows on) decodes quantized weights to f32 panels, so no int8 matrix-multiply
-// (I8MM SMMLA) kernel applies there.
+// GEMV and Q8_0 few-rows kernels, chosen at run time from the CPU's dotprod bit, and an I8MM
+// SMMLA kernel for Q8_0 few rows, 2 weight rows x 2 or 4 activation rows, where the CPU also
+// has i8mm). Those few-rows paths are the only int8 matrix-matrix products: prefill
+// (kPanelMinRows rows on) decodes quantized weights to f32 panels, and the other types' few
+// rows dot decoded int16 weights (Q6_K's, with the scale folded in, exceed int8).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/matmul.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -999,8 +1001,10 @@ bool arm_int8_kernels_enabled() {
 }
 const char* arm_int8_kernels() {
 #if HWY_ARCH_ARM_A64
-  // The condition of UseSdot (matmul_arm-inl.h).
-  if (cpu_features().dotprod && arm_int8_kernels_enabled()) return "sdot";
+  // The conditions of UseSdot and UseI8mm (matmul_arm-inl.h).
+  if (cpu_features().dotprod && arm_int8_kernels_enabled()) {
+    return cpu_features().i8mm ? "sdot+i8mm" : "sdot";
+  }
 #endif
   return "portable";
 }

@@ -1,11 +1,13 @@
 // aarch64-only matmul kernels: SDOT (ARMv8.2 dotprod) for the int8 decode GEMV of Q8_0, Q4_K
-// and Q6_K and for Q8_0 with a few activation rows, written with NEON intrinsics.
+// and Q6_K and for Q8_0 with a few activation rows, and SMMLA (I8MM) for the latter where the
+// CPU has it (see "I8MM" below), written with NEON intrinsics.
 // Part of matmul.cpp: included there once per Highway target pass, inside its per-target
 // namespace and after the portable kernels, hence no include guard. For the NEON target on
 // aarch64 it defines GemvIntRowsArch and Q8_0RowsArch and sets REEL_ARCH_GEMV and
 // REEL_ARCH_Q8_ROWS (see matmul.cpp). The rest of the binary stays ARMv8.0: only these
-// functions are compiled for armv8.2-a+dotprod, and they run only where the CPU reports it (HWCAP
-// asimddp, cpu_features.h); elsewhere the portable kernels run.
+// functions are compiled for armv8.2-a+dotprod (the SMMLA ones for +i8mm too), and they run only
+// where the CPU reports it (HWCAP asimddp, HWCAP2 i8mm; cpu_features.h); elsewhere the portable
+// kernels run.
 //
 // SDOT multiplies 16 signed byte pairs and adds each group of 4 into one int32 lane. The int16
 // activations meet it as two signed byte planes, v = 256*hi + lo (kernels.h, kArmSdotPlanes):
@@ -18,6 +20,8 @@
 
 #if HWY_TARGET == HWY_NEON && HWY_ARCH_ARM_A64
 #include <arm_neon.h>
+
+#include <vector>
 
 #undef REEL_ARCH_GEMV
 #define REEL_ARCH_GEMV 1
@@ -218,10 +222,139 @@ float GemvRowQ6KSdot(const uint8_t* w, int64_t nsb, const int16_t*, const int8_t
 
 #pragma GCC pop_options
 
+// ---- I8MM: Q8_0 few rows with SMMLA ----
+//
+// SMMLA multiplies a 2x8 by an 8x2 byte matrix into a 2x2 int32 tile: lane 2i+j += sum over k of
+// a[8i+k] * b[8j+k]. Each of its four dots is over 8 bytes: exactly one portable lane of a
+// 32-block (values m, m+4, ..., m+28). So one SMMLA computes one portable lane m for two
+// activation rows x two weight rows, and the kernel keeps its f32 accumulators per lane m
+// (vectors over the four (activation row, weight row) pairs) instead of per pair (vectors over
+// m): every lane sees the same convert and fused multiply-add as in the SDOT kernel, and the
+// final (v0 + v1) + (v2 + v3) over m is vaddvq_f32's FADDP order, done across vectors.
+
+// The activations for SMMLA, packed once per call (baseline code): per pair of rows and block,
+// 8 registers, hi plane then lo plane, register m = [row 2p's values m, m+4, ..., m+28 | row
+// 2p+1's], and the scales [d(2p), d(2p), d(2p+1), d(2p+1)]. From the SDOT layout (kernels.h)
+// lane m is 4-byte group m of the block's first 16 bytes then group m of the last 16.
+struct MmlaX {
+  std::vector<int8_t> q;  // [pair][block][plane][m][16]
+  std::vector<float> d;   // [pair][block][4]
+};
+constexpr int64_t kMmlaBlockBytes = 128;
+
+HWY_INLINE void PackLanePairs(const int8_t* a, const int8_t* b, int8_t* out) {
+  auto s32 = [](const int8_t* p) { return vreinterpretq_s32_s8(vld1q_s8(p)); };
+  // [a's lane 0 | a's lane 1] and [lane 2 | lane 3]; b likewise.
+  const int64x2_t a01 = vreinterpretq_s64_s32(vzip1q_s32(s32(a), s32(a + 16)));
+  const int64x2_t a23 = vreinterpretq_s64_s32(vzip2q_s32(s32(a), s32(a + 16)));
+  const int64x2_t b01 = vreinterpretq_s64_s32(vzip1q_s32(s32(b), s32(b + 16)));
+  const int64x2_t b23 = vreinterpretq_s64_s32(vzip2q_s32(s32(b), s32(b + 16)));
+  vst1q_s8(out, vreinterpretq_s8_s64(vzip1q_s64(a01, b01)));
+  vst1q_s8(out + 16, vreinterpretq_s8_s64(vzip2q_s64(a01, b01)));
+  vst1q_s8(out + 32, vreinterpretq_s8_s64(vzip1q_s64(a23, b23)));
+  vst1q_s8(out + 48, vreinterpretq_s8_s64(vzip2q_s64(a23, b23)));
+}
+
+// Rows [0, 2 * pairs) of x into `out` (its vectors grow to fit; bounded by the activations).
+void PackMmlaX(const QuantizedX& x, int64_t pairs, MmlaX& out) {
+  const int64_t nb = x.cols / kQBlock;
+  out.q.resize(static_cast<size_t>(pairs * nb * kMmlaBlockBytes));
+  out.d.resize(static_cast<size_t>(pairs * nb * 4));
+  int8_t* q = out.q.data();
+  float* d = out.d.data();
+  for (int64_t p = 0; p < pairs; ++p) {
+    const int64_t ra = 2 * p * x.cols, rb = ra + x.cols;
+    const float* da = x.d + 2 * p * nb;
+    const float* db = da + nb;
+    for (int64_t b = 0; b < nb; ++b, q += kMmlaBlockBytes, d += 4) {
+      const int64_t e = b * kQBlock;
+      PackLanePairs(x.hi + ra + e, x.hi + rb + e, q);
+      PackLanePairs(reinterpret_cast<const int8_t*>(x.lo) + ra + e,
+                    reinterpret_cast<const int8_t*>(x.lo) + rb + e, q + 64);
+      d[0] = d[1] = da[b];
+      d[2] = d[3] = db[b];
+    }
+  }
+}
+
+#pragma GCC push_options
+// vmmlaq_s32 (SMMLA) needs the caller to be compiled with i8mm; every core that has it also has
+// dotprod (Armv8.6 makes both mandatory), and the kernel runs only where HWCAP2 reports i8mm.
+#pragma GCC target("arch=armv8.2-a+dotprod+i8mm")
+
+// Q8_0 weight rows ra and rb (one block each, natural order) for SMMLA: register m = [ra's
+// values m, m+4, ..., m+28 | rb's], the order of PackLanePairs. Two rounds of unzips: even and
+// odd values, then values 0 and 2 (1 and 3) mod 4.
+HWY_INLINE void LoadWeightPairs(const uint8_t* ra, const uint8_t* rb, int8x16_t* w) {
+  auto s8 = [](const uint8_t* p) { return vld1q_s8(reinterpret_cast<const int8_t*>(p)); };
+  const int8x16_t a0 = s8(ra), a1 = s8(ra + 16), b0 = s8(rb), b1 = s8(rb + 16);
+  const int8x16_t ae = vuzp1q_s8(a0, a1), ao = vuzp2q_s8(a0, a1);
+  const int8x16_t be = vuzp1q_s8(b0, b1), bo = vuzp2q_s8(b0, b1);
+  w[0] = vuzp1q_s8(ae, be);
+  w[1] = vuzp1q_s8(ao, bo);
+  w[2] = vuzp2q_s8(ae, be);
+  w[3] = vuzp2q_s8(ao, bo);
+}
+
+// One Q8_0 block of weight rows ba, bb against one packed pair of activation blocks (q, d):
+// acc_m += (256 * hi . w + lo . w of lane m) * wscale * xd, per (activation row, weight row).
+HWY_INLINE void MmlaBlockQ8_0(const uint8_t* ba, const uint8_t* bb, const int8_t* q, const float* d,
+                              float32x4_t& acc0, float32x4_t& acc1, float32x4_t& acc2,
+                              float32x4_t& acc3) {
+  int8x16_t w[4];
+  LoadWeightPairs(ba + 2, bb + 2, w);
+  const float32x2_t ws = vset_lane_f32(ArmHalf(bb), vdup_n_f32(ArmHalf(ba)), 1);
+  const float32x4_t scale = vmulq_f32(vcombine_f32(ws, ws), vld1q_f32(d));
+  auto lane = [&](int m, float32x4_t acc) __attribute__((always_inline)) {
+    int32x4_t t = vmmlaq_s32(vdupq_n_s32(0), vld1q_s8(q + 16 * m), w[m]);
+    t = vshlq_n_s32(t, 8);
+    t = vmmlaq_s32(t, vld1q_s8(q + 64 + 16 * m), w[m]);
+    return vfmaq_f32(acc, vcvtq_f32_s32(t), scale);
+  };
+  acc0 = lane(0, acc0);
+  acc1 = lane(1, acc1);
+  acc2 = lane(2, acc2);
+  acc3 = lane(3, acc3);
+}
+
+// GemvRowsQ8_0 with SMMLA for one packed pair of activation rows (pq, pd: its blocks in
+// MmlaX) and the two weight rows at wa, wb: out[i][j] = activation row i . weight row j. Per
+// (activation row, weight row) the arithmetic of GemvRowsQ8_0Sdot: the same int32 lane sums
+// (256 * hi . w + lo . w), the same scale wscale * xd, even blocks into e and odd ones into
+// o. One pair per call: with two (16 accumulators, plus the operands, against 32 registers)
+// GCC 12 spilled accumulators in the loop. Not inlined: its caller is baseline-ISA code.
+HWY_NOINLINE void MmlaPairQ8_0(const uint8_t* wa, const uint8_t* wb, const int8_t* pq,
+                               const float* pd, int64_t nb, float (*out)[2]) {
+  // Lane m of the portable kernels: lanes [row 0 . wa, row 0 . wb, row 1 . wa, row 1 . wb].
+  // Named variables, not arrays: GCC 12 keeps an array of them in memory across the loop.
+  const float32x4_t zero = vdupq_n_f32(0.0f);
+  float32x4_t e0 = zero, e1 = zero, e2 = zero, e3 = zero;  // even blocks, lanes 0..3
+  float32x4_t o0 = zero, o1 = zero, o2 = zero, o3 = zero;  // odd blocks
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2, wa += 68, wb += 68, pq += 2 * kMmlaBlockBytes, pd += 8) {
+    MmlaBlockQ8_0(wa, wb, pq, pd, e0, e1, e2, e3);
+    MmlaBlockQ8_0(wa + 34, wb + 34, pq + kMmlaBlockBytes, pd + 4, o0, o1, o2, o3);
+  }
+  if (b < nb) MmlaBlockQ8_0(wa, wb, pq, pd, e0, e1, e2, e3);
+  const float32x4_t s0 = vaddq_f32(e0, o0), s1 = vaddq_f32(e1, o1);
+  const float32x4_t s2 = vaddq_f32(e2, o2), s3 = vaddq_f32(e3, o3);
+  const float32x4_t sum = vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3));
+  vst1_f32(out[0], vget_low_f32(sum));
+  vst1_f32(out[1], vget_high_f32(sum));
+}
+
+#pragma GCC pop_options
+
 // Whether the SDOT kernels run: the CPU has dotprod and no test turned them off.
 HWY_INLINE bool UseSdot() {
   static const bool has_dotprod = cpu_features().dotprod;
   return has_dotprod && arm_int8_kernels_enabled();
+}
+
+// Whether the SMMLA kernel runs too: the CPU also has i8mm (the same test switch).
+HWY_INLINE bool UseI8mm() {
+  static const bool has_i8mm = cpu_features().i8mm;
+  return has_i8mm && UseSdot();
 }
 
 // The decode kernels for `type`, if it has an SDOT one: rows [r0, r1) of y.
@@ -244,13 +377,46 @@ bool GemvIntRowsArch(GgmlType type, const uint8_t* w, size_t row_stride, int64_t
   return true;
 }
 
-// Q8_0 with a few activation rows: the portable loop's tiling (4, 2, then 1 rows) with SDOT.
+// Q8_0 with a few activation rows: the portable loop's tiling (4, 2, then 1 rows) with SDOT,
+// or, where the CPU has i8mm, tiles of 2 weight rows x 2 activation rows with SMMLA.
 bool Q8_0RowsArch(const uint8_t* w, size_t row_stride, int64_t rows_total, int64_t cols,
                   int64_t r0, int64_t r1, const QuantizedX& x, int64_t nx, float* y, int64_t ldy) {
   if (!UseSdot()) return false;
   const int64_t nb = cols / kQBlock;
   float out[4];
-  for (int64_t r = r0; r < r1; ++r) {
+  int64_t r = r0;
+  if (UseI8mm() && nx >= 2 && r1 - r0 >= 2) {
+    // Weight rows two at a time with SMMLA over pairs of activation rows; an odd last
+    // activation row, and an odd last weight row below, take the SDOT kernel.
+    thread_local MmlaX px;
+    const int64_t pairs = nx / 2;
+    PackMmlaX(x, pairs, px);
+    const int64_t pair_bytes = nb * kMmlaBlockBytes, pair_scales = nb * 4;
+    for (; r + 2 <= r1; r += 2) {
+      for (int64_t k = 0; k < 2; ++k) {
+        const int64_t ahead = r + k + kPrefetchRows;
+        PrefetchRow(w + ahead * row_stride, row_stride, ahead < rows_total);
+      }
+      const uint8_t* wa = w + r * row_stride;
+      const uint8_t* wb = wa + row_stride;
+      for (int64_t p = 0; p < pairs; ++p) {
+        float tile[2][2];
+        MmlaPairQ8_0(wa, wb, px.q.data() + p * pair_bytes, px.d.data() + p * pair_scales, nb, tile);
+        for (int i = 0; i < 2; ++i) {
+          y[(2 * p + i) * ldy + r] = tile[i][0];
+          y[(2 * p + i) * ldy + r + 1] = tile[i][1];
+        }
+      }
+      if (nx % 2) {
+        const int64_t i = nx - 1;
+        GemvRowsQ8_0Sdot<1>(wa, nb, x, i, out);
+        GemvRowsQ8_0Sdot<1>(wb, nb, x, i, out + 1);
+        y[i * ldy + r] = out[0];
+        y[i * ldy + r + 1] = out[1];
+      }
+    }
+  }
+  for (; r < r1; ++r) {
     PrefetchRow(w + (r + kPrefetchRows) * row_stride, row_stride, r + kPrefetchRows < rows_total);
     const uint8_t* row = w + r * row_stride;
     int64_t i = 0;

@@ -1,10 +1,12 @@
-// The aarch64 int8 kernels (src/ops/matmul_arm-inl.h: SDOT) against the portable ones, bit for
-// bit, on random weights of every shape class the dispatch distinguishes: one activation row
-// (the decode GEMV) and 2..15 rows (Q8_0's few-rows kernel; the other types decode to L1 and
-// stay portable), one weight row, odd row counts (tails of the thread tasks), odd block counts
-// (the tail of the even/odd accumulator pair), one block. Under qemu the suite runs once per
-// CPU model (tests/ops/CMakeLists.txt): cortex-a72 has no dotprod and must run the portable
-// path, cortex-a76 and max run SDOT; REEL_EXPECT_INT8_KERNELS names the path each must report.
+// The aarch64 int8 kernels (src/ops/matmul_arm-inl.h: SDOT, and SMMLA for Q8_0 few rows)
+// against the portable ones, bit for bit, on random weights of every shape class the dispatch
+// distinguishes: one activation row (the decode GEMV) and 2..15 rows (Q8_0's few-rows kernels:
+// SMMLA tiles of 2 weight rows x 4 or 2 activation rows, an odd last row of either on SDOT;
+// the other types decode to L1 and stay portable), one or two weight rows, odd and even row
+// counts (tails of the thread tasks), odd block counts (the tail of the even/odd accumulator
+// pair), one block. Under qemu the suite runs once per CPU model (tests/ops/CMakeLists.txt):
+// cortex-a72 has no dotprod and must run the portable path, cortex-a76 runs SDOT, max (i8mm)
+// SDOT and SMMLA; REEL_EXPECT_INT8_KERNELS names the path each must report.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -82,9 +84,13 @@ TEST(ArmKernels, ReportsThePathThisCpuRuns) {
   const std::string path = detail::arm_int8_kernels();
   std::printf("int8 kernels: %s (cpu: %s)\n", path.c_str(), cpu_summary().c_str());
   const CpuFeatures& f = cpu_features();
-  EXPECT_EQ(path, f.arch == "aarch64" && f.dotprod ? "sdot" : "portable");
+  const char* expected = "portable";
+  if (f.arch == "aarch64" && f.dotprod) expected = f.i8mm ? "sdot+i8mm" : "sdot";
+  EXPECT_EQ(path, expected);
   // `reel --version` says so too.
-  EXPECT_EQ(cpu_summary().find("+SDOT") != std::string::npos, path == "sdot") << cpu_summary();
+  EXPECT_EQ(cpu_summary().find("+SDOT") != std::string::npos, path != "portable") << cpu_summary();
+  EXPECT_EQ(cpu_summary().find("+SDOT+I8MM") != std::string::npos, path == "sdot+i8mm")
+      << cpu_summary();
   if (const char* expect = std::getenv("REEL_EXPECT_INT8_KERNELS")) {
     EXPECT_EQ(path, expect);
   }
@@ -110,11 +116,16 @@ TEST_P(ArmKernelsBitIdentical, ToThePortableKernels) {
   const int64_t be = type_info(t).block_elems;
   // One block, an odd block count, and (Q8_0) more blocks than the 16-block groups of x86.
   std::vector<Shape> shapes = {{t, 1, be}, {t, 3, be * 3}, {t, 37, be * (be == 32 ? 7 : 2)}};
-  if (be == 32) shapes.push_back({t, 9, 32 * 37});
+  if (be == 32) {
+    shapes.push_back({t, 9, 32 * 37});
+    // Even weight row counts: every row in an SMMLA pair (one task, or one per thread).
+    shapes.push_back({t, 2, 32});
+    shapes.push_back({t, 12, 32 * 5});
+  }
   for (const Shape& s : shapes) {
     const auto w = random_weights(t, s.rows, s.cols);
     const Matrix m{t, w.data(), s.rows, s.cols, row_bytes(t, s.cols)};
-    for (int64_t n : {1, 2, 3, 4, 5, 7, 15}) {
+    for (int64_t n : {1, 2, 3, 4, 5, 6, 7, 15}) {
       for (int threads : {1, 2}) {
         SCOPED_TRACE(std::string(type_info(t).name) + " rows=" + std::to_string(s.rows) +
                      " cols=" + std::to_string(s.cols) + " n=" + std::to_string(n) +
@@ -148,7 +159,7 @@ INSTANTIATE_TEST_SUITE_P(IntTypes, ArmKernelsBitIdentical,
 
 // The extremes of the int32 sums: Q8_0 weights of -128 and +127 and Q6_K q - 32 = -32 with
 // activations at +-kQMax, whose hi plane reaches +64 (the one value outside int8's
-// [-64, 63] of x86's unsigned split).
+// [-64, 63] of x86's unsigned split). Q8_0 with 4 rows: two SMMLA pairs where the CPU has i8mm.
 TEST(ArmKernels, ExtremeQuantsBitIdentical) {
   if (std::string(detail::arm_int8_kernels()) == "portable") {
     GTEST_SKIP() << "no SDOT kernels on this CPU (" << cpu_summary() << ")";
@@ -173,7 +184,7 @@ TEST(ArmKernels, ExtremeQuantsBitIdentical) {
       }
     }
     const Matrix m{t, w.data(), rows, cols, rb};
-    for (int64_t n : {1, 3}) {
+    for (int64_t n : {1, 3, 4}) {
       std::vector<float> x(n * cols);
       for (int64_t k = 0; k < n * cols; ++k) x[k] = (k % 5 == 0) ? -1.0f : 1.0f;
       const auto fast = run(m, x, n, 1);

@@ -8,16 +8,19 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "common/error.h"
+#include "pipeline/chat_template.h"
 #include "pipeline/executor.h"
 #include "pipeline/model.h"
 #include "pipeline/scheduler.h"
 #include "pipeline/sequence.h"
+#include "pipeline/session.h"
 
 namespace reel {
 namespace {
@@ -249,6 +252,86 @@ TEST(Qwen35Pipeline, CheckpointsLetADivergingPromptReuseTheSharedStart) {
   EXPECT_EQ(got.stats.n_reused, shared);  // the system turn, from its checkpoint
   EXPECT_EQ(got.generated, want.generated);
   EXPECT_LE(state.n_checkpoints(), HybridState::kMaxCheckpoints);
+}
+
+// The stand-in Qwen3.5 templates of the chat-template fixture (written by
+// tools/reference/make_qwen35_template_fixtures.py, checked against transformers in
+// chat_template_test.cpp): "large" thinks by default; both trim earlier turns' think blocks.
+std::string qwen35_template(const char* name) {
+  std::ifstream in(REEL_FIXTURE_SRC "/tokenizer/qwen35-chat-template.json");
+  return nlohmann::json::parse(in)["templates"][name].get<std::string>();
+}
+
+// A CLI conversation under Qwen3.5's template: when the next question comes, the previous
+// answer's think block (the generation prompt's "<think>\n" or empty block, and any reasoning)
+// leaves the context, so the second turn's prompt is the template's rendering of the whole
+// history. The recurrent state goes back to its checkpoint before the answer's turn and the
+// trimmed answer is read again.
+TEST(Qwen35Pipeline, ASecondTurnDropsTheFirstAnswersThinkBlock) {
+  const auto model = Model::load(kModels + "q35-a-f32.gguf", "");
+  const Tokenizer& tok = model->tokenizer();
+  Executor exec(*model, ExecutorOptions{2, 32});
+  Scheduler sched(*model, exec);
+  const std::string tmpl = qwen35_template("large");
+  const TokenId think_id = tok.token_id("<think>"), im_start = tok.token_id("<|im_start|>");
+  ASSERT_GE(think_id, 0);
+  for (const Think think : {Think::kDefault, Think::kOff}) {
+    SCOPED_TRACE(think == Think::kOff ? "thinking off" : "thinking on");
+    SessionOptions o;
+    o.sampling.temperature = 0;
+    o.system_prompt = "You are brief.";
+    o.sequence = {512, KvType::F32};
+    o.chat_template = tmpl;
+    o.think = think;
+    ChatSession s(sched, o);
+    s.ask("Hi there", 12, nullptr);
+    const std::vector<TokenId> first = s.dialogue();
+    const std::string answer = tok.decode(s.answer_ids());
+    const int prompt1 = s.n_past() - static_cast<int>(s.answer_ids().size());
+    EXPECT_EQ(std::count(first.begin(), first.begin() + prompt1, think_id), 1);
+    // The next turn builds on the first turn up to "<|im_start|>assistant\n".
+    EXPECT_LT(s.n_kept(), prompt1);
+    const int assistant_start =
+        static_cast<int>(
+            std::find(std::make_reverse_iterator(first.begin() + prompt1), first.rend(), im_start)
+                .base() -
+            first.begin()) -
+        1;
+    EXPECT_EQ(s.n_kept(), assistant_start + 3);  // <|im_start|> "assistant" "\n"
+
+    const GenerationStats second = s.ask("And then?", 4, nullptr);
+    const std::vector<ChatMessage> history = {{"system", o.system_prompt},
+                                              {"user", "Hi there"},
+                                              {"assistant", answer},
+                                              {"user", "And then?"}};
+    const ThinkingSwitch sw = thinking_switch(tmpl);
+    const std::vector<TokenId> want =
+        tok.encode(render_chat(history, generation_prompt(sw, think), sw.think_blocks), true);
+    ASSERT_LE(want.size(), s.dialogue().size());
+    EXPECT_EQ(std::vector<TokenId>(s.dialogue().begin(), s.dialogue().begin() + want.size()), want);
+    EXPECT_EQ(std::count(want.begin(), want.end(), think_id), 1);  // the new prompt's only
+    // Back to the checkpoint before the first answer's turn, not to the start.
+    EXPECT_EQ(second.n_reused, assistant_start);
+  }
+}
+
+// A Qwen3-VL model's template has no think blocks: the dialogue grows by appending, and the
+// next turn reuses all of it.
+TEST(Qwen35Pipeline, AQwen3VlConversationKeepsItsAnswers) {
+  const auto model = Model::load(kModels + "tiny-a-f32.gguf", "");
+  Executor exec(*model, ExecutorOptions{2, 32});
+  Scheduler sched(*model, exec);
+  SessionOptions o;
+  o.sampling.temperature = 0;
+  o.sequence = {512, KvType::F32};
+  ChatSession s(sched, o);
+  s.ask("Hi there", 6, nullptr);
+  const std::vector<TokenId> first = s.dialogue();
+  EXPECT_EQ(s.n_kept(), s.n_past());
+  const GenerationStats second = s.ask("And then?", 2, nullptr);
+  EXPECT_TRUE(std::equal(first.begin(), first.end(), s.dialogue().begin()));
+  // Everything the cache holds: the dialogue less its last answer token (sampled, never fed).
+  EXPECT_EQ(second.n_reused, static_cast<int>(first.size()) - 1);
 }
 
 // Images and videos are tested in qwen35_media_test.cpp; a Qwen3-VL tower (with DeepStack) is

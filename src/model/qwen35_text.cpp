@@ -240,46 +240,39 @@ Qwen35Scratch::Qwen35Scratch(const Qwen35Config& c, int n_batch) : n_batch_(n_ba
   rope_cos_.resize(nb * c.rope_dim / 2);
   rope_sin_.resize(nb * c.rope_dim / 2);
   pos_.resize(nb);
+  spans_.reserve(nb);
 }
 
 void Qwen35Text::embed(const TextBatch& b, Qwen35Scratch& st) const {
   embed_batch(tok_embd_, cfg_.text.n_vocab, b, st.x_.data());
 }
 
-void Qwen35Text::rope_tables(const TextBatch& b, int n_past, Qwen35Scratch& st) const {
-  const Pos3* pos = b.pos;
-  if (!pos) {  // text positions n_past + i on all three axes
-    for (int i = 0; i < b.n; ++i) st.pos_[i] = Pos3{n_past + i, n_past + i, n_past + i};
-    pos = st.pos_.data();
-  }
+void Qwen35Text::rope_tables(std::span<const Qwen35Seq> seqs, const TextBatch& b,
+                             Qwen35Scratch& st) const {
+  Pos3* pos = st.pos_.data();
+  int row = 0;
+  for (const Qwen35Seq& s : seqs)
+    for (int i = 0; i < s.n; ++i, ++row) {
+      const int32_t p = s.kv->n_past() + i;  // text positions n_past + i on all three axes
+      pos[row] = b.pos ? b.pos[row] : Pos3{p, p, p};
+    }
   rope_.tables(pos, b.n, st.rope_cos_.data(), st.rope_sin_.data());
 }
 
 // Gated DeltaNet: in_proj_qkv -> causal conv + SiLU -> l2-normalised q, k (q scaled by
 // 1/sqrt(k_head_dim)) -> gated delta rule with beta = sigmoid(b), g = A * softplus(a + dt_bias)
-// -> RMSNorm(o) * silu(z) per value head -> out_proj.
-void Qwen35Text::linear_block(DeltaNetState& state, int layer, int li, int n, Qwen35Scratch& st,
-                              ops::Context& ctx) const {
+// -> RMSNorm(o) * silu(z) per value head -> out_proj. Everything but the conv and the delta
+// rule is row by row, so it runs over the whole batch; those two run per sequence.
+void Qwen35Text::linear_block(std::span<const Qwen35Seq> seqs, int layer, int li, int n,
+                              Qwen35Scratch& st, ops::Context& ctx) const {
   const Qwen35Layer& w = layers_[layer];
   const Qwen35Config& c = cfg_;
-  const int64_t channels = c.conv_channels(), dk = c.k_head_dim, dv = c.v_head_dim;
-  const int64_t nk = c.n_k_heads, nv = c.n_v_heads, key_w = nk * dk, value_w = nv * dv;
+  const int64_t nv = c.n_v_heads, value_w = nv * c.v_head_dim;
   float* xn = st.xn_.data();
   ops::rms_norm(st.x_.data(), w.attn_norm, xn, n, c.text.n_embd, c.text.rms_eps);
   const ops::Matrix proj[4] = {w.w_qkv, w.w_z, w.w_beta, w.w_alpha};
   float* const proj_out[4] = {st.mixed_.data(), st.z_.data(), st.beta_.data(), st.alpha_.data()};
   ops::matmul_multi(proj, xn, n, proj_out, ctx);
-
-  const int in = state.cur_, out = 1 - in;
-  float* conv_out = st.conv_out_.data();
-  ops::causal_conv1d_silu(st.mixed_.data(), n, channels, channels, w.conv, c.conv_kernel,
-                          state.conv(in, li), state.conv(out, li), conv_out);
-  const float q_scale = 1.0f / std::sqrt(static_cast<float>(dk));
-  for (int i = 0; i < n; ++i) {
-    float* row = conv_out + i * channels;
-    ops::l2_norm(row, nk, dk, 1e-6f, q_scale);
-    ops::l2_norm(row + key_w, nk, dk, 1e-6f, 1.0f);
-  }
   for (int i = 0; i < n; ++i)
     for (int64_t h = 0; h < nv; ++h) {
       float& b = st.beta_[i * nv + h];
@@ -287,7 +280,37 @@ void Qwen35Text::linear_block(DeltaNetState& state, int layer, int li, int n, Qw
       float& a = st.alpha_[i * nv + h];  // becomes g, the log decay
       a = w.ssm_a[h] * softplus(a + w.dt_bias[h]);
     }
+  int row0 = 0;
+  for (const Qwen35Seq& s : seqs) {
+    mix_linear(s, row0, layer, li, st, ctx);
+    row0 += s.n;
+  }
+  ops::rms_norm(st.core_.data(), w.ssm_norm, st.core_.data(), int64_t(n) * nv, c.v_head_dim,
+                c.text.rms_eps);
+  ops::silu_mul(st.z_.data(), st.core_.data(), int64_t(n) * value_w);
+  ops::matmul(w.w_out, st.z_.data(), n, xn, ctx);
+  ops::add(st.x_.data(), xn, int64_t(n) * c.text.n_embd);
+}
 
+// One sequence's rows [row0, row0 + n) through the causal conv and the delta rule, reading its
+// state's current side and writing the other (the sides swap when the whole pass is done).
+void Qwen35Text::mix_linear(const Qwen35Seq& seq, int row0, int layer, int li, Qwen35Scratch& st,
+                            ops::Context& ctx) const {
+  const Qwen35Layer& w = layers_[layer];
+  const Qwen35Config& c = cfg_;
+  const int64_t channels = c.conv_channels(), dk = c.k_head_dim, dv = c.v_head_dim;
+  const int64_t nk = c.n_k_heads, nv = c.n_v_heads, key_w = nk * dk, value_w = nv * dv;
+  DeltaNetState& state = *seq.state;
+  const int n = seq.n, in = state.cur_, out = 1 - in;
+  float* conv_out = st.conv_out_.data() + size_t(row0) * channels;
+  ops::causal_conv1d_silu(st.mixed_.data() + size_t(row0) * channels, n, channels, channels, w.conv,
+                          c.conv_kernel, state.conv(in, li), state.conv(out, li), conv_out);
+  const float q_scale = 1.0f / std::sqrt(static_cast<float>(dk));
+  for (int i = 0; i < n; ++i) {
+    float* row = conv_out + i * channels;
+    ops::l2_norm(row, nk, dk, 1e-6f, q_scale);
+    ops::l2_norm(row + key_w, nk, dk, 1e-6f, 1.0f);
+  }
   ops::DeltaRuleShape s;
   s.n_tokens = n;
   s.n_k_heads = nk;
@@ -297,20 +320,17 @@ void Qwen35Text::linear_block(DeltaNetState& state, int layer, int li, int n, Qw
   s.q_stride = s.k_stride = s.v_stride = channels;
   s.gb_stride = nv;
   s.out_stride = value_w;
-  ops::gated_delta_rule(s, conv_out, conv_out + key_w, conv_out + 2 * key_w, st.alpha_.data(),
-                        st.beta_.data(), state.ssm(in, li), state.ssm(out, li), st.core_.data(),
-                        ctx);
-
-  ops::rms_norm(st.core_.data(), w.ssm_norm, st.core_.data(), int64_t(n) * nv, dv, c.text.rms_eps);
-  ops::silu_mul(st.z_.data(), st.core_.data(), int64_t(n) * value_w);
-  ops::matmul(w.w_out, st.z_.data(), n, xn, ctx);
-  ops::add(st.x_.data(), xn, int64_t(n) * c.text.n_embd);
+  ops::gated_delta_rule(s, conv_out, conv_out + key_w, conv_out + 2 * key_w,
+                        st.alpha_.data() + size_t(row0) * nv, st.beta_.data() + size_t(row0) * nv,
+                        state.ssm(in, li), state.ssm(out, li),
+                        st.core_.data() + size_t(row0) * value_w, ctx);
 }
 
 // Gated attention: q_proj yields, per head, the query and an output gate; q/k RMSNorm, rotary
-// on the first rope_dim dimensions, attention over the cache, output * sigmoid(gate), o_proj.
-void Qwen35Text::attention_block(KvCache& kv, int layer, int fi, int n, Qwen35Scratch& st,
-                                 ops::Context& ctx) const {
+// on the first rope_dim dimensions, attention over each sequence's cache, output *
+// sigmoid(gate), o_proj.
+void Qwen35Text::attention_block(std::span<const Qwen35Seq> seqs, int layer, int fi, int n,
+                                 Qwen35Scratch& st, ops::Context& ctx) const {
   const Qwen35Layer& w = layers_[layer];
   const TextConfig& t = cfg_.text;
   const int hd = t.head_dim, nh = t.n_head, nkv = t.n_head_kv;
@@ -333,12 +353,29 @@ void Qwen35Text::attention_block(KvCache& kv, int layer, int fi, int n, Qwen35Sc
   for (int h = 0; h < nkv; ++h)
     ops::rope(st.k_.data() + h * hd, n, 1, cfg_.rope_dim, int64_t(nkv) * hd, st.rope_cos_.data(),
               st.rope_sin_.data());
+  int row0 = 0;
+  for (const Qwen35Seq& s : seqs) {
+    attend(s, row0, fi, st, ctx);
+    row0 += s.n;
+  }
+  ops::sigmoid_mul(st.attn_.data(), st.gate_.data(), int64_t(n) * q_w);
+  ops::matmul(w.wo, st.attn_.data(), n, xn, ctx);
+  ops::add(st.x_.data(), xn, int64_t(n) * t.n_embd);
+}
 
+// Appends one sequence's new keys/values (rows [row0, row0 + n) of the batch) to its cache and
+// runs its queries over everything the cache holds.
+void Qwen35Text::attend(const Qwen35Seq& seq, int row0, int fi, Qwen35Scratch& st,
+                        ops::Context& ctx) const {
+  KvCache& kv = *seq.kv;
+  const TextConfig& t = cfg_.text;
+  const int hd = t.head_dim, nh = t.n_head, nkv = t.n_head_kv;
+  const int64_t q_w = int64_t(nh) * hd;
   const int past = kv.n_past();
   const size_t elem = kv.element_bytes();
-  for (int i = 0; i < n; ++i)
+  for (int i = 0; i < seq.n; ++i)
     for (int h = 0; h < nkv; ++h) {
-      const size_t src = (size_t(i) * nkv + h) * hd;
+      const size_t src = (size_t(row0 + i) * nkv + h) * hd;
       auto* kd = static_cast<uint8_t*>(kv.keys(fi, h)) + size_t(past + i) * hd * elem;
       auto* vd = static_cast<uint8_t*>(kv.values(fi, h)) + size_t(past + i) * hd * elem;
       if (kv.type() == KvType::F16) {
@@ -350,8 +387,8 @@ void Qwen35Text::attention_block(KvCache& kv, int layer, int fi, int n, Qwen35Sc
       }
     }
   ops::AttentionShape s;
-  s.n_q = n;
-  s.n_kv = past + n;
+  s.n_q = seq.n;
+  s.n_kv = past + seq.n;
   s.n_head = nh;
   s.n_kv_head = nkv;
   s.head_dim = hd;
@@ -361,10 +398,8 @@ void Qwen35Text::attention_block(KvCache& kv, int layer, int fi, int n, Qwen35Sc
   s.causal = true;
   s.scale = 1.0f / std::sqrt(static_cast<float>(hd));
   s.kv_type = kv.element_type();
-  ops::attention(s, st.q_.data(), kv.keys(fi, 0), kv.values(fi, 0), st.attn_.data(), ctx);
-  ops::sigmoid_mul(st.attn_.data(), st.gate_.data(), int64_t(n) * q_w);
-  ops::matmul(w.wo, st.attn_.data(), n, xn, ctx);
-  ops::add(st.x_.data(), xn, int64_t(n) * t.n_embd);
+  const size_t q0 = size_t(row0) * q_w;
+  ops::attention(s, st.q_.data() + q0, kv.keys(fi, 0), kv.values(fi, 0), st.attn_.data() + q0, ctx);
 }
 
 void Qwen35Text::ffn_block(int layer, int n, Qwen35Scratch& st, ops::Context& ctx) const {
@@ -374,40 +409,78 @@ void Qwen35Text::ffn_block(int layer, int n, Qwen35Scratch& st, ops::Context& ct
                st.xn_.data(), st.ffn_gate_.data(), st.ffn_up_.data(), n, t.n_embd, t.n_ff, ctx);
 }
 
-void Qwen35Text::forward(KvCache& kv, DeltaNetState& state, const TextBatch& b, Qwen35Scratch& st,
-                         float* logits, int n_logits, ops::Context& ctx) const {
-  const int n = b.n;
-  const int64_t D = cfg_.text.n_embd;
-  if (n < 1 || n > st.n_batch_) throw InternalError("batch size out of range");
-  if (st.x_.size() != size_t(st.n_batch_) * D)
+void Qwen35Text::check(std::span<const Qwen35Seq> seqs, const TextBatch& b,
+                       const Qwen35Scratch& st) const {
+  if (b.n < 1 || b.n > st.n_batch_) throw InternalError("batch size out of range");
+  if (st.x_.size() != size_t(st.n_batch_) * cfg_.text.n_embd)
     throw InternalError("the scratch was sized for another model");
-  if (state.conv_[0].size() != state.conv_floats_ * cfg_.n_linear ||
-      state.ssm_floats_ != size_t(cfg_.n_v_heads) * cfg_.k_head_dim * cfg_.v_head_dim)
-    throw InternalError("the recurrent state was sized for another model");
-  if (state.n_past() != kv.n_past())
-    throw InternalError("the recurrent state and the KV cache are not at the same position");
-  if (n_logits < 0 || n_logits > n) throw InternalError("bad logits count");
-  if (n > kv.room())
-    throw ContextFull("the context is full (" + std::to_string(kv.n_ctx()) + " tokens)");
+  int rows = 0;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const Qwen35Seq& s = seqs[i];
+    if (!s.kv || !s.state || s.n < 1 || s.n_logits < 0 || s.n_logits > s.n)
+      throw InternalError("bad sequence span in a batch");
+    const DeltaNetState& state = *s.state;
+    if (state.conv_[0].size() != state.conv_floats_ * cfg_.n_linear ||
+        state.ssm_floats_ != size_t(cfg_.n_v_heads) * cfg_.k_head_dim * cfg_.v_head_dim)
+      throw InternalError("the recurrent state was sized for another model");
+    if (state.n_past() != s.kv->n_past())
+      throw InternalError("the recurrent state and the KV cache are not at the same position");
+    if (s.n > s.kv->room())
+      throw ContextFull("the context is full (" + std::to_string(s.kv->n_ctx()) + " tokens)");
+    for (size_t j = 0; j < i; ++j)
+      if (seqs[j].kv == s.kv || seqs[j].state == s.state)
+        throw InternalError("a sequence appears twice in one batch");
+    rows += s.n;
+  }
+  if (rows != b.n) throw InternalError("the sequences of a batch do not cover its rows");
+}
+
+void Qwen35Text::output_logits(std::span<const Qwen35Seq> seqs, Qwen35Scratch& st, float* logits,
+                               ops::Context& ctx) const {
+  const int64_t D = cfg_.text.n_embd;
+  int row0 = 0, out = 0;
+  for (const Qwen35Seq& s :
+       seqs) {  // gather the wanted rows (out <= row0: copying forward is safe)
+    const int first = row0 + s.n - s.n_logits;
+    if (out != first)
+      std::memmove(st.x_.data() + out * D, st.x_.data() + first * D,
+                   s.n_logits * D * sizeof(float));
+    out += s.n_logits;
+    row0 += s.n;
+  }
+  if (out == 0 || !logits) return;
+  ops::rms_norm(st.x_.data(), output_norm_, st.xn_.data(), out, D, cfg_.text.rms_eps);
+  ops::matmul(output_, st.xn_.data(), out, logits, ctx);
+}
+
+void Qwen35Text::forward(std::span<const Qwen35Seq> seqs, const TextBatch& b, Qwen35Scratch& st,
+                         float* logits, ops::Context& ctx) const {
+  check(seqs, b, st);
+  const int n = b.n;
   embed(b, st);
-  rope_tables(b, kv.n_past(), st);
+  rope_tables(seqs, b, st);
   int fi = 0, li = 0;
   for (int l = 0; l < cfg_.text.n_layer; ++l) {
-    // Stop between layers; neither the cache's n_past nor the state's side has moved yet.
+    // Stop between layers; neither a cache's n_past nor a state's side has moved yet.
     ctx.throw_if_cancelled();
     if (cfg_.full_attention[l])
-      attention_block(kv, l, fi++, n, st, ctx);
+      attention_block(seqs, l, fi++, n, st, ctx);
     else
-      linear_block(state, l, li++, n, st, ctx);
+      linear_block(seqs, l, li++, n, st, ctx);
     ffn_block(l, n, st, ctx);
   }
-  kv.advance(n);
-  if (cfg_.n_linear) state.cur_ = 1 - state.cur_;
-  state.n_past_ += n;
-  if (!logits || n_logits == 0) return;
-  const float* last = st.x_.data() + size_t(n - n_logits) * D;
-  ops::rms_norm(last, output_norm_, st.xn_.data(), n_logits, D, cfg_.text.rms_eps);
-  ops::matmul(output_, st.xn_.data(), n_logits, logits, ctx);
+  for (const Qwen35Seq& s : seqs) {
+    s.kv->advance(s.n);
+    if (cfg_.n_linear) s.state->cur_ = 1 - s.state->cur_;
+    s.state->n_past_ += s.n;
+  }
+  output_logits(seqs, st, logits, ctx);
+}
+
+void Qwen35Text::forward(KvCache& kv, DeltaNetState& state, const TextBatch& b, Qwen35Scratch& st,
+                         float* logits, int n_logits, ops::Context& ctx) const {
+  const Qwen35Seq one{&kv, &state, b.n, logits ? n_logits : 0};
+  forward({&one, 1}, b, st, logits, ctx);
 }
 
 // TextDecoder.
@@ -438,7 +511,10 @@ void HybridState::truncate(int n) {
   if (n == kv.n_past()) return;
   if (rewind_point(n) != n)
     throw InternalError("a recurrent state goes back only to a checkpoint");  // callers check
-  std::erase_if(checkpoints_, [n](const auto& c) { return c.n_past > n; });
+  while (!checkpoints_.empty() && checkpoints_.back().n_past > n) {  // ascending: drop the tail
+    spare_.push_back(std::move(checkpoints_.back()));
+    checkpoints_.pop_back();
+  }
   if (n == 0)
     recurrent.truncate(0);
   else
@@ -450,13 +526,27 @@ void HybridState::truncate(int n) {
 void HybridState::checkpoint() {
   const int n = kv.n_past();
   if (n == 0 || (!checkpoints_.empty() && checkpoints_.back().n_past >= n)) return;
-  if (static_cast<int>(checkpoints_.size()) == kMaxCheckpoints)
-    checkpoints_.erase(checkpoints_.begin() + 1);  // keep the first, drop the oldest other
-  recurrent.save(checkpoints_.emplace_back());
+  recurrent.save(next_snapshot());
+}
+
+// The snapshot the next checkpoint fills, at the end of checkpoints_: the evicted oldest-but-
+// first one when all are taken (rotated to the end), else a spare, else a new one. save()
+// copy-assigns into vectors of the right size, which reuses their storage.
+DeltaNetState::Snapshot& HybridState::next_snapshot() {
+  if (static_cast<int>(checkpoints_.size()) == kMaxCheckpoints) {
+    // keep the first, drop the oldest other
+    std::rotate(checkpoints_.begin() + 1, checkpoints_.begin() + 2, checkpoints_.end());
+    return checkpoints_.back();
+  }
+  if (spare_.empty()) return checkpoints_.emplace_back();
+  checkpoints_.push_back(std::move(spare_.back()));
+  spare_.pop_back();
+  return checkpoints_.back();
 }
 
 size_t HybridState::bytes() const {
-  return kv.bytes() + recurrent.bytes() + checkpoints_.size() * recurrent.snapshot_bytes();
+  return kv.bytes() + recurrent.bytes() +
+         (checkpoints_.size() + spare_.size()) * recurrent.snapshot_bytes();
 }
 
 std::unique_ptr<DecoderState> Qwen35Text::new_state(int n_ctx, KvType kv_type) const {
@@ -485,21 +575,14 @@ int Qwen35Text::widest_row() const {
 void Qwen35Text::forward(std::span<const DecodeSpan> seqs, const TextBatch& b,
                          DecoderScratch& scratch, float* logits, ops::Context& ctx) const {
   auto& st = static_cast<Qwen35Scratch&>(scratch);  // made by new_scratch
-  const int64_t D = cfg_.text.n_embd;
-  const size_t V = cfg_.text.n_vocab;
-  int row = 0;
+  st.spans_.clear();                                // reserved n_batch: no allocation
+  if (seqs.size() > st.spans_.capacity())
+    throw InternalError("more sequences in a batch than it has rows");
   for (const DecodeSpan& s : seqs) {
-    auto& state = *static_cast<HybridState*>(s.state);
-    TextBatch one;
-    one.n = s.n;
-    one.ids = b.ids ? b.ids + row : nullptr;
-    one.embd = b.embd ? b.embd + row * D : nullptr;
-    one.pos = b.pos ? b.pos + row : nullptr;
-    one.visual = b.visual ? b.visual + row : nullptr;
-    forward(state.kv, state.recurrent, one, st, logits, s.n_logits, ctx);
-    if (logits) logits += s.n_logits * V;
-    row += s.n;
+    auto& state = *static_cast<HybridState*>(s.state);  // made by new_state
+    st.spans_.push_back(Qwen35Seq{&state.kv, &state.recurrent, s.n, s.n_logits});
   }
+  forward(std::span<const Qwen35Seq>(st.spans_), b, st, logits, ctx);
 }
 
 size_t Qwen35Text::weight_bytes_per_token() const {

@@ -12,6 +12,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "model/kv_cache.h"
@@ -102,7 +103,10 @@ class HybridState : public DecoderState {
  public:
   static constexpr int kMaxCheckpoints = 4;
   HybridState(const Qwen35Config& config, int n_ctx, KvType type)
-      : kv(config.kv_config(), n_ctx, type), recurrent(config) {}
+      : kv(config.kv_config(), n_ctx, type), recurrent(config) {
+    checkpoints_.reserve(kMaxCheckpoints);
+    spare_.reserve(kMaxCheckpoints);
+  }
   int n_past() const override { return kv.n_past(); }
   int rewind_point(int n) const override;
   void truncate(int n) override;
@@ -110,11 +114,27 @@ class HybridState : public DecoderState {
   void checkpoint() override;
   size_t bytes() const override;
   int n_checkpoints() const { return static_cast<int>(checkpoints_.size()); }
+  // The kept snapshots, by ascending position (tests look at their buffers).
+  const std::vector<DeltaNetState::Snapshot>& checkpoints() const { return checkpoints_; }
   KvCache kv;
   DeltaNetState recurrent;
 
  private:
+  // Snapshots are several MB each on a real model: the evicted one and those a truncation drops
+  // keep their buffers (in spare_) for the next checkpoint, so a long conversation stops
+  // allocating once kMaxCheckpoints exist.
+  DeltaNetState::Snapshot& next_snapshot();
   std::vector<DeltaNetState::Snapshot> checkpoints_;  // by ascending position
+  std::vector<DeltaNetState::Snapshot> spare_;
+};
+
+// One sequence's share of a batch, as the forward pass sees it: the next n rows appended to kv
+// and state (which must be in step), logits wanted for its last n_logits rows.
+struct Qwen35Seq {
+  KvCache* kv = nullptr;
+  DeltaNetState* state = nullptr;
+  int n = 0;
+  int n_logits = 0;
 };
 
 // Activations of a forward pass over up to n_batch tokens, sized once.
@@ -129,6 +149,7 @@ class Qwen35Scratch : public DecoderScratch {
   std::vector<float> x_, xn_, mixed_, conv_out_, z_, beta_, alpha_, core_, qg_, q_, gate_, k_, v_,
       attn_, ffn_gate_, ffn_up_, rope_cos_, rope_sin_;
   std::vector<Pos3> pos_;
+  std::vector<Qwen35Seq> spans_;  // the TextDecoder forward's sequences, reserved n_batch
 };
 
 class Qwen35Text : public TextDecoder {
@@ -139,8 +160,9 @@ class Qwen35Text : public TextDecoder {
 
   const Qwen35Config& config() const { return cfg_; }
 
-  // TextDecoder: states are HybridStates, the scratch a Qwen35Scratch. The batch's sequences
-  // run one after the other (each reads the weights again; batching them is future work).
+  // TextDecoder: states are HybridStates, the scratch a Qwen35Scratch. The batch runs in one
+  // pass: every projection, norm and FFN over all rows at once; per sequence only the causal
+  // conv + delta rule (on its rows, with its recurrent state) and attention (its KV cache).
   const TextConfig& text_config() const override { return cfg_.text; }
   std::unique_ptr<DecoderState> new_state(int n_ctx, KvType kv_type) const override;
   size_t state_bytes(int n_ctx, KvType kv_type) const override;
@@ -151,6 +173,12 @@ class Qwen35Text : public TextDecoder {
                float* logits, ops::Context& ctx) const override;
   size_t weight_bytes_per_token() const override;
 
+  // Runs a batch holding rows of several sequences (consecutive rows per sequence, in the order
+  // of seqs); each sequence's rows see only its own state. Positions: batch.pos, or each
+  // sequence's n_past + i on all three axes. Writes the wanted logits rows, sequence by
+  // sequence ([sum of n_logits][n_vocab]). Nothing changes in any state when it throws.
+  void forward(std::span<const Qwen35Seq> seqs, const TextBatch& batch, Qwen35Scratch& scratch,
+               float* logits, ops::Context& ctx) const;
   // Appends batch.n tokens to one sequence (kv and state, which must be in step) and writes the
   // logits of its last n_logits rows ([n_logits][n_vocab]). Positions: batch.pos, or n_past + i
   // on all three axes. Nothing changes in kv or state when it throws (e.g. cancelled).
@@ -160,13 +188,20 @@ class Qwen35Text : public TextDecoder {
   const ops::Matrix& token_embedding() const { return tok_embd_; }
 
  private:
+  void check(std::span<const Qwen35Seq> seqs, const TextBatch& b, const Qwen35Scratch& st) const;
   void embed(const TextBatch& b, Qwen35Scratch& st) const;
-  void rope_tables(const TextBatch& b, int n_past, Qwen35Scratch& st) const;
-  void linear_block(DeltaNetState& state, int layer, int linear_index, int n, Qwen35Scratch& st,
-                    ops::Context& ctx) const;
-  void attention_block(KvCache& kv, int layer, int full_index, int n, Qwen35Scratch& st,
-                       ops::Context& ctx) const;
+  void rope_tables(std::span<const Qwen35Seq> seqs, const TextBatch& b, Qwen35Scratch& st) const;
+  void linear_block(std::span<const Qwen35Seq> seqs, int layer, int linear_index, int n,
+                    Qwen35Scratch& st, ops::Context& ctx) const;
+  void mix_linear(const Qwen35Seq& seq, int row0, int layer, int linear_index, Qwen35Scratch& st,
+                  ops::Context& ctx) const;
+  void attention_block(std::span<const Qwen35Seq> seqs, int layer, int full_index, int n,
+                       Qwen35Scratch& st, ops::Context& ctx) const;
+  void attend(const Qwen35Seq& seq, int row0, int full_index, Qwen35Scratch& st,
+              ops::Context& ctx) const;
   void ffn_block(int layer, int n, Qwen35Scratch& st, ops::Context& ctx) const;
+  void output_logits(std::span<const Qwen35Seq> seqs, Qwen35Scratch& st, float* logits,
+                     ops::Context& ctx) const;
 
   Qwen35Config cfg_;
   ops::Matrix tok_embd_, output_;

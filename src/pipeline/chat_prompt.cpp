@@ -309,13 +309,17 @@ uint64_t file_identity(const std::string& path, uint64_t salt) {
   return identity_of(hash_file(path), salt);  // XXH3 through the regular-file checks
 }
 
-std::string model_generation_prompt(const Model& model, Think think) {
+ThinkingSwitch model_thinking_switch(const Model& model) {
   const auto tmpl = model.text_file().opt_str("tokenizer.chat_template");
-  return generation_prompt(thinking_switch(tmpl.value_or(std::string_view())), think);
+  return thinking_switch(tmpl.value_or(std::string_view()));
+}
+
+std::string model_generation_prompt(const Model& model, Think think) {
+  return generation_prompt(model_thinking_switch(model), think);
 }
 
 std::string render_chat_turns(const std::vector<ChatTurn>& turns,
-                              const std::string& generation_prompt) {
+                              const std::string& generation_prompt, bool think_blocks) {
   std::vector<ChatMessage> messages;
   messages.reserve(turns.size());
   for (const ChatTurn& t : turns) {
@@ -336,14 +340,16 @@ std::string render_chat_turns(const std::vector<ChatTurn>& turns,
     }
     messages.push_back(std::move(m));
   }
-  return render_chat(messages, generation_prompt);
+  return render_chat(messages, generation_prompt, think_blocks);
 }
 
 ChatPrompt build_chat_prompt(const Model& model, ops::Context& ctx,
                              const std::vector<ChatTurn>& turns, const ChatPromptOptions& o,
                              MediaMemo& memo) {
   ChatPrompt out;
-  const std::string text = render_chat_turns(turns, model_generation_prompt(model, o.think));
+  const ThinkingSwitch sw = model_thinking_switch(model);
+  const std::string text =
+      render_chat_turns(turns, generation_prompt(sw, o.think), sw.think_blocks);
   // The media in order of appearance. A later system message is not rendered (the template
   // keeps only a first one), so neither are its media.
   std::vector<Medium> media;

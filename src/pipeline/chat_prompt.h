@@ -96,8 +96,15 @@ struct ChatPrompt {
 // The chat template's text with one marker per medium (<|vision_start|><|image_pad|>
 // <|vision_end|> for an image, the same with <|video_pad|> for a video or a window), where the
 // parts are, followed by the generation prompt. Throws reel::Error on an unknown role.
+// With think_blocks, assistant turns as Qwen3.5's template renders them (render_chat in
+// chat_template.h): earlier turns' reasoning is left out.
 std::string render_chat_turns(const std::vector<ChatTurn>& turns,
-                              const std::string& generation_prompt = kAssistantPrompt);
+                              const std::string& generation_prompt = kAssistantPrompt,
+                              bool think_blocks = false);
+
+// The thinking switch and think-block handling of the model's chat template
+// (tokenizer.chat_template; none without one).
+ThinkingSwitch model_thinking_switch(const Model& model);
 
 // The generation prompt of the model's chat template (its tokenizer.chat_template) under
 // `think`; see generation_prompt() in chat_template.h (throws reel::Unsupported for kOn on a

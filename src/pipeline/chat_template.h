@@ -32,6 +32,9 @@ enum class Think { kDefault, kOn, kOff };
 struct ThinkingSwitch {
   bool present = false;     // the template reads enable_thinking
   bool default_on = false;  // and thinks when it is not given
+  // The template splits "<think>...</think>" off assistant turns (Qwen3.5's, and Qwen3's
+  // thinking models'; found by its ns.last_query_index): see render_chat below.
+  bool think_blocks = false;
 };
 
 // The switch of a GGUF's tokenizer.chat_template (empty: none).
@@ -43,8 +46,16 @@ ThinkingSwitch thinking_switch(std::string_view chat_template);
 // plain prompt.
 std::string generation_prompt(const ThinkingSwitch& sw, Think think);
 
-// render_chat with a given generation prompt after the turns.
+// render_chat with a given generation prompt after the turns. With think_blocks, assistant
+// turns as Qwen3.5's template renders them: the content is trimmed and split at "</think>";
+// a turn before the last user message keeps only its answer (earlier turns' reasoning leaves
+// the context), a later one is "<think>\nREASONING\n</think>\n\nANSWER" (an empty block when
+// it had none).
 std::string render_chat(const std::vector<ChatMessage>& messages,
-                        const std::string& generation_prompt);
+                        const std::string& generation_prompt, bool think_blocks = false);
+
+// An assistant turn's content as a think_blocks template keeps it before the last user
+// message: trimmed, then what follows the last "</think>", less its leading newlines.
+std::string answer_without_thinking(std::string_view content);
 
 }  // namespace reel

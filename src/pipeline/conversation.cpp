@@ -44,6 +44,7 @@ SessionOptions session_options(const ConversationOptions& o) {
   s.sequence = o.sequence;
   s.cancel = o.cancel;
   s.think = o.think;
+  s.chat_template = o.chat_template;
   return s;
 }
 
@@ -260,7 +261,7 @@ TurnStats Conversation::ask(const std::string& text, bool place_unmarked_media,
   const int64_t reserve = opts_.max_tokens > 0
                               ? opts_.max_tokens
                               : std::min<int64_t>(opts_.answer_reserve, session_.n_ctx() / 4);
-  const int64_t left = int64_t(session_.n_ctx()) - session_.n_past();
+  const int64_t left = int64_t(session_.n_ctx()) - session_.n_kept();
   if (t.want_images || t.want_video) {
     const int64_t room = left - base - reserve;  // beyond the markers already counted
     if (room < 1)

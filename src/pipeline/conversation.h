@@ -25,7 +25,8 @@ struct ConversationOptions {
   SamplingParams sampling;
   std::string system_prompt;
   Think think = Think::kDefault;  // Qwen3.5's thinking switch (chat_template.h)
-  SequenceOptions sequence;                   // context size and KV cache type
+  std::string chat_template;      // overrides the model file's (SessionOptions::chat_template)
+  SequenceOptions sequence;       // context size and KV cache type
   const std::atomic<bool>* cancel = nullptr;  // stops a turn (also set it on the executor)
   ImageOptions image;
   VideoOptions video;
@@ -55,7 +56,8 @@ struct TurnStats {
   double media_wall_ms = 0;     // planning, decoding and encoding, as the user waits
   double first_token_ms = 0;    // from the turn's start to the first streamed text
   int media_cache_hits = 0;     // media taken from the media cache, not encoded
-  size_t kv_bytes = 0;          // memory the conversation's state (KV cache, recurrent state) holds after the turn
+  size_t kv_bytes =
+      0;  // memory the conversation's state (KV cache, recurrent state) holds after the turn
   int visual_tokens() const { return image_tokens + video_tokens; }
 };
 

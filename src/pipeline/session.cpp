@@ -51,15 +51,36 @@ std::string expand_markers(const std::string& content, std::span<const EncodedIm
   return out;
 }
 
+namespace {
+
+ThinkingSwitch session_switch(const Model& model, const SessionOptions& o) {
+  return o.chat_template.empty() ? model_thinking_switch(model) : thinking_switch(o.chat_template);
+}
+
+}  // namespace
+
 ChatSession::ChatSession(Scheduler& scheduler, SessionOptions options)
-    : sched_(scheduler),
-      opts_(std::move(options)),
-      seq_(scheduler.model(), opts_.sequence),
-      generation_prompt_(model_generation_prompt(scheduler.model(), opts_.think)) {
+    : sched_(scheduler), opts_(std::move(options)), seq_(scheduler.model(), opts_.sequence) {
+  const ThinkingSwitch sw = session_switch(model(), opts_);
+  generation_prompt_ = generation_prompt(sw, opts_.think);
+  // The previous answer is cut where its think block starts, after "<|im_start|>assistant\n";
+  // that is a token boundary when the block starts with a special or added token (<think> is
+  // one in Qwen3.5's and Qwen3's vocabularies). Otherwise earlier answers stay as they were.
+  const Tokenizer& tok = model().tokenizer();
+  const std::vector<TokenId> whole = tok.encode(generation_prompt_, true),
+                             head = tok.encode(kAssistantPrompt, true);
+  think_blocks_ = sw.think_blocks && whole.size() >= head.size() &&
+                  std::equal(head.begin(), head.end(), whole.begin());
+  n_think_prompt_ = static_cast<int>(whole.size() - head.size());
   dialogue_.reserve(seq_.n_ctx());
 }
 
+int ChatSession::n_kept() const {
+  return trims_answers() ? answer_at_ - n_think_prompt_ : static_cast<int>(dialogue_.size());
+}
+
 void ChatSession::clear() {
+  answer_at_ = 0;
   dialogue_.clear();
   blocks_.clear();
   answer_.clear();
@@ -68,6 +89,7 @@ void ChatSession::clear() {
 
 std::string ChatSession::user_turn_text(const std::string& content) const {
   std::string text;
+  if (trims_answers()) text += answer_without_thinking(model().tokenizer().decode(answer_));
   if (answer_open_) text += "<|im_end|>\n";
   if (dialogue_.empty() && !opts_.system_prompt.empty())
     text += render_turn("system", opts_.system_prompt);
@@ -77,15 +99,16 @@ std::string ChatSession::user_turn_text(const std::string& content) const {
 GenerationStats ChatSession::ask_tokens(std::span<const TokenId> ids,
                                         std::span<const VisualBlock> blocks, int max_tokens,
                                         const TextSink& sink, const PrefillProgress& progress) {
-  const int room = n_ctx() - n_past();
+  const int kept = n_kept();
+  const int room = n_ctx() - kept;
   if (static_cast<int>(ids.size()) + 1 > room)
     throw ContextFull("the prompt needs " + std::to_string(ids.size()) +
                       " tokens (and one for the answer) but the context has " +
                       std::to_string(room) + " left of " + std::to_string(n_ctx()));
   Request r;
   r.seq = &seq_;
-  r.ids.reserve(dialogue_.size() + ids.size());
-  r.ids = dialogue_;
+  r.ids.reserve(kept + ids.size());
+  r.ids.assign(dialogue_.begin(), dialogue_.begin() + kept);
   r.ids.insert(r.ids.end(), ids.begin(), ids.end());
   r.blocks = blocks_;
   r.blocks.insert(r.blocks.end(), blocks.begin(), blocks.end());
@@ -101,6 +124,7 @@ GenerationStats ChatSession::ask_tokens(std::span<const TokenId> ids,
   std::vector<VisualBlock> prompt_blocks = r.blocks;
   RequestResult res = sched_.run_one(std::move(r));
   // The turn is complete: it and its answer are now the dialogue.
+  answer_at_ = static_cast<int>(prompt.size());
   dialogue_ = std::move(prompt);
   dialogue_.insert(dialogue_.end(), res.generated.begin(), res.generated.end());
   blocks_ = std::move(prompt_blocks);

@@ -22,6 +22,9 @@ struct SessionOptions {
   SequenceOptions sequence;
   const std::atomic<bool>* cancel = nullptr;  // stops a turn between steps
   Think think = Think::kDefault;              // Qwen3.5's thinking switch (chat_template.h)
+  // The chat template whose generation prompt and think blocks the dialogue follows (empty:
+  // the model file's tokenizer.chat_template).
+  std::string chat_template;
 };
 
 // The chat template's media markers (one pad each, expanded to a medium's tokens), and their
@@ -46,8 +49,12 @@ class ChatSession {
  public:
   ChatSession(Scheduler& scheduler, SessionOptions options);
 
-  // The template text of a user turn holding `content`, as it will follow the dialogue so far
-  // (the system prompt on a fresh dialogue, the end of the previous answer), ready to tokenize.
+  // The template text of a user turn holding `content`, as it will follow the first n_kept()
+  // tokens of the dialogue (the system prompt on a fresh dialogue, the end of the previous
+  // answer), ready to tokenize. Under a template with think blocks (Qwen3.5's) the previous
+  // answer is written again without its reasoning, as the template renders earlier turns: the
+  // dialogue goes back to that answer's start (the recurrent state to its checkpoint before
+  // the turn) and the request feeds the trimmed answer again.
   std::string user_turn_text(const std::string& content) const;
   // Runs a tokenized user turn (pad tokens take their rows from `blocks`, in order), then
   // generates the answer (at most max_tokens; < 0: until a stop token or a full context),
@@ -66,6 +73,10 @@ class ChatSession {
   // dialogue that starts the same way reuses them.
   void clear();
   int n_past() const { return static_cast<int>(dialogue_.size()); }  // tokens in the dialogue
+  // The dialogue's tokens the next turn builds on (n_past(), less the previous answer and its
+  // think block when the template trims them).
+  int n_kept() const;
+  const std::vector<TokenId>& dialogue() const { return dialogue_; }
   int n_ctx() const { return seq_.n_ctx(); }
   const std::vector<TokenId>& answer_ids() const { return answer_; }
   const Sequence& sequence() const { return seq_; }
@@ -77,7 +88,12 @@ class ChatSession {
   Scheduler& sched_;
   SessionOptions opts_;
   Sequence seq_;
+  bool trims_answers() const { return think_blocks_ && answer_open_; }
+
   std::string generation_prompt_;    // the assistant turn's start (with Qwen3.5's think block)
+  bool think_blocks_ = false;        // earlier answers lose their reasoning (chat_template.h)
+  int n_think_prompt_ = 0;           // tokens of generation_prompt_ after kAssistantPrompt
+  int answer_at_ = 0;                // where the last answer starts in dialogue_
   std::vector<TokenId> dialogue_;    // every token of the dialogue so far
   std::vector<VisualBlock> blocks_;  // its visual blocks (rows no longer read)
   std::vector<TokenId> answer_;

@@ -229,6 +229,37 @@ TEST_F(Watch, AnswersAsTheCliDoesForTheSameFrames) {
   EXPECT_NE(other.out, cli.out);
 }
 
+// The same check with a Qwen3.5 pair (the hybrid decoder, whose recurrent state cannot be cut
+// back, and Qwen3.5's vision tower): the window's prompt and greedy answer equal the CLI's for
+// the same frames. The fixture is random, so it cannot tell frames apart by their content; the
+// prompt token count and the answer (which depends on every visual row) still have to agree.
+TEST_F(Watch, AQwen35PairAnswersAsTheCliDoes) {
+  const std::string model = REEL_FIXTURE_DIR "/models/q35-a-f32.gguf";
+  const std::string mmproj = REEL_FIXTURE_DIR "/models/q35-a-mmproj-f16.gguf";
+  const std::string q = "Describe this video.";
+  Process w({REEL_BINARY, "watch",      path("clip2.mp4"),
+             "-m",        model,        "--mmproj",
+             mmproj,      "--temp",     "0",
+             "-t",        "1",          "-n",
+             "16",        "--realtime", "--window",
+             "10s",       "--ask",      q,
+             "--every",   "100s"});
+  ASSERT_EQ(w.wait_exit(60), 0) << w.err();
+  const std::vector<json> lines = json_lines(w.out());
+  ASSERT_EQ(lines.size(), 1u) << w.out();
+  expect_answer_line(lines[0], q);
+  EXPECT_EQ(lines[0]["frames"], 8);
+
+  const Result cli = reel(" -m " + model + " --mmproj " + mmproj + " --video " + path("clip2.mp4") +
+                          " -p '" + q + "' --temp 0 -t 1 -n 16 --stats json");
+  ASSERT_EQ(cli.code, 0) << cli.err;
+  ASSERT_GT(cli.out.size(), 1u);
+  EXPECT_EQ(lines[0]["answer"].get<std::string>() + "\n", cli.out);
+  const json stats = json::parse(cli.err.substr(cli.err.rfind("\n{") + 1));
+  EXPECT_EQ(lines[0]["prompt_tokens"], stats["prompt_tokens"]);
+  EXPECT_EQ(stats["frames"], 8);
+}
+
 TEST_F(Watch, UdpMpegTsEveryPeriod) {
   const std::string url = "udp://127.0.0.1:" + std::to_string(next_port());
   Process w(watch(

@@ -10,7 +10,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -317,6 +319,168 @@ TEST(Qwen35State, CancelledCallLeavesNoTrace) {
   l.model->forward(a.kv, a.state, first, scratch, nullptr, 0, ctx);
   l.model->forward(a.kv, a.state, rest, scratch, again.data(), 3, ctx);
   EXPECT_EQ(again, lb);
+}
+
+void feed(const Qwen35Text& m, Sequence& seq, const int32_t* ids, int n, Qwen35Scratch& scratch,
+          ops::Context& ctx) {
+  TextBatch b{};
+  b.n = n;
+  b.ids = ids;
+  m.forward(seq.kv, seq.state, b, scratch, nullptr, 0, ctx);
+}
+
+// Largest |batched - alone| over two steps in which three sequences at different positions share
+// one forward pass: step 1 has two of them decoding one token and the third prefilling 70 (more
+// than one 64-token chunk of the chunked delta rule), step 2 all three decoding. Alone: the same
+// spans, one sequence per call. Also counts the logits compared.
+struct BatchDiff {
+  double max_diff = 0, max_abs = 0;
+  size_t compared = 0;
+};
+
+BatchDiff batched_against_alone(const std::string& model_name) {
+  Loaded l = load_model(model_name);
+  const Qwen35Text& m = *l.model;
+  const Qwen35Config& cfg = m.config();
+  const int V = cfg.text.n_vocab;
+  ops::Context ctx(2);
+  ctx.reserve(160, 4096);
+  std::vector<std::vector<int32_t>> ids(3);
+  for (int s = 0; s < 3; ++s)
+    for (int i = 0; i < 90; ++i) ids[s].push_back(100 + (s * 7919 + i * 104729) % 5000);
+  const int prefix[3] = {9, 23, 4};  // different positions (and recurrent states)
+  const int step1[3] = {1, 1, 70};
+  std::vector<std::unique_ptr<Sequence>> alone, together;
+  Qwen35Scratch scratch(cfg, 80);
+  for (int s = 0; s < 3; ++s) {
+    alone.push_back(std::make_unique<Sequence>(cfg, 128));
+    together.push_back(std::make_unique<Sequence>(cfg, 128));
+    feed(m, *alone[s], ids[s].data(), prefix[s], scratch, ctx);
+    feed(m, *together[s], ids[s].data(), prefix[s], scratch, ctx);
+  }
+  BatchDiff d;
+  int offset[3] = {prefix[0], prefix[1], prefix[2]};
+  for (const int* step : {step1, (const int*)nullptr}) {
+    int n[3], n_logits[3], rows = 0, n_out = 0;
+    std::vector<int32_t> batch_ids;
+    for (int s = 0; s < 3; ++s) {
+      n[s] = step ? step[s] : 1;
+      n_logits[s] = s == 2 ? n[s] : 1;  // the prefill wants every position, the decoders one
+      batch_ids.insert(batch_ids.end(), ids[s].begin() + offset[s],
+                       ids[s].begin() + offset[s] + n[s]);
+      rows += n[s];
+      n_out += n_logits[s];
+    }
+    std::vector<float> want(size_t(n_out) * V), got(size_t(n_out) * V);
+    size_t out = 0;
+    for (int s = 0; s < 3; ++s) {
+      TextBatch b{};
+      b.n = n[s];
+      b.ids = ids[s].data() + offset[s];
+      m.forward(alone[s]->kv, alone[s]->state, b, scratch, want.data() + out * V, n_logits[s], ctx);
+      out += n_logits[s];
+    }
+    const Qwen35Seq seqs[3] = {{&together[0]->kv, &together[0]->state, n[0], n_logits[0]},
+                               {&together[1]->kv, &together[1]->state, n[1], n_logits[1]},
+                               {&together[2]->kv, &together[2]->state, n[2], n_logits[2]}};
+    TextBatch b{};
+    b.n = rows;
+    b.ids = batch_ids.data();
+    m.forward(std::span<const Qwen35Seq>(seqs), b, scratch, got.data(), ctx);
+    for (size_t k = 0; k < want.size(); ++k) {
+      d.max_diff = std::max(d.max_diff, double(std::abs(got[k] - want[k])));
+      d.max_abs = std::max(d.max_abs, double(std::abs(want[k])));
+    }
+    d.compared += want.size();
+    for (int s = 0; s < 3; ++s) {
+      offset[s] += n[s];
+      EXPECT_EQ(together[s]->kv.n_past(), offset[s]);
+      EXPECT_EQ(together[s]->state.n_past(), offset[s]);
+    }
+  }
+  return d;
+}
+
+// Rows of three sequences in one pass give what each gives alone. The recurrent part (conv,
+// delta rule) and attention run per sequence on its own rows and state, so any routing mistake
+// (a sequence's rows mixed with another's state, positions or cache) moves logits by O(1).
+// What may differ is the matmul: it picks its kernel by the batch's row count (see
+// src/ops/matmul.cpp), and a decode row alone (one row: GEMV) lands in a 72-row batch (f32
+// panels). F32 weights: the same products summed in another order, ~1e-6 relative; bound 1e-4
+// of the largest logit, as the Qwen3-VL scheduler test. Q8_0: the lone decode row meets
+// activations quantized to int16 per block (kernels.h: ~1e-4 relative) where the batch takes
+// unquantized f32 panels; bound 1e-3 of the largest logit, as for Qwen3-VL's Q8_0 batches.
+TEST(Qwen35Batch, SequencesInOnePassEqualEachAlone) {
+  for (const char* name : {"q35-a-f32.gguf", "q35-a-q8_0.gguf"}) {
+    const BatchDiff d = batched_against_alone(name);
+    std::printf("%s: |batched - alone| <= %.3g over %zu logits (largest |logit| %.3g)\n", name,
+                d.max_diff, d.compared, d.max_abs);
+    const double bound = std::string(name).find("f32") != std::string::npos ? 1e-4 : 1e-3;
+    EXPECT_GT(d.compared, 0u);
+    EXPECT_LE(d.max_diff, bound * std::max(1.0, d.max_abs)) << name;
+  }
+}
+
+TEST(Qwen35Batch, ASequenceTwiceOrUncoveredRowsAreRefused) {
+  Loaded l = load_model("q35-a-f32.gguf");
+  const auto& cfg = l.model->config();
+  ops::Context ctx(1);
+  ctx.reserve(64, 4096);
+  Sequence a(cfg, 16), b(cfg, 16);
+  Qwen35Scratch scratch(cfg, 8);
+  const int32_t ids[2] = {9707, 11};
+  TextBatch batch{};
+  batch.n = 2;
+  batch.ids = ids;
+  const Qwen35Seq twice[2] = {{&a.kv, &a.state, 1, 0}, {&a.kv, &a.state, 1, 0}};
+  EXPECT_THROW(l.model->forward(std::span<const Qwen35Seq>(twice), batch, scratch, nullptr, ctx),
+               InternalError);
+  const Qwen35Seq short_of_rows[1] = {{&a.kv, &a.state, 1, 0}};
+  EXPECT_THROW(
+      l.model->forward(std::span<const Qwen35Seq>(short_of_rows), batch, scratch, nullptr, ctx),
+      InternalError);
+  EXPECT_EQ(a.kv.n_past(), 0);  // refused before anything ran
+  EXPECT_EQ(a.state.n_past(), 0);
+}
+
+// Checkpoints reuse the buffers of the one they evict and of those a truncation drops: once
+// kMaxCheckpoints exist, taking more allocates nothing (the snapshots' storage stays the same).
+TEST(Qwen35State, CheckpointsReuseTheirBuffers) {
+  Loaded l = load_model("q35-a-f32.gguf");
+  const auto& cfg = l.model->config();
+  ops::Context ctx(1);
+  ctx.reserve(64, 4096);
+  HybridState state(cfg, 64, KvType::F32);
+  Qwen35Scratch scratch(cfg, 4);
+  const int32_t ids[4] = {9707, 11, 1879, 0};
+  const auto step = [&] {
+    TextBatch b{};
+    b.n = 2;
+    b.ids = ids;
+    l.model->forward(state.kv, state.recurrent, b, scratch, nullptr, 0, ctx);
+    state.checkpoint();
+  };
+  const auto buffers = [&] {
+    std::vector<const float*> p;
+    for (const auto& c : state.checkpoints()) p.insert(p.end(), {c.conv.data(), c.ssm.data()});
+    std::sort(p.begin(), p.end());
+    return p;
+  };
+  for (int i = 0; i < HybridState::kMaxCheckpoints; ++i) step();
+  const auto first = buffers();
+  ASSERT_EQ(first.size(), size_t(2 * HybridState::kMaxCheckpoints));
+  for (int i = 0; i < 3; ++i) step();
+  EXPECT_EQ(buffers(), first);
+  std::vector<int> positions;
+  for (const auto& c : state.checkpoints()) positions.push_back(c.n_past);
+  EXPECT_EQ(positions, (std::vector<int>{2, 10, 12, 14}));  // the first and the latest three
+  // Back to the second checkpoint: the later two are dropped, then taken again.
+  state.truncate(10);
+  EXPECT_EQ(state.n_checkpoints(), 2);
+  step();
+  step();
+  EXPECT_EQ(buffers(), first);
+  EXPECT_EQ(state.n_checkpoints(), 4);
 }
 
 }  // namespace

@@ -49,7 +49,10 @@ TEST(ChatTemplate, ThinkingSwitchMatchesTransformers) {
   EXPECT_TRUE(thinking_switch(templates["large"].get<std::string>()).present);
   EXPECT_TRUE(thinking_switch(templates["large"].get<std::string>()).default_on);
   EXPECT_FALSE(thinking_switch(templates["qwen3vl"].get<std::string>()).present);
-  int n = 0;
+  EXPECT_TRUE(thinking_switch(templates["small"].get<std::string>()).think_blocks);
+  EXPECT_TRUE(thinking_switch(templates["large"].get<std::string>()).think_blocks);
+  EXPECT_FALSE(thinking_switch(templates["qwen3vl"].get<std::string>()).think_blocks);
+  int n = 0, trimmed = 0;
   for (const auto& c : fixture["cases"]) {
     const ThinkingSwitch sw =
         thinking_switch(templates[c["template"].get<std::string>()].get<std::string>());
@@ -65,16 +68,33 @@ TEST(ChatTemplate, ThinkingSwitchMatchesTransformers) {
       EXPECT_THROW(generation_prompt(sw, think), Unsupported);
       continue;
     }
-    EXPECT_EQ(render_chat(messages, generation_prompt(sw, think)), c["text"].get<std::string>());
+    const std::string want = c["text"].get<std::string>();
+    EXPECT_EQ(render_chat(messages, generation_prompt(sw, think), sw.think_blocks), want);
+    // Cases where the think blocks matter (a reasoning-free rendering would differ).
+    trimmed += render_chat(messages, generation_prompt(sw, think)) != want;
     ++n;
   }
-  EXPECT_EQ(n, 16);
+  EXPECT_EQ(n, 40);
+  EXPECT_EQ(trimmed, 18);  // small and large, each thinking setting, the three think cases
+}
+
+// What an earlier assistant turn keeps under a think-block template (Qwen3.5's): the answer
+// after the last "</think>", trimmed, without leading newlines.
+TEST(ChatTemplate, EarlierAnswersLoseTheirReasoning) {
+  EXPECT_EQ(answer_without_thinking("<think>\nwhy\n</think>\n\nBecause."), "Because.");
+  EXPECT_EQ(answer_without_thinking("why\n</think>\n\nBecause.\n"), "Because.");
+  EXPECT_EQ(answer_without_thinking("a</think>b</think>\n c"), " c");
+  EXPECT_EQ(answer_without_thinking("  no reasoning  "), "no reasoning");
+  EXPECT_EQ(answer_without_thinking("cut short <think> before the end"),
+            "cut short <think> before the end");
+  EXPECT_EQ(answer_without_thinking("</think>"), "");
 }
 
 TEST(ChatTemplate, NoTemplateMeansNoSwitch) {
   EXPECT_FALSE(thinking_switch("").present);
   EXPECT_EQ(generation_prompt(thinking_switch(""), Think::kOff), kAssistantPrompt);
   EXPECT_EQ(generation_prompt(thinking_switch(""), Think::kDefault), kAssistantPrompt);
+  EXPECT_FALSE(thinking_switch("").think_blocks);
 }
 
 }  // namespace

@@ -4,16 +4,23 @@
 // transformers' (tests/fixtures/reference/q35-*.json, see tools/reference/README.md).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <fstream>
+#include <iterator>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "common/error.h"
+#include "pipeline/chat_template.h"
 #include "pipeline/executor.h"
 #include "pipeline/model.h"
 #include "pipeline/scheduler.h"
 #include "pipeline/sequence.h"
+#include "pipeline/session.h"
 
 namespace reel {
 namespace {
@@ -141,6 +148,80 @@ TEST(Qwen35Pipeline, FollowUpReusesTheStateAndAShorterPromptStartsOver) {
   EXPECT_EQ(third.generated, head(want, 16));
 }
 
+// Ordinary tokens spread over the vocabulary, distinct per seed.
+std::vector<TokenId> spread_prompt(int n, int seed) {
+  std::vector<TokenId> ids(n);
+  for (int i = 0; i < n; ++i) ids[i] = 100 + (seed * 7919 + i * 104729) % 5000;
+  return ids;
+}
+
+struct Outcome {
+  std::vector<TokenId> generated;
+  std::vector<float> logits;  // every computed prompt position
+};
+
+// As the Qwen3-VL scheduler test (scheduler_test.cpp, Interleaved): three Qwen3.5 sequences at
+// different positions and prompt lengths share the scheduler's batches (the decoder runs them in
+// one pass, each with its own recurrent state) and give what each gives alone: the same greedy
+// tokens, and prompt logits within the bounds stated there, for the same reason (the matmul
+// picks its kernel by the batch's row count; the per-sequence parts are the same computation).
+TEST(Qwen35Pipeline, SequencesBatchedTogetherEqualEachAlone) {
+  for (const char* name : {"q35-a-f32.gguf", "q35-a-q8_0.gguf"}) {
+    const auto model = Model::load(kModels + name, "");
+    const size_t V = model->text_config().n_vocab;
+    Executor exec(*model, ExecutorOptions{2, 64});
+    Scheduler sched(*model, exec);
+    const std::vector<std::vector<TokenId>> prompts = {spread_prompt(150, 1), spread_prompt(7, 2),
+                                                       spread_prompt(90, 3)};
+    const std::vector<int> n_gen = {20, 30, 12};
+    const auto request = [&](Sequence& seq, int i, Outcome& out) {
+      Request r = greedy_request(seq, prompts[i], n_gen[i]);
+      r.on_logits = [&out, V](const float* rows, int k) {
+        out.logits.insert(out.logits.end(), rows, rows + k * V);
+      };
+      return r;
+    };
+    std::vector<Outcome> alone(3), together(3);
+    for (int i = 0; i < 3; ++i) {
+      Sequence seq(*model, SequenceOptions{512, KvType::F16});
+      const RequestResult r = sched.run_one(request(seq, i, alone[i]));
+      ASSERT_FALSE(r.error);
+      alone[i].generated = r.generated;
+    }
+    std::vector<std::unique_ptr<Sequence>> seqs;
+    std::vector<Scheduler::Id> ids;
+    for (int i = 0; i < 3; ++i) {
+      seqs.push_back(std::make_unique<Sequence>(*model, SequenceOptions{512, KvType::F16}));
+      ids.push_back(sched.submit(request(*seqs[i], i, together[i])));
+      if (i == 0) sched.step();  // the first is under way when the others join
+    }
+    sched.run();
+    for (int i = 0; i < 3; ++i) {
+      const RequestResult r = sched.take(ids[i]);
+      ASSERT_FALSE(r.error) << name << " " << i;
+      EXPECT_EQ(r.generated, alone[i].generated) << name << " " << i;
+      EXPECT_EQ(int(r.generated.size()), n_gen[i]);
+      ASSERT_EQ(together[i].logits.size(), alone[i].logits.size()) << name << " " << i;
+      ASSERT_FALSE(alone[i].logits.empty());
+      double max_diff = 0, max_abs = 0;
+      for (size_t k = 0; k < alone[i].logits.size(); ++k) {
+        max_diff = std::max(max_diff, double(std::abs(together[i].logits[k] - alone[i].logits[k])));
+        max_abs = std::max(max_abs, double(std::abs(alone[i].logits[k])));
+      }
+      std::printf("%s sequence %d: logits |together - alone| <= %.3g (largest |logit| %.3g)\n",
+                  name, i, max_diff, max_abs);
+      // F32: another summation order, ~1e-6 relative: 1e-4 of the largest logit (measured
+      // 9.3e-5 of 7.5). Q8_0: the 7-token prompt alone takes the few-rows kernel (activations
+      // quantized per block) and in the batch the f32 panels, and the recurrent state carries
+      // that difference into every later position: measured 7.0e-3 of 6.65 (1.05e-3 relative,
+      // Qwen3-VL's tiny model 3.7e-4), so 2e-3 of the largest logit; the parity test allows a
+      // mean of 0.02 against transformers for the same quantization.
+      const double bound = std::string(name).find("f32") != std::string::npos ? 1e-4 : 2e-3;
+      EXPECT_LE(max_diff, bound * std::max(1.0, max_abs)) << name << " " << i;
+    }
+  }
+}
+
 // A recurrent state keeps copies of itself where prompts diverge (turn starts, media ends), so
 // a prompt that shares only the system turn with the cached one reuses that turn, and answers as
 // a fresh sequence does.
@@ -171,6 +252,86 @@ TEST(Qwen35Pipeline, CheckpointsLetADivergingPromptReuseTheSharedStart) {
   EXPECT_EQ(got.stats.n_reused, shared);  // the system turn, from its checkpoint
   EXPECT_EQ(got.generated, want.generated);
   EXPECT_LE(state.n_checkpoints(), HybridState::kMaxCheckpoints);
+}
+
+// The stand-in Qwen3.5 templates of the chat-template fixture (written by
+// tools/reference/make_qwen35_template_fixtures.py, checked against transformers in
+// chat_template_test.cpp): "large" thinks by default; both trim earlier turns' think blocks.
+std::string qwen35_template(const char* name) {
+  std::ifstream in(REEL_FIXTURE_SRC "/tokenizer/qwen35-chat-template.json");
+  return nlohmann::json::parse(in)["templates"][name].get<std::string>();
+}
+
+// A CLI conversation under Qwen3.5's template: when the next question comes, the previous
+// answer's think block (the generation prompt's "<think>\n" or empty block, and any reasoning)
+// leaves the context, so the second turn's prompt is the template's rendering of the whole
+// history. The recurrent state goes back to its checkpoint before the answer's turn and the
+// trimmed answer is read again.
+TEST(Qwen35Pipeline, ASecondTurnDropsTheFirstAnswersThinkBlock) {
+  const auto model = Model::load(kModels + "q35-a-f32.gguf", "");
+  const Tokenizer& tok = model->tokenizer();
+  Executor exec(*model, ExecutorOptions{2, 32});
+  Scheduler sched(*model, exec);
+  const std::string tmpl = qwen35_template("large");
+  const TokenId think_id = tok.token_id("<think>"), im_start = tok.token_id("<|im_start|>");
+  ASSERT_GE(think_id, 0);
+  for (const Think think : {Think::kDefault, Think::kOff}) {
+    SCOPED_TRACE(think == Think::kOff ? "thinking off" : "thinking on");
+    SessionOptions o;
+    o.sampling.temperature = 0;
+    o.system_prompt = "You are brief.";
+    o.sequence = {512, KvType::F32};
+    o.chat_template = tmpl;
+    o.think = think;
+    ChatSession s(sched, o);
+    s.ask("Hi there", 12, nullptr);
+    const std::vector<TokenId> first = s.dialogue();
+    const std::string answer = tok.decode(s.answer_ids());
+    const int prompt1 = s.n_past() - static_cast<int>(s.answer_ids().size());
+    EXPECT_EQ(std::count(first.begin(), first.begin() + prompt1, think_id), 1);
+    // The next turn builds on the first turn up to "<|im_start|>assistant\n".
+    EXPECT_LT(s.n_kept(), prompt1);
+    const int assistant_start =
+        static_cast<int>(
+            std::find(std::make_reverse_iterator(first.begin() + prompt1), first.rend(), im_start)
+                .base() -
+            first.begin()) -
+        1;
+    EXPECT_EQ(s.n_kept(), assistant_start + 3);  // <|im_start|> "assistant" "\n"
+
+    const GenerationStats second = s.ask("And then?", 4, nullptr);
+    const std::vector<ChatMessage> history = {{"system", o.system_prompt},
+                                              {"user", "Hi there"},
+                                              {"assistant", answer},
+                                              {"user", "And then?"}};
+    const ThinkingSwitch sw = thinking_switch(tmpl);
+    const std::vector<TokenId> want =
+        tok.encode(render_chat(history, generation_prompt(sw, think), sw.think_blocks), true);
+    ASSERT_LE(want.size(), s.dialogue().size());
+    EXPECT_EQ(std::vector<TokenId>(s.dialogue().begin(), s.dialogue().begin() + want.size()), want);
+    EXPECT_EQ(std::count(want.begin(), want.end(), think_id), 1);  // the new prompt's only
+    // Back to the checkpoint before the first answer's turn, not to the start.
+    EXPECT_EQ(second.n_reused, assistant_start);
+  }
+}
+
+// A Qwen3-VL model's template has no think blocks: the dialogue grows by appending, and the
+// next turn reuses all of it.
+TEST(Qwen35Pipeline, AQwen3VlConversationKeepsItsAnswers) {
+  const auto model = Model::load(kModels + "tiny-a-f32.gguf", "");
+  Executor exec(*model, ExecutorOptions{2, 32});
+  Scheduler sched(*model, exec);
+  SessionOptions o;
+  o.sampling.temperature = 0;
+  o.sequence = {512, KvType::F32};
+  ChatSession s(sched, o);
+  s.ask("Hi there", 6, nullptr);
+  const std::vector<TokenId> first = s.dialogue();
+  EXPECT_EQ(s.n_kept(), s.n_past());
+  const GenerationStats second = s.ask("And then?", 2, nullptr);
+  EXPECT_TRUE(std::equal(first.begin(), first.end(), s.dialogue().begin()));
+  // Everything the cache holds: the dialogue less its last answer token (sampled, never fed).
+  EXPECT_EQ(second.n_reused, static_cast<int>(first.size()) - 1);
 }
 
 // Images and videos are tested in qwen35_media_test.cpp; a Qwen3-VL tower (with DeepStack) is

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Write a Qwen3-VL-2B-shaped GGUF with random weights, for benchmarks (never committed).
+"""Write Qwen3-VL-2B- and Qwen3.5-0.8B/2B-shaped GGUFs with random weights, for benchmarks
+(never committed).
 
   python tools/reference/make_bench_model.py --shape 2b --type q8_0   --out models/bench/2b-q8_0.gguf
   python tools/reference/make_bench_model.py --shape 2b --type q4_k_m --out models/bench/2b-q4_k_m.gguf
@@ -9,6 +10,20 @@ Text file: the real 2B shapes, keys and tokenizer of spec sections 1 / 9.2 (28 l
 16/8 heads of 128, SwiGLU 6144, tied embeddings, vocab 151936), tensor types as the converter
 (q8_0) or llama-quantize Q4_K_M would choose them (see gguf_export.text_tensor_type).
 mmproj (--mmproj): the 2B vision tower + mergers as an F16 clip GGUF (spec 9.3).
+
+Qwen3.5 (--shape q35-0.8b / q35-2b, text only, arch "qwen35" in llama.cpp's converter layout as
+gguf_export.write_qwen35_kv writes it): the shapes of the official Qwen/Qwen3.5-0.8B and
+Qwen3.5-2B config.json text_config (as published copies of those configs give them, e.g. test
+fixtures in public Qwen3.5 ports): 24 layers, every 4th full attention (full_attention_interval
+4: 18 Gated DeltaNet + 6 gated attention), hidden 1024 / 2048, SwiGLU 3584 / 6144, 8 query and
+2 KV heads of 256 (rotary on a quarter: 64 dims, mrope_section [11, 11, 10], theta 1e7),
+DeltaNet 16 key and 16 value heads of 128, conv kernel 4, tied embeddings, 248320 embedding
+rows. The vocabulary written is Qwen3-VL's padded with unused tokens to 248320 (the real 248k
+one is not to be had offline), which changes no shape the benchmark reads. The MTP head is not
+written.
+
+  python tools/reference/make_bench_model.py --shape q35-0.8b --type q8_0 --out models/bench/q35-0.8b-q8_0.gguf
+  python tools/reference/make_bench_model.py --shape q35-2b   --type q8_0 --out models/bench/q35-2b-q8_0.gguf
 
 The blocks are random bytes with sane, finite fp16 scales (weights of std ~0.02), generated
 directly in numpy and streamed to disk tensor by tensor: the logits are meaningless, but every
@@ -39,6 +54,15 @@ SHAPES = {
                            patch_size=16, spatial_merge_size=2, num_position_embeddings=2304,
                            deepstack_visual_indexes=[5, 11, 17], out_hidden_size=2048)),
 }
+
+# Qwen3.5 text shapes (see the docstring for where they come from).
+Q35_SHAPES = {
+    "q35-0.8b": dict(n_layer=24, n_embd=1024, n_ff=3584),
+    "q35-2b": dict(n_layer=24, n_embd=2048, n_ff=6144),
+}
+Q35_COMMON = dict(n_head=8, n_head_kv=2, head_dim=256, rope_dim=64, mrope_section=[11, 11, 10],
+                  rope_theta=1e7, conv_kernel=4, k_head_dim=128, n_k_heads=16, n_v_heads=16,
+                  v_head_dim=128, full_attention_interval=4, n_vocab=248320)
 
 
 def _f16_bytes(vals: np.ndarray) -> np.ndarray:
@@ -89,6 +113,48 @@ def text_plan(sh: dict, ftype: str):
     return [(n, s, ge.text_tensor_type(n, s[-1], len(s), ftype, L, sh["tied"])) for n, s in items]
 
 
+def q35_plan(sh: dict, ftype: str):
+    """[(gguf name, PyTorch shape, type)] as the converter writes a Qwen3.5 text model (tied)."""
+    c = {**Q35_COMMON, **sh}
+    L, D, F, hd = c["n_layer"], c["n_embd"], c["n_ff"], c["head_dim"]
+    H, KV = c["n_head"], c["n_head_kv"]
+    key_w, value_w = c["n_k_heads"] * c["k_head_dim"], c["n_v_heads"] * c["v_head_dim"]
+    channels = 2 * key_w + value_w
+    items = [("token_embd.weight", (c["n_vocab"], D))]
+    for i in range(L):
+        p = f"blk.{i}."
+        items += [(p + "attn_norm.weight", (D,)), (p + "post_attention_norm.weight", (D,))]
+        if (i + 1) % c["full_attention_interval"] == 0:
+            items += [(p + "attn_q.weight", (2 * H * hd, D)), (p + "attn_k.weight", (KV * hd, D)),
+                      (p + "attn_v.weight", (KV * hd, D)), (p + "attn_output.weight", (D, H * hd)),
+                      (p + "attn_q_norm.weight", (hd,)), (p + "attn_k_norm.weight", (hd,))]
+        else:
+            items += [(p + "attn_qkv.weight", (channels, D)), (p + "attn_gate.weight", (value_w, D)),
+                      (p + "ssm_beta.weight", (c["n_v_heads"], D)),
+                      (p + "ssm_alpha.weight", (c["n_v_heads"], D)),
+                      (p + "ssm_out.weight", (D, value_w)),
+                      (p + "ssm_conv1d.weight", (channels, c["conv_kernel"])),
+                      (p + "ssm_dt.bias", (c["n_v_heads"],)), (p + "ssm_a", (c["n_v_heads"],)),
+                      (p + "ssm_norm.weight", (c["v_head_dim"],))]
+        items += [(p + "ffn_gate.weight", (F, D)), (p + "ffn_up.weight", (F, D)),
+                  (p + "ffn_down.weight", (D, F))]
+    items.append(("output_norm.weight", (D,)))
+    return [(n, s, ge.qwen35_tensor_type(n, s[-1], len(s), ftype)) for n, s in items]
+
+
+def q35_tensor_data(rng, name: str, shape, t: T) -> np.ndarray:
+    """As tensor_data, with the recurrent layers' parameters in their working ranges: ssm_a
+    (-exp(A_log)) negative, small decays; the conv taps of std ~0.3 (a 4-tap filter)."""
+    n = int(np.prod(shape))
+    if name.endswith(".ssm_a"):
+        return -np.exp(rng.uniform(-2.0, 0.5, n).astype(np.float32))
+    if name.endswith(".ssm_dt.bias"):
+        return rng.uniform(-1.0, 1.0, n).astype(np.float32)
+    if name.endswith(".ssm_conv1d.weight"):
+        return (rng.standard_normal(n, dtype=np.float32) * 0.3).reshape(shape)
+    return tensor_data(rng, name, shape, t)
+
+
 def mmproj_plan(v: dict):
     Dv, F, M = v["hidden_size"], v["intermediate_size"], v["hidden_size"] * 4
     P, out = v["patch_size"], v["out_hidden_size"]
@@ -124,7 +190,8 @@ def tensor_data(rng, name: str, shape, t: T) -> np.ndarray:
     return arr.reshape(*shape[:-1], shape[-1] // bs * ts)
 
 
-def write(out: Path, arch: str, kv, plan, seed: int) -> None:
+def write(out: Path, arch: str, kv, plan, seed: int, data=None) -> None:
+    data = data or tensor_data
     rng = np.random.default_rng(seed)
     w = gguf.GGUFWriter(str(out), arch=arch)
     kv(w)
@@ -139,21 +206,25 @@ def write(out: Path, arch: str, kv, plan, seed: int) -> None:
     w.write_kv_data_to_file()
     w.write_ti_data_to_file()
     for name, shape, t in plan:
-        w.write_tensor_data(tensor_data(rng, name, shape, t))
+        w.write_tensor_data(data(rng, name, shape, t))
     w.close()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shape", default="2b", choices=list(SHAPES))
+    ap.add_argument("--shape", default="2b", choices=list(SHAPES) + list(Q35_SHAPES))
     ap.add_argument("--type", default="q8_0", choices=["f16", "q8_0", "q4_k_m"])
     ap.add_argument("--mmproj", action="store_true", help="write the mmproj (F16) instead of the text model")
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    sh = SHAPES[args.shape]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    if args.shape in Q35_SHAPES:
+        write_q35(args)
+        print(f"wrote {args.out} ({args.out.stat().st_size / 1e9:.2f} GB) in {time.time() - t0:.0f}s")
+        return
+    sh = SHAPES[args.shape]
     if args.mmproj:
         v = sh["vision"]
 
@@ -191,6 +262,41 @@ def main() -> None:
 
         write(args.out, "qwen3vl", kv, text_plan(sh, args.type), args.seed)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e9:.2f} GB) in {time.time() - t0:.0f}s")
+
+
+def write_q35(args) -> None:
+    if args.mmproj or args.type == "q4_k_m":
+        raise SystemExit("Qwen3.5 bench models: text only, f16 or q8_0 (the converter's types)")
+    import qwen3vl_vocab
+    c = {**Q35_COMMON, **Q35_SHAPES[args.shape]}
+    hp = ge.Qwen35HParams(
+        n_layer=c["n_layer"], n_embd=c["n_embd"], n_ff=c["n_ff"], n_head=c["n_head"],
+        n_head_kv=c["n_head_kv"], head_dim=c["head_dim"], rms_eps=1e-6, rope_theta=c["rope_theta"],
+        rope_dim=c["rope_dim"], mrope_section=c["mrope_section"], conv_kernel=c["conv_kernel"],
+        k_head_dim=c["k_head_dim"], n_k_heads=c["n_k_heads"], n_v_heads=c["n_v_heads"],
+        v_head_dim=c["v_head_dim"], full_attention_interval=c["full_attention_interval"],
+        name=f"Qwen3.5 {args.shape[4:]} random")
+
+    def vocab_kv(w):
+        # Qwen3-VL's vocabulary padded with unused tokens to the 248320 embedding rows, as the
+        # real file's list covers its rows: a sampled id then always has a token to decode.
+        tokens, types, merges = qwen3vl_vocab.vocab()
+        pad = range(len(tokens), c["n_vocab"])
+        w.add_tokenizer_model("gpt2")
+        w.add_tokenizer_pre("qwen2")
+        w.add_token_list(tokens + [f"[PAD{i}]" for i in pad])
+        w.add_token_types(types + [qwen3vl_vocab.TOKEN_UNUSED] * len(pad))
+        w.add_token_merges(merges)
+        w.add_eos_token_id(qwen3vl_vocab.EOS_ID)
+        w.add_pad_token_id(qwen3vl_vocab.PAD_ID)
+        w.add_bos_token_id(qwen3vl_vocab.BOS_ID)
+        w.add_add_bos_token(False)
+
+    def kv(w):
+        ge.write_qwen35_kv(w, hp, args.type, vocab_kv)
+
+    write(args.out, "qwen35", kv, q35_plan(Q35_SHAPES[args.shape], args.type), args.seed,
+          q35_tensor_data)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,10 @@ reads, as the model cards and published copies of the templates show them: the t
 prompt, <|im_start|>assistant\\n followed by "<think>\\n" when thinking is on and by the empty
 block "<think>\\n\\n</think>\\n\\n" when it is off; the two sizes differ only in which test
 guards the branch ("enable_thinking is defined and enable_thinking is true" on the small
-models, "... is false" on the larger ones). The tests check that Reel finds the switch and its
-default in such a file and renders what transformers renders.
+models, "... is false" on the larger ones); and the assistant turns' think blocks (TURNS35:
+earlier turns lose their reasoning, those after the last user query keep it). The tests check
+that Reel finds the switch and its default in such a file and renders what transformers
+renders.
 
     python tools/reference/make_qwen35_template_fixtures.py
 """
@@ -41,8 +43,37 @@ TURNS = (
     "{%- endif %}"
     "{%- endfor %}"
 )
+# Qwen3.5's turns (as its published template renders messages of these three roles): an
+# assistant turn's content is trimmed and split at "</think>"; turns before the last user query
+# (ns.last_query_index, tool responses aside) keep only the answer, later ones are written with
+# their reasoning in a think block (empty when there was none).
+TURNS35 = (
+    "{%- set ns = namespace(found=false, last_query_index=messages|length - 1) %}"
+    "{%- for message in messages[::-1] %}"
+    "{%- set c = message.content|trim %}"
+    "{%- if not ns.found and message.role == 'user' and not (c.startswith('<tool_response>')"
+    " and c.endswith('</tool_response>')) %}"
+    "{%- set ns.found = true %}{%- set ns.last_query_index = messages|length - 1 - loop.index0 %}"
+    "{%- endif %}"
+    "{%- endfor %}"
+    "{%- for message in messages %}"
+    "{%- if message.role == 'system' %}"
+    "{%- if loop.first %}{{- '<|im_start|>system\n' + message.content + '<|im_end|>\n' }}{%- endif %}"
+    "{%- elif message.role == 'assistant' %}"
+    "{%- set content = message.content|trim %}{%- set reasoning = '' %}"
+    "{%- if '</think>' in content %}"
+    "{%- set reasoning = content.split('</think>')[0].rstrip('\n').split('<think>')[-1].lstrip('\n') %}"
+    "{%- set content = content.split('</think>')[-1].lstrip('\n') %}"
+    "{%- endif %}"
+    "{%- if loop.index0 > ns.last_query_index %}"
+    "{{- '<|im_start|>assistant\n<think>\n' + reasoning|trim + '\n</think>\n\n' + content + '<|im_end|>\n' }}"
+    "{%- else %}{{- '<|im_start|>assistant\n' + content + '<|im_end|>\n' }}{%- endif %}"
+    "{%- else %}{{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n' }}"
+    "{%- endif %}"
+    "{%- endfor %}"
+)
 TEMPLATES = {
-    "small": TURNS + (
+    "small": TURNS35 + (
         "{%- if add_generation_prompt %}\n"
         "    {{- '<|im_start|>assistant\\n' }}\n"
         "    {%- if enable_thinking is defined and enable_thinking is true %}\n"
@@ -51,7 +82,7 @@ TEMPLATES = {
         "        {{- '<think>\\n\\n</think>\\n\\n' }}\n"
         "    {%- endif %}\n"
         "{%- endif %}"),
-    "large": TURNS + (
+    "large": TURNS35 + (
         "{%- if add_generation_prompt %}\n"
         "    {{- '<|im_start|>assistant\\n' }}\n"
         "    {%- if enable_thinking is defined and enable_thinking is false %}\n"
@@ -67,6 +98,19 @@ MESSAGES = [
     [{"role": "user", "content": "Describe this video."}],
     [{"role": "system", "content": "You are helpful."}, {"role": "user", "content": "Hi"},
      {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "What now?"}],
+    # Earlier turns' reasoning leaves the context (thinking on: the generated text has no
+    # opening tag, it was in the prompt; thinking off: the empty block).
+    [{"role": "user", "content": "Hi"},
+     {"role": "assistant", "content": "The user greets me.\n</think>\n\nHello."},
+     {"role": "user", "content": "What now?"},
+     {"role": "assistant", "content": "<think>\n\n</think>\n\nWe wait. "},
+     {"role": "user", "content": "And then?"}],
+    # After the last user query (a continued answer): the reasoning stays, in a block, and a
+    # turn without one gets an empty block.
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+     {"role": "assistant", "content": "<think>\nA greeting.\n\n</think>\n\n\nHello."}],
+    [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": " Hello </think> there"},
+     {"role": "assistant", "content": "Plain."}],
 ]
 
 

@@ -333,19 +333,29 @@ class FrameQueue {
 
 EncodedGroup encode_video_group(const VisionEncoder& vision, const media::Image& first,
                                 const media::Image& second, ops::Context& ctx) {
+  const media::Image* frames[2] = {&first, &second};
+  return encode_video_group(vision, frames, ctx);
+}
+
+EncodedGroup encode_video_group(const VisionEncoder& vision,
+                                std::span<const media::Image* const> frames, ops::Context& ctx) {
   const VisionGeometry& v = vision.geometry();
   const int factor = v.factor();
-  if (first.width != second.width || first.height != second.height || first.width <= 0 ||
-      first.height <= 0 || first.width % factor || first.height % factor)
-    throw Error("the frames of a temporal group must have one size, a multiple of " +
-                std::to_string(factor) + " pixels");
+  if (frames.size() != size_t(v.temporal_patch))
+    throw InternalError("this vision encoder takes " + std::to_string(v.temporal_patch) +
+                        " frames per group, not " + std::to_string(frames.size()));
+  const media::Image& first = *frames[0];
+  for (const media::Image* f : frames)
+    if (f->width != first.width || f->height != first.height || first.width <= 0 ||
+        first.height <= 0 || first.width % factor || first.height % factor)
+      throw Error("the frames of a temporal group must have one size, a multiple of " +
+                  std::to_string(factor) + " pixels");
   EncodedGroup g;
   g.hm = first.height / factor;
   g.wm = first.width / factor;
   const size_t rows = size_t(g.n_tokens()) * v.out_dim;
   g.main.resize(rows);
   g.deepstack.resize(rows * v.n_deepstack);
-  const media::Image* frames[2] = {&first, &second};
   vision.encode_group(frames, g.main.data(), g.deepstack.data(), ctx);
   return g;
 }

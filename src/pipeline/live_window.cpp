@@ -146,6 +146,7 @@ LiveVideo::LiveVideo(const VisionEncoder& vision, LiveOptions options)
   const size_t groups = size_t(std::ceil(opts_.window_s * opts_.fps / per_group)) + 1;
   window_ = std::make_unique<LiveWindow>(opts_.window_s, groups);
   ctx_ = std::make_unique<ops::Context>(opts_.n_threads);
+  scratch_ = vision_.new_scratch();
   ctx_->set_cancel_flag(&stop_);
 }
 
@@ -385,7 +386,8 @@ void LiveVideo::encode_loop() {
 void LiveVideo::encode_pair(Sampled& a, Sampled& b, int n_frames) {
   const auto t0 = Clock::now();
   auto g = std::make_shared<LiveGroup>();
-  g->rows = encode_video_group(vision_, a.image, b.image, *ctx_);
+  const media::Image* frames[2] = {&a.image, &b.image};
+  g->rows = encode_video_group(vision_, frames, *ctx_, scratch_.get());
   g->t0_s = a.t_s;
   g->t1_s = b.t_s;
   g->wall0 = a.wall;
@@ -398,7 +400,7 @@ void LiveVideo::encode_single(Sampled& s) {
   const auto t0 = Clock::now();
   auto g = std::make_shared<LiveGroup>();
   const media::Image* frames[1] = {&s.image};
-  g->rows = encode_video_group(vision_, frames, *ctx_);
+  g->rows = encode_video_group(vision_, frames, *ctx_, scratch_.get());
   g->t0_s = g->t1_s = s.t_s;
   g->wall0 = g->wall1 = s.wall;
   g->n_frames = 1;

@@ -169,6 +169,7 @@ class LiveVideo {
   std::string source_;
   std::unique_ptr<LiveWindow> window_;
   std::unique_ptr<ops::Context> ctx_;
+  std::unique_ptr<VisionScratch> scratch_;  // the encoder thread's, reused for every group
   std::atomic<bool> stop_{false};
   std::unique_ptr<media::StreamReader> first_reader_;
   std::thread reader_, encoder_;

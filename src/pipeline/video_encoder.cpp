@@ -338,7 +338,8 @@ EncodedGroup encode_video_group(const VisionEncoder& vision, const media::Image&
 }
 
 EncodedGroup encode_video_group(const VisionEncoder& vision,
-                                std::span<const media::Image* const> frames, ops::Context& ctx) {
+                                std::span<const media::Image* const> frames, ops::Context& ctx,
+                                VisionScratch* scratch) {
   const VisionGeometry& v = vision.geometry();
   const int factor = v.factor();
   if (frames.size() != size_t(v.temporal_patch))
@@ -356,7 +357,10 @@ EncodedGroup encode_video_group(const VisionEncoder& vision,
   const size_t rows = size_t(g.n_tokens()) * v.out_dim;
   g.main.resize(rows);
   g.deepstack.resize(rows * v.n_deepstack);
-  vision.encode_group(frames, g.main.data(), g.deepstack.data(), ctx);
+  if (scratch)
+    vision.encode_group(frames, g.main.data(), g.deepstack.data(), *scratch, ctx);
+  else
+    vision.encode_group(frames, g.main.data(), g.deepstack.data(), ctx);
   return g;
 }
 
@@ -413,6 +417,10 @@ EncodedVideo encode_video(const VisionEncoder& vision, const VideoPlan& plan, op
 
   std::map<int64_t, media::Image> pending;  // decoded frames not yet encoded
   int done = 0;
+  // One group's DeepStack rows (copied out to each level's place) and the encoder's working
+  // memory, allocated once for all groups.
+  std::vector<float> ds(size_t(out.n_deepstack) * tpg * v.out_dim);
+  const std::unique_ptr<VisionScratch> scratch = vision.new_scratch();
   try {
     const int slots = plan.as_images ? 1 : 2;
     for (int g = 0; g < plan.n_groups; ++g) {
@@ -428,9 +436,8 @@ EncodedVideo encode_video(const VisionEncoder& vision, const VideoPlan& plan, op
       for (int s = 0; s < 2; ++s)
         frames[s] = &pending.at(plan.frames[size_t(g) * slots + (slots == 2 ? s : 0)]);
       const auto t0 = Clock::now();
-      std::vector<float> ds(size_t(out.n_deepstack) * tpg * v.out_dim);
       vision.encode_group(std::span(frames, size_t(v.temporal_patch)),
-                          out.main.data() + size_t(g) * tpg * v.out_dim, ds.data(), ctx);
+                          out.main.data() + size_t(g) * tpg * v.out_dim, ds.data(), *scratch, ctx);
       for (int l = 0; l < out.n_deepstack; ++l)
         std::copy_n(
             ds.data() + size_t(l) * tpg * v.out_dim, size_t(tpg) * v.out_dim,

@@ -119,8 +119,11 @@ EncodedGroup encode_video_group(const VisionEncoder& vision, const media::Image&
                                 const media::Image& second, ops::Context& ctx);
 // The same for any encoder: geometry().temporal_patch frames (one for an encoder of single
 // frames, whose group is then an image's rows), of the encoder's fixed size if it has one.
+// `scratch` (from vision.new_scratch()) is kept by a caller that encodes group after group;
+// null: one for this group alone.
 EncodedGroup encode_video_group(const VisionEncoder& vision,
-                                std::span<const media::Image* const> frames, ops::Context& ctx);
+                                std::span<const media::Image* const> frames, ops::Context& ctx,
+                                VisionScratch* scratch = nullptr);
 
 // "<1.3 seconds>": the reference's text for a group time (printf %.1f of the double).
 std::string timestamp_text(double seconds);

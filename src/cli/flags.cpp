@@ -125,7 +125,8 @@ void require_cpu(const char* command, const EngineOptions& e) {
   if (runs_on_npu(e.backend, e.model_path, e.mmproj_path) || rknpu::is_rknn_file(e.mmproj_path))
     throw UsageError(std::string(command) +
                      " runs on the CPU (GGUF files) only so far; with .rkllm and .rknn files Reel "
-                     "runs the chat: reel -m FILE.rkllm --mmproj FILE.rknn --video VIDEO");
+                     "runs the chat (reel -m FILE.rkllm --mmproj FILE.rknn --video VIDEO), and "
+                     "reel watch takes an .rknn encoder with a GGUF text model");
 }
 
 bool runs_on_npu(const std::string& backend, const std::string& model_path,

@@ -21,6 +21,8 @@
 #include <regex>
 #include <thread>
 
+#include "backends/rknpu/model_files.h"
+#include "backends/rknpu/rknn_vision.h"
 #include "cli/errors.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -88,7 +90,38 @@ int64_t group_token_budget(const WatchArgs& a, const Model& model, int n_ctx) {
   const int reserve = a.n_predict > 0 ? a.n_predict : std::min(512, n_ctx / 4);
   const int64_t system = a.system.empty() ? 0 : int64_t(model.tokenizer().encode(a.system).size());
   const int64_t text = 64 + system;  // the template, the question and the window's markers
-  return live_group_token_budget(a.window_s, a.fps, n_ctx, reserve, text);
+  const VisionGeometry& v = model.vision().geometry();
+  const int64_t budget =
+      live_group_token_budget(a.window_s, a.fps, n_ctx, reserve, text, v.temporal_patch);
+  if (v.fixed_size()) {
+    // Frames of one size cannot shrink to fit: say so once; questions then leave out the oldest.
+    const int64_t tokens = int64_t(v.fixed_width / v.factor()) * (v.fixed_height / v.factor());
+    if (tokens > budget)
+      note("the encoder's " + std::to_string(v.fixed_width) + "x" + std::to_string(v.fixed_height) +
+           " frames take " + std::to_string(tokens) +
+           " tokens each, more than a full window leaves each frame (" + std::to_string(budget) +
+           "): answers will be about the newest frames that fit the context");
+  }
+  return budget;
+}
+
+// The text model runs on the CPU; the vision encoder may be an .rknn file on the NPU (each frame
+// encoded alone), with the line that says so (printed once the pair has been checked), or null
+// for a vision GGUF (the model reads that itself).
+std::unique_ptr<VisionEncoder> watch_vision_encoder(const EngineOptions& e, std::string& line) {
+  // The RKLLM runtime answers whole prompts of its own: it is no TextDecoder a window of
+  // encoded frames could be prefilled into.
+  if (runs_on_npu(e.backend, e.model_path, e.mmproj_path))
+    throw UsageError(
+        "reel watch runs the text model on the CPU: give a GGUF text model with -m (an .rkllm "
+        "model runs only in the chat; an .rknn vision encoder works with watch)");
+  if (!rknpu::is_rknn_file(e.mmproj_path)) return nullptr;
+  const std::shared_ptr<const rknpu::RknnApi> api = rknpu::RknnApi::load();
+  auto enc = std::make_unique<rknpu::RknnVisionEncoder>(api, e.mmproj_path);
+  enc->require_pipeline_shapes();
+  line = "NPU: RKNN runtime " + api->lib->path() + (enc->sdk_version().empty() ? "" : ": ") +
+         enc->sdk_version() + " (vision on the NPU, each frame alone; text on the CPU)";
+  return enc;
 }
 
 class Watcher {
@@ -358,7 +391,8 @@ CLI::App* add_watch_command(CLI::App& app, WatchArgs& a) {
                 "stdin) or a file")
       ->required();
   add_engine_flags(*w, a.engine);
-  w->add_option("--mmproj", a.engine.mmproj_path, "Qwen3-VL vision model GGUF (mmproj)")
+  w->add_option("--mmproj", a.engine.mmproj_path,
+                "Qwen3-VL vision model GGUF (mmproj), or an .rknn encoder for the NPU")
       ->required();
   add_sampling_flags(*w, a.sampling);
   add_think_flag(*w, a.think);
@@ -398,7 +432,6 @@ CLI::App* add_watch_command(CLI::App& app, WatchArgs& a) {
 }
 
 int run_watch(WatchArgs& a) {
-  require_cpu("reel watch", a.engine);
   const bool periodic = !a.ask.empty() || !a.until.empty();
   if (!periodic && a.source == "-")
     throw UsageError(
@@ -411,8 +444,12 @@ int run_watch(WatchArgs& a) {
       throw UsageError("--match: not a regular expression (" + std::string(e.what()) + ")");
     }
   }
+  std::string npu_line;
+  std::unique_ptr<VisionEncoder> npu_vision = watch_vision_encoder(a.engine, npu_line);
   install_signals();
-  const std::shared_ptr<const Model> model = Model::load(a.engine.model_path, a.engine.mmproj_path);
+  const std::shared_ptr<const Model> model =
+      Model::load(a.engine.model_path, a.engine.mmproj_path, std::move(npu_vision));
+  if (!npu_line.empty()) note(npu_line);
   Executor executor(*model, executor_options(a.engine, *model));
   Scheduler scheduler(*model, executor);
   const int n_ctx = context_size(a.engine, *model);

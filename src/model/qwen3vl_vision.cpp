@@ -453,8 +453,15 @@ void Qwen3VLVision::encode(const float* pixels, int n_groups, int grid_h, int gr
 
 // VisionEncoder.
 
+std::unique_ptr<VisionScratch> Qwen3VLVision::new_scratch() const {
+  return std::make_unique<VisionGroupScratch>();
+}
+
 void Qwen3VLVision::encode_group(std::span<const media::Image* const> frames, float* main,
-                                 float* deepstack, ops::Context& ctx) const {
+                                 float* deepstack, VisionScratch& scratch,
+                                 ops::Context& ctx) const {
+  auto* mine = dynamic_cast<VisionGroupScratch*>(&scratch);
+  if (!mine) throw InternalError("vision encode: a scratch of another encoder");
   const int factor = geometry_.factor();
   if (frames.size() != size_t(cfg_.temporal_patch))
     throw InternalError("a temporal group holds " + std::to_string(cfg_.temporal_patch) +
@@ -464,12 +471,15 @@ void Qwen3VLVision::encode_group(std::span<const media::Image* const> frames, fl
         f->height <= 0 || f->width % factor || f->height % factor)
       throw Error("the frames of a temporal group must have one size, a multiple of " +
                   std::to_string(factor) + " pixels");
-  std::vector<float> pixels;
   media::PatchGrid grid;
   media::patchify(frames, cfg_.patch_size, cfg_.temporal_patch, cfg_.spatial_merge, cfg_.image_mean,
-                  cfg_.image_std, pixels, grid);
+                  cfg_.image_std, mine->pixels_, grid);
   ctx.reserve(int64_t(grid.h) * grid.w, std::max(cfg_.n_ff, 4 * cfg_.n_embd));
-  encode(pixels.data(), 1, grid.h, grid.w, main, deepstack, ctx);
+  // Activations for the largest group so far: a video's groups, all of one size, allocate once.
+  const int n_patches = std::max(1, grid.h * grid.w);
+  if (!mine->state_ || mine->state_->max_patches() < n_patches)
+    mine->state_ = std::make_unique<VisionState>(*this, n_patches);
+  encode(*mine->state_, mine->pixels_.data(), 1, grid.h, grid.w, main, deepstack, ctx);
 }
 
 // The matmuls and the attention products; norms and activations are a negligible O(n*D) on top.

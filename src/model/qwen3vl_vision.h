@@ -72,6 +72,15 @@ class VisionState {
   std::vector<float> x_, xn_, work_, k_, v_, attn_, pos_, rope_cos_, rope_sin_;
 };
 
+// Qwen3VLVision's VisionScratch: one group's patch pixels and activations, grown to the largest
+// group seen.
+class VisionGroupScratch : public VisionScratch {
+ private:
+  friend class Qwen3VLVision;
+  std::vector<float> pixels_;
+  std::unique_ptr<VisionState> state_;
+};
+
 // Called with block = -1 for the encoder input (patch + position embeddings) and then with each
 // block index after that block; x is [n_patches][n_embd] in the pixel-row order. For tests.
 using VisionTrace = std::function<void(int block, const float* x, int64_t n_patches)>;
@@ -87,8 +96,10 @@ class Qwen3VLVision : public VisionEncoder {
 
   // VisionEncoder: patchify (the processor's layout and normalisation), then encode.
   const VisionGeometry& geometry() const override { return geometry_; }
+  using VisionEncoder::encode_group;
   void encode_group(std::span<const media::Image* const> frames, float* main, float* deepstack,
-                    ops::Context& ctx) const override;
+                    VisionScratch& scratch, ops::Context& ctx) const override;
+  std::unique_ptr<VisionScratch> new_scratch() const override;
   double gflop_per_group(int64_t n_patches) const override;
 
   // pixels: [n_groups*grid_h*grid_w][patch_dim()] in the processor's row order (temporal group,

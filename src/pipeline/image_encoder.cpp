@@ -40,11 +40,11 @@ int image_tokens(const VisionEncoder& vision, media::Size2 size) {
 }
 
 EncodedImage encode_decoded(const VisionEncoder& vision, const DecodedImage& img, media::Size2 size,
-                            ops::Context& ctx) {
+                            ops::Context& ctx, VisionScratch* scratch) {
   const auto t0 = Clock::now();
   const media::Image resized = media::resize_bicubic(img.image, size.width, size.height);
   const double resize_ms = ms_since(t0);
-  EncodedImage enc = encode_resized(vision, resized, ctx);
+  EncodedImage enc = encode_resized(vision, resized, ctx, scratch);
   enc.path = img.path;
   enc.width = img.image.width;
   enc.height = img.image.height;
@@ -59,7 +59,7 @@ EncodedImage encode_image(const VisionEncoder& vision, const std::string& path,
 }
 
 EncodedImage encode_resized(const VisionEncoder& vision, const media::Image& resized,
-                            ops::Context& ctx) {
+                            ops::Context& ctx, VisionScratch* scratch) {
   const VisionGeometry& v = vision.geometry();
   EncodedImage out;
   out.width = out.resized_w = resized.width;
@@ -74,7 +74,10 @@ EncodedImage encode_resized(const VisionEncoder& vision, const media::Image& res
   out.deepstack.resize(rows * v.n_deepstack);
   // A still image fills every time slot of its group.
   std::vector<const media::Image*> frames(v.temporal_patch, &resized);
-  vision.encode_group(frames, out.main.data(), out.deepstack.data(), ctx);
+  if (scratch)
+    vision.encode_group(frames, out.main.data(), out.deepstack.data(), *scratch, ctx);
+  else
+    vision.encode_group(frames, out.main.data(), out.deepstack.data(), ctx);
   out.encode_ms = ms_since(t0);
   return out;
 }

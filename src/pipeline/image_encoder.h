@@ -20,8 +20,8 @@ inline constexpr int kQwen3VLSpatialMerge = 2;
 
 // How images are sized before encoding (transformers' defaults: 64 to 16384 tokens).
 struct ImageOptions {
-  int64_t min_pixels = 65536;     // 64 tokens of 32x32 pixels
-  int64_t max_pixels = 16777216;  // 16384 tokens
+  int64_t min_pixels = 65536;              // 64 tokens of 32x32 pixels
+  int64_t max_pixels = 16777216;           // 16384 tokens
   int64_t max_input_pixels = 100'000'000;  // refuse larger images before decoding them
 };
 
@@ -29,13 +29,13 @@ struct ImageOptions {
 // <|image_pad|> tokens (main) and feed the DeepStack layers.
 struct EncodedImage {
   std::string path;
-  int width = 0, height = 0;          // as decoded (orientation applied)
+  int width = 0, height = 0;  // as decoded (orientation applied)
   int resized_w = 0, resized_h = 0;
-  int grid_h = 0, grid_w = 0;         // in patches
-  int merge = kQwen3VLSpatialMerge;   // patches per token side (the vision model's spatial merge)
+  int grid_h = 0, grid_w = 0;        // in patches
+  int merge = kQwen3VLSpatialMerge;  // patches per token side (the vision model's spatial merge)
   int n_tokens() const { return grid_h * grid_w / (merge * merge); }
-  std::vector<float> main;            // [n_tokens][D]
-  std::vector<float> deepstack;       // [n_deepstack][n_tokens][D]
+  std::vector<float> main;       // [n_tokens][D]
+  std::vector<float> deepstack;  // [n_deepstack][n_tokens][D]
   double decode_ms = 0, encode_ms = 0;
 };
 
@@ -56,11 +56,13 @@ media::Size2 model_size(const VisionEncoder& vision, const DecodedImage& img,
                         const ImageOptions& options);
 // Visual tokens of an image resized to `size`.
 int image_tokens(const VisionEncoder& vision, media::Size2 size);
-EncodedImage encode_decoded(const VisionEncoder& vision, const DecodedImage& img,
-                            media::Size2 size, ops::Context& ctx);
+// `scratch` (from vision.new_scratch()) is kept by a caller that encodes image after image;
+// null: one for this image alone.
+EncodedImage encode_decoded(const VisionEncoder& vision, const DecodedImage& img, media::Size2 size,
+                            ops::Context& ctx, VisionScratch* scratch = nullptr);
 
 // The vision tokens of an image already at its model size (multiples of 32 pixels).
 EncodedImage encode_resized(const VisionEncoder& vision, const media::Image& resized,
-                            ops::Context& ctx);
+                            ops::Context& ctx, VisionScratch* scratch = nullptr);
 
 }  // namespace reel

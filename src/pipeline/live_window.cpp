@@ -67,6 +67,16 @@ uint64_t LiveWindow::groups_added() const {
 }
 
 std::string live_video_text(std::span<const std::shared_ptr<const LiveGroup>> groups) {
+  if (!groups.empty() && groups.front()->as_image) {
+    // Single frames: as video_prompt_text writes a video planned as images.
+    std::string s;
+    for (const auto& g : groups) {
+      s += "<|vision_start|>";
+      for (int i = 0; i < g->rows.n_tokens(); ++i) s += "<|image_pad|>";
+      s += "<|vision_end|>";
+    }
+    return s;
+  }
   std::string s = "<|vision_start|>";
   if (groups.empty()) return s + "<|vision_end|>";
   const double start = groups.front()->t0_s;
@@ -116,15 +126,27 @@ media::Size2 live_frame_size(int width, int height, int window_frames, int64_t g
   return media::smart_resize_video(n, height, width, b);
 }
 
+media::Size2 live_frame_size(const VisionGeometry& vision, int width, int height, int window_frames,
+                             int64_t group_tokens) {
+  if (vision.fixed_size()) return media::Size2{vision.fixed_height, vision.fixed_width};
+  // A group's tokens are one frame's grid whether it holds one frame or a pair.
+  return live_frame_size(width, height, window_frames, group_tokens, vision.factor());
+}
+
 LiveVideo::LiveVideo(const VisionEncoder& vision, LiveOptions options)
     : vision_(vision), opts_(std::move(options)) {
   if (!(opts_.fps > 0 && opts_.fps <= 60)) throw Error("the sampling rate must be in (0, 60] fps");
   if (!(opts_.window_s >= 1 && opts_.window_s <= 3600))
     throw Error("the window must be 1 to 3600 seconds");
+  const int per_group = vision_.geometry().temporal_patch;
+  if (per_group != 1 && per_group != 2)
+    throw Unsupported("vision encoders of " + std::to_string(per_group) +
+                      " frames per group are not supported");
   opts_.stream.cancel = &stop_;
-  const size_t groups = size_t(std::ceil(opts_.window_s * opts_.fps / 2)) + 1;
+  const size_t groups = size_t(std::ceil(opts_.window_s * opts_.fps / per_group)) + 1;
   window_ = std::make_unique<LiveWindow>(opts_.window_s, groups);
   ctx_ = std::make_unique<ops::Context>(opts_.n_threads);
+  scratch_ = vision_.new_scratch();
   ctx_->set_cancel_flag(&stop_);
 }
 
@@ -275,9 +297,10 @@ void LiveVideo::read_connection(media::StreamReader& reader, bool& got_frame) {
     s.wall = std::chrono::system_clock::now();
     media::Size2 size = frame_size();
     if (size.width == 0) {
-      const int factor = vision_.geometry().factor();
-      size = live_frame_size(image.width, image.height, int(std::ceil(opts_.window_s * opts_.fps)),
-                             opts_.group_tokens, factor);
+      const VisionGeometry& v = vision_.geometry();
+      const int factor = v.factor();
+      size = live_frame_size(v, image.width, image.height,
+                             int(std::ceil(opts_.window_s * opts_.fps)), opts_.group_tokens);
       {
         std::lock_guard lock(mu_);
         size_ = size;
@@ -285,7 +308,8 @@ void LiveVideo::read_connection(media::StreamReader& reader, bool& got_frame) {
       say("frames of " + std::to_string(image.width) + "x" + std::to_string(image.height) +
           " are encoded at " + std::to_string(size.width) + "x" + std::to_string(size.height) +
           " (" + std::to_string(size.width * size.height / (factor * factor)) +
-          " visual tokens per pair of frames)");
+          (v.temporal_patch == 1 ? " visual tokens per frame, each encoded alone)"
+                                 : " visual tokens per pair of frames)"));
     }
     s.image = (image.width == size.width && image.height == size.height)
                   ? std::move(image)
@@ -333,6 +357,10 @@ void LiveVideo::encode_loop() {
         s = std::move(queue_.front());
         queue_.pop_front();
       }
+      if (vision_.geometry().temporal_patch == 1) {
+        encode_single(s);
+        continue;
+      }
       if (!first) {
         first = std::move(s);
         continue;
@@ -358,13 +386,31 @@ void LiveVideo::encode_loop() {
 void LiveVideo::encode_pair(Sampled& a, Sampled& b, int n_frames) {
   const auto t0 = Clock::now();
   auto g = std::make_shared<LiveGroup>();
-  g->rows = encode_video_group(vision_, a.image, b.image, *ctx_);
-  g->id = new_block_identity();
+  const media::Image* frames[2] = {&a.image, &b.image};
+  g->rows = encode_video_group(vision_, frames, *ctx_, scratch_.get());
   g->t0_s = a.t_s;
   g->t1_s = b.t_s;
   g->wall0 = a.wall;
   g->wall1 = b.wall;
   g->n_frames = n_frames;
+  add_group(std::move(g), t0);
+}
+
+void LiveVideo::encode_single(Sampled& s) {
+  const auto t0 = Clock::now();
+  auto g = std::make_shared<LiveGroup>();
+  const media::Image* frames[1] = {&s.image};
+  g->rows = encode_video_group(vision_, frames, *ctx_, scratch_.get());
+  g->t0_s = g->t1_s = s.t_s;
+  g->wall0 = g->wall1 = s.wall;
+  g->n_frames = 1;
+  g->as_image = true;
+  add_group(std::move(g), t0);
+}
+
+void LiveVideo::add_group(std::shared_ptr<LiveGroup> g, std::chrono::steady_clock::time_point t0) {
+  g->id = new_block_identity();
+  const int n_frames = g->n_frames;
   if (opts_.on_group) opts_.on_group(*g);
   window_->add(std::move(g));
   std::lock_guard lock(mu_);
@@ -374,10 +420,13 @@ void LiveVideo::encode_pair(Sampled& a, Sampled& b, int n_frames) {
 }
 
 int64_t live_group_token_budget(double window_s, double fps, int n_ctx, int64_t reserve,
-                                int64_t text_tokens) {
-  const int64_t groups = int64_t(std::ceil(window_s * fps / 2));
-  const int64_t per_group =
-      (n_ctx - reserve - text_tokens) / groups - (timestamp_tokens(window_s) + 2);
+                                int64_t text_tokens, int frames_per_group) {
+  if (frames_per_group != 1 && frames_per_group != 2)
+    throw InternalError("a live group holds 1 or 2 frames");
+  const int64_t groups = int64_t(std::ceil(window_s * fps / frames_per_group));
+  // A pair: its timestamp and markers; a single frame (an image): its two markers.
+  const int64_t markers = frames_per_group == 1 ? 2 : timestamp_tokens(window_s) + 2;
+  const int64_t per_group = (n_ctx - reserve - text_tokens) / groups - markers;
   if (per_group < 1)
     throw Error("a window of " + std::to_string(int(window_s)) + " s at " + fixed(fps, 2) +
                 " fps does not fit the context of " + std::to_string(n_ctx) +

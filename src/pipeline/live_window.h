@@ -1,6 +1,7 @@
 // Live video into a rolling window of visual tokens (`reel watch`). A reader thread decodes the
 // source and samples frames at `fps` by presentation time; an encoder thread pairs the sampled
-// frames into Qwen3-VL's temporal groups as they arrive and encodes each group once; the window
+// frames into Qwen3-VL's temporal groups as they arrive and encodes each group once (an encoder
+// of single frames, temporal_patch 1 such as an NPU's, encodes each frame alone); the window
 // keeps the groups of the last `window_s` seconds. A question then costs only the text prefill
 // of the window (with prefix reuse when the window has only grown) plus the question: no frame
 // is decoded or encoded again.
@@ -40,6 +41,9 @@ struct LiveGroup {
   double t0_s = 0, t1_s = 0;  // its frames' times on the watch's timeline (seconds)
   WallTime wall0, wall1;      // when its frames arrived
   int n_frames = 2;           // sampled frames it holds (1 when the last frame was repeated)
+  // One frame encoded alone (an encoder of temporal_patch 1): it goes into the prompt as an
+  // image, as a video planned as images does (video_prompt_text).
+  bool as_image = false;
   EncodedGroup rows;
 };
 using LiveGroups = std::vector<std::shared_ptr<const LiveGroup>>;
@@ -70,7 +74,8 @@ class LiveWindow {
 
 // The prompt text of a snapshot as one video (Qwen3-VL's form, as video_prompt_text writes
 // it): each group's "<t.t seconds>" counted from the first group's first frame, then its pads;
-// and its visual blocks, in order.
+// and its visual blocks, in order. Groups of single frames (as_image) are written as
+// video_prompt_text writes a video planned as images: one image per frame, no timestamps.
 std::string live_video_text(std::span<const std::shared_ptr<const LiveGroup>> groups);
 std::vector<VisualBlock> live_blocks(std::span<const std::shared_ptr<const LiveGroup>> groups);
 // Sampled frames in a snapshot.
@@ -81,13 +86,18 @@ int live_frames(std::span<const std::shared_ptr<const LiveGroup>> groups);
 // `group_tokens` visual tokens per group (<= 0: no bound).
 media::Size2 live_frame_size(int width, int height, int window_frames, int64_t group_tokens,
                              int factor);
+// The same for `vision`: an encoder of one input size (an NPU's) gets that size whatever the
+// budget (a full window that does not fit then loses its oldest groups when asked about).
+media::Size2 live_frame_size(const VisionGeometry& vision, int width, int height, int window_frames,
+                             int64_t group_tokens);
 
 // Visual tokens each group may take so that a full window of `window_s` seconds at `fps`, its
 // timestamps, `text_tokens` of other text (template, system prompt, question) and `reserve`
-// tokens for the answer fit `n_ctx`. Throws reel::Error (saying what to change) when not even
-// one token per group fits.
+// tokens for the answer fit `n_ctx`. Groups hold `frames_per_group` frames (the encoder's
+// temporal_patch; a group of 1 is an image with 2 markers and no timestamp). Throws reel::Error
+// (saying what to change) when not even one token per group fits.
 int64_t live_group_token_budget(double window_s, double fps, int n_ctx, int64_t reserve,
-                                int64_t text_tokens);
+                                int64_t text_tokens, int frames_per_group = 2);
 
 // "2026-12-01T13:20:00.123Z": a wall-clock time in ISO 8601, UTC, to the millisecond.
 std::string iso8601_utc(WallTime t);
@@ -148,6 +158,8 @@ class LiveVideo {
   void offer(Sampled&& s);
   void encode_loop();
   void encode_pair(Sampled& a, Sampled& b, int n_frames);
+  void encode_single(Sampled& s);
+  void add_group(std::shared_ptr<LiveGroup> g, std::chrono::steady_clock::time_point t0);
   std::unique_ptr<media::StreamReader> open_with_retry(double budget_s);
   void say(const std::string& line) const;
   void fail(std::exception_ptr e);
@@ -157,6 +169,7 @@ class LiveVideo {
   std::string source_;
   std::unique_ptr<LiveWindow> window_;
   std::unique_ptr<ops::Context> ctx_;
+  std::unique_ptr<VisionScratch> scratch_;  // the encoder thread's, reused for every group
   std::atomic<bool> stop_{false};
   std::unique_ptr<media::StreamReader> first_reader_;
   std::thread reader_, encoder_;

@@ -333,20 +333,34 @@ class FrameQueue {
 
 EncodedGroup encode_video_group(const VisionEncoder& vision, const media::Image& first,
                                 const media::Image& second, ops::Context& ctx) {
+  const media::Image* frames[2] = {&first, &second};
+  return encode_video_group(vision, frames, ctx);
+}
+
+EncodedGroup encode_video_group(const VisionEncoder& vision,
+                                std::span<const media::Image* const> frames, ops::Context& ctx,
+                                VisionScratch* scratch) {
   const VisionGeometry& v = vision.geometry();
   const int factor = v.factor();
-  if (first.width != second.width || first.height != second.height || first.width <= 0 ||
-      first.height <= 0 || first.width % factor || first.height % factor)
-    throw Error("the frames of a temporal group must have one size, a multiple of " +
-                std::to_string(factor) + " pixels");
+  if (frames.size() != size_t(v.temporal_patch))
+    throw InternalError("this vision encoder takes " + std::to_string(v.temporal_patch) +
+                        " frames per group, not " + std::to_string(frames.size()));
+  const media::Image& first = *frames[0];
+  for (const media::Image* f : frames)
+    if (f->width != first.width || f->height != first.height || first.width <= 0 ||
+        first.height <= 0 || first.width % factor || first.height % factor)
+      throw Error("the frames of a temporal group must have one size, a multiple of " +
+                  std::to_string(factor) + " pixels");
   EncodedGroup g;
   g.hm = first.height / factor;
   g.wm = first.width / factor;
   const size_t rows = size_t(g.n_tokens()) * v.out_dim;
   g.main.resize(rows);
   g.deepstack.resize(rows * v.n_deepstack);
-  const media::Image* frames[2] = {&first, &second};
-  vision.encode_group(frames, g.main.data(), g.deepstack.data(), ctx);
+  if (scratch)
+    vision.encode_group(frames, g.main.data(), g.deepstack.data(), *scratch, ctx);
+  else
+    vision.encode_group(frames, g.main.data(), g.deepstack.data(), ctx);
   return g;
 }
 
@@ -403,6 +417,10 @@ EncodedVideo encode_video(const VisionEncoder& vision, const VideoPlan& plan, op
 
   std::map<int64_t, media::Image> pending;  // decoded frames not yet encoded
   int done = 0;
+  // One group's DeepStack rows (copied out to each level's place) and the encoder's working
+  // memory, allocated once for all groups.
+  std::vector<float> ds(size_t(out.n_deepstack) * tpg * v.out_dim);
+  const std::unique_ptr<VisionScratch> scratch = vision.new_scratch();
   try {
     const int slots = plan.as_images ? 1 : 2;
     for (int g = 0; g < plan.n_groups; ++g) {
@@ -418,9 +436,8 @@ EncodedVideo encode_video(const VisionEncoder& vision, const VideoPlan& plan, op
       for (int s = 0; s < 2; ++s)
         frames[s] = &pending.at(plan.frames[size_t(g) * slots + (slots == 2 ? s : 0)]);
       const auto t0 = Clock::now();
-      std::vector<float> ds(size_t(out.n_deepstack) * tpg * v.out_dim);
       vision.encode_group(std::span(frames, size_t(v.temporal_patch)),
-                          out.main.data() + size_t(g) * tpg * v.out_dim, ds.data(), ctx);
+                          out.main.data() + size_t(g) * tpg * v.out_dim, ds.data(), *scratch, ctx);
       for (int l = 0; l < out.n_deepstack; ++l)
         std::copy_n(
             ds.data() + size_t(l) * tpg * v.out_dim, size_t(tpg) * v.out_dim,

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -26,9 +27,9 @@ struct VideoOptions {
   int max_frames = 768;
   int n_frames = 0;
   media::VideoBudget budget = media::kQwen3VLVideoBudget;  // the reference's clip-level pixels
-  int64_t max_tokens = 0;     // visual token budget for the video (0: only the context's)
-  bool as_images = false;     // the original app's way: every frame a separate image
-  ImageOptions image;         // per-frame sizing when as_images
+  int64_t max_tokens = 0;           // visual token budget for the video (0: only the context's)
+  bool as_images = false;           // the original app's way: every frame a separate image
+  ImageOptions image;               // per-frame sizing when as_images
   bool display_corrections = true;  // rotation metadata and non-square pixels
   // An encoder of one input size (VisionGeometry::fixed_width/height): every frame is stretched
   // to it and a budget can only take fewer frames. 0 x 0: sized by the budgets above.
@@ -44,18 +45,18 @@ VideoOptions video_options_for(const VisionEncoder& vision, VideoOptions o);
 struct VideoPlan {
   std::string path;
   media::VideoInfo info;
-  std::vector<int64_t> indices;    // sampled frames, ascending
-  std::vector<int64_t> frames;     // frame of each temporal slot (odd counts repeat the last)
+  std::vector<int64_t> indices;  // sampled frames, ascending
+  std::vector<int64_t> frames;   // frame of each temporal slot (odd counts repeat the last)
   // Seconds, one per temporal group: as the reference computes them on constant frame rate, the
   // mean of the pair's presentation times on variable frame rate.
   std::vector<double> group_times;
   bool as_images = false;
   bool display_corrections = true;
   int resized_w = 0, resized_h = 0;
-  media::Size2 fixed;              // the encoder's one frame size, or 0 x 0
-  int grid_h = 0, grid_w = 0;      // patches per frame
+  media::Size2 fixed;                // the encoder's one frame size, or 0 x 0
+  int grid_h = 0, grid_w = 0;        // patches per frame
   int merge = kQwen3VLSpatialMerge;  // patches per token side (the vision model's spatial merge)
-  int n_groups = 0;                // temporal groups (as_images: frames)
+  int n_groups = 0;                  // temporal groups (as_images: frames)
   int tokens_per_group() const { return grid_h * grid_w / (merge * merge); }
   int n_tokens() const { return n_groups * tokens_per_group(); }
   std::vector<std::string> notes;  // what a budget made Reel choose, in words
@@ -116,6 +117,13 @@ struct EncodedGroup {
 };
 EncodedGroup encode_video_group(const VisionEncoder& vision, const media::Image& first,
                                 const media::Image& second, ops::Context& ctx);
+// The same for any encoder: geometry().temporal_patch frames (one for an encoder of single
+// frames, whose group is then an image's rows), of the encoder's fixed size if it has one.
+// `scratch` (from vision.new_scratch()) is kept by a caller that encodes group after group;
+// null: one for this group alone.
+EncodedGroup encode_video_group(const VisionEncoder& vision,
+                                std::span<const media::Image* const> frames, ops::Context& ctx,
+                                VisionScratch* scratch = nullptr);
 
 // "<1.3 seconds>": the reference's text for a group time (printf %.1f of the double).
 std::string timestamp_text(double seconds);

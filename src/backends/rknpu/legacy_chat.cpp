@@ -96,14 +96,16 @@ FrameEncoder interleaved_frames(const VisionEncoder& enc, media::Size2 size, ops
   f.height = size.height;
   f.n_tokens = (size.width / v.factor()) * (size.height / v.factor());
   f.token_floats = v.out_dim * (1 + v.n_deepstack);
-  f.encode = [&enc, &ctx, tokens = size_t(f.n_tokens)](const media::Image& img,
-                                                       std::vector<float>& out) {
+  // One scratch for every frame (FrameEncoder::encode is a copyable std::function).
+  f.encode = [&enc, &ctx, tokens = size_t(f.n_tokens),
+              scratch = std::shared_ptr<VisionScratch>(enc.new_scratch())](
+                 const media::Image& img, std::vector<float>& out) {
     const VisionGeometry& g = enc.geometry();
     const size_t dim = size_t(g.out_dim), n_ds = size_t(g.n_deepstack);
     std::vector<float> main(tokens * dim), ds(tokens * dim * n_ds);
     // A still image fills every time slot of its group.
     std::vector<const media::Image*> frames(size_t(g.temporal_patch), &img);
-    enc.encode_group(frames, main.data(), ds.data(), ctx);
+    enc.encode_group(frames, main.data(), ds.data(), *scratch, ctx);
     for (size_t t = 0; t < tokens; ++t) {
       out.insert(out.end(), main.begin() + std::ptrdiff_t(t * dim),
                  main.begin() + std::ptrdiff_t((t + 1) * dim));

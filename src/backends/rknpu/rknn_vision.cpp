@@ -108,14 +108,30 @@ void RknnVisionEncoder::require_pipeline_shapes() const {
                       " tokens, not one per 32x32 pixels as Qwen3-VL's encoder does");
 }
 
+namespace {
+
+// The runtime's interleaved rows of one frame, kept between frames.
+struct RknnScratch : VisionScratch {
+  std::vector<float> rows;
+};
+
+}  // namespace
+
+std::unique_ptr<VisionScratch> RknnVisionEncoder::new_scratch() const {
+  return std::make_unique<RknnScratch>();
+}
+
 void RknnVisionEncoder::encode_group(std::span<const media::Image* const> frames, float* main,
-                                     float* deepstack, ops::Context& ctx) const {
+                                     float* deepstack, VisionScratch& scratch,
+                                     ops::Context& ctx) const {
   if (frames.size() != 1 || !frames[0])
     throw InternalError("the RKNN encoder takes one frame at a time, not " +
                         std::to_string(frames.size()));
+  auto* mine = dynamic_cast<RknnScratch*>(&scratch);
+  if (!mine) throw InternalError("RKNN encoder: a scratch of another encoder");
   ctx.throw_if_cancelled();
-  std::vector<float> rows;
-  rows.reserve(size_t(n_tokens_) * size_t(token_floats()));
+  std::vector<float>& rows = mine->rows;
+  rows.clear();
   encode(*frames[0], rows);
   // [token][output][embed] to main [token][embed] and deepstack [output - 1][token][embed].
   const size_t embed = size_t(embed_), tokens = size_t(n_tokens_);

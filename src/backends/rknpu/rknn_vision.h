@@ -46,8 +46,10 @@ class RknnVisionEncoder : public VisionEncoder {
   // throws reel::Unsupported saying why not otherwise.
   void require_pipeline_shapes() const;
   const VisionGeometry& geometry() const override { return geometry_; }
+  using VisionEncoder::encode_group;
   void encode_group(std::span<const media::Image* const> frames, float* main, float* deepstack,
-                    ops::Context& ctx) const override;
+                    VisionScratch& scratch, ops::Context& ctx) const override;
+  std::unique_ptr<VisionScratch> new_scratch() const override;
   double gflop_per_group(int64_t) const override { return 0; }  // not known for an .rknn
 
  private:

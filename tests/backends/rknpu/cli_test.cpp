@@ -420,7 +420,7 @@ TEST_P(NpuCliTest, NpuVisionOfAnotherModelIsRefused) {
       reel("-m " + kTinyText + " --mmproj " + odd + " --image " + kPhoto + " -p hi -n 1", ""),
       "input gives 5 tokens, not one per 32x32 pixels");
   EXPECT_TRUE(calls("rknn_inputs_set").empty());
-  // Only the chat takes an .rknn file beside a GGUF text model so far.
+  // The chat and watch take an .rknn file beside a GGUF text model; serve does not yet.
   const std::string rknn =
       file("tiny-vision.rknn", "FAKE-RKNN input 64 64 nhwc outputs 4 tokens 4 embed 32\n").string();
   expect_clean_error(reel("serve -m " + kTinyText + " --mmproj " + rknn + " --port 0", ""),
@@ -428,6 +428,71 @@ TEST_P(NpuCliTest, NpuVisionOfAnotherModelIsRefused) {
   expect_clean_error(reel("--backend cpu -m " + kTinyText + " --mmproj " + rknn + " -p hi", ""),
                      "--backend cpu runs GGUF files");
   expect_clean_error(reel("-m " + rknn + " -p hi", ""), "is a vision encoder (.rknn)");
+}
+
+// The number just before `key` in `text` ("...\"frames\":10..." -> 10 for "\"frames\":"); -1 if
+// absent.
+long number_after(const std::string& text, const std::string& key) {
+  const size_t at = text.find(key);
+  return at == std::string::npos ? -1 : std::atol(text.c_str() + at + key.size());
+}
+
+// `reel watch` with the NPU's vision encoder and the CPU's text decoder: every sampled frame of a
+// file goes through the .rknn model alone (one inference each) and the window is asked about as
+// the chat asks about a video planned as images (one image per frame): the same prompt length for
+// the same number of frames. The file's end gives one answer about the last window, exit 0.
+TEST_P(NpuCliTest, WatchWithNpuVision) {
+  const std::string rknn =
+      file("tiny-vision.rknn", "FAKE-RKNN input 64 64 nhwc outputs 4 tokens 4 embed 32\n").string();
+  const std::string q = "'What happens?'";
+  const Result r = reel("watch " + kClip + " -m " + kTinyText + " --mmproj " + rknn +
+                            " --fps 1 --ask " + q + " --every 100s --temp 0 -n 3 -t 1",
+                        "");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("vision on the NPU, each frame alone; text on the CPU"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("encoded at 64x64 (4 visual tokens per frame"), std::string::npos) << r.err;
+  // One JSON line: one answer about the window.
+  ASSERT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  EXPECT_NE(r.out.find("\"question\":\"What happens?\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"answer\":\""), std::string::npos) << r.out;
+  // 10 s at 1 fps; a frame the encoder could not take in time would be dropped (it is fast, so
+  // none should be, but only the counts must agree).
+  const long frames = number_after(r.out, "\"frames\":");
+  EXPECT_GE(frames, 8) << r.out;
+  EXPECT_LE(frames, 10) << r.out;
+  // One inference per frame, each a 64x64 RGB input, every output buffer given back.
+  const auto inputs = calls("rknn_inputs_set");
+  ASSERT_EQ(long(inputs.size()), frames) << r.err;
+  std::set<std::string> sums;
+  for (const std::string& l : inputs) {
+    EXPECT_TRUE(has(l, "size=12288")) << l;
+    sums.insert(field(l, "byte_sum"));
+  }
+  EXPECT_GT(sums.size(), 1u);  // different frames, different pixels
+  EXPECT_EQ(long(calls("rknn_run").size()), frames);
+  for (const std::string& l : calls("rknn_outputs_release")) EXPECT_TRUE(has(l, "outstanding=0"));
+  EXPECT_EQ(calls("rknn_destroy").size(), 1u);
+  EXPECT_TRUE(calls("rkllm_init").empty());  // the text ran on the CPU
+  // 4 tokens and 2 markers per frame: the chat's prompt for as many frames of the file.
+  const Result chat =
+      reel("-m " + kTinyText + " --mmproj " + rknn + " --video " + kClip + " --frames " +
+               std::to_string(frames) + " -p " + q + " --temp 0 -n 3 -t 1 --stats json",
+           "");
+  ASSERT_EQ(chat.code, 0) << chat.err;
+  const long prompt = number_after(r.out, "\"prompt_tokens\":");
+  EXPECT_EQ(prompt, number_after(chat.err, "\"prompt_tokens\":")) << r.out << chat.err;
+  EXPECT_GE(prompt, 6 * frames);
+}
+
+// An .rkllm text model stays the chat's: watch refuses it in one line, before loading anything.
+TEST_P(NpuCliTest, WatchRefusesAnNpuTextModel) {
+  const Result r =
+      reel("watch " + kClip + " -m " + text_ + " --mmproj " + vision_ + " --ask q", "");
+  expect_clean_error(r, "reel watch runs the text model on the CPU");
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_TRUE(calls("rknn_init").empty());
+  EXPECT_TRUE(calls("rkllm_init").empty());
 }
 
 // Qwen3.5's encoder has no DeepStack: an .rknn of one output, as wide as the text model's hidden

@@ -107,6 +107,7 @@ std::string context_message(int64_t prompt, int64_t answer, int n_ctx) {
 
 void encode_images(const Model& model, ops::Context& ctx, std::vector<Medium>& media,
                    const ChatPromptOptions& o, MediaMemo& memo, ChatPrompt& out) {
+  std::unique_ptr<VisionScratch> scratch;  // made for the first image encoded, then reused
   for (Medium& m : media) {
     if (m.is_video || m.window) continue;
     ctx.throw_if_cancelled();
@@ -128,8 +129,9 @@ void encode_images(const Model& model, ops::Context& ctx, std::vector<Medium>& m
         if ((m.image = o.media_cache->find_image(*key))) ++out.cache_hits;
       }
       if (!m.image) {
-        m.image =
-            std::make_shared<const EncodedImage>(encode_decoded(model.vision(), img, size, ctx));
+        if (!scratch) scratch = model.vision().new_scratch();
+        m.image = std::make_shared<const EncodedImage>(
+            encode_decoded(model.vision(), img, size, ctx, scratch.get()));
         out.vision_encode_ms += m.image->encode_ms;
         if (key) o.media_cache->put_image(*key, m.image);
       }

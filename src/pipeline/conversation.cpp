@@ -149,6 +149,7 @@ void Conversation::encode_media(Turn& t, const TurnEvents& ev) {
   ops::Context& ctx = exec_ctx();
   const bool reuse_images = t.decoded.empty() && image_cache_.size() == t.sizes.size();
   std::vector<uint64_t> ids(t.sizes.size(), 0);
+  std::unique_ptr<VisionScratch> scratch;  // made for the first image encoded, then reused
   for (size_t i = 0; i < t.sizes.size(); ++i) {
     ctx.throw_if_cancelled();
     const auto& hit = reuse_images && image_cache_[i]->resized_w == t.sizes[i].width &&
@@ -175,8 +176,9 @@ void Conversation::encode_media(Turn& t, const TurnEvents& ev) {
     if (ev.progress) ev.progress("encoding images", int(i), int(t.sizes.size()));
     const DecodedImage img =
         t.decoded.empty() ? decode_image(path, opts_.image) : std::move(t.decoded[i]);
-    t.images.push_back(
-        std::make_shared<const EncodedImage>(encode_decoded(vision, img, t.sizes[i], ctx)));
+    if (!scratch) scratch = vision.new_scratch();
+    t.images.push_back(std::make_shared<const EncodedImage>(
+        encode_decoded(vision, img, t.sizes[i], ctx, scratch.get())));
     t.stats.media_decode_ms += t.images.back()->decode_ms;
     t.stats.vision_encode_ms += t.images.back()->encode_ms;
     if (key) opts_.media_cache->put_image(*key, t.images.back());

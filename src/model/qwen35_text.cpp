@@ -435,24 +435,6 @@ void Qwen35Text::check(std::span<const Qwen35Seq> seqs, const TextBatch& b,
   if (rows != b.n) throw InternalError("the sequences of a batch do not cover its rows");
 }
 
-void Qwen35Text::output_logits(std::span<const Qwen35Seq> seqs, Qwen35Scratch& st, float* logits,
-                               ops::Context& ctx) const {
-  const int64_t D = cfg_.text.n_embd;
-  int row0 = 0, out = 0;
-  for (const Qwen35Seq& s :
-       seqs) {  // gather the wanted rows (out <= row0: copying forward is safe)
-    const int first = row0 + s.n - s.n_logits;
-    if (out != first)
-      std::memmove(st.x_.data() + out * D, st.x_.data() + first * D,
-                   s.n_logits * D * sizeof(float));
-    out += s.n_logits;
-    row0 += s.n;
-  }
-  if (out == 0 || !logits) return;
-  ops::rms_norm(st.x_.data(), output_norm_, st.xn_.data(), out, D, cfg_.text.rms_eps);
-  ops::matmul(output_, st.xn_.data(), out, logits, ctx);
-}
-
 void Qwen35Text::forward(std::span<const Qwen35Seq> seqs, const TextBatch& b, Qwen35Scratch& st,
                          float* logits, ops::Context& ctx) const {
   check(seqs, b, st);
@@ -474,7 +456,8 @@ void Qwen35Text::forward(std::span<const Qwen35Seq> seqs, const TextBatch& b, Qw
     if (cfg_.n_linear) s.state->cur_ = 1 - s.state->cur_;
     s.state->n_past_ += s.n;
   }
-  output_logits(seqs, st, logits, ctx);
+  output_logits(seqs, OutputHead{output_norm_, cfg_.text.rms_eps, output_}, st.x_.data(),
+                st.xn_.data(), cfg_.text.n_embd, logits, ctx);
 }
 
 void Qwen35Text::forward(KvCache& kv, DeltaNetState& state, const TextBatch& b, Qwen35Scratch& st,

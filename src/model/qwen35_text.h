@@ -200,8 +200,6 @@ class Qwen35Text : public TextDecoder {
   void attend(const Qwen35Seq& seq, int row0, int full_index, Qwen35Scratch& st,
               ops::Context& ctx) const;
   void ffn_block(int layer, int n, Qwen35Scratch& st, ops::Context& ctx) const;
-  void output_logits(std::span<const Qwen35Seq> seqs, Qwen35Scratch& st, float* logits,
-                     ops::Context& ctx) const;
 
   Qwen35Config cfg_;
   ops::Matrix tok_embd_, output_;

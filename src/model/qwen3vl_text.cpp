@@ -237,23 +237,6 @@ void Qwen3VLText::embed(const TextBatch& b, TextScratch& st) const {
   embed_batch(tok_embd_, cfg_.n_vocab, b, st.x_.data());
 }
 
-void Qwen3VLText::output_logits(std::span<const SeqSpan> seqs, TextScratch& st, float* logits,
-                                ops::Context& ctx) const {
-  const int64_t D = cfg_.n_embd;
-  int row0 = 0, out = 0;
-  for (const SeqSpan& s : seqs) {  // gather the wanted rows (out <= row0: copying forward is safe)
-    const int first = row0 + s.n - s.n_logits;
-    if (out != first)
-      std::memmove(st.x_.data() + out * D, st.x_.data() + first * D,
-                   s.n_logits * D * sizeof(float));
-    out += s.n_logits;
-    row0 += s.n;
-  }
-  if (out == 0 || !logits) return;
-  ops::rms_norm(st.x_.data(), output_norm_, st.xn_.data(), out, D, cfg_.rms_eps);
-  ops::matmul(output_, st.xn_.data(), out, logits, ctx);
-}
-
 void Qwen3VLText::forward(std::span<const SeqSpan> seqs, const TextBatch& b, TextScratch& st,
                           float* logits, ops::Context& ctx) const {
   check(seqs, b, st);
@@ -274,7 +257,8 @@ void Qwen3VLText::forward(std::span<const SeqSpan> seqs, const TextBatch& b, Tex
     }
   }
   for (const SeqSpan& s : seqs) s.kv->advance(s.n);
-  output_logits(seqs, st, logits, ctx);
+  output_logits(seqs, OutputHead{output_norm_, cfg_.rms_eps, output_}, st.x_.data(), st.xn_.data(),
+                cfg_.n_embd, logits, ctx);
 }
 
 void Qwen3VLText::forward(KvCache& kv, const TextBatch& b, TextScratch& st, float* logits,

@@ -125,8 +125,6 @@ class Qwen3VLText : public TextDecoder {
   void attend(const SeqSpan& seq, int row0, TextScratch& st, int layer, ops::Context& ctx) const;
   void ffn_block(TextScratch& st, int layer, int n, ops::Context& ctx) const;
   void rope_tables(std::span<const SeqSpan> seqs, const TextBatch& b, TextScratch& st) const;
-  void output_logits(std::span<const SeqSpan> seqs, TextScratch& st, float* logits,
-                     ops::Context& ctx) const;
 
   TextConfig cfg_;
   ops::Matrix tok_embd_, output_;

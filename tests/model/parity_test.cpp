@@ -51,7 +51,7 @@ std::vector<float> run_prompt(const Qwen3VLText& m, const std::vector<int32_t>& 
   const int n = static_cast<int>(ids.size());
   const int V = m.config().n_vocab;
   // f32 keys and values: these logits are compared with the reference to 1e-3 or tighter.
-  KvCache kv(m.config(), n + 1, KvType::F32);
+  KvState kv(m.config(), n + 1, KvType::F32);
   TextScratch scratch(m.config(), n_batch);
   std::vector<float> logits(size_t(n) * V);
   for (int i = 0; i < n; i += n_batch) {
@@ -162,7 +162,8 @@ TEST_P(Parity, TokenByTokenDecodeMatchesToo) {
     const auto logits = run_prompt(*l.model, ids, ctx, 1);
     for (size_t p = 0; p < ids.size(); ++p)
       for (size_t k = 0; k < cols.size(); ++k) {
-        const double d = std::abs(logits[p * V + cols[k].get<int>()] - c["logits"][p][k].get<double>());
+        const double d =
+            std::abs(logits[p * V + cols[k].get<int>()] - c["logits"][p][k].get<double>());
         abs_sum += d;
         max_diff = std::max(max_diff, d);
         ++abs_n;
@@ -204,7 +205,7 @@ TEST_P(Greedy, SixtyFourTokensIdentical) {
     const auto want = c["greedy"].get<std::vector<int32_t>>();
     ASSERT_EQ(want.size(), 64u);
     const int n_batch = 64;
-    KvCache kv(l.model->config(), int(ids.size() + want.size()) + 1, KvType::F32);
+    KvState kv(l.model->config(), int(ids.size() + want.size()) + 1, KvType::F32);
     TextScratch scratch(l.model->config(), n_batch);
     std::vector<float> logits(V);
     for (size_t i = 0; i < ids.size(); i += n_batch) {
@@ -216,8 +217,8 @@ TEST_P(Greedy, SixtyFourTokensIdentical) {
     }
     std::vector<int32_t> got;
     for (size_t i = 0; i < want.size(); ++i) {
-      int32_t id = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) -
-                                        logits.begin());
+      int32_t id =
+          static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
       got.push_back(id);
       TextBatch one;
       one.n = 1;

@@ -8,8 +8,6 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <span>
@@ -18,6 +16,7 @@
 
 #include "../gguf/gguf_builder.h"
 #include "common/error.h"
+#include "fixtures.h"
 #include "gguf/gguf.h"
 #include "model/qwen35_text.h"
 #include "ops/ops.h"
@@ -25,31 +24,12 @@
 namespace reel {
 namespace {
 
-namespace fs = std::filesystem;
 using nlohmann::json;
 
-json load_reference(const std::string& name) {
-  for (const std::string dir : {REEL_FIXTURE_DIR "/reference/", REEL_FIXTURE_SRC "/reference/"}) {
-    const fs::path p = dir + name + ".json";
-    if (fs::exists(p)) {
-      std::ifstream in(p);
-      return json::parse(in);
-    }
-  }
-  ADD_FAILURE() << "reference fixture " << name << ".json not found";
-  return json();
-}
-
-struct Loaded {
-  std::unique_ptr<gguf::File> file;
-  std::unique_ptr<Qwen35Text> model;
-};
-
+using test::load_reference;
+using Loaded = test::Loaded<Qwen35Text>;
 Loaded load_model(const std::string& gguf_name) {
-  Loaded l;
-  l.file = gguf::File::open(std::string(REEL_FIXTURE_DIR "/models/") + gguf_name);
-  l.model = Qwen35Text::load(*l.file);
-  return l;
+  return test::load_model<Qwen35Text>(gguf_name);
 }
 
 // One sequence (f32 KV cache: the logits are compared to 1e-3), with names for its KV cache and
@@ -177,11 +157,7 @@ TEST_P(Qwen35Parity, PrefillInPiecesMatchesTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Qwen35Parity,
                          ::testing::Values("q35-a-f32", "q35-a-q8_0", "q35-b-f16"),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           std::replace(s.begin(), s.end(), '-', '_');
-                           return s;
-                         });
+                         test::param_name);
 
 // 64 greedy tokens identical to transformers' greedy generation (its decode is the recurrent
 // form with a KV cache, as Reel's).
@@ -204,35 +180,15 @@ TEST_P(Qwen35Greedy, SixtyFourTokensIdentical) {
     const int n_batch = 64;
     Sequence seq(l.model->config(), int(ids.size() + want.size()) + 1);
     Qwen35Scratch scratch(l.model->config(), n_batch);
-    std::vector<float> logits(V);
-    for (size_t i = 0; i < ids.size(); i += n_batch) {
-      TextBatch b;
-      b.n = static_cast<int>(std::min<size_t>(n_batch, ids.size() - i));
-      b.ids = ids.data() + i;
-      const bool last = i + b.n == ids.size();
-      l.model->forward(seq.hybrid, b, scratch, last ? logits.data() : nullptr, last ? 1 : 0, ctx);
-    }
-    std::vector<int32_t> got;
-    for (size_t i = 0; i < want.size(); ++i) {
-      int32_t id =
-          static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-      got.push_back(id);
-      TextBatch one;
-      one.n = 1;
-      one.ids = &id;
-      l.model->forward(seq.hybrid, one, scratch, logits.data(), 1, ctx);
-    }
-    EXPECT_EQ(got, want) << c["name"];
+    EXPECT_EQ(test::greedy_tokens(*l.model, seq.hybrid, scratch, ids, want.size(), n_batch, V, ctx),
+              want)
+        << c["name"];
   }
   EXPECT_GT(cases_with_greedy, 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Qwen35Greedy, ::testing::Values("q35-a-f32", "q35-b-f16"),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           std::replace(s.begin(), s.end(), '-', '_');
-                           return s;
-                         });
+                         test::param_name);
 
 TEST(Qwen35Load, ReadsTheConvertersLayout) {
   Loaded a = load_model("q35-a-f32.gguf");

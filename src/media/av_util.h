@@ -1,5 +1,6 @@
-// Small FFmpeg helpers shared by the file reader (video.cpp) and the live stream reader
-// (stream.cpp): FFmpeg's one-time set-up, the deadline (and cancel flag) its blocking calls poll,
+// Small FFmpeg helpers shared by the image decoder (decode.cpp), the file reader (video.cpp)
+// and the live stream reader (stream.cpp): FFmpeg's one-time set-up (the one place its log is
+// configured), the deadline (and cancel flag) its blocking calls poll,
 // owning pointers that free each FFmpeg object the right way, and FFmpeg's message for an error
 // code. Internal to src/media.
 #pragma once

@@ -13,7 +13,6 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <new>
 
 // jpeglib.h needs size_t and FILE declared first.
@@ -27,12 +26,12 @@
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavutil/imgutils.h>
-#include <libavutil/log.h>
 #include <libswscale/swscale.h>
 }
 
 #include "common/error.h"
 #include "common/fs.h"
+#include "media/av_util.h"
 #include "media/exif.h"
 #include "media/image.h"
 #include "media/sws_rgb.h"
@@ -478,22 +477,10 @@ void check_header_size(Format f, const uint8_t* d, size_t n, const ImageLimits& 
   }
 }
 
-void quiet_ffmpeg() {
-  static std::once_flag once;
-  std::call_once(once, [] { av_log_set_level(AV_LOG_QUIET); });
-}
-
-struct AvFree {
-  void operator()(AVCodecContext* c) const { avcodec_free_context(&c); }
-  void operator()(AVFrame* f) const { av_frame_free(&f); }
-  void operator()(AVPacket* p) const { av_packet_free(&p); }
-  void operator()(SwsContext* s) const { sws_freeContext(s); }
-};
-
 void frame_to_rgb(const AVFrame* frame, Image& img, const std::string& name) {
-  std::unique_ptr<SwsContext, AvFree> sws(
-      sws_getContext(frame->width, frame->height, AVPixelFormat(frame->format), frame->width,
-                     frame->height, AV_PIX_FMT_RGB24, SWS_POINT, nullptr, nullptr, nullptr));
+  AvPtr<SwsContext> sws(sws_getContext(frame->width, frame->height, AVPixelFormat(frame->format),
+                                       frame->width, frame->height, AV_PIX_FMT_RGB24, SWS_POINT,
+                                       nullptr, nullptr, nullptr));
   if (!sws) fail(name, "unsupported pixel format", ErrorKind::Unsupported);
   scale_to_rgb(sws.get(), frame, img);
 }
@@ -503,16 +490,16 @@ Image decode_ffmpeg(Format f, const uint8_t* data, size_t size, const std::strin
   static const char* const kNames[] = {"JPEG", "PNG", "WebP", "GIF", "BMP", "TIFF", "?"};
   const std::string label = std::string(kNames[int(f)]) + ": ";
   check_header_size(f, data, size, limits, name);
-  quiet_ffmpeg();
+  init_ffmpeg();  // FFmpeg's log silenced: the errors are worded here
   const AVCodecID id = f == Format::kGif   ? AV_CODEC_ID_GIF
                        : f == Format::kBmp ? AV_CODEC_ID_BMP
                                            : AV_CODEC_ID_TIFF;
   const AVCodec* codec = avcodec_find_decoder(id);
   if (codec == nullptr)
     fail(name, label + "no decoder in this FFmpeg build", ErrorKind::Unsupported);
-  std::unique_ptr<AVCodecContext, AvFree> ctx(avcodec_alloc_context3(codec));
-  std::unique_ptr<AVPacket, AvFree> pkt(av_packet_alloc());
-  std::unique_ptr<AVFrame, AvFree> frame(av_frame_alloc());
+  AvPtr<AVCodecContext> ctx(avcodec_alloc_context3(codec));
+  AvPtr<AVPacket> pkt(av_packet_alloc());
+  AvPtr<AVFrame> frame(av_frame_alloc());
   if (!ctx || !pkt || !frame || size > size_t(INT32_MAX) - AV_INPUT_BUFFER_PADDING_SIZE) {
     fail(name, label + "out of memory", ErrorKind::Io);
   }

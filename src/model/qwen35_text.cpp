@@ -13,6 +13,12 @@
 namespace reel {
 namespace {
 
+// A span's state. It was made by Qwen35Text::new_state (or is the HybridState of the
+// one-sequence forward), so the spans are read as they come, with no per-call conversion.
+HybridState& hybrid_of(const DecodeSpan& s) {
+  return *static_cast<HybridState*>(s.state);
+}
+
 using namespace weights;
 
 constexpr const char* kArch = "qwen35";
@@ -240,20 +246,20 @@ Qwen35Scratch::Qwen35Scratch(const Qwen35Config& c, int n_batch) : n_batch_(n_ba
   rope_cos_.resize(nb * c.rope_dim / 2);
   rope_sin_.resize(nb * c.rope_dim / 2);
   pos_.resize(nb);
-  spans_.reserve(nb);
 }
 
 void Qwen35Text::embed(const TextBatch& b, Qwen35Scratch& st) const {
   embed_batch(tok_embd_, cfg_.text.n_vocab, b, st.x_.data());
 }
 
-void Qwen35Text::rope_tables(std::span<const Qwen35Seq> seqs, const TextBatch& b,
+void Qwen35Text::rope_tables(std::span<const DecodeSpan> seqs, const TextBatch& b,
                              Qwen35Scratch& st) const {
   Pos3* pos = st.pos_.data();
   int row = 0;
-  for (const Qwen35Seq& s : seqs)
+  for (const DecodeSpan& s : seqs)
     for (int i = 0; i < s.n; ++i, ++row) {
-      const int32_t p = s.kv->n_past() + i;  // text positions n_past + i on all three axes
+      const int32_t p =
+          hybrid_of(s).kv.n_past() + i;  // text positions n_past + i on all three axes
       pos[row] = b.pos ? b.pos[row] : Pos3{p, p, p};
     }
   rope_.tables(pos, b.n, st.rope_cos_.data(), st.rope_sin_.data());
@@ -263,7 +269,7 @@ void Qwen35Text::rope_tables(std::span<const Qwen35Seq> seqs, const TextBatch& b
 // 1/sqrt(k_head_dim)) -> gated delta rule with beta = sigmoid(b), g = A * softplus(a + dt_bias)
 // -> RMSNorm(o) * silu(z) per value head -> out_proj. Everything but the conv and the delta
 // rule is row by row, so it runs over the whole batch; those two run per sequence.
-void Qwen35Text::linear_block(std::span<const Qwen35Seq> seqs, int layer, int li, int n,
+void Qwen35Text::linear_block(std::span<const DecodeSpan> seqs, int layer, int li, int n,
                               Qwen35Scratch& st, ops::Context& ctx) const {
   const Qwen35Layer& w = layers_[layer];
   const Qwen35Config& c = cfg_;
@@ -281,7 +287,7 @@ void Qwen35Text::linear_block(std::span<const Qwen35Seq> seqs, int layer, int li
       a = w.ssm_a[h] * softplus(a + w.dt_bias[h]);
     }
   int row0 = 0;
-  for (const Qwen35Seq& s : seqs) {
+  for (const DecodeSpan& s : seqs) {
     mix_linear(s, row0, layer, li, st, ctx);
     row0 += s.n;
   }
@@ -294,13 +300,13 @@ void Qwen35Text::linear_block(std::span<const Qwen35Seq> seqs, int layer, int li
 
 // One sequence's rows [row0, row0 + n) through the causal conv and the delta rule, reading its
 // state's current side and writing the other (the sides swap when the whole pass is done).
-void Qwen35Text::mix_linear(const Qwen35Seq& seq, int row0, int layer, int li, Qwen35Scratch& st,
+void Qwen35Text::mix_linear(const DecodeSpan& seq, int row0, int layer, int li, Qwen35Scratch& st,
                             ops::Context& ctx) const {
   const Qwen35Layer& w = layers_[layer];
   const Qwen35Config& c = cfg_;
   const int64_t channels = c.conv_channels(), dk = c.k_head_dim, dv = c.v_head_dim;
   const int64_t nk = c.n_k_heads, nv = c.n_v_heads, key_w = nk * dk, value_w = nv * dv;
-  DeltaNetState& state = *seq.state;
+  DeltaNetState& state = hybrid_of(seq).recurrent;
   const int n = seq.n, in = state.cur_, out = 1 - in;
   float* conv_out = st.conv_out_.data() + size_t(row0) * channels;
   ops::causal_conv1d_silu(st.mixed_.data() + size_t(row0) * channels, n, channels, channels, w.conv,
@@ -329,7 +335,7 @@ void Qwen35Text::mix_linear(const Qwen35Seq& seq, int row0, int layer, int li, Q
 // Gated attention: q_proj yields, per head, the query and an output gate; q/k RMSNorm, rotary
 // on the first rope_dim dimensions, attention over each sequence's cache, output *
 // sigmoid(gate), o_proj.
-void Qwen35Text::attention_block(std::span<const Qwen35Seq> seqs, int layer, int fi, int n,
+void Qwen35Text::attention_block(std::span<const DecodeSpan> seqs, int layer, int fi, int n,
                                  Qwen35Scratch& st, ops::Context& ctx) const {
   const Qwen35Layer& w = layers_[layer];
   const TextConfig& t = cfg_.text;
@@ -354,7 +360,7 @@ void Qwen35Text::attention_block(std::span<const Qwen35Seq> seqs, int layer, int
     ops::rope(st.k_.data() + h * hd, n, 1, cfg_.rope_dim, int64_t(nkv) * hd, st.rope_cos_.data(),
               st.rope_sin_.data());
   int row0 = 0;
-  for (const Qwen35Seq& s : seqs) {
+  for (const DecodeSpan& s : seqs) {
     attend(s, row0, fi, st, ctx);
     row0 += s.n;
   }
@@ -365,9 +371,9 @@ void Qwen35Text::attention_block(std::span<const Qwen35Seq> seqs, int layer, int
 
 // Appends one sequence's new keys/values (rows [row0, row0 + n) of the batch) to its cache and
 // runs its queries over everything the cache holds.
-void Qwen35Text::attend(const Qwen35Seq& seq, int row0, int fi, Qwen35Scratch& st,
+void Qwen35Text::attend(const DecodeSpan& seq, int row0, int fi, Qwen35Scratch& st,
                         ops::Context& ctx) const {
-  KvCache& kv = *seq.kv;
+  KvCache& kv = hybrid_of(seq).kv;
   const TextConfig& t = cfg_.text;
   const int hd = t.head_dim, nh = t.n_head, nkv = t.n_head_kv;
   const int64_t q_w = int64_t(nh) * hd;
@@ -409,51 +415,33 @@ void Qwen35Text::ffn_block(int layer, int n, Qwen35Scratch& st, ops::Context& ct
                st.xn_.data(), st.ffn_gate_.data(), st.ffn_up_.data(), n, t.n_embd, t.n_ff, ctx);
 }
 
-void Qwen35Text::check(std::span<const Qwen35Seq> seqs, const TextBatch& b,
+void Qwen35Text::check(std::span<const DecodeSpan> seqs, const TextBatch& b,
                        const Qwen35Scratch& st) const {
   if (b.n < 1 || b.n > st.n_batch_) throw InternalError("batch size out of range");
   if (st.x_.size() != size_t(st.n_batch_) * cfg_.text.n_embd)
     throw InternalError("the scratch was sized for another model");
   int rows = 0;
   for (size_t i = 0; i < seqs.size(); ++i) {
-    const Qwen35Seq& s = seqs[i];
-    if (!s.kv || !s.state || s.n < 1 || s.n_logits < 0 || s.n_logits > s.n)
+    const DecodeSpan& s = seqs[i];
+    if (!s.state || s.n < 1 || s.n_logits < 0 || s.n_logits > s.n)
       throw InternalError("bad sequence span in a batch");
-    const DeltaNetState& state = *s.state;
+    const KvCache& kv = hybrid_of(s).kv;
+    const DeltaNetState& state = hybrid_of(s).recurrent;
     if (state.conv_[0].size() != state.conv_floats_ * cfg_.n_linear ||
         state.ssm_floats_ != size_t(cfg_.n_v_heads) * cfg_.k_head_dim * cfg_.v_head_dim)
       throw InternalError("the recurrent state was sized for another model");
-    if (state.n_past() != s.kv->n_past())
+    if (state.n_past() != kv.n_past())
       throw InternalError("the recurrent state and the KV cache are not at the same position");
-    if (s.n > s.kv->room())
-      throw ContextFull("the context is full (" + std::to_string(s.kv->n_ctx()) + " tokens)");
+    if (s.n > kv.room())
+      throw ContextFull("the context is full (" + std::to_string(kv.n_ctx()) + " tokens)");
     for (size_t j = 0; j < i; ++j)
-      if (seqs[j].kv == s.kv || seqs[j].state == s.state)
-        throw InternalError("a sequence appears twice in one batch");
+      if (seqs[j].state == s.state) throw InternalError("a sequence appears twice in one batch");
     rows += s.n;
   }
   if (rows != b.n) throw InternalError("the sequences of a batch do not cover its rows");
 }
 
-void Qwen35Text::output_logits(std::span<const Qwen35Seq> seqs, Qwen35Scratch& st, float* logits,
-                               ops::Context& ctx) const {
-  const int64_t D = cfg_.text.n_embd;
-  int row0 = 0, out = 0;
-  for (const Qwen35Seq& s :
-       seqs) {  // gather the wanted rows (out <= row0: copying forward is safe)
-    const int first = row0 + s.n - s.n_logits;
-    if (out != first)
-      std::memmove(st.x_.data() + out * D, st.x_.data() + first * D,
-                   s.n_logits * D * sizeof(float));
-    out += s.n_logits;
-    row0 += s.n;
-  }
-  if (out == 0 || !logits) return;
-  ops::rms_norm(st.x_.data(), output_norm_, st.xn_.data(), out, D, cfg_.text.rms_eps);
-  ops::matmul(output_, st.xn_.data(), out, logits, ctx);
-}
-
-void Qwen35Text::forward(std::span<const Qwen35Seq> seqs, const TextBatch& b, Qwen35Scratch& st,
+void Qwen35Text::forward(std::span<const DecodeSpan> seqs, const TextBatch& b, Qwen35Scratch& st,
                          float* logits, ops::Context& ctx) const {
   check(seqs, b, st);
   const int n = b.n;
@@ -469,17 +457,19 @@ void Qwen35Text::forward(std::span<const Qwen35Seq> seqs, const TextBatch& b, Qw
       linear_block(seqs, l, li++, n, st, ctx);
     ffn_block(l, n, st, ctx);
   }
-  for (const Qwen35Seq& s : seqs) {
-    s.kv->advance(s.n);
-    if (cfg_.n_linear) s.state->cur_ = 1 - s.state->cur_;
-    s.state->n_past_ += s.n;
+  for (const DecodeSpan& s : seqs) {
+    HybridState& h = hybrid_of(s);
+    h.kv.advance(s.n);
+    if (cfg_.n_linear) h.recurrent.cur_ = 1 - h.recurrent.cur_;
+    h.recurrent.n_past_ += s.n;
   }
-  output_logits(seqs, st, logits, ctx);
+  output_logits(seqs, OutputHead{output_norm_, cfg_.text.rms_eps, output_}, st.x_.data(),
+                st.xn_.data(), cfg_.text.n_embd, logits, ctx);
 }
 
-void Qwen35Text::forward(KvCache& kv, DeltaNetState& state, const TextBatch& b, Qwen35Scratch& st,
-                         float* logits, int n_logits, ops::Context& ctx) const {
-  const Qwen35Seq one{&kv, &state, b.n, logits ? n_logits : 0};
+void Qwen35Text::forward(HybridState& state, const TextBatch& b, Qwen35Scratch& st, float* logits,
+                         int n_logits, ops::Context& ctx) const {
+  const DecodeSpan one{&state, b.n, logits ? n_logits : 0};
   forward({&one, 1}, b, st, logits, ctx);
 }
 
@@ -574,15 +564,7 @@ int Qwen35Text::widest_row() const {
 
 void Qwen35Text::forward(std::span<const DecodeSpan> seqs, const TextBatch& b,
                          DecoderScratch& scratch, float* logits, ops::Context& ctx) const {
-  auto& st = static_cast<Qwen35Scratch&>(scratch);  // made by new_scratch
-  st.spans_.clear();                                // reserved n_batch: no allocation
-  if (seqs.size() > st.spans_.capacity())
-    throw InternalError("more sequences in a batch than it has rows");
-  for (const DecodeSpan& s : seqs) {
-    auto& state = *static_cast<HybridState*>(s.state);  // made by new_state
-    st.spans_.push_back(Qwen35Seq{&state.kv, &state.recurrent, s.n, s.n_logits});
-  }
-  forward(std::span<const Qwen35Seq>(st.spans_), b, st, logits, ctx);
+  forward(seqs, b, static_cast<Qwen35Scratch&>(scratch), logits, ctx);  // made by new_scratch
 }
 
 size_t Qwen35Text::weight_bytes_per_token() const {

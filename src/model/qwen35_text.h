@@ -128,15 +128,6 @@ class HybridState : public DecoderState {
   std::vector<DeltaNetState::Snapshot> spare_;
 };
 
-// One sequence's share of a batch, as the forward pass sees it: the next n rows appended to kv
-// and state (which must be in step), logits wanted for its last n_logits rows.
-struct Qwen35Seq {
-  KvCache* kv = nullptr;
-  DeltaNetState* state = nullptr;
-  int n = 0;
-  int n_logits = 0;
-};
-
 // Activations of a forward pass over up to n_batch tokens, sized once.
 class Qwen35Scratch : public DecoderScratch {
  public:
@@ -149,7 +140,6 @@ class Qwen35Scratch : public DecoderScratch {
   std::vector<float> x_, xn_, mixed_, conv_out_, z_, beta_, alpha_, core_, qg_, q_, gate_, k_, v_,
       attn_, ffn_gate_, ffn_up_, rope_cos_, rope_sin_;
   std::vector<Pos3> pos_;
-  std::vector<Qwen35Seq> spans_;  // the TextDecoder forward's sequences, reserved n_batch
 };
 
 class Qwen35Text : public TextDecoder {
@@ -174,34 +164,34 @@ class Qwen35Text : public TextDecoder {
   size_t weight_bytes_per_token() const override;
 
   // Runs a batch holding rows of several sequences (consecutive rows per sequence, in the order
-  // of seqs); each sequence's rows see only its own state. Positions: batch.pos, or each
-  // sequence's n_past + i on all three axes. Writes the wanted logits rows, sequence by
-  // sequence ([sum of n_logits][n_vocab]). Nothing changes in any state when it throws.
-  void forward(std::span<const Qwen35Seq> seqs, const TextBatch& batch, Qwen35Scratch& scratch,
+  // of seqs; each span's state a HybridState); each sequence's rows see only its own state.
+  // Positions: batch.pos, or each sequence's n_past + i on all three axes. Writes the wanted logits
+  // rows, sequence by sequence ([sum of n_logits][n_vocab]). Nothing changes in any state when it
+  // throws.
+  void forward(std::span<const DecodeSpan> seqs, const TextBatch& batch, Qwen35Scratch& scratch,
                float* logits, ops::Context& ctx) const;
-  // Appends batch.n tokens to one sequence (kv and state, which must be in step) and writes the
-  // logits of its last n_logits rows ([n_logits][n_vocab]). Positions: batch.pos, or n_past + i
-  // on all three axes. Nothing changes in kv or state when it throws (e.g. cancelled).
-  void forward(KvCache& kv, DeltaNetState& state, const TextBatch& batch, Qwen35Scratch& scratch,
-               float* logits, int n_logits, ops::Context& ctx) const;
+  // Appends batch.n tokens to one sequence (its KV cache and recurrent state, which must be in
+  // step) and writes the logits of its last n_logits rows ([n_logits][n_vocab]). Positions:
+  // batch.pos, or n_past + i on all three axes. Nothing changes in state when it throws (e.g.
+  // cancelled).
+  void forward(HybridState& state, const TextBatch& batch, Qwen35Scratch& scratch, float* logits,
+               int n_logits, ops::Context& ctx) const;
 
   const ops::Matrix& token_embedding() const { return tok_embd_; }
 
  private:
-  void check(std::span<const Qwen35Seq> seqs, const TextBatch& b, const Qwen35Scratch& st) const;
+  void check(std::span<const DecodeSpan> seqs, const TextBatch& b, const Qwen35Scratch& st) const;
   void embed(const TextBatch& b, Qwen35Scratch& st) const;
-  void rope_tables(std::span<const Qwen35Seq> seqs, const TextBatch& b, Qwen35Scratch& st) const;
-  void linear_block(std::span<const Qwen35Seq> seqs, int layer, int linear_index, int n,
+  void rope_tables(std::span<const DecodeSpan> seqs, const TextBatch& b, Qwen35Scratch& st) const;
+  void linear_block(std::span<const DecodeSpan> seqs, int layer, int linear_index, int n,
                     Qwen35Scratch& st, ops::Context& ctx) const;
-  void mix_linear(const Qwen35Seq& seq, int row0, int layer, int linear_index, Qwen35Scratch& st,
+  void mix_linear(const DecodeSpan& seq, int row0, int layer, int linear_index, Qwen35Scratch& st,
                   ops::Context& ctx) const;
-  void attention_block(std::span<const Qwen35Seq> seqs, int layer, int full_index, int n,
+  void attention_block(std::span<const DecodeSpan> seqs, int layer, int full_index, int n,
                        Qwen35Scratch& st, ops::Context& ctx) const;
-  void attend(const Qwen35Seq& seq, int row0, int full_index, Qwen35Scratch& st,
+  void attend(const DecodeSpan& seq, int row0, int full_index, Qwen35Scratch& st,
               ops::Context& ctx) const;
   void ffn_block(int layer, int n, Qwen35Scratch& st, ops::Context& ctx) const;
-  void output_logits(std::span<const Qwen35Seq> seqs, Qwen35Scratch& st, float* logits,
-                     ops::Context& ctx) const;
 
   Qwen35Config cfg_;
   ops::Matrix tok_embd_, output_;

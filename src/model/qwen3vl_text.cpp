@@ -10,7 +10,14 @@
 #include "model/weights.h"
 
 namespace reel {
+
 namespace {
+
+// A span's cache. Its state was made by Qwen3VLText::new_state (or is the KvState of the
+// one-sequence forward), so the spans are read as they come, with no per-call conversion.
+KvCache& kv_of(const DecodeSpan& s) {
+  return static_cast<KvState*>(s.state)->kv;
+}
 
 using namespace weights;
 
@@ -132,23 +139,22 @@ TextScratch::TextScratch(const TextConfig& c, int n_batch) : n_batch_(n_batch) {
   rope_cos_.resize(nb * c.head_dim / 2);
   rope_sin_.resize(nb * c.head_dim / 2);
   pos_.resize(nb);
-  spans_.reserve(nb);
 }
 
-void Qwen3VLText::rope_tables(std::span<const SeqSpan> seqs, const TextBatch& b,
+void Qwen3VLText::rope_tables(std::span<const DecodeSpan> seqs, const TextBatch& b,
                               TextScratch& st) const {
   Pos3* pos = st.pos_.data();
   int row = 0;
-  for (const SeqSpan& s : seqs)
+  for (const DecodeSpan& s : seqs)
     for (int i = 0; i < s.n; ++i, ++row) {
-      const int32_t p = s.kv->n_past() + i;
+      const int32_t p = kv_of(s).n_past() + i;
       pos[row] = b.pos ? b.pos[row] : Pos3{p, p, p};
     }
   rope_.tables(pos, b.n, st.rope_cos_.data(), st.rope_sin_.data());
 }
 
-void Qwen3VLText::attention_block(std::span<const SeqSpan> seqs, TextScratch& st, int layer, int n,
-                                  ops::Context& ctx) const {
+void Qwen3VLText::attention_block(std::span<const DecodeSpan> seqs, TextScratch& st, int layer,
+                                  int n, ops::Context& ctx) const {
   const LayerWeights& w = layers_[layer];
   const int hd = cfg_.head_dim, nh = cfg_.n_head, nkv = cfg_.n_head_kv;
   float* xn = st.xn_.data();
@@ -162,7 +168,7 @@ void Qwen3VLText::attention_block(std::span<const SeqSpan> seqs, TextScratch& st
   ops::rope(st.k_new_.data(), n, nkv, hd, int64_t(nkv) * hd, st.rope_cos_.data(),
             st.rope_sin_.data());
   int row0 = 0;
-  for (const SeqSpan& s : seqs) {
+  for (const DecodeSpan& s : seqs) {
     attend(s, row0, st, layer, ctx);
     row0 += s.n;
   }
@@ -172,9 +178,9 @@ void Qwen3VLText::attention_block(std::span<const SeqSpan> seqs, TextScratch& st
 
 // Appends one sequence's new keys/values (rows [row0, row0 + n) of the batch) to its cache and
 // runs its queries over everything the cache holds.
-void Qwen3VLText::attend(const SeqSpan& seq, int row0, TextScratch& st, int layer,
+void Qwen3VLText::attend(const DecodeSpan& seq, int row0, TextScratch& st, int layer,
                          ops::Context& ctx) const {
-  KvCache& kv = *seq.kv;
+  KvCache& kv = kv_of(seq);
   const int hd = cfg_.head_dim, nh = cfg_.n_head, nkv = cfg_.n_head_kv;
   const int past = kv.n_past();
   const size_t elem = kv.element_bytes();
@@ -214,20 +220,21 @@ void Qwen3VLText::ffn_block(TextScratch& st, int layer, int n, ops::Context& ctx
                st.xn_.data(), st.gate_.data(), st.up_.data(), n, cfg_.n_embd, cfg_.n_ff, ctx);
 }
 
-void Qwen3VLText::check(std::span<const SeqSpan> seqs, const TextBatch& b,
+void Qwen3VLText::check(std::span<const DecodeSpan> seqs, const TextBatch& b,
                         const TextScratch& st) const {
   if (b.n < 1 || b.n > st.n_batch_) throw InternalError("batch size out of range");
   if (st.x_.size() != size_t(st.n_batch_) * cfg_.n_embd)
     throw InternalError("the scratch was sized for another model");
   int rows = 0;
   for (size_t i = 0; i < seqs.size(); ++i) {
-    const SeqSpan& s = seqs[i];
-    if (!s.kv || s.n < 1 || s.n_logits < 0 || s.n_logits > s.n)
+    const DecodeSpan& s = seqs[i];
+    if (!s.state || s.n < 1 || s.n_logits < 0 || s.n_logits > s.n)
       throw InternalError("bad sequence span in a batch");
-    if (s.n > s.kv->room())
-      throw ContextFull("the context is full (" + std::to_string(s.kv->n_ctx()) + " tokens)");
+    const KvCache& kv = kv_of(s);
+    if (s.n > kv.room())
+      throw ContextFull("the context is full (" + std::to_string(kv.n_ctx()) + " tokens)");
     for (size_t j = 0; j < i; ++j)
-      if (seqs[j].kv == s.kv) throw InternalError("a sequence appears twice in one batch");
+      if (seqs[j].state == s.state) throw InternalError("a sequence appears twice in one batch");
     rows += s.n;
   }
   if (rows != b.n) throw InternalError("the sequences of a batch do not cover its rows");
@@ -237,24 +244,7 @@ void Qwen3VLText::embed(const TextBatch& b, TextScratch& st) const {
   embed_batch(tok_embd_, cfg_.n_vocab, b, st.x_.data());
 }
 
-void Qwen3VLText::output_logits(std::span<const SeqSpan> seqs, TextScratch& st, float* logits,
-                                ops::Context& ctx) const {
-  const int64_t D = cfg_.n_embd;
-  int row0 = 0, out = 0;
-  for (const SeqSpan& s : seqs) {  // gather the wanted rows (out <= row0: copying forward is safe)
-    const int first = row0 + s.n - s.n_logits;
-    if (out != first)
-      std::memmove(st.x_.data() + out * D, st.x_.data() + first * D,
-                   s.n_logits * D * sizeof(float));
-    out += s.n_logits;
-    row0 += s.n;
-  }
-  if (out == 0 || !logits) return;
-  ops::rms_norm(st.x_.data(), output_norm_, st.xn_.data(), out, D, cfg_.rms_eps);
-  ops::matmul(output_, st.xn_.data(), out, logits, ctx);
-}
-
-void Qwen3VLText::forward(std::span<const SeqSpan> seqs, const TextBatch& b, TextScratch& st,
+void Qwen3VLText::forward(std::span<const DecodeSpan> seqs, const TextBatch& b, TextScratch& st,
                           float* logits, ops::Context& ctx) const {
   check(seqs, b, st);
   const int n = b.n;
@@ -273,13 +263,14 @@ void Qwen3VLText::forward(std::span<const SeqSpan> seqs, const TextBatch& b, Tex
         if (b.visual[i]) ops::add(st.x_.data() + i * D, ds + i * D, D);
     }
   }
-  for (const SeqSpan& s : seqs) s.kv->advance(s.n);
-  output_logits(seqs, st, logits, ctx);
+  for (const DecodeSpan& s : seqs) kv_of(s).advance(s.n);
+  output_logits(seqs, OutputHead{output_norm_, cfg_.rms_eps, output_}, st.x_.data(), st.xn_.data(),
+                cfg_.n_embd, logits, ctx);
 }
 
-void Qwen3VLText::forward(KvCache& kv, const TextBatch& b, TextScratch& st, float* logits,
+void Qwen3VLText::forward(KvState& state, const TextBatch& b, TextScratch& st, float* logits,
                           int n_logits, ops::Context& ctx) const {
-  const SeqSpan one{&kv, b.n, logits ? n_logits : 0};
+  const DecodeSpan one{&state, b.n, logits ? n_logits : 0};
   forward({&one, 1}, b, st, logits, ctx);
 }
 
@@ -307,13 +298,7 @@ int Qwen3VLText::widest_row() const {
 
 void Qwen3VLText::forward(std::span<const DecodeSpan> seqs, const TextBatch& b,
                           DecoderScratch& scratch, float* logits, ops::Context& ctx) const {
-  auto& st = static_cast<TextScratch&>(scratch);  // made by new_scratch
-  st.spans_.clear();                              // reserved n_batch: no allocation
-  if (seqs.size() > st.spans_.capacity())
-    throw InternalError("more sequences in a batch than it has rows");
-  for (const DecodeSpan& s : seqs)
-    st.spans_.push_back(SeqSpan{&static_cast<KvState*>(s.state)->kv, s.n, s.n_logits});
-  forward(std::span<const SeqSpan>(st.spans_), b, st, logits, ctx);
+  forward(seqs, b, static_cast<TextScratch&>(scratch), logits, ctx);  // made by new_scratch
 }
 
 }  // namespace reel

@@ -49,14 +49,6 @@ struct LayerWeights {
 
 class Qwen3VLText;
 
-// One sequence's share of a batch: the next `n` rows, appended to `kv`. Logits are wanted for
-// its last n_logits rows (0: none, 1: the next-token distribution, n: every position).
-struct SeqSpan {
-  KvCache* kv = nullptr;
-  int n = 0;
-  int n_logits = 0;
-};
-
 // The activation arena of a forward pass over up to n_batch tokens. Sized once; the forward
 // pass and the token loop never allocate. One per executor, shared by every sequence it runs.
 class TextScratch : public DecoderScratch {
@@ -69,7 +61,6 @@ class TextScratch : public DecoderScratch {
   int n_batch_ = 0;
   std::vector<float> x_, xn_, q_, k_new_, v_new_, attn_, gate_, up_, rope_cos_, rope_sin_;
   std::vector<Pos3> pos_;
-  std::vector<SeqSpan> spans_;  // the TextDecoder forward's sequences, reserved n_batch
 };
 
 // A Qwen3-VL sequence's state: its KV cache, which can be cut back anywhere.
@@ -102,15 +93,15 @@ class Qwen3VLText : public TextDecoder {
                float* logits, ops::Context& ctx) const override;
 
   // Runs a batch holding rows of several sequences (consecutive rows per sequence, in the
-  // order of `seqs`), reading each weight once for all of them. Every sequence's keys and values
-  // are appended to its own cache and its tokens attend only to it, so a sequence's results do
-  // not depend on what else is in the batch. Writes the wanted logits rows, sequence by
-  // sequence, to logits ([sum of n_logits][n_vocab]). A cancellation (between layers) leaves
-  // every cache as it was.
-  void forward(std::span<const SeqSpan> seqs, const TextBatch& batch, TextScratch& scratch,
+  // order of `seqs`; each span's state a KvState), reading each weight once for all of them. Every
+  // sequence's keys and values are appended to its own cache and its tokens attend only to it, so a
+  // sequence's results do not depend on what else is in the batch. Writes the wanted logits rows,
+  // sequence by sequence, to logits ([sum of n_logits][n_vocab]). A cancellation (between layers)
+  // leaves every cache as it was.
+  void forward(std::span<const DecodeSpan> seqs, const TextBatch& batch, TextScratch& scratch,
                float* logits, ops::Context& ctx) const;
-  // One sequence: the whole batch appended to kv, logits of its last n_logits rows.
-  void forward(KvCache& kv, const TextBatch& batch, TextScratch& scratch, float* logits,
+  // One sequence: the whole batch appended to state's cache, logits of its last n_logits rows.
+  void forward(KvState& state, const TextBatch& batch, TextScratch& scratch, float* logits,
                int n_logits, ops::Context& ctx) const;
 
   // Bytes of weights read to produce one token (every matrix once, plus one embedding row).
@@ -118,15 +109,14 @@ class Qwen3VLText : public TextDecoder {
   const ops::Matrix& token_embedding() const { return tok_embd_; }
 
  private:
-  void check(std::span<const SeqSpan> seqs, const TextBatch& b, const TextScratch& scratch) const;
+  void check(std::span<const DecodeSpan> seqs, const TextBatch& b,
+             const TextScratch& scratch) const;
   void embed(const TextBatch& b, TextScratch& st) const;
-  void attention_block(std::span<const SeqSpan> seqs, TextScratch& st, int layer, int n,
+  void attention_block(std::span<const DecodeSpan> seqs, TextScratch& st, int layer, int n,
                        ops::Context& ctx) const;
-  void attend(const SeqSpan& seq, int row0, TextScratch& st, int layer, ops::Context& ctx) const;
+  void attend(const DecodeSpan& seq, int row0, TextScratch& st, int layer, ops::Context& ctx) const;
   void ffn_block(TextScratch& st, int layer, int n, ops::Context& ctx) const;
-  void rope_tables(std::span<const SeqSpan> seqs, const TextBatch& b, TextScratch& st) const;
-  void output_logits(std::span<const SeqSpan> seqs, TextScratch& st, float* logits,
-                     ops::Context& ctx) const;
+  void rope_tables(std::span<const DecodeSpan> seqs, const TextBatch& b, TextScratch& st) const;
 
   TextConfig cfg_;
   ops::Matrix tok_embd_, output_;

@@ -61,4 +61,10 @@ void swiglu_block(const SwiGlu& w, float* x, float* xn, float* gate, float* up, 
   ops::add(x, xn, int64_t(n) * D);
 }
 
+void output_head(const OutputHead& head, const float* x, float* xn, int n, int64_t D, float* logits,
+                 ops::Context& ctx) {
+  ops::rms_norm(x, head.norm, xn, n, D, head.eps);
+  ops::matmul(head.weight, xn, n, logits, ctx);
+}
+
 }  // namespace reel

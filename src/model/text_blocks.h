@@ -1,10 +1,13 @@
 // Pieces the Qwen text decoders (Qwen3-VL's and Qwen3.5's) compute alike: the token embedding
-// of a batch, interleaved MRoPE's angle tables, and the SwiGLU feed-forward block with its
-// residual. Each model keeps its own layers and order; these are the steps written once.
+// of a batch, interleaved MRoPE's angle tables, the SwiGLU feed-forward block with its
+// residual, and the output head over the rows whose logits are wanted. Each model keeps its own
+// layers and order; these are the steps written once.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <cstring>
+#include <span>
 #include <vector>
 
 #include "ops/ops.h"
@@ -58,5 +61,32 @@ struct SwiGlu {
 };
 void swiglu_block(const SwiGlu& w, float* x, float* xn, float* gate, float* up, int n, int D, int F,
                   ops::Context& ctx);
+
+// The output head: logits = W_out (RMSNorm(x) * norm) for n rows of width D (xn: [n][D] scratch).
+struct OutputHead {
+  const float* norm = nullptr;
+  float eps = 0;
+  ops::Matrix weight;
+};
+void output_head(const OutputHead& head, const float* x, float* xn, int n, int64_t D, float* logits,
+                 ops::Context& ctx);
+
+// The logits a batch wants. x holds the batch's rows, consecutive per sequence in the order of
+// seqs; each sequence wants its last n_logits of its n rows. Those rows are gathered to the
+// front of x (in place: a row only moves towards the front), then the head writes their logits
+// ([sum of n_logits][n_vocab]) when logits is non-null. Seq: any span type with n and n_logits.
+template <class Seq>
+void output_logits(std::span<const Seq> seqs, const OutputHead& head, float* x, float* xn,
+                   int64_t D, float* logits, ops::Context& ctx) {
+  int row0 = 0, out = 0;
+  for (const Seq& s : seqs) {
+    const int first = row0 + s.n - s.n_logits;
+    if (out != first)  // out <= first: copying forward is safe
+      std::memmove(x + out * D, x + first * D, s.n_logits * D * sizeof(float));
+    out += s.n_logits;
+    row0 += s.n;
+  }
+  if (out > 0 && logits) output_head(head, x, xn, out, D, logits, ctx);
+}
 
 }  // namespace reel

@@ -70,9 +70,9 @@ class TextDecoder {
   // Runs a batch holding rows of several sequences (consecutive rows per sequence, in the order
   // of seqs). Each sequence's tokens attend only to its own state, so its results do not depend
   // on what else is in the batch. Writes the wanted logits rows, sequence by sequence, to logits
-  // ([sum of n_logits][n_vocab]). On a throw (e.g. cancelled) no state has advanced, except that
-  // a decoder running sequences one after the other may have advanced the ones before the
-  // failure (their owners compare n_past with what they recorded).
+  // ([sum of n_logits][n_vocab]). On a throw (a bad span, a full context, a cancellation between
+  // layers) no state has advanced: the spans are all checked before any work, and every state
+  // advances together after the last layer.
   virtual void forward(std::span<const DecodeSpan> seqs, const TextBatch& batch,
                        DecoderScratch& scratch, float* logits, ops::Context& ctx) const = 0;
 

@@ -4,12 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "fixtures.h"
 #include "gguf/gguf.h"
 #include "model/qwen3vl_text.h"
 #include "ops/ops.h"
@@ -18,31 +17,12 @@
 namespace reel {
 namespace {
 
-namespace fs = std::filesystem;
 using nlohmann::json;
 
-json load_reference(const std::string& name) {
-  for (const std::string dir : {REEL_FIXTURE_DIR "/reference/", REEL_FIXTURE_SRC "/reference/"}) {
-    const fs::path p = dir + name + ".json";
-    if (fs::exists(p)) {
-      std::ifstream in(p);
-      return json::parse(in);
-    }
-  }
-  ADD_FAILURE() << "reference fixture " << name << ".json not found";
-  return json();
-}
-
-struct Loaded {
-  std::unique_ptr<gguf::File> file;
-  std::unique_ptr<Qwen3VLText> model;
-};
-
+using test::load_reference;
+using Loaded = test::Loaded<Qwen3VLText>;
 Loaded load_model(const std::string& gguf_name) {
-  Loaded l;
-  l.file = gguf::File::open(std::string(REEL_FIXTURE_DIR "/models/") + gguf_name);
-  l.model = Qwen3VLText::load(*l.file);
-  return l;
+  return test::load_model<Qwen3VLText>(gguf_name);
 }
 
 // All-position logits of a prompt: [n][n_vocab].
@@ -51,7 +31,7 @@ std::vector<float> run_prompt(const Qwen3VLText& m, const std::vector<int32_t>& 
   const int n = static_cast<int>(ids.size());
   const int V = m.config().n_vocab;
   // f32 keys and values: these logits are compared with the reference to 1e-3 or tighter.
-  KvCache kv(m.config(), n + 1, KvType::F32);
+  KvState kv(m.config(), n + 1, KvType::F32);
   TextScratch scratch(m.config(), n_batch);
   std::vector<float> logits(size_t(n) * V);
   for (int i = 0; i < n; i += n_batch) {
@@ -162,7 +142,8 @@ TEST_P(Parity, TokenByTokenDecodeMatchesToo) {
     const auto logits = run_prompt(*l.model, ids, ctx, 1);
     for (size_t p = 0; p < ids.size(); ++p)
       for (size_t k = 0; k < cols.size(); ++k) {
-        const double d = std::abs(logits[p * V + cols[k].get<int>()] - c["logits"][p][k].get<double>());
+        const double d =
+            std::abs(logits[p * V + cols[k].get<int>()] - c["logits"][p][k].get<double>());
         abs_sum += d;
         max_diff = std::max(max_diff, d);
         ++abs_n;
@@ -180,11 +161,7 @@ TEST_P(Parity, TokenByTokenDecodeMatchesToo) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, Parity,
                          ::testing::Values("tiny-a-f32", "tiny-a-f16", "tiny-a-q8_0",
                                            "tiny-a-q4_k_m", "tiny-b-f32", "tiny-b-q8_0"),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           std::replace(s.begin(), s.end(), '-', '_');
-                           return s;
-                         });
+                         test::param_name);
 
 // 64 greedy tokens must be identical to transformers' greedy generation.
 class Greedy : public ::testing::TestWithParam<const char*> {};
@@ -204,37 +181,16 @@ TEST_P(Greedy, SixtyFourTokensIdentical) {
     const auto want = c["greedy"].get<std::vector<int32_t>>();
     ASSERT_EQ(want.size(), 64u);
     const int n_batch = 64;
-    KvCache kv(l.model->config(), int(ids.size() + want.size()) + 1, KvType::F32);
+    KvState kv(l.model->config(), int(ids.size() + want.size()) + 1, KvType::F32);
     TextScratch scratch(l.model->config(), n_batch);
-    std::vector<float> logits(V);
-    for (size_t i = 0; i < ids.size(); i += n_batch) {
-      TextBatch b;
-      b.n = static_cast<int>(std::min<size_t>(n_batch, ids.size() - i));
-      b.ids = ids.data() + i;
-      const bool last = i + b.n == ids.size();
-      l.model->forward(kv, b, scratch, last ? logits.data() : nullptr, last ? 1 : 0, ctx);
-    }
-    std::vector<int32_t> got;
-    for (size_t i = 0; i < want.size(); ++i) {
-      int32_t id = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) -
-                                        logits.begin());
-      got.push_back(id);
-      TextBatch one;
-      one.n = 1;
-      one.ids = &id;
-      l.model->forward(kv, one, scratch, logits.data(), 1, ctx);
-    }
-    EXPECT_EQ(got, want) << c["name"];
+    EXPECT_EQ(test::greedy_tokens(*l.model, kv, scratch, ids, want.size(), n_batch, V, ctx), want)
+        << c["name"];
   }
   EXPECT_GT(cases_with_greedy, 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Greedy, ::testing::Values("tiny-a-f32", "tiny-b-f32"),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           std::replace(s.begin(), s.end(), '-', '_');
-                           return s;
-                         });
+                         test::param_name);
 
 }  // namespace
 }  // namespace reel

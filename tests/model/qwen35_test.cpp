@@ -8,8 +8,6 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <span>
@@ -18,6 +16,7 @@
 
 #include "../gguf/gguf_builder.h"
 #include "common/error.h"
+#include "fixtures.h"
 #include "gguf/gguf.h"
 #include "model/qwen35_text.h"
 #include "ops/ops.h"
@@ -25,38 +24,21 @@
 namespace reel {
 namespace {
 
-namespace fs = std::filesystem;
 using nlohmann::json;
 
-json load_reference(const std::string& name) {
-  for (const std::string dir : {REEL_FIXTURE_DIR "/reference/", REEL_FIXTURE_SRC "/reference/"}) {
-    const fs::path p = dir + name + ".json";
-    if (fs::exists(p)) {
-      std::ifstream in(p);
-      return json::parse(in);
-    }
-  }
-  ADD_FAILURE() << "reference fixture " << name << ".json not found";
-  return json();
-}
-
-struct Loaded {
-  std::unique_ptr<gguf::File> file;
-  std::unique_ptr<Qwen35Text> model;
-};
-
+using test::load_reference;
+using Loaded = test::Loaded<Qwen35Text>;
 Loaded load_model(const std::string& gguf_name) {
-  Loaded l;
-  l.file = gguf::File::open(std::string(REEL_FIXTURE_DIR "/models/") + gguf_name);
-  l.model = Qwen35Text::load(*l.file);
-  return l;
+  return test::load_model<Qwen35Text>(gguf_name);
 }
 
-// One sequence: its KV cache (f32: the logits are compared to 1e-3) and recurrent state.
+// One sequence (f32 KV cache: the logits are compared to 1e-3), with names for its KV cache and
+// recurrent state.
 struct Sequence {
-  Sequence(const Qwen35Config& c, int n_ctx) : kv(c.kv_config(), n_ctx, KvType::F32), state(c) {}
-  KvCache kv;
-  DeltaNetState state;
+  Sequence(const Qwen35Config& c, int n_ctx) : hybrid(c, n_ctx, KvType::F32) {}
+  HybridState hybrid;
+  KvCache& kv = hybrid.kv;
+  DeltaNetState& state = hybrid.recurrent;
 };
 
 // All-position logits of a prompt ([n][n_vocab]), fed in calls of n_batch tokens.
@@ -71,7 +53,7 @@ std::vector<float> run_prompt(const Qwen35Text& m, const std::vector<int32_t>& i
     TextBatch b;
     b.n = std::min(n_batch, n - i);
     b.ids = ids.data() + i;
-    m.forward(seq.kv, seq.state, b, scratch, logits.data() + size_t(i) * V, b.n, ctx);
+    m.forward(seq.hybrid, b, scratch, logits.data() + size_t(i) * V, b.n, ctx);
   }
   EXPECT_EQ(seq.state.n_past(), n);
   EXPECT_EQ(seq.kv.n_past(), n);
@@ -175,11 +157,7 @@ TEST_P(Qwen35Parity, PrefillInPiecesMatchesTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Qwen35Parity,
                          ::testing::Values("q35-a-f32", "q35-a-q8_0", "q35-b-f16"),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           std::replace(s.begin(), s.end(), '-', '_');
-                           return s;
-                         });
+                         test::param_name);
 
 // 64 greedy tokens identical to transformers' greedy generation (its decode is the recurrent
 // form with a KV cache, as Reel's).
@@ -202,36 +180,15 @@ TEST_P(Qwen35Greedy, SixtyFourTokensIdentical) {
     const int n_batch = 64;
     Sequence seq(l.model->config(), int(ids.size() + want.size()) + 1);
     Qwen35Scratch scratch(l.model->config(), n_batch);
-    std::vector<float> logits(V);
-    for (size_t i = 0; i < ids.size(); i += n_batch) {
-      TextBatch b;
-      b.n = static_cast<int>(std::min<size_t>(n_batch, ids.size() - i));
-      b.ids = ids.data() + i;
-      const bool last = i + b.n == ids.size();
-      l.model->forward(seq.kv, seq.state, b, scratch, last ? logits.data() : nullptr, last ? 1 : 0,
-                       ctx);
-    }
-    std::vector<int32_t> got;
-    for (size_t i = 0; i < want.size(); ++i) {
-      int32_t id =
-          static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-      got.push_back(id);
-      TextBatch one;
-      one.n = 1;
-      one.ids = &id;
-      l.model->forward(seq.kv, seq.state, one, scratch, logits.data(), 1, ctx);
-    }
-    EXPECT_EQ(got, want) << c["name"];
+    EXPECT_EQ(test::greedy_tokens(*l.model, seq.hybrid, scratch, ids, want.size(), n_batch, V, ctx),
+              want)
+        << c["name"];
   }
   EXPECT_GT(cases_with_greedy, 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Qwen35Greedy, ::testing::Values("q35-a-f32", "q35-b-f16"),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           std::replace(s.begin(), s.end(), '-', '_');
-                           return s;
-                         });
+                         test::param_name);
 
 TEST(Qwen35Load, ReadsTheConvertersLayout) {
   Loaded a = load_model("q35-a-f32.gguf");
@@ -296,28 +253,28 @@ TEST(Qwen35State, CancelledCallLeavesNoTrace) {
   TextBatch first{};
   first.n = 4;
   first.ids = ids.data();
-  l.model->forward(a.kv, a.state, first, scratch, nullptr, 0, ctx);
-  l.model->forward(b.kv, b.state, first, scratch, nullptr, 0, ctx);
+  l.model->forward(a.hybrid, first, scratch, nullptr, 0, ctx);
+  l.model->forward(b.hybrid, first, scratch, nullptr, 0, ctx);
   TextBatch rest{};
   rest.n = 3;
   rest.ids = ids.data() + 4;
   std::atomic<bool> cancel{true};
   ctx.set_cancel_flag(&cancel);
-  EXPECT_THROW(l.model->forward(b.kv, b.state, rest, scratch, nullptr, 0, ctx), Cancelled);
+  EXPECT_THROW(l.model->forward(b.hybrid, rest, scratch, nullptr, 0, ctx), Cancelled);
   ctx.set_cancel_flag(nullptr);
   EXPECT_EQ(b.state.n_past(), 4);
   EXPECT_EQ(b.kv.n_past(), 4);
   std::vector<float> la(3 * V), lb(3 * V);
-  l.model->forward(a.kv, a.state, rest, scratch, la.data(), 3, ctx);
-  l.model->forward(b.kv, b.state, rest, scratch, lb.data(), 3, ctx);
+  l.model->forward(a.hybrid, rest, scratch, la.data(), 3, ctx);
+  l.model->forward(b.hybrid, rest, scratch, lb.data(), 3, ctx);
   EXPECT_EQ(la, lb);
   // Clearing starts the sequence over; rewinding to the middle is refused (needs snapshots).
   EXPECT_THROW(a.state.truncate(3), Unsupported);
   a.state.truncate(0);
   a.kv.truncate(0);
   std::vector<float> again(3 * V);
-  l.model->forward(a.kv, a.state, first, scratch, nullptr, 0, ctx);
-  l.model->forward(a.kv, a.state, rest, scratch, again.data(), 3, ctx);
+  l.model->forward(a.hybrid, first, scratch, nullptr, 0, ctx);
+  l.model->forward(a.hybrid, rest, scratch, again.data(), 3, ctx);
   EXPECT_EQ(again, lb);
 }
 
@@ -326,7 +283,7 @@ void feed(const Qwen35Text& m, Sequence& seq, const int32_t* ids, int n, Qwen35S
   TextBatch b{};
   b.n = n;
   b.ids = ids;
-  m.forward(seq.kv, seq.state, b, scratch, nullptr, 0, ctx);
+  m.forward(seq.hybrid, b, scratch, nullptr, 0, ctx);
 }
 
 // Largest |batched - alone| over two steps in which three sequences at different positions share
@@ -377,16 +334,16 @@ BatchDiff batched_against_alone(const std::string& model_name) {
       TextBatch b{};
       b.n = n[s];
       b.ids = ids[s].data() + offset[s];
-      m.forward(alone[s]->kv, alone[s]->state, b, scratch, want.data() + out * V, n_logits[s], ctx);
+      m.forward(alone[s]->hybrid, b, scratch, want.data() + out * V, n_logits[s], ctx);
       out += n_logits[s];
     }
-    const Qwen35Seq seqs[3] = {{&together[0]->kv, &together[0]->state, n[0], n_logits[0]},
-                               {&together[1]->kv, &together[1]->state, n[1], n_logits[1]},
-                               {&together[2]->kv, &together[2]->state, n[2], n_logits[2]}};
+    const DecodeSpan seqs[3] = {{&together[0]->hybrid, n[0], n_logits[0]},
+                                {&together[1]->hybrid, n[1], n_logits[1]},
+                                {&together[2]->hybrid, n[2], n_logits[2]}};
     TextBatch b{};
     b.n = rows;
     b.ids = batch_ids.data();
-    m.forward(std::span<const Qwen35Seq>(seqs), b, scratch, got.data(), ctx);
+    m.forward(std::span<const DecodeSpan>(seqs), b, scratch, got.data(), ctx);
     for (size_t k = 0; k < want.size(); ++k) {
       d.max_diff = std::max(d.max_diff, double(std::abs(got[k] - want[k])));
       d.max_abs = std::max(d.max_abs, double(std::abs(want[k])));
@@ -432,12 +389,12 @@ TEST(Qwen35Batch, ASequenceTwiceOrUncoveredRowsAreRefused) {
   TextBatch batch{};
   batch.n = 2;
   batch.ids = ids;
-  const Qwen35Seq twice[2] = {{&a.kv, &a.state, 1, 0}, {&a.kv, &a.state, 1, 0}};
-  EXPECT_THROW(l.model->forward(std::span<const Qwen35Seq>(twice), batch, scratch, nullptr, ctx),
+  const DecodeSpan twice[2] = {{&a.hybrid, 1, 0}, {&a.hybrid, 1, 0}};
+  EXPECT_THROW(l.model->forward(std::span<const DecodeSpan>(twice), batch, scratch, nullptr, ctx),
                InternalError);
-  const Qwen35Seq short_of_rows[1] = {{&a.kv, &a.state, 1, 0}};
+  const DecodeSpan short_of_rows[1] = {{&a.hybrid, 1, 0}};
   EXPECT_THROW(
-      l.model->forward(std::span<const Qwen35Seq>(short_of_rows), batch, scratch, nullptr, ctx),
+      l.model->forward(std::span<const DecodeSpan>(short_of_rows), batch, scratch, nullptr, ctx),
       InternalError);
   EXPECT_EQ(a.kv.n_past(), 0);  // refused before anything ran
   EXPECT_EQ(a.state.n_past(), 0);
@@ -457,7 +414,7 @@ TEST(Qwen35State, CheckpointsReuseTheirBuffers) {
     TextBatch b{};
     b.n = 2;
     b.ids = ids;
-    l.model->forward(state.kv, state.recurrent, b, scratch, nullptr, 0, ctx);
+    l.model->forward(state, b, scratch, nullptr, 0, ctx);
     state.checkpoint();
   };
   const auto buffers = [&] {

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "batch_outcome.h"
 #include "common/error.h"
 #include "pipeline/chat_template.h"
 #include "pipeline/executor.h"
@@ -38,15 +39,9 @@ const nlohmann::json& find_case(const nlohmann::json& ref, const char* name) {
   throw std::runtime_error(std::string("no case ") + name);
 }
 
-Request greedy_request(Sequence& seq, std::vector<TokenId> ids, int max_tokens) {
-  Request r;
-  r.seq = &seq;
-  r.ids = std::move(ids);
-  r.max_tokens = max_tokens;
-  r.ignore_stop = true;
-  r.sampling.temperature = 0;
-  return r;
-}
+using test::greedy_request;
+using test::Outcome;
+using test::spread_prompt;
 
 std::vector<TokenId> head(const std::vector<TokenId>& v, size_t n) {
   return {v.begin(), v.begin() + n};
@@ -148,18 +143,6 @@ TEST(Qwen35Pipeline, FollowUpReusesTheStateAndAShorterPromptStartsOver) {
   EXPECT_EQ(third.generated, head(want, 16));
 }
 
-// Ordinary tokens spread over the vocabulary, distinct per seed.
-std::vector<TokenId> spread_prompt(int n, int seed) {
-  std::vector<TokenId> ids(n);
-  for (int i = 0; i < n; ++i) ids[i] = 100 + (seed * 7919 + i * 104729) % 5000;
-  return ids;
-}
-
-struct Outcome {
-  std::vector<TokenId> generated;
-  std::vector<float> logits;  // every computed prompt position
-};
-
 // As the Qwen3-VL scheduler test (scheduler_test.cpp, Interleaved): three Qwen3.5 sequences at
 // different positions and prompt lengths share the scheduler's batches (the decoder runs them in
 // one pass, each with its own recurrent state) and give what each gives alone: the same greedy
@@ -175,11 +158,7 @@ TEST(Qwen35Pipeline, SequencesBatchedTogetherEqualEachAlone) {
                                                        spread_prompt(90, 3)};
     const std::vector<int> n_gen = {20, 30, 12};
     const auto request = [&](Sequence& seq, int i, Outcome& out) {
-      Request r = greedy_request(seq, prompts[i], n_gen[i]);
-      r.on_logits = [&out, V](const float* rows, int k) {
-        out.logits.insert(out.logits.end(), rows, rows + k * V);
-      };
-      return r;
+      return test::keep_logits(greedy_request(seq, prompts[i], n_gen[i]), out, V);
     };
     std::vector<Outcome> alone(3), together(3);
     for (int i = 0; i < 3; ++i) {
@@ -203,11 +182,7 @@ TEST(Qwen35Pipeline, SequencesBatchedTogetherEqualEachAlone) {
       EXPECT_EQ(int(r.generated.size()), n_gen[i]);
       ASSERT_EQ(together[i].logits.size(), alone[i].logits.size()) << name << " " << i;
       ASSERT_FALSE(alone[i].logits.empty());
-      double max_diff = 0, max_abs = 0;
-      for (size_t k = 0; k < alone[i].logits.size(); ++k) {
-        max_diff = std::max(max_diff, double(std::abs(together[i].logits[k] - alone[i].logits[k])));
-        max_abs = std::max(max_abs, double(std::abs(alone[i].logits[k])));
-      }
+      const auto [max_diff, max_abs] = test::logits_diff(together[i].logits, alone[i].logits);
       std::printf("%s sequence %d: logits |together - alone| <= %.3g (largest |logit| %.3g)\n",
                   name, i, max_diff, max_abs);
       // F32: another summation order, ~1e-6 relative: 1e-4 of the largest logit (measured

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "../emulation.h"
+#include "batch_outcome.h"
 #include "common/error.h"
 #include "test_engine.h"
 
@@ -27,32 +28,17 @@ const std::string kModelF32 = REEL_FIXTURE_DIR "/models/tiny-a-f32.gguf";
 const std::string kMmproj = REEL_FIXTURE_DIR "/models/tiny-a-mmproj-f16.gguf";
 const std::string kImage = REEL_FIXTURE_SRC "/images/rgb-97x61.png";
 
-// Ordinary tokens spread over the vocabulary, distinct per seed.
+using test::Outcome;
+
 std::vector<int32_t> prompt(int n, int seed) {
-  std::vector<int32_t> ids(n);
-  for (int i = 0; i < n; ++i) ids[i] = 100 + (seed * 7919 + i * 104729) % 5000;
-  return ids;
+  return test::spread_prompt(n, seed);
 }
 
-struct Outcome {
-  std::vector<int32_t> generated;
-  std::vector<float> logits;  // every computed prompt position
-  GenerationStats stats;
-};
-
+// A greedy request of n tokens; with all_logits, every prompt position's logits go to out.
 Request greedy_request(Sequence& seq, std::vector<int32_t> ids, int n, Outcome& out,
                        bool all_logits = false) {
-  Request r;
-  r.seq = &seq;
-  r.ids = std::move(ids);
-  r.sampling.temperature = 0;
-  r.max_tokens = n;
-  r.ignore_stop = true;
-  if (all_logits)
-    r.on_logits = [&out, V = size_t(151936)](const float* rows, int k) {
-      out.logits.insert(out.logits.end(), rows, rows + k * V);
-    };
-  return r;
+  Request r = test::greedy_request(seq, std::move(ids), n);
+  return all_logits ? test::keep_logits(std::move(r), out, 151936) : r;
 }
 
 void collect(Scheduler& s, Scheduler::Id id, Outcome& out) {
@@ -95,11 +81,7 @@ TEST_P(Interleaved, SequencesSideBySideEqualEachAlone) {
     collect(e.scheduler(), ids[i], together[i]);
     EXPECT_EQ(together[i].generated, alone[i].generated) << i;
     ASSERT_EQ(together[i].logits.size(), alone[i].logits.size()) << i;
-    double max_diff = 0, max_abs = 0;
-    for (size_t k = 0; k < alone[i].logits.size(); ++k) {
-      max_diff = std::max(max_diff, double(std::abs(together[i].logits[k] - alone[i].logits[k])));
-      max_abs = std::max(max_abs, double(std::abs(alone[i].logits[k])));
-    }
+    const auto [max_diff, max_abs] = test::logits_diff(together[i].logits, alone[i].logits);
     std::printf("sequence %d: logits |together - alone| <= %.3g (largest |logit| %.3g)\n", i,
                 max_diff, max_abs);
     // F32: the same products summed in another order, ~1e-6 relative; 1e-4 of the largest
@@ -275,11 +257,7 @@ TEST(KvTypes, F16CacheMatchesF32) {
   run(KvType::F16, f16);
   run(KvType::F32, f32);
   ASSERT_EQ(f16.logits.size(), f32.logits.size());
-  double max_diff = 0, max_abs = 0;
-  for (size_t k = 0; k < f32.logits.size(); ++k) {
-    max_diff = std::max(max_diff, double(std::abs(f16.logits[k] - f32.logits[k])));
-    max_abs = std::max(max_abs, double(std::abs(f32.logits[k])));
-  }
+  const auto [max_diff, max_abs] = test::logits_diff(f16.logits, f32.logits);
   std::printf("f16 vs f32 KV: logits differ by <= %.3g (largest |logit| %.3g)\n", max_diff,
               max_abs);
   // Keys and values rounded to 11 significant bits (relative error <= 2^-11 = 4.9e-4 each);

@@ -13,20 +13,15 @@
 #include <string>
 #include <vector>
 
-#include "gguf/gguf.h"
+#include "fixture_files.h"
 #include "tokenizer/pretokenize.h"
 #include "tokenizer/tokenizer.h"
 
 namespace reel {
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using test::read_file;
+using test::show;
 
 // GGUF string: u64 length, bytes.
 std::string gguf_string(const std::string& s) {
@@ -49,16 +44,9 @@ const Tokenizer& qwen35_vocab() {
                   gguf_string("tokenizer.ggml.pre") + type_str + gguf_string("qwen35"));
     const std::string path = ::testing::TempDir() + "/qwen35-vocab.gguf";
     std::ofstream(path, std::ios::binary) << bytes;
-    const auto f = gguf::File::open(path);
-    return Tokenizer::from_gguf(*f);
+    return test::tokenizer_from(path);
   }();
   return *tok;
-}
-
-std::string show(const std::vector<TokenId>& ids) {
-  std::string s;
-  for (TokenId id : ids) s += std::to_string(id) + " ";
-  return s;
 }
 
 std::vector<std::string> pieces(std::string_view text, pretok::Regex regex) {

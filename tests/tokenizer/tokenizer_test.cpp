@@ -12,40 +12,23 @@
 #include <string>
 
 #include "../emulation.h"
-#include "gguf/gguf.h"
+#include "fixture_files.h"
 #include "tokenizer/utf8.h"
 
 namespace reel {
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using test::read_file;
+using test::show;
 
 const Tokenizer& shared_vocab() {
-  static const auto tok = [] {
-    const auto f = gguf::File::open(REEL_TEST_DATA "/tokenizer/ggml-vocab-qwen2.gguf");
-    return Tokenizer::from_gguf(*f);
-  }();
+  static const auto tok = test::tokenizer_from(REEL_TEST_DATA "/tokenizer/ggml-vocab-qwen2.gguf");
   return *tok;
 }
 
 const Tokenizer& qwen3vl_vocab() {
-  static const auto tok = [] {
-    const auto f = gguf::File::open(REEL_FIXTURE_DIR "/tokenizer/qwen3vl-vocab.gguf");
-    return Tokenizer::from_gguf(*f);
-  }();
+  static const auto tok = test::tokenizer_from(REEL_FIXTURE_DIR "/tokenizer/qwen3vl-vocab.gguf");
   return *tok;
-}
-
-std::string show(const std::vector<TokenId>& ids) {
-  std::string s;
-  for (TokenId id : ids) s += std::to_string(id) + " ";
-  return s;
 }
 
 std::string hex_to_bytes(const std::string& hex) {

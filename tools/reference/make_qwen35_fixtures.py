@@ -135,16 +135,25 @@ def hparams(shape: dict, sname: str) -> ge.Qwen35HParams:
         full_attention_interval=shape["full_attention_interval"], name=f"Qwen3.5 {sname}")
 
 
+def decode_gguf(path: Path, hp: ge.Qwen35HParams, g2h: dict[str, str], shapes: dict[str, tuple],
+                rename=lambda hf: hf) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Every tensor of a Qwen3.5 text GGUF decoded, the converter's transforms undone: a state
+    dict keyed by rename(HF name) (shapes: the model's, by the same keys), and each GGUF tensor's
+    type name. Also used by make_qwen35_vision_fixtures.py."""
+    sd, types = {}, {}
+    for t in gguf.GGUFReader(str(path)).tensors:
+        hf = g2h[t.name]
+        name = rename(hf)
+        arr = ge.decode(t.data, t.tensor_type)
+        sd[name] = torch.from_numpy(ge.qwen35_gguf_to_hf(arr, hf, shapes[name], hp))
+        types[t.name] = t.tensor_type.name
+    return sd, types
+
+
 def load_gguf_into(model, path: Path, hp: ge.Qwen35HParams, g2h: dict[str, str]) -> dict[str, str]:
     """Every tensor decoded from the GGUF, the converter's transforms undone, into the model."""
-    reader = gguf.GGUFReader(str(path))
     sd_shapes = {n: tuple(p.shape) for n, p in model.state_dict().items()}
-    sd, types = {}, {}
-    for t in reader.tensors:
-        hf = g2h[t.name]
-        arr = ge.decode(t.data, t.tensor_type)
-        sd[hf] = torch.from_numpy(ge.qwen35_gguf_to_hf(arr, hf, sd_shapes[hf], hp))
-        types[t.name] = t.tensor_type.name
+    sd, types = decode_gguf(path, hp, g2h, sd_shapes)
     missing, unexpected = model.load_state_dict(sd, strict=False)
     assert not unexpected, unexpected
     assert all(m == "lm_head.weight" for m in missing), missing

@@ -115,13 +115,11 @@ def load_text_from_committed_gguf(model) -> None:
     g2h = {}
     for hf_name, arr in mq.text_tensors(mq.build_model(mq.SHAPES[TEXT_SHAPE])).items():
         g2h[ge.qwen35_hf_to_gguf(hf_name, arr, hp)[0]] = hf_name
-    new = {}
-    for t in gguf.GGUFReader(str(plain)).tensors:
-        name = g2h[t.name].replace("model.", "model.language_model.", 1)
-        mine = sd[name]
-        back = ge.qwen35_gguf_to_hf(ge.decode(t.data, t.tensor_type), g2h[t.name], tuple(mine.shape), hp)
-        assert np.allclose(back, mine.numpy(), rtol=1e-6, atol=0), name
-        new[name] = torch.from_numpy(back)
+    shapes = {n: tuple(p.shape) for n, p in sd.items()}
+    new, _ = mq.decode_gguf(plain, hp, g2h, shapes,
+                            rename=lambda hf: hf.replace("model.", "model.language_model.", 1))
+    for name, back in new.items():
+        assert np.allclose(back.numpy(), sd[name].numpy(), rtol=1e-6, atol=0), name
     missing, unexpected = model.load_state_dict(new, strict=False)
     assert not unexpected and not [m for m in missing if "language_model" in m], (missing, unexpected)
     print(f"  text weights from the committed {TEXT_SHAPE}-f32.gguf ({len(new)} tensors)")

@@ -4,9 +4,7 @@
 // store. Everything a remote server can do wrong becomes an ApiError for the client.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
-#include <functional>
 #include <string>
 
 #include "server/url.h"
@@ -26,16 +24,5 @@ inline constexpr int kMaxRedirects = 5;
 // max_bytes (media_too_large).
 void fetch_remote(const std::string& url, int fd, const RemoteLimits& limits,
                   const std::string& param);
-
-// The name lookup of a fetch, which its deadline covers too: getaddrinfo has no timeout of its
-// own, and a resolver that hangs must not hang the request. `lookup` (an address as numeric
-// text, "" when the name does not resolve) runs on a helper thread; when the deadline passes
-// first the thread is left to finish on its own (the system resolver gives up after its own
-// retries) and TimedOut is returned.
-enum class Lookup { Found, NotFound, TimedOut };
-using HostLookup = std::function<std::string(const std::string& host)>;
-std::string system_lookup(const std::string& host);
-Lookup lookup_before(const std::string& host, std::chrono::steady_clock::time_point deadline,
-                     std::string& address, const HostLookup& lookup = system_lookup);
 
 }  // namespace reel::server

@@ -62,6 +62,10 @@ std::vector<int> Scheduler::checkpoints(const Request& r, int from) const {
     const bool medium_end = prev == vision_end_ && id != vision_end_ && id != timestamp_open_;
     if (im_start_ >= 0 && (turn || medium_end)) out.push_back(i);
   }
+  // Before the prompt's last token too: the same prompt asked again (a retried request, a
+  // regenerated answer, `reel bench`'s decode at depth) feeds that token alone for its logits,
+  // where a state that goes back only to its copies would read the whole prompt again.
+  if (n >= 2 && n - 1 > from && (out.empty() || out.back() != n - 1)) out.push_back(n - 1);
   return out;
 }
 

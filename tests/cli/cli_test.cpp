@@ -337,6 +337,25 @@ TEST_F(Cli, LegacyImagesCommandLine) {
   EXPECT_NE(r.err.find("2 image(s)"), std::string::npos) << r.err;
 }
 
+// A Qwen3.5 pair (hybrid text model, vision tower without DeepStack) through both command
+// lines with no special flag: the original app's positional one chats about 4 frames, the modern
+// one answers once (numbers against transformers: test_qwen35_media). Their prompts differ (the
+// original app's own prompt form), as for Qwen3-VL, so their answers are not compared.
+TEST_F(Cli, Qwen35PairOnBothCommandLines) {
+  const std::string model = REEL_FIXTURE_DIR "/models/q35-a-f32.gguf";
+  const std::string mmproj = REEL_FIXTURE_DIR "/models/q35-a-mmproj-f16.gguf";
+  const Result modern = reel("-m " + model + " --mmproj " + mmproj + " --video " + kVideo +
+                             " --frames 4 -p 'What happens?' -n 6 --temp 0");
+  ASSERT_EQ(modern.code, 0) << modern.err;
+  ASSERT_FALSE(modern.out.empty());
+  const Result legacy =
+      reel(mmproj + " " + model + " " + kVideo + " 4 -n 6 --temp 0", "<image> What happens?\n<exit>\n");
+  ASSERT_EQ(legacy.code, 0) << legacy.err;
+  EXPECT_NE(legacy.err.find("4 frame(s)"), std::string::npos) << legacy.err;
+  EXPECT_NE(legacy.err.find("ms/frame"), std::string::npos) << legacy.err;
+  EXPECT_FALSE(legacy.out.empty());
+}
+
 TEST_F(Cli, VideoOneShotNativeAndAsImages) {
   const std::string base = "-m " + kModel + " --mmproj " + kMmprojF16 + " --video " + kVideo +
                            " -p 'Describe.' -n 2 --temp 0 --stats json";

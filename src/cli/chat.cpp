@@ -15,7 +15,6 @@
 
 #include "backends/rknpu/legacy_chat.h"
 #include "backends/rknpu/model_files.h"
-#include "backends/rknpu/rknn_vision.h"
 #include "cli/cli.h"
 #include "cli/errors.h"
 #include "common/error.h"
@@ -390,19 +389,6 @@ int run_npu_chat(const ChatArgs& a) {
   return rc;
 }
 
-// The vision encoder of an .rknn file, for the CPU's text decoder, and the line that says so
-// (printed once the pair has been checked); null for a GGUF one (the model reads that itself).
-std::unique_ptr<VisionEncoder> npu_vision_encoder(const std::string& mmproj_path,
-                                                  std::string& note) {
-  if (!rknpu::is_rknn_file(mmproj_path)) return nullptr;
-  const std::shared_ptr<const rknpu::RknnApi> api = rknpu::RknnApi::load();
-  auto enc = std::make_unique<rknpu::RknnVisionEncoder>(api, mmproj_path);
-  enc->require_pipeline_shapes();
-  note = "NPU: RKNN runtime " + api->lib->path() + (enc->sdk_version().empty() ? "" : ": ") +
-         enc->sdk_version() + " (vision on the NPU, text on the CPU)";
-  return enc;
-}
-
 }  // namespace
 
 int run_chat(ChatArgs& a) {
@@ -414,9 +400,9 @@ int run_chat(ChatArgs& a) {
   install_sigint(one_shot);
   check_media(a);
   std::string npu_note;
-  const std::shared_ptr<const Model> model =
-      Model::load(a.engine.model_path, a.engine.mmproj_path,
-                  npu_vision_encoder(a.engine.mmproj_path, npu_note));
+  const std::shared_ptr<const Model> model = Model::load(
+      a.engine.model_path, a.engine.mmproj_path,
+      npu_vision_encoder(a.engine.mmproj_path, "vision on the NPU, text on the CPU", npu_note));
   if (!npu_note.empty()) std::fprintf(stderr, "reel: %s\n", npu_note.c_str());
   Executor executor(*model, executor_options(a.engine, *model));
   executor.ctx().set_cancel_flag(&g_cancel);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,11 @@ struct EngineOptions {
 // UsageError when --backend disagrees with the files or a file is in the wrong place.
 bool runs_on_npu(const std::string& backend, const std::string& model_path,
                  const std::string& mmproj_path);
+// The vision encoder of an .rknn file on the NPU, for the CPU's text decoder, and the line that
+// says so in `note` ("NPU: RKNN runtime PATH: VERSION (HOW)"), to print once the pair has been
+// checked; null for a vision GGUF (the model reads that itself).
+std::unique_ptr<VisionEncoder> npu_vision_encoder(const std::string& mmproj_path, const char* how,
+                                                  std::string& note);
 // Throws UsageError naming the command when either file is the NPU's.
 void require_cpu(const char* command, const EngineOptions& e);
 // The context these options give with this model (0 means the model's own).

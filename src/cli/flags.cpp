@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "backends/rknpu/model_files.h"
+#include "backends/rknpu/rknn_vision.h"
 #include "cli/cli.h"
 #include "cli/errors.h"
 #include "common/error.h"
@@ -239,6 +240,17 @@ void add_think_flag(CLI::App& app, Think& think) {
       ->transform(CLI::CheckedTransformer(
           std::map<std::string, Think>{{"on", Think::kOn}, {"off", Think::kOff}}))
       ->type_name("on|off");
+}
+
+std::unique_ptr<VisionEncoder> npu_vision_encoder(const std::string& mmproj_path, const char* how,
+                                                  std::string& note) {
+  if (!rknpu::is_rknn_file(mmproj_path)) return nullptr;
+  const std::shared_ptr<const rknpu::RknnApi> api = rknpu::RknnApi::load();
+  auto enc = std::make_unique<rknpu::RknnVisionEncoder>(api, mmproj_path);
+  enc->require_pipeline_shapes();
+  note = "NPU: RKNN runtime " + api->lib->path() + (enc->sdk_version().empty() ? "" : ": ") +
+         enc->sdk_version() + " (" + how + ")";
+  return enc;
 }
 
 }  // namespace reel::cli

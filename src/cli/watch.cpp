@@ -22,7 +22,6 @@
 #include <thread>
 
 #include "backends/rknpu/model_files.h"
-#include "backends/rknpu/rknn_vision.h"
 #include "cli/errors.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -115,13 +114,8 @@ std::unique_ptr<VisionEncoder> watch_vision_encoder(const EngineOptions& e, std:
     throw UsageError(
         "reel watch runs the text model on the CPU: give a GGUF text model with -m (an .rkllm "
         "model runs only in the chat; an .rknn vision encoder works with watch)");
-  if (!rknpu::is_rknn_file(e.mmproj_path)) return nullptr;
-  const std::shared_ptr<const rknpu::RknnApi> api = rknpu::RknnApi::load();
-  auto enc = std::make_unique<rknpu::RknnVisionEncoder>(api, e.mmproj_path);
-  enc->require_pipeline_shapes();
-  line = "NPU: RKNN runtime " + api->lib->path() + (enc->sdk_version().empty() ? "" : ": ") +
-         enc->sdk_version() + " (vision on the NPU, each frame alone; text on the CPU)";
-  return enc;
+  return npu_vision_encoder(e.mmproj_path, "vision on the NPU, each frame alone; text on the CPU",
+                            line);
 }
 
 class Watcher {

@@ -420,25 +420,15 @@ void Qwen35Text::check(std::span<const DecodeSpan> seqs, const TextBatch& b,
   if (b.n < 1 || b.n > st.n_batch_) throw InternalError("batch size out of range");
   if (st.x_.size() != size_t(st.n_batch_) * cfg_.text.n_embd)
     throw InternalError("the scratch was sized for another model");
-  int rows = 0;
-  for (size_t i = 0; i < seqs.size(); ++i) {
-    const DecodeSpan& s = seqs[i];
-    if (!s.state || s.n < 1 || s.n_logits < 0 || s.n_logits > s.n)
-      throw InternalError("bad sequence span in a batch");
-    const KvCache& kv = hybrid_of(s).kv;
+  check_spans(seqs, b.n, [](const DecodeSpan& s) -> const KvCache& { return hybrid_of(s).kv; });
+  for (const DecodeSpan& s : seqs) {
     const DeltaNetState& state = hybrid_of(s).recurrent;
     if (state.conv_[0].size() != state.conv_floats_ * cfg_.n_linear ||
         state.ssm_floats_ != size_t(cfg_.n_v_heads) * cfg_.k_head_dim * cfg_.v_head_dim)
       throw InternalError("the recurrent state was sized for another model");
-    if (state.n_past() != kv.n_past())
+    if (state.n_past() != hybrid_of(s).kv.n_past())
       throw InternalError("the recurrent state and the KV cache are not at the same position");
-    if (s.n > kv.room())
-      throw ContextFull("the context is full (" + std::to_string(kv.n_ctx()) + " tokens)");
-    for (size_t j = 0; j < i; ++j)
-      if (seqs[j].state == s.state) throw InternalError("a sequence appears twice in one batch");
-    rows += s.n;
   }
-  if (rows != b.n) throw InternalError("the sequences of a batch do not cover its rows");
 }
 
 void Qwen35Text::forward(std::span<const DecodeSpan> seqs, const TextBatch& b, Qwen35Scratch& st,

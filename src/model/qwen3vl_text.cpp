@@ -225,19 +225,7 @@ void Qwen3VLText::check(std::span<const DecodeSpan> seqs, const TextBatch& b,
   if (b.n < 1 || b.n > st.n_batch_) throw InternalError("batch size out of range");
   if (st.x_.size() != size_t(st.n_batch_) * cfg_.n_embd)
     throw InternalError("the scratch was sized for another model");
-  int rows = 0;
-  for (size_t i = 0; i < seqs.size(); ++i) {
-    const DecodeSpan& s = seqs[i];
-    if (!s.state || s.n < 1 || s.n_logits < 0 || s.n_logits > s.n)
-      throw InternalError("bad sequence span in a batch");
-    const KvCache& kv = kv_of(s);
-    if (s.n > kv.room())
-      throw ContextFull("the context is full (" + std::to_string(kv.n_ctx()) + " tokens)");
-    for (size_t j = 0; j < i; ++j)
-      if (seqs[j].state == s.state) throw InternalError("a sequence appears twice in one batch");
-    rows += s.n;
-  }
-  if (rows != b.n) throw InternalError("the sequences of a batch do not cover its rows");
+  check_spans(seqs, b.n, [](const DecodeSpan& s) -> const KvCache& { return kv_of(s); });
 }
 
 void Qwen3VLText::embed(const TextBatch& b, TextScratch& st) const {

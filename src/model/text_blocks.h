@@ -8,8 +8,10 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <string>
 #include <vector>
 
+#include "common/error.h"
 #include "ops/ops.h"
 
 namespace reel {
@@ -87,6 +89,26 @@ void output_logits(std::span<const Seq> seqs, const OutputHead& head, float* x, 
     row0 += s.n;
   }
   if (out > 0 && logits) output_head(head, x, xn, out, D, logits, ctx);
+}
+
+// The checks every batch passes before a forward call: each span well formed (a state, n >= 1,
+// 0 <= n_logits <= n) and fitting its cache (ContextFull otherwise), no state twice, and the
+// spans covering the batch's n_rows. cache_of(span) gives the span's cache (room(), n_ctx()).
+template <class Seq, class CacheOf>
+void check_spans(std::span<const Seq> seqs, int n_rows, CacheOf cache_of) {
+  int rows = 0;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const Seq& s = seqs[i];
+    if (!s.state || s.n < 1 || s.n_logits < 0 || s.n_logits > s.n)
+      throw InternalError("bad sequence span in a batch");
+    const auto& kv = cache_of(s);
+    if (s.n > kv.room())
+      throw ContextFull("the context is full (" + std::to_string(kv.n_ctx()) + " tokens)");
+    for (size_t j = 0; j < i; ++j)
+      if (seqs[j].state == s.state) throw InternalError("a sequence appears twice in one batch");
+    rows += s.n;
+  }
+  if (rows != n_rows) throw InternalError("the sequences of a batch do not cover its rows");
 }
 
 }  // namespace reel

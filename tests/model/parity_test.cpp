@@ -216,3 +216,39 @@ TEST(FixtureTokenization, ReelTokenizesThePromptsAsTransformers) {
 
 }  // namespace
 }  // namespace reel
+
+namespace reel {
+namespace {
+
+// A batch is checked before anything runs: a sequence twice, spans that do not cover the rows,
+// and a span past its cache's room are refused, and no cache moves.
+TEST(Qwen3VLBatch, BadSpansAreRefusedBeforeAnythingRuns) {
+  Loaded l = load_model("tiny-a-f32.gguf");
+  ops::Context ctx(1);
+  ctx.reserve(64, 4096);
+  KvState a(l.model->config(), 16, KvType::F32), tiny(l.model->config(), 1, KvType::F32);
+  TextScratch scratch(l.model->config(), 8);
+  const int32_t ids[2] = {9707, 11};
+  TextBatch batch{};
+  batch.n = 2;
+  batch.ids = ids;
+  auto forward = [&](std::span<const DecodeSpan> seqs) {
+    l.model->forward(seqs, batch, scratch, nullptr, ctx);
+  };
+  const DecodeSpan twice[2] = {{&a, 1, 0}, {&a, 1, 0}};
+  EXPECT_THROW(forward(twice), InternalError);
+  const DecodeSpan short_of_rows[1] = {{&a, 1, 0}};
+  EXPECT_THROW(forward(short_of_rows), InternalError);
+  const DecodeSpan too_many_logits[1] = {{&a, 2, 3}};
+  EXPECT_THROW(forward(too_many_logits), InternalError);
+  const DecodeSpan past_the_room[1] = {{&tiny, 2, 0}};
+  EXPECT_THROW(forward(past_the_room), ContextFull);
+  EXPECT_EQ(a.n_past(), 0);
+  EXPECT_EQ(tiny.n_past(), 0);
+  const DecodeSpan fine[1] = {{&a, 2, 1}};
+  forward(fine);  // the same batch, well described, runs
+  EXPECT_EQ(a.n_past(), 2);
+}
+
+}  // namespace
+}  // namespace reel

@@ -873,6 +873,30 @@ HWY_NOINLINE void PanelTile(const float* HWY_RESTRICT panel, const float* HWY_RE
   }
 }
 
+#if HWY_TARGET == HWY_AVX2
+// dst[j * dst_stride + i] = src[i * kFloatKc + j] for an 8x8 block: the panel's transposition in
+// shuffles. vgatherdps, which the other targets use, cost about 4% of the 2B-shaped vision
+// encoder's time on Zen 3 (perf), for reads of data already in L1.
+HWY_INLINE void Transpose8x8(const float* src, float* dst, int64_t dst_stride) {
+  __m256 r[8], t[8], u[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * kFloatKc);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int j = 0; j < 4; ++j) {
+    _mm256_store_ps(dst + j * dst_stride, _mm256_permute2f128_ps(u[j], u[j + 4], 0x20));
+    _mm256_store_ps(dst + (j + 4) * dst_stride, _mm256_permute2f128_ps(u[j], u[j + 4], 0x31));
+  }
+}
+#endif
+
 // The weight bytes of the panel's next k-block (or of the next panel's first), fetched a few
 // cache lines per tile while this k-block's tiles run. A panel reads its rows' k-blocks a row
 // stride apart, which the hardware prefetcher does not follow: without this the loads that
@@ -961,8 +985,15 @@ void MatmulFloatPanels(GgmlType type, const uint8_t* w, size_t row_stride, int64
           }
         }
       }
-      // Transpose rowbuf into the panel: one gather per kc step and N features.
-      for (int64_t k = 0; k < kc; ++k) {
+      // Transpose rowbuf into the panel: 8x8 blocks in registers on AVX2, else one gather per
+      // kc step and N features.
+      int64_t k = 0;
+#if HWY_TARGET == HWY_AVX2
+      for (; k + 8 <= kc; k += 8) {
+        for (int64_t f = 0; f < F; f += 8) Transpose8x8(rowbuf + f * kFloatKc + k, panel + k * F + f, F);
+      }
+#endif
+      for (; k < kc; ++k) {
         for (int64_t f = 0; f < F; f += N) {
           hn::Store(hn::GatherIndex(df, rowbuf + f * kFloatKc + k, offs), df, panel + k * F + f);
         }

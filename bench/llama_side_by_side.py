@@ -88,14 +88,24 @@ def reel_json(args, extra: list[str]) -> list[dict]:
 
 
 class Peaks:
+    """The probes of every Reel run: their best, and the range (how quiet the machine was)."""
+
     def __init__(self):
-        self.bandwidth = 0.0
-        self.fma = 0.0
+        self.bandwidths: list[float] = []
+        self.fmas: list[float] = []
 
     def see(self, rows: list[dict]) -> None:
-        for r in rows:
-            self.bandwidth = max(self.bandwidth, r.get("bandwidth_gbs", 0.0))
-            self.fma = max(self.fma, r.get("fma_gflops", 0.0))
+        for r in rows[:1]:  # one probe per run, repeated on each of its rows
+            if r.get("bandwidth_gbs"):
+                self.bandwidths.append(r["bandwidth_gbs"])
+            if r.get("fma_gflops"):
+                self.fmas.append(r["fma_gflops"])
+
+    def describe(self) -> str:
+        def one(xs, unit):
+            return f"{max(xs):.1f} {unit} (runs {min(xs):.1f} to {max(xs):.1f})" if xs else "–"
+        return (f"memory bandwidth {one(self.bandwidths, 'GB/s')}, "
+                f"FP32 FMA peak {one(self.fmas, 'GFLOP/s')}")
 
 
 def reel_prefill(args, model: str, n: int, peaks: Peaks) -> float:
@@ -234,9 +244,8 @@ def print_table(rows: list[Row], args, peaks: Peaks) -> None:
           f"{'on' if args.flash_attn else 'off'}), {args.threads} threads, {args.n_gen} decoded "
           f"tokens, best (median) of {args.reps}, interleaved, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    print(f"Measured by reel bench in the same runs: memory bandwidth {peaks.bandwidth:.1f} GB/s, "
-          f"FP32 FMA peak {peaks.fma:.1f} GFLOP/s. Ratio: Reel over llama.cpp (times: how many "
-          "times faster Reel is).")
+    print(f"Measured by reel bench in the same runs: {peaks.describe()}. Ratio: Reel over "
+          "llama.cpp (times: how many times faster Reel is).")
     print()
     print("| figure | Reel | llama.cpp | ratio |")
     print("|---|---|---|---|")

@@ -114,6 +114,12 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(1, 65536))
       ->default_str("128");
   bench->add_option("-n,--n-gen", bn.n_decode, "generated tokens")->check(CLI::Range(1, 65536));
+  bench
+      ->add_option("-d,--depth", bn.depths,
+                   "decode after this many cached tokens, one measurement each, e.g. 0,4096 "
+                   "(default: after each prompt length)")
+      ->delimiter(',')
+      ->check(CLI::Range(0, 1 << 20));
   bench->add_option("-r,--repetitions", bn.repetitions, "best of")->check(CLI::Range(1, 100));
   bench->add_option("--parallel", bn.parallel, "sequences decoded side by side, e.g. 1,2,4,8")
       ->delimiter(',')

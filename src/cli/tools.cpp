@@ -54,7 +54,7 @@ int run_vision_bench_cmd(const std::string& mmproj, const std::vector<std::strin
       j["resized"] = std::to_string(r.resized_w) + "x" + std::to_string(r.resized_h);
       j["encode_ms"] = r.encode_ms;
       j["gflops"] = r.gflops();
-      j["fma_peak_gflops"] = r.fma_peak_gflops;
+      j["fma_gflops"] = r.fma_gflops;
       j["threads"] = ctx.n_threads();
       std::printf("%s\n", j.dump().c_str());
       continue;
@@ -63,7 +63,7 @@ int run_vision_bench_cmd(const std::string& mmproj, const std::vector<std::strin
         "image %dx%d -> %dx%d, %d tokens: encode %.0f ms, %.1f GFLOP -> %.1f GFLOP/s = "
         "%.1f%% of the measured FMA peak (%.1f GFLOP/s, this run)\n",
         r.width, r.height, r.resized_w, r.resized_h, r.n_tokens, r.encode_ms, r.gflop, r.gflops(),
-        100.0 * r.peak_fraction(), r.fma_peak_gflops);
+        100.0 * r.peak_fraction(), r.fma_gflops);
   }
   return 0;
 }
@@ -71,7 +71,7 @@ int run_vision_bench_cmd(const std::string& mmproj, const std::vector<std::strin
 int run_text_bench(const EngineOptions& opts, const BenchOptions& b, bool json) {
   const auto model = Model::load(opts.model_path);
   EngineOptions e = opts;
-  e.n_ctx = *std::max_element(b.n_prompts.begin(), b.n_prompts.end()) + b.n_decode + 1;
+  e.n_ctx = bench_context_size(b);
   Executor exec(*model, executor_options(e, *model));
   const TextConfig& c = model->text_config();
   if (!json)
@@ -88,16 +88,21 @@ int run_text_bench(const EngineOptions& opts, const BenchOptions& b, bool json) 
       j["parallel"] = m.parallel;
       j["tokens_per_s"] = m.tokens_per_s;
       j["bandwidth_gbs"] = r.bandwidth_gbs;
+      j["fma_gflops"] = r.fma_gflops;
       j["roofline_tokens_per_s"] = r.roofline_tps();
-      if (m.what == "decode")
+      if (m.what == "decode") {
         j["roofline_at_depth_tokens_per_s"] = r.roofline_tps_at(m.depth, m.parallel);
+        j["roofline_fraction"] = r.roofline_fraction(m);
+        j["n_gen"] = r.n_decode;
+      }
       j["threads"] = exec.n_threads();
       j["kv_type"] = kv_type_name(b.kv_type);
       std::printf("%s\n", j.dump().c_str());
     }
     return 0;
   }
-  std::printf("memory bandwidth (measured, this run): %.2f GB/s\n", r.bandwidth_gbs);
+  std::printf("memory bandwidth (measured, this run): %.2f GB/s; FP32 FMA peak %.1f GFLOP/s\n",
+              r.bandwidth_gbs, r.fma_gflops);
   std::printf("weights read per step: %.1f MB -> one-sequence decode roofline %.2f tokens/s\n",
               r.weight_bytes_per_token / 1e6, r.roofline_tps());
   std::printf("keys and values read per position of context: %.1f KB a sequence\n",

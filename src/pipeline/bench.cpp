@@ -55,17 +55,52 @@ double run_side_by_side(Scheduler& sched, std::vector<std::unique_ptr<Sequence>>
 
 }  // namespace
 
-BenchResult run_bench(const Model& model, Executor& exec, const BenchOptions& opts) {
+int bench_context_size(const BenchOptions& opts) {
+  int longest = 0;
+  for (int n : opts.n_prompts) longest = std::max(longest, n);
+  for (int d : opts.depths) longest = std::max(longest, d + 1);
+  return longest + opts.n_decode + 1;
+}
+
+namespace {
+
+void check_bench_options(const BenchOptions& opts) {
   if (opts.n_prompts.empty() || opts.n_decode < 1 || opts.repetitions < 1)
     throw Error("bench sizes must be positive");
   for (int n : opts.n_prompts)
-    if (n < 1) throw Error("bench prompt lengths must be positive");
-  const int longest = *std::max_element(opts.n_prompts.begin(), opts.n_prompts.end());
-  const int n_ctx = longest + opts.n_decode + 1;
-  const std::vector<TokenId> prompt = bench_prompt(longest, model.text_config().n_vocab);
+    if (n < 1 || n > (1 << 20)) throw Error("bench prompt lengths must be 1 to 1048576");
+  for (int d : opts.depths)
+    if (d < 0 || d > (1 << 20)) throw Error("bench decode depths must be 0 to 1048576");
+  for (int p : opts.parallel)
+    if (p < 1 || p > 256) throw Error("parallel levels must be 1 to 256");
+  if (opts.n_decode > (1 << 20)) throw Error("bench generated tokens must be at most 1048576");
+}
+
+// Decode speed with `prompt` cached in every sequence: the prompt alone first (untimed), then
+// the same requests with answers, which reuse the prompt but for its last token, whose logits
+// give the first answer token; every step after that decodes. Best of the repetitions.
+double decode_tokens_per_s(Scheduler& sched, std::vector<std::unique_ptr<Sequence>>& seqs,
+                           const std::vector<TokenId>& prompt, const BenchOptions& opts) {
+  double best = 0;
+  for (int rep = 0; rep < opts.repetitions; ++rep) {
+    for (auto& s : seqs) s->truncate(0);
+    run_side_by_side(sched, seqs, prompt, 0);
+    const double t = run_side_by_side(sched, seqs, prompt, opts.n_decode);
+    best = std::max(best, double(seqs.size()) * opts.n_decode / t);
+  }
+  return best;
+}
+
+}  // namespace
+
+BenchResult run_bench(const Model& model, Executor& exec, const BenchOptions& opts) {
+  check_bench_options(opts);
+  const int n_ctx = bench_context_size(opts);
+  const std::vector<TokenId> prompt = bench_prompt(n_ctx, model.text_config().n_vocab);
   Scheduler sched(model, exec);
   BenchResult r;
   r.bandwidth_gbs = ops::measure_read_bandwidth_gbs(exec.ctx().pool());
+  r.fma_gflops = ops::measure_fma_gflops(exec.ctx().pool());
   r.weight_bytes_per_token = static_cast<double>(model.decoder().weight_bytes_per_token());
   r.kv_bytes_per_position = static_cast<double>(model.decoder().bytes_per_position(opts.kv_type));
   r.n_decode = opts.n_decode;
@@ -74,28 +109,31 @@ BenchResult run_bench(const Model& model, Executor& exec, const BenchOptions& op
     warm.push_back(std::make_unique<Sequence>(model, SequenceOptions{n_ctx, opts.kv_type}));
     run_side_by_side(sched, warm, std::vector<TokenId>(prompt.begin(), prompt.begin() + 1), 2);
   }
+  // Each length's prompt is the start of the longest one.
+  auto head = [&prompt](int n) { return std::vector<TokenId>(prompt.begin(), prompt.begin() + n); };
   for (int p : opts.parallel) {
-    if (p < 1 || p > 256) throw Error("parallel levels must be 1 to 256");
     std::vector<std::unique_ptr<Sequence>> seqs;
     for (int i = 0; i < p; ++i)
       seqs.push_back(std::make_unique<Sequence>(model, SequenceOptions{n_ctx, opts.kv_type}));
     for (int n : opts.n_prompts) {
-      // Each length's prompt is the start of the longest one.
-      const std::vector<TokenId> ids(prompt.begin(), prompt.begin() + n);
+      const std::vector<TokenId> ids = head(n);
       BenchMeasurement prefill{"prefill", n, 0, p, 0};
       BenchMeasurement decode{"decode", n, n, p, 0};
       for (int rep = 0; rep < opts.repetitions; ++rep) {
         for (auto& s : seqs) s->truncate(0);
-        // The prompts alone, then the answers: each request reuses its prompt but for the last
-        // token, whose logits give the first answer token; every step after that decodes.
         const double t_prefill = run_side_by_side(sched, seqs, ids, 0);
-        const double t_decode = run_side_by_side(sched, seqs, ids, opts.n_decode);
         prefill.tokens_per_s = std::max(prefill.tokens_per_s, double(p) * n / t_prefill);
+        // Without -d, decode right after each prompt (depth = the prompt's length), reusing it.
+        if (!opts.depths.empty()) continue;
+        const double t_decode = run_side_by_side(sched, seqs, ids, opts.n_decode);
         decode.tokens_per_s = std::max(decode.tokens_per_s, double(p) * opts.n_decode / t_decode);
       }
       r.rows.push_back(prefill);
-      r.rows.push_back(decode);
+      if (opts.depths.empty()) r.rows.push_back(decode);
     }
+    // With -d: `depth` tokens cached before the first timed step, whose input is one more token.
+    for (int d : opts.depths)
+      r.rows.push_back({"decode", d, d, p, decode_tokens_per_s(sched, seqs, head(d + 1), opts)});
   }
   return r;
 }
@@ -132,7 +170,7 @@ VisionBenchResult run_vision_bench(const VisionEncoder& vision, int width, int h
   r.height = height;
   r.resized_w = size.width;
   r.resized_h = size.height;
-  r.fma_peak_gflops = ops::measure_fma_gflops(ctx.pool());
+  r.fma_gflops = ops::measure_fma_gflops(ctx.pool());
   r.encode_ms = 1e300;
   const std::unique_ptr<VisionScratch> scratch = vision.new_scratch();  // as a video reuses one
   for (int i = 0; i < repetitions; ++i) {

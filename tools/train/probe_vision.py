@@ -176,6 +176,7 @@ def main() -> None:
                     "(a multiple of 32; objects keep their size, clipped to the canvas)")
     ap.add_argument("--crop-until", type=int, default=0, help="with --crop: crops before this step, then "
                     "full canvases (a curriculum); held-out: the cached scenes")
+    ap.add_argument("--save", type=Path, default=None, help="save the tower's weights (train.py --init-vision)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--override", action="append", default=[], help="vision.x=json, e.g. vision.hidden_size=128")
@@ -222,6 +223,8 @@ def main() -> None:
                   flush=True)
             hits, losses = [], []
     print(f"final step {step} cpu {time.process_time() - c0:.0f}s held {evaluate(model, held, 16):.3f}", flush=True)
+    if a.save:
+        torch.save({"vision": model.tower.state_dict(), "args": {k: str(v) for k, v in vars(a).items()}}, a.save)
 
 
 if __name__ == "__main__":

@@ -208,6 +208,8 @@ def main() -> None:
     ap.add_argument("--save-every", type=int, default=250)
     ap.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights "
                     "(a second stage: fresh optimizer and schedule)")
+    ap.add_argument("--init-vision", type=Path, default=None, help="start the vision tower from these weights "
+                    "(probe_vision.py --save: a tower pre-trained on cropped one-object scenes)")
     ap.add_argument("--max-scene", type=int, default=0, help="use scenes with index < this (0 = all present)")
     ap.add_argument("--images-until", type=int, default=0, help="curriculum: image scenes only before this step")
     ap.add_argument("--single-until", type=int, default=0, help="curriculum: one-object scenes only before this step")
@@ -243,6 +245,9 @@ def main() -> None:
         assert init["used"] == remap.used
         model.load_state_dict(init["state_dict"])
         print(f"initialized from {a.init} (step {init['step']})", flush=True)
+    if a.init_vision:
+        model.model.visual.load_state_dict(torch.load(a.init_vision, map_location="cpu")["vision"])
+        print(f"vision tower from {a.init_vision}", flush=True)
     model.train()
     n_params = sum(p.numel() for p in model.parameters())
     print(f"params {n_params} (vocab rows {len(used)})", flush=True)

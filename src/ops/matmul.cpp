@@ -959,7 +959,12 @@ void MatmulFloatRows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t
                      int64_t cols, int64_t r0, int64_t r1, const float* x, int64_t nx, float* y,
                      int64_t ldy, const RowScratch& s) {
   // Non-float types get here only with many rows (ops.cpp) or as Q2_K/Q3_K; the panels
-  // decode them per k-block either way, also for a short last x chunk.
+  // decode them per k-block either way, also for a short last x chunk. Q4_K on AVX2 and up
+  // takes the int8 kernel instead (matmul_x86-inl.h), unless its scratch is too small.
+  if (kQ4KInt8Prefill && type == GgmlType::Q4_K && q4k_int8_prefill_enabled() &&
+      MatmulQ4KInt8(w, row_stride, cols, r0, r1, x, nx, y, ldy, s)) {
+    return;
+  }
   if ((nx >= kPanelMinRows || !has_float_path(type)) &&
       kPanelVecs * hn::Lanes(DF()) <= static_cast<size_t>(kFloatPanel)) {
     return MatmulFloatPanels(type, w, row_stride, cols, r0, r1, x, nx, y, ldy, s);
@@ -983,6 +988,8 @@ void MatmulFloatRows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t
   }
 }
 
+bool Q4KInt8Prefill() { return kQ4KInt8Prefill && q4k_int8_prefill_enabled(); }
+
 }  // namespace HWY_NAMESPACE
 }  // namespace reel::ops::detail
 HWY_AFTER_NAMESPACE();
@@ -991,7 +998,13 @@ HWY_AFTER_NAMESPACE();
 namespace reel::ops::detail {
 namespace {
 std::atomic<bool> g_arm_int8_enabled{true};
+std::atomic<bool> g_q4k_int8_enabled{true};
 }  // namespace
+
+void set_q4k_int8_prefill_enabled(bool enabled) {
+  g_q4k_int8_enabled.store(enabled, std::memory_order_relaxed);
+}
+bool q4k_int8_prefill_enabled() { return g_q4k_int8_enabled.load(std::memory_order_relaxed); }
 
 void set_arm_int8_kernels_enabled(bool enabled) {
   g_arm_int8_enabled.store(enabled, std::memory_order_relaxed);
@@ -1012,6 +1025,9 @@ const char* arm_int8_kernels() {
 HWY_EXPORT(MatmulIntRows);
 HWY_EXPORT(MatmulFloatRows);
 HWY_EXPORT(QuantizeRows);
+HWY_EXPORT(Q4KInt8Prefill);
+
+bool q4k_int8_prefill() { return HWY_DYNAMIC_DISPATCH(Q4KInt8Prefill)(); }
 
 bool has_int_path(GgmlType type) {
   switch (type) {

@@ -8,7 +8,8 @@
 // The int16 x int16 products are summed pairwise into int32 (madd), converted to f32 once per
 // 32 elements and scaled by w_scale * x_scale. Decode (one activation row) skips the buffer:
 // see "Fused GEMV" below. From kPanelMinRows rows on, quantized weights are decoded to f32
-// panels instead (MatmulFloatPanels): faster, and exact in the activations.
+// panels instead (MatmulFloatPanels): faster, and exact in the activations; except Q4_K on
+// AVX2 and up, which takes int8 activations there (MatmulQ4KInt8, matmul_x86-inl.h).
 //
 // Float weights (F32/F16/BF16, and the dequantize fallback for other types), few activation
 // rows: 4 weight rows x 4 activation rows register tile of f32 FMAs. Many activation rows (any
@@ -20,9 +21,10 @@
 // each target pass: matmul_x86-inl.h (AVX-512 VNNI GEMV) and matmul_arm-inl.h (aarch64 SDOT
 // GEMV and Q8_0 few-rows kernels, chosen at run time from the CPU's dotprod bit, and an I8MM
 // SMMLA kernel for Q8_0 few rows, 2 weight rows x 2 or 4 activation rows, where the CPU also
-// has i8mm). Those few-rows paths are the only int8 matrix-matrix products: prefill
-// (kPanelMinRows rows on) decodes quantized weights to f32 panels, and the other types' few
-// rows dot decoded int16 weights (Q6_K's, with the scale folded in, exceed int8).
+// has i8mm), and at its end the Q4_K prefill kernel for AVX2 and up (int8 activations per 256
+// values, maddubs/madd; MatmulQ4KInt8). Apart from those, prefill (kPanelMinRows rows on)
+// decodes quantized weights to f32 panels, and the other types' few rows dot decoded int16
+// weights (Q6_K's, with the scale folded in, exceed int8).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/matmul.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep

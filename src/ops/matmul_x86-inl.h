@@ -1,4 +1,5 @@
-// x86-only matmul kernels: the AVX3_DL (AVX-512 VNNI) decode GEMV, written with intrinsics.
+// x86-only matmul kernels, written with intrinsics: the AVX3_DL (AVX-512 VNNI) decode GEMV, and
+// (at the end) the Q4_K prefill kernel with int8 activations for AVX2 and up.
 // Part of matmul.cpp: included there once per Highway target pass, inside its per-target
 // namespace and after the portable GEMV kernels (which these use for tails), hence no include
 // guard. For AVX3_DL it defines GemvIntRowsArch and sets REEL_ARCH_GEMV (see matmul.cpp).
@@ -340,9 +341,11 @@ bool GemvIntRowsArch(GgmlType type, const uint8_t* w, size_t row_stride, int64_t
 // only one conversion per super-block and tile pair is left; its rounding error is at most
 // dx/2 = max|x over the 256|/254 per value (per 32 values it would be up to 8x smaller on
 // uneven activations, at 8 conversions and FMAs per super-block instead of one).
-// Register tile: 2 weight rows x 4 activation rows, 8 int32 accumulators; the activation loads
-// fold into vpmaddubsw. Per 32 values and tile pair: 2 multiplies and 1 add (the f32 panel
-// kernel: 4 FMAs per 32 values and pair), plus 1/8 of the conversion work.
+// Register tile: 1 weight row x 8 activation rows, 8 int32 accumulators; the activation loads
+// fold into vpmaddubsw. Per 32 values and row pair: 2 multiplies and 1 add (the f32 panel
+// kernel: 4 FMAs per 32 values and pair), plus 1/8 of the per-super-block conversion work.
+// The activations are quantized per task (64 weight rows, ops.cpp), so once per 64 rows of
+// every weight matrix rather than once per call: ~14% of the instructions at 2048 columns.
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
 constexpr bool kQ4KInt8Prefill = true;
 

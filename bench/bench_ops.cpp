@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "gguf/types.h"
+#include "ops/kernels.h"
 #include "ops/ops.h"
 #include "ops/roofline.h"
 
@@ -209,6 +210,14 @@ void register_all() {
     benchmark::RegisterBenchmark((std::string("Prefill2048x2048/") + name).c_str(), BM_Prefill, t)
         ->Arg(64)->Arg(256)->UseRealTime()->Unit(benchmark::kMillisecond);
   }
+  // Q4_K on the f32 panels (the int8 kernel switched off, where it exists): the comparison.
+  benchmark::RegisterBenchmark("Prefill2048x2048/Q4_K_f32panels",
+                               [](benchmark::State& state) {
+                                 reel::ops::detail::set_q4k_int8_prefill_enabled(false);
+                                 BM_Prefill(state, GgmlType::Q4_K);
+                                 reel::ops::detail::set_q4k_int8_prefill_enabled(true);
+                               })
+      ->Arg(64)->Arg(256)->UseRealTime()->Unit(benchmark::kMillisecond);
   for (auto [name, t] : {std::pair{"F32", GgmlType::F32}, std::pair{"F16", GgmlType::F16}}) {
     const std::string n = name;
     const auto autok = AttentionKernel::Auto, rows = AttentionKernel::Rows;

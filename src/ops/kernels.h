@@ -87,6 +87,14 @@ constexpr int kFloatPanel = 64;
 constexpr int kFloatKc = 256;
 constexpr int64_t kPanelMinRows = 16;  // activation rows from which matmul uses the panels
 
+// Whether matmul_float_rows (many activation rows) takes Q4_K weights through the int8
+// kernel (activations rounded to int8 per 256 values, matmul_x86-inl.h) on the target the
+// dispatch picks now: x86 AVX2 and up. Elsewhere Q4_K is decoded to f32 panels.
+bool q4k_int8_prefill();
+// Tests and benchmarks: false sends Q4_K back to the f32 panels on every target, to compare.
+void set_q4k_int8_prefill_enabled(bool enabled);
+bool q4k_int8_prefill_enabled();
+
 // y[i*ldy + r] for r in [r0, r1), i in [0, nx): integer path for quantized weights.
 void matmul_int_rows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t rows_total,
                      int64_t cols, int64_t r0, int64_t r1, const QuantizedX& x, int64_t nx, float* y, int64_t ldy,

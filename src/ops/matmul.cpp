@@ -8,7 +8,8 @@
 // The int16 x int16 products are summed pairwise into int32 (madd), converted to f32 once per
 // 32 elements and scaled by w_scale * x_scale. Decode (one activation row) skips the buffer:
 // see "Fused GEMV" below. From kPanelMinRows rows on, quantized weights are decoded to f32
-// panels instead (MatmulFloatPanels): faster, and exact in the activations.
+// panels instead (MatmulFloatPanels): faster, and exact in the activations; except Q4_K on
+// AVX2 and up, which takes int8 activations there (MatmulQ4KInt8, matmul_x86-inl.h).
 //
 // Float weights (F32/F16/BF16, and the dequantize fallback for other types), few activation
 // rows: 4 weight rows x 4 activation rows register tile of f32 FMAs. Many activation rows (any
@@ -20,9 +21,10 @@
 // each target pass: matmul_x86-inl.h (AVX-512 VNNI GEMV) and matmul_arm-inl.h (aarch64 SDOT
 // GEMV and Q8_0 few-rows kernels, chosen at run time from the CPU's dotprod bit, and an I8MM
 // SMMLA kernel for Q8_0 few rows, 2 weight rows x 2 or 4 activation rows, where the CPU also
-// has i8mm). Those few-rows paths are the only int8 matrix-matrix products: prefill
-// (kPanelMinRows rows on) decodes quantized weights to f32 panels, and the other types' few
-// rows dot decoded int16 weights (Q6_K's, with the scale folded in, exceed int8).
+// has i8mm), and at its end the Q4_K prefill kernel for AVX2 and up (int8 activations per 256
+// values, maddubs/madd; MatmulQ4KInt8). Apart from those, prefill (kPanelMinRows rows on)
+// decodes quantized weights to f32 panels, and the other types' few rows dot decoded int16
+// weights (Q6_K's, with the scale folded in, exceed int8).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/matmul.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -1032,7 +1034,12 @@ void MatmulFloatRows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t
                      int64_t cols, int64_t r0, int64_t r1, const float* x, int64_t nx, float* y,
                      int64_t ldy, const RowScratch& s) {
   // Non-float types get here only with many rows (ops.cpp) or as Q2_K/Q3_K; the panels
-  // decode them per k-block either way, also for a short last x chunk.
+  // decode them per k-block either way, also for a short last x chunk. Q4_K on AVX2 and up
+  // takes the int8 kernel instead (matmul_x86-inl.h), unless its scratch is too small.
+  if (kQ4KInt8Prefill && type == GgmlType::Q4_K && q4k_int8_prefill_enabled() &&
+      MatmulQ4KInt8(w, row_stride, cols, r0, r1, x, nx, y, ldy, s)) {
+    return;
+  }
   if ((nx >= kPanelMinRows || !has_float_path(type)) &&
       kPanelVecs * hn::Lanes(DF()) <= static_cast<size_t>(kFloatPanel)) {
     return MatmulFloatPanels(type, w, row_stride, cols, r0, r1, x, nx, y, ldy, s);
@@ -1056,6 +1063,8 @@ void MatmulFloatRows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t
   }
 }
 
+bool Q4KInt8Prefill() { return kQ4KInt8Prefill && q4k_int8_prefill_enabled(); }
+
 }  // namespace HWY_NAMESPACE
 }  // namespace reel::ops::detail
 HWY_AFTER_NAMESPACE();
@@ -1064,7 +1073,13 @@ HWY_AFTER_NAMESPACE();
 namespace reel::ops::detail {
 namespace {
 std::atomic<bool> g_arm_int8_enabled{true};
+std::atomic<bool> g_q4k_int8_enabled{true};
 }  // namespace
+
+void set_q4k_int8_prefill_enabled(bool enabled) {
+  g_q4k_int8_enabled.store(enabled, std::memory_order_relaxed);
+}
+bool q4k_int8_prefill_enabled() { return g_q4k_int8_enabled.load(std::memory_order_relaxed); }
 
 void set_arm_int8_kernels_enabled(bool enabled) {
   g_arm_int8_enabled.store(enabled, std::memory_order_relaxed);
@@ -1085,6 +1100,9 @@ const char* arm_int8_kernels() {
 HWY_EXPORT(MatmulIntRows);
 HWY_EXPORT(MatmulFloatRows);
 HWY_EXPORT(QuantizeRows);
+HWY_EXPORT(Q4KInt8Prefill);
+
+bool q4k_int8_prefill() { return HWY_DYNAMIC_DISPATCH(Q4KInt8Prefill)(); }
 
 bool has_int_path(GgmlType type) {
   switch (type) {

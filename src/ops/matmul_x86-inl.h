@@ -1,4 +1,5 @@
-// x86-only matmul kernels: the AVX3_DL (AVX-512 VNNI) decode GEMV, written with intrinsics.
+// x86-only matmul kernels, written with intrinsics: the AVX3_DL (AVX-512 VNNI) decode GEMV, and
+// (at the end) the Q4_K prefill kernel with int8 activations for AVX2 and up.
 // Part of matmul.cpp: included there once per Highway target pass, inside its per-target
 // namespace and after the portable GEMV kernels (which these use for tails), hence no include
 // guard. For AVX3_DL it defines GemvIntRowsArch and sets REEL_ARCH_GEMV (see matmul.cpp).
@@ -324,3 +325,231 @@ bool GemvIntRowsArch(GgmlType type, const uint8_t* w, size_t row_stride, int64_t
   return true;
 }
 #endif  // HWY_TARGET == HWY_AVX3_DL
+
+// ---- Q4_K prefill with int8 activations (AVX2 and up) ----
+//
+// Many activation rows against Q4_K weights (MatmulFloatRows' case): instead of decoding the
+// weights to f32 panels, the activations are quantized to int8 per 256 values (one super-block:
+// dx = max|x|/127, q = round(x/dx), |x - dx q| <= dx/2; per 32 values also dx * sum q for the
+// minimum term), and every weight super-block is dotted in integers:
+//   vpmaddubsw: nibbles (u8, 0..15) x q (s8): pairs into int16, |sum| <= 2*15*127 = 3810;
+//   vpmaddwd with the sub-block's 6-bit scale broadcast as int16: pairs into int32, so a lane
+//   holds 4 products times the scale, <= 4*15*127*63 = 480060, and 8 sub-blocks accumulated
+//   stay below 3.9e6 < 2^24: the lane converts to f32 exactly, once per super-block, and is
+//   scaled by d * dx. The minimum adds -dmin * sum_j m_j * (dx * sum of sub-block j's q).
+// One scale per 256 values (not per 32) lets the 6-bit scales act inside the integer sum, so
+// only one conversion per super-block and tile pair is left; its rounding error is at most
+// dx/2 = max|x over the 256|/254 per value (per 32 values it would be up to 8x smaller on
+// uneven activations, at 8 conversions and FMAs per super-block instead of one).
+// Register tile: 1 weight row x 8 activation rows, 8 int32 accumulators; the activation loads
+// fold into vpmaddubsw. Per 32 values and row pair: 2 multiplies and 1 add (the f32 panel
+// kernel: 4 FMAs per 32 values and pair), plus 1/8 of the per-super-block conversion work.
+// The activations are quantized per task (64 weight rows, ops.cpp), so once per 64 rows of
+// every weight matrix rather than once per call: ~14% of the instructions at 2048 columns.
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+constexpr bool kQ4KInt8Prefill = true;
+
+constexpr int64_t kQ4KBlock = 256;  // values per super-block
+constexpr int64_t kQ4KBytes = 144;  // d, dmin (f16), 12 scale bytes, 128 nibble bytes
+
+// The per-super-block numbers of a task's weight rows, decoded once per task and reused by
+// every activation tile.
+struct Q4KRowMeta {
+  int16_t* sc;  // [rows][nsb * 8] 6-bit sub-block scales
+  float* mn;    // [rows][nsb * 8] dmin * 6-bit sub-block minimum
+  float* d;     // [rows][nsb]
+};
+
+void DecodeQ4KMeta(const uint8_t* w, int64_t nsb, int16_t* sc, float* mn, float* d) {
+  for (int64_t sb = 0; sb < nsb; ++sb, w += kQ4KBytes) {
+    // The 12 scale bytes as words, as in GemvRowQK.
+    uint32_t a, bw, c;
+    std::memcpy(&a, w + 4, 4);
+    std::memcpy(&bw, w + 8, 4);
+    std::memcpy(&c, w + 12, 4);
+    const uint64_t s =
+        (a & 0x3f3f3f3fu) | uint64_t{(c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4)} << 32;
+    const uint64_t m = (bw & 0x3f3f3f3fu) |
+                       uint64_t{((c >> 4) & 0x0f0f0f0fu) | (((bw >> 6) & 0x03030303u) << 4)} << 32;
+    const __m128i s16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(s)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(sc + 8 * sb), s16);
+    const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(m))));
+    _mm256_storeu_ps(mn + 8 * sb, _mm256_mul_ps(mf, _mm256_set1_ps(F16Scale(w + 2))));
+    d[sb] = F16Scale(w);
+  }
+}
+
+HWY_INLINE float HorizontalMax(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+}
+
+HWY_INLINE int32_t HorizontalSum(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+HWY_INLINE float HorizontalSum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+// One activation row (cols % 256 == 0) to int8 per super-block: q [cols], dx [nsb],
+// xbs [nsb * 8] = dx * (sum of each 32 q).
+void QuantizeQ4KActivations(const float* x, int64_t nsb, int8_t* q, float* dx, float* xbs) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  // packs_epi32/packs_epi16 interleave the 128-bit lanes; this puts the dwords back in order.
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int64_t sb = 0; sb < nsb; ++sb, x += kQ4KBlock, q += kQ4KBlock) {
+    __m256 vmax = _mm256_setzero_ps();
+    for (int k = 0; k < kQ4KBlock; k += 8)
+      vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(x + k), abs_mask));
+    const float amax = HorizontalMax(vmax);
+    const float d = amax / 127.0f;
+    // |x| * 127/amax <= 127 up to one rounding, which the nearest-int conversion absorbs
+    // (127.00002 -> 127); packs saturates in any case.
+    const __m256 id = _mm256_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
+    dx[sb] = d;
+    for (int g = 0; g < kQ4KBlock; g += 32) {
+      __m256i v[4];
+      for (int k = 0; k < 4; ++k)
+        v[k] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + g + 8 * k), id));
+      const __m256i sum = _mm256_add_epi32(_mm256_add_epi32(v[0], v[1]), _mm256_add_epi32(v[2], v[3]));
+      const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]),
+                                                _mm256_packs_epi32(v[2], v[3]));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + g),
+                          _mm256_permutevar8x32_epi32(packed, order));
+      xbs[8 * sb + g / 32] = d * static_cast<float>(HorizontalSum(sum));
+    }
+  }
+}
+
+// y[i*ldy] (+)= one weight row's super-blocks [0, nsb) (w, with its decoded sc/mn/d) . NX
+// activation rows (int8 at xq + i*ldq, dx at i*ldd, xbs at i*ldd*8). One weight row and NX
+// activation rows: the activation loads fold into vpmaddubsw either way (a second weight row
+// would not save loads), and NX int32 accumulators plus the nibbles, the scale and a product
+// leave the compiler room in 16 registers (a 2x4 tile spilled accumulators).
+template <int NX>
+HWY_NOINLINE void Q4KTile(const uint8_t* w, const int16_t* sc, const float* mn, const float* d,
+                          const int8_t* xq, int64_t ldq, const float* dx, const float* xbs,
+                          int64_t ldd, int64_t nsb, float* y, int64_t ldy, bool accumulate) {
+  const __m256i lo4 = _mm256_set1_epi8(15);
+  __m256 accf[NX];
+  for (int i = 0; i < NX; ++i) accf[i] = _mm256_setzero_ps();
+  for (int64_t sb = 0; sb < nsb; ++sb, w += kQ4KBytes, sc += 8, mn += 8, xq += kQ4KBlock) {
+    __m256i acc[NX];
+    for (int i = 0; i < NX; ++i) acc[i] = _mm256_setzero_si256();
+    // Unrolled: a rolled loop left GCC moving each accumulator between registers per step.
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) {  // sub-block j: low nibbles of chunk j/2, then its high ones
+      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 16 * (j & ~1)));
+      const __m256i nib = (j & 1) ? _mm256_and_si256(_mm256_srli_epi16(raw, 4), lo4)
+                                  : _mm256_and_si256(raw, lo4);
+      const __m256i scale = _mm256_set1_epi16(sc[j]);
+      for (int i = 0; i < NX; ++i) {
+        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + i * ldq + 32 * j));
+        acc[i] = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(nib, xv), scale), acc[i]);
+        // Keeps the sum a running one: GCC otherwise reassociates it into a tree of all 8
+        // sub-blocks' products, spilling them.
+        asm("" : "+x"(acc[i]));
+      }
+    }
+    const __m256 dr = _mm256_set1_ps(d[sb]);
+    const __m256 mr = _mm256_loadu_ps(mn);
+    for (int i = 0; i < NX; ++i) {
+      const __m256 scale = _mm256_mul_ps(dr, _mm256_broadcast_ss(dx + i * ldd + sb));
+      accf[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[i]), scale, accf[i]);
+      accf[i] = _mm256_fnmadd_ps(mr, _mm256_loadu_ps(xbs + (i * ldd + sb) * 8), accf[i]);
+    }
+  }
+  for (int i = 0; i < NX; ++i) {
+    const float v = HorizontalSum(accf[i]);
+    y[i * ldy] = accumulate ? y[i * ldy] + v : v;
+  }
+}
+
+constexpr int kQ4KTileX = 8;  // activation rows per register tile
+constexpr int64_t kQ4KKBlock = 8;  // super-blocks per k-block: 8 int8 rows x 2 KB stay in L1
+
+void Q4KTileX(int nx, const uint8_t* w, const int16_t* sc, const float* mn, const float* d,
+              const int8_t* xq, int64_t ldq, const float* dx, const float* xbs, int64_t ldd,
+              int64_t nsb, float* y, int64_t ldy, bool accumulate) {
+  switch (nx) {
+#define REEL_Q4K_CASE(N) \
+  case N: return Q4KTile<N>(w, sc, mn, d, xq, ldq, dx, xbs, ldd, nsb, y, ldy, accumulate);
+    REEL_Q4K_CASE(8)
+    REEL_Q4K_CASE(7)
+    REEL_Q4K_CASE(6)
+    REEL_Q4K_CASE(5)
+    REEL_Q4K_CASE(4)
+    REEL_Q4K_CASE(3)
+    REEL_Q4K_CASE(2)
+#undef REEL_Q4K_CASE
+    default: return Q4KTile<1>(w, sc, mn, d, xq, ldq, dx, xbs, ldd, nsb, y, ldy, accumulate);
+  }
+}
+
+HWY_INLINE uint8_t* AlignUp64(uint8_t* p) {
+  return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
+}
+
+// Rows [r0, r1) of y for nx activation rows; false (nothing written) if one chunk of
+// activation rows does not fit the thread's scratch next to the rows' decoded scales.
+bool MatmulQ4KInt8(const uint8_t* w, size_t row_stride, int64_t cols, int64_t r0, int64_t r1,
+                   const float* x, int64_t nx, float* y, int64_t ldy, const RowScratch& s) {
+  if (cols % kQ4KBlock != 0 || r1 <= r0 || nx <= 0) return false;
+  const int64_t nsb = cols / kQ4KBlock, rows = r1 - r0;
+  // wf holds at least 2 * kFloatPanel * kFloatKc floats (kernels.h), 64-byte aligned.
+  const int64_t budget = int64_t{2} * kFloatPanel * kFloatKc * int64_t{sizeof(float)};
+  const int64_t meta_bytes = rows * nsb * (8 * 2 + 8 * 4 + 4) + 3 * 64;
+  const int64_t x_row_bytes = cols + nsb * 4 + nsb * 8 * 4;
+  int64_t xc = (budget - meta_bytes - 3 * 64) / x_row_bytes;
+  if (xc < 1) return false;
+  xc = std::min<int64_t>(xc, 256);
+  if (xc >= kQ4KTileX) xc = xc / kQ4KTileX * kQ4KTileX;
+  auto* base = reinterpret_cast<uint8_t*>(s.wf);
+  auto* sc = reinterpret_cast<int16_t*>(base);
+  auto* mn = reinterpret_cast<float*>(AlignUp64(base + rows * nsb * 16));
+  auto* dw = reinterpret_cast<float*>(AlignUp64(reinterpret_cast<uint8_t*>(mn + rows * nsb * 8)));
+  auto* xq = reinterpret_cast<int8_t*>(AlignUp64(reinterpret_cast<uint8_t*>(dw + rows * nsb)));
+  auto* dx = reinterpret_cast<float*>(AlignUp64(reinterpret_cast<uint8_t*>(xq + xc * cols)));
+  auto* xbs = reinterpret_cast<float*>(AlignUp64(reinterpret_cast<uint8_t*>(dx + xc * nsb)));
+  for (int64_t r = 0; r < rows; ++r) {
+    DecodeQ4KMeta(w + (r0 + r) * row_stride, nsb, sc + r * nsb * 8, mn + r * nsb * 8,
+                  dw + r * nsb);
+  }
+  for (int64_t i0 = 0; i0 < nx; i0 += xc) {
+    const int64_t n = std::min(xc, nx - i0);
+    for (int64_t i = 0; i < n; ++i) {
+      QuantizeQ4KActivations(x + (i0 + i) * cols, nsb, xq + i * cols, dx + i * nsb,
+                             xbs + i * nsb * 8);
+    }
+    // Activation tile and k-block outside, weight rows inside: the tile's int8 rows over
+    // one k-block stay in L1 while the task's weight rows (fewer bytes per pass than the
+    // activations) come from L2; partial sums over k-blocks accumulate in y.
+    for (int64_t i = 0; i < n; i += kQ4KTileX) {
+      const int nt = static_cast<int>(std::min<int64_t>(kQ4KTileX, n - i));
+      for (int64_t k0 = 0; k0 < nsb; k0 += kQ4KKBlock) {
+        const int64_t kb = std::min(kQ4KKBlock, nsb - k0);
+        for (int64_t r = 0; r < rows; ++r) {
+          Q4KTileX(nt, w + (r0 + r) * row_stride + k0 * kQ4KBytes, sc + (r * nsb + k0) * 8,
+                   mn + (r * nsb + k0) * 8, dw + r * nsb + k0, xq + i * cols + k0 * kQ4KBlock,
+                   cols, dx + i * nsb + k0, xbs + (i * nsb + k0) * 8, nsb, kb,
+                   y + (i0 + i) * ldy + r0 + r, ldy, k0 > 0);
+        }
+      }
+    }
+  }
+  return true;
+}
+#else
+constexpr bool kQ4KInt8Prefill = false;
+bool MatmulQ4KInt8(const uint8_t*, size_t, int64_t, int64_t, int64_t, const float*, int64_t,
+                   float*, int64_t, const RowScratch&) {
+  return false;
+}
+#endif  // HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2

@@ -19,6 +19,7 @@
 #include "common/error.h"
 #include "gguf/types.h"
 #include "hwy/targets.h"
+#include "ops/kernels.h"
 #include "ops/ops.h"
 #include "ops/roofline.h"
 #include "ops/thread_pool.h"
@@ -158,14 +159,17 @@ struct Case {
 // d = max|x_block|/16383, so |y - y_ref| <= sum_blocks d_b/2 * sum_{j in b} |w_j|. The integer
 // sums are exact (kQMax keeps every block sum inside int32), so this plus f32 rounding of the
 // per-block products is the whole error.
+// quant8 is the same for int8 activations per 256 values (max|x|/127; Q4_K prefill on AVX2
+// and up, kernels.h q4k_int8_prefill), times 1.0001 for the rounding of 127/max|x|.
 struct Bounds {
-  std::vector<double> abs_dot, quant;
+  std::vector<double> abs_dot, quant, quant8;
 };
 Bounds bounds(const Matrix& m, const float* x, int64_t n) {
   Bounds b;
   std::vector<float> row(static_cast<size_t>(m.cols));
   b.abs_dot.resize(static_cast<size_t>(n * m.rows));
   b.quant.resize(b.abs_dot.size());
+  b.quant8.resize(b.abs_dot.size());
   for (int64_t r = 0; r < m.rows; ++r) {
     dequantize_row_ref(m.type, m.data + r * m.row_stride, row.data(), m.cols);
     for (int64_t i = 0; i < n; ++i) {
@@ -179,8 +183,18 @@ Bounds bounds(const Matrix& m, const float* x, int64_t n) {
         }
         q += amax / 16383.0 / 2.0 * wsum;
       }
+      double q8 = 0;
+      for (int64_t b0 = 0; b0 < m.cols; b0 += 256) {
+        double amax = 0, wsum = 0;
+        for (int64_t k = b0; k < std::min(m.cols, b0 + 256); ++k) {
+          amax = std::max(amax, double{std::fabs(x[i * m.cols + k])});
+          wsum += std::fabs(row[k]);
+        }
+        q8 += amax / 127.0 / 2.0 * 1.0001 * wsum;
+      }
       b.abs_dot[i * m.rows + r] = ad;
       b.quant[i * m.rows + r] = q;
+      b.quant8[i * m.rows + r] = q8;
     }
   }
   return b;
@@ -208,12 +222,17 @@ void check_matmul(const Case& c, int64_t n, int threads) {
   matmul_ref(m, x.data(), n, ref.data());
   const Bounds b = bounds(m, x.data(), n);
   const double eps32 = std::ldexp(1.0, -24);
+  const bool int8_prefill =
+      c.type == GgmlType::Q4_K && n >= detail::kPanelMinRows && detail::q4k_int8_prefill();
   for (size_t i = 0; i < y.size(); ++i) {
     // f32 accumulation of `cols` products (any order, FMA): |err| <= cols * 2^-24 * sum|w||x|
     // (the standard recursive-summation bound), plus the output's own rounding.
     double tol = (static_cast<double>(c.cols) + 2) * eps32 * b.abs_dot[i];
     // int16 activations: the rounding bound above, plus f32 rounding of the per-block products.
     if (!is_float_type(c.type)) tol = b.quant[i] * 1.001 + 64 * eps32 * b.abs_dot[i];
+    // Q4_K prefill with int8 activations: their rounding bound, plus the f32 summation bound
+    // (its f32 steps are per super-block, not per 32-block).
+    if (int8_prefill) tol = b.quant8[i] + (static_cast<double>(c.cols) + 2) * eps32 * b.abs_dot[i];
     ASSERT_NEAR(y[i], ref[i], tol + 1e-30) << "output " << i;
   }
 }

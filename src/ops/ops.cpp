@@ -187,7 +187,9 @@ void matmul(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx) 
   const int64_t cols = w.cols;
   const int64_t n_row_blocks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
   // Many activation rows: quantized weights too take the f32 panel kernel (decoded once per
-  // panel, reused by every row), which beat the integer tiles there; no activation rounding.
+  // panel, reused by every row), which beat the integer tiles there; no activation rounding,
+  // except Q4_K on x86 AVX2 and up: its int8 kernel rounds activations per 256 values
+  // (detail::q4k_int8_prefill(); each task quantizes its chunk, a repeat to remove).
   const bool panels = n >= detail::kPanelMinRows;
   const bool int_path = detail::has_int_path(w.type) && cols % detail::kQBlock == 0 && !panels;
 

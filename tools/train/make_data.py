@@ -4,7 +4,8 @@
   make_data.py --seed 1 --start 0 --count 4000 --out tools/train/out/data
 
 Scene i comes from numpy's default_rng([seed, i]) alone, so any range can be (re)made independently
-(two processes can split a range). One compressed .npz per scene: for each sampling ("img", or
+(two processes can split a range). `--zoom`: the training-only "zoomed" scenes (one object on a
+64-96 px canvas), to their own folder, e.g. --zoom --seed 2 --out tools/train/out/zoom. One compressed .npz per scene: for each sampling ("img", or
 "fps2" and "frames8" for videos) the pixel values as their uint8 bytes, the grid, the expanded media
 tokens; plus every question's tokens and answer tokens (the answer followed by <|im_end|>).
 """
@@ -34,9 +35,9 @@ def scene_kind(rng: np.random.Generator) -> str:
     return "video" if rng.random() < VIDEO_SHARE else "image"
 
 
-def build_one(seed: int, i: int, tmp: Path) -> dict:
+def build_one(seed: int, i: int, tmp: Path, zoom: bool = False) -> dict:
     rng = np.random.default_rng([seed, i])
-    scene = sw.make_scene(rng, scene_kind(rng))
+    scene = sw.make_scene(rng, scene_kind(rng), zoom=zoom)
     path = sw.write_media(scene, tmp / f"s{i}")
     arrays: dict[str, np.ndarray] = {}
     if scene.kind == "image":
@@ -65,6 +66,9 @@ def main() -> None:
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--count", type=int, default=4000)
     ap.add_argument("--out", type=Path, default=HERE / "out/data")
+    ap.add_argument("--zoom", action="store_true", help="training only: one-object scenes on 64-96 px canvases "
+                    "(shapes_world.ZOOM_CANVASES), the object a third to a half of the canvas; same processors, "
+                    "budgets and questions; write them to their own folder (train.py --zoom-data)")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     import torch
@@ -75,7 +79,7 @@ def main() -> None:
             dst = a.out / f"{a.seed}-{i:06d}.npz"
             if dst.exists():
                 continue
-            arrays = build_one(a.seed, i, Path(td))
+            arrays = build_one(a.seed, i, Path(td), a.zoom)
             tmp = dst.with_suffix(".tmp.npz")
             np.savez_compressed(tmp, **arrays)
             os.replace(tmp, dst)

@@ -3,6 +3,7 @@
 
   probe_vision.py --task shape --samplings img --minutes 5
   probe_vision.py --task motion --samplings fps2,frames8 --pool group --minutes 5
+  probe_vision.py --task both --samplings img,fps2,frames8 --fresh --crop 64 --minutes 3 --save out/tower.pt
 
 transformers' Qwen3-VL vision model (model_config.VISION, or --override vision.x=...) on the cached
 training scenes' pixel values (make_data.py), its merged output tokens (what the text model gets)
@@ -15,6 +16,11 @@ Pools: `mean` (mean over all merged tokens), `attn` (one learned query attending
 closest a linear probe gets to a question looking for the object), `group` (attention pool per
 temporal group, then the first and last group's vectors and their difference concatenated: order
 across groups is visible to the head, as it is to the text model through positions and timestamps).
+
+`--task both` (pre-training for train.py --init-vision): one tower, two heads trained together, the
+summed cross-entropies: shape from an attention pool over all merged tokens (images and videos),
+motion (videos only) from the `group` pool's first / last / difference (V7's reading); `--pool` is
+then unused. The log shows both heads' accuracies (motion over the videos only).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import torch.nn.functional as F  # noqa: E402
 import model_config as mc  # noqa: E402
 
 LABELS = {"shape": ["circle", "square", "triangle"], "motion": ["still", "left", "right", "up", "down"]}
+NO_LABEL = -100     # --task both: an image has no motion label (cross_entropy's ignore_index)
 
 
 # the processors' resize of each canvas with Reel's budgets (probe_measure.py prints it)
@@ -88,6 +95,10 @@ def fresh_item(rng: np.random.Generator, task: str, sampling: str, crop: int = 0
         k -= k % 2
         times = [float(i) / (n - 1) for i in np.round(np.linspace(0, n - 1, k))]
     pv, grid = patchify(np.stack([sw.render_frame(s, f) for f in times]))
+    if task == "both":
+        motion = LABELS["motion"].index(o.motion) if kind == "video" else NO_LABEL
+        return dict(pv=pv, grid=grid, sampling=sampling, label=LABELS["shape"].index(o.shape), label2=motion,
+                    held=False)
     label = LABELS[task].index(o.shape if task == "shape" else o.motion)
     return dict(pv=pv, grid=grid, sampling=sampling, label=label, held=False)
 
@@ -101,11 +112,15 @@ def load_items(data: Path, task: str, samplings: list[str], max_files: int) -> l
         with np.load(f) as z:
             meta = json.loads(bytes(z["meta"]).decode())
             qs = {q["template"]: q["answer"] for q in meta["questions"]}
-            if qs["count"] != "one" or task not in qs:
+            if qs["count"] != "one" or (task if task != "both" else "shape") not in qs:
                 continue
             idx = int(Path(f).stem.split("-")[1])
             for s in meta["samplings"]:
-                if s in samplings:
+                if s in samplings and task == "both":
+                    motion = LABELS["motion"].index(qs["motion"]) if "motion" in qs else NO_LABEL
+                    items.append(dict(pv=z[f"pv_{s}"], grid=z[f"grid_{s}"].astype(np.int64), sampling=s,
+                                      label=LABELS["shape"].index(qs["shape"]), label2=motion, held=idx % 5 == 0))
+                elif s in samplings:
                     items.append(dict(pv=z[f"pv_{s}"], grid=z[f"grid_{s}"].astype(np.int64), sampling=s,
                                       label=LABELS[task].index(qs[task]), held=idx % 5 == 0))
     return items
@@ -142,27 +157,90 @@ class Probe(nn.Module):
         return self.head(torch.stack(feats))
 
 
+class TwoTaskProbe(nn.Module):
+    """--task both: one tower; a shape head on an attention pool over all merged tokens and a motion
+    head on the per-group pool (first, last, last - first), each with its own query."""
+
+    def __init__(self, vision_cfg):
+        super().__init__()
+        from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLVisionModel
+        self.tower = Qwen3VLVisionModel._from_config(vision_cfg, attn_implementation="sdpa", dtype=torch.float32)
+        d = vision_cfg.out_hidden_size
+        self.query_shape = nn.Parameter(torch.randn(d) * d ** -0.5)
+        self.key_shape = nn.Linear(d, d)
+        self.query_motion = nn.Parameter(torch.randn(d) * d ** -0.5)
+        self.key_motion = nn.Linear(d, d)
+        self.head_shape = nn.Linear(d, len(LABELS["shape"]))
+        self.head_motion = nn.Linear(3 * d, len(LABELS["motion"]))
+
+    @staticmethod
+    def attend(tok: torch.Tensor, key: nn.Linear, query: torch.Tensor) -> torch.Tensor:
+        w = torch.softmax(key(tok) @ query / tok.shape[-1] ** 0.5, 0)
+        return w @ tok
+
+    def forward(self, pv: torch.Tensor, grids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        merged = self.tower(pv, grids).pooler_output
+        sizes = (grids.prod(-1) // 4).tolist()
+        shape_feats, motion_feats = [], []
+        for tok, g in zip(torch.split(merged, sizes), grids.tolist()):
+            shape_feats.append(self.attend(tok, self.key_shape, self.query_shape))
+            groups = [self.attend(t, self.key_motion, self.query_motion) for t in torch.split(tok, g[1] * g[2] // 4)]
+            first, last = groups[0], groups[-1]    # an image: one group, so last - first = 0 (no label anyway)
+            motion_feats.append(torch.cat([first, last, last - first]))
+        return self.head_shape(torch.stack(shape_feats)), self.head_motion(torch.stack(motion_feats))
+
+
 def batch_tensors(items: list[dict]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     pv = torch.from_numpy((np.concatenate([it["pv"] for it in items]).astype(np.float32) - 127.5) / 127.5)
     grids = torch.from_numpy(np.stack([it["grid"] for it in items]))
-    return pv, grids, torch.tensor([it["label"] for it in items])
+    y = torch.tensor([it["label"] for it in items])
+    if "label2" in items[0]:
+        y = torch.stack([y, torch.tensor([it["label2"] for it in items])], 1)     # [B, 2]: shape, motion
+    return pv, grids, y
 
 
-def evaluate(model: Probe, items: list[dict], bs: int) -> float:
+def two_task_loss(logits: tuple[torch.Tensor, torch.Tensor], y: torch.Tensor) -> torch.Tensor:
+    loss = F.cross_entropy(logits[0], y[:, 0])
+    if bool((y[:, 1] != NO_LABEL).any()):     # all ignored would be nan
+        loss = loss + F.cross_entropy(logits[1], y[:, 1], ignore_index=NO_LABEL)
+    return loss
+
+
+def two_task_hits(logits: tuple[torch.Tensor, torch.Tensor], y: torch.Tensor) -> tuple[list[int], list[int]]:
+    """Per item: shape correct; per video: motion correct."""
+    shape = (logits[0].argmax(-1) == y[:, 0]).tolist()
+    vid = y[:, 1] != NO_LABEL
+    motion = (logits[1].argmax(-1)[vid] == y[vid, 1]).tolist()
+    return shape, motion
+
+
+def evaluate(model: nn.Module, items: list[dict], bs: int) -> float | str:
     model.eval()
-    ok = 0
+    ok, shape, motion = 0, [], []
     with torch.no_grad():
         for i in range(0, len(items), bs):
             pv, grids, y = batch_tensors(items[i:i + bs])
-            ok += int((model(pv, grids).argmax(-1) == y).sum())
+            out = model(pv, grids)
+            if isinstance(out, tuple):
+                s, m = two_task_hits(out, y)
+                shape += s; motion += m
+            else:
+                ok += int((out.argmax(-1) == y).sum())
     model.train()
+    if isinstance(model, TwoTaskProbe):
+        return f"shape {np.mean(shape or [0]):.2f} motion {np.mean(motion or [0]):.2f} ({len(motion)} videos)"
     return ok / max(1, len(items))
+
+
+def fmt(x, digits: int = 2) -> str:
+    return x if isinstance(x, str) else f"{x:.{digits}f}"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=HERE / "out/data")
-    ap.add_argument("--task", choices=list(LABELS), default="shape")
+    ap.add_argument("--task", choices=list(LABELS) + ["both"], default="shape",
+                    help="both: shape and motion heads on one tower (pre-training for train.py --init-vision)")
     ap.add_argument("--samplings", default="img", help="comma list of img, fps2, frames8")
     ap.add_argument("--pool", choices=["mean", "attn", "group"], default="attn")
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -193,14 +271,18 @@ def main() -> None:
     if a.crop and not a.crop_until:
         sm = a.samplings.split(",")
         held = [fresh_item(np.random.default_rng(10**6 + i), a.task, sm[i % len(sm)], a.crop) for i in range(200)]
-    counts = np.bincount([it["label"] for it in train], minlength=len(LABELS[a.task]))
+    two = a.task == "both"
+    counts = np.bincount([it["label"] for it in train], minlength=len(LABELS["shape" if two else a.task]))
     print(f"{len(train)} training, {len(held)} held-out items; training labels {counts.tolist()} "
-          f"(majority {counts.max() / counts.sum():.2f})", flush=True)
-    model = Probe(mc.make_config().vision_config, len(LABELS[a.task]), a.pool)
+          f"(majority {counts.max() / max(1, counts.sum()):.2f})", flush=True)
+    if two:
+        model = TwoTaskProbe(mc.make_config().vision_config)
+    else:
+        model = Probe(mc.make_config().vision_config, len(LABELS[a.task]), a.pool)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.98), weight_decay=0.01)
     rng = np.random.default_rng(a.seed)
     c0, t0 = time.process_time(), time.time()
-    hits, losses, step = [], [], 0
+    hits, hits2, losses, step = [], [], [], 0
     while time.process_time() - c0 < 60 * a.minutes:
         if a.fresh:
             samplings = a.samplings.split(",")
@@ -210,19 +292,25 @@ def main() -> None:
             batch = [train[i] for i in rng.choice(len(train), size=a.batch, replace=False)]
         pv, grids, y = batch_tensors(batch)
         logits = model(pv, grids)
-        loss = F.cross_entropy(logits, y)
+        loss = two_task_loss(logits, y) if two else F.cross_entropy(logits, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
-        hits += (logits.argmax(-1) == y).tolist(); losses.append(float(loss))
+        if two:
+            s_hits, m_hits = two_task_hits(logits, y)
+            hits += s_hits; hits2 += m_hits
+        else:
+            hits += (logits.argmax(-1) == y).tolist()
+        losses.append(float(loss.detach()))
         if step % a.eval_every == 0:
+            train_acc = f"shape {np.mean(hits):.2f} motion {np.mean(hits2 or [0]):.2f}" if two else f"{np.mean(hits):.2f}"
             print(f"step {step} cpu {time.process_time() - c0:.0f}s wall {time.time() - t0:.0f}s "
-                  f"loss {np.mean(losses):.3f} train {np.mean(hits):.2f} held {evaluate(model, held, 16):.2f}",
+                  f"loss {np.mean(losses):.3f} train {train_acc} held {fmt(evaluate(model, held, 16))}",
                   flush=True)
-            hits, losses = [], []
-    print(f"final step {step} cpu {time.process_time() - c0:.0f}s held {evaluate(model, held, 16):.3f}", flush=True)
+            hits, hits2, losses = [], [], []
+    print(f"final step {step} cpu {time.process_time() - c0:.0f}s held {fmt(evaluate(model, held, 16), 3)}", flush=True)
     if a.save:
         torch.save({"vision": model.tower.state_dict(), "args": {k: str(v) for k, v in vars(a).items()}}, a.save)
 

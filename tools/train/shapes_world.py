@@ -95,12 +95,23 @@ def _swept_box(o: Obj) -> tuple[float, float, float, float]:
     return min(xa, xb), min(ya, yb), max(xa, xb) + o.side, max(ya, yb) + o.side
 
 
-def make_scene(rng: np.random.Generator, kind: str) -> Scene:
-    w, h = CANVASES[rng.integers(len(CANVASES))]
+# "zoomed" training scenes (make_data.py --zoom): one object, a third to a half of a small canvas, so it is
+# 4-9 merged tokens a video group (images are still upscaled by the processor to its 64-token minimum,
+# where the object then covers a large part of them): the object is easy to find, the rest of the
+# world's rules (colours, jitter, motion 30-70% of the canvas, anti-aliasing, codecs) unchanged
+ZOOM_CANVASES = [(64, 64), (96, 96), (96, 64), (64, 96)]
+ZOOM_SIDE = (0.30, 0.45)
+
+
+def make_scene(rng: np.random.Generator, kind: str, zoom: bool = False) -> Scene:
+    if zoom:
+        w, h = ZOOM_CANVASES[rng.integers(len(ZOOM_CANVASES))]
+    else:
+        w, h = CANVASES[rng.integers(len(CANVASES))]
     bg = list(BACKGROUNDS)[rng.integers(len(BACKGROUNDS))]
     bg_rgb = _jitter(rng, BACKGROUNDS[bg], 10)
     while True:
-        objs = _place_objects(rng, kind, w, h)
+        objs = _place_objects(rng, kind, w, h, n=1, side_frac=ZOOM_SIDE) if zoom else _place_objects(rng, kind, w, h)
         if objs:
             break
     aa = int(rng.choice([1, 2, 4]))
@@ -113,15 +124,16 @@ def make_scene(rng: np.random.Generator, kind: str) -> Scene:
                  crf=int(rng.integers(18, 31)), preset=X264_PRESETS[rng.integers(len(X264_PRESETS))])
 
 
-def _place_objects(rng: np.random.Generator, kind: str, w: int, h: int) -> list[Obj] | None:
-    n = int(rng.integers(1, 4))
+def _place_objects(rng: np.random.Generator, kind: str, w: int, h: int, n: int = 0,
+                   side_frac: tuple[float, float] = (0.15, 0.30)) -> list[Obj] | None:
+    n = n or int(rng.integers(1, 4))
     pairs = [(s, c) for s in SHAPES for c in COLORS]
     chosen = [pairs[i] for i in rng.choice(len(pairs), size=n, replace=False)]
     objs: list[Obj] = []
     short = min(w, h)
     for shape, color in chosen:
         for _ in range(200):
-            side = float(rng.uniform(0.15, 0.30) * short)
+            side = float(rng.uniform(*side_frac) * short)
             motion = MOTIONS[rng.integers(len(MOTIONS))] if kind == "video" else "still"
             travel = 0.0
             if motion in ("left", "right"):

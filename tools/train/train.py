@@ -213,6 +213,11 @@ def main() -> None:
     ap.add_argument("--max-scene", type=int, default=0, help="use scenes with index < this (0 = all present)")
     ap.add_argument("--images-until", type=int, default=0, help="curriculum: image scenes only before this step")
     ap.add_argument("--single-until", type=int, default=0, help="curriculum: one-object scenes only before this step")
+    ap.add_argument("--zoom-data", type=Path, default=None, help="curriculum: the zoomed one-object scenes "
+                    "(make_data.py --zoom); unused unless given")
+    ap.add_argument("--zoom-until", type=int, default=0, help="with --zoom-data: zoomed scenes only before this step")
+    ap.add_argument("--zoom-share", type=float, default=0.0, help="with --zoom-data: from --zoom-until on, "
+                    "each scene is a zoomed one with this probability")
     ap.add_argument("--batch", type=int, default=1, help="scenes per optimizer step (vision batched)")
     ap.add_argument("--weighting", choices=["token", "question"], default="token",
                     help="loss: mean over answer tokens, or over questions (each its tokens' mean)")
@@ -266,6 +271,8 @@ def main() -> None:
 
     rng = np.random.default_rng(a.seed)
     files: list[str] = []
+    zoom_files: list[str] = []
+    n_zoomed = 0
     facts: dict[str, tuple[str, int]] = {}
     t0, c0 = time.time(), time.process_time()
     stats = {"loss": 0.0, "n": 0}
@@ -276,14 +283,26 @@ def main() -> None:
             files = [f for f in files if not f.endswith(".tmp.npz")]
             if a.max_scene:
                 files = [f for f in files if int(Path(f).stem.split("-")[1]) < a.max_scene]
+            if a.zoom_data:
+                zoom_files = [f for f in sorted(glob.glob(str(a.zoom_data / "*.npz"))) if not f.endswith(".tmp.npz")]
+        if a.zoom_data and step == a.zoom_until:
+            print(f"step {step}: zoomed scenes only until here; from now on all scenes, "
+                  f"a share {a.zoom_share} zoomed", flush=True)
         scenes, qsels = [], []
         pool = files
         if step < a.images_until:
             pool = [f for f in pool if scene_facts(f, facts)[0] == "image"]
         if step < a.single_until:
             pool = [f for f in pool if scene_facts(f, facts)[1] == 1]
+        zoom_pool = zoom_files
+        if step < a.images_until:
+            zoom_pool = [f for f in zoom_pool if scene_facts(f, facts)[0] == "image"]
         for _ in range(a.batch):
-            meta, arrays = load_scene(pool[rng.integers(len(pool))])
+            # rng is drawn from only with --zoom-data, so without it the scene sequence is unchanged
+            zoomed = bool(a.zoom_data) and (step < a.zoom_until or rng.random() < a.zoom_share)
+            n_zoomed += zoomed
+            meta, arrays = load_scene(zoom_pool[rng.integers(len(zoom_pool))] if zoomed
+                                      else pool[rng.integers(len(pool))])
             sampling = "img" if meta["kind"] == "image" else ("fps2" if rng.random() < 0.5 else "frames8")
             scenes.append((meta, arrays, sampling))
             qsels.append(pick_questions(rng, meta, a.max_q))
@@ -305,6 +324,9 @@ def main() -> None:
             acc.setdefault(t, []).append(int(e))
         if (step + 1) % a.log_every == 0:
             accs = " ".join(f"{t}={np.mean(v):.2f}" for t, v in sorted(acc.items()))
+            if a.zoom_data:
+                accs += f" | zoomed {n_zoomed}/{a.log_every * a.batch}"
+                n_zoomed = 0
             print(f"step {step + 1} loss {stats['loss'] / stats['n']:.4f} lr {lr_at(step):.2e} "
                   f"{time.time() - t0:.0f}s cpu {time.process_time() - c0:.0f}s files {len(files)} | {accs}", flush=True)
             stats = {"loss": 0.0, "n": 0}

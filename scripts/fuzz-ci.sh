@@ -29,8 +29,25 @@ stats() {
     "corpus $(sed -n 's/.* corp: \([^ ]*\).*/\1/p' <<<"$last")"
 }
 
+# why_failed NAME LOG ARTIFACTS: libFuzzer's reason, the first frames of its stack (past the
+# fuzzer's and sanitizers' own) and each saved input (base64 when small), so that a failure seen
+# only in a CI log can be reproduced: base64 -d > input && build-fuzz/NAME input.
+why_failed() {
+  local name=$1 log=$2 artifacts=$3 f
+  echo "== $name failed:"
+  grep -E '^(==[0-9]+== ?ERROR|SUMMARY):|ERROR: libFuzzer' "$log" | head -4
+  grep -E '^ +#[0-9]+ ' "$log" | grep -v -E 'fuzzer::|__sanitizer|__asan|__interceptor' |
+    head -12 | cut -c1-160
+  for f in "$artifacts"*; do
+    [[ -f $f ]] || continue
+    echo "input $(basename "$f"), $(stat -c %s "$f") bytes:"
+    if [[ $(stat -c %s "$f") -le 12000 ]]; then base64 -w 0 "$f"; echo; fi
+  done
+}
+
 status=0
 summary=()
+failures=()
 for fuzzer in "${fuzzers[@]}"; do
   seeds="$root/fuzz/corpus/${fuzzer%_fuzz}"
   work="$build/corpus/$fuzzer"      # new inputs go here, never into the committed seeds
@@ -47,9 +64,12 @@ for fuzzer in "${fuzzers[@]}"; do
     echo "FAILED: $fuzzer (inputs in $artifacts)" >&2
     result=FAILED
     status=1
+    failures+=("$(why_failed "$fuzzer" "$log" "$artifacts")")
   fi
   summary+=("$(printf '%-16s %-7s %s' "$fuzzer" "$result" "$(stats "$log")")")
 done
 echo "== fuzzing summary (execs, execs/s, coverage, corpus)"
 printf '%s\n' "${summary[@]}"
+# A CI log is often read from its end only: the reason and the input go last.
+[[ ${#failures[@]} -eq 0 ]] || printf '%s\n' "${failures[@]}"
 exit $status

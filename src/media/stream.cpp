@@ -233,10 +233,7 @@ Image FfmpegStream::to_rgb(const AVFrame* f) {
                            f->height, AV_PIX_FMT_RGB24, SWS_BILINEAR, nullptr, nullptr, nullptr);
   sws_.reset(ctx);
   if (ctx == nullptr) fail(ErrorKind::Unsupported, "unsupported pixel format");
-  const bool full = f->color_range == AVCOL_RANGE_JPEG;
-  const int cs = f->colorspace == AVCOL_SPC_UNSPECIFIED ? SWS_CS_DEFAULT : int(f->colorspace);
-  sws_setColorspaceDetails(ctx, sws_getCoefficients(cs), full ? 1 : 0,
-                           sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
+  set_frame_colorspace(ctx, f);
   Image img{f->width, f->height, {}};
   scale_to_rgb(ctx, f, img);
   return img;

@@ -13,6 +13,10 @@ extern "C" {
 
 namespace reel::media {
 
+// Tells `ctx` the frame's YUV matrix and range (full-range JPEG or limited); the RGB output is
+// full range. Unknown or unspecified matrices get swscale's default (BT.601).
+void set_frame_colorspace(SwsContext* ctx, const AVFrame* frame);
+
 // Converts all of `frame` with `ctx` (whose output is out.width x out.height RGB24) into
 // out.rgb, sized here.
 void scale_to_rgb(SwsContext* ctx, const AVFrame* frame, Image& out);

@@ -512,10 +512,7 @@ Image FfmpegReader::to_rgb(const AVFrame* f) {
   if (ctx == nullptr)
     fail(path_, "unsupported pixel format in the " + info_.codec + " stream",
          ErrorKind::Unsupported);
-  const bool full = f->color_range == AVCOL_RANGE_JPEG;
-  const int cs = f->colorspace == AVCOL_SPC_UNSPECIFIED ? SWS_CS_DEFAULT : int(f->colorspace);
-  sws_setColorspaceDetails(ctx, sws_getCoefficients(cs), full ? 1 : 0,
-                           sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
+  set_frame_colorspace(ctx, f);
   Image img{w, h, {}};
   scale_to_rgb(ctx, f, img);
   if (info_.rotation != 0) img = rotate(img, info_.rotation);

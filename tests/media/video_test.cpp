@@ -22,8 +22,8 @@
 #include <thread>
 
 #include "common/error.h"
-#include "media/sampling.h"
 #include "ffprobe.h"
+#include "media/sampling.h"
 
 namespace reel::media {
 namespace {
@@ -437,6 +437,20 @@ TEST_F(VideoTest, TruncatedAndCorrupt) {
   }
 }
 
+// An MPEG-4 stream (found by the video fuzzer) whose header gives colour matrix 170: FFmpeg's
+// MPEG-4 decoder passes the value on unchecked, outside AVColorSpace. It decodes with the
+// default matrix; reading the field as the enum was undefined behaviour, which the sanitizer
+// build of this test (-fno-sanitize-recover) turns into a failure.
+TEST_F(VideoTest, ColourMatrixOutsideFfmpegsEnumDecodes) {
+  const fs::path f = fs::path(REEL_TEST_DATA) / "media/mpeg4-colour-matrix-170.m4v";
+  auto r = VideoReader::open(f.string());
+  EXPECT_EQ(r->info().codec, "mpeg4");
+  const auto frames = read(*r, sample_evenly(r->info().n_frames, 4));
+  ASSERT_FALSE(frames.empty());
+  EXPECT_EQ(frames[0].width, 32);
+  EXPECT_EQ(frames[0].height, 24);
+}
+
 TEST_F(VideoTest, BadIndices) {
   const auto f = make({"idx.mkv", "-c:v libx264 -g 12"});
   auto r = VideoReader::open(f.string());
@@ -447,7 +461,6 @@ TEST_F(VideoTest, BadIndices) {
 }
 
 // ---- variable frame rate: per-frame times only where index / fps is not the time ------------
-
 
 // ffprobe prints pts_time with 6 decimals: 1e-6 covers its rounding (the pts themselves are
 // exact integer ticks).

@@ -1,11 +1,18 @@
 #include "server/remote.h"
 
+#include <arpa/inet.h>
+#include <httplib.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
-#include <httplib.h>
+#include <memory>
+#include <mutex>
+#include <thread>
 
 #include "server/request.h"
 
@@ -20,6 +27,18 @@ std::string mib_text(int64_t bytes) {
 
 [[noreturn]] void failed(const std::string& why, const std::string& param) {
   throw ApiError(400, "fetching the medium failed: " + why, param, "media_fetch_failed");
+}
+
+[[noreturn]] void timed_out(const RemoteLimits& limits, const std::string& param) {
+  throw ApiError(400,
+                 "fetching the medium took longer than " + std::to_string(int(limits.timeout_s)) +
+                     " s (--remote-media-timeout)",
+                 param, "media_fetch_timeout");
+}
+
+bool is_numeric_host(const std::string& host) {
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
 bool write_all(int fd, const char* data, size_t n) {
@@ -38,12 +57,13 @@ std::string get_once(const RemoteUrl& u, int fd, const RemoteLimits& limits,
                      Clock::time_point deadline, const std::string& param) {
   httplib::Client client(u.scheme_host_port);
   if (!client.is_valid()) failed("the URL's host is not usable", param);
+  const std::optional<ResolvedHost> resolved = resolve_host(u.host, deadline);
+  if (!resolved) timed_out(limits, param);
+  if (resolved->address.empty()) failed("cannot resolve " + u.host + ": " + resolved->error, param);
+  // Connect to the address found within the deadline; the name still goes in Host and SNI.
+  if (resolved->address != u.host) client.set_hostname_addr_map({{u.host, resolved->address}});
   const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
-  if (left.count() <= 0)
-    throw ApiError(400,
-                   "fetching the medium took longer than " +
-                       std::to_string(int(limits.timeout_s)) + " s (--remote-media-timeout)",
-                   param, "media_fetch_timeout");
+  if (left.count() <= 0) timed_out(limits, param);
   client.set_connection_timeout(left);
   client.set_read_timeout(left);
   client.set_write_timeout(left);
@@ -86,13 +106,12 @@ std::string get_once(const RemoteUrl& u, int fd, const RemoteLimits& limits,
         return true;
       });
   if (too_large)
-    throw ApiError(413, "the medium is larger than " + mib_text(limits.max_bytes) +
-                            " MiB (--remote-media-max-mb)", param, "media_too_large");
+    throw ApiError(
+        413,
+        "the medium is larger than " + mib_text(limits.max_bytes) + " MiB (--remote-media-max-mb)",
+        param, "media_too_large");
   if (too_slow || (!result && result.error() == httplib::Error::Read && Clock::now() >= deadline))
-    throw ApiError(400,
-                   "fetching the medium took longer than " +
-                       std::to_string(int(limits.timeout_s)) + " s (--remote-media-timeout)",
-                   param, "media_fetch_timeout");
+    timed_out(limits, param);
   if (write_failed) throw ApiError(500, "cannot write a temporary file for a medium", param);
   if (status >= 300 && status < 400) {
     if (location.empty()) failed("a redirect without a Location", param);
@@ -106,13 +125,54 @@ std::string get_once(const RemoteUrl& u, int fd, const RemoteLimits& limits,
 
 }  // namespace
 
+ResolvedHost system_lookup(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  const int rc = getaddrinfo(host.c_str(), nullptr, &hints, &found);
+  if (rc != 0) return {"", gai_strerror(rc)};
+  const addrinfo* pick = found;
+  for (const addrinfo* a = found; a != nullptr; a = a->ai_next)
+    if (a->ai_family == AF_INET) {
+      pick = a;
+      break;
+    }
+  char text[INET6_ADDRSTRLEN] = {};
+  const int named = pick != nullptr ? getnameinfo(pick->ai_addr, pick->ai_addrlen, text,
+                                                  sizeof text, nullptr, 0, NI_NUMERICHOST)
+                                    : EAI_NONAME;
+  freeaddrinfo(found);
+  if (named != 0) return {"", gai_strerror(named)};
+  return {text, ""};
+}
+
+std::optional<ResolvedHost> resolve_host(const std::string& host, Clock::time_point deadline,
+                                         const HostLookup& lookup) {
+  if (is_numeric_host(host)) return ResolvedHost{host, ""};
+  struct Shared {  // outlives this call when the deadline comes first
+    std::mutex m;
+    std::condition_variable cv;
+    std::optional<ResolvedHost> result;
+  };
+  auto shared = std::make_shared<Shared>();
+  std::thread([shared, host, lookup] {
+    ResolvedHost r = lookup(host);
+    std::lock_guard lock(shared->m);
+    shared->result = std::move(r);
+    shared->cv.notify_all();
+  }).detach();
+  std::unique_lock lock(shared->m);
+  shared->cv.wait_until(lock, deadline, [&] { return shared->result.has_value(); });
+  return shared->result;
+}
+
 void fetch_remote(const std::string& url, int fd, const RemoteLimits& limits,
                   const std::string& param) {
   RemoteUrl u;
   if (!parse_remote_url(url, u)) throw ApiError(400, "malformed http(s) URL", param);
-  const auto deadline =
-      Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                         std::chrono::duration<double>(limits.timeout_s));
+  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                           std::chrono::duration<double>(limits.timeout_s));
   for (int hop = 0;; ++hop) {
     const std::string location = get_once(u, fd, limits, deadline, param);
     if (location.empty()) return;

@@ -7,6 +7,15 @@ bool url_char_ok(char c) {
   return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
 }
 
+// The host of an authority ("h", "h:80", "[::1]:80"); empty when a bracket is not closed.
+std::string authority_host(const std::string& authority) {
+  if (authority[0] == '[') {
+    const size_t close = authority.find(']');
+    return close == std::string::npos ? "" : authority.substr(1, close - 1);
+  }
+  return authority.substr(0, authority.find(':'));
+}
+
 }  // namespace
 
 bool parse_remote_url(const std::string& url, RemoteUrl& out) {
@@ -25,10 +34,13 @@ bool parse_remote_url(const std::string& url, RemoteUrl& out) {
   const std::string authority = url.substr(start, end - start);
   if (authority.empty() || authority.find('@') != std::string::npos) return false;
   if (authority[0] == ':') return false;
+  const std::string host = authority_host(authority);
+  if (host.empty()) return false;
   std::string rest = url.substr(end);
   rest = rest.substr(0, rest.find('#'));
   if (rest.empty() || rest[0] != '/') rest = "/" + rest;
   out.scheme_host_port = scheme + "://" + authority;
+  out.host = host;
   out.path = rest;
   return true;
 }
@@ -44,6 +56,7 @@ bool resolve_location(const RemoteUrl& base, const std::string& location, Remote
   for (char c : location)
     if (!url_char_ok(c)) return false;
   out.scheme_host_port = base.scheme_host_port;
+  out.host = base.host;
   if (location[0] == '/') {
     out.path = location;
   } else {  // relative to the base path's folder

@@ -10,6 +10,7 @@ namespace reel::server {
 // information, spaces or control characters, an empty host).
 struct RemoteUrl {
   std::string scheme_host_port;  // "https://example.com:8443"
+  std::string host;              // "example.com"; an IPv6 literal without its brackets
   std::string path;              // "/a/b.mp4?x=1", fragment removed; "/" when empty
 };
 bool parse_remote_url(const std::string& url, RemoteUrl& out);

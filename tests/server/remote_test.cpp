@@ -1,7 +1,8 @@
 // http(s) media URLs (--allow-remote-media): URL parsing and redirect resolution, and fetches
 // from an in-process HTTP server on loopback: a body arrives whole, redirects are followed (at
 // most kMaxRedirects), error statuses, a body over the limit (announced or not), a server too
-// slow for the deadline and a closed port each become the ApiError the client is sent.
+// slow for the deadline and a closed port each become the ApiError the client is sent; host names
+// are looked up within the deadline (a resolver that does not answer cannot hold a request).
 #include "server/remote.h"
 
 #include <fcntl.h>
@@ -10,8 +11,8 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <filesystem>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <thread>
 
@@ -25,14 +26,17 @@ TEST(RemoteUrl, ParsesHttpAndHttpsOnly) {
   RemoteUrl u;
   ASSERT_TRUE(parse_remote_url("https://example.com:8443/a/b.mp4?x=1#frag", u));
   EXPECT_EQ(u.scheme_host_port, "https://example.com:8443");
+  EXPECT_EQ(u.host, "example.com");
   EXPECT_EQ(u.path, "/a/b.mp4?x=1");
   ASSERT_TRUE(parse_remote_url("http://example.com", u));
   EXPECT_EQ(u.path, "/");
   ASSERT_TRUE(parse_remote_url("http://[::1]:8080?q", u));
   EXPECT_EQ(u.scheme_host_port, "http://[::1]:8080");
+  EXPECT_EQ(u.host, "::1");
   EXPECT_EQ(u.path, "/?q");
-  for (const char* bad : {"ftp://x/y", "http://", "http:///x", "http://user:pw@host/x",
-                          "http://host/a b", "http://:80/x", "https//x", "http://h/\x01"})
+  for (const char* bad :
+       {"ftp://x/y", "http://", "http:///x", "http://user:pw@host/x", "http://[::1/x",
+        "http://[]:80/x", "http://host/a b", "http://:80/x", "https//x", "http://h/\x01"})
     EXPECT_FALSE(parse_remote_url(bad, u)) << bad;
 }
 
@@ -44,12 +48,46 @@ TEST(RemoteUrl, RedirectsResolveAgainstTheBase) {
   EXPECT_EQ(out.path, "/root.mp4");
   ASSERT_TRUE(resolve_location(base, "other.mp4", out));
   EXPECT_EQ(out.path, "/dir/other.mp4");
+  EXPECT_EQ(out.host, "h");
   ASSERT_TRUE(resolve_location(base, "https://x/y", out));
   EXPECT_EQ(out.scheme_host_port, "https://x");
   ASSERT_TRUE(resolve_location(base, "//cdn/z", out));
   EXPECT_EQ(out.scheme_host_port, "http://cdn");
+  EXPECT_EQ(out.host, "cdn");
   EXPECT_FALSE(resolve_location(base, "file:///etc/passwd", out));
   EXPECT_FALSE(resolve_location(base, "", out));
+}
+
+// A name server that does not answer must not hold a request past its deadline: the lookup runs
+// on its own thread, and the wait for it ends at the deadline.
+TEST(ResolveHost, DeadlineBoundsASlowLookup) {
+  using namespace std::chrono;
+  const HostLookup slow = [](const std::string&) {
+    std::this_thread::sleep_for(seconds(3));
+    return ResolvedHost{"192.0.2.1", ""};
+  };
+  const auto t0 = steady_clock::now();
+  EXPECT_FALSE(resolve_host("media.example", t0 + milliseconds(200), slow).has_value());
+  // The deadline plus scheduling; far below the lookup's 3 s (slack for sanitizers).
+  EXPECT_LT(steady_clock::now() - t0, milliseconds(1500));
+  const HostLookup quick = [](const std::string& h) {
+    return ResolvedHost{h == "media.example" ? "192.0.2.7" : "", "unknown"};
+  };
+  const auto found = resolve_host("media.example", steady_clock::now() + seconds(5), quick);
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->address, "192.0.2.7");
+  EXPECT_EQ(resolve_host("elsewhere", steady_clock::now() + seconds(5), quick)->error, "unknown");
+}
+
+TEST(ResolveHost, NumericHostsAreNotLookedUp) {
+  const HostLookup never = [](const std::string&) { return ResolvedHost{"", "looked up"}; };
+  const auto far = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (const char* ip : {"127.0.0.1", "::1", "2001:db8::5"}) {
+    const auto r = resolve_host(ip, far, never);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->address, ip);
+  }
+  EXPECT_EQ(system_lookup("localhost").address, "127.0.0.1");  // /etc/hosts; IPv4 preferred
 }
 
 class RemoteFetch : public ::testing::Test {
@@ -64,9 +102,8 @@ class RemoteFetch : public ::testing::Test {
       const int n = std::stoi(q.matches[1]);
       r.set_redirect(n == 0 ? "/ok" : "/hop/" + std::to_string(n - 1));
     });
-    server_.Get("/relative", [](const httplib::Request&, httplib::Response& r) {
-      r.set_redirect("ok");
-    });
+    server_.Get("/relative",
+                [](const httplib::Request&, httplib::Response& r) { r.set_redirect("ok"); });
     server_.Get("/to-file", [](const httplib::Request&, httplib::Response& r) {
       r.set_redirect("file:///etc/passwd");
     });
@@ -127,6 +164,12 @@ TEST_F(RemoteFetch, BodyArrivesWhole) {
   EXPECT_EQ(size(), off_t(body_.size()));
 }
 
+// By name: looked up within the deadline, connected to the address found.
+TEST_F(RemoteFetch, NamedHostIsResolvedAndFetched) {
+  fetch_remote("http://localhost:" + std::to_string(port_) + "/ok", fd_, {}, "param");
+  EXPECT_EQ(size(), off_t(body_.size()));
+}
+
 TEST_F(RemoteFetch, RedirectsAreFollowedUpToTheLimit) {
   EXPECT_EQ(fetch("/hop/" + std::to_string(kMaxRedirects - 1)).first, 0);
   EXPECT_EQ(size(), off_t(body_.size()));
@@ -153,7 +196,7 @@ TEST_F(RemoteFetch, SizeLimitAnnouncedOrFoundWhileReading) {
   RemoteLimits small;
   small.max_bytes = 50000;  // /ok is 100000 bytes, announced in Content-Length
   EXPECT_EQ(fetch("/ok", small), std::make_pair(413, std::string("media_too_large")));
-  EXPECT_EQ(size(), 0);  // refused before any byte was written
+  EXPECT_EQ(size(), 0);       // refused before any byte was written
   small.max_bytes = 1 << 20;  // /chunked sends 4 MiB without a length
   EXPECT_EQ(fetch("/chunked", small), std::make_pair(413, std::string("media_too_large")));
   EXPECT_LE(size(), off_t(1) << 20);

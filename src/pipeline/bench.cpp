@@ -76,16 +76,26 @@ void check_bench_options(const BenchOptions& opts) {
   if (opts.n_decode > (1 << 20)) throw Error("bench generated tokens must be at most 1048576");
 }
 
-// Decode speed with `prompt` cached in every sequence: the prompt alone first (untimed), then
-// the same requests with answers, which reuse the prompt but for its last token, whose logits
-// give the first answer token; every step after that decodes. Best of the repetitions.
+// One request per sequence, from an empty cache: `prompt` alone, then the same requests with
+// `n_decode` answers (none if 0), which reuse the prompt but for its last token, whose logits
+// give the first answer token; every step after that decodes. Both times in seconds.
+struct PromptThenAnswers {
+  double prompt_s, answers_s;
+};
+PromptThenAnswers run_prompt_then_answers(Scheduler& sched,
+                                          std::vector<std::unique_ptr<Sequence>>& seqs,
+                                          const std::vector<TokenId>& prompt, int n_decode) {
+  for (auto& s : seqs) s->truncate(0);
+  const double prompt_s = run_side_by_side(sched, seqs, prompt, 0);
+  return {prompt_s, n_decode > 0 ? run_side_by_side(sched, seqs, prompt, n_decode) : 0.0};
+}
+
+// Decode speed with `prompt` cached in every sequence, best of the repetitions.
 double decode_tokens_per_s(Scheduler& sched, std::vector<std::unique_ptr<Sequence>>& seqs,
                            const std::vector<TokenId>& prompt, const BenchOptions& opts) {
   double best = 0;
   for (int rep = 0; rep < opts.repetitions; ++rep) {
-    for (auto& s : seqs) s->truncate(0);
-    run_side_by_side(sched, seqs, prompt, 0);
-    const double t = run_side_by_side(sched, seqs, prompt, opts.n_decode);
+    const double t = run_prompt_then_answers(sched, seqs, prompt, opts.n_decode).answers_s;
     best = std::max(best, double(seqs.size()) * opts.n_decode / t);
   }
   return best;
@@ -119,14 +129,13 @@ BenchResult run_bench(const Model& model, Executor& exec, const BenchOptions& op
       const std::vector<TokenId> ids = head(n);
       BenchMeasurement prefill{"prefill", n, 0, p, 0};
       BenchMeasurement decode{"decode", n, n, p, 0};
+      // Without -d, decode right after each prompt (depth = the prompt's length), reusing it.
+      const int n_answers = opts.depths.empty() ? opts.n_decode : 0;
       for (int rep = 0; rep < opts.repetitions; ++rep) {
-        for (auto& s : seqs) s->truncate(0);
-        const double t_prefill = run_side_by_side(sched, seqs, ids, 0);
-        prefill.tokens_per_s = std::max(prefill.tokens_per_s, double(p) * n / t_prefill);
-        // Without -d, decode right after each prompt (depth = the prompt's length), reusing it.
-        if (!opts.depths.empty()) continue;
-        const double t_decode = run_side_by_side(sched, seqs, ids, opts.n_decode);
-        decode.tokens_per_s = std::max(decode.tokens_per_s, double(p) * opts.n_decode / t_decode);
+        const PromptThenAnswers t = run_prompt_then_answers(sched, seqs, ids, n_answers);
+        prefill.tokens_per_s = std::max(prefill.tokens_per_s, double(p) * n / t.prompt_s);
+        if (n_answers > 0)
+          decode.tokens_per_s = std::max(decode.tokens_per_s, double(p) * n_answers / t.answers_s);
       }
       r.rows.push_back(prefill);
       if (opts.depths.empty()) r.rows.push_back(decode);

@@ -1,13 +1,14 @@
 // `reel bench`'s measurements (run_bench): one prefill and one decode row per prompt length and
 // parallel level, in order, with the depth each decode ran at; with depths (-d), decode rows at
 // exactly those depths instead; the roofline fraction; bad sizes refused.
+#include "pipeline/bench.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <string>
 
 #include "common/error.h"
-#include "pipeline/bench.h"
 #include "pipeline/executor.h"
 #include "pipeline/model.h"
 
@@ -15,6 +16,17 @@ namespace reel {
 namespace {
 
 const std::string kModelQ8 = REEL_FIXTURE_DIR "/models/tiny-a-q8_0.gguf";
+
+// The worked examples' machine and model: 10 GB/s, 1 GB of weights, 1 MB of KV per position,
+// 64 decode steps.
+BenchResult round_numbers() {
+  BenchResult r;
+  r.bandwidth_gbs = 10;
+  r.weight_bytes_per_token = 1e9;
+  r.kv_bytes_per_position = 1e6;
+  r.n_decode = 64;
+  return r;
+}
 
 TEST(Bench, OneRowPairPerPromptLengthAndParallelLevel) {
   const auto model = Model::load(kModelQ8, "");
@@ -32,8 +44,8 @@ TEST(Bench, OneRowPairPerPromptLengthAndParallelLevel) {
     for (int n : o.n_prompts)
       for (const char* what : {"prefill", "decode"}) {
         const BenchMeasurement& m = r.rows[at++];
-        SCOPED_TRACE(std::string(what) + " n_prompt=" + std::to_string(n) + " parallel=" +
-                     std::to_string(p));
+        SCOPED_TRACE(std::string(what) + " n_prompt=" + std::to_string(n) +
+                     " parallel=" + std::to_string(p));
         EXPECT_EQ(m.what, what);
         EXPECT_EQ(m.n_prompt, n);
         EXPECT_EQ(m.parallel, p);
@@ -48,11 +60,7 @@ TEST(Bench, OneRowPairPerPromptLengthAndParallelLevel) {
 // values once. Worked by hand for round numbers: 1 GB of weights, 1 MB of KV per position,
 // 10 GB/s, 64 decode steps after 4096 tokens (on average 4128 positions read).
 TEST(Bench, RooflineAtDepthCountsEachSequencesKeysAndValues) {
-  BenchResult r;
-  r.bandwidth_gbs = 10;
-  r.weight_bytes_per_token = 1e9;
-  r.kv_bytes_per_position = 1e6;
-  r.n_decode = 64;
+  const BenchResult r = round_numbers();
   EXPECT_DOUBLE_EQ(r.roofline_tps(), 10.0);
   EXPECT_DOUBLE_EQ(r.roofline_tps_at(0, 1), 10e9 / (1e9 + 32e6));
   EXPECT_DOUBLE_EQ(r.roofline_tps_at(4096, 1), 10e9 / (1e9 + 4128e6));
@@ -123,11 +131,7 @@ TEST(Bench, ContextSizeCoversPromptsAndDepths) {
 // Worked by hand: 10 GB/s over 1 GB of weights and 1 MB per position, 64 steps after 4096
 // tokens: the bound is 10e9 / (1e9 + 4128e6) tokens/s, and 1.2 tokens/s is that fraction of it.
 TEST(Bench, RooflineFractionIsTokensOverTheBoundAtThatDepth) {
-  BenchResult r;
-  r.bandwidth_gbs = 10;
-  r.weight_bytes_per_token = 1e9;
-  r.kv_bytes_per_position = 1e6;
-  r.n_decode = 64;
+  const BenchResult r = round_numbers();
   const BenchMeasurement m{"decode", 4096, 4096, 1, 1.2};
   EXPECT_DOUBLE_EQ(r.roofline_fraction(m), 1.2 * (1e9 + 4128e6) / 10e9);
   const BenchMeasurement two{"decode", 0, 0, 2, 3.0};

@@ -75,7 +75,7 @@ HWY_INLINE float F16Scale(const uint8_t* p) {
 }
 
 // Q4_K/Q5_K's 12 scale bytes (p = block + 4) as the 8 sub-block scales and the 8 mins, byte j
-// of sc / m for sub-block j: sub-blocks 0-3 keep the low 6 bits of bytes 0-3 (scales) / 4-7
+// of sc / m (little-endian) for sub-block j; every Q4_K/Q5_K kernel unpacks them here: sub-blocks 0-3 keep the low 6 bits of bytes 0-3 (scales) / 4-7
 // (mins); 4-7 take their low 4 bits from bytes 8-11 (scales low nibble, mins high nibble) and
 // their top 2 bits from the top of bytes 0-3 / 4-7. Word-wide, four sub-blocks per operation.
 struct Q4KScales {
@@ -512,19 +512,10 @@ float GemvRowQK(const uint8_t* w, int64_t nsb, const int16_t* xq, const int8_t*,
   float min_sum = 0.0f;
   for (int64_t sb = 0; sb < nsb; ++sb, w += bytes, xq += 256, xd += 8, xs += 8) {
     const float dd = F16Scale(w), dmin = F16Scale(w + 2);
-    // The 12 scale bytes as words: sub-blocks 0-3 keep 6 bits of a (scales) / b (mins);
-    // 4-7 take 4 bits from c and their top 2 bits from the top of a / b.
-    uint32_t a, bw, c;
-    std::memcpy(&a, w + 4, 4);
-    std::memcpy(&bw, w + 8, 4);
-    std::memcpy(&c, w + 12, 4);
-    const uint32_t sc_words[2] = {a & 0x3f3f3f3fu,
-                                  (c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4)};
-    const uint32_t m_words[2] = {bw & 0x3f3f3f3fu,
-                                 ((c >> 4) & 0x0f0f0f0fu) | (((bw >> 6) & 0x03030303u) << 4)};
+    const Q4KScales u = UnpackQ4KScales(w + 4);
     uint8_t sc[8], m[8];
-    std::memcpy(sc, sc_words, 8);
-    std::memcpy(m, m_words, 8);
+    std::memcpy(sc, &u.sc, 8);
+    std::memcpy(m, &u.m, 8);
     float msum = 0.0f;
     for (int j = 0; j < 8; ++j) msum += static_cast<float>(m[j]) * xs[j];
     min_sum -= dmin * msum;

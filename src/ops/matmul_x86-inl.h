@@ -178,17 +178,9 @@ float GemvRowQ4KVnni(const uint8_t* w, int64_t nsb, const int16_t*, const int8_t
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   __m256 macc = _mm256_setzero_ps();
   for (int64_t sb = 0; sb < nsb; ++sb, w += 144, xh += 256, xl += 256, xd += 8, xs += 8) {
-    // The 12 scale bytes as words, as in GemvRowQK.
-    uint32_t a, bw, c;
-    std::memcpy(&a, w + 4, 4);
-    std::memcpy(&bw, w + 8, 4);
-    std::memcpy(&c, w + 12, 4);
-    const uint64_t sc =
-        (a & 0x3f3f3f3fu) | uint64_t{(c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4)} << 32;
-    const uint64_t m = (bw & 0x3f3f3f3fu) |
-                       uint64_t{((c >> 4) & 0x0f0f0f0fu) | (((bw >> 6) & 0x03030303u) << 4)} << 32;
-    const __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(sc)));
-    const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(m)));
+    const Q4KScales u = UnpackQ4KScales(w + 4);
+    const __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(u.sc)));
+    const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(u.m)));
     macc = _mm256_fmadd_ps(_mm256_mul_ps(mf, _mm256_set1_ps(F16Scale(w + 2))), _mm256_loadu_ps(xs),
                            macc);
     const __m512 scale = _mm512_castps256_ps512(
@@ -364,18 +356,11 @@ struct Q4KRowMeta {
 
 void DecodeQ4KMeta(const uint8_t* w, int64_t nsb, int16_t* sc, float* mn, float* d) {
   for (int64_t sb = 0; sb < nsb; ++sb, w += kQ4KBytes) {
-    // The 12 scale bytes as words, as in GemvRowQK.
-    uint32_t a, bw, c;
-    std::memcpy(&a, w + 4, 4);
-    std::memcpy(&bw, w + 8, 4);
-    std::memcpy(&c, w + 12, 4);
-    const uint64_t s =
-        (a & 0x3f3f3f3fu) | uint64_t{(c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4)} << 32;
-    const uint64_t m = (bw & 0x3f3f3f3fu) |
-                       uint64_t{((c >> 4) & 0x0f0f0f0fu) | (((bw >> 6) & 0x03030303u) << 4)} << 32;
-    const __m128i s16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(s)));
+    const Q4KScales u = UnpackQ4KScales(w + 4);
+    const __m128i s16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(u.sc)));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(sc + 8 * sb), s16);
-    const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(m))));
+    const __m256 mf =
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(u.m))));
     _mm256_storeu_ps(mn + 8 * sb, _mm256_mul_ps(mf, _mm256_set1_ps(F16Scale(w + 2))));
     d[sb] = F16Scale(w);
   }

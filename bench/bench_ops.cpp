@@ -4,6 +4,8 @@
 //
 // The GEMV cycles through enough copies of the matrix to exceed the last-level cache, so the
 // weights really come from DRAM (a single 7-13 MB matrix would otherwise be served from L3).
+// REEL_BENCH_AVX2=1 keeps the dispatch at AVX2 and below (on an AVX-512 machine: the AVX2
+// kernels, e.g. GemvKQuant's int8 GEMV, which AVX3_DL's VNNI kernels replace there).
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "gguf/types.h"
+#include "hwy/targets.h"
 #include "ops/kernels.h"
 #include "ops/ops.h"
 #include "ops/roofline.h"
@@ -73,20 +76,22 @@ std::vector<uint8_t> make_weights(GgmlType t, int64_t rows, int64_t cols) {
 
 constexpr int64_t kRows = 6144, kCols = 2048;  // an FFN up/gate projection of a 2B model
 
-void BM_Gemv(benchmark::State& state, GgmlType t) {
-  const size_t rb = reel::row_bytes(t, kCols);
-  const size_t bytes = rb * kRows;
-  // >= 1 GiB of copies in total so every pass streams from DRAM.
-  const int copies = static_cast<int>(std::max<size_t>(2, (size_t{1} << 30) / bytes + 1));
-  const auto one = make_weights(t, kRows, kCols);
+// rows x cols GEMV from DRAM (copies > 1: >= 1 GiB of copies in total so every pass streams
+// from DRAM), or on one copy (copies == 1: the instruction counts of GemvCall below).
+void GemvShape(benchmark::State& state, GgmlType t, int64_t rows, int64_t cols, bool dram) {
+  const size_t rb = reel::row_bytes(t, cols);
+  const size_t bytes = rb * rows;
+  const int copies =
+      dram ? static_cast<int>(std::max<size_t>(2, (size_t{1} << 30) / bytes + 1)) : 1;
+  const auto one = make_weights(t, rows, cols);
   std::vector<std::vector<uint8_t>> mats(copies, one);
-  std::vector<float> x(kCols), y(kRows);
-  for (int64_t i = 0; i < kCols; ++i) x[i] = std::sin(0.1f * i);
-  ctx().reserve(1, kCols);
+  std::vector<float> x(cols), y(rows);
+  for (int64_t i = 0; i < cols; ++i) x[i] = std::sin(0.1f * i);
+  ctx().reserve(1, cols);
   const double bw = bandwidth_gbs();
   int c = 0;
   for (auto _ : state) {
-    const Matrix m{t, mats[c].data(), kRows, kCols, rb};
+    const Matrix m{t, mats[c].data(), rows, cols, rb};
     matmul(m, x.data(), 1, y.data(), ctx());
     benchmark::DoNotOptimize(y.data());
     c = (c + 1) % copies;
@@ -96,6 +101,17 @@ void BM_Gemv(benchmark::State& state, GgmlType t) {
   state.counters["bw_GB/s"] = bw;
   state.counters["threads"] = ctx().n_threads();
   state.SetBytesProcessed(static_cast<int64_t>(bytes) * state.iterations());
+}
+
+void BM_Gemv(benchmark::State& state, GgmlType t) { GemvShape(state, t, kRows, kCols, true); }
+
+// Q4_K/Q6_K decode with the int8-activation GEMV on or off (detail::kquant_int8_gemv; off:
+// the int16 kernels), registered in alternation for a same-run comparison.
+void BM_GemvKQuant(benchmark::State& state, GgmlType t, int64_t rows, int64_t cols, bool int8,
+                   bool dram) {
+  reel::ops::detail::set_kquant_int8_gemv_enabled(int8);
+  GemvShape(state, t, rows, cols, dram);
+  reel::ops::detail::set_kquant_int8_gemv_enabled(true);
 }
 
 // The same GEMV on a matrix that stays in L2 (768 rows, 0.3-1.7 MB): the kernels' compute
@@ -210,6 +226,31 @@ void register_all() {
     benchmark::RegisterBenchmark((std::string("Prefill2048x2048/") + name).c_str(), BM_Prefill, t)
         ->Arg(64)->Arg(256)->UseRealTime()->Unit(benchmark::kMillisecond);
   }
+  // Q4_K/Q6_K decode at a 2B model's shapes (attention 2048x2048, FFN 6144x2048 and
+  // 2048x6144, the Q6_K output layer 151936x2048), int8 activations on and off: GemvKQuant
+  // streams from DRAM; GemvKQuantCall runs 20 calls on one copy, the unit for instruction
+  // counts (valgrind --tool=callgrind --toggle-collect='reel::ops::matmul*' bench_ops
+  // --benchmark_filter='GemvKQuantCall/Q4_K/2048x2048/int8$').
+  struct KShape {
+    const char* name;
+    int64_t rows, cols;
+  };
+  const KShape kshapes[] = {{"2048x2048", 2048, 2048}, {"6144x2048", 6144, 2048},
+                            {"2048x6144", 2048, 6144}, {"151936x2048", 151936, 2048}};
+  for (auto [name, t] : {std::pair{"Q4_K", GgmlType::Q4_K}, std::pair{"Q6_K", GgmlType::Q6_K}}) {
+    for (const KShape& k : kshapes) {
+      if (k.rows == 151936 && t != GgmlType::Q6_K) continue;
+      for (bool int8 : {true, false}) {
+        const std::string label = std::string(name) + "/" + k.name + (int8 ? "/int8" : "/int16");
+        benchmark::RegisterBenchmark(("GemvKQuant/" + label).c_str(), BM_GemvKQuant, t, k.rows,
+                                     k.cols, int8, true)
+            ->UseRealTime()->Unit(benchmark::kMicrosecond);
+        benchmark::RegisterBenchmark(("GemvKQuantCall/" + label).c_str(), BM_GemvKQuant, t, k.rows,
+                                     k.cols, int8, false)
+            ->Iterations(20)->UseRealTime()->Unit(benchmark::kMicrosecond);
+      }
+    }
+  }
   // Q4_K on the f32 panels (the int8 kernel switched off, where it exists): the comparison.
   benchmark::RegisterBenchmark("Prefill2048x2048/Q4_K_f32panels",
                                [](benchmark::State& state) {
@@ -250,6 +291,9 @@ void register_all() {
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
+  if (const char* s = std::getenv("REEL_BENCH_AVX2"); s != nullptr && std::atoi(s) != 0) {
+    hwy::DisableTargets(HWY_AVX2 - 1);  // every target better than AVX2
+  }
   register_all();
   std::printf("threads %d  read bandwidth %.2f GB/s  f32 FMA peak %.1f GFLOP/s\n",
               ctx().n_threads(), bandwidth_gbs(), fma_gflops());

@@ -37,6 +37,13 @@ struct QuantizedX {
   const float* d = nullptr;     // [rows][cols / 32]
   const float* s = nullptr;     // [rows][cols / 32]
   int64_t cols = 0;
+  // Decode only (one row, kquant_int8_gemv below): the same row as int8 per 32 values,
+  // q8 = round(x/d8) with d8 = max|x|/127 (|x - d8 q8| <= d8/2), s8 = d8 * (sum of the 32 q8)
+  // for the K-quant minimum, g8 = the int16 sum of every 16 q8 for Q6_K's -32. Null elsewhere.
+  const int8_t* q8 = nullptr;   // [cols]
+  const float* d8 = nullptr;    // [cols / 32]
+  const float* s8 = nullptr;    // [cols / 32]
+  const int16_t* g8 = nullptr;  // [cols / 16]
 };
 constexpr int kQBlock = 32;
 
@@ -65,6 +72,17 @@ bool arm_int8_kernels_enabled();
 // Rows [0, n) of x (each `cols` floats, cols % 32 == 0) into v/hi/lo/d/s laid out as QuantizedX.
 void quantize_rows(const float* x, int64_t n, int64_t cols, int16_t* v, int8_t* hi, uint8_t* lo,
                    float* d, float* s);
+
+// One row of x (cols % 32 == 0) into QuantizedX's int8 fields q8/d8/s8/g8 (laid out as there).
+void quantize_row_int8(const float* x, int64_t cols, int8_t* q8, float* d8, float* s8, int16_t* g8);
+
+// Whether a one-row matmul of `type` takes the int8-activation GEMV (Q4_K and Q6_K on x86 AVX2
+// and AVX3 without VNNI, matmul_x86-inl.h) on the target the dispatch picks now: the caller
+// then fills QuantizedX's int8 fields. AVX3_DL keeps its VNNI kernels on the int16 planes.
+bool kquant_int8_gemv(GgmlType type);
+// Tests and benchmarks: false sends Q4_K/Q6_K decode back to the int16 kernels, to compare.
+void set_kquant_int8_gemv_enabled(bool enabled);
+bool kquant_int8_gemv_enabled();
 
 // Weight types with an integer fast path (matmul.cpp), others use dequantize-then-f32.
 bool has_int_path(GgmlType type);

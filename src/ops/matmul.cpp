@@ -7,7 +7,8 @@
 // activations cost ~0.02 mean abs logit error on the small test models, int16 ~100x less.
 // The int16 x int16 products are summed pairwise into int32 (madd), converted to f32 once per
 // 32 elements and scaled by w_scale * x_scale. Decode (one activation row) skips the buffer:
-// see "Fused GEMV" below. From kPanelMinRows rows on, quantized weights are decoded to f32
+// see "Fused GEMV" below; Q4_K and Q6_K decode on x86 AVX2 (and AVX3 without VNNI) take int8
+// activations per 32 values instead (vpmaddubsw; kquant_int8_gemv, matmul_x86-inl.h). From kPanelMinRows rows on, quantized weights are decoded to f32
 // panels instead (MatmulFloatPanels): faster, and exact in the activations; except Q4_K on
 // AVX2 and up, which takes int8 activations there (MatmulQ4KInt8, matmul_x86-inl.h).
 //
@@ -18,7 +19,7 @@
 //
 // This file holds the dispatch and every portable (Highway) kernel; kernels written for one
 // architecture's instructions live in per-architecture headers that this file includes in
-// each target pass: matmul_x86-inl.h (AVX-512 VNNI GEMV) and matmul_arm-inl.h (aarch64 SDOT
+// each target pass: matmul_x86-inl.h (AVX-512 VNNI GEMV, AVX2 int8 Q4_K/Q6_K GEMV) and matmul_arm-inl.h (aarch64 SDOT
 // GEMV and Q8_0 few-rows kernels, chosen at run time from the CPU's dotprod bit, and an I8MM
 // SMMLA kernel for Q8_0 few rows, 2 weight rows x 2 or 4 activation rows, where the CPU also
 // has i8mm), and at its end the Q4_K prefill kernel for AVX2 and up (int8 activations per 256
@@ -31,6 +32,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
@@ -70,6 +72,23 @@ HWY_INLINE float F16Scale(const uint8_t* p) {
 #else
   return F16(p);
 #endif
+}
+
+// Q4_K/Q5_K's 12 scale bytes (p = block + 4) as the 8 sub-block scales and the 8 mins, byte j
+// of sc / m (little-endian) for sub-block j; every Q4_K/Q5_K kernel unpacks them here: sub-blocks 0-3 keep the low 6 bits of bytes 0-3 (scales) / 4-7
+// (mins); 4-7 take their low 4 bits from bytes 8-11 (scales low nibble, mins high nibble) and
+// their top 2 bits from the top of bytes 0-3 / 4-7. Word-wide, four sub-blocks per operation.
+struct Q4KScales {
+  uint64_t sc, m;
+};
+HWY_INLINE Q4KScales UnpackQ4KScales(const uint8_t* p) {
+  uint32_t a, b, c;
+  std::memcpy(&a, p, 4);
+  std::memcpy(&b, p + 4, 4);
+  std::memcpy(&c, p + 8, 4);
+  const uint32_t sc_hi = (c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4);
+  const uint32_t m_hi = ((c >> 4) & 0x0f0f0f0fu) | (((b >> 6) & 0x03030303u) << 4);
+  return {(a & 0x3f3f3f3fu) | uint64_t{sc_hi} << 32, (b & 0x3f3f3f3fu) | uint64_t{m_hi} << 32};
 }
 
 HWY_INLINE hn::Vec<D16> U8ToI16(const uint8_t* p) {
@@ -493,19 +512,10 @@ float GemvRowQK(const uint8_t* w, int64_t nsb, const int16_t* xq, const int8_t*,
   float min_sum = 0.0f;
   for (int64_t sb = 0; sb < nsb; ++sb, w += bytes, xq += 256, xd += 8, xs += 8) {
     const float dd = F16Scale(w), dmin = F16Scale(w + 2);
-    // The 12 scale bytes as words: sub-blocks 0-3 keep 6 bits of a (scales) / b (mins);
-    // 4-7 take 4 bits from c and their top 2 bits from the top of a / b.
-    uint32_t a, bw, c;
-    std::memcpy(&a, w + 4, 4);
-    std::memcpy(&bw, w + 8, 4);
-    std::memcpy(&c, w + 12, 4);
-    const uint32_t sc_words[2] = {a & 0x3f3f3f3fu,
-                                  (c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4)};
-    const uint32_t m_words[2] = {bw & 0x3f3f3f3fu,
-                                 ((c >> 4) & 0x0f0f0f0fu) | (((bw >> 6) & 0x03030303u) << 4)};
+    const Q4KScales u = UnpackQ4KScales(w + 4);
     uint8_t sc[8], m[8];
-    std::memcpy(sc, sc_words, 8);
-    std::memcpy(m, m_words, 8);
+    std::memcpy(sc, &u.sc, 8);
+    std::memcpy(m, &u.m, 8);
     float msum = 0.0f;
     for (int j = 0; j < 8; ++j) msum += static_cast<float>(m[j]) * xs[j];
     min_sum -= dmin * msum;
@@ -618,8 +628,33 @@ GemvRowFn GemvRowFor(GgmlType) {
 #define REEL_ARCH_GEMV 0
 #undef REEL_ARCH_Q8_ROWS
 #define REEL_ARCH_Q8_ROWS 0
+// Likewise QuantizeRowInt8 and REEL_KQ_INT8_GEMV for the int8-activation Q4_K/Q6_K GEMV.
+#undef REEL_KQ_INT8_GEMV
+#define REEL_KQ_INT8_GEMV 0
 #include "ops/matmul_x86-inl.h"  // IWYU pragma: keep
 #include "ops/matmul_arm-inl.h"  // IWYU pragma: keep
+#if !REEL_KQ_INT8_GEMV
+// No int8 GEMV here (kquant_int8_gemv is false), so only direct callers of quantize_row_int8
+// get here: the same rounding as the x86 kernel's, scalar.
+void QuantizeRowInt8(const float* x, int64_t cols, int8_t* q8, float* d8, float* s8, int16_t* g8) {
+  for (int64_t b = 0; b < cols / kQBlock; ++b, x += kQBlock, q8 += kQBlock) {
+    float amax = 0.0f;
+    for (int k = 0; k < kQBlock; ++k) amax = std::max(amax, std::fabs(x[k]));
+    const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    int32_t g[2] = {0, 0};
+    for (int k = 0; k < kQBlock; ++k) {
+      const float v = std::clamp(std::nearbyint(x[k] * id), -127.0f, 127.0f);
+      q8[k] = static_cast<int8_t>(v);
+      g[k / 16] += q8[k];
+    }
+    g8[2 * b] = static_cast<int16_t>(g[0]);
+    g8[2 * b + 1] = static_cast<int16_t>(g[1]);
+    d8[b] = d;
+    s8[b] = d * static_cast<float>(g[0] + g[1]);
+  }
+}
+#endif
+constexpr bool kKQuantInt8Gemv = REEL_KQ_INT8_GEMV;
 #if !REEL_ARCH_GEMV
 bool GemvIntRowsArch(GgmlType, const uint8_t*, size_t, int64_t, int64_t, int64_t, int64_t,
                      const QuantizedX&, float*, const RowScratch&) {
@@ -1064,6 +1099,10 @@ void MatmulFloatRows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t
 }
 
 bool Q4KInt8Prefill() { return kQ4KInt8Prefill && q4k_int8_prefill_enabled(); }
+bool KQuantInt8Gemv(GgmlType type) {
+  return kKQuantInt8Gemv && kquant_int8_gemv_enabled() &&
+         (type == GgmlType::Q4_K || type == GgmlType::Q6_K);
+}
 
 }  // namespace HWY_NAMESPACE
 }  // namespace reel::ops::detail
@@ -1074,7 +1113,15 @@ namespace reel::ops::detail {
 namespace {
 std::atomic<bool> g_arm_int8_enabled{true};
 std::atomic<bool> g_q4k_int8_enabled{true};
+std::atomic<bool> g_kquant_int8_gemv_enabled{true};
 }  // namespace
+
+void set_kquant_int8_gemv_enabled(bool enabled) {
+  g_kquant_int8_gemv_enabled.store(enabled, std::memory_order_relaxed);
+}
+bool kquant_int8_gemv_enabled() {
+  return g_kquant_int8_gemv_enabled.load(std::memory_order_relaxed);
+}
 
 void set_q4k_int8_prefill_enabled(bool enabled) {
   g_q4k_int8_enabled.store(enabled, std::memory_order_relaxed);
@@ -1101,8 +1148,17 @@ HWY_EXPORT(MatmulIntRows);
 HWY_EXPORT(MatmulFloatRows);
 HWY_EXPORT(QuantizeRows);
 HWY_EXPORT(Q4KInt8Prefill);
+HWY_EXPORT(KQuantInt8Gemv);
+HWY_EXPORT(QuantizeRowInt8);
 
 bool q4k_int8_prefill() { return HWY_DYNAMIC_DISPATCH(Q4KInt8Prefill)(); }
+bool kquant_int8_gemv(GgmlType type) {
+  return HWY_DYNAMIC_DISPATCH(KQuantInt8Gemv)(type);
+}
+void quantize_row_int8(const float* x, int64_t cols, int8_t* q8, float* d8, float* s8,
+                       int16_t* g8) {
+  HWY_DYNAMIC_DISPATCH(QuantizeRowInt8)(x, cols, q8, d8, s8, g8);
+}
 
 bool has_int_path(GgmlType type) {
   switch (type) {

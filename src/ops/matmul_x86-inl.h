@@ -1,8 +1,10 @@
 // x86-only matmul kernels, written with intrinsics: the AVX3_DL (AVX-512 VNNI) decode GEMV, and
-// (at the end) the Q4_K prefill kernel with int8 activations for AVX2 and up.
+// (at the end) the Q4_K prefill kernel with int8 activations for AVX2 and up, then the Q4_K and
+// Q6_K decode GEMV with int8 activations for AVX2 and AVX3 (the targets without VNNI).
 // Part of matmul.cpp: included there once per Highway target pass, inside its per-target
 // namespace and after the portable GEMV kernels (which these use for tails), hence no include
-// guard. For AVX3_DL it defines GemvIntRowsArch and sets REEL_ARCH_GEMV (see matmul.cpp).
+// guard. For AVX3_DL, AVX3 and AVX2 it defines GemvIntRowsArch and sets REEL_ARCH_GEMV (see
+// matmul.cpp); for AVX3 and AVX2 also QuantizeRowInt8 and REEL_KQ_INT8_GEMV.
 //
 // vpdpbusd sums 4 u8 x s8 products into each int32 lane in one instruction; the activations
 // meet it as their two byte planes (QuantizedX::hi/lo, see DotPlanes). Q8_0 takes vpdpwssd on
@@ -176,17 +178,9 @@ float GemvRowQ4KVnni(const uint8_t* w, int64_t nsb, const int16_t*, const int8_t
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   __m256 macc = _mm256_setzero_ps();
   for (int64_t sb = 0; sb < nsb; ++sb, w += 144, xh += 256, xl += 256, xd += 8, xs += 8) {
-    // The 12 scale bytes as words, as in GemvRowQK.
-    uint32_t a, bw, c;
-    std::memcpy(&a, w + 4, 4);
-    std::memcpy(&bw, w + 8, 4);
-    std::memcpy(&c, w + 12, 4);
-    const uint64_t sc =
-        (a & 0x3f3f3f3fu) | uint64_t{(c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4)} << 32;
-    const uint64_t m = (bw & 0x3f3f3f3fu) |
-                       uint64_t{((c >> 4) & 0x0f0f0f0fu) | (((bw >> 6) & 0x03030303u) << 4)} << 32;
-    const __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(sc)));
-    const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(m)));
+    const Q4KScales u = UnpackQ4KScales(w + 4);
+    const __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(u.sc)));
+    const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(u.m)));
     macc = _mm256_fmadd_ps(_mm256_mul_ps(mf, _mm256_set1_ps(F16Scale(w + 2))), _mm256_loadu_ps(xs),
                            macc);
     const __m512 scale = _mm512_castps256_ps512(
@@ -362,18 +356,11 @@ struct Q4KRowMeta {
 
 void DecodeQ4KMeta(const uint8_t* w, int64_t nsb, int16_t* sc, float* mn, float* d) {
   for (int64_t sb = 0; sb < nsb; ++sb, w += kQ4KBytes) {
-    // The 12 scale bytes as words, as in GemvRowQK.
-    uint32_t a, bw, c;
-    std::memcpy(&a, w + 4, 4);
-    std::memcpy(&bw, w + 8, 4);
-    std::memcpy(&c, w + 12, 4);
-    const uint64_t s =
-        (a & 0x3f3f3f3fu) | uint64_t{(c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4)} << 32;
-    const uint64_t m = (bw & 0x3f3f3f3fu) |
-                       uint64_t{((c >> 4) & 0x0f0f0f0fu) | (((bw >> 6) & 0x03030303u) << 4)} << 32;
-    const __m128i s16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(s)));
+    const Q4KScales u = UnpackQ4KScales(w + 4);
+    const __m128i s16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(u.sc)));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(sc + 8 * sb), s16);
-    const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(m))));
+    const __m256 mf =
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(u.m))));
     _mm256_storeu_ps(mn + 8 * sb, _mm256_mul_ps(mf, _mm256_set1_ps(F16Scale(w + 2))));
     d[sb] = F16Scale(w);
   }
@@ -546,6 +533,184 @@ bool MatmulQ4KInt8(const uint8_t* w, size_t row_stride, int64_t cols, int64_t r0
   }
   return true;
 }
+
+// ---- Q4_K and Q6_K decode with int8 activations (AVX2 and AVX3 without VNNI) ----
+//
+// The portable GEMV kernels widen every 4/6-bit weight to int16 and multiply it with the int16
+// activations (vpmaddwd), which left Q4_K_M decode compute-bound on AVX2. Here the one
+// activation row is also rounded to int8 per 32 values (QuantizedX::q8/d8/s8/g8, made once per
+// matmul call from the float row: a single rounding, |x - d8 q8| <= d8/2, d8 = max|x|/127),
+// and the weights meet it as unsigned bytes in vpmaddubsw (u8 x s8, pairs summed to int16):
+//   Q4_K: nibbles 0..15, |pair| <= 2*15*127 = 3810; vpmaddwd with ones makes int32 lanes per
+//         32-element sub-block, converted and scaled by d * sc_j * d8_j in f32. The minimum is
+//         -dmin * sum_j m_j * s8_j (s8 = d8 * sum of the sub-block's q8), once per super-block.
+//   Q6_K: q 0..63, |pair| <= 2*63*127 = 16002; vpmaddwd with the group's int8 scale placed in
+//         the high byte of every int16 (scale * 256, one vpshufb from the super-block's scale
+//         bytes) applies the per-16 scale in int32: |lane| <= 2*16002*32768 < 2^31. The -32
+//         offset is -32 * sum_g sc_g * g8_g (g8: int16 sums of 16 q8), one vpmaddwd per
+//         super-block. The f32 scale per 32 is d * d8_j / 256 (a power of two: exact).
+// The AVX3_DL VNNI kernels above stay on the int16 planes (their int8 products are as cheap).
+#if HWY_TARGET != HWY_AVX3_DL
+#undef REEL_ARCH_GEMV
+#define REEL_ARCH_GEMV 1
+#undef REEL_KQ_INT8_GEMV
+#define REEL_KQ_INT8_GEMV 1
+
+// QuantizedX's int8 fields of one row (kernels.h, quantize_row_int8).
+void QuantizeRowInt8(const float* x, int64_t cols, int8_t* q8, float* d8, float* s8, int16_t* g8) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  // packs_epi32/packs_epi16 interleave the 128-bit lanes; this puts the dwords back in order.
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int64_t b = 0; b < cols / kQBlock; ++b, x += kQBlock, q8 += kQBlock) {
+    __m256 v[4];
+    __m256 vmax = _mm256_setzero_ps();
+    for (int k = 0; k < 4; ++k) {
+      v[k] = _mm256_loadu_ps(x + 8 * k);
+      vmax = _mm256_max_ps(vmax, _mm256_and_ps(v[k], abs_mask));
+    }
+    const float amax = HorizontalMax(vmax);
+    const float d = amax / 127.0f;
+    // |x| * 127/amax <= 127 up to one rounding, which the nearest-int conversion absorbs.
+    const __m256 id = _mm256_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
+    __m256i q[4];
+    for (int k = 0; k < 4; ++k) q[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], id));
+    const __m256i packed =
+        _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q8), _mm256_permutevar8x32_epi32(packed, order));
+    const int32_t g0 = HorizontalSum(_mm256_add_epi32(q[0], q[1]));
+    const int32_t g1 = HorizontalSum(_mm256_add_epi32(q[2], q[3]));
+    g8[2 * b] = static_cast<int16_t>(g0);
+    g8[2 * b + 1] = static_cast<int16_t>(g1);
+    d8[b] = d;
+    s8[b] = d * static_cast<float>(g0 + g1);
+  }
+}
+
+// One Q4_K row (nsb super-blocks) against the int8 row.
+float GemvRowQ4KInt8(const uint8_t* w, int64_t nsb, const int8_t* xq, const float* xd,
+                     const float* xs) {
+  const __m256i lo4 = _mm256_set1_epi8(15);
+  const __m256i ones = _mm256_set1_epi16(1);
+  // Four accumulators: each takes two of the eight FMAs per super-block (latency 4).
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(),
+         acc3 = _mm256_setzero_ps(), macc = _mm256_setzero_ps();
+  alignas(32) float scale[8];
+  for (int64_t sb = 0; sb < nsb; ++sb, w += kQ4KBytes, xq += kQ4KBlock, xd += 8, xs += 8) {
+    const Q4KScales u = UnpackQ4KScales(w + 4);
+    const __m256 scf =
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(u.sc))));
+    const __m256 mf =
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(u.m))));
+    macc = _mm256_fmadd_ps(_mm256_mul_ps(mf, _mm256_set1_ps(F16Scale(w + 2))), _mm256_loadu_ps(xs),
+                           macc);
+    _mm256_store_ps(
+        scale, _mm256_mul_ps(_mm256_mul_ps(scf, _mm256_set1_ps(F16Scale(w))), _mm256_loadu_ps(xd)));
+    // Per sub-block one broadcast load of its scale (a shuffle per scale would take the
+    // vector ports the products need).
+    const float* scp = scale;
+    asm("" : "+r"(scp) : : "memory");
+    auto chunk = [&](int ch, __m256& a_lo, __m256& a_hi) {
+      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * ch));
+      const __m256i lo = _mm256_and_si256(raw, lo4);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), lo4);
+      const __m256i xl = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * ch));
+      const __m256i xh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * ch + 32));
+      const __m256i il = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, xl), ones);
+      const __m256i ih = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xh), ones);
+      a_lo = _mm256_fmadd_ps(_mm256_cvtepi32_ps(il), _mm256_broadcast_ss(scp + 2 * ch), a_lo);
+      a_hi = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ih), _mm256_broadcast_ss(scp + 2 * ch + 1), a_hi);
+    };
+    chunk(0, acc0, acc1);
+    chunk(1, acc2, acc3);
+    chunk(2, acc0, acc1);
+    chunk(3, acc2, acc3);
+  }
+  const __m256 acc = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3));
+  return HorizontalSum(acc) - HorizontalSum(macc);
+}
+
+// vpshufb controls for Q6_K's activation block j (0..7) of a super-block: from the 16 scale
+// bytes in both 128-bit lanes, scale 2j (low lane) / 2j+1 (high lane) into the high byte of
+// every int16, zero into the low byte: the int16 scale * 256.
+struct Q6KScaleShuffles {
+  alignas(32) uint8_t b[8][32];
+};
+constexpr Q6KScaleShuffles MakeQ6KScaleShuffles() {
+  Q6KScaleShuffles s{};
+  for (int j = 0; j < 8; ++j) {
+    for (int i = 0; i < 32; ++i) {
+      s.b[j][i] = (i & 1) ? static_cast<uint8_t>(2 * j + i / 16) : uint8_t{0x80};
+    }
+  }
+  return s;
+}
+alignas(32) constexpr Q6KScaleShuffles kQ6KScaleShuffles = MakeQ6KScaleShuffles();
+
+// One Q6_K row (nsb super-blocks) against the int8 row; the quants as in GemvRowQ6KVnni.
+float GemvRowQ6KInt8(const uint8_t* w, int64_t nsb, const int8_t* xq, const float* xd,
+                     const int16_t* xg) {
+  const __m256i lo4 = _mm256_set1_epi8(15);
+  const __m256i three = _mm256_set1_epi8(3);
+  const __m256i k30 = _mm256_set1_epi8(0x30);
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()};
+  __m256 cacc = _mm256_setzero_ps();
+  alignas(32) float scale[8];
+  for (int64_t sb = 0; sb < nsb; ++sb, w += 210, xq += kQ4KBlock, xd += 8, xg += 16) {
+    const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192));
+    const __m256 f = _mm256_mul_ps(_mm256_set1_ps(F16Scale(w + 208)), _mm256_loadu_ps(xd));
+    // The offset: lane j = sc_2j * g8_2j + sc_2j+1 * g8_2j+1, for block j.
+    const __m256i off = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8),
+                                          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg)));
+    cacc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(off), f, cacc);
+    _mm256_store_ps(scale, _mm256_mul_ps(f, _mm256_set1_ps(1.0f / 256.0f)));
+    const float* scp = scale;  // broadcast loads, as in GemvRowQ4KInt8
+    asm("" : "+r"(scp) : : "memory");
+    const __m256i scb = _mm256_broadcastsi128_si256(sc8);
+    for (int half = 0; half < 2; ++half) {
+      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * half));
+      const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * half + 32));
+      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 128 + 32 * half));
+      // 8-bit shifts via 16-bit ones: the masks drop the bits shifted in from the neighbour.
+      const __m256i q[4] = {
+          _mm256_or_si256(_mm256_and_si256(a, lo4),
+                          _mm256_slli_epi16(_mm256_and_si256(h, three), 4)),
+          _mm256_or_si256(_mm256_and_si256(b, lo4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), three), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), lo4), _mm256_and_si256(h, k30)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), lo4),
+                          _mm256_and_si256(_mm256_srli_epi16(h, 2), k30))};
+      for (int k = 0; k < 4; ++k) {
+        const int j = 4 * half + k;
+        const __m256i p = _mm256_maddubs_epi16(
+            q[k], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32 * j)));
+        const __m256i s = _mm256_shuffle_epi8(
+            scb, _mm256_load_si256(reinterpret_cast<const __m256i*>(kQ6KScaleShuffles.b[j])));
+        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p, s)),
+                                 _mm256_broadcast_ss(scp + j), acc[k]);
+      }
+    }
+  }
+  const __m256 t = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+  return HorizontalSum(t) - 32.0f * HorizontalSum(cacc);
+}
+
+// Decode of Q4_K/Q6_K when the caller made the int8 row (x.q8); every other case goes to the
+// portable kernels (false).
+bool GemvIntRowsArch(GgmlType type, const uint8_t* w, size_t row_stride, int64_t rows_total,
+                     int64_t cols, int64_t r0, int64_t r1, const QuantizedX& x, float* y,
+                     const RowScratch&) {
+  if (x.q8 == nullptr || (type != GgmlType::Q4_K && type != GgmlType::Q6_K)) return false;
+  const int64_t nsb = cols / kQ4KBlock;
+  for (int64_t r = r0; r < r1; ++r) {
+    PrefetchRow(w + (r + kPrefetchRows) * row_stride, row_stride, r + kPrefetchRows < rows_total);
+    const uint8_t* row = w + r * row_stride;
+    y[r] = type == GgmlType::Q4_K ? GemvRowQ4KInt8(row, nsb, x.q8, x.d8, x.s8)
+                                  : GemvRowQ6KInt8(row, nsb, x.q8, x.d8, x.g8);
+  }
+  return true;
+}
+#endif  // HWY_TARGET != HWY_AVX3_DL
 #else
 constexpr bool kQ4KInt8Prefill = false;
 bool MatmulQ4KInt8(const uint8_t*, size_t, int64_t, int64_t, int64_t, const float*, int64_t,

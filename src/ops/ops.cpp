@@ -25,6 +25,7 @@ size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 // first, then one RowScratch per thread.
 struct ScratchLayout {
   size_t xv = 0, xh = 0, xl = 0, xd = 0, xs = 0;  // offsets
+  size_t x8 = 0, xd8 = 0, xs8 = 0, xg8 = 0;       // one int8 row (decode; kquant_int8_gemv)
   size_t per_thread = 0, threads = 0, total = 0;
   size_t wq = 0, wd = 0, wm = 0, wf = 0;  // offsets inside one thread's area
 
@@ -38,7 +39,11 @@ struct ScratchLayout {
     xl = xh + align_up(rq * c);
     xd = xl + align_up(rq * c);
     xs = xd + align_up(rq * nb * sizeof(float));
-    threads = xs + align_up(rq * nb * sizeof(float));
+    x8 = xs + align_up(rq * nb * sizeof(float));
+    xd8 = x8 + align_up(c);
+    xs8 = xd8 + align_up(nb * sizeof(float));
+    xg8 = xs8 + align_up(nb * sizeof(float));
+    threads = xg8 + align_up(2 * nb * sizeof(int16_t));
     wq = 0;
     wd = align_up(c * sizeof(int16_t));
     wm = wd + align_up(nb * sizeof(float));
@@ -119,9 +124,11 @@ detail::RowScratch thread_scratch(uint8_t* base, const ScratchLayout& l, int thr
 
 namespace {
 
-// Quantizes n activation rows for the integer kernels into the context's scratch.
+// Quantizes n activation rows for the integer kernels into the context's scratch; with
+// `int8` (one row only: the int8 GEMV of detail::kquant_int8_gemv) also its int8 fields, once
+// per call rather than once per task.
 detail::QuantizedX quantize_activations(const float* x, int64_t n, int64_t cols, uint8_t* base,
-                                        const ScratchLayout& layout, ThreadPool& pool) {
+                                        const ScratchLayout& layout, ThreadPool& pool, bool int8) {
   auto* xv = reinterpret_cast<int16_t*>(base + layout.xv);
   auto* xh = reinterpret_cast<int8_t*>(base + layout.xh);
   auto* xl = reinterpret_cast<uint8_t*>(base + layout.xl);
@@ -136,7 +143,19 @@ detail::QuantizedX quantize_activations(const float* x, int64_t n, int64_t cols,
   } else {
     detail::quantize_rows(x, n, cols, xv, xh, xl, xd, xs);
   }
-  return detail::QuantizedX{xv, xh, xl, xd, xs, cols};
+  detail::QuantizedX q{xv, xh, xl, xd, xs, cols};
+  if (int8 && n == 1) {
+    auto* q8 = reinterpret_cast<int8_t*>(base + layout.x8);
+    auto* d8 = reinterpret_cast<float*>(base + layout.xd8);
+    auto* s8 = reinterpret_cast<float*>(base + layout.xs8);
+    auto* g8 = reinterpret_cast<int16_t*>(base + layout.xg8);
+    detail::quantize_row_int8(x, cols, q8, d8, s8, g8);
+    q.q8 = q8;
+    q.d8 = d8;
+    q.s8 = s8;
+    q.g8 = g8;
+  }
+  return q;
 }
 
 }  // namespace
@@ -155,7 +174,9 @@ void matmul_multi(std::span<const Matrix> ws, const float* x, int64_t n,
   }
   const ScratchLayout layout(ctx.max_rows(), ctx.max_cols(), ctx.n_threads());
   auto* base = static_cast<uint8_t*>(ctx.scratch(layout.total));
-  const detail::QuantizedX qx = quantize_activations(x, n, cols, base, layout, ctx.pool());
+  bool int8 = false;
+  for (const Matrix& w : ws) int8 = int8 || (n == 1 && detail::kquant_int8_gemv(w.type));
+  const detail::QuantizedX qx = quantize_activations(x, n, cols, base, layout, ctx.pool(), int8);
   // One parallel run over the row blocks of every matrix, in order.
   std::array<int64_t, 9> first_block{};
   if (ws.size() > 8) throw Error("matmul_multi: at most 8 matrices");
@@ -194,7 +215,8 @@ void matmul(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx) 
   const bool int_path = detail::has_int_path(w.type) && cols % detail::kQBlock == 0 && !panels;
 
   if (int_path) {
-    const detail::QuantizedX q = quantize_activations(x, n, cols, base, layout, pool);
+    const bool int8 = n == 1 && detail::kquant_int8_gemv(w.type);
+    const detail::QuantizedX q = quantize_activations(x, n, cols, base, layout, pool, int8);
     const int64_t nb = cols / detail::kQBlock;
     const int64_t xc = x_chunk_rows(cols, sizeof(int16_t));
     const int64_t n_x_chunks = (n + xc - 1) / xc;
@@ -202,8 +224,12 @@ void matmul(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx) 
       const int64_t c = task / n_row_blocks, rb = task % n_row_blocks;
       const int64_t x0 = c * xc, nx = std::min(xc, n - x0);
       const int64_t r0 = rb * kRowsPerTask, r1 = std::min(w.rows, r0 + kRowsPerTask);
-      const detail::QuantizedX qx{q.v + x0 * cols, q.hi + x0 * cols, q.lo + x0 * cols,
-                                  q.d + x0 * nb, q.s + x0 * nb, cols};
+      detail::QuantizedX qx = q;  // its int8 row exists for n == 1 only, i.e. x0 == 0
+      qx.v += x0 * cols;
+      qx.hi += x0 * cols;
+      qx.lo += x0 * cols;
+      qx.d += x0 * nb;
+      qx.s += x0 * nb;
       detail::matmul_int_rows(w.type, w.data, w.row_stride, w.rows, cols, r0, r1, qx, nx, y + x0 * w.rows,
                               w.rows, thread_scratch(base, layout, thread));
     });

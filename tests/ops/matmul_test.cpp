@@ -15,6 +15,7 @@
 
 #include "gguf/types.h"
 #include "hwy/targets.h"
+#include "kquant_int8_bound.h"
 #include "ops/kernels.h"
 #include "ops/ops.h"
 
@@ -365,6 +366,139 @@ TEST(MatmulQ4K, Int8PrefillWithinActivationRoundingEveryTarget) {
     EXPECT_TRUE(int8_seen);
   }
 #endif
+}
+
+// Q4_K and Q6_K decode (one activation row) on x86 AVX2: activations rounded to int8 per 32
+// values (kernels.h kquant_int8_gemv), weights exact in integers, against the double reference
+// of the dequantized weights times the float activations, within kquant_int8_bound (its
+// derivation is there: the activation rounding, d8/2 per value times sum |w| per 32-block,
+// plus the f32 steps). Shapes: weight rows that leave partial 16-row tasks (67, 131, 5) and a
+// single row, 1 to 9 super-blocks. Activations: per super-block magnitudes 2^-3..2^3, a
+// super-block of zeros, and blocks of +-max (q8 = +-127 everywhere). Weights: random, plus rows
+// of extremes: Q4_K scales and mins 63 with nibbles 15 (or 0) and a large dmin, Q6_K scales
+// -128/127 with q = 63 (or 0), the largest products the int16 pair sums of vpmaddubsw take.
+// The switch off sends the same calls to the int16 kernels (one process, both paths).
+std::vector<uint8_t> kquant_weights(GgmlType t, int64_t rows, int64_t cols) {
+  const int64_t bb = t == GgmlType::Q4_K ? 144 : 210;
+  std::vector<uint8_t> w(row_bytes(t, cols) * rows);
+  for (auto& b : w) b = static_cast<uint8_t>(gen()());
+  for (int64_t blk = 0; blk < static_cast<int64_t>(w.size()) / bb; ++blk) {
+    uint8_t* p = w.data() + blk * bb;
+    const int64_t r = blk / (cols / 256);
+    const bool extreme = r % 4 == 1, ones = (blk & 1) != 0;
+    if (t == GgmlType::Q4_K) {
+      put_f16(p, uni(-0.05f, 0.05f));
+      put_f16(p + 2, extreme ? 0.5f : uni(-0.05f, 0.05f));
+      if (extreme) {
+        std::memset(p + 4, 0xff, 12);                  // every scale and minimum 63
+        std::memset(p + 16, ones ? 0xff : 0x00, 128);  // nibbles 15 or 0
+      }
+    } else {
+      put_f16(p + 208, uni(-0.05f, 0.05f));
+      if (extreme) {
+        for (int g = 0; g < 16; ++g) p[192 + g] = (g & 1) ? 0x7f : 0x80;  // 127, -128
+        std::memset(p, ones ? 0xff : 0x00, 192);                          // q = 63 or 0
+      }
+    }
+  }
+  return w;
+}
+
+std::vector<float> kquant_activations(int64_t cols, int seed) {
+  std::vector<float> x(cols);
+  for (int64_t sb = 0; sb < cols / 256; ++sb) {
+    const int e = static_cast<int>((sb + seed) % 7) - 3;  // 2^-3 .. 2^3
+    const float mag = (sb + seed) % 5 == 4 ? 0.0f : std::ldexp(1.0f, e);
+    for (int64_t k = 0; k < 256; ++k) {
+      const bool extreme = (sb + seed) % 3 == 2 && k < 64;  // two blocks of +-mag
+      x[sb * 256 + k] = extreme ? ((k % 3 == 0) ? -mag : mag) : mag * uni(-1, 1);
+    }
+  }
+  return x;
+}
+
+TEST(MatmulKQuant, Int8GemvWithinActivationRoundingEveryTarget) {
+  struct Shape {
+    int64_t rows, cols;
+    int threads;
+  };
+  const Shape shapes[] = {{67, 768, 2}, {5, 256, 1}, {131, 2304, 2}, {1, 1024, 1}, {16, 512, 3}};
+  bool int8_seen = false;
+  double worst = 0;  // the largest int8 error as a fraction of its bound, for the log
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K}) {
+    for (const Shape& s : shapes) {
+      SCOPED_TRACE(std::string(type_info(t).name) + " rows=" + std::to_string(s.rows) +
+                   " cols=" + std::to_string(s.cols));
+      const auto w = kquant_weights(t, s.rows, s.cols);
+      const Matrix m{t, w.data(), s.rows, s.cols, row_bytes(t, s.cols)};
+      for (int seed = 0; seed < 3; ++seed) {
+        const auto x = kquant_activations(s.cols, seed);
+        std::vector<float> ref(s.rows), wrow(s.cols);
+        std::vector<double> tol(s.rows);
+        matmul_ref(m, x.data(), 1, ref.data());
+        for (int64_t r = 0; r < s.rows; ++r) {
+          dequantize_row_ref(t, w.data() + r * m.row_stride, wrow.data(), s.cols);
+          tol[r] = test::kquant_int8_bound(t, w.data() + r * m.row_stride, wrow.data(), x.data(),
+                                           s.cols);
+        }
+        for_each_target([&] {
+          Context ctx(s.threads);
+          ctx.reserve(1, s.cols);
+          std::vector<float> on(s.rows), off(s.rows);
+          detail::set_kquant_int8_gemv_enabled(false);
+          matmul(m, x.data(), 1, off.data(), ctx);
+          detail::set_kquant_int8_gemv_enabled(true);
+          const bool int8 = detail::kquant_int8_gemv(t);
+          int8_seen = int8_seen || int8;
+          matmul(m, x.data(), 1, on.data(), ctx);
+          for (int64_t r = 0; r < s.rows; ++r) {
+            ASSERT_NEAR(on[r], ref[r], tol[r]) << "output " << r << " seed " << seed;
+            // The int16 path is ~129x tighter; the same bound holds a fortiori.
+            ASSERT_NEAR(off[r], ref[r], tol[r]) << "output " << r << " seed " << seed;
+            if (int8) worst = std::max(worst, std::fabs(on[r] - ref[r]) / tol[r]);
+          }
+        });
+      }
+    }
+  }
+  RecordProperty("worst_int8_error_over_bound", std::to_string(worst));
+#if defined(__x86_64__)
+  // AVX2 is this project's x86 baseline: there the int8 path must have been checked.
+  if (hwy::SupportedTargets() & HWY_AVX2) {
+    EXPECT_TRUE(int8_seen);
+  }
+#endif
+}
+
+// matmul_multi (the fused Q/K/V and gate/up decode) makes the int8 row once for all its
+// matrices: each output is bit-identical to its own matmul's.
+TEST(MatmulKQuant, Int8GemvMultiMatchesSingle) {
+  const int64_t cols = 512;
+  const auto w4 = kquant_weights(GgmlType::Q4_K, 37, cols);
+  const auto w6 = kquant_weights(GgmlType::Q6_K, 21, cols);
+  std::vector<uint8_t> q8(row_bytes(GgmlType::Q8_0, cols) * 9);
+  for (auto& b : q8) b = static_cast<uint8_t>(gen()());
+  for (size_t blk = 0; blk < q8.size() / 34; ++blk) put_f16(q8.data() + blk * 34, 0.01f);
+  const Matrix ms[] = {{GgmlType::Q4_K, w4.data(), 37, cols, row_bytes(GgmlType::Q4_K, cols)},
+                       {GgmlType::Q6_K, w6.data(), 21, cols, row_bytes(GgmlType::Q6_K, cols)},
+                       {GgmlType::Q8_0, q8.data(), 9, cols, row_bytes(GgmlType::Q8_0, cols)}};
+  const auto x = kquant_activations(cols, 1);
+  for_each_target([&] {
+    Context ctx(2);
+    ctx.reserve(1, cols);
+    std::vector<float> y[3], one[3];
+    float* ptrs[3];
+    for (int k = 0; k < 3; ++k) {
+      y[k].resize(ms[k].rows);
+      one[k].resize(ms[k].rows);
+      ptrs[k] = y[k].data();
+      matmul(ms[k], x.data(), 1, one[k].data(), ctx);
+    }
+    matmul_multi(ms, x.data(), 1, ptrs, ctx);
+    for (int k = 0; k < 3; ++k) {
+      for (int64_t r = 0; r < ms[k].rows; ++r) ASSERT_EQ(y[k][r], one[k][r]) << k << " " << r;
+    }
+  });
 }
 
 // Batched decoding: a Q8_0 matmul over n < 16 activation rows gives each row exactly what the

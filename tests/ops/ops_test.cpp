@@ -19,6 +19,7 @@
 #include "common/error.h"
 #include "gguf/types.h"
 #include "hwy/targets.h"
+#include "kquant_int8_bound.h"
 #include "ops/kernels.h"
 #include "ops/ops.h"
 #include "ops/roofline.h"
@@ -224,6 +225,10 @@ void check_matmul(const Case& c, int64_t n, int threads) {
   const double eps32 = std::ldexp(1.0, -24);
   const bool int8_prefill =
       c.type == GgmlType::Q4_K && n >= detail::kPanelMinRows && detail::q4k_int8_prefill();
+  // Q4_K/Q6_K decode with int8 activations per 32 values (x86 AVX2): their rounding bound
+  // instead of int16's, 129x larger (kquant_int8_bound.h derives it).
+  const bool int8_gemv = n == 1 && detail::kquant_int8_gemv(c.type);
+  std::vector<float> wrow(int8_gemv ? c.cols : 0);
   for (size_t i = 0; i < y.size(); ++i) {
     // f32 accumulation of `cols` products (any order, FMA): |err| <= cols * 2^-24 * sum|w||x|
     // (the standard recursive-summation bound), plus the output's own rounding.
@@ -233,6 +238,11 @@ void check_matmul(const Case& c, int64_t n, int threads) {
     // Q4_K prefill with int8 activations: their rounding bound, plus the f32 summation bound
     // (its f32 steps are per super-block, not per 32-block).
     if (int8_prefill) tol = b.quant8[i] + (static_cast<double>(c.cols) + 2) * eps32 * b.abs_dot[i];
+    if (int8_gemv) {
+      const uint8_t* row = m.data + static_cast<int64_t>(i) * m.row_stride;  // n == 1: i = row
+      dequantize_row_ref(m.type, row, wrow.data(), m.cols);
+      tol = test::kquant_int8_bound(m.type, row, wrow.data(), x.data(), m.cols);
+    }
     ASSERT_NEAR(y[i], ref[i], tol + 1e-30) << "output " << i;
   }
 }

@@ -255,6 +255,10 @@ def main() -> None:
     ap.add_argument("--crop-until", type=int, default=0, help="with --crop: crops before this step, then "
                     "full canvases (a curriculum); held-out: the cached scenes")
     ap.add_argument("--save", type=Path, default=None, help="save the tower's weights (train.py --init-vision)")
+    ap.add_argument("--init-tower", type=Path, default=None, help="start the tower from a --save file or from "
+                    "a train.py checkpoint's vision tower (what did training leave in it?)")
+    ap.add_argument("--freeze-tower", action="store_true", help="train the heads only (with --init-tower: "
+                    "reads what the given tower already holds)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--override", action="append", default=[], help="vision.x=json, e.g. vision.hidden_size=128")
@@ -279,7 +283,17 @@ def main() -> None:
         model = TwoTaskProbe(mc.make_config().vision_config)
     else:
         model = Probe(mc.make_config().vision_config, len(LABELS[a.task]), a.pool)
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    if a.init_tower:
+        saved = torch.load(a.init_tower, map_location="cpu", weights_only=False)
+        tower = saved["vision"] if "vision" in saved else {
+            k[len("model.visual."):]: v for k, v in saved["state_dict"].items() if k.startswith("model.visual.")}
+        model.tower.load_state_dict(tower)
+        print(f"tower from {a.init_tower}", flush=True)
+    if a.freeze_tower:
+        for p in model.tower.parameters():
+            p.requires_grad_(False)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=a.lr, betas=(0.9, 0.98),
+                            weight_decay=0.01)
     rng = np.random.default_rng(a.seed)
     c0, t0 = time.process_time(), time.time()
     hits, hits2, losses, step = [], [], [], 0

@@ -270,6 +270,25 @@ float GemvRowQ4Q5Vnni(const uint8_t* w, int64_t nb, const int16_t* xq, const int
 #pragma GCC pop_options
 #endif
 
+// Q8_0 with a few activation rows (2..15) on AVX3_DL: each row through the decode kernel above,
+// so that a sequence's logits do not depend on how many others it is batched with. The portable
+// few-rows kernel (GemvRowsQ8_0) sums in the order of the portable GEMV, not GemvRowQ8_0Dpw's,
+// and on a random model that flipped greedy tokens: a server's two concurrent requests answered
+// differently from the same requests alone (test_server_openai, on an AVX-512 VNNI machine).
+// Each weight row (34 bytes a block) stays in L1 across the activation rows.
+#undef REEL_ARCH_Q8_ROWS
+#define REEL_ARCH_Q8_ROWS 1
+bool Q8_0RowsArch(const uint8_t* w, size_t row_stride, int64_t, int64_t cols, int64_t r0,
+                  int64_t r1, const QuantizedX& x, int64_t nx, float* y, int64_t ldy) {
+  const int64_t blocks = cols / kQBlock;
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w + r * row_stride;
+    for (int64_t i = 0; i < nx; ++i)
+      y[i * ldy + r] = GemvRowQ8_0Dpw(row, blocks, x.v + i * x.cols, x.d + i * blocks);
+  }
+  return true;
+}
+
 // The AVX3_DL decode kernels for `type`, if it has one: rows [r0, r1) of y. Outside the
 // avx512vnni region (the kernels are called, not inlined).
 bool GemvIntRowsArch(GgmlType type, const uint8_t* w, size_t row_stride, int64_t rows_total,

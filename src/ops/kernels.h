@@ -105,13 +105,31 @@ constexpr int kFloatPanel = 64;
 constexpr int kFloatKc = 256;
 constexpr int64_t kPanelMinRows = 16;  // activation rows from which matmul uses the panels
 
-// Whether matmul_float_rows (many activation rows) takes Q4_K weights through the int8
-// kernel (activations rounded to int8 per 256 values, matmul_x86-inl.h) on the target the
-// dispatch picks now: x86 AVX2 and up. Elsewhere Q4_K is decoded to f32 panels.
+// Whether matmul (many activation rows) takes Q4_K weights through the int8 kernel
+// (activations rounded to int8 per 256 values, matmul_x86-inl.h) on the target the dispatch
+// picks now: x86 AVX2 and up. Elsewhere Q4_K is decoded to f32 panels.
 bool q4k_int8_prefill();
 // Tests and benchmarks: false sends Q4_K back to the f32 panels on every target, to compare.
 void set_q4k_int8_prefill_enabled(bool enabled);
 bool q4k_int8_prefill_enabled();
+
+// The activations of that int8 kernel, rounded once per matmul call and shared by its tasks:
+// per row and super-block of 256 values dx = max|x|/127 and q = round(x/dx) (|x - dx q| <=
+// dx/2), per 32 values xbs = dx * (sum of the 32 q), for the weights' minimum term.
+struct Q4KInt8X {
+  const int8_t* q = nullptr;   // [rows][cols]
+  const float* dx = nullptr;   // [rows][cols / 256]
+  const float* xbs = nullptr;  // [rows][cols / 32]
+};
+// The widest rows it takes: one weight row's decoded scales must fit a thread's scratch.
+constexpr int64_t kQ4KInt8MaxCols = 65536;
+// Only where q4k_int8_prefill() holds (elsewhere they do nothing); cols % 256 == 0.
+void quantize_rows_q4k_int8(const float* x, int64_t n, int64_t cols, int8_t* q, float* dx,
+                            float* xbs);
+// y[i*ldy + r] for r in [r0, r1), i in [0, nx), Q4_K weights, x from quantize_rows_q4k_int8.
+void matmul_q4k_int8_rows(const uint8_t* w, size_t row_stride, int64_t cols, int64_t r0,
+                          int64_t r1, const Q4KInt8X& x, int64_t nx, float* y, int64_t ldy,
+                          const RowScratch& scratch);
 
 // y[i*ldy + r] for r in [r0, r1), i in [0, nx): integer path for quantized weights.
 void matmul_int_rows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t rows_total,

@@ -1069,12 +1069,8 @@ void MatmulFloatRows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t
                      int64_t cols, int64_t r0, int64_t r1, const float* x, int64_t nx, float* y,
                      int64_t ldy, const RowScratch& s) {
   // Non-float types get here only with many rows (ops.cpp) or as Q2_K/Q3_K; the panels
-  // decode them per k-block either way, also for a short last x chunk. Q4_K on AVX2 and up
-  // takes the int8 kernel instead (matmul_x86-inl.h), unless its scratch is too small.
-  if (kQ4KInt8Prefill && type == GgmlType::Q4_K && q4k_int8_prefill_enabled() &&
-      MatmulQ4KInt8(w, row_stride, cols, r0, r1, x, nx, y, ldy, s)) {
-    return;
-  }
+  // decode them per k-block either way, also for a short last x chunk. (Q4_K on AVX2 and up
+  // takes the int8 kernel instead, from ops.cpp: matmul_q4k_int8_rows.)
   if ((nx >= kPanelMinRows || !has_float_path(type)) &&
       kPanelVecs * hn::Lanes(DF()) <= static_cast<size_t>(kFloatPanel)) {
     return MatmulFloatPanels(type, w, row_stride, cols, r0, r1, x, nx, y, ldy, s);
@@ -1148,10 +1144,21 @@ HWY_EXPORT(MatmulIntRows);
 HWY_EXPORT(MatmulFloatRows);
 HWY_EXPORT(QuantizeRows);
 HWY_EXPORT(Q4KInt8Prefill);
+HWY_EXPORT(QuantizeRowsQ4KInt8);
+HWY_EXPORT(MatmulQ4KInt8);
 HWY_EXPORT(KQuantInt8Gemv);
 HWY_EXPORT(QuantizeRowInt8);
 
 bool q4k_int8_prefill() { return HWY_DYNAMIC_DISPATCH(Q4KInt8Prefill)(); }
+void quantize_rows_q4k_int8(const float* x, int64_t n, int64_t cols, int8_t* q, float* dx,
+                            float* xbs) {
+  HWY_DYNAMIC_DISPATCH(QuantizeRowsQ4KInt8)(x, n, cols, q, dx, xbs);
+}
+void matmul_q4k_int8_rows(const uint8_t* w, size_t row_stride, int64_t cols, int64_t r0,
+                          int64_t r1, const Q4KInt8X& x, int64_t nx, float* y, int64_t ldy,
+                          const RowScratch& scratch) {
+  HWY_DYNAMIC_DISPATCH(MatmulQ4KInt8)(w, row_stride, cols, r0, r1, x, nx, y, ldy, scratch);
+}
 bool kquant_int8_gemv(GgmlType type) {
   return HWY_DYNAMIC_DISPATCH(KQuantInt8Gemv)(type);
 }

@@ -357,8 +357,8 @@ bool GemvIntRowsArch(GgmlType type, const uint8_t* w, size_t row_stride, int64_t
 // Register tile: 1 weight row x 8 activation rows, 8 int32 accumulators; the activation loads
 // fold into vpmaddubsw. Per 32 values and row pair: 2 multiplies and 1 add (the f32 panel
 // kernel: 4 FMAs per 32 values and pair), plus 1/8 of the per-super-block conversion work.
-// The activations are quantized per task (64 weight rows, ops.cpp), so once per 64 rows of
-// every weight matrix rather than once per call: ~14% of the instructions at 2048 columns.
+// The activations are quantized once per call (ops.cpp), shared by every task (64 weight rows);
+// quantizing per task, as at first, cost ~14% of the instructions at 2048 columns.
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
 constexpr bool kQ4KInt8Prefill = true;
 
@@ -503,54 +503,56 @@ HWY_INLINE uint8_t* AlignUp64(uint8_t* p) {
   return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
 }
 
-// Rows [r0, r1) of y for nx activation rows; false (nothing written) if one chunk of
-// activation rows does not fit the thread's scratch next to the rows' decoded scales.
-bool MatmulQ4KInt8(const uint8_t* w, size_t row_stride, int64_t cols, int64_t r0, int64_t r1,
-                   const float* x, int64_t nx, float* y, int64_t ldy, const RowScratch& s) {
-  if (cols % kQ4KBlock != 0 || r1 <= r0 || nx <= 0) return false;
-  const int64_t nsb = cols / kQ4KBlock, rows = r1 - r0;
-  // wf holds at least 2 * kFloatPanel * kFloatKc floats (kernels.h), 64-byte aligned.
-  const int64_t budget = int64_t{2} * kFloatPanel * kFloatKc * int64_t{sizeof(float)};
-  const int64_t meta_bytes = rows * nsb * (8 * 2 + 8 * 4 + 4) + 3 * 64;
-  const int64_t x_row_bytes = cols + nsb * 4 + nsb * 8 * 4;
-  int64_t xc = (budget - meta_bytes - 3 * 64) / x_row_bytes;
-  if (xc < 1) return false;
-  xc = std::min<int64_t>(xc, 256);
-  if (xc >= kQ4KTileX) xc = xc / kQ4KTileX * kQ4KTileX;
-  auto* base = reinterpret_cast<uint8_t*>(s.wf);
-  auto* sc = reinterpret_cast<int16_t*>(base);
-  auto* mn = reinterpret_cast<float*>(AlignUp64(base + rows * nsb * 16));
-  auto* dw = reinterpret_cast<float*>(AlignUp64(reinterpret_cast<uint8_t*>(mn + rows * nsb * 8)));
-  auto* xq = reinterpret_cast<int8_t*>(AlignUp64(reinterpret_cast<uint8_t*>(dw + rows * nsb)));
-  auto* dx = reinterpret_cast<float*>(AlignUp64(reinterpret_cast<uint8_t*>(xq + xc * cols)));
-  auto* xbs = reinterpret_cast<float*>(AlignUp64(reinterpret_cast<uint8_t*>(dx + xc * nsb)));
-  for (int64_t r = 0; r < rows; ++r) {
-    DecodeQ4KMeta(w + (r0 + r) * row_stride, nsb, sc + r * nsb * 8, mn + r * nsb * 8,
-                  dw + r * nsb);
+// Rows [0, n) of x into Q4KInt8X's layout (kernels.h): once per matmul call (ops.cpp).
+void QuantizeRowsQ4KInt8(const float* x, int64_t n, int64_t cols, int8_t* q, float* dx,
+                         float* xbs) {
+  const int64_t nsb = cols / kQ4KBlock;
+  for (int64_t i = 0; i < n; ++i) {
+    QuantizeQ4KActivations(x + i * cols, nsb, q + i * cols, dx + i * nsb, xbs + i * nsb * 8);
   }
-  for (int64_t i0 = 0; i0 < nx; i0 += xc) {
-    const int64_t n = std::min(xc, nx - i0);
-    for (int64_t i = 0; i < n; ++i) {
-      QuantizeQ4KActivations(x + (i0 + i) * cols, nsb, xq + i * cols, dx + i * nsb,
-                             xbs + i * nsb * 8);
+}
+
+// The decoded scales of one weight row: 8 int16 scales, 8 f32 minimums, one f32 d per
+// super-block, as laid out in the thread's scratch.
+constexpr int64_t kQ4KMetaBytesPerBlock = 8 * 2 + 8 * 4 + 4;
+// wf holds at least 2 * kFloatPanel * kFloatKc floats (kernels.h), 64-byte aligned; three
+// arrays, each aligned up to 64 bytes.
+constexpr int64_t kQ4KMetaBudget = int64_t{2} * kFloatPanel * kFloatKc * int64_t{sizeof(float)} - 3 * 64;
+static_assert(kQ4KInt8MaxCols / kQ4KBlock * kQ4KMetaBytesPerBlock <= kQ4KMetaBudget,
+              "one weight row's decoded scales must fit the thread scratch");
+
+// Rows [r0, r1) of y for nx activation rows already rounded to int8 (QuantizeRowsQ4KInt8).
+// The weight rows' scales are decoded as many rows at a time as fit the thread's scratch.
+void MatmulQ4KInt8(const uint8_t* w, size_t row_stride, int64_t cols, int64_t r0, int64_t r1,
+                   const Q4KInt8X& x, int64_t nx, float* y, int64_t ldy, const RowScratch& s) {
+  const int64_t nsb = cols / kQ4KBlock;
+  const int64_t group = std::max<int64_t>(1, kQ4KMetaBudget / (nsb * kQ4KMetaBytesPerBlock));
+  auto* base = reinterpret_cast<uint8_t*>(s.wf);
+  for (int64_t g0 = r0; g0 < r1; g0 += group) {
+    const int64_t rows = std::min(group, r1 - g0);
+    auto* sc = reinterpret_cast<int16_t*>(base);
+    auto* mn = reinterpret_cast<float*>(AlignUp64(base + rows * nsb * 16));
+    auto* dw = reinterpret_cast<float*>(AlignUp64(reinterpret_cast<uint8_t*>(mn + rows * nsb * 8)));
+    for (int64_t r = 0; r < rows; ++r) {
+      DecodeQ4KMeta(w + (g0 + r) * row_stride, nsb, sc + r * nsb * 8, mn + r * nsb * 8,
+                    dw + r * nsb);
     }
-    // Activation tile and k-block outside, weight rows inside: the tile's int8 rows over
-    // one k-block stay in L1 while the task's weight rows (fewer bytes per pass than the
+    // Activation tile and k-block outside, weight rows inside: the tile's int8 rows over one
+    // k-block stay in L1 while the group's weight rows (fewer bytes per pass than the
     // activations) come from L2; partial sums over k-blocks accumulate in y.
-    for (int64_t i = 0; i < n; i += kQ4KTileX) {
-      const int nt = static_cast<int>(std::min<int64_t>(kQ4KTileX, n - i));
+    for (int64_t i = 0; i < nx; i += kQ4KTileX) {
+      const int nt = static_cast<int>(std::min<int64_t>(kQ4KTileX, nx - i));
       for (int64_t k0 = 0; k0 < nsb; k0 += kQ4KKBlock) {
         const int64_t kb = std::min(kQ4KKBlock, nsb - k0);
         for (int64_t r = 0; r < rows; ++r) {
-          Q4KTileX(nt, w + (r0 + r) * row_stride + k0 * kQ4KBytes, sc + (r * nsb + k0) * 8,
-                   mn + (r * nsb + k0) * 8, dw + r * nsb + k0, xq + i * cols + k0 * kQ4KBlock,
-                   cols, dx + i * nsb + k0, xbs + (i * nsb + k0) * 8, nsb, kb,
-                   y + (i0 + i) * ldy + r0 + r, ldy, k0 > 0);
+          Q4KTileX(nt, w + (g0 + r) * row_stride + k0 * kQ4KBytes, sc + (r * nsb + k0) * 8,
+                   mn + (r * nsb + k0) * 8, dw + r * nsb + k0, x.q + i * cols + k0 * kQ4KBlock,
+                   cols, x.dx + i * nsb + k0, x.xbs + (i * nsb + k0) * 8, nsb, kb,
+                   y + i * ldy + g0 + r, ldy, k0 > 0);
         }
       }
     }
   }
-  return true;
 }
 
 // ---- Q4_K and Q6_K decode with int8 activations (AVX2 and AVX3 without VNNI) ----
@@ -732,8 +734,8 @@ bool GemvIntRowsArch(GgmlType type, const uint8_t* w, size_t row_stride, int64_t
 #endif  // HWY_TARGET != HWY_AVX3_DL
 #else
 constexpr bool kQ4KInt8Prefill = false;
-bool MatmulQ4KInt8(const uint8_t*, size_t, int64_t, int64_t, int64_t, const float*, int64_t,
-                   float*, int64_t, const RowScratch&) {
-  return false;
-}
+// Not called: ops.cpp takes this path only where Q4KInt8Prefill() holds.
+void QuantizeRowsQ4KInt8(const float*, int64_t, int64_t, int8_t*, float*, float*) {}
+void MatmulQ4KInt8(const uint8_t*, size_t, int64_t, int64_t, int64_t, const Q4KInt8X&, int64_t,
+                   float*, int64_t, const RowScratch&) {}
 #endif  // HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2

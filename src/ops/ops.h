@@ -47,6 +47,11 @@ class Context {
   // attention asks for a size fixed by the tile shape (not the context length), so only its
   // first call can allocate.
   float* workspace(size_t floats);
+  // A third growable block, 64-byte aligned, of at least `bytes`: matmul() rounds the
+  // activations of a Q4_K prefill to int8 into it once per call (detail::q4k_int8_prefill), for
+  // every task to share. Only calls of kPanelMinRows rows and more use it, so the token loop
+  // never allocates here; it grows to the largest chunk (at most 1024 rows) seen.
+  uint8_t* int8_activations(size_t bytes);
 
   // Cancellation: a flag that another thread (or a signal handler) sets. The layers above poll
   // it between units of work (a prefill batch, a decoded token, a vision block) and stop.
@@ -62,6 +67,7 @@ class Context {
   size_t scratch_bytes_ = 0;
   int64_t max_rows_ = 0, max_cols_ = 0;
   std::vector<float> workspace_;
+  std::vector<uint8_t> int8_activations_;
 };
 
 // y[n][w.rows] = x[n][w.cols] * w^T, x and y row-major float32.

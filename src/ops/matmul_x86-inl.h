@@ -10,6 +10,28 @@
 // meet it as their two byte planes (QuantizedX::hi/lo, see DotPlanes). Q8_0 takes vpdpwssd on
 // the int16 activations instead (GemvRowQ8_0Dpw).
 
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+// One half (128 values) of a Q6_K super-block w as its four 32-value quarters, q = 0..63 per
+// byte. Quarter k: the low 4 bits are the low (k < 2) or high (k >= 2) nibbles of the 32 ql
+// bytes at 64*half + 32*(k % 2); the high 2 bits are bits 2k, 2k+1 of the 32 qh bytes at
+// 128 + 32*half.
+HWY_INLINE void UnpackQ6KHalf(const uint8_t* w, int half, __m256i q[4]) {
+  const __m256i lo4 = _mm256_set1_epi8(15);
+  const __m256i three = _mm256_set1_epi8(3);
+  const __m256i k30 = _mm256_set1_epi8(0x30);
+  const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * half));
+  const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * half + 32));
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 128 + 32 * half));
+  // 8-bit shifts via 16-bit ones: the masks drop the bits shifted in from the neighbour.
+  q[0] = _mm256_or_si256(_mm256_and_si256(a, lo4), _mm256_slli_epi16(_mm256_and_si256(h, three), 4));
+  q[1] = _mm256_or_si256(_mm256_and_si256(b, lo4),
+                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), three), 4));
+  q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), lo4), _mm256_and_si256(h, k30));
+  q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), lo4),
+                         _mm256_and_si256(_mm256_srli_epi16(h, 2), k30));
+}
+#endif
+
 #if HWY_TARGET == HWY_AVX3_DL
 // Highway 1.0.3 compiles AVX3_DL with "avxvnni" (the VEX form, absent on Ice Lake) but not
 // "avx512vnni", which its runtime check does require for this target; enable the EVEX form for
@@ -118,9 +140,6 @@ float GemvRowQ8_0Dpw(const uint8_t* w, int64_t nb, const int16_t* xq, const floa
 // block scales form one 16-lane vector; a permute gives each quarter its 4+4 lanes.
 float GemvRowQ6KVnni(const uint8_t* w, int64_t nsb, const int8_t* xh, const uint8_t* xl,
                      const float* xd, const int32_t* corr) {
-  const __m256i lo4 = _mm256_set1_epi8(15);
-  const __m256i three = _mm256_set1_epi8(3);
-  const __m256i k30 = _mm256_set1_epi8(0x30);
   const __m256i k32 = _mm256_set1_epi8(32);
   // Lane g of the scale vector is group g; activation block g / 2.
   const __m512i xd_idx = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
@@ -137,18 +156,8 @@ float GemvRowQ6KVnni(const uint8_t* w, int64_t nsb, const int8_t* xh, const uint
         xdv);
     __m256i idx = quarter_idx;
     for (int half = 0; half < 2; ++half) {
-      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * half));
-      const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * half + 32));
-      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 128 + 32 * half));
-      // 8-bit shifts via 16-bit ones: the masks drop the bits shifted in from the neighbour.
-      const __m256i q[4] = {
-          _mm256_or_si256(_mm256_and_si256(a, lo4),
-                          _mm256_slli_epi16(_mm256_and_si256(h, three), 4)),
-          _mm256_or_si256(_mm256_and_si256(b, lo4),
-                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), three), 4)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), lo4), _mm256_and_si256(h, k30)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), lo4),
-                          _mm256_and_si256(_mm256_srli_epi16(h, 2), k30))};
+      __m256i q[4];
+      UnpackQ6KHalf(w, half, q);
       for (int k = 0; k < 4; ++k, idx = _mm256_add_epi32(idx, two)) {
         const int e = 128 * half + 32 * k;
         const __m256i s =
@@ -670,9 +679,6 @@ alignas(32) constexpr Q6KScaleShuffles kQ6KScaleShuffles = MakeQ6KScaleShuffles(
 // One Q6_K row (nsb super-blocks) against the int8 row; the quants as in GemvRowQ6KVnni.
 float GemvRowQ6KInt8(const uint8_t* w, int64_t nsb, const int8_t* xq, const float* xd,
                      const int16_t* xg) {
-  const __m256i lo4 = _mm256_set1_epi8(15);
-  const __m256i three = _mm256_set1_epi8(3);
-  const __m256i k30 = _mm256_set1_epi8(0x30);
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                    _mm256_setzero_ps()};
   __m256 cacc = _mm256_setzero_ps();
@@ -689,18 +695,8 @@ float GemvRowQ6KInt8(const uint8_t* w, int64_t nsb, const int8_t* xq, const floa
     asm("" : "+r"(scp) : : "memory");
     const __m256i scb = _mm256_broadcastsi128_si256(sc8);
     for (int half = 0; half < 2; ++half) {
-      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * half));
-      const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * half + 32));
-      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 128 + 32 * half));
-      // 8-bit shifts via 16-bit ones: the masks drop the bits shifted in from the neighbour.
-      const __m256i q[4] = {
-          _mm256_or_si256(_mm256_and_si256(a, lo4),
-                          _mm256_slli_epi16(_mm256_and_si256(h, three), 4)),
-          _mm256_or_si256(_mm256_and_si256(b, lo4),
-                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), three), 4)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), lo4), _mm256_and_si256(h, k30)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), lo4),
-                          _mm256_and_si256(_mm256_srli_epi16(h, 2), k30))};
+      __m256i q[4];
+      UnpackQ6KHalf(w, half, q);
       for (int k = 0; k < 4; ++k) {
         const int j = 4 * half + k;
         const __m256i p = _mm256_maddubs_epi16(

@@ -135,22 +135,26 @@ namespace {
 
 // Quantizes n activation rows for the integer kernels into the context's scratch; with
 // `int8` (one row only: the int8 GEMV of detail::kquant_int8_gemv) also its int8 fields, once
-// per call rather than once per task.
+// per call rather than once per task. `int16`: false when every matrix of the call takes the
+// int8 GEMV, which reads only the int8 fields.
 detail::QuantizedX quantize_activations(const float* x, int64_t n, int64_t cols, uint8_t* base,
-                                        const ScratchLayout& layout, ThreadPool& pool, bool int8) {
+                                        const ScratchLayout& layout, ThreadPool& pool, bool int8,
+                                        bool int16) {
   auto* xv = reinterpret_cast<int16_t*>(base + layout.xv);
   auto* xh = reinterpret_cast<int8_t*>(base + layout.xh);
   auto* xl = reinterpret_cast<uint8_t*>(base + layout.xl);
   auto* xd = reinterpret_cast<float*>(base + layout.xd);
   auto* xs = reinterpret_cast<float*>(base + layout.xs);
   const int64_t nb = cols / detail::kQBlock;
-  if (n >= 8) {
-    pool.run(n, [&](int64_t i, int) {
-      detail::quantize_rows(x + i * cols, 1, cols, xv + i * cols, xh + i * cols, xl + i * cols,
-                            xd + i * nb, xs + i * nb);
-    });
-  } else {
-    detail::quantize_rows(x, n, cols, xv, xh, xl, xd, xs);
+  if (int16 || !(int8 && n == 1)) {
+    if (n >= 8) {
+      pool.run(n, [&](int64_t i, int) {
+        detail::quantize_rows(x + i * cols, 1, cols, xv + i * cols, xh + i * cols, xl + i * cols,
+                              xd + i * nb, xs + i * nb);
+      });
+    } else {
+      detail::quantize_rows(x, n, cols, xv, xh, xl, xd, xs);
+    }
   }
   detail::QuantizedX q{xv, xh, xl, xd, xs, cols};
   if (int8 && n == 1) {
@@ -183,9 +187,14 @@ void matmul_multi(std::span<const Matrix> ws, const float* x, int64_t n,
   }
   const ScratchLayout layout(ctx.max_rows(), ctx.max_cols(), ctx.n_threads());
   auto* base = static_cast<uint8_t*>(ctx.scratch(layout.total));
-  bool int8 = false;
-  for (const Matrix& w : ws) int8 = int8 || (n == 1 && detail::kquant_int8_gemv(w.type));
-  const detail::QuantizedX qx = quantize_activations(x, n, cols, base, layout, ctx.pool(), int8);
+  bool int8 = false, all_int8 = true;
+  for (const Matrix& w : ws) {
+    const bool w_int8 = n == 1 && detail::kquant_int8_gemv(w.type);
+    int8 = int8 || w_int8;
+    all_int8 = all_int8 && w_int8;
+  }
+  const detail::QuantizedX qx =
+      quantize_activations(x, n, cols, base, layout, ctx.pool(), int8, /*int16=*/!all_int8);
   // One parallel run over the row blocks of every matrix, in order.
   std::array<int64_t, 9> first_block{};
   if (ws.size() > 8) throw Error("matmul_multi: at most 8 matrices");
@@ -266,7 +275,8 @@ void matmul(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx) 
 
   if (int_path) {
     const bool int8 = n == 1 && detail::kquant_int8_gemv(w.type);
-    const detail::QuantizedX q = quantize_activations(x, n, cols, base, layout, pool, int8);
+    const detail::QuantizedX q =
+        quantize_activations(x, n, cols, base, layout, pool, int8, /*int16=*/!int8);
     const int64_t nb = cols / detail::kQBlock;
     const int64_t xc = x_chunk_rows(cols, sizeof(int16_t));
     const int64_t n_x_chunks = (n + xc - 1) / xc;

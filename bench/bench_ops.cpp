@@ -222,7 +222,8 @@ void register_all() {
         ->UseRealTime()->Unit(benchmark::kMicrosecond);
   }
   for (auto [name, t] : {std::pair{"F32", GgmlType::F32}, std::pair{"F16", GgmlType::F16},
-                         std::pair{"Q8_0", GgmlType::Q8_0}, std::pair{"Q4_K", GgmlType::Q4_K}}) {
+                         std::pair{"Q8_0", GgmlType::Q8_0}, std::pair{"Q4_K", GgmlType::Q4_K},
+                         std::pair{"Q6_K", GgmlType::Q6_K}}) {
     benchmark::RegisterBenchmark((std::string("Prefill2048x2048/") + name).c_str(), BM_Prefill, t)
         ->Arg(64)->Arg(256)->UseRealTime()->Unit(benchmark::kMillisecond);
   }
@@ -251,14 +252,17 @@ void register_all() {
       }
     }
   }
-  // Q4_K on the f32 panels (the int8 kernel switched off, where it exists): the comparison.
-  benchmark::RegisterBenchmark("Prefill2048x2048/Q4_K_f32panels",
-                               [](benchmark::State& state) {
-                                 reel::ops::detail::set_q4k_int8_prefill_enabled(false);
-                                 BM_Prefill(state, GgmlType::Q4_K);
-                                 reel::ops::detail::set_q4k_int8_prefill_enabled(true);
-                               })
-      ->Arg(64)->Arg(256)->UseRealTime()->Unit(benchmark::kMillisecond);
+  // Q4_K and Q6_K on the f32 panels (the int8 kernels switched off, where they exist): the
+  // comparison (kernels.h kquant_int8_prefill says which types take int8 on this CPU).
+  for (auto [name, t] : {std::pair{"Q4_K", GgmlType::Q4_K}, std::pair{"Q6_K", GgmlType::Q6_K}}) {
+    benchmark::RegisterBenchmark((std::string("Prefill2048x2048/") + name + "_f32panels").c_str(),
+                                 [t](benchmark::State& state) {
+                                   reel::ops::detail::set_kquant_int8_prefill_enabled(false);
+                                   BM_Prefill(state, t);
+                                   reel::ops::detail::set_kquant_int8_prefill_enabled(true);
+                                 })
+        ->Arg(64)->Arg(256)->UseRealTime()->Unit(benchmark::kMillisecond);
+  }
   for (auto [name, t] : {std::pair{"F32", GgmlType::F32}, std::pair{"F16", GgmlType::F16}}) {
     const std::string n = name;
     const auto autok = AttentionKernel::Auto, rows = AttentionKernel::Rows;

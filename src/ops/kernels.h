@@ -105,31 +105,35 @@ constexpr int kFloatPanel = 64;
 constexpr int kFloatKc = 256;
 constexpr int64_t kPanelMinRows = 16;  // activation rows from which matmul uses the panels
 
-// Whether matmul (many activation rows) takes Q4_K weights through the int8 kernel
-// (activations rounded to int8 per 256 values, matmul_x86-inl.h) on the target the dispatch
-// picks now: x86 AVX2 and up. Elsewhere Q4_K is decoded to f32 panels.
-bool q4k_int8_prefill();
-// Tests and benchmarks: false sends Q4_K back to the f32 panels on every target, to compare.
-void set_q4k_int8_prefill_enabled(bool enabled);
-bool q4k_int8_prefill_enabled();
+// Whether matmul (many activation rows) takes `type` through an int8 kernel (activations
+// rounded to int8 per 256 values, matmul_x86-inl.h) on the target the dispatch picks now: Q4_K
+// and Q6_K on x86 AVX2, Q4_K on AVX3_DL (AVX-512 VNNI). Other types and targets take the f32
+// panels.
+bool kquant_int8_prefill(GgmlType type);
+// Tests and benchmarks: false sends Q4_K and Q6_K back to the f32 panels, to compare.
+void set_kquant_int8_prefill_enabled(bool enabled);
+bool kquant_int8_prefill_enabled();
 
-// The activations of that int8 kernel, rounded once per matmul call and shared by its tasks:
+// The activations of those int8 kernels, rounded once per matmul call and shared by its tasks:
 // per row and super-block of 256 values dx = max|x|/127 and q = round(x/dx) (|x - dx q| <=
-// dx/2), per 32 values xbs = dx * (sum of the 32 q), for the weights' minimum term.
-struct Q4KInt8X {
-  const int8_t* q = nullptr;   // [rows][cols]
-  const float* dx = nullptr;   // [rows][cols / 256]
-  const float* xbs = nullptr;  // [rows][cols / 32]
+// dx/2); per 32 values xbs = dx * (sum of the 32 q), for Q4_K's minimum term; per 16 values
+// g16 = the sum of the 16 q, for Q6_K's -32.
+struct KQuantInt8X {
+  const int8_t* q = nullptr;     // [rows][cols]
+  const float* dx = nullptr;     // [rows][cols / 256]
+  const float* xbs = nullptr;    // [rows][cols / 32]
+  const int16_t* g16 = nullptr;  // [rows][cols / 16]
 };
-// The widest rows it takes: one weight row's decoded scales must fit a thread's scratch.
-constexpr int64_t kQ4KInt8MaxCols = 65536;
-// Only where q4k_int8_prefill() holds (elsewhere they do nothing); cols % 256 == 0.
-void quantize_rows_q4k_int8(const float* x, int64_t n, int64_t cols, int8_t* q, float* dx,
-                            float* xbs);
-// y[i*ldy + r] for r in [r0, r1), i in [0, nx), Q4_K weights, x from quantize_rows_q4k_int8.
-void matmul_q4k_int8_rows(const uint8_t* w, size_t row_stride, int64_t cols, int64_t r0,
-                          int64_t r1, const Q4KInt8X& x, int64_t nx, float* y, int64_t ldy,
-                          const RowScratch& scratch);
+// The widest rows they take: one Q4_K weight row's decoded scales must fit a thread's scratch.
+constexpr int64_t kKQuantInt8MaxCols = 65536;
+// Only where kquant_int8_prefill(type) holds (elsewhere they do nothing); cols % 256 == 0.
+void quantize_rows_kquant_int8(const float* x, int64_t n, int64_t cols, int8_t* q, float* dx,
+                               float* xbs, int16_t* g16);
+// y[i*ldy + r] for r in [r0, r1), i in [0, nx), Q4_K or Q6_K weights, x from
+// quantize_rows_kquant_int8.
+void matmul_kquant_int8_rows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t cols,
+                             int64_t r0, int64_t r1, const KQuantInt8X& x, int64_t nx, float* y,
+                             int64_t ldy, const RowScratch& scratch);
 
 // y[i*ldy + r] for r in [r0, r1), i in [0, nx): integer path for quantized weights.
 void matmul_int_rows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t rows_total,

@@ -9,8 +9,8 @@
 // 32 elements and scaled by w_scale * x_scale. Decode (one activation row) skips the buffer:
 // see "Fused GEMV" below; Q4_K and Q6_K decode on x86 AVX2 (and AVX3 without VNNI) take int8
 // activations per 32 values instead (vpmaddubsw; kquant_int8_gemv, matmul_x86-inl.h). From kPanelMinRows rows on, quantized weights are decoded to f32
-// panels instead (MatmulFloatPanels): faster, and exact in the activations; except Q4_K on
-// AVX2 and up, which takes int8 activations there (MatmulQ4KInt8, matmul_x86-inl.h).
+// panels instead (MatmulFloatPanels): faster, and exact in the activations; except Q4_K and
+// Q6_K on AVX2 and up, which take int8 activations there (MatmulKQuantInt8, matmul_x86-inl.h).
 //
 // Float weights (F32/F16/BF16, and the dequantize fallback for other types), few activation
 // rows: 4 weight rows x 4 activation rows register tile of f32 FMAs. Many activation rows (any
@@ -22,8 +22,8 @@
 // each target pass: matmul_x86-inl.h (AVX-512 VNNI GEMV, AVX2 int8 Q4_K/Q6_K GEMV) and matmul_arm-inl.h (aarch64 SDOT
 // GEMV and Q8_0 few-rows kernels, chosen at run time from the CPU's dotprod bit, and an I8MM
 // SMMLA kernel for Q8_0 few rows, 2 weight rows x 2 or 4 activation rows, where the CPU also
-// has i8mm), and at its end the Q4_K prefill kernel for AVX2 and up (int8 activations per 256
-// values, maddubs/madd; MatmulQ4KInt8). Apart from those, prefill (kPanelMinRows rows on)
+// has i8mm), and at its end the Q4_K and Q6_K prefill kernels for AVX2 and up (int8 activations
+// per 256 values, maddubs/madd; MatmulKQuantInt8). Apart from those, prefill (kPanelMinRows rows on)
 // decodes quantized weights to f32 panels, and the other types' few rows dot decoded int16
 // weights (Q6_K's, with the scale folded in, exceed int8).
 #undef HWY_TARGET_INCLUDE
@@ -1070,7 +1070,7 @@ void MatmulFloatRows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t
                      int64_t ldy, const RowScratch& s) {
   // Non-float types get here only with many rows (ops.cpp) or as Q2_K/Q3_K; the panels
   // decode them per k-block either way, also for a short last x chunk. (Q4_K on AVX2 and up
-  // takes the int8 kernel instead, from ops.cpp: matmul_q4k_int8_rows.)
+  // takes the int8 kernel instead, from ops.cpp: matmul_kquant_int8_rows.)
   if ((nx >= kPanelMinRows || !has_float_path(type)) &&
       kPanelVecs * hn::Lanes(DF()) <= static_cast<size_t>(kFloatPanel)) {
     return MatmulFloatPanels(type, w, row_stride, cols, r0, r1, x, nx, y, ldy, s);
@@ -1094,7 +1094,9 @@ void MatmulFloatRows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t
   }
 }
 
-bool Q4KInt8Prefill() { return kQ4KInt8Prefill && q4k_int8_prefill_enabled(); }
+bool KQuantInt8Prefill(GgmlType type) {
+  return KQuantInt8PrefillType(type) && kquant_int8_prefill_enabled();
+}
 bool KQuantInt8Gemv(GgmlType type) {
   return kKQuantInt8Gemv && kquant_int8_gemv_enabled() &&
          (type == GgmlType::Q4_K || type == GgmlType::Q6_K);
@@ -1108,7 +1110,7 @@ HWY_AFTER_NAMESPACE();
 namespace reel::ops::detail {
 namespace {
 std::atomic<bool> g_arm_int8_enabled{true};
-std::atomic<bool> g_q4k_int8_enabled{true};
+std::atomic<bool> g_kquant_int8_prefill_enabled{true};
 std::atomic<bool> g_kquant_int8_gemv_enabled{true};
 }  // namespace
 
@@ -1119,10 +1121,10 @@ bool kquant_int8_gemv_enabled() {
   return g_kquant_int8_gemv_enabled.load(std::memory_order_relaxed);
 }
 
-void set_q4k_int8_prefill_enabled(bool enabled) {
-  g_q4k_int8_enabled.store(enabled, std::memory_order_relaxed);
+void set_kquant_int8_prefill_enabled(bool enabled) {
+  g_kquant_int8_prefill_enabled.store(enabled, std::memory_order_relaxed);
 }
-bool q4k_int8_prefill_enabled() { return g_q4k_int8_enabled.load(std::memory_order_relaxed); }
+bool kquant_int8_prefill_enabled() { return g_kquant_int8_prefill_enabled.load(std::memory_order_relaxed); }
 
 void set_arm_int8_kernels_enabled(bool enabled) {
   g_arm_int8_enabled.store(enabled, std::memory_order_relaxed);
@@ -1143,21 +1145,21 @@ const char* arm_int8_kernels() {
 HWY_EXPORT(MatmulIntRows);
 HWY_EXPORT(MatmulFloatRows);
 HWY_EXPORT(QuantizeRows);
-HWY_EXPORT(Q4KInt8Prefill);
-HWY_EXPORT(QuantizeRowsQ4KInt8);
-HWY_EXPORT(MatmulQ4KInt8);
+HWY_EXPORT(KQuantInt8Prefill);
+HWY_EXPORT(QuantizeRowsKQuantInt8);
+HWY_EXPORT(MatmulKQuantInt8);
 HWY_EXPORT(KQuantInt8Gemv);
 HWY_EXPORT(QuantizeRowInt8);
 
-bool q4k_int8_prefill() { return HWY_DYNAMIC_DISPATCH(Q4KInt8Prefill)(); }
-void quantize_rows_q4k_int8(const float* x, int64_t n, int64_t cols, int8_t* q, float* dx,
-                            float* xbs) {
-  HWY_DYNAMIC_DISPATCH(QuantizeRowsQ4KInt8)(x, n, cols, q, dx, xbs);
+bool kquant_int8_prefill(GgmlType type) { return HWY_DYNAMIC_DISPATCH(KQuantInt8Prefill)(type); }
+void quantize_rows_kquant_int8(const float* x, int64_t n, int64_t cols, int8_t* q, float* dx,
+                               float* xbs, int16_t* g16) {
+  HWY_DYNAMIC_DISPATCH(QuantizeRowsKQuantInt8)(x, n, cols, q, dx, xbs, g16);
 }
-void matmul_q4k_int8_rows(const uint8_t* w, size_t row_stride, int64_t cols, int64_t r0,
-                          int64_t r1, const Q4KInt8X& x, int64_t nx, float* y, int64_t ldy,
-                          const RowScratch& scratch) {
-  HWY_DYNAMIC_DISPATCH(MatmulQ4KInt8)(w, row_stride, cols, r0, r1, x, nx, y, ldy, scratch);
+void matmul_kquant_int8_rows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t cols,
+                             int64_t r0, int64_t r1, const KQuantInt8X& x, int64_t nx, float* y,
+                             int64_t ldy, const RowScratch& scratch) {
+  HWY_DYNAMIC_DISPATCH(MatmulKQuantInt8)(type, w, row_stride, cols, r0, r1, x, nx, y, ldy, scratch);
 }
 bool kquant_int8_gemv(GgmlType type) {
   return HWY_DYNAMIC_DISPATCH(KQuantInt8Gemv)(type);

@@ -368,8 +368,17 @@ bool GemvIntRowsArch(GgmlType type, const uint8_t* w, size_t row_stride, int64_t
 // kernel: 4 FMAs per 32 values and pair), plus 1/8 of the per-super-block conversion work.
 // The activations are quantized once per call (ops.cpp), shared by every task (64 weight rows);
 // quantizing per task, as at first, cost ~14% of the instructions at 2048 columns.
+// On AVX-512 CPUs the f32 panels run 512-bit FMAs and beat these 256-bit tiles (Intel Xeon,
+// 2048x2048 Q4_K weights, 256 rows, one thread: int8 53.5 against panels 64.8 GMAC/s; with AVX2
+// forced on the same CPU int8 54.2 against panels 37.6): AVX3_DL takes a 512-bit Q4_K tile
+// instead, and the rest stays on the panels there (KQuantInt8PrefillType).
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
-constexpr bool kQ4KInt8Prefill = true;
+// The types that take it, per target, where it beat the f32 panels (see the tiles below).
+constexpr bool KQuantInt8PrefillType(GgmlType t) {
+  return HWY_TARGET == HWY_AVX2      ? t == GgmlType::Q4_K || t == GgmlType::Q6_K
+         : HWY_TARGET == HWY_AVX3_DL ? t == GgmlType::Q4_K
+                                     : false;
+}
 
 constexpr int64_t kQ4KBlock = 256;  // values per super-block
 constexpr int64_t kQ4KBytes = 144;  // d, dmin (f16), 12 scale bytes, 128 nibble bytes
@@ -414,8 +423,9 @@ HWY_INLINE float HorizontalSum(__m256 v) {
 }
 
 // One activation row (cols % 256 == 0) to int8 per super-block: q [cols], dx [nsb],
-// xbs [nsb * 8] = dx * (sum of each 32 q).
-void QuantizeQ4KActivations(const float* x, int64_t nsb, int8_t* q, float* dx, float* xbs) {
+// xbs [nsb * 8] = dx * (sum of each 32 q), g16 [nsb * 16] = sum of each 16 q.
+void QuantizeKQuantActivations(const float* x, int64_t nsb, int8_t* q, float* dx, float* xbs,
+                               int16_t* g16) {
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   // packs_epi32/packs_epi16 interleave the 128-bit lanes; this puts the dwords back in order.
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -433,16 +443,100 @@ void QuantizeQ4KActivations(const float* x, int64_t nsb, int8_t* q, float* dx, f
       __m256i v[4];
       for (int k = 0; k < 4; ++k)
         v[k] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + g + 8 * k), id));
-      const __m256i sum = _mm256_add_epi32(_mm256_add_epi32(v[0], v[1]), _mm256_add_epi32(v[2], v[3]));
+      const int32_t first16 = HorizontalSum(_mm256_add_epi32(v[0], v[1]));
+      const int32_t second16 = HorizontalSum(_mm256_add_epi32(v[2], v[3]));
+      g16[16 * sb + g / 16] = static_cast<int16_t>(first16);  // |sum| <= 16 * 127
+      g16[16 * sb + g / 16 + 1] = static_cast<int16_t>(second16);
       const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]),
                                                 _mm256_packs_epi32(v[2], v[3]));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + g),
                           _mm256_permutevar8x32_epi32(packed, order));
-      xbs[8 * sb + g / 32] = d * static_cast<float>(HorizontalSum(sum));
+      xbs[8 * sb + g / 32] = d * static_cast<float>(first16 + second16);
     }
   }
 }
 
+#if HWY_TARGET == HWY_AVX3_DL
+// ---- The Q4_K tile with 512-bit vectors (AVX3_DL) ----
+// 64 values per instruction: a 32-byte chunk's low nibbles (sub-block 2c) in the lower half and
+// its high nibbles (2c+1) in the upper half; the two scales reach their int16 words through one
+// vpermw per chunk (shared by the tile's activation rows), and vpdpwssd fuses the scaling madd
+// and the add. The integer sums are those of the 256-bit tile (the same bounds); the f32 steps
+// differ in order. One thread, 2048x2048 weights, 256 rows, Intel Xeon: 77-79 GMAC/s against
+// the f32 panels' 65-67. Not used elsewhere: on AVX3 without VNNI (madd + add) it only matched
+// the panels (67 / 67), and a Q6_K tile built the same way matched them on AVX3_DL (68 / 67) and
+// lost on AVX3 (52 / 67), so Q6_K keeps the panels on AVX-512 CPUs (exact activations).
+#if HWY_COMPILER_CLANG
+#pragma clang attribute push(__attribute__((target("avx512vnni"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512vnni")
+#endif
+
+// vpermw indices: chunk c takes scale 2c for words 0-15 and 2c+1 for words 16-31 (of the 8
+// scales repeated in every 128-bit lane).
+struct Q4KScaleIndex {
+  alignas(64) uint16_t i[4][32];
+};
+constexpr Q4KScaleIndex MakeQ4KScaleIndex() {
+  Q4KScaleIndex s{};
+  for (int c = 0; c < 4; ++c) {
+    for (int m = 0; m < 32; ++m) s.i[c][m] = static_cast<uint16_t>(2 * c + m / 16);
+  }
+  return s;
+}
+alignas(64) constexpr Q4KScaleIndex kQ4KScaleIndex = MakeQ4KScaleIndex();
+
+HWY_INLINE __m512i LoadIndex(const uint16_t* p) {
+  return _mm512_load_si512(reinterpret_cast<const void*>(p));
+}
+
+template <int NX>
+HWY_NOINLINE void Q4KTile(const uint8_t* w, const int16_t* sc, const float* mn, const float* d,
+                          const int8_t* xq, int64_t ldq, const float* dx, const float* xbs,
+                          int64_t ldd, int64_t nsb, float* y, int64_t ldy, bool accumulate) {
+  const __m512i lo4 = _mm512_set1_epi8(15);
+  __m512 accf[NX];
+  __m256 macc[NX];
+  for (int i = 0; i < NX; ++i) {
+    accf[i] = _mm512_setzero_ps();
+    macc[i] = _mm256_setzero_ps();
+  }
+  for (int64_t sb = 0; sb < nsb; ++sb, w += kQ4KBytes, sc += 8, mn += 8, xq += kQ4KBlock) {
+    const __m512i sc8 = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
+    __m512i acc[NX];
+    for (int i = 0; i < NX; ++i) acc[i] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) {
+      const __m512i raw = _mm512_broadcast_i64x4(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * c)));
+      const __m512i nib = _mm512_and_si512(
+          _mm512_mask_srli_epi16(raw, static_cast<__mmask32>(0xFFFF0000u), raw, 4), lo4);
+      const __m512i scale = _mm512_permutexvar_epi16(LoadIndex(kQ4KScaleIndex.i[c]), sc8);
+      for (int i = 0; i < NX; ++i) {
+        const __m512i xv = _mm512_loadu_si512(xq + i * ldq + 64 * c);
+        acc[i] = _mm512_dpwssd_epi32(acc[i], _mm512_maddubs_epi16(nib, xv), scale);
+        asm("" : "+v"(acc[i]));  // a running sum, as in the 256-bit tile
+      }
+    }
+    const __m256 mr = _mm256_loadu_ps(mn);
+    for (int i = 0; i < NX; ++i) {
+      accf[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i]), _mm512_set1_ps(d[sb] * dx[i * ldd + sb]),
+                                accf[i]);
+      macc[i] = _mm256_fmadd_ps(mr, _mm256_loadu_ps(xbs + (i * ldd + sb) * 8), macc[i]);
+    }
+  }
+  for (int i = 0; i < NX; ++i) {
+    const float v = _mm512_reduce_add_ps(accf[i]) - HorizontalSum(macc[i]);
+    y[i * ldy] = accumulate ? y[i * ldy] + v : v;
+  }
+}
+#if HWY_COMPILER_CLANG
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#else
 // y[i*ldy] (+)= one weight row's super-blocks [0, nsb) (w, with its decoded sc/mn/d) . NX
 // activation rows (int8 at xq + i*ldq, dx at i*ldd, xbs at i*ldd*8). One weight row and NX
 // activation rows: the activation loads fold into vpmaddubsw either way (a second weight row
@@ -486,6 +580,7 @@ HWY_NOINLINE void Q4KTile(const uint8_t* w, const int16_t* sc, const float* mn, 
     y[i * ldy] = accumulate ? y[i * ldy] + v : v;
   }
 }
+#endif  // HWY_TARGET == HWY_AVX3_DL
 
 constexpr int kQ4KTileX = 8;  // activation rows per register tile
 constexpr int64_t kQ4KKBlock = 8;  // super-blocks per k-block: 8 int8 rows x 2 KB stay in L1
@@ -512,12 +607,13 @@ HWY_INLINE uint8_t* AlignUp64(uint8_t* p) {
   return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
 }
 
-// Rows [0, n) of x into Q4KInt8X's layout (kernels.h): once per matmul call (ops.cpp).
-void QuantizeRowsQ4KInt8(const float* x, int64_t n, int64_t cols, int8_t* q, float* dx,
-                         float* xbs) {
+// Rows [0, n) of x into KQuantInt8X's layout (kernels.h): once per matmul call (ops.cpp).
+void QuantizeRowsKQuantInt8(const float* x, int64_t n, int64_t cols, int8_t* q, float* dx,
+                            float* xbs, int16_t* g16) {
   const int64_t nsb = cols / kQ4KBlock;
   for (int64_t i = 0; i < n; ++i) {
-    QuantizeQ4KActivations(x + i * cols, nsb, q + i * cols, dx + i * nsb, xbs + i * nsb * 8);
+    QuantizeKQuantActivations(x + i * cols, nsb, q + i * cols, dx + i * nsb, xbs + i * nsb * 8,
+                              g16 + i * nsb * 16);
   }
 }
 
@@ -527,13 +623,13 @@ constexpr int64_t kQ4KMetaBytesPerBlock = 8 * 2 + 8 * 4 + 4;
 // wf holds at least 2 * kFloatPanel * kFloatKc floats (kernels.h), 64-byte aligned; three
 // arrays, each aligned up to 64 bytes.
 constexpr int64_t kQ4KMetaBudget = int64_t{2} * kFloatPanel * kFloatKc * int64_t{sizeof(float)} - 3 * 64;
-static_assert(kQ4KInt8MaxCols / kQ4KBlock * kQ4KMetaBytesPerBlock <= kQ4KMetaBudget,
+static_assert(kKQuantInt8MaxCols / kQ4KBlock * kQ4KMetaBytesPerBlock <= kQ4KMetaBudget,
               "one weight row's decoded scales must fit the thread scratch");
 
-// Rows [r0, r1) of y for nx activation rows already rounded to int8 (QuantizeRowsQ4KInt8).
+// Rows [r0, r1) of y for nx activation rows already rounded to int8 (QuantizeRowsKQuantInt8).
 // The weight rows' scales are decoded as many rows at a time as fit the thread's scratch.
 void MatmulQ4KInt8(const uint8_t* w, size_t row_stride, int64_t cols, int64_t r0, int64_t r1,
-                   const Q4KInt8X& x, int64_t nx, float* y, int64_t ldy, const RowScratch& s) {
+                   const KQuantInt8X& x, int64_t nx, float* y, int64_t ldy, const RowScratch& s) {
   const int64_t nsb = cols / kQ4KBlock;
   const int64_t group = std::max<int64_t>(1, kQ4KMetaBudget / (nsb * kQ4KMetaBytesPerBlock));
   auto* base = reinterpret_cast<uint8_t*>(s.wf);
@@ -562,6 +658,123 @@ void MatmulQ4KInt8(const uint8_t* w, size_t row_stride, int64_t cols, int64_t r0
       }
     }
   }
+}
+
+// ---- Q6_K prefill with int8 activations (AVX2 and up) ----
+//
+// The same activations as Q4_K's (one int8 scale dx per 256 values), and Q6_K's q (0..63, the
+// 6-bit quants before the -32) as unsigned bytes:
+//   vpmaddubsw: q (u8) x x (s8), pairs into int16, |pair| <= 2*63*127 = 16002;
+//   vpmaddwd with the 16-value group's int8 scale as int16 (sign-extended once per super-block,
+//   placed per quarter by one vpshufb): int32 lanes of 2 pairs x scale, <= 2*16002*128 = 4.1e6
+//   per quarter, <= 3.3e7 over the super-block's 8 quarters;
+//   the -32: minus 32 * sum_g sc_g * g16_g (g16: the activation's int sums of 16), one vpmaddwd
+//   per super-block and activation row, |.| <= 32 * 2*128*2032 = 1.7e7.
+// So the super-block's dot stays an exact int32 (< 5.1e7 < 2^31), converted to f32 once (above
+// 2^24 that rounds, relative 2^-24: within the f32 summation term of the tests' bound) and
+// scaled by d * dx. Register tile: 1 weight row x NX activation rows, as Q4KTile.
+
+// vpshufb controls: from 8 int16 scales in each 128-bit lane (groups 8h..8h+7 of half h),
+// scale 2k into every int16 of the low lane and 2k+1 into the high one, for quarter k.
+struct Q6KQuarterScales {
+  alignas(32) uint8_t b[4][32];
+};
+constexpr Q6KQuarterScales MakeQ6KQuarterScales() {
+  Q6KQuarterScales s{};
+  for (int k = 0; k < 4; ++k) {
+    for (int i = 0; i < 32; ++i) s.b[k][i] = static_cast<uint8_t>(2 * (2 * k + i / 16) + (i & 1));
+  }
+  return s;
+}
+alignas(32) constexpr Q6KQuarterScales kQ6KQuarterScales = MakeQ6KQuarterScales();
+constexpr int64_t kQ6KBytes = 210;  // ql[128], qh[64], 16 int8 scales, d (f16)
+
+// y[i*ldy] (+)= one Q6_K weight row's super-blocks [0, nsb) . NX int8 activation rows (q at
+// xq + i*ldq, dx at i*ldd, g16 at i*ldd*16).
+template <int NX>
+HWY_NOINLINE void Q6KTile(const uint8_t* w, const int8_t* xq, int64_t ldq, const float* dx,
+                          const int16_t* g16, int64_t ldd, int64_t nsb, float* y, int64_t ldy,
+                          bool accumulate) {
+  __m256 accf[NX];
+  for (int i = 0; i < NX; ++i) accf[i] = _mm256_setzero_ps();
+  for (int64_t sb = 0; sb < nsb; ++sb, w += kQ6KBytes, xq += kQ4KBlock) {
+    const __m256i sc16 =
+        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192)));
+    __m256i acc[NX];
+    for (int i = 0; i < NX; ++i) acc[i] = _mm256_setzero_si256();
+    for (int half = 0; half < 2; ++half) {
+      __m256i q[4];
+      UnpackQ6KHalf(w, half, q);
+      const __m256i sch = half ? _mm256_permute2x128_si256(sc16, sc16, 0x11)
+                               : _mm256_permute2x128_si256(sc16, sc16, 0x00);
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; ++k) {
+        const __m256i scale = _mm256_shuffle_epi8(
+            sch, _mm256_load_si256(reinterpret_cast<const __m256i*>(kQ6KQuarterScales.b[k])));
+        for (int i = 0; i < NX; ++i) {
+          const __m256i xv = _mm256_loadu_si256(
+              reinterpret_cast<const __m256i*>(xq + i * ldq + 128 * half + 32 * k));
+          acc[i] = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q[k], xv), scale), acc[i]);
+          asm("" : "+x"(acc[i]));  // a running sum, as in Q4KTile
+        }
+      }
+    }
+    const float d = F16Scale(w + 208);
+    // The -32 as one more pair sum per row: (-32 * sc_g) x g16_g, |-32 * sc| <= 4096.
+    const __m256i sc_m32 = _mm256_slli_epi16(_mm256_sub_epi16(_mm256_setzero_si256(), sc16), 5);
+    for (int i = 0; i < NX; ++i) {
+      const __m256i off = _mm256_madd_epi16(
+          sc_m32, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g16 + (i * ldd + sb) * 16)));
+      accf[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc[i], off)),
+                                _mm256_set1_ps(d * dx[i * ldd + sb]), accf[i]);
+    }
+  }
+  for (int i = 0; i < NX; ++i) {
+    const float v = HorizontalSum(accf[i]);
+    y[i * ldy] = accumulate ? y[i * ldy] + v : v;
+  }
+}
+
+void Q6KTileX(int nx, const uint8_t* w, const int8_t* xq, int64_t ldq, const float* dx,
+              const int16_t* g16, int64_t ldd, int64_t nsb, float* y, int64_t ldy, bool accumulate) {
+  switch (nx) {
+#define REEL_Q6K_CASE(N) \
+  case N: return Q6KTile<N>(w, xq, ldq, dx, g16, ldd, nsb, y, ldy, accumulate);
+    REEL_Q6K_CASE(8)
+    REEL_Q6K_CASE(7)
+    REEL_Q6K_CASE(6)
+    REEL_Q6K_CASE(5)
+    REEL_Q6K_CASE(4)
+    REEL_Q6K_CASE(3)
+    REEL_Q6K_CASE(2)
+#undef REEL_Q6K_CASE
+    default: return Q6KTile<1>(w, xq, ldq, dx, g16, ldd, nsb, y, ldy, accumulate);
+  }
+}
+
+// Rows [r0, r1) of y for nx int8 activation rows, Q6_K weights; the loop order of MatmulQ4KInt8
+// (no decoded scales to keep: the tile sign-extends them itself).
+void MatmulQ6KInt8(const uint8_t* w, size_t row_stride, int64_t cols, int64_t r0, int64_t r1,
+                   const KQuantInt8X& x, int64_t nx, float* y, int64_t ldy) {
+  const int64_t nsb = cols / kQ4KBlock;
+  for (int64_t i = 0; i < nx; i += kQ4KTileX) {
+    const int nt = static_cast<int>(std::min<int64_t>(kQ4KTileX, nx - i));
+    for (int64_t k0 = 0; k0 < nsb; k0 += kQ4KKBlock) {
+      const int64_t kb = std::min(kQ4KKBlock, nsb - k0);
+      for (int64_t r = r0; r < r1; ++r) {
+        Q6KTileX(nt, w + r * row_stride + k0 * kQ6KBytes, x.q + i * cols + k0 * kQ4KBlock, cols,
+                 x.dx + i * nsb + k0, x.g16 + (i * nsb + k0) * 16, nsb, kb, y + i * ldy + r, ldy,
+                 k0 > 0);
+      }
+    }
+  }
+}
+
+void MatmulKQuantInt8(GgmlType type, const uint8_t* w, size_t row_stride, int64_t cols,
+                      int64_t r0, int64_t r1, const KQuantInt8X& x, int64_t nx, float* y,
+                      int64_t ldy, const RowScratch& s) {
+  if (type == GgmlType::Q6_K) return MatmulQ6KInt8(w, row_stride, cols, r0, r1, x, nx, y, ldy);
+  MatmulQ4KInt8(w, row_stride, cols, r0, r1, x, nx, y, ldy, s);
 }
 
 // ---- Q4_K and Q6_K decode with int8 activations (AVX2 and AVX3 without VNNI) ----
@@ -729,9 +942,9 @@ bool GemvIntRowsArch(GgmlType type, const uint8_t* w, size_t row_stride, int64_t
 }
 #endif  // HWY_TARGET != HWY_AVX3_DL
 #else
-constexpr bool kQ4KInt8Prefill = false;
-// Not called: ops.cpp takes this path only where Q4KInt8Prefill() holds.
-void QuantizeRowsQ4KInt8(const float*, int64_t, int64_t, int8_t*, float*, float*) {}
-void MatmulQ4KInt8(const uint8_t*, size_t, int64_t, int64_t, int64_t, const Q4KInt8X&, int64_t,
-                   float*, int64_t, const RowScratch&) {}
+constexpr bool KQuantInt8PrefillType(GgmlType) { return false; }
+// Not called: ops.cpp takes this path only where KQuantInt8Prefill() holds.
+void QuantizeRowsKQuantInt8(const float*, int64_t, int64_t, int8_t*, float*, float*, int16_t*) {}
+void MatmulKQuantInt8(GgmlType, const uint8_t*, size_t, int64_t, int64_t, int64_t,
+                      const KQuantInt8X&, int64_t, float*, int64_t, const RowScratch&) {}
 #endif  // HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2

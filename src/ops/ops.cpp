@@ -213,20 +213,23 @@ void matmul_multi(std::span<const Matrix> ws, const float* x, int64_t n,
 
 namespace {
 
-// Q4_K weights, many activation rows, on x86 AVX2 and up: the activations are rounded to int8
-// once per chunk of up to 1024 rows (into Context::int8_activations, rows in parallel), then
-// every task of 64 weight rows runs the int8 kernel on the whole chunk.
-void matmul_q4k_int8(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx,
-                     uint8_t* base, const ScratchLayout& layout) {
+// Q4_K or Q6_K weights, many activation rows, on x86 AVX2 and up: the activations are rounded
+// to int8 once per chunk of up to 1024 rows (into Context::int8_activations, rows in
+// parallel), then every task of 64 weight rows runs the int8 kernel on the whole chunk.
+void matmul_kquant_int8(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx,
+                        uint8_t* base, const ScratchLayout& layout) {
   const int64_t cols = w.cols, nsb = cols / 256;
   const int64_t xc = std::min<int64_t>(n, 1024);
   const size_t q_bytes = align_up(static_cast<size_t>(xc * cols));
   const size_t dx_bytes = align_up(static_cast<size_t>(xc * nsb) * sizeof(float));
-  uint8_t* buf = ctx.int8_activations(q_bytes + dx_bytes + static_cast<size_t>(xc * nsb * 8) * sizeof(float));
+  const size_t xbs_bytes = align_up(static_cast<size_t>(xc * nsb * 8) * sizeof(float));
+  const size_t g16_bytes = static_cast<size_t>(xc * nsb * 16) * sizeof(int16_t);
+  uint8_t* buf = ctx.int8_activations(q_bytes + dx_bytes + xbs_bytes + g16_bytes);
   auto* q = reinterpret_cast<int8_t*>(buf);
   auto* dx = reinterpret_cast<float*>(buf + q_bytes);
   auto* xbs = reinterpret_cast<float*>(buf + q_bytes + dx_bytes);
-  const detail::Q4KInt8X qx{q, dx, xbs};
+  auto* g16 = reinterpret_cast<int16_t*>(buf + q_bytes + dx_bytes + xbs_bytes);
+  const detail::KQuantInt8X qx{q, dx, xbs, g16};
   ThreadPool& pool = ctx.pool();
   constexpr int64_t kQuantRows = 8;  // activation rows per quantization task
   const int64_t n_blocks = (w.rows + detail::kFloatTaskRows - 1) / detail::kFloatTaskRows;
@@ -234,14 +237,15 @@ void matmul_q4k_int8(const Matrix& w, const float* x, int64_t n, float* y, Conte
     const int64_t nx = std::min(xc, n - x0);
     pool.run((nx + kQuantRows - 1) / kQuantRows, [&](int64_t task, int) {
       const int64_t i = task * kQuantRows, rows = std::min(kQuantRows, nx - i);
-      detail::quantize_rows_q4k_int8(x + (x0 + i) * cols, rows, cols, q + i * cols, dx + i * nsb,
-                                     xbs + i * nsb * 8);
+      detail::quantize_rows_kquant_int8(x + (x0 + i) * cols, rows, cols, q + i * cols, dx + i * nsb,
+                                        xbs + i * nsb * 8, g16 + i * nsb * 16);
     });
     pool.run(n_blocks, [&](int64_t task, int thread) {
       const int64_t r0 = task * detail::kFloatTaskRows;
       const int64_t r1 = std::min(w.rows, r0 + detail::kFloatTaskRows);
-      detail::matmul_q4k_int8_rows(w.data, w.row_stride, cols, r0, r1, qx, nx, y + x0 * w.rows, w.rows,
-                                   thread_scratch(base, layout, thread));
+      detail::matmul_kquant_int8_rows(w.type, w.data, w.row_stride, cols, r0, r1, qx, nx,
+                                      y + x0 * w.rows, w.rows,
+                                      thread_scratch(base, layout, thread));
     });
   }
 }
@@ -264,12 +268,11 @@ void matmul(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx) 
   const int64_t n_row_blocks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
   // Many activation rows: quantized weights too take the f32 panel kernel (decoded once per
   // panel, reused by every row), which beat the integer tiles there; no activation rounding,
-  // except Q4_K on x86 AVX2 and up: its int8 kernel rounds activations per 256 values
-  // (detail::q4k_int8_prefill()).
+  // except Q4_K and Q6_K on x86 AVX2 and up: their int8 kernels round activations per 256
+  // values (detail::kquant_int8_prefill).
   const bool panels = n >= detail::kPanelMinRows;
-  if (panels && w.type == GgmlType::Q4_K && cols <= detail::kQ4KInt8MaxCols &&
-      detail::q4k_int8_prefill()) {
-    return matmul_q4k_int8(w, x, n, y, ctx, base, layout);
+  if (panels && cols <= detail::kKQuantInt8MaxCols && detail::kquant_int8_prefill(w.type)) {
+    return matmul_kquant_int8(w, x, n, y, ctx, base, layout);
   }
   const bool int_path = detail::has_int_path(w.type) && cols % detail::kQBlock == 0 && !panels;
 

@@ -48,8 +48,8 @@ class Context {
   // first call can allocate.
   float* workspace(size_t floats);
   // A third growable block, 64-byte aligned, of at least `bytes`: matmul() rounds the
-  // activations of a Q4_K prefill to int8 into it once per call (detail::q4k_int8_prefill), for
-  // every task to share. Only calls of kPanelMinRows rows and more use it, so the token loop
+  // activations of a Q4_K/Q6_K prefill to int8 into it once per call (detail::kquant_int8_prefill),
+  // for every task to share. Only calls of kPanelMinRows rows and more use it, so the token loop
   // never allocates here; it grows to the largest chunk (at most 1024 rows) seen.
   uint8_t* int8_activations(size_t bytes);
 

@@ -273,8 +273,8 @@ TEST(MatmulFloat, QuantizedPanelsMatchReferenceEveryTarget) {
       }
     }
     for_each_target([&] {
-      // Q4_K with int8 activations has its own bound (MatmulQ4K.Int8Prefill... below).
-      if (t == GgmlType::Q4_K && detail::q4k_int8_prefill()) return;
+      // Q4_K and Q6_K with int8 activations have their own bound (MatmulKQuant.Int8Prefill... below).
+      if (detail::kquant_int8_prefill(t)) return;
       std::vector<float> y(ref.size());
       Context ctx(2);
       ctx.reserve(n, cols);
@@ -284,88 +284,95 @@ TEST(MatmulFloat, QuantizedPanelsMatchReferenceEveryTarget) {
   }
 }
 
-// Q4_K weights with >= 16 activation rows on AVX2 and up: activations rounded to int8 per
-// 256 values (dx = max|x|/127 over the 256), weights exact in integers. Per output the error is
-// bounded by the activation rounding, half a step per value: sum over super-blocks of
+std::vector<uint8_t> kquant_weights(GgmlType t, int64_t rows, int64_t cols);  // below
+
+// Q4_K and Q6_K weights with >= 16 activation rows on AVX2 and up: activations rounded to int8
+// per 256 values (dx = max|x|/127 over the 256), weights exact in integers. Per output the error
+// is bounded by the activation rounding, half a step per value: sum over super-blocks of
 // dx/2 * sum |w| there (times 1.0001 for the rounding of 127/max|x| inside round(x*127/max)),
 // plus the f32 bound of the panel test above for the float steps (scale products, conversions,
-// summation). Shapes cover tails of the 2x4 register tile (odd weight rows per task, activation
-// rows not a multiple of 4), more activation rows than one quantized chunk (300 > 256), a
-// super-block of zeros and super-blocks of very different magnitudes (per-256 scales).
+// summation; Q6_K's super-block sum can exceed 2^24 before its one conversion, a relative
+// 2^-24 that this term covers). Shapes cover tails of the register tile (odd weight rows per
+// task, activation rows not a multiple of 8), more activation rows than one quantized chunk
+// (300 > 256), a super-block of zeros, super-blocks of one value repeated (Q6_K's per-16 sums at
+// +-16*127) and super-blocks of very different magnitudes (per-256 scales); the weights include
+// rows of extremes (kquant_weights: Q6_K scales -128/127 with q = 63).
 // Where the int8 path is not compiled (other targets), the f32 panels meet the same bound.
-TEST(MatmulQ4K, Int8PrefillWithinActivationRoundingEveryTarget) {
+TEST(MatmulKQuant, Int8PrefillWithinActivationRoundingEveryTarget) {
   struct Shape {
     int64_t rows, cols, n;
     int threads;
   };
-  const Shape shapes[] = {{67, 768, 16, 2}, {64, 256, 23, 1}, {5, 512, 18, 2},
-                          {131, 1024, 300, 2}, {3, 2304, 17, 1}};
-  const GgmlType t = GgmlType::Q4_K;
-  bool int8_seen = false;
-  for (const Shape& s : shapes) {
-    SCOPED_TRACE("rows=" + std::to_string(s.rows) + " cols=" + std::to_string(s.cols) +
-                 " n=" + std::to_string(s.n));
-    std::vector<uint8_t> w(row_bytes(t, s.cols) * s.rows);
-    for (auto& b : w) b = static_cast<uint8_t>(gen()());
-    for (size_t blk = 0; blk < w.size() / 144; ++blk) {
-      put_f16(w.data() + blk * 144, uni(-0.05f, 0.05f));
-      put_f16(w.data() + blk * 144 + 2, uni(-0.05f, 0.05f));
-    }
-    const Matrix m{t, w.data(), s.rows, s.cols, row_bytes(t, s.cols)};
-    const int64_t nsb = s.cols / 256;
-    std::vector<float> x(s.n * s.cols);
-    for (int64_t i = 0; i < s.n; ++i) {
-      for (int64_t sb = 0; sb < nsb; ++sb) {
-        const float mag = (i + sb) % 5 == 0 ? 0.0f : std::ldexp(1.0f, static_cast<int>(i % 7) - 3);
-        for (int64_t k = 0; k < 256; ++k) x[i * s.cols + sb * 256 + k] = mag * uni(-2, 2);
-      }
-    }
-    std::vector<float> ref(s.n * s.rows), wrow(s.cols);
-    matmul_ref(m, x.data(), s.n, ref.data());
-    std::vector<double> tol(ref.size());
-    for (int64_t r = 0; r < s.rows; ++r) {
-      dequantize_row_ref(t, w.data() + r * m.row_stride, wrow.data(), s.cols);
-      double wmax = 0;
-      for (float v : wrow) wmax = std::max(wmax, double{std::fabs(v)});
+  const Shape shapes[] = {
+      {67, 768, 16, 2}, {64, 256, 23, 1}, {5, 512, 18, 2}, {131, 1024, 300, 2}, {3, 2304, 17, 1}};
+  for (const GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K}) {
+    SCOPED_TRACE(type_info(t).name);
+    bool int8_seen = false;
+    for (const Shape& s : shapes) {
+      SCOPED_TRACE("rows=" + std::to_string(s.rows) + " cols=" + std::to_string(s.cols) +
+                   " n=" + std::to_string(s.n));
+      const std::vector<uint8_t> w = kquant_weights(t, s.rows, s.cols);
+      const Matrix m{t, w.data(), s.rows, s.cols, row_bytes(t, s.cols)};
+      const int64_t nsb = s.cols / 256;
+      std::vector<float> x(s.n * s.cols);
       for (int64_t i = 0; i < s.n; ++i) {
-        const float* xi = x.data() + i * s.cols;
-        double a = 0, ax = 0, rounding = 0;
         for (int64_t sb = 0; sb < nsb; ++sb) {
-          double amax = 0, wsum = 0;
-          for (int64_t k = sb * 256; k < (sb + 1) * 256; ++k) {
-            amax = std::max(amax, double{std::fabs(xi[k])});
-            wsum += std::fabs(wrow[k]);
-            a += std::fabs(double{wrow[k]} * xi[k]);
-            ax += std::fabs(xi[k]);
-          }
-          rounding += amax / 127.0 / 2.0 * 1.0001 * wsum;
+          const float mag =
+              (i + sb) % 5 == 0 ? 0.0f : std::ldexp(1.0f, static_cast<int>(i % 7) - 3);
+          const bool repeated = (i + sb) % 5 == 1;
+          const float v = (i & 1) ? -mag : mag;
+          for (int64_t k = 0; k < 256; ++k)
+            x[i * s.cols + sb * 256 + k] = repeated ? v : mag * uni(-2, 2);
         }
-        // The f32 terms on |x| + dx/2 per value: a and ax grow by at most the rounding.
-        tol[i * s.rows + r] = rounding + std::ldexp(1.0, -24) * ((s.cols + 2) * (a + rounding) +
-                                                                  8 * wmax * ax) + 1e-30;
       }
+      std::vector<float> ref(s.n * s.rows), wrow(s.cols);
+      matmul_ref(m, x.data(), s.n, ref.data());
+      std::vector<double> tol(ref.size());
+      for (int64_t r = 0; r < s.rows; ++r) {
+        dequantize_row_ref(t, w.data() + r * m.row_stride, wrow.data(), s.cols);
+        double wmax = 0;
+        for (float v : wrow) wmax = std::max(wmax, double{std::fabs(v)});
+        for (int64_t i = 0; i < s.n; ++i) {
+          const float* xi = x.data() + i * s.cols;
+          double a = 0, ax = 0, rounding = 0;
+          for (int64_t sb = 0; sb < nsb; ++sb) {
+            double amax = 0, wsum = 0;
+            for (int64_t k = sb * 256; k < (sb + 1) * 256; ++k) {
+              amax = std::max(amax, double{std::fabs(xi[k])});
+              wsum += std::fabs(wrow[k]);
+              a += std::fabs(double{wrow[k]} * xi[k]);
+              ax += std::fabs(xi[k]);
+            }
+            rounding += amax / 127.0 / 2.0 * 1.0001 * wsum;
+          }
+          // The f32 terms on |x| + dx/2 per value: a and ax grow by at most the rounding.
+          tol[i * s.rows + r] =
+              rounding + std::ldexp(1.0, -24) * ((s.cols + 2) * (a + rounding) + 8 * wmax * ax) +
+              1e-30;
+        }
+      }
+      for_each_target([&] {
+        int8_seen = int8_seen || detail::kquant_int8_prefill(t);
+        std::vector<float> y(ref.size(), 12345.0f);
+        Context ctx(s.threads);
+        ctx.reserve(s.n, s.cols);
+        matmul(m, x.data(), s.n, y.data(), ctx);
+        double worst = 0;  // the largest error as a fraction of its bound, for the log
+        for (size_t i = 0; i < y.size(); ++i) {
+          ASSERT_NEAR(y[i], ref[i], tol[i]) << "output " << i;
+          worst = std::max(worst, std::fabs(y[i] - ref[i]) / tol[i]);
+        }
+        RecordProperty("worst_error_over_bound", std::to_string(worst));
+      });
     }
-    for_each_target([&] {
-      int8_seen = int8_seen || detail::q4k_int8_prefill();
-      std::vector<float> y(ref.size(), 12345.0f);
-      Context ctx(s.threads);
-      ctx.reserve(s.n, s.cols);
-      matmul(m, x.data(), s.n, y.data(), ctx);
-      double worst = 0;  // the largest error as a fraction of its bound, for the log
-      for (size_t i = 0; i < y.size(); ++i) {
-        ASSERT_NEAR(y[i], ref[i], tol[i]) << "output " << i;
-        worst = std::max(worst, std::fabs(y[i] - ref[i]) / tol[i]);
-      }
-      RecordProperty("worst_error_over_bound", std::to_string(worst));
-    });
-  }
 #if defined(__x86_64__)
-  // Every x86-64 CPU this suite runs on has AVX2 (the project's baseline machine); the int8
-  // path must then have been checked above, not only the f32 fallback.
-  if (hwy::SupportedTargets() & HWY_AVX2) {
-    EXPECT_TRUE(int8_seen);
-  }
+    // Every x86-64 CPU this suite runs on has AVX2 (the project's baseline machine); the int8
+    // path must then have been checked above, not only the f32 fallback.
+    if (hwy::SupportedTargets() & HWY_AVX2) {
+      EXPECT_TRUE(int8_seen);
+    }
 #endif
+  }
 }
 
 // Q4_K and Q6_K decode (one activation row) on x86 AVX2: activations rounded to int8 per 32

@@ -160,8 +160,8 @@ struct Case {
 // d = max|x_block|/16383, so |y - y_ref| <= sum_blocks d_b/2 * sum_{j in b} |w_j|. The integer
 // sums are exact (kQMax keeps every block sum inside int32), so this plus f32 rounding of the
 // per-block products is the whole error.
-// quant8 is the same for int8 activations per 256 values (max|x|/127; Q4_K prefill on AVX2
-// and up, kernels.h q4k_int8_prefill), times 1.0001 for the rounding of 127/max|x|.
+// quant8 is the same for int8 activations per 256 values (max|x|/127; Q4_K and Q6_K prefill on
+// AVX2 and up, kernels.h kquant_int8_prefill), times 1.0001 for the rounding of 127/max|x|.
 struct Bounds {
   std::vector<double> abs_dot, quant, quant8;
 };
@@ -223,8 +223,7 @@ void check_matmul(const Case& c, int64_t n, int threads) {
   matmul_ref(m, x.data(), n, ref.data());
   const Bounds b = bounds(m, x.data(), n);
   const double eps32 = std::ldexp(1.0, -24);
-  const bool int8_prefill =
-      c.type == GgmlType::Q4_K && n >= detail::kPanelMinRows && detail::q4k_int8_prefill();
+  const bool int8_prefill = n >= detail::kPanelMinRows && detail::kquant_int8_prefill(c.type);
   // Q4_K/Q6_K decode with int8 activations per 32 values (x86 AVX2): their rounding bound
   // instead of int16's, 129x larger (kquant_int8_bound.h derives it).
   const bool int8_gemv = n == 1 && detail::kquant_int8_gemv(c.type);
@@ -235,7 +234,7 @@ void check_matmul(const Case& c, int64_t n, int threads) {
     double tol = (static_cast<double>(c.cols) + 2) * eps32 * b.abs_dot[i];
     // int16 activations: the rounding bound above, plus f32 rounding of the per-block products.
     if (!is_float_type(c.type)) tol = b.quant[i] * 1.001 + 64 * eps32 * b.abs_dot[i];
-    // Q4_K prefill with int8 activations: their rounding bound, plus the f32 summation bound
+    // Q4_K/Q6_K prefill with int8 activations: their rounding bound, plus the f32 summation bound
     // (its f32 steps are per super-block, not per 32-block).
     if (int8_prefill) tol = b.quant8[i] + (static_cast<double>(c.cols) + 2) * eps32 * b.abs_dot[i];
     if (int8_gemv) {

@@ -246,6 +246,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--minutes", type=float, default=5.0, help="CPU minutes")
+    ap.add_argument("--steps", type=int, default=0, help="stop after this many steps instead of --minutes "
+                    "(reproducible: make train uses it)")
     ap.add_argument("--eval-every", type=int, default=50)
     ap.add_argument("--max-files", type=int, default=0)
     ap.add_argument("--fresh", action="store_true", help="train on freshly rendered one-object scenes "
@@ -297,7 +299,7 @@ def main() -> None:
     rng = np.random.default_rng(a.seed)
     c0, t0 = time.process_time(), time.time()
     hits, hits2, losses, step = [], [], [], 0
-    while time.process_time() - c0 < 60 * a.minutes:
+    while (step < a.steps) if a.steps else (time.process_time() - c0 < 60 * a.minutes):
         if a.fresh:
             samplings = a.samplings.split(",")
             batch = [fresh_item(rng, a.task, samplings[rng.integers(len(samplings))],

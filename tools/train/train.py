@@ -218,6 +218,10 @@ def main() -> None:
     ap.add_argument("--zoom-until", type=int, default=0, help="with --zoom-data: zoomed scenes only before this step")
     ap.add_argument("--zoom-share", type=float, default=0.0, help="with --zoom-data: from --zoom-until on, "
                     "each scene is a zoomed one with this probability")
+    ap.add_argument("--freeze-vision-until", type=int, default=0,
+                    help="the vision tower's patch embedding, position embedding and blocks take no updates "
+                         "before this step (the merger and DeepStack mergers train): the text side learns to "
+                         "read a pre-trained tower (--init-vision) before it moves")
     ap.add_argument("--batch", type=int, default=1, help="scenes per optimizer step (vision batched)")
     ap.add_argument("--weighting", choices=["token", "question"], default="token",
                     help="loss: mean over answer tokens, or over questions (each its tokens' mean)")
@@ -269,6 +273,16 @@ def main() -> None:
         f = (step - a.warmup) / max(1, a.steps - a.warmup)
         return a.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, f))))
 
+    tower = [p for n, p in model.model.visual.named_parameters() if not n.startswith(("merger", "deepstack"))]
+
+    def set_tower_trainable(on: bool) -> None:
+        for p in tower:
+            p.requires_grad_(on)
+
+    if a.freeze_vision_until:
+        set_tower_trainable(False)
+        print(f"vision tower frozen until step {a.freeze_vision_until} ({sum(p.numel() for p in tower)} params)",
+              flush=True)
     rng = np.random.default_rng(a.seed)
     files: list[str] = []
     zoom_files: list[str] = []
@@ -285,6 +299,9 @@ def main() -> None:
                 files = [f for f in files if int(Path(f).stem.split("-")[1]) < a.max_scene]
             if a.zoom_data:
                 zoom_files = [f for f in sorted(glob.glob(str(a.zoom_data / "*.npz"))) if not f.endswith(".tmp.npz")]
+        if a.freeze_vision_until and step == a.freeze_vision_until:
+            set_tower_trainable(True)
+            print(f"step {step}: vision tower trainable from here", flush=True)
         if a.zoom_data and step == a.zoom_until:
             print(f"step {step}: zoomed scenes only until here; from now on all scenes, "
                   f"a share {a.zoom_share} zoomed", flush=True)

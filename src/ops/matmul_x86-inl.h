@@ -10,6 +10,20 @@
 // meet it as their two byte planes (QuantizedX::hi/lo, see DotPlanes). Q8_0 takes vpdpwssd on
 // the int16 activations instead (GemvRowQ8_0Dpw).
 
+#ifndef REEL_PUSH_AVX512VNNI
+// Highway 1.0.3 compiles AVX3_DL with "avxvnni" (the VEX form, absent on Ice Lake) but not
+// "avx512vnni", which its runtime check does require for that target: the AVX3_DL kernels below
+// enable the EVEX form between these two (the file is included once per target, hence the guard).
+#if HWY_COMPILER_CLANG
+#define REEL_PUSH_AVX512VNNI \
+  _Pragma("clang attribute push(__attribute__((target(\"avx512vnni\"))), apply_to = function)")
+#define REEL_POP_AVX512VNNI _Pragma("clang attribute pop")
+#else
+#define REEL_PUSH_AVX512VNNI _Pragma("GCC push_options") _Pragma("GCC target(\"avx512vnni\")")
+#define REEL_POP_AVX512VNNI _Pragma("GCC pop_options")
+#endif
+#endif
+
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
 // One half (128 values) of a Q6_K super-block w as its four 32-value quarters, q = 0..63 per
 // byte. Quarter k: the low 4 bits are the low (k < 2) or high (k >= 2) nibbles of the 32 ql
@@ -33,17 +47,9 @@ HWY_INLINE void UnpackQ6KHalf(const uint8_t* w, int half, __m256i q[4]) {
 #endif
 
 #if HWY_TARGET == HWY_AVX3_DL
-// Highway 1.0.3 compiles AVX3_DL with "avxvnni" (the VEX form, absent on Ice Lake) but not
-// "avx512vnni", which its runtime check does require for this target; enable the EVEX form for
-// the kernels below only.
 #undef REEL_ARCH_GEMV
 #define REEL_ARCH_GEMV 1
-#if HWY_COMPILER_CLANG
-#pragma clang attribute push(__attribute__((target("avx512vnni"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512vnni")
-#endif
+REEL_PUSH_AVX512VNNI
 HWY_INLINE __m256i DpBusd(__m256i acc, __m256i u, __m256i s) {
   return _mm256_dpbusd_epi32(acc, u, s);
 }
@@ -273,11 +279,7 @@ float GemvRowQ4Q5Vnni(const uint8_t* w, int64_t nb, const int16_t* xq, const int
   return r;
 }
 
-#if HWY_COMPILER_CLANG
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+REEL_POP_AVX512VNNI
 
 // Q8_0 with a few activation rows (2..15) on AVX3_DL: each row through the decode kernel above,
 // so that a sequence's logits do not depend on how many others it is batched with. The portable
@@ -466,12 +468,7 @@ void QuantizeKQuantActivations(const float* x, int64_t nsb, int8_t* q, float* dx
 // the f32 panels' 65-67. Not used elsewhere: on AVX3 without VNNI (madd + add) it only matched
 // the panels (67 / 67), and a Q6_K tile built the same way matched them on AVX3_DL (68 / 67) and
 // lost on AVX3 (52 / 67), so Q6_K keeps the panels on AVX-512 CPUs (exact activations).
-#if HWY_COMPILER_CLANG
-#pragma clang attribute push(__attribute__((target("avx512vnni"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512vnni")
-#endif
+REEL_PUSH_AVX512VNNI
 
 // vpermw indices: chunk c takes scale 2c for words 0-15 and 2c+1 for words 16-31 (of the 8
 // scales repeated in every 128-bit lane).
@@ -531,11 +528,7 @@ HWY_NOINLINE void Q4KTile(const uint8_t* w, const int16_t* sc, const float* mn, 
     y[i * ldy] = accumulate ? y[i * ldy] + v : v;
   }
 }
-#if HWY_COMPILER_CLANG
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+REEL_POP_AVX512VNNI
 #else
 // y[i*ldy] (+)= one weight row's super-blocks [0, nsb) (w, with its decoded sc/mn/d) . NX
 // activation rows (int8 at xq + i*ldq, dx at i*ldd, xbs at i*ldd*8). One weight row and NX

@@ -40,18 +40,18 @@ const fs::path kModelsDir = REEL_MODELS_DIR;
 // Issue 14 asks for >= 95% on every one-word template and >= 80% exact descriptions. The shipped
 // model (assets/models/README.md, "Measured") does not reach that yet, so these floors guard what
 // it does reach: each sits under the lowest accuracy measured (2 fps, --frames 8, and the
-// --frames 8 pass's half sample: ~40-130 questions per template, so one answer is 1-2.5 points)
+// --frames 8 pass's half sample: ~20-130 questions per template, so one answer is 1-5 points)
 // with room for a few answers flipping between CPUs / kernels (see the agreement check below),
-// well above chance where the model has learned the template (colour, count). A pipeline bug that
+// well above chance where the model has learned the template (colour, shape, count). A pipeline bug that
 // scrambles pixels, frame order, timestamps, positions or the prompt drops the learned templates to
 // chance and fails. Raise them to issue 14's values when a better-trained model ships.
 const std::map<std::string, double> kMinAccuracy = {
-    // measured 67% / 71% / 73% (2 fps / --frames 8 / its half sample), 66% / 52% / 43%,
-    // 91% / 93% / 89%, 23% / 26% / 30%, 19% / 3% / 0%; chance is ~30%, 33%, 33%, 20%, ~0%.
+    // measured 68% / 67% / 58% (2 fps / --frames 8 / its half sample), 79% / 67% / 67%,
+    // 80% / 88% / 74%, 30% / 30% / 32%, 23% / 0% / 0%; chance is ~30%, 33%, 33%, 20%, ~0%.
     // Motion and descriptions are not learned yet: only the agreement check below guards them.
-    {"color", 0.60},
-    {"shape", 0.35},
-    {"count", 0.78},
+    {"color", 0.50},
+    {"shape", 0.55},
+    {"count", 0.65},
     {"motion", 0.15},
     {"describe", 0.0}};
 // Reel and transformers run the same weights in float32 with different summation orders and

@@ -26,6 +26,11 @@ if [ ! -x "$PY" ]; then
   $T/.venv/bin/pip install -r $T/requirements.txt
 fi
 export OMP_WAIT_POLICY=PASSIVE   # one compute thread; a spinning OpenMP pool is 20x slower on shared cores
+# MKL (PyTorch's CPU BLAS) otherwise picks code paths by buffer alignment: two runs of the same
+# command diverged in the last bits at the first video batch. Its strict reproducibility mode on
+# the AVX2 code path makes them bit-identical at about full speed (COMPATIBLE, the portable
+# mode, was 2.5x slower); it needs an x86-64 CPU with AVX2.
+export MKL_CBWR=AVX2,STRICT
 nice -n 5 $PY $T/make_data.py --seed 1 --start 0 --count "$SCENES" --out $T/out/data &
 data_pid=$!
 nice -n 5 $PY $T/make_data.py --zoom --seed 4 --start 0 --count "$ZOOM_SCENES" --out $T/out/zoom

@@ -385,14 +385,8 @@ constexpr bool KQuantInt8PrefillType(GgmlType t) {
 constexpr int64_t kQ4KBlock = 256;  // values per super-block
 constexpr int64_t kQ4KBytes = 144;  // d, dmin (f16), 12 scale bytes, 128 nibble bytes
 
-// The per-super-block numbers of a task's weight rows, decoded once per task and reused by
-// every activation tile.
-struct Q4KRowMeta {
-  int16_t* sc;  // [rows][nsb * 8] 6-bit sub-block scales
-  float* mn;    // [rows][nsb * 8] dmin * 6-bit sub-block minimum
-  float* d;     // [rows][nsb]
-};
-
+// DecodeQ4KMeta: the per-super-block numbers of weight rows, decoded once per task and reused
+// by every activation tile.
 void DecodeQ4KMeta(const uint8_t* w, int64_t nsb, int16_t* sc, float* mn, float* d) {
   for (int64_t sb = 0; sb < nsb; ++sb, w += kQ4KBytes) {
     const Q4KScales u = UnpackQ4KScales(w + 4);

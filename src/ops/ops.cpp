@@ -100,24 +100,25 @@ void* Context::scratch(size_t bytes) {
   return scratch_;
 }
 
-float* Context::workspace(size_t floats) {
-  constexpr size_t kPad = kAlign / sizeof(float);
-  if (workspace_.size() < floats + kPad) {
-    workspace_.clear();  // no copy of the old contents: callers treat them as garbage
-    workspace_.resize(floats + kPad);
+namespace {
+
+// At least n elements of v, kAlign-aligned; grows v, never shrinks it.
+template <class T>
+T* grow_aligned(std::vector<T>& v, size_t n) {
+  constexpr size_t kPad = kAlign / sizeof(T);
+  if (v.size() < n + kPad) {
+    v.clear();  // no copy of the old contents: callers treat them as garbage
+    v.resize(n + kPad);
   }
-  const auto addr = reinterpret_cast<uintptr_t>(workspace_.data());
-  return workspace_.data() + (align_up(addr) - addr) / sizeof(float);
+  const auto addr = reinterpret_cast<uintptr_t>(v.data());
+  return v.data() + (align_up(addr) - addr) / sizeof(T);
 }
 
-uint8_t* Context::int8_activations(size_t bytes) {
-  if (int8_activations_.size() < bytes + kAlign) {
-    int8_activations_.clear();  // garbage to callers, as workspace()
-    int8_activations_.resize(bytes + kAlign);
-  }
-  const auto addr = reinterpret_cast<uintptr_t>(int8_activations_.data());
-  return int8_activations_.data() + (align_up(addr) - addr);
-}
+}  // namespace
+
+float* Context::workspace(size_t floats) { return grow_aligned(workspace_, floats); }
+
+uint8_t* Context::int8_activations(size_t bytes) { return grow_aligned(int8_activations_, bytes); }
 
 // ---- matmul ----
 
@@ -135,8 +136,8 @@ namespace {
 
 // Quantizes n activation rows for the integer kernels into the context's scratch; with
 // `int8` (one row only: the int8 GEMV of detail::kquant_int8_gemv) also its int8 fields, once
-// per call rather than once per task. `int16`: false when every matrix of the call takes the
-// int8 GEMV, which reads only the int8 fields.
+// per call rather than once per task. `int16`: false only when every matrix of the call takes
+// the int8 GEMV (one row), which reads only the int8 fields.
 detail::QuantizedX quantize_activations(const float* x, int64_t n, int64_t cols, uint8_t* base,
                                         const ScratchLayout& layout, ThreadPool& pool, bool int8,
                                         bool int16) {
@@ -146,7 +147,7 @@ detail::QuantizedX quantize_activations(const float* x, int64_t n, int64_t cols,
   auto* xd = reinterpret_cast<float*>(base + layout.xd);
   auto* xs = reinterpret_cast<float*>(base + layout.xs);
   const int64_t nb = cols / detail::kQBlock;
-  if (int16 || !(int8 && n == 1)) {
+  if (int16) {
     if (n >= 8) {
       pool.run(n, [&](int64_t i, int) {
         detail::quantize_rows(x + i * cols, 1, cols, xv + i * cols, xh + i * cols, xl + i * cols,

@@ -934,6 +934,39 @@ HWY_INLINE void Transpose8x8(const float* src, float* dst, int64_t dst_stride) {
 }
 #endif
 
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+// The same for a 16x16 block in 512-bit shuffles (64 of them). vgatherdps, one per 16 values,
+// was about half of MatmulFloatPanels' own time in perf (2B-shaped vision encoder, AVX3_DL).
+HWY_INLINE void Transpose16x16(const float* src, float* dst, int64_t dst_stride) {
+  __m512 r[16], t[16], u[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * kFloatKc);
+  // t[2i], t[2i+1]: rows 2i and 2i+1 interleaved, columns 4L, 4L+1 and 4L+2, 4L+3 of lane L.
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  // u[4j + c]: lane L holds column 4L + c of rows 4j..4j+3.
+  for (int j = 0; j < 16; j += 4) {
+    u[j] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[j]), _mm512_castps_pd(t[j + 2])));
+    u[j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[j]), _mm512_castps_pd(t[j + 2])));
+    u[j + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[j + 1]), _mm512_castps_pd(t[j + 3])));
+    u[j + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[j + 1]), _mm512_castps_pd(t[j + 3])));
+  }
+  for (int c = 0; c < 4; ++c) {
+    // Lanes (column c, c + 8 of rows 0-3, then of rows 4-7) and (c + 4, c + 12 likewise); the
+    // same for rows 8-15.
+    const __m512 a = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);
+    const __m512 b = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xdd);
+    const __m512 a2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+    const __m512 b2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xdd);
+    _mm512_storeu_ps(dst + c * dst_stride, _mm512_shuffle_f32x4(a, a2, 0x88));
+    _mm512_storeu_ps(dst + (c + 8) * dst_stride, _mm512_shuffle_f32x4(a, a2, 0xdd));
+    _mm512_storeu_ps(dst + (c + 4) * dst_stride, _mm512_shuffle_f32x4(b, b2, 0x88));
+    _mm512_storeu_ps(dst + (c + 12) * dst_stride, _mm512_shuffle_f32x4(b, b2, 0xdd));
+  }
+}
+#endif
+
 // The weight bytes of the panel's next k-block (or of the next panel's first), fetched a few
 // cache lines per tile while this k-block's tiles run. A panel reads its rows' k-blocks a row
 // stride apart, which the hardware prefetcher does not follow: without this the loads that
@@ -943,24 +976,29 @@ class NextBlockPrefetch {
  public:
   NextBlockPrefetch(const uint8_t* first_row, size_t row_stride, int64_t rows, size_t bytes,
                     int64_t n_tiles)
-      : first_row_(first_row), row_stride_(row_stride), lines_per_row_((bytes + 63) / 64) {
+      : row_(first_row), row_stride_(row_stride), lines_per_row_((bytes + 63) / 64) {
     total_ = rows * static_cast<int64_t>(lines_per_row_);
     per_tile_ = n_tiles > 0 ? (total_ + n_tiles - 1) / n_tiles : total_;
   }
-  // A tile's share of the lines; the last call also takes whatever is left.
+  // A tile's share of the lines; the last call also takes whatever is left. The place walks
+  // row by row with counters: a division per line (row = index / lines per row) was a third of
+  // this loop's cost in perf, 2B-shaped vision encoder.
   void step(bool last = false) {
     const int64_t end = last ? total_ : std::min(total_, next_ + per_tile_);
     for (; next_ < end; ++next_) {
-      const int64_t row = next_ / static_cast<int64_t>(lines_per_row_);
-      const size_t line = static_cast<size_t>(next_) % lines_per_row_;
-      hwy::Prefetch(first_row_ + row * row_stride_ + line * 64);
+      hwy::Prefetch(row_ + line_ * 64);
+      if (++line_ == lines_per_row_) {
+        line_ = 0;
+        row_ += row_stride_;
+      }
     }
   }
 
  private:
-  const uint8_t* first_row_;
+  const uint8_t* row_;  // the row of the next line to fetch
   size_t row_stride_;
   size_t lines_per_row_;
+  size_t line_ = 0;     // the next line's index within its row
   int64_t total_ = 0, per_tile_ = 0, next_ = 0;
 };
 
@@ -1022,12 +1060,16 @@ void MatmulFloatPanels(GgmlType type, const uint8_t* w, size_t row_stride, int64
           }
         }
       }
-      // Transpose rowbuf into the panel: 8x8 blocks in registers on AVX2, else one gather per
-      // kc step and N features.
+      // Transpose rowbuf into the panel: 8x8 blocks in registers on AVX2, 16x16 on AVX-512, else
+      // one gather per kc step and N features.
       int64_t k = 0;
 #if HWY_TARGET == HWY_AVX2
       for (; k + 8 <= kc; k += 8) {
         for (int64_t f = 0; f < F; f += 8) Transpose8x8(rowbuf + f * kFloatKc + k, panel + k * F + f, F);
+      }
+#elif HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+      for (; k + 16 <= kc; k += 16) {
+        for (int64_t f = 0; f < F; f += 16) Transpose16x16(rowbuf + f * kFloatKc + k, panel + k * F + f, F);
       }
 #endif
       for (; k < kc; ++k) {

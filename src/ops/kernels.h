@@ -102,7 +102,7 @@ constexpr int kFloatRowTile = 4;
 // (2 * kFloatPanel * kFloatKc floats of wf).
 constexpr int kFloatTaskRows = 64;
 constexpr int kFloatPanel = 64;
-constexpr int kFloatKc = 256;
+constexpr int kFloatKc = 1024;
 constexpr int64_t kPanelMinRows = 16;  // activation rows from which matmul uses the panels
 
 // Whether matmul (many activation rows) takes `type` through an int8 kernel (activations

@@ -92,7 +92,7 @@ def vision_batch(model, scenes: list[tuple[dict, dict, str]]):
 
 
 def scene_losses(model, remap: Remap, meta: dict, arrays: dict, sampling: str, qsel: list[int],
-                 head_ids: list[int], tail_ids: list[int], vision, end_weight: float):
+                 head_ids: list[int], tail_ids: list[int], vision, end_weight: float, aux_layer: int | None = None):
     """Per answer token: cross-entropy and weight (the closing <|im_end|> weighs end_weight); the
     question index of each token; per-question exact flags (teacher-forced argmax) and templates."""
     kind = meta["kind"]
@@ -130,7 +130,8 @@ def scene_losses(model, remap: Remap, meta: dict, arrays: dict, sampling: str, q
         ids[k, :len(s)] = torch.tensor(s)
     spos = (torch.arange(L) + start).view(1, 1, L).expand(3, K, L)
     cache.batch_repeat_interleave(K)
-    out = lm(inputs_embeds=lm.embed_tokens(ids), position_ids=spos, past_key_values=cache, use_cache=True)
+    out = lm(inputs_embeds=lm.embed_tokens(ids), position_ids=spos, past_key_values=cache, use_cache=True,
+             output_hidden_states=aux_layer is not None)
     h = out.last_hidden_state                                          # [K, L, H]
     rows, cols, tgt, w = [], [], [], []
     for k, (first, a) in enumerate(targets):
@@ -149,7 +150,10 @@ def scene_losses(model, remap: Remap, meta: dict, arrays: dict, sampling: str, q
         for first, a in targets:
             exact.append(bool(ok[i:i + len(a)].all()))
             i += len(a)
-    return ce, torch.tensor(w), torch.tensor(rows), exact, [q["template"] for q in qs]
+    h_answer = None
+    if aux_layer is not None:  # the residual stream after aux_layer decoder layers, at the answer position
+        h_answer = out.hidden_states[aux_layer][torch.arange(K), torch.tensor([first for first, _ in targets])]
+    return ce, torch.tensor(w), torch.tensor(rows), exact, [q["template"] for q in qs], h_answer
 
 
 def batch_loss(parts, weighting: str):
@@ -186,6 +190,63 @@ def pick_questions(rng: np.random.Generator, meta: dict, max_q: int) -> list[int
     d = [i for i, q in enumerate(meta["questions"]) if q["template"] == "describe"]
     rest = [i for i in range(n) if i not in d]
     return sorted(d + list(rng.choice(rest, size=max_q - len(d), replace=False)))
+
+
+MOTIONS = ["still", "left", "right", "up", "down"]
+
+
+def aux_targets(path: str, zoomed: bool, meta: dict, cache: dict) -> list:
+    """Per question of a scene: (start centre x, y, end centre x, y as fractions of the canvas, motion
+    index or -1 for images) of the object the question names, or None (count, describe). The scene is
+    re-made from its seed and index (make_data.py: scene i comes from default_rng([seed, i]) alone)
+    without rendering; its questions are checked against the cached ones."""
+    if path in cache:
+        return cache[path]
+    import shapes_world as sw
+    from make_data import scene_kind
+    seed, i = (int(v) for v in Path(path).stem.split("-"))
+    rng = np.random.default_rng([seed, i])
+    scene = sw.make_scene(rng, scene_kind(rng), zoom=zoomed)
+    qs = sw.questions(scene)
+    assert [q for _, q, _ in qs] == [q["question"] for q in meta["questions"]], path
+    out = []
+    for template, question, _ in qs:
+        words = question.rstrip("?").split()
+        if template == "color":
+            named = [o for o in scene.objects if o.shape == words[-1]]
+        elif template == "shape":
+            named = [o for o in scene.objects if o.color == words[-2]]
+        elif template == "motion":
+            named = [o for o in scene.objects if o.color == words[-3] and o.shape == words[-2]]
+        else:
+            named = []
+        if len(named) != 1:
+            out.append(None)
+            continue
+        o = named[0]
+        centre = [(x + o.side / 2) / scene.width if k == 0 else (x + o.side / 2) / scene.height
+                  for f in (0.0, 1.0) for k, x in enumerate(o.corner_at(f))]
+        out.append((centre, MOTIONS.index(o.motion) if scene.kind == "video" else -1))
+    cache[path] = out
+    return out
+
+
+def aux_loss(head, h_answer, targets) -> torch.Tensor:
+    """The auxiliary loss: from the residual stream at the position that predicts the answer's first token
+    (after --aux-layer decoder layers), a linear head reads where the named object starts and ends
+    (16 * squared error in canvas fractions: about 1 for a head that predicts the mean place) and how
+    it moves (cross-entropy over the five motions, videos only)."""
+    rows = [k for k, t in enumerate(targets) if t is not None]
+    if not rows:
+        return h_answer.sum() * 0
+    pred = head(h_answer[torch.tensor(rows)])
+    pos = torch.tensor([targets[k][0] for k in rows])
+    loss = 16 * F.mse_loss(pred[:, :4], pos)
+    motion = torch.tensor([targets[k][1] for k in rows])
+    vid = motion >= 0
+    if bool(vid.any()):
+        loss = loss + F.cross_entropy(pred[vid, 4:], motion[vid])
+    return loss
 
 
 def main() -> None:
@@ -227,6 +288,14 @@ def main() -> None:
                     help="loss: mean over answer tokens, or over questions (each its tokens' mean)")
     ap.add_argument("--end-weight", type=float, default=1.0, help="weight of the closing <|im_end|> target")
     ap.add_argument("--schedule", choices=["cosine", "const"], default="cosine")
+    ap.add_argument("--aux-weight", type=float, default=0.0,
+                    help="weight of the auxiliary loss (aux_loss): a linear head, dropped at export, reads the named "
+                         "object's start and end position and its motion from the answer position's hidden state")
+    ap.add_argument("--aux-layer", type=int, default=2,
+                    help="with --aux-weight: read the residual stream after this many decoder layers (the last "
+                         "layer's output also makes the answer's logits through the tied embedding: reading it "
+                         "there, the one-object colour answers stayed at 0 for 1000 steps)")
+    ap.add_argument("--aux-until", type=int, default=0, help="with --aux-weight: only before this step (0 = always)")
     ap.add_argument("--override", action="append", default=[],
                     help="pilot only: model_config override, e.g. vision.hidden_size=96 or text.num_hidden_layers=4")
     a = ap.parse_args()
@@ -262,8 +331,13 @@ def main() -> None:
     print(f"params {n_params} (vocab rows {len(used)})", flush=True)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=a.lr, betas=(0.9, 0.98), eps=1e-8)
+    groups = [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}]
+    aux_head = None
+    if a.aux_weight:
+        aux_head = torch.nn.Linear(mc.TEXT["hidden_size"], 4 + len(MOTIONS))  # after build_model: its init
+        groups.append({"params": list(aux_head.parameters()), "weight_decay": 0.0})  # leaves the model's
+    opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.98), eps=1e-8)
+    aux_cache: dict = {}
 
     def lr_at(step: int) -> float:
         if step < a.warmup:
@@ -305,7 +379,7 @@ def main() -> None:
         if a.zoom_data and step == a.zoom_until:
             print(f"step {step}: zoomed scenes only until here; from now on all scenes, "
                   f"a share {a.zoom_share} zoomed", flush=True)
-        scenes, qsels = [], []
+        scenes, qsels, paths = [], [], []
         pool = files
         if step < a.images_until:
             pool = [f for f in pool if scene_facts(f, facts)[0] == "image"]
@@ -318,25 +392,35 @@ def main() -> None:
             # rng is drawn from only with --zoom-data, so without it the scene sequence is unchanged
             zoomed = bool(a.zoom_data) and (step < a.zoom_until or rng.random() < a.zoom_share)
             n_zoomed += zoomed
-            meta, arrays = load_scene(zoom_pool[rng.integers(len(zoom_pool))] if zoomed
-                                      else pool[rng.integers(len(pool))])
+            path = zoom_pool[rng.integers(len(zoom_pool))] if zoomed else pool[rng.integers(len(pool))]
+            meta, arrays = load_scene(path)
             sampling = "img" if meta["kind"] == "image" else ("fps2" if rng.random() < 0.5 else "frames8")
             scenes.append((meta, arrays, sampling))
+            paths.append((path, zoomed))
             qsels.append(pick_questions(rng, meta, a.max_q))
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         vision = vision_batch(model, scenes)
-        parts, exact, templates = [], [], []
-        for (meta, arrays, sampling), qsel, vis in zip(scenes, qsels, vision):
-            ce, w, qi, ex, tp = scene_losses(model, remap, meta, arrays, sampling, qsel, head_ids, tail_ids,
-                                             vis, a.end_weight)
+        parts, exact, templates, aux = [], [], [], []
+        use_aux = a.aux_weight and (not a.aux_until or step < a.aux_until)
+        for (meta, arrays, sampling), qsel, vis, (path, zoomed) in zip(scenes, qsels, vision, paths):
+            ce, w, qi, ex, tp, h_answer = scene_losses(model, remap, meta, arrays, sampling, qsel, head_ids,
+                                                       tail_ids, vis, a.end_weight,
+                                                       a.aux_layer if use_aux else None)
             parts.append((ce, w, qi)); exact += ex; templates += tp
-        loss = batch_loss(parts, a.weighting)
+            if use_aux:
+                targets = aux_targets(path, zoomed, meta, aux_cache)
+                aux.append(aux_loss(aux_head, h_answer, [targets[i] for i in qsel]))
+        loss = answer_loss = batch_loss(parts, a.weighting)
+        if aux:
+            aux_mean = torch.stack(aux).mean()
+            stats["aux"] = stats.get("aux", 0.0) + float(aux_mean.detach())
+            loss = loss + a.aux_weight * aux_mean
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        stats["loss"] += float(loss.detach()); stats["n"] += 1
+        stats["loss"] += float(answer_loss.detach()); stats["n"] += 1  # the answer loss, without aux
         for t, e in zip(templates, exact):
             acc.setdefault(t, []).append(int(e))
         if (step + 1) % a.log_every == 0:
@@ -344,7 +428,8 @@ def main() -> None:
             if a.zoom_data:
                 accs += f" | zoomed {n_zoomed}/{a.log_every * a.batch}"
                 n_zoomed = 0
-            print(f"step {step + 1} loss {stats['loss'] / stats['n']:.4f} lr {lr_at(step):.2e} "
+            aux_txt = f" aux {stats['aux'] / stats['n']:.4f}" if "aux" in stats else ""
+            print(f"step {step + 1} loss {stats['loss'] / stats['n']:.4f}{aux_txt} lr {lr_at(step):.2e} "
                   f"{time.time() - t0:.0f}s cpu {time.process_time() - c0:.0f}s files {len(files)} | {accs}", flush=True)
             stats = {"loss": 0.0, "n": 0}
             acc = {}

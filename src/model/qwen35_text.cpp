@@ -275,7 +275,7 @@ void Qwen35Text::linear_block(std::span<const DecodeSpan> seqs, int layer, int l
   const Qwen35Config& c = cfg_;
   const int64_t nv = c.n_v_heads, value_w = nv * c.v_head_dim;
   float* xn = st.xn_.data();
-  ops::rms_norm(st.x_.data(), w.attn_norm, xn, n, c.text.n_embd, c.text.rms_eps);
+  ops::rms_norm(st.x_.data(), w.attn_norm, xn, n, c.text.n_embd, c.text.rms_eps, ctx);
   const ops::Matrix proj[4] = {w.w_qkv, w.w_z, w.w_beta, w.w_alpha};
   float* const proj_out[4] = {st.mixed_.data(), st.z_.data(), st.beta_.data(), st.alpha_.data()};
   ops::matmul_multi(proj, xn, n, proj_out, ctx);
@@ -292,10 +292,10 @@ void Qwen35Text::linear_block(std::span<const DecodeSpan> seqs, int layer, int l
     row0 += s.n;
   }
   ops::rms_norm(st.core_.data(), w.ssm_norm, st.core_.data(), int64_t(n) * nv, c.v_head_dim,
-                c.text.rms_eps);
-  ops::silu_mul(st.z_.data(), st.core_.data(), int64_t(n) * value_w);
+                c.text.rms_eps, ctx);
+  ops::silu_mul(st.z_.data(), st.core_.data(), int64_t(n) * value_w, ctx);
   ops::matmul(w.w_out, st.z_.data(), n, xn, ctx);
-  ops::add(st.x_.data(), xn, int64_t(n) * c.text.n_embd);
+  ops::add(st.x_.data(), xn, int64_t(n) * c.text.n_embd, ctx);
 }
 
 // One sequence's rows [row0, row0 + n) through the causal conv and the delta rule, reading its
@@ -342,7 +342,7 @@ void Qwen35Text::attention_block(std::span<const DecodeSpan> seqs, int layer, in
   const int hd = t.head_dim, nh = t.n_head, nkv = t.n_head_kv;
   const int64_t q_w = int64_t(nh) * hd;
   float* xn = st.xn_.data();
-  ops::rms_norm(st.x_.data(), w.attn_norm, xn, n, t.n_embd, t.rms_eps);
+  ops::rms_norm(st.x_.data(), w.attn_norm, xn, n, t.n_embd, t.rms_eps, ctx);
   const ops::Matrix proj[3] = {w.wq_gate, w.wk, w.wv};
   float* const proj_out[3] = {st.qg_.data(), st.k_.data(), st.v_.data()};
   ops::matmul_multi(proj, xn, n, proj_out, ctx);
@@ -351,14 +351,14 @@ void Qwen35Text::attention_block(std::span<const DecodeSpan> seqs, int layer, in
     std::memcpy(st.q_.data() + r * hd, src, hd * sizeof(float));
     std::memcpy(st.gate_.data() + r * hd, src + hd, hd * sizeof(float));
   }
-  ops::rms_norm(st.q_.data(), w.q_norm, st.q_.data(), int64_t(n) * nh, hd, t.rms_eps);
-  ops::rms_norm(st.k_.data(), w.k_norm, st.k_.data(), int64_t(n) * nkv, hd, t.rms_eps);
+  ops::rms_norm(st.q_.data(), w.q_norm, st.q_.data(), int64_t(n) * nh, hd, t.rms_eps, ctx);
+  ops::rms_norm(st.k_.data(), w.k_norm, st.k_.data(), int64_t(n) * nkv, hd, t.rms_eps, ctx);
   for (int h = 0; h < nh; ++h)
     ops::rope(st.q_.data() + h * hd, n, 1, cfg_.rope_dim, q_w, st.rope_cos_.data(),
-              st.rope_sin_.data());
+              st.rope_sin_.data(), ctx);
   for (int h = 0; h < nkv; ++h)
     ops::rope(st.k_.data() + h * hd, n, 1, cfg_.rope_dim, int64_t(nkv) * hd, st.rope_cos_.data(),
-              st.rope_sin_.data());
+              st.rope_sin_.data(), ctx);
   int row0 = 0;
   for (const DecodeSpan& s : seqs) {
     attend(s, row0, fi, st, ctx);
@@ -366,7 +366,7 @@ void Qwen35Text::attention_block(std::span<const DecodeSpan> seqs, int layer, in
   }
   ops::sigmoid_mul(st.attn_.data(), st.gate_.data(), int64_t(n) * q_w);
   ops::matmul(w.wo, st.attn_.data(), n, xn, ctx);
-  ops::add(st.x_.data(), xn, int64_t(n) * t.n_embd);
+  ops::add(st.x_.data(), xn, int64_t(n) * t.n_embd, ctx);
 }
 
 // Appends one sequence's new keys/values (rows [row0, row0 + n) of the batch) to its cache and

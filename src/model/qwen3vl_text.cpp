@@ -158,22 +158,22 @@ void Qwen3VLText::attention_block(std::span<const DecodeSpan> seqs, TextScratch&
   const LayerWeights& w = layers_[layer];
   const int hd = cfg_.head_dim, nh = cfg_.n_head, nkv = cfg_.n_head_kv;
   float* xn = st.xn_.data();
-  ops::rms_norm(st.x_.data(), w.attn_norm, xn, n, cfg_.n_embd, cfg_.rms_eps);
+  ops::rms_norm(st.x_.data(), w.attn_norm, xn, n, cfg_.n_embd, cfg_.rms_eps, ctx);
   const ops::Matrix qkv[3] = {w.wq, w.wk, w.wv};
   float* const qkv_out[3] = {st.q_.data(), st.k_new_.data(), st.v_new_.data()};
   ops::matmul_multi(qkv, xn, n, qkv_out, ctx);
-  ops::rms_norm(st.q_.data(), w.q_norm, st.q_.data(), int64_t(n) * nh, hd, cfg_.rms_eps);
-  ops::rms_norm(st.k_new_.data(), w.k_norm, st.k_new_.data(), int64_t(n) * nkv, hd, cfg_.rms_eps);
-  ops::rope(st.q_.data(), n, nh, hd, int64_t(nh) * hd, st.rope_cos_.data(), st.rope_sin_.data());
+  ops::rms_norm(st.q_.data(), w.q_norm, st.q_.data(), int64_t(n) * nh, hd, cfg_.rms_eps, ctx);
+  ops::rms_norm(st.k_new_.data(), w.k_norm, st.k_new_.data(), int64_t(n) * nkv, hd, cfg_.rms_eps, ctx);
+  ops::rope(st.q_.data(), n, nh, hd, int64_t(nh) * hd, st.rope_cos_.data(), st.rope_sin_.data(), ctx);
   ops::rope(st.k_new_.data(), n, nkv, hd, int64_t(nkv) * hd, st.rope_cos_.data(),
-            st.rope_sin_.data());
+            st.rope_sin_.data(), ctx);
   int row0 = 0;
   for (const DecodeSpan& s : seqs) {
     attend(s, row0, st, layer, ctx);
     row0 += s.n;
   }
   ops::matmul(w.wo, st.attn_.data(), n, xn, ctx);
-  ops::add(st.x_.data(), xn, int64_t(n) * cfg_.n_embd);
+  ops::add(st.x_.data(), xn, int64_t(n) * cfg_.n_embd, ctx);
 }
 
 // Appends one sequence's new keys/values (rows [row0, row0 + n) of the batch) to its cache and

@@ -304,9 +304,9 @@ void Qwen3VLVision::embed_patches(VisionState& st, const float* pixels, int n,
         std::memcpy(frame + r * frame_w + ch * PP, pixels + r * in_w + (ch * T + tt) * PP,
                     PP * sizeof(float));
     matmul_rows(patch_w_[tt], frame, n, tt == 0 ? st.x_.data() : st.attn_.data(), ctx);
-    if (tt > 0) ops::add(st.x_.data(), st.attn_.data(), int64_t(n) * D);
+    if (tt > 0) ops::add(st.x_.data(), st.attn_.data(), int64_t(n) * D, ctx);
   }
-  ops::add_bias(st.x_.data(), patch_b_, n, D);
+  ops::add_bias(st.x_.data(), patch_b_, n, D, ctx);
 }
 
 // Position embeddings and rotary cos/sin of one temporal group (identical for every group).
@@ -340,13 +340,13 @@ void Qwen3VLVision::attention_block(VisionState& st, int layer, int n_groups, in
   const int64_t D = cfg_.n_embd, hd = cfg_.head_dim, nh = cfg_.n_head;
   const int64_t n = int64_t(n_groups) * gp;
   float* qkv = st.work_.data();  // [n][q | k | v], each [n_head][head_dim]
-  ops::layer_norm(st.x_.data(), w.ln1_w, w.ln1_b, st.xn_.data(), n, D, cfg_.eps);
+  ops::layer_norm(st.x_.data(), w.ln1_w, w.ln1_b, st.xn_.data(), n, D, cfg_.eps, ctx);
   matmul_rows(w.qkv, st.xn_.data(), n, qkv, ctx);
-  ops::add_bias(qkv, w.qkv_b, n, 3 * D);
+  ops::add_bias(qkv, w.qkv_b, n, 3 * D, ctx);
   for (int g = 0; g < n_groups; ++g) {
     float* qg = qkv + int64_t(g) * gp * 3 * D;
-    ops::rope(qg, gp, nh, hd, 3 * D, st.rope_cos_.data(), st.rope_sin_.data());
-    ops::rope(qg + D, gp, nh, hd, 3 * D, st.rope_cos_.data(), st.rope_sin_.data());
+    ops::rope(qg, gp, nh, hd, 3 * D, st.rope_cos_.data(), st.rope_sin_.data(), ctx);
+    ops::rope(qg + D, gp, nh, hd, 3 * D, st.rope_cos_.data(), st.rope_sin_.data(), ctx);
   }
   // Keys and values head-major ([head][n][head_dim]) as the attention kernel reads them.
   for (int64_t i = 0; i < n; ++i)
@@ -371,21 +371,21 @@ void Qwen3VLVision::attention_block(VisionState& st, int layer, int n_groups, in
                    st.attn_.data() + first * D, ctx);
   }
   matmul_rows(w.out, st.attn_.data(), n, st.xn_.data(), ctx);
-  ops::add_bias(st.xn_.data(), w.out_b, n, D);
-  ops::add(st.x_.data(), st.xn_.data(), n * D);
+  ops::add_bias(st.xn_.data(), w.out_b, n, D, ctx);
+  ops::add(st.x_.data(), st.xn_.data(), n * D, ctx);
 }
 
 void Qwen3VLVision::ffn_block(VisionState& st, int layer, int n, ops::Context& ctx) const {
   const VisionLayer& w = layers_[layer];
   const int64_t D = cfg_.n_embd;
   float* hidden = st.work_.data();
-  ops::layer_norm(st.x_.data(), w.ln2_w, w.ln2_b, st.xn_.data(), n, D, cfg_.eps);
+  ops::layer_norm(st.x_.data(), w.ln2_w, w.ln2_b, st.xn_.data(), n, D, cfg_.eps, ctx);
   matmul_rows(w.up, st.xn_.data(), n, hidden, ctx);
-  ops::add_bias(hidden, w.up_b, n, cfg_.n_ff);
-  ops::gelu_tanh(hidden, int64_t(n) * cfg_.n_ff);
+  ops::add_bias(hidden, w.up_b, n, cfg_.n_ff, ctx);
+  ops::gelu_tanh(hidden, int64_t(n) * cfg_.n_ff, ctx);
   matmul_rows(w.down, hidden, n, st.xn_.data(), ctx);
-  ops::add_bias(st.xn_.data(), w.down_b, n, D);
-  ops::add(st.x_.data(), st.xn_.data(), int64_t(n) * D);
+  ops::add_bias(st.xn_.data(), w.down_b, n, D, ctx);
+  ops::add(st.x_.data(), st.xn_.data(), int64_t(n) * D, ctx);
 }
 
 // One merger over the current hidden state: LayerNorm (per patch or per block of patches,
@@ -396,13 +396,13 @@ void Qwen3VLVision::merge(VisionState& st, const VisionMerger& m, int n, float* 
   const int64_t width = int64_t(cfg_.merge_unit()) * cfg_.n_embd;
   const int64_t n_tok = total / width;
   ops::layer_norm(st.x_.data(), m.norm_w, m.norm_b, st.xn_.data(), total / m.norm_dim, m.norm_dim,
-                  cfg_.eps);
+                  cfg_.eps, ctx);
   float* hidden = st.work_.data();
   matmul_rows(m.fc1, st.xn_.data(), n_tok, hidden, ctx);
-  ops::add_bias(hidden, m.fc1_b, n_tok, width);
-  ops::gelu_erf(hidden, n_tok * width);
+  ops::add_bias(hidden, m.fc1_b, n_tok, width, ctx);
+  ops::gelu_erf(hidden, n_tok * width, ctx);
   matmul_rows(m.fc2, hidden, n_tok, out, ctx);
-  ops::add_bias(out, m.fc2_b, n_tok, cfg_.out_dim);
+  ops::add_bias(out, m.fc2_b, n_tok, cfg_.out_dim, ctx);
 }
 
 void Qwen3VLVision::encode(VisionState& st, const float* pixels, int n_groups, int grid_h,
@@ -429,7 +429,7 @@ void Qwen3VLVision::encode(VisionState& st, const float* pixels, int n_groups, i
 
   embed_patches(st, pixels, n, ctx);
   position_tables(st, grid_h, grid_w);
-  for (int g = 0; g < n_groups; ++g) ops::add(st.x_.data() + g * gp * D, st.pos_.data(), gp * D);
+  for (int g = 0; g < n_groups; ++g) ops::add(st.x_.data() + g * gp * D, st.pos_.data(), gp * D, ctx);
   if (trace) trace(-1, st.x_.data(), n);
 
   const int64_t n_tok = n64 / cfg_.merge_unit();

@@ -52,18 +52,18 @@ void embed_batch(const ops::Matrix& tok_embd, int n_vocab, const TextBatch& b, f
 
 void swiglu_block(const SwiGlu& w, float* x, float* xn, float* gate, float* up, int n, int D, int F,
                   ops::Context& ctx) {
-  ops::rms_norm(x, w.norm, xn, n, D, w.eps);
+  ops::rms_norm(x, w.norm, xn, n, D, w.eps, ctx);
   const ops::Matrix gate_up[2] = {w.gate, w.up};
   float* const gate_up_out[2] = {gate, up};
   ops::matmul_multi(gate_up, xn, n, gate_up_out, ctx);
-  ops::silu_mul(gate, up, int64_t(n) * F);
+  ops::silu_mul(gate, up, int64_t(n) * F, ctx);
   ops::matmul(w.down, gate, n, xn, ctx);
-  ops::add(x, xn, int64_t(n) * D);
+  ops::add(x, xn, int64_t(n) * D, ctx);
 }
 
 void output_head(const OutputHead& head, const float* x, float* xn, int n, int64_t D, float* logits,
                  ops::Context& ctx) {
-  ops::rms_norm(x, head.norm, xn, n, D, head.eps);
+  ops::rms_norm(x, head.norm, xn, n, D, head.eps, ctx);
   ops::matmul(head.weight, xn, n, logits, ctx);
 }
 

@@ -407,6 +407,82 @@ void add_bias(float* y, const float* bias, int64_t n_rows, int64_t dim) {
   for (int64_t r = 0; r < n_rows; ++r) detail::add_f32(y + r * dim, bias, dim);
 }
 
+// ---- the same, split across a context's threads ----
+//
+// Element-wise work and per-row norms are a few percent of a one-thread vision encode but run
+// on one thread while the matmuls use all: at 2 threads twice that share, at 8 (RK3588) most of
+// what the matmuls saved. Each call splits its range into contiguous chunks; the values are
+// those of the one-thread functions above (the same per-element or per-row arithmetic).
+
+namespace {
+
+// Elements (or rows x dim) per chunk from which a call is split: below, one chunk runs inline
+// (a decode step's rows never wake the pool).
+constexpr int64_t kMinChunkElems = 16384;
+
+// fn(begin, end) over [0, n) in chunks of at least min_chunk (rounded to 64 elements, whole
+// cache lines of floats), at most 4 per thread.
+template <class Fn>
+void for_chunks(Context& ctx, int64_t n, int64_t min_chunk, Fn&& fn) {
+  const int64_t chunks = std::clamp<int64_t>(n / std::max<int64_t>(1, min_chunk), 1,
+                                             4 * int64_t{ctx.n_threads()});
+  if (chunks <= 1 || ctx.n_threads() == 1) return fn(int64_t{0}, n);
+  const int64_t per = (n + chunks - 1) / chunks;
+  const int64_t step = min_chunk >= 64 ? (per + 63) / 64 * 64 : per;
+  ctx.pool().run((n + step - 1) / step, [&](int64_t c, int) {
+    fn(c * step, std::min(n, (c + 1) * step));
+  });
+}
+
+int64_t min_rows(int64_t dim) { return std::max<int64_t>(1, kMinChunkElems / std::max<int64_t>(1, dim)); }
+
+}  // namespace
+
+void rms_norm(const float* x, const float* weight, float* y, int64_t n_rows, int64_t dim, float eps,
+              Context& ctx) {
+  for_chunks(ctx, n_rows, min_rows(dim), [&](int64_t r0, int64_t r1) {
+    rms_norm(x + r0 * dim, weight, y + r0 * dim, r1 - r0, dim, eps);
+  });
+}
+
+void layer_norm(const float* x, const float* weight, const float* bias, float* y, int64_t n_rows,
+                int64_t dim, float eps, Context& ctx) {
+  for_chunks(ctx, n_rows, min_rows(dim), [&](int64_t r0, int64_t r1) {
+    layer_norm(x + r0 * dim, weight, bias, y + r0 * dim, r1 - r0, dim, eps);
+  });
+}
+
+void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t token_stride,
+          const float* cos, const float* sin, Context& ctx) {
+  const int64_t half = head_dim / 2;
+  for_chunks(ctx, n_tokens, min_rows(n_heads * head_dim), [&](int64_t t0, int64_t t1) {
+    rope(x + t0 * token_stride, t1 - t0, n_heads, head_dim, token_stride, cos + t0 * half,
+         sin + t0 * half);
+  });
+}
+
+void silu_mul(float* gate, const float* up, int64_t n, Context& ctx) {
+  for_chunks(ctx, n, kMinChunkElems, [&](int64_t b, int64_t e) { silu_mul(gate + b, up + b, e - b); });
+}
+
+void gelu_tanh(float* x, int64_t n, Context& ctx) {
+  for_chunks(ctx, n, kMinChunkElems, [&](int64_t b, int64_t e) { gelu_tanh(x + b, e - b); });
+}
+
+void gelu_erf(float* x, int64_t n, Context& ctx) {
+  for_chunks(ctx, n, kMinChunkElems, [&](int64_t b, int64_t e) { gelu_erf(x + b, e - b); });
+}
+
+void add(float* y, const float* x, int64_t n, Context& ctx) {
+  for_chunks(ctx, n, kMinChunkElems, [&](int64_t b, int64_t e) { add(y + b, x + b, e - b); });
+}
+
+void add_bias(float* y, const float* bias, int64_t n_rows, int64_t dim, Context& ctx) {
+  for_chunks(ctx, n_rows, min_rows(dim), [&](int64_t r0, int64_t r1) {
+    add_bias(y + r0 * dim, bias, r1 - r0, dim);
+  });
+}
+
 void softmax(float* x, int64_t n) {
   if (n <= 0) return;
   const float m = detail::max_f32(x, n);

@@ -102,6 +102,20 @@ void add(float* y, const float* x, int64_t n);               // y += x
 void add_bias(float* y, const float* bias, int64_t n_rows, int64_t dim);
 void softmax(float* x, int64_t n);                           // in place, numerically stable
 
+// The same, split across ctx's threads in contiguous chunks (rows for the norms and add_bias,
+// tokens for rope), with the same values; calls under 16384 elements run on the calling thread.
+void rms_norm(const float* x, const float* weight, float* y, int64_t n_rows, int64_t dim, float eps,
+              Context& ctx);
+void layer_norm(const float* x, const float* weight, const float* bias, float* y, int64_t n_rows,
+                int64_t dim, float eps, Context& ctx);
+void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t token_stride,
+          const float* cos, const float* sin, Context& ctx);
+void silu_mul(float* gate, const float* up, int64_t n, Context& ctx);
+void gelu_tanh(float* x, int64_t n, Context& ctx);
+void gelu_erf(float* x, int64_t n, Context& ctx);
+void add(float* y, const float* x, int64_t n, Context& ctx);
+void add_bias(float* y, const float* bias, int64_t n_rows, int64_t dim, Context& ctx);
+
 // Scaled dot-product attention with grouped KV heads.
 //   q:   [n_q][n_head][head_dim] (token stride q_stride floats)
 //   k,v: per KV head h, key j at k + h*kv_head_stride + j*head_dim elements of kv_type

@@ -477,6 +477,63 @@ TEST(Ops, AddAndBias) {
   expect_close(y, ref);
 }
 
+// The Context overloads split rows / tokens / elements across threads; each chunk must be the
+// one-thread function on its own slice, so the results are equal bit for bit. Sizes: above the
+// 16384-element split threshold, not multiples of the chunk step (a ragged last chunk), and a
+// small call that runs inline.
+TEST(Ops, ThreadedElementwiseEqualsOneThread) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-3.0f, 3.0f);
+  auto random = [&](int64_t n) {
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& x : v) x = u(rng);
+    return v;
+  };
+  Context ctx(3);
+  for (const int64_t rows : {int64_t{5}, int64_t{301}}) {
+    const int64_t dim = 200, n = rows * dim;
+    const auto x = random(n), w = random(dim), b = random(dim), up = random(n);
+    std::vector<float> one(static_cast<size_t>(n)), many(static_cast<size_t>(n));
+    rms_norm(x.data(), w.data(), one.data(), rows, dim, 1e-6f);
+    rms_norm(x.data(), w.data(), many.data(), rows, dim, 1e-6f, ctx);
+    EXPECT_EQ(one, many) << "rms_norm rows " << rows;
+    layer_norm(x.data(), w.data(), b.data(), one.data(), rows, dim, 1e-6f);
+    layer_norm(x.data(), w.data(), b.data(), many.data(), rows, dim, 1e-6f, ctx);
+    EXPECT_EQ(one, many) << "layer_norm rows " << rows;
+    // rope: 4 heads of 50 per token, a token stride wider than the heads, per-token angles.
+    const auto cos = random(rows * 25), sin = random(rows * 25);
+    one = x;
+    many = x;
+    rope(one.data(), rows, 4, 50, dim, cos.data(), sin.data());
+    rope(many.data(), rows, 4, 50, dim, cos.data(), sin.data(), ctx);
+    EXPECT_EQ(one, many) << "rope rows " << rows;
+    using Fn1 = void (*)(float*, int64_t);
+    using FnCtx = void (*)(float*, int64_t, Context&);
+    for (const auto& [f1, fc] : {std::pair<Fn1, FnCtx>{gelu_tanh, gelu_tanh}, {gelu_erf, gelu_erf}}) {
+      one = x;
+      many = x;
+      f1(one.data(), n);
+      fc(many.data(), n, ctx);
+      EXPECT_EQ(one, many) << "gelu rows " << rows;
+    }
+    one = x;
+    many = x;
+    silu_mul(one.data(), up.data(), n);
+    silu_mul(many.data(), up.data(), n, ctx);
+    EXPECT_EQ(one, many) << "silu_mul rows " << rows;
+    one = x;
+    many = x;
+    add(one.data(), up.data(), n);
+    add(many.data(), up.data(), n, ctx);
+    EXPECT_EQ(one, many) << "add rows " << rows;
+    one = x;
+    many = x;
+    add_bias(one.data(), b.data(), rows, dim);
+    add_bias(many.data(), b.data(), rows, dim, ctx);
+    EXPECT_EQ(one, many) << "add_bias rows " << rows;
+  }
+}
+
 TEST(Ops, Softmax) {
   for (int64_t n : {1, 5, 100, 1001}) {
     auto x = randv(n, -50, 50);

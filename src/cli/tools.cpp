@@ -69,7 +69,7 @@ int run_vision_bench_cmd(const std::string& mmproj, const std::vector<std::strin
 }
 
 int run_text_bench(const EngineOptions& opts, const BenchOptions& b, bool json) {
-  const auto model = Model::load(opts.model_path);
+  const auto model = Model::load(opts.model_path, "", nullptr, opts.load_mode());
   EngineOptions e = opts;
   e.n_ctx = bench_context_size(b);
   Executor exec(*model, executor_options(e, *model));
@@ -159,7 +159,7 @@ int run_logits(EngineOptions opts, const std::string& file, const std::string& o
       out_path,
       {{"model", opts.model_path}, {"vision model", opts.mmproj_path}, {"prompt file", file}});
   const std::string text = read_file(file);
-  const auto model = Model::load(opts.model_path);
+  const auto model = Model::load(opts.model_path, "", nullptr, opts.load_mode());
   const auto ids = model->tokenizer().encode(text, true);
   if (ids.empty()) throw Error(file + ": no tokens to evaluate");
   const int n = static_cast<int>(ids.size());

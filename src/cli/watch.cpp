@@ -442,7 +442,8 @@ int run_watch(WatchArgs& a) {
   std::unique_ptr<VisionEncoder> npu_vision = watch_vision_encoder(a.engine, npu_line);
   install_signals();
   const std::shared_ptr<const Model> model =
-      Model::load(a.engine.model_path, a.engine.mmproj_path, std::move(npu_vision));
+      Model::load(a.engine.model_path, a.engine.mmproj_path, std::move(npu_vision),
+                  a.engine.load_mode());
   if (!npu_line.empty()) note(npu_line);
   Executor executor(*model, executor_options(a.engine, *model));
   Scheduler scheduler(*model, executor);

@@ -458,9 +458,56 @@ struct FdCloser {
   ~FdCloser() { ::close(fd); }
 };
 
+// Whether the kernel grants transparent huge pages to a madvise(MADV_HUGEPAGE) region.
+bool transparent_huge_pages_enabled() {
+  const int fd = ::open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  FdCloser closer{fd};
+  char buf[128] = {};
+  const ssize_t n = ::read(fd, buf, sizeof(buf) - 1);
+  if (n <= 0) return false;
+  const std::string_view mode(buf, static_cast<size_t>(n));
+  return mode.find("[always]") != std::string_view::npos ||
+         mode.find("[madvise]") != std::string_view::npos;
+}
+
+constexpr size_t kHugePage = size_t{2} << 20;
+
+// `size` bytes of fd read into a 2 MiB-aligned anonymous region that asks for huge pages, then
+// made read-only like the mapping. Returns the region's length through `mapped`.
+void* read_into_huge_pages(int fd, size_t size, const std::string& path, size_t* mapped) {
+  const size_t len = (size + kHugePage - 1) / kHugePage * kHugePage;
+  // One huge page more than needed, so that an aligned start exists; the rest is unmapped.
+  void* raw = ::mmap(nullptr, len + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                     -1, 0);
+  if (raw == MAP_FAILED) throw IoError(path + ": cannot allocate " + std::to_string(len) +
+                                       " bytes to read it into: " + errno_text(errno));
+  const auto start = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (start + kHugePage - 1) / kHugePage * kHugePage;
+  if (aligned > start) ::munmap(raw, aligned - start);
+  if (const size_t tail = start + len + kHugePage - (aligned + len); tail > 0)
+    ::munmap(reinterpret_cast<void*>(aligned + len), tail);
+  auto* p = reinterpret_cast<uint8_t*>(aligned);
+  ::madvise(p, len, MADV_HUGEPAGE);  // advice: without it the bytes are still right
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t r = ::pread(fd, p + done, size - done, static_cast<off_t>(done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      const std::string why = r < 0 ? errno_text(errno) : "the file shrank while being read";
+      ::munmap(p, len);
+      throw IoError(path + ": cannot read: " + why);
+    }
+    done += static_cast<size_t>(r);
+  }
+  ::mprotect(p, len, PROT_READ);
+  *mapped = len;
+  return p;
+}
+
 }  // namespace
 
-std::unique_ptr<File> File::open(const std::string& path) {
+std::unique_ptr<File> File::open(const std::string& path, LoadMode mode) {
   // Refuses FIFOs, devices, sockets, directories and link loops with their own reasons, without
   // blocking: mapping /dev/zero or waiting for a FIFO's writer must never happen.
   const int fd = open_regular_file(path, "GGUF");
@@ -470,15 +517,27 @@ std::unique_ptr<File> File::open(const std::string& path) {
   if (st.st_size == 0) throw Error(path + ": empty file (not a GGUF file)");
 
   const size_t size = static_cast<size_t>(st.st_size);
-  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  // The file is open, regular and not empty: a failed mapping is the system's (no memory or
-  // address space, a file system without mmap), not the file's.
-  if (map == MAP_FAILED) throw IoError(path + ": cannot map: " + errno_text(errno));
+  if (mode == LoadMode::kAuto) {
+    mode = size >= kHugePagesMinBytes && transparent_huge_pages_enabled() ? LoadMode::kHugePages
+                                                                           : LoadMode::kMap;
+  }
+  size_t mapped = size;
+  void* map = nullptr;
+  if (mode == LoadMode::kHugePages) {
+    map = read_into_huge_pages(fd, size, path, &mapped);
+  } else {
+    map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    // The file is open, regular and not empty: a failed mapping is the system's (no memory or
+    // address space, a file system without mmap), not the file's.
+    if (map == MAP_FAILED) throw IoError(path + ": cannot map: " + errno_text(errno));
+  }
 
   std::unique_ptr<File> file(new File());
   file->path_ = path;
   file->map_ = static_cast<const uint8_t*>(map);
   file->size_ = size;
+  file->mapped_bytes_ = mapped;
+  file->huge_pages_ = mode == LoadMode::kHugePages;
   file->owns_mapping_ = true;  // from here the destructor unmaps, also when parsing throws
   Parser(*file).parse();
   return file;
@@ -494,7 +553,7 @@ std::unique_ptr<File> File::from_memory(const uint8_t* data, size_t size, std::s
 }
 
 File::~File() {
-  if (owns_mapping_) ::munmap(const_cast<uint8_t*>(map_), size_);
+  if (owns_mapping_) ::munmap(const_cast<uint8_t*>(map_), mapped_bytes_);
 }
 
 // ---------------------------------------------------------------------------------------------

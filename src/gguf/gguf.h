@@ -59,10 +59,25 @@ struct TensorInfo {
   int64_t rows() const { return ne[1] * ne[2] * ne[3]; }
 };
 
+// How File::open holds a file's bytes.
+//  kMap: a private read-only mapping, paged in on first touch; nothing is read up front, and
+//    processes share the page cache.
+//  kHugePages: read at open into anonymous memory that asks the kernel for transparent huge
+//    pages (madvise), then made read-only. A decode step streams every weight once; with 4 KiB
+//    pages that is a TLB miss and a cold start of the hardware prefetcher every 4 KiB, with
+//    2 MiB pages neither. Measured (2B-shaped Q8_0, one thread, Intel Xeon, 5 alternated
+//    pairs): 5.71-6.01 tokens/s against 5.26-5.51 mapped; anonymous 4 KiB pages were no faster
+//    than the mapping.
+//  kAuto: kHugePages for files of at least kHugePagesMinBytes when the kernel's transparent
+//    huge pages are enabled ("always" or "madvise"), else kMap.
+enum class LoadMode { kAuto, kMap, kHugePages };
+constexpr size_t kHugePagesMinBytes = size_t{64} << 20;
+
 class File {
  public:
-  // Maps and validates `path`. Throws reel::Error("<path>: <what is wrong>") on any problem.
-  static std::unique_ptr<File> open(const std::string& path);
+  // Maps (or reads, see LoadMode) and validates `path`. Throws reel::Error("<path>: <what is
+  // wrong>") on any problem.
+  static std::unique_ptr<File> open(const std::string& path, LoadMode mode = LoadMode::kAuto);
   // Validates a GGUF image already in memory (tests, fuzzers). The File does not own `data`,
   // which must outlive it; `name` stands in for the path in messages.
   static std::unique_ptr<File> from_memory(const uint8_t* data, size_t size, std::string name);
@@ -75,6 +90,7 @@ class File {
   uint64_t alignment() const { return alignment_; }
   uint64_t data_offset() const { return data_offset_; }  // start of the tensor data section
   size_t size() const { return size_; }
+  bool huge_pages() const { return huge_pages_; }  // open() took LoadMode::kHugePages
   const std::vector<KeyValue>& metadata() const { return kv_; }
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
 
@@ -110,6 +126,8 @@ class File {
   const uint8_t* map_ = nullptr;
   size_t size_ = 0;
   bool owns_mapping_ = false;  // true when map_ came from mmap() and must be unmapped
+  size_t mapped_bytes_ = 0;    // the length to unmap (size_ rounded up for kHugePages)
+  bool huge_pages_ = false;    // read into huge-page memory (LoadMode::kHugePages)
   uint64_t data_offset_ = 0;
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;

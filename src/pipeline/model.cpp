@@ -18,14 +18,15 @@ bool is_qwen35(const gguf::File& f) {
 
 std::shared_ptr<const Model> Model::load(const std::string& text_path,
                                          const std::string& mmproj_path,
-                                         std::unique_ptr<VisionEncoder> vision) {
+                                         std::unique_ptr<VisionEncoder> vision,
+                                         gguf::LoadMode mode) {
   if (text_path.empty() && mmproj_path.empty() && !vision) throw Error("no model file given");
   auto m = std::shared_ptr<Model>(new Model());
   m->text_path_ = text_path;
   m->mmproj_path_ = mmproj_path;
   if (!text_path.empty()) {
     const auto t0 = Clock::now();
-    m->text_file_ = gguf::File::open(text_path);
+    m->text_file_ = gguf::File::open(text_path, mode);
     // Qwen3.5 (qwen35moe: refused there as not supported yet) or Qwen3-VL.
     if (is_qwen35(*m->text_file_)) {
       m->hybrid_ = Qwen35Text::load(*m->text_file_);
@@ -51,14 +52,14 @@ std::shared_ptr<const Model> Model::load(const std::string& text_path,
     m->other_vision_ = std::move(vision);
   } else if (!mmproj_path.empty()) {
     const auto t0 = Clock::now();
-    m->load_vision(mmproj_path);
+    m->load_vision(mmproj_path, mode);
     m->vision_load_ms_ = ms_since(t0);
   }
   return m;
 }
 
-void Model::load_vision(const std::string& path) {
-  vision_file_ = gguf::File::open(path);
+void Model::load_vision(const std::string& path, gguf::LoadMode mode) {
+  vision_file_ = gguf::File::open(path, mode);
   vision_ = Qwen3VLVision::load(*vision_file_);
   if (has_text()) check_pair(vision_->geometry(), path);
 }
@@ -128,7 +129,7 @@ LoadTimes Model::measure_load_times() const {
   if (text_file_) {
     t.text_cold_ms = text_load_ms_ + touch_pages(*text_file_);
     const auto t0 = Clock::now();
-    auto f = gguf::File::open(text_path_);
+    auto f = gguf::File::open(text_path_, gguf::LoadMode::kMap);
     if (is_qwen35(*f))
       Qwen35Text::load(*f);
     else
@@ -140,7 +141,7 @@ LoadTimes Model::measure_load_times() const {
   if (vision_file_) {
     t.vision_cold_ms = vision_load_ms_ + touch_pages(*vision_file_);
     const auto t0 = Clock::now();
-    auto f = gguf::File::open(mmproj_path_);
+    auto f = gguf::File::open(mmproj_path_, gguf::LoadMode::kMap);
     auto v = Qwen3VLVision::load(*f);
     touch_pages(*f);
     t.vision_warm_ms = ms_since(t0);

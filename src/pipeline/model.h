@@ -29,9 +29,11 @@ class Model {
   // vision encoder the caller built from mmproj_path (another backend's file, e.g. an NPU's):
   // the model takes it instead of reading mmproj_path as GGUF, and checks it against the text
   // model all the same.
+  // `mode`: how the GGUF files are held (gguf::LoadMode: read into huge pages, or mapped).
   static std::shared_ptr<const Model> load(const std::string& text_path,
                                            const std::string& mmproj_path = "",
-                                           std::unique_ptr<VisionEncoder> vision = nullptr);
+                                           std::unique_ptr<VisionEncoder> vision = nullptr,
+                                           gguf::LoadMode mode = gguf::LoadMode::kAuto);
 
   bool has_text() const { return decoder_ != nullptr; }
   bool has_vision() const { return vision_ != nullptr || other_vision_ != nullptr; }
@@ -58,12 +60,15 @@ class Model {
   TokenId image_pad() const { return image_pad_; }
   TokenId video_pad() const { return video_pad_; }
   double load_ms() const { return text_load_ms_ + vision_load_ms_; }
-  // Pages every weight in (counted into the cold times) and times a warm reload.
+  // Pages every weight in (counted into the cold times) and times a warm reload. The reload maps
+  // the files (LoadMode::kMap) whatever the model was loaded with, so that it holds no second
+  // copy of the weights (peak RAM stays the model's); for a model read into huge pages the warm
+  // figure leaves out that copy from the page cache.
   LoadTimes measure_load_times() const;
 
  private:
   Model() = default;
-  void load_vision(const std::string& path);
+  void load_vision(const std::string& path, gguf::LoadMode mode);
   void check_pair(const VisionGeometry& v, const std::string& path) const;
   std::string text_path_, mmproj_path_;
   std::unique_ptr<gguf::File> text_file_, vision_file_;

@@ -1,6 +1,8 @@
 // GGUF reader: valid files (from the in-test Builder and from gguf-py's GGUFWriter), every
 // getter, and every rejection path.
 #include <gtest/gtest.h>
+
+#include <cstring>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -159,6 +161,32 @@ TEST(Reader, GetterErrors) {
     f.get_u32("missing.key");
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()), "mem: missing key 'missing.key'");
+  }
+}
+
+// Read into huge-page memory or mapped, the same file gives the same metadata and tensor bytes;
+// kAuto maps a file under kHugePagesMinBytes.
+TEST(Reader, HugePagesAndMappingHoldTheSameBytes) {
+  const std::string path = std::string(REEL_FIXTURE_SRC) + "/gguf/writer-sample.gguf";
+  const std::unique_ptr<File> mapped = File::open(path, LoadMode::kMap);
+  const std::unique_ptr<File> read = File::open(path, LoadMode::kHugePages);
+  EXPECT_FALSE(mapped->huge_pages());
+  EXPECT_TRUE(read->huge_pages());
+  EXPECT_FALSE(File::open(path)->huge_pages());  // a small file
+  ASSERT_EQ(mapped->size(), read->size());
+  // The image starts on a 2 MiB boundary, where a huge page can back it.
+  const TensorInfo& first = read->tensors().at(0);
+  EXPECT_EQ((reinterpret_cast<uintptr_t>(first.data) - read->data_offset() - first.offset) %
+                (uintptr_t{2} << 20),
+            0u);
+  EXPECT_EQ(read->get_str("t.str"), mapped->get_str("t.str"));
+  ASSERT_EQ(mapped->tensors().size(), read->tensors().size());
+  for (size_t i = 0; i < mapped->tensors().size(); ++i) {
+    const TensorInfo& a = mapped->tensors()[i];
+    const TensorInfo& b = read->tensors()[i];
+    EXPECT_EQ(a.name, b.name);
+    ASSERT_EQ(a.nbytes, b.nbytes);
+    EXPECT_EQ(std::memcmp(a.data, b.data, a.nbytes), 0) << a.name;
   }
 }
 

@@ -295,6 +295,8 @@ def main() -> None:
                     help="with --aux-weight: read the residual stream after this many decoder layers (the last "
                          "layer's output also makes the answer's logits through the tied embedding: reading it "
                          "there, the one-object colour answers stayed at 0 for 1000 steps)")
+    ap.add_argument("--aux-templates", default="color,shape,motion",
+                    help="with --aux-weight: the templates whose answer positions get the auxiliary loss")
     ap.add_argument("--aux-until", type=int, default=0, help="with --aux-weight: only before this step (0 = always)")
     ap.add_argument("--override", action="append", default=[],
                     help="pilot only: model_config override, e.g. vision.hidden_size=96 or text.num_hidden_layers=4")
@@ -338,6 +340,7 @@ def main() -> None:
         groups.append({"params": list(aux_head.parameters()), "weight_decay": 0.0})  # leaves the model's
     opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.98), eps=1e-8)
     aux_cache: dict = {}
+    aux_templates = set(a.aux_templates.split(","))
 
     def lr_at(step: int) -> float:
         if step < a.warmup:
@@ -410,7 +413,9 @@ def main() -> None:
             parts.append((ce, w, qi)); exact += ex; templates += tp
             if use_aux:
                 targets = aux_targets(path, zoomed, meta, aux_cache)
-                aux.append(aux_loss(aux_head, h_answer, [targets[i] for i in qsel]))
+                aux.append(aux_loss(aux_head, h_answer,
+                                    [targets[i] if meta["questions"][i]["template"] in aux_templates else None
+                                     for i in qsel]))
         loss = answer_loss = batch_loss(parts, a.weighting)
         if aux:
             aux_mean = torch.stack(aux).mean()

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
@@ -471,6 +472,22 @@ bool transparent_huge_pages_enabled() {
          mode.find("[madvise]") != std::string_view::npos;
 }
 
+// Whether a copy of `size` bytes leaves room: MemAvailable (/proc/meminfo, which counts the
+// reclaimable page cache, this file's pages included) must exceed it by 256 MiB. Where it does
+// not, the lazy mapping pages weights in and out instead of the copy failing.
+bool fits_in_memory(size_t size) {
+  const int fd = ::open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  FdCloser closer{fd};
+  char buf[4096] = {};
+  const ssize_t n = ::read(fd, buf, sizeof(buf) - 1);
+  if (n <= 0) return false;
+  const char* line = std::strstr(buf, "MemAvailable:");
+  if (line == nullptr) return false;
+  const unsigned long long kib = std::strtoull(line + std::strlen("MemAvailable:"), nullptr, 10);
+  return size + (size_t{256} << 20) <= static_cast<size_t>(kib) * 1024;
+}
+
 constexpr size_t kHugePage = size_t{2} << 20;
 
 // `size` bytes of fd read into a 2 MiB-aligned anonymous region that asks for huge pages, then
@@ -517,27 +534,32 @@ std::unique_ptr<File> File::open(const std::string& path, LoadMode mode) {
   if (st.st_size == 0) throw Error(path + ": empty file (not a GGUF file)");
 
   const size_t size = static_cast<size_t>(st.st_size);
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  // The file is open, regular and not empty: a failed mapping is the system's (no memory or
+  // address space, a file system without mmap), not the file's.
+  if (map == MAP_FAILED) throw IoError(path + ": cannot map: " + errno_text(errno));
+  // Validated on the mapping first, so that a file that is not a model (or a hostile one) is
+  // refused having read only what the parser touched, whatever its size.
+  std::unique_ptr<File> mapped = adopt(path, map, size, size, false);
   if (mode == LoadMode::kAuto) {
-    mode = size >= kHugePagesMinBytes && transparent_huge_pages_enabled() ? LoadMode::kHugePages
-                                                                           : LoadMode::kMap;
+    mode = size >= kHugePagesMinBytes && transparent_huge_pages_enabled() && fits_in_memory(size)
+               ? LoadMode::kHugePages
+               : LoadMode::kMap;
   }
-  size_t mapped = size;
-  void* map = nullptr;
-  if (mode == LoadMode::kHugePages) {
-    map = read_into_huge_pages(fd, size, path, &mapped);
-  } else {
-    map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    // The file is open, regular and not empty: a failed mapping is the system's (no memory or
-    // address space, a file system without mmap), not the file's.
-    if (map == MAP_FAILED) throw IoError(path + ": cannot map: " + errno_text(errno));
-  }
+  if (mode == LoadMode::kMap) return mapped;
+  size_t len = 0;
+  void* copy = read_into_huge_pages(fd, size, path, &len);
+  return adopt(path, copy, size, len, true);  // parsed again: its pointers point into the copy
+}
 
+std::unique_ptr<File> File::adopt(const std::string& path, void* map, size_t size, size_t mapped,
+                                  bool huge_pages) {
   std::unique_ptr<File> file(new File());
   file->path_ = path;
   file->map_ = static_cast<const uint8_t*>(map);
   file->size_ = size;
   file->mapped_bytes_ = mapped;
-  file->huge_pages_ = mode == LoadMode::kHugePages;
+  file->huge_pages_ = huge_pages;
   file->owns_mapping_ = true;  // from here the destructor unmaps, also when parsing throws
   Parser(*file).parse();
   return file;

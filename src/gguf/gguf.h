@@ -69,7 +69,9 @@ struct TensorInfo {
 //    pairs): 5.71-6.01 tokens/s against 5.26-5.51 mapped; anonymous 4 KiB pages were no faster
 //    than the mapping.
 //  kAuto: kHugePages for files of at least kHugePagesMinBytes when the kernel's transparent
-//    huge pages are enabled ("always" or "madvise"), else kMap.
+//    huge pages are enabled ("always" or "madvise") and the copy fits in available memory,
+//    else kMap. Either way the file is validated on a mapping first, so a file that is not a
+//    model is refused before anything is copied.
 enum class LoadMode { kAuto, kMap, kHugePages };
 constexpr size_t kHugePagesMinBytes = size_t{64} << 20;
 
@@ -119,6 +121,9 @@ class File {
 
  private:
   File() = default;
+  // A File over `map` (size bytes of file image, `mapped` to unmap), parsed and validated.
+  static std::unique_ptr<File> adopt(const std::string& path, void* map, size_t size, size_t mapped,
+                                     bool huge_pages);
   const Value& get(std::string_view key) const;  // throws when absent
   [[noreturn]] void fail(std::string_view what) const;
 

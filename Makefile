@@ -107,8 +107,9 @@ BENCH_MODEL ?= $(BUILD)/fixtures/models/tiny-a-q8_0.gguf
 BENCH_MMPROJ ?= $(BUILD)/fixtures/models/tiny-a-mmproj-f16.gguf
 bench: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
-	cmake --build $(BUILD) -j $(JOBS) --target bench_ops reel fixtures
+	cmake --build $(BUILD) -j $(JOBS) --target bench_ops bench_media reel fixtures
 	./$(BUILD)/bench/bench_ops $(BENCH_ARGS)
+	./$(BUILD)/bench/bench_media
 	@echo "== reel bench on the tiny random-weight model (a smoke run, not a real model's speed)"
 	./$(BUILD)/reel bench -m $(BENCH_MODEL) --mmproj $(BENCH_MMPROJ) -r 3
 

@@ -9,6 +9,10 @@
 #include <string>
 #include <vector>
 
+namespace reel::ops {
+class ThreadPool;
+}
+
 namespace reel::media {
 
 // RGB24, row-major, top row first, orientation already applied.
@@ -49,7 +53,8 @@ Size2 smart_resize(int height, int width, const ResizeBudget& budget);
 // torchvision F.resize(uint8 tensor, BICUBIC, antialias=True) as PyTorch's CPU kernel computes it:
 // Keys cubic (a = -0.5), support widened by the downscale factor, weights normalized in double and
 // quantized to int16 fixed point, width pass then height pass with a uint8 intermediate.
-Image resize_bicubic(const Image& src, int width, int height);
+// With a pool, rows are split across its threads (the same bytes as one thread).
+Image resize_bicubic(const Image& src, int width, int height, ops::ThreadPool* pool = nullptr);
 
 // Grid in patches (16 px) per axis; t counts temporal pairs of frames.
 struct PatchGrid {
@@ -59,8 +64,10 @@ struct PatchGrid {
 // Builds pixel_values [t*h*w][3*temporal_patch*patch*patch] from frames.size() == temporal_patch*t
 // equally sized frames (an image: the same frame repeated), sides multiples of patch*merge.
 // Values are (x - 255*mean) / (255*std) in float, the fused rescale+normalize of HF's fast
-// processor. Row and column order as spec §3.3.
+// processor. Row and column order as spec §3.3. With a pool, rows of merged blocks are split
+// across its threads (the same values as one thread).
 void patchify(std::span<const Image* const> frames, int patch, int temporal_patch, int merge,
-              const float mean[3], const float std[3], std::vector<float>& out, PatchGrid& grid);
+              const float mean[3], const float std[3], std::vector<float>& out, PatchGrid& grid,
+              ops::ThreadPool* pool = nullptr);
 
 }  // namespace reel::media

@@ -3,11 +3,13 @@
 
 #include "common/error.h"
 #include "media/image.h"
+#include "media/parallel_rows.h"
 
 namespace reel::media {
 
 void patchify(std::span<const Image* const> frames, int patch, int temporal_patch, int merge,
-              const float mean[3], const float std[3], std::vector<float>& out, PatchGrid& grid) {
+              const float mean[3], const float std[3], std::vector<float>& out, PatchGrid& grid,
+              ops::ThreadPool* pool) {
   // Frames come resized to the grid by the encoders, and the geometry from a checked model.
   if (patch <= 0 || temporal_patch <= 0 || merge <= 0 || frames.empty() ||
       frames.size() % temporal_patch != 0) {
@@ -27,32 +29,39 @@ void patchify(std::span<const Image* const> frames, int patch, int temporal_patc
   grid = {int(frames.size()) / temporal_patch, height / patch, width / patch};
   const int hm = grid.h / merge, wm = grid.w / merge;
   const size_t cols = size_t(3) * temporal_patch * patch * patch;
-  out.assign(size_t(grid.t) * grid.h * grid.w * cols, 0.0f);
+  out.resize(size_t(grid.t) * grid.h * grid.w * cols);  // every value is written below
   // HF's fast processor fuses rescale and normalize: (x - 255*mean) / (255*std) in float32.
   float m[3], s[3];
   for (int c = 0; c < 3; ++c) {
     m[c] = mean[c] * 255.0f;
     s[c] = std[c] * 255.0f;
   }
-  float* dst = out.data();
   // Row order: temporal group, merged-block row, merged-block column, then the merge x merge
   // patches inside the block row-major. Column order: channel, frame in the pair, py, px.
-  for (int t = 0; t < grid.t; ++t)
-    for (int bh = 0; bh < hm; ++bh)
-      for (int bw = 0; bw < wm; ++bw)
-        for (int ih = 0; ih < merge; ++ih)
-          for (int iw = 0; iw < merge; ++iw, dst += cols) {
-            const int y0 = (bh * merge + ih) * patch, x0 = (bw * merge + iw) * patch;
-            float* d = dst;
-            for (int c = 0; c < 3; ++c)
-              for (int tt = 0; tt < temporal_patch; ++tt) {
-                const uint8_t* px = frames[size_t(t) * temporal_patch + tt]->rgb.data();
-                for (int py = 0; py < patch; ++py) {
-                  const uint8_t* row = px + (size_t(y0 + py) * width + x0) * 3 + c;
-                  for (int x = 0; x < patch; ++x) *d++ = (float(row[x * 3]) - m[c]) / s[c];
-                }
+  const size_t rows_per_band = size_t(wm) * merge * merge;
+  // One merged-block row (t, bh): its wm * merge * merge output rows.
+  auto write_band = [&](int64_t band) {
+    const int t = int(band / hm), bh = int(band % hm);
+    float* dst = out.data() + size_t(band) * rows_per_band * cols;
+    for (int bw = 0; bw < wm; ++bw)
+      for (int ih = 0; ih < merge; ++ih)
+        for (int iw = 0; iw < merge; ++iw, dst += cols) {
+          const int y0 = (bh * merge + ih) * patch, x0 = (bw * merge + iw) * patch;
+          float* d = dst;
+          for (int c = 0; c < 3; ++c)
+            for (int tt = 0; tt < temporal_patch; ++tt) {
+              const uint8_t* px = frames[size_t(t) * temporal_patch + tt]->rgb.data();
+              for (int py = 0; py < patch; ++py) {
+                const uint8_t* row = px + (size_t(y0 + py) * width + x0) * 3 + c;
+                for (int x = 0; x < patch; ++x) *d++ = (float(row[x * 3]) - m[c]) / s[c];
               }
-          }
+            }
+        }
+  };
+  detail::for_row_ranges(pool, int64_t(grid.t) * hm, int64_t(rows_per_band * cols),
+                         [&](int64_t band0, int64_t band1) {
+                           for (int64_t band = band0; band < band1; ++band) write_band(band);
+                         });
 }
 
 }  // namespace reel::media

@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "media/image.h"
+#include "media/parallel_rows.h"
 
 namespace reel::media {
 namespace {
@@ -79,49 +80,55 @@ inline uint8_t finish(int32_t acc, int precision) {
 }
 
 // Width pass: rows x in_w -> rows x out_w, interleaved RGB.
-std::vector<uint8_t> resize_rows(const uint8_t* src, int rows, int in_w, int out_w) {
+std::vector<uint8_t> resize_rows(const uint8_t* src, int rows, int in_w, int out_w,
+                                 ops::ThreadPool* pool) {
   const Axis ax = make_axis(in_w, out_w);
   const int32_t half = ax.precision > 0 ? 1 << (ax.precision - 1) : 0;
   std::vector<uint8_t> dst(size_t(rows) * out_w * 3);
-  for (int y = 0; y < rows; ++y) {
-    const uint8_t* s = src + size_t(y) * in_w * 3;
-    uint8_t* d = dst.data() + size_t(y) * out_w * 3;
-    for (int x = 0; x < out_w; ++x) {
-      const int32_t* w = &ax.weights[size_t(x) * ax.taps];
-      const uint8_t* p = s + size_t(ax.first[x]) * 3;
-      int32_t r = half, g = half, b = half;
-      for (int k = 0; k < ax.count[x]; ++k, p += 3) {
-        r += w[k] * p[0];
-        g += w[k] * p[1];
-        b += w[k] * p[2];
+  detail::for_row_ranges(pool, rows, int64_t(out_w) * ax.taps * 3, [&](int64_t y0, int64_t y1) {
+    for (int64_t y = y0; y < y1; ++y) {
+      const uint8_t* s = src + size_t(y) * in_w * 3;
+      uint8_t* d = dst.data() + size_t(y) * out_w * 3;
+      for (int x = 0; x < out_w; ++x) {
+        const int32_t* w = &ax.weights[size_t(x) * ax.taps];
+        const uint8_t* p = s + size_t(ax.first[x]) * 3;
+        int32_t r = half, g = half, b = half;
+        for (int k = 0; k < ax.count[x]; ++k, p += 3) {
+          r += w[k] * p[0];
+          g += w[k] * p[1];
+          b += w[k] * p[2];
+        }
+        d[x * 3 + 0] = finish(r, ax.precision);
+        d[x * 3 + 1] = finish(g, ax.precision);
+        d[x * 3 + 2] = finish(b, ax.precision);
       }
-      d[x * 3 + 0] = finish(r, ax.precision);
-      d[x * 3 + 1] = finish(g, ax.precision);
-      d[x * 3 + 2] = finish(b, ax.precision);
     }
-  }
+  });
   return dst;
 }
 
 // Height pass: in_h x width -> out_h x width. Accumulates whole rows so the inner loop is
-// contiguous.
-std::vector<uint8_t> resize_cols(const uint8_t* src, int width, int in_h, int out_h) {
+// contiguous; each task has its own accumulator row.
+std::vector<uint8_t> resize_cols(const uint8_t* src, int width, int in_h, int out_h,
+                                 ops::ThreadPool* pool) {
   const Axis ax = make_axis(in_h, out_h);
   const int32_t half = ax.precision > 0 ? 1 << (ax.precision - 1) : 0;
   const size_t row = size_t(width) * 3;
   std::vector<uint8_t> dst(row * out_h);
-  std::vector<int32_t> acc(row);
-  for (int y = 0; y < out_h; ++y) {
-    std::fill(acc.begin(), acc.end(), half);
-    const int32_t* w = &ax.weights[size_t(y) * ax.taps];
-    for (int k = 0; k < ax.count[y]; ++k) {
-      const uint8_t* s = src + size_t(ax.first[y] + k) * row;
-      const int32_t wk = w[k];
-      for (size_t i = 0; i < row; ++i) acc[i] += wk * s[i];
+  detail::for_row_ranges(pool, out_h, int64_t(row) * ax.taps, [&](int64_t y0, int64_t y1) {
+    std::vector<int32_t> acc(row);
+    for (int64_t y = y0; y < y1; ++y) {
+      std::fill(acc.begin(), acc.end(), half);
+      const int32_t* w = &ax.weights[size_t(y) * ax.taps];
+      for (int k = 0; k < ax.count[y]; ++k) {
+        const uint8_t* s = src + size_t(ax.first[y] + k) * row;
+        const int32_t wk = w[k];
+        for (size_t i = 0; i < row; ++i) acc[i] += wk * s[i];
+      }
+      uint8_t* d = dst.data() + size_t(y) * row;
+      for (size_t i = 0; i < row; ++i) d[i] = finish(acc[i], ax.precision);
     }
-    uint8_t* d = dst.data() + size_t(y) * row;
-    for (size_t i = 0; i < row; ++i) d[i] = finish(acc[i], ax.precision);
-  }
+  });
   return dst;
 }
 
@@ -164,7 +171,7 @@ Size2 smart_resize(int height, int width, const ResizeBudget& budget) {
   return {int(h_bar), int(w_bar)};
 }
 
-Image resize_bicubic(const Image& src, int width, int height) {
+Image resize_bicubic(const Image& src, int width, int height, ops::ThreadPool* pool) {
   if (width <= 0 || height <= 0 || src.width <= 0 || src.height <= 0 ||
       src.rgb.size() != size_t(src.width) * src.height * 3) {
     // Callers size images through smart_resize first.
@@ -175,10 +182,11 @@ Image resize_bicubic(const Image& src, int width, int height) {
   out.height = height;
   // Width first, then height, through a uint8 image, as torch does; an unchanged axis is skipped
   // (its weights would be the identity anyway).
-  std::vector<uint8_t> mid =
-      src.width == width ? src.rgb : resize_rows(src.rgb.data(), src.height, src.width, width);
-  out.rgb =
-      src.height == height ? std::move(mid) : resize_cols(mid.data(), width, src.height, height);
+  std::vector<uint8_t> mid = src.width == width
+                                 ? src.rgb
+                                 : resize_rows(src.rgb.data(), src.height, src.width, width, pool);
+  out.rgb = src.height == height ? std::move(mid)
+                                 : resize_cols(mid.data(), width, src.height, height, pool);
   return out;
 }
 

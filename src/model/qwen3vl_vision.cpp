@@ -473,7 +473,7 @@ void Qwen3VLVision::encode_group(std::span<const media::Image* const> frames, fl
                   std::to_string(factor) + " pixels");
   media::PatchGrid grid;
   media::patchify(frames, cfg_.patch_size, cfg_.temporal_patch, cfg_.spatial_merge, cfg_.image_mean,
-                  cfg_.image_std, mine->pixels_, grid);
+                  cfg_.image_std, mine->pixels_, grid, &ctx.pool());
   ctx.reserve(int64_t(grid.h) * grid.w, std::max(cfg_.n_ff, 4 * cfg_.n_embd));
   // Activations for the largest group so far: a video's groups, all of one size, allocate once.
   const int n_patches = std::max(1, grid.h * grid.w);

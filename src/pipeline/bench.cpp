@@ -173,7 +173,7 @@ VisionBenchResult run_vision_bench(const VisionEncoder& vision, int width, int h
   budget.max_pixels = image.max_pixels;
   const media::Size2 size = media::smart_resize(height, width, budget);
   const media::Image resized =
-      media::resize_bicubic(synthetic_image(width, height), size.width, size.height);
+      media::resize_bicubic(synthetic_image(width, height), size.width, size.height, &ctx.pool());
   VisionBenchResult r;
   r.width = width;
   r.height = height;

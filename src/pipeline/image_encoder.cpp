@@ -42,7 +42,8 @@ int image_tokens(const VisionEncoder& vision, media::Size2 size) {
 EncodedImage encode_decoded(const VisionEncoder& vision, const DecodedImage& img, media::Size2 size,
                             ops::Context& ctx, VisionScratch* scratch) {
   const auto t0 = Clock::now();
-  const media::Image resized = media::resize_bicubic(img.image, size.width, size.height);
+  const media::Image resized =
+      media::resize_bicubic(img.image, size.width, size.height, &ctx.pool());
   const double resize_ms = ms_since(t0);
   EncodedImage enc = encode_resized(vision, resized, ctx, scratch);
   enc.path = img.path;

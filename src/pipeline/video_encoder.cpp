@@ -401,6 +401,7 @@ EncodedVideo encode_video(const VisionEncoder& vision, const VideoPlan& plan, op
       // Decoding and resizing time only: the waits for room in the queue are left out.
       auto t_work = Clock::now();
       reader->read_frames(unique, [&](size_t k, media::Image&& img) {
+        // Resized on this thread alone: it runs beside the encoder, whose pool has the cores.
         media::Image resized = (img.width == plan.resized_w && img.height == plan.resized_h)
                                    ? std::move(img)
                                    : media::resize_bicubic(img, plan.resized_w, plan.resized_h);

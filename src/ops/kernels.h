@@ -143,6 +143,12 @@ void matmul_int_rows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t
 void matmul_float_rows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t rows_total,
                        int64_t cols, int64_t r0, int64_t r1, const float* x, int64_t nx, float* y, int64_t ldy,
                        const RowScratch& scratch);
+// y[i][f] = sum_k x[i * ldx + k] * b[k * ldb + f] for i < nx, f < nf, k < kc (y[i * ldy + f]
+// overwritten): f32 b stored k by f (e.g. keys transposed, or values as they are) is read in
+// place as the panels of the kernel above, nothing packed. `pad`: kc * kFloatPanel floats for a
+// last partial block of f.
+void matmul_f32_kmajor(const float* b, int64_t ldb, int64_t nf, int64_t kc, const float* x,
+                       int64_t ldx, int64_t nx, float* y, int64_t ldy, float* pad);
 
 // Vector helpers (vec.cpp).
 float dot_f32(const float* a, const float* b, int64_t n);

@@ -876,19 +876,21 @@ constexpr int kPanelVecs = 2;
 constexpr int kPanelRows = 6;
 
 // y[i][0..nf) (+)= sum_k x[i][k] * panel[k][0..nf) for MR rows; F = kPanelVecs * lanes.
+// Panel rows are ldp floats apart: F for a packed panel, more for one read in place
+// (MatmulF32KMajor).
 template <int MR>
-HWY_NOINLINE void PanelTile(const float* HWY_RESTRICT panel, const float* HWY_RESTRICT x,
-                            int64_t ldx, int64_t kc, float* HWY_RESTRICT y, int64_t ldy,
-                            bool accumulate, int64_t nf) {
+HWY_NOINLINE void PanelTile(const float* HWY_RESTRICT panel, int64_t ldp,
+                            const float* HWY_RESTRICT x, int64_t ldx, int64_t kc,
+                            float* HWY_RESTRICT y, int64_t ldy, bool accumulate, int64_t nf) {
   const DF df;
   const size_t N = hn::Lanes(df);
   const size_t F = kPanelVecs * N;
   hn::Vec<DF> acc[MR][kPanelVecs];
   for (int i = 0; i < MR; ++i)
     for (int v = 0; v < kPanelVecs; ++v) acc[i][v] = hn::Zero(df);
-  for (int64_t k = 0; k < kc; ++k, panel += F) {
+  for (int64_t k = 0; k < kc; ++k, panel += ldp) {
     hn::Vec<DF> wv[kPanelVecs];
-    for (int v = 0; v < kPanelVecs; ++v) wv[v] = hn::Load(df, panel + v * N);
+    for (int v = 0; v < kPanelVecs; ++v) wv[v] = hn::LoadU(df, panel + v * N);
     for (int i = 0; i < MR; ++i) {
       const auto xb = hn::Set(df, x[i * ldx + k]);
       for (int v = 0; v < kPanelVecs; ++v) acc[i][v] = hn::MulAdd(wv[v], xb, acc[i][v]);
@@ -907,6 +909,17 @@ HWY_NOINLINE void PanelTile(const float* HWY_RESTRICT panel, const float* HWY_RE
       for (int v = 0; v < kPanelVecs; ++v) hn::Store(acc[i][v], df, tmp + v * N);
       for (int64_t f = 0; f < nf; ++f) yi[f] = accumulate ? yi[f] + tmp[f] : tmp[f];
     }
+  }
+}
+
+// The last rows < kPanelRows of x: PanelTile<rows>, dispatched at compile time.
+template <int MR>
+HWY_INLINE void PanelRemainder(int64_t rows, const float* HWY_RESTRICT panel, int64_t ldp,
+                               const float* HWY_RESTRICT x, int64_t ldx, int64_t kc,
+                               float* HWY_RESTRICT y, int64_t ldy, bool accumulate, int64_t nf) {
+  if constexpr (MR > 0) {
+    if (rows == MR) return PanelTile<MR>(panel, ldp, x, ldx, kc, y, ldy, accumulate, nf);
+    PanelRemainder<MR - 1>(rows, panel, ldp, x, ldx, kc, y, ldy, accumulate, nf);
   }
 }
 
@@ -1094,19 +1107,49 @@ void MatmulFloatPanels(GgmlType type, const uint8_t* w, size_t row_stride, int64
       int64_t i = 0;
       float* yp = y + rp;
       for (; i + kPanelRows <= nx; i += kPanelRows) {
-        PanelTile<kPanelRows>(panel, x + i * cols + k0, cols, kc, yp + i * ldy, ldy, acc, nf);
+        PanelTile<kPanelRows>(panel, F, x + i * cols + k0, cols, kc, yp + i * ldy, ldy, acc, nf);
         prefetch.step();
       }
       prefetch.step(/*last=*/true);
-      switch (nx - i) {
-        case 5: PanelTile<5>(panel, x + i * cols + k0, cols, kc, yp + i * ldy, ldy, acc, nf); break;
-        case 4: PanelTile<4>(panel, x + i * cols + k0, cols, kc, yp + i * ldy, ldy, acc, nf); break;
-        case 3: PanelTile<3>(panel, x + i * cols + k0, cols, kc, yp + i * ldy, ldy, acc, nf); break;
-        case 2: PanelTile<2>(panel, x + i * cols + k0, cols, kc, yp + i * ldy, ldy, acc, nf); break;
-        case 1: PanelTile<1>(panel, x + i * cols + k0, cols, kc, yp + i * ldy, ldy, acc, nf); break;
-        default: break;
-      }
+      PanelRemainder<kPanelRows - 1>(nx - i, panel, F, x + i * cols + k0, cols, kc, yp + i * ldy,
+                                     ldy, acc, nf);
     }
+  }
+}
+
+// y[i][f] = sum_k x[i][k] * b[k][f] (f < nf, k < kc; y overwritten) with b row-major, k by
+// f: already the panels' feature-major layout, so its F-column blocks are read in place,
+// nothing packed. A last partial block is copied, zero-padded, into `pad` (kc * F floats).
+void MatmulF32KMajor(const float* b, int64_t ldb, int64_t nf, int64_t kc, const float* x,
+                     int64_t ldx, int64_t nx, float* y, int64_t ldy, float* pad) {
+  const int64_t F = static_cast<int64_t>(kPanelVecs * hn::Lanes(DF()));
+  if (F > kFloatPanel) {  // vectors wider than `pad` holds (no enabled target): plain loops
+    for (int64_t i = 0; i < nx; ++i)
+      for (int64_t f = 0; f < nf; ++f) {
+        float acc = 0.0f;
+        for (int64_t k = 0; k < kc; ++k) acc += x[i * ldx + k] * b[k * ldb + f];
+        y[i * ldy + f] = acc;
+      }
+    return;
+  }
+  for (int64_t f0 = 0; f0 < nf; f0 += F) {
+    const int64_t nfb = std::min(F, nf - f0);
+    const float* panel = b + f0;
+    int64_t ldp = ldb;
+    if (nfb < F) {
+      for (int64_t k = 0; k < kc; ++k) {
+        std::memcpy(pad + k * F, b + k * ldb + f0, nfb * sizeof(float));
+        std::fill(pad + k * F + nfb, pad + (k + 1) * F, 0.0f);
+      }
+      panel = pad;
+      ldp = F;
+    }
+    int64_t i = 0;
+    for (; i + kPanelRows <= nx; i += kPanelRows) {
+      PanelTile<kPanelRows>(panel, ldp, x + i * ldx, ldx, kc, y + i * ldy + f0, ldy, false, nfb);
+    }
+    PanelRemainder<kPanelRows - 1>(nx - i, panel, ldp, x + i * ldx, ldx, kc, y + i * ldy + f0, ldy,
+                                   false, nfb);
   }
 }
 
@@ -1189,6 +1232,7 @@ const char* arm_int8_kernels() {
 
 HWY_EXPORT(MatmulIntRows);
 HWY_EXPORT(MatmulFloatRows);
+HWY_EXPORT(MatmulF32KMajor);
 HWY_EXPORT(QuantizeRows);
 HWY_EXPORT(KQuantInt8Prefill);
 HWY_EXPORT(QuantizeRowsKQuantInt8);
@@ -1249,6 +1293,11 @@ void matmul_float_rows(GgmlType type, const uint8_t* w, size_t row_stride, int64
                        int64_t ldy, const RowScratch& scratch) {
   HWY_DYNAMIC_DISPATCH(MatmulFloatRows)
   (type, w, row_stride, rows_total, cols, r0, r1, x, nx, y, ldy, scratch);
+}
+
+void matmul_f32_kmajor(const float* b, int64_t ldb, int64_t nf, int64_t kc, const float* x,
+                       int64_t ldx, int64_t nx, float* y, int64_t ldy, float* pad) {
+  HWY_DYNAMIC_DISPATCH(MatmulF32KMajor)(b, ldb, nf, kc, x, ldx, nx, y, ldy, pad);
 }
 }  // namespace reel::ops::detail
 #endif

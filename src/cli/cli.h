@@ -22,8 +22,10 @@ struct EngineOptions {
   int n_batch = 256;        // tokens per forward pass
   KvType kv_type = KvType::F16;
   std::string backend = "auto";  // --backend cpu | rknpu | auto (by the files' types)
-  bool mmap = false;             // --mmap: map the GGUF files instead of reading them into huge pages
-  gguf::LoadMode load_mode() const { return mmap ? gguf::LoadMode::kMap : gguf::LoadMode::kAuto; }
+  bool hugepages = false;        // --hugepages: read the GGUF files into huge pages, not mapped
+  gguf::LoadMode load_mode() const {
+    return hugepages ? gguf::LoadMode::kAuto : gguf::LoadMode::kMap;
+  }
 };
 // Whether the chat runs on the RK3588 NPU: the text model (-m) is an .rkllm file; the vision file
 // only brings its encoder (an .rknn one feeds the CPU's decoder, a GGUF one the NPU's). Throws

@@ -68,10 +68,13 @@ struct TensorInfo {
 //    2 MiB pages neither. Measured (2B-shaped Q8_0, one thread, Intel Xeon, 5 alternated
 //    pairs): 5.71-6.01 tokens/s against 5.26-5.51 mapped; anonymous 4 KiB pages were no faster
 //    than the mapping.
+//    The price is at start: every page of the copy is fresh memory. On this project's VM the
+//    kernel's zeroing of it (host faults on first touch) made loading the 1.8 GB model take
+//    3.4-9.5 s against 2.1 s mapped (warm page cache), hence not the default.
 //  kAuto: kHugePages for files of at least kHugePagesMinBytes when the kernel's transparent
 //    huge pages are enabled ("always" or "madvise") and the copy fits in available memory,
-//    else kMap. Either way the file is validated on a mapping first, so a file that is not a
-//    model is refused before anything is copied.
+//    else kMap (`--hugepages`). Either way the file is validated on a mapping first, so a file
+//    that is not a model is refused before anything is copied.
 enum class LoadMode { kAuto, kMap, kHugePages };
 constexpr size_t kHugePagesMinBytes = size_t{64} << 20;
 
@@ -79,7 +82,7 @@ class File {
  public:
   // Maps (or reads, see LoadMode) and validates `path`. Throws reel::Error("<path>: <what is
   // wrong>") on any problem.
-  static std::unique_ptr<File> open(const std::string& path, LoadMode mode = LoadMode::kAuto);
+  static std::unique_ptr<File> open(const std::string& path, LoadMode mode = LoadMode::kMap);
   // Validates a GGUF image already in memory (tests, fuzzers). The File does not own `data`,
   // which must outlive it; `name` stands in for the path in messages.
   static std::unique_ptr<File> from_memory(const uint8_t* data, size_t size, std::string name);

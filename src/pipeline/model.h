@@ -33,7 +33,7 @@ class Model {
   static std::shared_ptr<const Model> load(const std::string& text_path,
                                            const std::string& mmproj_path = "",
                                            std::unique_ptr<VisionEncoder> vision = nullptr,
-                                           gguf::LoadMode mode = gguf::LoadMode::kAuto);
+                                           gguf::LoadMode mode = gguf::LoadMode::kMap);
 
   bool has_text() const { return decoder_ != nullptr; }
   bool has_vision() const { return vision_ != nullptr || other_vision_ != nullptr; }

@@ -19,7 +19,7 @@ struct ServerOptions {
   int n_ctx = 4096;   // per sequence; 0: the model's training context
   int n_batch = 256;
   KvType kv_type = KvType::F16;
-  gguf::LoadMode load_mode = gguf::LoadMode::kAuto;  // --mmap: LoadMode::kMap
+  gguf::LoadMode load_mode = gguf::LoadMode::kMap;  // --hugepages: LoadMode::kAuto
   std::string host = "127.0.0.1";
   int port = 8080;      // 0: any free port (printed on stderr)
   int parallel = 1;     // sequences decoded together

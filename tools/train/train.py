@@ -298,6 +298,10 @@ def main() -> None:
     ap.add_argument("--aux-templates", default="color,shape,motion",
                     help="with --aux-weight: the templates whose answer positions get the auxiliary loss")
     ap.add_argument("--aux-until", type=int, default=0, help="with --aux-weight: only before this step (0 = always)")
+    ap.add_argument("--aux-text-only", action="store_true",
+                    help="with --aux-weight: the auxiliary loss trains the text model and its head only; its "
+                         "gradient stops at the visual embeddings (the vision tower and mergers learn from the "
+                         "answers alone)")
     ap.add_argument("--override", action="append", default=[],
                     help="pilot only: model_config override, e.g. vision.hidden_size=96 or text.num_hidden_layers=4")
     a = ap.parse_args()
@@ -422,7 +426,17 @@ def main() -> None:
             stats["aux"] = stats.get("aux", 0.0) + float(aux_mean.detach())
             loss = loss + a.aux_weight * aux_mean
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if aux and a.aux_text_only:
+            # The answers' gradient everywhere, then the auxiliary loss's for the text side only (the
+            # backward pass stops where the visual embeddings enter: no text parameter lies beyond them).
+            answer_loss.backward(retain_graph=True)
+            text_params = list(model.model.language_model.parameters()) + list(aux_head.parameters())
+            grads = torch.autograd.grad(a.aux_weight * aux_mean, text_params, allow_unused=True)
+            for p_, g_ in zip(text_params, grads):
+                if g_ is not None:
+                    p_.grad = g_ if p_.grad is None else p_.grad + g_
+        else:
+            loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         stats["loss"] += float(answer_loss.detach()); stats["n"] += 1  # the answer loss, without aux

@@ -107,8 +107,7 @@ constexpr int64_t kPanelMinRows = 16;  // activation rows from which matmul uses
 
 // Whether matmul (many activation rows) takes `type` through an int8 kernel (activations
 // rounded to int8 per 256 values, matmul_x86-inl.h) on the target the dispatch picks now: Q4_K
-// and Q6_K on x86 AVX2, Q4_K on AVX3_DL (AVX-512 VNNI). Other types and targets take the f32
-// panels.
+// and Q6_K on x86 AVX2 and AVX3_DL (AVX-512 VNNI). Other types and targets take the f32 panels.
 bool kquant_int8_prefill(GgmlType type);
 // Tests and benchmarks: false sends Q4_K and Q6_K back to the f32 panels, to compare.
 void set_kquant_int8_prefill_enabled(bool enabled);

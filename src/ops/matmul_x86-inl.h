@@ -374,18 +374,20 @@ bool GemvIntRowsArch(GgmlType type, const uint8_t* w, size_t row_stride, int64_t
 // quantizing per task, as at first, cost ~14% of the instructions at 2048 columns.
 // On AVX-512 CPUs the f32 panels run 512-bit FMAs and beat these 256-bit tiles (Intel Xeon,
 // 2048x2048 Q4_K weights, 256 rows, one thread: int8 53.5 against panels 64.8 GMAC/s; with AVX2
-// forced on the same CPU int8 54.2 against panels 37.6): AVX3_DL takes a 512-bit Q4_K tile
-// instead, and the rest stays on the panels there (KQuantInt8PrefillType).
+// forced on the same CPU int8 54.2 against panels 37.6): AVX3_DL takes the interleaved panels
+// with vpdpbusd at the end instead (Q4_K and Q6_K), AVX3 without VNNI the f32 panels
+// (KQuantInt8PrefillType).
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
 // The types that take it, per target, where it beat the f32 panels (see the tiles below).
 constexpr bool KQuantInt8PrefillType(GgmlType t) {
   return HWY_TARGET == HWY_AVX2      ? t == GgmlType::Q4_K || t == GgmlType::Q6_K
-         : HWY_TARGET == HWY_AVX3_DL ? t == GgmlType::Q4_K
+         : HWY_TARGET == HWY_AVX3_DL ? t == GgmlType::Q4_K || t == GgmlType::Q6_K
                                      : false;
 }
 
 constexpr int64_t kQ4KBlock = 256;  // values per super-block
 constexpr int64_t kQ4KBytes = 144;  // d, dmin (f16), 12 scale bytes, 128 nibble bytes
+constexpr int64_t kQ6KBytes = 210;  // ql[128], qh[64], 16 int8 scales, d (f16)
 
 // DecodeQ4KMeta: the per-super-block numbers of weight rows, decoded once per task and reused
 // by every activation tile.
@@ -454,78 +456,21 @@ void QuantizeKQuantActivations(const float* x, int64_t nsb, int8_t* q, float* dx
   }
 }
 
-#if HWY_TARGET == HWY_AVX3_DL
-// ---- The Q4_K tile with 512-bit vectors (AVX3_DL) ----
-// 64 values per instruction: a 32-byte chunk's low nibbles (sub-block 2c) in the lower half and
-// its high nibbles (2c+1) in the upper half; the two scales reach their int16 words through one
-// vpermw per chunk (shared by the tile's activation rows), and vpdpwssd fuses the scaling madd
-// and the add. The integer sums are those of the 256-bit tile (the same bounds); the f32 steps
-// differ in order. One thread, 2048x2048 weights, 256 rows, Intel Xeon: 77-79 GMAC/s against
-// the f32 panels' 65-67. Not used elsewhere: on AVX3 without VNNI (madd + add) it only matched
-// the panels (67 / 67), and a Q6_K tile built the same way matched them on AVX3_DL (68 / 67) and
-// lost on AVX3 (52 / 67), so Q6_K keeps the panels on AVX-512 CPUs (exact activations).
-REEL_PUSH_AVX512VNNI
-
-// vpermw indices: chunk c takes scale 2c for words 0-15 and 2c+1 for words 16-31 (of the 8
-// scales repeated in every 128-bit lane).
-struct Q4KScaleIndex {
-  alignas(64) uint16_t i[4][32];
-};
-constexpr Q4KScaleIndex MakeQ4KScaleIndex() {
-  Q4KScaleIndex s{};
-  for (int c = 0; c < 4; ++c) {
-    for (int m = 0; m < 32; ++m) s.i[c][m] = static_cast<uint16_t>(2 * c + m / 16);
-  }
-  return s;
-}
-alignas(64) constexpr Q4KScaleIndex kQ4KScaleIndex = MakeQ4KScaleIndex();
-
-HWY_INLINE __m512i LoadIndex(const uint16_t* p) {
-  return _mm512_load_si512(reinterpret_cast<const void*>(p));
+HWY_INLINE uint8_t* AlignUp64(uint8_t* p) {
+  return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
 }
 
-template <int NX>
-HWY_NOINLINE void Q4KTile(const uint8_t* w, const int16_t* sc, const float* mn, const float* d,
-                          const int8_t* xq, int64_t ldq, const float* dx, const float* xbs,
-                          int64_t ldd, int64_t nsb, float* y, int64_t ldy, bool accumulate) {
-  const __m512i lo4 = _mm512_set1_epi8(15);
-  __m512 accf[NX];
-  __m256 macc[NX];
-  for (int i = 0; i < NX; ++i) {
-    accf[i] = _mm512_setzero_ps();
-    macc[i] = _mm256_setzero_ps();
-  }
-  for (int64_t sb = 0; sb < nsb; ++sb, w += kQ4KBytes, sc += 8, mn += 8, xq += kQ4KBlock) {
-    const __m512i sc8 = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
-    __m512i acc[NX];
-    for (int i = 0; i < NX; ++i) acc[i] = _mm512_setzero_si512();
-#pragma GCC unroll 4
-    for (int c = 0; c < 4; ++c) {
-      const __m512i raw = _mm512_broadcast_i64x4(
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * c)));
-      const __m512i nib = _mm512_and_si512(
-          _mm512_mask_srli_epi16(raw, static_cast<__mmask32>(0xFFFF0000u), raw, 4), lo4);
-      const __m512i scale = _mm512_permutexvar_epi16(LoadIndex(kQ4KScaleIndex.i[c]), sc8);
-      for (int i = 0; i < NX; ++i) {
-        const __m512i xv = _mm512_loadu_si512(xq + i * ldq + 64 * c);
-        acc[i] = _mm512_dpwssd_epi32(acc[i], _mm512_maddubs_epi16(nib, xv), scale);
-        asm("" : "+v"(acc[i]));  // a running sum, as in the 256-bit tile
-      }
-    }
-    const __m256 mr = _mm256_loadu_ps(mn);
-    for (int i = 0; i < NX; ++i) {
-      accf[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i]), _mm512_set1_ps(d[sb] * dx[i * ldd + sb]),
-                                accf[i]);
-      macc[i] = _mm256_fmadd_ps(mr, _mm256_loadu_ps(xbs + (i * ldd + sb) * 8), macc[i]);
-    }
-  }
-  for (int i = 0; i < NX; ++i) {
-    const float v = _mm512_reduce_add_ps(accf[i]) - HorizontalSum(macc[i]);
-    y[i * ldy] = accumulate ? y[i * ldy] + v : v;
+// Rows [0, n) of x into KQuantInt8X's layout (kernels.h): once per matmul call (ops.cpp).
+void QuantizeRowsKQuantInt8(const float* x, int64_t n, int64_t cols, int8_t* q, float* dx,
+                            float* xbs, int16_t* g16) {
+  const int64_t nsb = cols / kQ4KBlock;
+  for (int64_t i = 0; i < n; ++i) {
+    QuantizeKQuantActivations(x + i * cols, nsb, q + i * cols, dx + i * nsb, xbs + i * nsb * 8,
+                              g16 + i * nsb * 16);
   }
 }
-REEL_POP_AVX512VNNI
-#else
+
+#if HWY_TARGET != HWY_AVX3_DL
 // y[i*ldy] (+)= one weight row's super-blocks [0, nsb) (w, with its decoded sc/mn/d) . NX
 // activation rows (int8 at xq + i*ldq, dx at i*ldd, xbs at i*ldd*8). One weight row and NX
 // activation rows: the activation loads fold into vpmaddubsw either way (a second weight row
@@ -569,7 +514,6 @@ HWY_NOINLINE void Q4KTile(const uint8_t* w, const int16_t* sc, const float* mn, 
     y[i * ldy] = accumulate ? y[i * ldy] + v : v;
   }
 }
-#endif  // HWY_TARGET == HWY_AVX3_DL
 
 constexpr int kQ4KTileX = 8;  // activation rows per register tile
 constexpr int64_t kQ4KKBlock = 8;  // super-blocks per k-block: 8 int8 rows x 2 KB stay in L1
@@ -589,20 +533,6 @@ void Q4KTileX(int nx, const uint8_t* w, const int16_t* sc, const float* mn, cons
     REEL_Q4K_CASE(2)
 #undef REEL_Q4K_CASE
     default: return Q4KTile<1>(w, sc, mn, d, xq, ldq, dx, xbs, ldd, nsb, y, ldy, accumulate);
-  }
-}
-
-HWY_INLINE uint8_t* AlignUp64(uint8_t* p) {
-  return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
-}
-
-// Rows [0, n) of x into KQuantInt8X's layout (kernels.h): once per matmul call (ops.cpp).
-void QuantizeRowsKQuantInt8(const float* x, int64_t n, int64_t cols, int8_t* q, float* dx,
-                            float* xbs, int16_t* g16) {
-  const int64_t nsb = cols / kQ4KBlock;
-  for (int64_t i = 0; i < n; ++i) {
-    QuantizeKQuantActivations(x + i * cols, nsb, q + i * cols, dx + i * nsb, xbs + i * nsb * 8,
-                              g16 + i * nsb * 16);
   }
 }
 
@@ -649,7 +579,7 @@ void MatmulQ4KInt8(const uint8_t* w, size_t row_stride, int64_t cols, int64_t r0
   }
 }
 
-// ---- Q6_K prefill with int8 activations (AVX2 and up) ----
+// ---- Q6_K prefill with int8 activations (AVX2) ----
 //
 // The same activations as Q4_K's (one int8 scale dx per 256 values), and Q6_K's q (0..63, the
 // 6-bit quants before the -32) as unsigned bytes:
@@ -676,7 +606,6 @@ constexpr Q6KQuarterScales MakeQ6KQuarterScales() {
   return s;
 }
 alignas(32) constexpr Q6KQuarterScales kQ6KQuarterScales = MakeQ6KQuarterScales();
-constexpr int64_t kQ6KBytes = 210;  // ql[128], qh[64], 16 int8 scales, d (f16)
 
 // y[i*ldy] (+)= one Q6_K weight row's super-blocks [0, nsb) . NX int8 activation rows (q at
 // xq + i*ldq, dx at i*ldd, g16 at i*ldd*16).
@@ -765,6 +694,265 @@ void MatmulKQuantInt8(GgmlType type, const uint8_t* w, size_t row_stride, int64_
   if (type == GgmlType::Q6_K) return MatmulQ6KInt8(w, row_stride, cols, r0, r1, x, nx, y, ldy);
   MatmulQ4KInt8(w, row_stride, cols, r0, r1, x, nx, y, ldy, s);
 }
+#else
+// ---- Q4_K and Q6_K prefill on AVX3_DL: 16 weight rows per vector, vpdpbusd ----
+// In the weights' own layout a vector holds one row's values, so every sub-block's scale has to
+// act per instruction (vpmaddubsw, then vpdpwssd with the scale: two multiplies per 64 values
+// and row pair, as in the AVX2 tiles above). Here each task first repacks its weight rows, 16
+// at a time (a panel) and kPanelKb super-blocks at a time, into lanes: bytes 4r..4r+3 of a
+// vector are row r's 4 consecutive values as unsigned bytes (Q4_K 0..15, Q6_K 0..63), so one
+// vpdpbusd (u8 x s8, 4 products summed into each int32 lane) takes 4 values of 16 rows against
+// 4 int8 values of one activation row, broadcast from memory. A lane then holds one row's sum
+// over a whole sub-block, exact (Q4_K's 32 values: <= 32*15*127 = 60960; Q6_K's 16, with its
+// -32 as a start value of -32 * the activations' sum: <= 16*(63+32)*127 = 193040), converted to
+// f32 once and scaled by that row's sub-block scale. Per 32 values, 16 weight rows and one
+// activation row: Q4_K 8 vpdpbusd + a conversion + 2 FMAs (scale, and the minimum dmin * m_j *
+// xbs_j), Q6_K 8 + 2 + 2, against 16 multiplies in the tiles above and 32 FMAs on the f32
+// panels. A tile's output is 16 consecutive floats of y per activation row: no horizontal sums.
+// The repack (a 16x16 transpose of 32-bit words per 1 KB) is shared by all activation rows of
+// the call (up to 1024).
+// Intel Xeon (AVX-512 VNNI), 2048x2048 weights, 256 activation rows, one thread
+// (bench_ops Prefill2048x2048, REEL_BENCH_THREADS=1), GFLOP/s against the f32 panels' 145:
+// Q4_K 326-337 (the 512-bit tile with vpmaddubsw + vpdpwssd it replaces: 155), Q6_K 282-293
+// (it took the f32 panels: 136-145). One vpdpbusd per cycle would be 64 MACs a cycle: at about
+// 2.6-3 GHz, 330-380 GFLOP/s.
+REEL_PUSH_AVX512VNNI
+
+constexpr int kPanelLanes = 16;  // weight rows per panel: the int32 lanes of a vector
+constexpr int64_t kPanelKb = 4;  // super-blocks per repacked block
+constexpr int64_t kPanelValueBytes = kPanelKb * kQ4KBlock * kPanelLanes;  // 16 KB
+constexpr int64_t kPanelScaleFloats = kPanelKb * 16 * kPanelLanes;        // up to 16 sub-blocks
+constexpr int64_t kPanelBytes =
+    kPanelValueBytes + 2 * kPanelScaleFloats * 4;  // values, scales, mins
+constexpr int64_t kTaskPanels = kFloatTaskRows / kPanelLanes;
+static_assert(kTaskPanels * kPanelBytes + 64 <= int64_t{2} * kFloatPanel * kFloatKc * 4,
+              "a task's panels must fit the thread scratch");
+
+// r[i] (16 dwords each) transposed: r[i][j] <- r[j][i].
+HWY_INLINE void Transpose16x16(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int k = 0; k < 8; ++k) {
+    t[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+  }
+  // u[4k + m], 128-bit lane L: column 4L + m of rows 4k..4k+3.
+  for (int k = 0; k < 4; ++k) {
+    u[4 * k] = _mm512_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
+    u[4 * k + 1] = _mm512_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
+    u[4 * k + 2] = _mm512_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
+    u[4 * k + 3] = _mm512_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
+  }
+  for (int m = 0; m < 4; ++m) {
+    const __m512i v_lo = _mm512_shuffle_i32x4(u[m], u[4 + m], 0x44);  // lanes 0, 1 of each
+    const __m512i v_hi = _mm512_shuffle_i32x4(u[m], u[4 + m], 0xee);  // lanes 2, 3
+    const __m512i w_lo = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], 0x44);
+    const __m512i w_hi = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], 0xee);
+    r[m] = _mm512_shuffle_i32x4(v_lo, w_lo, 0x88);  // lane 0 of the four
+    r[4 + m] = _mm512_shuffle_i32x4(v_lo, w_lo, 0xdd);
+    r[8 + m] = _mm512_shuffle_i32x4(v_hi, w_hi, 0x88);
+    r[12 + m] = _mm512_shuffle_i32x4(v_hi, w_hi, 0xdd);
+  }
+}
+
+// One super-block's values of a panel's 16 rows (vals[r * 256 + v]) into lanes:
+// dst[(v / 4) * 64 + 4 r + v % 4].
+void InterleavePanelRows(const uint8_t* vals, uint8_t* dst) {
+  for (int blk = 0; blk < 4; ++blk) {
+    __m512i r[16];
+    for (int i = 0; i < 16; ++i) r[i] = _mm512_load_si512(vals + i * kQ4KBlock + 64 * blk);
+    Transpose16x16(r);
+    for (int i = 0; i < 16; ++i) _mm512_store_si512(dst + (16 * blk + i) * 64, r[i]);
+  }
+}
+
+// One Q4_K super-block b's 256 values (0..15) in order, and its 8 sub-blocks' d * sc_j and
+// dmin * m_j (at sc[16 j] and mn[16 j]).
+void UnpackQ4KSuperBlock(const uint8_t* b, uint8_t* vals, float* sc, float* mn) {
+  const Q4KScales u = UnpackQ4KScales(b + 4);
+  const float d = F16Scale(b), dmin = F16Scale(b + 2);
+  for (int j = 0; j < 8; ++j) {
+    sc[kPanelLanes * j] = d * static_cast<float>((u.sc >> (8 * j)) & 0xff);
+    mn[kPanelLanes * j] = dmin * static_cast<float>((u.m >> (8 * j)) & 0xff);
+  }
+  const __m256i lo4 = _mm256_set1_epi8(15);
+  for (int c = 0; c < 4; ++c) {  // chunk c: low nibbles are sub-block 2c, high ones 2c+1
+    const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16 + 32 * c));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(vals + 64 * c), _mm256_and_si256(raw, lo4));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(vals + 64 * c + 32),
+                       _mm256_and_si256(_mm256_srli_epi16(raw, 4), lo4));
+  }
+}
+
+// One Q6_K super-block b's 256 values (0..63, before the -32) in order, and its 16 sub-blocks'
+// d * sc_j (at sc[16 j]).
+void UnpackQ6KSuperBlock(const uint8_t* b, uint8_t* vals, float* sc) {
+  const float d = F16Scale(b + 208);
+  for (int j = 0; j < 16; ++j)
+    sc[kPanelLanes * j] = d * static_cast<float>(static_cast<int8_t>(b[192 + j]));
+  for (int half = 0; half < 2; ++half) {
+    __m256i q[4];
+    UnpackQ6KHalf(b, half, q);
+    for (int k = 0; k < 4; ++k)
+      _mm256_store_si256(reinterpret_cast<__m256i*>(vals + 128 * half + 32 * k), q[k]);
+  }
+}
+
+// Weight rows [0, rows) (rows <= 16, at w with row_stride) and super-blocks [0, kb) into one
+// panel: values at panel[sb * 4096 + (v / 4) * 64 + 4 r + v % 4], then the sub-block scales
+// and (Q4_K) minimums at [(sb * subs + j) * 16 + r] of the two float arrays after them. Rows
+// past `rows` are zeros.
+template <GgmlType T>
+void RepackPanel(const uint8_t* w, size_t row_stride, int rows, int64_t kb, uint8_t* panel) {
+  constexpr int subs = T == GgmlType::Q4_K ? 8 : 16;  // sub-blocks per super-block
+  constexpr int64_t bytes = T == GgmlType::Q4_K ? kQ4KBytes : kQ6KBytes;
+  auto* sc = reinterpret_cast<float*>(panel + kPanelValueBytes);
+  float* mn = sc + kPanelScaleFloats;
+  alignas(64) uint8_t vals[kPanelLanes * kQ4KBlock];
+  if (rows < kPanelLanes) {
+    std::memset(vals, 0, sizeof(vals));
+    std::memset(sc, 0, 2 * kPanelScaleFloats * sizeof(float));
+  }
+  for (int64_t sb = 0; sb < kb; ++sb) {
+    for (int r = 0; r < rows; ++r) {
+      const uint8_t* b = w + r * row_stride + sb * bytes;
+      float* scr = sc + sb * subs * kPanelLanes + r;
+      if constexpr (T == GgmlType::Q4_K) {
+        UnpackQ4KSuperBlock(b, vals + r * kQ4KBlock, scr, mn + sb * subs * kPanelLanes + r);
+      } else {
+        UnpackQ6KSuperBlock(b, vals + r * kQ4KBlock, scr);
+      }
+    }
+    InterleavePanelRows(vals, panel + sb * kQ4KBlock * kPanelLanes);
+  }
+}
+
+// acc[i] += the dot of `steps` * 4 values of the panel's 16 rows (lanes at w) with activation
+// row i's (int8 at x + i * ldq).
+template <int NX, int steps>
+HWY_INLINE void PanelDots(const uint8_t* w, const int8_t* x, int64_t ldq, __m512i* acc) {
+#pragma GCC unroll 8
+  for (int t = 0; t < steps; ++t) {
+    const __m512i wv = _mm512_load_si512(reinterpret_cast<const void*>(w + 64 * t));
+    for (int i = 0; i < NX; ++i) {
+      int32_t x4;
+      std::memcpy(&x4, x + i * ldq + 4 * t, 4);
+      acc[i] = _mm512_dpbusd_epi32(acc[i], wv, _mm512_set1_epi32(x4));
+    }
+  }
+}
+
+// y[i*ldy + r] (+)= the panel's row r . activation row i over its kb super-blocks, for the rows
+// in `rows` and i < NX; activations q at xq + i*ldq, dx at i*ldd, xbs (Q4_K) or g16 (Q6_K)
+// following QuantizeKQuantActivations' layout.
+template <GgmlType T, int NX>
+HWY_NOINLINE void PanelTile(const uint8_t* panel, const int8_t* xq, int64_t ldq, const float* dx,
+                            const float* xbs, const int16_t* g16, int64_t ldd, int64_t kb, float* y,
+                            int64_t ldy, bool accumulate, __mmask16 rows) {
+  constexpr int subs = T == GgmlType::Q4_K ? 8 : 16;
+  constexpr int sub_values = kQ4KBlock / subs;
+  const auto* sc = reinterpret_cast<const float*>(panel + kPanelValueBytes);
+  const float* mn = sc + kPanelScaleFloats;
+  __m512 accf[NX];
+  for (int i = 0; i < NX; ++i) accf[i] = _mm512_setzero_ps();
+  for (int64_t sb = 0; sb < kb; ++sb) {
+    __m512 sbf[NX];  // this super-block's sum before the activations' scale dx
+    for (int i = 0; i < NX; ++i) sbf[i] = _mm512_setzero_ps();
+    for (int j = 0; j < subs; ++j) {
+      const int64_t sub = sb * subs + j;
+      __m512i acc[NX];
+      for (int i = 0; i < NX; ++i) {
+        // Q6_K's q - 32: the sum starts at -32 times the activations' sum over the 16 values.
+        acc[i] = T == GgmlType::Q4_K ? _mm512_setzero_si512()
+                                     : _mm512_set1_epi32(-32 * g16[(i * ldd + sb) * 16 + j]);
+      }
+      PanelDots<NX, sub_values / 4>(panel + sub * sub_values * kPanelLanes,
+                                    xq + sb * kQ4KBlock + j * sub_values, ldq, acc);
+      const __m512 s = _mm512_load_ps(sc + sub * kPanelLanes);
+      for (int i = 0; i < NX; ++i) sbf[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i]), s, sbf[i]);
+      if constexpr (T == GgmlType::Q4_K) {  // xbs already holds dx
+        const __m512 m = _mm512_load_ps(mn + sub * kPanelLanes);
+        for (int i = 0; i < NX; ++i)
+          accf[i] = _mm512_fnmadd_ps(m, _mm512_set1_ps(xbs[(i * ldd + sb) * 8 + j]), accf[i]);
+      }
+    }
+    for (int i = 0; i < NX; ++i)
+      accf[i] = _mm512_fmadd_ps(sbf[i], _mm512_set1_ps(dx[i * ldd + sb]), accf[i]);
+  }
+  for (int i = 0; i < NX; ++i) {
+    float* yi = y + i * ldy;
+    const __m512 v = accumulate ? _mm512_add_ps(_mm512_maskz_loadu_ps(rows, yi), accf[i]) : accf[i];
+    _mm512_mask_storeu_ps(yi, rows, v);
+  }
+}
+REEL_POP_AVX512VNNI
+
+constexpr int kPanelTileX = 8;  // activation rows per register tile
+
+template <GgmlType T>
+void PanelTileX(int nx, const uint8_t* panel, const int8_t* xq, int64_t ldq, const float* dx,
+                const float* xbs, const int16_t* g16, int64_t ldd, int64_t kb, float* y,
+                int64_t ldy, bool accumulate, __mmask16 rows) {
+  switch (nx) {
+#define REEL_PANEL_CASE(N) \
+  case N:                  \
+    return PanelTile<T, N>(panel, xq, ldq, dx, xbs, g16, ldd, kb, y, ldy, accumulate, rows);
+    REEL_PANEL_CASE(8)
+    REEL_PANEL_CASE(7)
+    REEL_PANEL_CASE(6)
+    REEL_PANEL_CASE(5)
+    REEL_PANEL_CASE(4)
+    REEL_PANEL_CASE(3)
+    REEL_PANEL_CASE(2)
+#undef REEL_PANEL_CASE
+    default:
+      return PanelTile<T, 1>(panel, xq, ldq, dx, xbs, g16, ldd, kb, y, ldy, accumulate, rows);
+  }
+}
+
+// Rows [r0, r1) of y for nx activation rows already rounded to int8 (QuantizeRowsKQuantInt8):
+// per block of kPanelKb super-blocks, up to kFloatTaskRows weight rows (4 panels, 96 KB of the
+// thread's scratch) are repacked, then each panel (stays in L1) meets every activation tile,
+// the partial sums over the blocks accumulating in y.
+template <GgmlType T>
+void MatmulPanels(const uint8_t* w, size_t row_stride, int64_t cols, int64_t r0, int64_t r1,
+                  const KQuantInt8X& x, int64_t nx, float* y, int64_t ldy, const RowScratch& s) {
+  constexpr int64_t bytes = T == GgmlType::Q4_K ? kQ4KBytes : kQ6KBytes;
+  const int64_t nsb = cols / kQ4KBlock;
+  uint8_t* base = AlignUp64(reinterpret_cast<uint8_t*>(s.wf));
+  for (int64_t g0 = r0; g0 < r1; g0 += kFloatTaskRows) {
+    const int64_t g1 = std::min(r1, g0 + kFloatTaskRows);
+    const int64_t panels = (g1 - g0 + kPanelLanes - 1) / kPanelLanes;
+    for (int64_t k0 = 0; k0 < nsb; k0 += kPanelKb) {
+      const int64_t kb = std::min(kPanelKb, nsb - k0);
+      for (int64_t p = 0; p < panels; ++p) {
+        const int rows =
+            static_cast<int>(std::min<int64_t>(kPanelLanes, g1 - g0 - p * kPanelLanes));
+        RepackPanel<T>(w + (g0 + p * kPanelLanes) * row_stride + k0 * bytes, row_stride, rows, kb,
+                       base + p * kPanelBytes);
+      }
+      for (int64_t p = 0; p < panels; ++p) {
+        const int64_t rows = std::min<int64_t>(kPanelLanes, g1 - g0 - p * kPanelLanes);
+        const auto mask = static_cast<__mmask16>((1u << rows) - 1);
+        for (int64_t i = 0; i < nx; i += kPanelTileX) {
+          const int nt = static_cast<int>(std::min<int64_t>(kPanelTileX, nx - i));
+          PanelTileX<T>(nt, base + p * kPanelBytes, x.q + i * cols + k0 * kQ4KBlock, cols,
+                        x.dx + i * nsb + k0, x.xbs + (i * nsb + k0) * 8,
+                        x.g16 + (i * nsb + k0) * 16, nsb, kb, y + i * ldy + g0 + p * kPanelLanes,
+                        ldy, k0 > 0, mask);
+        }
+      }
+    }
+  }
+}
+
+void MatmulKQuantInt8(GgmlType type, const uint8_t* w, size_t row_stride, int64_t cols, int64_t r0,
+                      int64_t r1, const KQuantInt8X& x, int64_t nx, float* y, int64_t ldy,
+                      const RowScratch& s) {
+  if (type == GgmlType::Q6_K)
+    return MatmulPanels<GgmlType::Q6_K>(w, row_stride, cols, r0, r1, x, nx, y, ldy, s);
+  MatmulPanels<GgmlType::Q4_K>(w, row_stride, cols, r0, r1, x, nx, y, ldy, s);
+}
+#endif  // HWY_TARGET != HWY_AVX3_DL
 
 // ---- Q4_K and Q6_K decode with int8 activations (AVX2 and AVX3 without VNNI) ----
 //

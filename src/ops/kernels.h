@@ -102,6 +102,7 @@ constexpr int kFloatRowTile = 4;
 // (2 * kFloatPanel * kFloatKc floats of wf).
 constexpr int kFloatTaskRows = 64;
 constexpr int kFloatPanel = 64;
+constexpr int kFloatTileRows = 6;  // activation rows per register tile of the panels (every target)
 constexpr int kFloatKc = 1024;
 constexpr int64_t kPanelMinRows = 16;  // activation rows from which matmul uses the panels
 
@@ -154,6 +155,9 @@ float dot_f32(const float* a, const float* b, int64_t n);
 void axpy_f32(float a, const float* x, float* y, int64_t n);  // y += a*x
 void scale_f32(float* x, float a, int64_t n);                  // x *= a
 float sum_sq_f32(const float* x, int64_t n);
+// One row of layer norm: y = (x - mean) / sqrt(var + eps) * w + b; w and b may be null.
+void layer_norm_row_f32(const float* x, const float* w, const float* b, float* y, int64_t n,
+                        float eps);
 void mul_scale_f32(const float* x, const float* w, float s, float* y, int64_t n);  // y=x*s*w
 void silu_mul_f32(float* gate, const float* up, int64_t n);
 void gelu_tanh_f32(float* x, int64_t n);

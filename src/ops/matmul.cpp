@@ -873,7 +873,7 @@ constexpr int kPanelVecs = 4;
 #else
 constexpr int kPanelVecs = 2;
 #endif
-constexpr int kPanelRows = 6;
+constexpr int kPanelRows = kFloatTileRows;
 
 // y[i][0..nf) (+)= sum_k x[i][k] * panel[k][0..nf) for MR rows; F = kPanelVecs * lanes.
 // Panel rows are ldp floats apart: F for a packed panel, more for one read in place

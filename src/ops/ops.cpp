@@ -358,23 +358,8 @@ void rms_norm(const float* x, const float* weight, float* y, int64_t n_rows, int
 
 void layer_norm(const float* x, const float* weight, const float* bias, float* y, int64_t n_rows,
                 int64_t dim, float eps) {
-  for (int64_t r = 0; r < n_rows; ++r) {
-    const float* xr = x + r * dim;
-    float* yr = y + r * dim;
-    // Two passes (mean, then centred squares): no cancellation for rows with a large mean.
-    float sum = 0.0f;
-    for (int64_t k = 0; k < dim; ++k) sum += xr[k];
-    const float mean = sum / static_cast<float>(dim);
-    float var = 0.0f;
-    for (int64_t k = 0; k < dim; ++k) var += (xr[k] - mean) * (xr[k] - mean);
-    const float inv = 1.0f / std::sqrt(var / static_cast<float>(dim) + eps);
-    for (int64_t k = 0; k < dim; ++k) {
-      float v = (xr[k] - mean) * inv;
-      if (weight) v *= weight[k];
-      if (bias) v += bias[k];
-      yr[k] = v;
-    }
-  }
+  for (int64_t r = 0; r < n_rows; ++r)
+    detail::layer_norm_row_f32(x + r * dim, weight, bias, y + r * dim, dim, eps);
 }
 
 void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t token_stride,
@@ -561,7 +546,8 @@ void attend_group(const float* const* q, float* const* out, int64_t group, const
 // (head, block) pair. Scores stay bounded at kAttnBlock x n_kv floats per thread.
 constexpr int64_t kAttnMinQ = 64, kAttnMinKv = 64;
 constexpr int64_t kAttnBlock = 64;       // about this many query rows per task
-constexpr int64_t kAttnRowMultiple = 6;  // the panel tile's rows: whole tiles, no 1-row tail
+// Query blocks are whole register tiles of the panels: no 1-row tail per task.
+constexpr int64_t kAttnRowMultiple = detail::kFloatTileRows;
 
 void attention_blocked(const AttentionShape& s, const float* q, const float* k, const float* v,
                        float* out, Context& ctx) {

@@ -69,6 +69,60 @@ float SumSqF32(const float* x, int64_t n) {
   return s;
 }
 
+// Sum of x[0, n) in two vector accumulators (then the lanes, then the tail).
+float SumF32(const float* x, int64_t n) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  auto s0 = hn::Zero(d), s1 = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    s0 = hn::Add(s0, hn::LoadU(d, x + i));
+    s1 = hn::Add(s1, hn::LoadU(d, x + i + N));
+  }
+  for (; i + N <= n; i += N) s0 = hn::Add(s0, hn::LoadU(d, x + i));
+  float s = hn::GetLane(hn::SumOfLanes(d, hn::Add(s0, s1)));
+  for (; i < n; ++i) s += x[i];
+  return s;
+}
+
+// One row: y = (x - mean) / sqrt(var + eps) * w + b (w, b optional). Two passes over x (mean,
+// then centred squares): no cancellation for rows with a large mean. Vectorised, it left the
+// 2B-shaped vision encoder's profile (the scalar loops were 1.3% of it, one thread).
+void LayerNormRowF32(const float* x, const float* w, const float* b, float* y, int64_t n,
+                     float eps) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  const float mean = SumF32(x, n) / static_cast<float>(n);
+  const auto vm = hn::Set(d, mean);
+  auto v0 = hn::Zero(d), v1 = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    const auto a = hn::Sub(hn::LoadU(d, x + i), vm), c = hn::Sub(hn::LoadU(d, x + i + N), vm);
+    v0 = hn::MulAdd(a, a, v0);
+    v1 = hn::MulAdd(c, c, v1);
+  }
+  for (; i + N <= n; i += N) {
+    const auto a = hn::Sub(hn::LoadU(d, x + i), vm);
+    v0 = hn::MulAdd(a, a, v0);
+  }
+  float var = hn::GetLane(hn::SumOfLanes(d, hn::Add(v0, v1)));
+  for (; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
+  const float inv = 1.0f / std::sqrt(var / static_cast<float>(n) + eps);
+  const auto vi = hn::Set(d, inv);
+  for (i = 0; i + N <= n; i += N) {
+    auto t = hn::Mul(hn::Sub(hn::LoadU(d, x + i), vm), vi);
+    if (w) t = hn::Mul(t, hn::LoadU(d, w + i));
+    if (b) t = hn::Add(t, hn::LoadU(d, b + i));
+    hn::StoreU(t, d, y + i);
+  }
+  for (; i < n; ++i) {
+    float v = (x[i] - mean) * inv;
+    if (w) v *= w[i];
+    if (b) v += b[i];
+    y[i] = v;
+  }
+}
+
 void MulScaleF32(const float* x, const float* w, float s, float* y, int64_t n) {
   const DF d;
   const int64_t N = hn::Lanes(d);
@@ -314,6 +368,7 @@ HWY_EXPORT(DotF32);
 HWY_EXPORT(AxpyF32);
 HWY_EXPORT(ScaleF32);
 HWY_EXPORT(SumSqF32);
+HWY_EXPORT(LayerNormRowF32);
 HWY_EXPORT(MulScaleF32);
 HWY_EXPORT(SiluMulF32);
 HWY_EXPORT(GeluTanhF32);
@@ -334,6 +389,10 @@ void axpy_f32(float a, const float* x, float* y, int64_t n) {
 }
 void scale_f32(float* x, float a, int64_t n) { HWY_DYNAMIC_DISPATCH(ScaleF32)(x, a, n); }
 float sum_sq_f32(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(SumSqF32)(x, n); }
+void layer_norm_row_f32(const float* x, const float* w, const float* b, float* y, int64_t n,
+                        float eps) {
+  HWY_DYNAMIC_DISPATCH(LayerNormRowF32)(x, w, b, y, n, eps);
+}
 void mul_scale_f32(const float* x, const float* w, float s, float* y, int64_t n) {
   HWY_DYNAMIC_DISPATCH(MulScaleF32)(x, w, s, y, n);
 }

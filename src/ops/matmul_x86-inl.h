@@ -944,10 +944,27 @@ void MatmulPanels(const uint8_t* w, size_t row_stride, int64_t cols, int64_t r0,
         RepackPanel<T>(w + (g0 + p * kPanelLanes) * row_stride + k0 * bytes, row_stride, rows, kb,
                        base + p * kPanelBytes);
       }
+      // The next block's weight bytes come in from DRAM while this block's tiles run, a few
+      // lines per tile: the repack's loads otherwise waited on them (rows a stride apart, which
+      // the hardware prefetcher does not follow).
+      const int64_t k_next = k0 + kPanelKb, kb_next = std::min(kPanelKb, nsb - k_next);
+      const int64_t lines_per_row = kb_next > 0 ? (kb_next * bytes + 63) / 64 : 0;
+      const int64_t n_lines = (g1 - g0) * lines_per_row;
+      const int64_t n_tiles = panels * ((nx + kPanelTileX - 1) / kPanelTileX);
+      const int64_t lines_per_tile = (n_lines + n_tiles - 1) / n_tiles;
+      int64_t line = 0, line_in_row = 0;  // walked with counters: a division per line cost 2%
+      const uint8_t* next_row = w + g0 * row_stride + k_next * bytes;
       for (int64_t p = 0; p < panels; ++p) {
         const int64_t rows = std::min<int64_t>(kPanelLanes, g1 - g0 - p * kPanelLanes);
         const auto mask = static_cast<__mmask16>((1u << rows) - 1);
         for (int64_t i = 0; i < nx; i += kPanelTileX) {
+          for (const int64_t end = std::min(n_lines, line + lines_per_tile); line < end; ++line) {
+            _mm_prefetch(reinterpret_cast<const char*>(next_row + 64 * line_in_row), _MM_HINT_T0);
+            if (++line_in_row == lines_per_row) {
+              line_in_row = 0;
+              next_row += row_stride;
+            }
+          }
           const int nt = static_cast<int>(std::min<int64_t>(kPanelTileX, nx - i));
           PanelTileX<T>(nt, base + p * kPanelBytes, x.q + i * cols + k0 * kQ4KBlock, cols,
                         x.dx + i * nsb + k0, x.xbs + (i * nsb + k0) * 8,

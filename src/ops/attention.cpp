@@ -256,6 +256,165 @@ void FlashAttentionTile(const FlashTile& t) {
   }
 }
 
+// ---- Decode: one query row per head of a KV group, AVX-512 ----
+// attend_group (ops.cpp) dots and accumulates one key or value row per helper call: a
+// horizontal sum per key and head, and the outputs loaded and stored per key. Here, per block
+// of 16 keys: each head's 16 dot products stay as 16 vectors and one transpose-and-add tree
+// (45 shuffles and adds) gives the block's 16 scores as one vector, so the online softmax is
+// one vector step per head; the values then go into outputs held in registers (two heads at a
+// time: 2 x 8 vectors of 16 lanes at head_dim 128), each value row widened once for both.
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+constexpr int64_t kDecodeKeys = 16;
+constexpr int kDecodeMaxVecs = 8;  // head_dim <= 128
+
+// The 16 lane sums of v[0..16) as the 16 lanes of one vector, in order.
+HWY_INLINE __m512 SumEach16(const __m512 v[16]) {
+  __m512 t[8], u[4];
+  for (int i = 0; i < 8; ++i)  // 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] of v[2i], v[2i+1]
+    t[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
+                         _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+  for (int i = 0; i < 4; ++i) {  // 128-bit lane L: the lane-L sums of v[4i..4i+3]
+    const __m512d a = _mm512_castps_pd(t[2 * i]), b = _mm512_castps_pd(t[2 * i + 1]);
+    u[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
+                         _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+  }
+  const __m512 w0 =
+      _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x44), _mm512_shuffle_f32x4(u[0], u[1], 0xee));
+  const __m512 w1 =
+      _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x44), _mm512_shuffle_f32x4(u[2], u[3], 0xee));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(w0, w1, 0x88), _mm512_shuffle_f32x4(w0, w1, 0xdd));
+}
+
+HWY_INLINE __m512 LoadRow16(const float* p) {
+  return _mm512_loadu_ps(p);
+}
+HWY_INLINE __m512 LoadRow16(const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+// Scores of one head's query (nv vectors, pre-scaled) against keys k[0, nk) (nk <= 16; rows
+// head_dim apart): lane j is key j, lanes past nk are -inf.
+template <class T, int NV>
+HWY_INLINE __m512 BlockScores(const __m512* q, const T* k, int64_t hd, int64_t nk) {
+  __m512 dots[kDecodeKeys];
+  for (int64_t j = 0; j < kDecodeKeys; ++j) {
+    if (j >= nk) {
+      dots[j] = _mm512_setzero_ps();
+      continue;
+    }
+    const T* kj = k + j * hd;
+    __m512 a = _mm512_mul_ps(q[0], LoadRow16(kj));
+    for (int x = 1; x < NV; ++x) a = _mm512_fmadd_ps(q[x], LoadRow16(kj + 16 * x), a);
+    dots[j] = a;
+  }
+  const __m512 s = SumEach16(dots);
+  const __mmask16 valid = static_cast<__mmask16>((1u << nk) - 1);
+  return _mm512_mask_blend_ps(valid, _mm512_set1_ps(-INFINITY), s);
+}
+
+// exp(x) for x <= 0 (scores minus their running max), a whole vector through hn::Exp; below
+// -87 (and -inf: padding lanes, the first block's empty max) 0.
+HWY_INLINE __m512 ExpNonPositive(__m512 x) {
+  const DF df;
+  const __m512 lo = _mm512_set1_ps(-87.0f);
+  const __mmask16 tiny = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
+  const __m512 e = hn::Exp(df, hn::Vec<DF>{_mm512_max_ps(x, lo)}).raw;
+  return _mm512_mask_blend_ps(tiny, e, _mm512_setzero_ps());
+}
+
+template <class T, int NV>
+void AttendDecode(const float* const* q, float* const* out, int64_t group, const T* k, const T* v,
+                  int64_t end, int64_t hd, float scale) {
+  __m512 m[kMaxDecodeGroup], l[kMaxDecodeGroup];
+  alignas(64) float p[kMaxDecodeGroup][kDecodeKeys];
+  alignas(64) float alpha[kMaxDecodeGroup];
+  for (int64_t h = 0; h < group; ++h) {
+    m[h] = _mm512_set1_ps(-INFINITY);
+    l[h] = _mm512_setzero_ps();
+    std::fill(out[h], out[h] + hd, 0.0f);
+  }
+  for (int64_t j0 = 0; j0 < end; j0 += kDecodeKeys) {
+    const int64_t nk = std::min(kDecodeKeys, end - j0);
+    for (int64_t h = 0; h < group; ++h) {
+      __m512 qv[NV];
+      for (int x = 0; x < NV; ++x)
+        qv[x] = _mm512_mul_ps(_mm512_loadu_ps(q[h] + 16 * x), _mm512_set1_ps(scale));
+      const __m512 s = BlockScores<T, NV>(qv, k + j0 * hd, hd, nk);
+      // Online softmax, all lanes holding the running max and sum.
+      const __m512 m_new = _mm512_max_ps(m[h], _mm512_set1_ps(_mm512_reduce_max_ps(s)));
+      const __m512 a = ExpNonPositive(_mm512_sub_ps(m[h], m_new));  // 0 on the first block
+      const __m512 e = ExpNonPositive(_mm512_sub_ps(s, m_new));
+      l[h] = _mm512_add_ps(_mm512_mul_ps(l[h], a), _mm512_set1_ps(_mm512_reduce_add_ps(e)));
+      m[h] = m_new;
+      _mm512_store_ps(p[h], e);
+      alpha[h] = _mm_cvtss_f32(_mm512_castps512_ps128(a));
+    }
+    // Values: two heads at a time, their outputs in registers over the block's keys.
+    for (int64_t h0 = 0; h0 < group; h0 += 2) {
+      const bool two = h0 + 1 < group;
+      __m512 o0[NV], o1[NV];
+      for (int x = 0; x < NV; ++x) {
+        o0[x] = _mm512_mul_ps(_mm512_loadu_ps(out[h0] + 16 * x), _mm512_set1_ps(alpha[h0]));
+        o1[x] = two ? _mm512_mul_ps(_mm512_loadu_ps(out[h0 + 1] + 16 * x),
+                                    _mm512_set1_ps(alpha[h0 + 1]))
+                    : _mm512_setzero_ps();
+      }
+      for (int64_t j = 0; j < nk; ++j) {
+        const T* vj = v + (j0 + j) * hd;
+        const __m512 p0 = _mm512_set1_ps(p[h0][j]);
+        const __m512 p1 = _mm512_set1_ps(two ? p[h0 + 1][j] : 0.0f);
+        for (int x = 0; x < NV; ++x) {
+          const __m512 vx = LoadRow16(vj + 16 * x);
+          o0[x] = _mm512_fmadd_ps(p0, vx, o0[x]);
+          o1[x] = _mm512_fmadd_ps(p1, vx, o1[x]);
+        }
+      }
+      for (int x = 0; x < NV; ++x) {
+        _mm512_storeu_ps(out[h0] + 16 * x, o0[x]);
+        if (two) _mm512_storeu_ps(out[h0 + 1] + 16 * x, o1[x]);
+      }
+    }
+  }
+  for (int64_t h = 0; h < group; ++h) {
+    const float sum = _mm_cvtss_f32(_mm512_castps512_ps128(l[h]));
+    if (sum > 0.0f) {
+      const __m512 inv = _mm512_set1_ps(1.0f / sum);
+      for (int64_t x = 0; x < hd / 16; ++x)
+        _mm512_storeu_ps(out[h] + 16 * x, _mm512_mul_ps(_mm512_loadu_ps(out[h] + 16 * x), inv));
+    }
+  }
+}
+
+bool AttendDecodeGroup(const float* const* q, float* const* out, int64_t group, const void* k,
+                       const void* v, bool f16, int64_t end, int64_t hd, float scale) {
+  if (group > kMaxDecodeGroup || end <= 0) return false;
+  if (hd == 128) {
+    if (f16)
+      AttendDecode<uint16_t, 8>(q, out, group, static_cast<const uint16_t*>(k),
+                                static_cast<const uint16_t*>(v), end, hd, scale);
+    else
+      AttendDecode<float, 8>(q, out, group, static_cast<const float*>(k),
+                             static_cast<const float*>(v), end, hd, scale);
+    return true;
+  }
+  if (hd == 64) {
+    if (f16)
+      AttendDecode<uint16_t, 4>(q, out, group, static_cast<const uint16_t*>(k),
+                                static_cast<const uint16_t*>(v), end, hd, scale);
+    else
+      AttendDecode<float, 4>(q, out, group, static_cast<const float*>(k),
+                             static_cast<const float*>(v), end, hd, scale);
+    return true;
+  }
+  return false;
+}
+#else
+bool AttendDecodeGroup(const float* const*, float* const*, int64_t, const void*, const void*, bool,
+                       int64_t, int64_t, float) {
+  return false;
+}
+#endif
+
 }  // namespace HWY_NAMESPACE
 }  // namespace reel::ops::detail
 HWY_AFTER_NAMESPACE();
@@ -263,6 +422,7 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace reel::ops::detail {
 HWY_EXPORT(FlashAttentionTile);
+HWY_EXPORT(AttendDecodeGroup);
 
 namespace {
 constexpr int64_t pad16(int64_t n) {
@@ -303,6 +463,11 @@ FlashScratch flash_scratch_layout(float* base, int64_t rows, int64_t head_dim) {
 
 void flash_attention_tile(const FlashTile& tile) {
   HWY_DYNAMIC_DISPATCH(FlashAttentionTile)(tile);
+}
+
+bool attend_decode_group(const float* const* q, float* const* out, int64_t group, const void* k,
+                         const void* v, bool f16, int64_t end, int64_t head_dim, float scale) {
+  return HWY_DYNAMIC_DISPATCH(AttendDecodeGroup)(q, out, group, k, v, f16, end, head_dim, scale);
 }
 
 }  // namespace reel::ops::detail

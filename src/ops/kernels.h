@@ -196,6 +196,13 @@ struct FlashTile {
 };
 void flash_attention_tile(const FlashTile& tile);
 size_t flash_scratch_floats(int64_t rows, int64_t head_dim);
+// One query row for each of `group` heads (q[h], out[h]) sharing one KV head's keys and values
+// [0, end) (rows head_dim apart, f16 or f32): softmax(scale q.k) v into out[h]. False (nothing
+// done) where the target has no such kernel (AVX-512 only), or for other head sizes (64, 128)
+// or groups above kMaxDecodeGroup: the caller takes its general path.
+constexpr int64_t kMaxDecodeGroup = 16;
+bool attend_decode_group(const float* const* q, float* const* out, int64_t group, const void* k,
+                         const void* v, bool f16, int64_t end, int64_t head_dim, float scale);
 // The regions of a tile's scratch (rows padded to the widest target's row chunk).
 struct FlashScratch {
   float* qt = nullptr;    // [head_dim][rows] queries times the scale, transposed

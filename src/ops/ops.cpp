@@ -677,7 +677,11 @@ void attention_rows(const AttentionShape& s, const float* q, const void* k, cons
         qh[h] = q + i * s.q_stride + (h0 + h) * s.head_dim;
         oh[h] = out + i * s.out_stride + (h0 + h) * s.head_dim;
       }
-      if (s.kv_type == GgmlType::F16) {
+      const bool f16 = s.kv_type == GgmlType::F16;
+      const void* kh = static_cast<const uint8_t*>(k) + off * (f16 ? 2 : 4);
+      const void* vh = static_cast<const uint8_t*>(v) + off * (f16 ? 2 : 4);
+      if (detail::attend_decode_group(qh, oh, n_h, kh, vh, f16, end, s.head_dim, s.scale)) continue;
+      if (f16) {
         attend_group(qh, oh, n_h, static_cast<const uint16_t*>(k) + off,
                      static_cast<const uint16_t*>(v) + off, end, s.head_dim, s.scale);
       } else {

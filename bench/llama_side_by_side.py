@@ -16,7 +16,13 @@ once per file), so both see the same machine state; best and median of the repet
 reported, and ratios only from these side-by-side runs. Measurements:
   prefill P:  the whole P-token prompt from an empty cache (tokens/s);
   decode D:   N tokens one at a time with D tokens already cached (tokens/s), D = 0 and each -d;
-  vision:     the encoder on one WxH image (default 448x448), resize excluded on both sides.
+  vision:     the encoder on one WxH image (default 448x448), resize excluded on both sides;
+  video F:    with --video CLIP: time to first token for a question about F evenly spaced frames
+              of the clip (the frames Reel samples, `reel frames --frames F`), both engines
+              taking them as Qwen3-VL does, two frames per temporal patch (llama.cpp: the frames
+              as mergeable bitmaps, libmtmd's temporal merge, the pair's timestamp before it),
+              and decode tokens/s after that prompt. Reel's time includes reading the frames
+              from the file; llama.cpp gets them already decoded (ffmpeg, outside the timing).
 The prompt tokens are the same ordinary ids on both sides; llama.cpp decodes a fixed token (no
 sampling), Reel samples greedily (negligible). The KV cache is f16 on both (their defaults);
 llama.cpp runs with n_batch = n_ubatch = 512 and flash attention off (llama-cpp-python's
@@ -128,6 +134,46 @@ def reel_vision(args, size: str, peaks: Peaks) -> tuple[float, int]:
     return rows[0]["encode_ms"] / 1e3, rows[0]["n_prompt"]
 
 
+def reel_video(args, model: str, frames: int) -> dict:
+    """One answer about the clip through the CLI; its --stats json line."""
+    cmd = [args.reel, "-m", model, "--mmproj", args.mmproj, "--video", args.video, "--frames",
+           str(frames), "-p", VIDEO_QUESTION, "-n", str(args.n_gen), "--temp", "0", "-t",
+           str(args.threads), "-c", str(video_ctx(frames)), "--stats", "json"]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed: {out.stderr.strip()}")
+    stats = [ln for ln in out.stdout.splitlines() + out.stderr.splitlines()
+             if ln.startswith("{") and "time_to_first_token_ms" in ln]
+    if not stats:
+        sys.exit(f"{' '.join(cmd)}: no stats line")
+    return json.loads(stats[-1])
+
+
+VIDEO_QUESTION = "Describe the video."
+
+
+def video_ctx(frames: int) -> int:
+    """Room for the frames as llama.cpp tokenizes them (up to ~300 tokens a frame)."""
+    return max(4096, 320 * frames + 256)
+
+
+def sampled_frames(args, frames: int) -> tuple[list[bytes], int, int, list[str]]:
+    """The frames Reel samples (indices from `reel frames`), decoded to RGB by ffmpeg at the
+    clip's size, and the timestamps Reel puts before each pair."""
+    plan = json.loads(subprocess.run([args.reel, "frames", args.video, "--frames", str(frames)],
+                                     capture_output=True, text=True, check=True).stdout)
+    w, h = plan["video"]["width"], plan["video"]["height"]
+    select = "+".join(f"eq(n\\,{i})" for i in plan["indices"])
+    raw = subprocess.run(["ffmpeg", "-loglevel", "error", "-i", args.video, "-vf",
+                          f"select={select}", "-vsync", "0", "-f", "rawvideo", "-pix_fmt",
+                          "rgb24", "-"], capture_output=True, check=True).stdout
+    size = w * h * 3
+    if len(raw) != size * len(plan["indices"]):
+        raise RuntimeError(f"ffmpeg gave {len(raw)} bytes for {len(plan['indices'])} frames")
+    return ([raw[i * size:(i + 1) * size] for i in range(len(plan["indices"]))], w, h,
+            plan["group_timestamps"])
+
+
 # --- llama.cpp ----------------------------------------------------------------------------
 
 class LlamaText:
@@ -210,6 +256,57 @@ class LlamaVision:
             m.mtmd_bitmap_free(bitmap)
 
 
+class LlamaVideo:
+    """Frames as mergeable bitmaps: libmtmd merges each adjacent pair into one temporal patch
+    (Qwen3-VL's video input). Timed: mtmd_tokenize (resize, patches) and
+    mtmd_helper_eval_chunks (encoder and prefill, logits of the last token)."""
+
+    def __init__(self, text: LlamaText, vision: LlamaVision):
+        self.text, self.m, self.ctx = text, vision.m, vision.ctx
+
+    def ttft(self, frames: list[bytes], w: int, h: int, stamps: list[str],
+             n_gen: int) -> tuple[float, float, int]:
+        import ctypes
+        from llama_cpp import llama_cpp as lc
+        m, llm = self.m, self.text.llm
+        marker = m.mtmd_default_marker().decode()
+        pairs = "".join(f"{stamps[i // 2]}{marker}" if i % 2 == 0 else marker
+                        for i in range(len(frames)))
+        prompt = (f"<|im_start|>user\n<|vision_start|>{pairs}<|vision_end|>{VIDEO_QUESTION}"
+                  "<|im_end|>\n<|im_start|>assistant\n")
+        keep = [(ctypes.c_uint8 * len(f)).from_buffer_copy(f) for f in frames]
+        bitmaps = [m.mtmd_bitmap_init(w, h, b) for b in keep]
+        for b in bitmaps:
+            m.mtmd_bitmap_set_mergeable(b, True)
+        arr = (m.mtmd_bitmap_p_ctypes * len(bitmaps))(*bitmaps)
+        text = m.mtmd_input_text()
+        enc = prompt.encode()
+        text.text, text.text_len, text.add_special, text.parse_special = enc, len(enc), False, True
+        chunks = m.mtmd_input_chunks_init()
+        llm.reset()
+        llm._ctx.kv_cache_clear()
+        try:
+            t0 = time.perf_counter()
+            if m.mtmd_tokenize(self.ctx, chunks, ctypes.byref(text), arr, len(bitmaps)) != 0:
+                raise RuntimeError("mtmd_tokenize failed")
+            n_past = lc.llama_pos(0)
+            if m.mtmd_helper_eval_chunks(self.ctx, llm.ctx, chunks, 0, 0, 512, True,
+                                         ctypes.byref(n_past)) != 0:
+                raise RuntimeError("mtmd_helper_eval_chunks failed")
+            ttft = time.perf_counter() - t0
+            n_tokens = m.mtmd_helper_get_n_tokens(chunks)
+        finally:
+            m.mtmd_input_chunks_free(chunks)
+            for b in bitmaps:
+                m.mtmd_bitmap_free(b)
+        # Decode after the prompt: a fixed token, one at a time, from the prompt's end.
+        llm.n_tokens = n_past.value
+        t0 = time.perf_counter()
+        for _ in range(n_gen):
+            llm.eval([bench_prompt(1, self.text.n_vocab)[0]])
+        return ttft, n_gen / (time.perf_counter() - t0), n_tokens
+
+
 # --- the table ----------------------------------------------------------------------------
 
 class Row:
@@ -258,6 +355,8 @@ def run(args) -> None:
     rows: list[Row] = []
     depths = sorted(set([0] + args.depths))
     n_ctx = max(args.prompts + [d + 1 + args.n_gen for d in depths]) + 16
+    if args.video:
+        n_ctx = max([n_ctx] + [video_ctx(f) for f in args.video_frames])
     for model in args.models:
         name = Path(model).name
         print(f"loading {name} into llama.cpp (n_ctx {n_ctx})", file=sys.stderr)
@@ -284,6 +383,8 @@ def run(args) -> None:
             row.note = f"(Reel {100 * max(fractions):.0f}% of its roofline)"
         if args.mmproj and model == args.models[0] and not args.no_vision:
             rows.append(vision_row(args, text, peaks))
+        if args.video and model == args.models[0]:
+            rows.extend(video_rows(args, model, text))
         del text
     print_table(rows, args, peaks)
 
@@ -313,6 +414,31 @@ def vision_row(args, text: LlamaText, peaks: Peaks) -> Row:
     return row
 
 
+def video_rows(args, model: str, text: LlamaText) -> list[Row]:
+    """Time to first token and decode after the prompt, for each --video-frames count (the
+    llama.cpp context was made with room for them)."""
+    video = LlamaVideo(text, LlamaVision(text, args.mmproj, args.threads))
+    rows = []
+    for frames in args.video_frames:
+        pictures, w, h, stamps = sampled_frames(args, frames)
+        first = Row(f"time to first token, {frames} frames", "s", higher_is_better=False)
+        after = Row(f"decode after the {frames}-frame prompt", "tok/s")
+        for rep in range(args.reps):
+            st = reel_video(args, model, frames)
+            first.reel.append(st["time_to_first_token_ms"] / 1e3)
+            after.reel.append(st["decode_tps"])
+            s, tps, n_llama = video.ttft(pictures, w, h, stamps, args.n_gen)
+            first.llama.append(s)
+            after.llama.append(tps)
+            first.note = (f"({st['prompt_tokens']} / {n_llama} prompt tokens, "
+                          f"{w}x{h} clip {Path(args.video).name})")
+            print(f"  {first.figure} rep {rep + 1}: Reel {first.reel[-1]:.2f} s "
+                  f"({after.reel[-1]:.2f} tok/s after), llama.cpp {s:.2f} s ({tps:.2f} tok/s)",
+                  file=sys.stderr)
+        rows += [first, after]
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reel", default=str(HERE.parent / "build" / "reel"))
@@ -322,6 +448,9 @@ def main() -> None:
                     help="vision GGUF for the encode row ('' to skip)")
     ap.add_argument("--no-vision", action="store_true")
     ap.add_argument("--image-size", default="448x448")
+    ap.add_argument("--video", default="", help="a clip for the time-to-first-token rows")
+    ap.add_argument("--video-frames", type=int_list, default=[8, 20],
+                    help="frames taken from --video, one row each")
     ap.add_argument("-t", "--threads", type=int, default=2)
     ap.add_argument("-p", "--prompts", type=int_list, default=[512])
     ap.add_argument("-d", "--depths", type=int_list, default=[],

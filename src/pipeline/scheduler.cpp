@@ -220,6 +220,7 @@ void Scheduler::after_forward(Active& a, const float* logits) {
   if (a.decoding) {
     const int p = seq.next_pos();
     seq.record_one(static_cast<uint32_t>(a.pending), Pos3{p, p, p});
+    ++a.result.stats.n_decode_steps;
   } else {
     seq.record(std::span(a.keys).subspan(a.fed, a.rows),
                std::span(a.layout.pos).subspan(a.fed, a.rows));

@@ -32,11 +32,14 @@ struct GenerationStats {
   int n_prompt = 0;  // prompt tokens computed for this request
   int n_reused = 0;  // prompt tokens taken from the sequence's cache
   int n_generated = 0;
-  double prefill_ms = 0;  // from admission to the first token's logits
-  double decode_ms = 0;   // from there to the end
+  int n_decode_steps = 0;  // forward passes after the prompt's (the first token comes from that)
+  double prefill_ms = 0;   // from admission to the first token's logits
+  double decode_ms = 0;    // from there to the end
   bool hit_context_limit = false;
   double prefill_tps() const { return prefill_ms > 0 ? n_prompt * 1000.0 / prefill_ms : 0; }
-  double decode_tps() const { return decode_ms > 0 ? n_generated * 1000.0 / decode_ms : 0; }
+  // Tokens per second of the decode passes: counting the first token (which the prefill made)
+  // over their time overstated it by n/(n-1), a third at -n 4.
+  double decode_tps() const { return decode_ms > 0 ? n_decode_steps * 1000.0 / decode_ms : 0; }
 };
 
 // Receives the answer in whole UTF-8 pieces; returns false to stop generating.

@@ -115,6 +115,8 @@ TEST(PromptBudget, PlansFitTheContextExactly) {
     EXPECT_GT(r.stats.video_tokens, 0);
     EXPECT_LE(r.stats.gen.n_prompt + 6, n_ctx) << n_ctx;
     EXPECT_EQ(r.stats.gen.n_generated, 6);
+    // The first token comes from the prompt's pass; stopped by the limit, the sixth is not fed.
+    EXPECT_EQ(r.stats.gen.n_decode_steps, 5);
     EXPECT_FALSE(r.stats.gen.hit_context_limit);
     if (n_ctx < 300) {
       EXPECT_EQ(notes.size(), 1u) << "one line says what was chosen";

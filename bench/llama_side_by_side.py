@@ -302,9 +302,10 @@ class LlamaVideo:
                 m.mtmd_bitmap_free(b)
         # Decode after the prompt: a fixed token, one at a time, from the prompt's end.
         llm.n_tokens = n_past.value
+        token = bench_prompt(1, self.text.n_vocab)[0]
         t0 = time.perf_counter()
         for _ in range(n_gen):
-            llm.eval([bench_prompt(1, self.text.n_vocab)[0]])
+            llm.eval([token])
         return ttft, n_gen / (time.perf_counter() - t0), n_tokens
 
 

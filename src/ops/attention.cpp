@@ -265,7 +265,7 @@ void FlashAttentionTile(const FlashTile& t) {
 // time: 2 x 8 vectors of 16 lanes at head_dim 128), each value row widened once for both.
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
 constexpr int64_t kDecodeKeys = 16;
-constexpr int kDecodeMaxVecs = 8;  // head_dim <= 128
+constexpr int kDecodeMaxDim = 128;
 
 // The 16 lane sums of v[0..16) as the 16 lanes of one vector, in order.
 HWY_INLINE __m512 SumEach16(const __m512 v[16]) {
@@ -328,17 +328,20 @@ void AttendDecode(const float* const* q, float* const* out, int64_t group, const
   __m512 m[kMaxDecodeGroup], l[kMaxDecodeGroup];
   alignas(64) float p[kMaxDecodeGroup][kDecodeKeys];
   alignas(64) float alpha[kMaxDecodeGroup];
+  alignas(64) float qs[kMaxDecodeGroup][kDecodeMaxDim];  // the queries times the scale, once
   for (int64_t h = 0; h < group; ++h) {
     m[h] = _mm512_set1_ps(-INFINITY);
     l[h] = _mm512_setzero_ps();
     std::fill(out[h], out[h] + hd, 0.0f);
+    for (int x = 0; x < NV; ++x)
+      _mm512_store_ps(qs[h] + 16 * x,
+                      _mm512_mul_ps(_mm512_loadu_ps(q[h] + 16 * x), _mm512_set1_ps(scale)));
   }
   for (int64_t j0 = 0; j0 < end; j0 += kDecodeKeys) {
     const int64_t nk = std::min(kDecodeKeys, end - j0);
     for (int64_t h = 0; h < group; ++h) {
       __m512 qv[NV];
-      for (int x = 0; x < NV; ++x)
-        qv[x] = _mm512_mul_ps(_mm512_loadu_ps(q[h] + 16 * x), _mm512_set1_ps(scale));
+      for (int x = 0; x < NV; ++x) qv[x] = _mm512_load_ps(qs[h] + 16 * x);
       const __m512 s = BlockScores<T, NV>(qv, k + j0 * hd, hd, nk);
       // Online softmax, all lanes holding the running max and sum.
       const __m512 m_new = _mm512_max_ps(m[h], _mm512_set1_ps(_mm512_reduce_max_ps(s)));
@@ -385,28 +388,29 @@ void AttendDecode(const float* const* q, float* const* out, int64_t group, const
   }
 }
 
+// The kernel for one head size, on the cache's element type.
+template <int NV>
+void AttendDecodeElems(const float* const* q, float* const* out, int64_t group, const void* k,
+                       const void* v, bool f16, int64_t end, float scale) {
+  constexpr int64_t hd = 16 * NV;
+  if (f16)
+    AttendDecode<uint16_t, NV>(q, out, group, static_cast<const uint16_t*>(k),
+                               static_cast<const uint16_t*>(v), end, hd, scale);
+  else
+    AttendDecode<float, NV>(q, out, group, static_cast<const float*>(k),
+                            static_cast<const float*>(v), end, hd, scale);
+}
+
 bool AttendDecodeGroup(const float* const* q, float* const* out, int64_t group, const void* k,
                        const void* v, bool f16, int64_t end, int64_t hd, float scale) {
   if (group > kMaxDecodeGroup || end <= 0) return false;
-  if (hd == 128) {
-    if (f16)
-      AttendDecode<uint16_t, 8>(q, out, group, static_cast<const uint16_t*>(k),
-                                static_cast<const uint16_t*>(v), end, hd, scale);
-    else
-      AttendDecode<float, 8>(q, out, group, static_cast<const float*>(k),
-                             static_cast<const float*>(v), end, hd, scale);
-    return true;
-  }
-  if (hd == 64) {
-    if (f16)
-      AttendDecode<uint16_t, 4>(q, out, group, static_cast<const uint16_t*>(k),
-                                static_cast<const uint16_t*>(v), end, hd, scale);
-    else
-      AttendDecode<float, 4>(q, out, group, static_cast<const float*>(k),
-                             static_cast<const float*>(v), end, hd, scale);
-    return true;
-  }
-  return false;
+  if (hd == 128)
+    AttendDecodeElems<8>(q, out, group, k, v, f16, end, scale);
+  else if (hd == 64)
+    AttendDecodeElems<4>(q, out, group, k, v, f16, end, scale);
+  else
+    return false;
+  return true;
 }
 #else
 bool AttendDecodeGroup(const float* const*, float* const*, int64_t, const void*, const void*, bool,

@@ -671,22 +671,23 @@ void attention_rows(const AttentionShape& s, const float* q, const void* k, cons
     const int64_t i1 = std::min(s.n_q, (qb + 1) * kQueryBlock);
     const float* qh[kMaxGroup];
     float* oh[kMaxGroup];
+    // This KV head's keys and values, in the cache's element type.
+    const bool f16 = s.kv_type == GgmlType::F16;
+    const void* kh = static_cast<const uint8_t*>(k) + off * (f16 ? 2 : 4);
+    const void* vh = static_cast<const uint8_t*>(v) + off * (f16 ? 2 : 4);
     for (int64_t i = qb * kQueryBlock; i < i1; ++i) {
       const int64_t end = s.causal ? std::clamp<int64_t>(s.q_pos0 + i + 1, 0, s.n_kv) : s.n_kv;
       for (int64_t h = 0; h < n_h; ++h) {
         qh[h] = q + i * s.q_stride + (h0 + h) * s.head_dim;
         oh[h] = out + i * s.out_stride + (h0 + h) * s.head_dim;
       }
-      const bool f16 = s.kv_type == GgmlType::F16;
-      const void* kh = static_cast<const uint8_t*>(k) + off * (f16 ? 2 : 4);
-      const void* vh = static_cast<const uint8_t*>(v) + off * (f16 ? 2 : 4);
       if (detail::attend_decode_group(qh, oh, n_h, kh, vh, f16, end, s.head_dim, s.scale)) continue;
       if (f16) {
-        attend_group(qh, oh, n_h, static_cast<const uint16_t*>(k) + off,
-                     static_cast<const uint16_t*>(v) + off, end, s.head_dim, s.scale);
+        attend_group(qh, oh, n_h, static_cast<const uint16_t*>(kh),
+                     static_cast<const uint16_t*>(vh), end, s.head_dim, s.scale);
       } else {
-        attend_group(qh, oh, n_h, static_cast<const float*>(k) + off,
-                     static_cast<const float*>(v) + off, end, s.head_dim, s.scale);
+        attend_group(qh, oh, n_h, static_cast<const float*>(kh), static_cast<const float*>(vh), end,
+                     s.head_dim, s.scale);
       }
     }
   });

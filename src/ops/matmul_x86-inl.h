@@ -85,12 +85,24 @@ void VnniOffsetSums(const int8_t* xh, int64_t cols, int k, int32_t* corr) {
   }
 }
 
+// The fp16 values at p, p + stride, ..., p + 15 * stride (block scales or mins) as 16 floats:
+// scalar loads into a stack array, then one conversion. vpgatherdd did this in one instruction,
+// but it is slow where gathers are microcoded or mitigated: on AMD Zen 5 (bench_ops-style loop,
+// Q8_0 2048-column rows, one thread) the gather held the kernel to 29-30 GB/s against 41-44
+// with these loads, with the weights in L2 or streamed from DRAM.
+HWY_INLINE __m512 LoadF16Strided16(const uint8_t* p, int64_t stride) {
+  alignas(32) uint16_t h[16];
+  for (int i = 0; i < 16; ++i) std::memcpy(&h[i], p + i * stride, 2);
+  return _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(h)));
+}
+
 // Q8_0 against the int16 activations directly: vpmovsxbw widens one block's 32 weights into
 // one zmm, one vpdpwssd (int16 x int16 pairs into 16 int32 lanes) dots it with the block's 32
 // activations, and the block's int32 lanes are scaled into f32 with one FMA whose scale is a
 // broadcast load. That is four vector uops per block, against five for the two byte planes
 // (two vpdpbusd, the shift, half an xor and insert), with no offset sums. The fp16 scales of
-// 16 blocks come in with one gather, times the activation scales, into a stack array.
+// 16 blocks come in together (LoadF16Strided16), times the activation scales, into a stack
+// array.
 // |w| <= 128 and |v| <= kQMax: a lane sums two products, far inside int32.
 // Software prefetch: eight 16-block groups (4.3 KB) ahead, into L2. Measured (2B-shaped Q8_0
 // decode, Intel Xeon, quiet, alternated runs): 2 threads 10.8-11.9 tokens/s against 8.9-10.3
@@ -107,16 +119,11 @@ constexpr int kQ8PrefetchBytes = 8 * 16 * 34;
 constexpr int kQ6KPrefetchBytes = 24 * 210;
 constexpr int kQ4KPrefetchBytes = 32 * 144;
 float GemvRowQ8_0Dpw(const uint8_t* w, int64_t nb, const int16_t* xq, const float* xd) {
-  const __m512i offsets =
-      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                         _mm512_set1_epi32(34));
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   alignas(64) float sc[16];
   int64_t b0 = 0;
   for (; b0 + 16 <= nb; b0 += 16) {
-    const __m512i h = _mm512_i32gather_epi32(offsets, w + b0 * 34, 1);
-    _mm512_store_ps(sc, _mm512_mul_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(h)),
-                                      _mm512_loadu_ps(xd + b0)));
+    _mm512_store_ps(sc, _mm512_mul_ps(LoadF16Strided16(w + b0 * 34, 34), _mm512_loadu_ps(xd + b0)));
     const uint8_t* wb = w + b0 * 34 + 2;
     const int16_t* xb = xq + b0 * kQBlock;
     // Keep the DRAM stream ahead of the dot products: the hardware prefetcher alone lets the
@@ -236,7 +243,7 @@ float GemvRowQ4KVnni(const uint8_t* w, int64_t nsb, const int16_t*, const int8_t
 // bytes, again, then block b+1's twice; the second copy of each shifted right by 4 gives
 // [low nibbles b | high nibbles b | low b+1 | high b+1], which is element order. The fifth
 // bits of Q5 are the 32 bits of qh per block, used directly as a byte mask. Scales (and
-// Q4_1/Q5_1 mins) of 16 blocks come with one gather each, as in GemvRowQ8_0Dpw; the offset
+// Q4_1/Q5_1 mins) of 16 blocks come in together, as in GemvRowQ8_0Dpw; the offset
 // (-8 / -16) or min multiplies the activation block sums x.s.
 template <bool kFive, bool kHasMin>
 float GemvRowQ4Q5Vnni(const uint8_t* w, int64_t nb, const int16_t* xq, const int8_t* xh,
@@ -246,20 +253,17 @@ float GemvRowQ4Q5Vnni(const uint8_t* w, int64_t nb, const int16_t* xq, const int
   constexpr int kQs = kQh + (kFive ? 4 : 0);
   const __m512i lo4 = _mm512_set1_epi8(15);
   const __m512i bit4 = _mm512_set1_epi8(16);
-  const __m512i offsets =
-      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                         _mm512_set1_epi32(kBytes));
   const __m512i pair_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   const __m512i two = _mm512_set1_epi32(2);
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), macc = _mm512_setzero_ps();
   int64_t b0 = 0;
   for (; b0 + 16 <= nb; b0 += 16) {
     const uint8_t* wb = w + b0 * kBytes;
-    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(offsets, wb, 1)));
+    const __m512 d = LoadF16Strided16(wb, kBytes);
     const __m512 sc = _mm512_mul_ps(d, _mm512_loadu_ps(xd + b0));
     __m512 mins;
     if constexpr (kHasMin) {
-      mins = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(offsets, wb + 2, 1)));
+      mins = LoadF16Strided16(wb + 2, kBytes);
     } else {
       mins = _mm512_mul_ps(d, _mm512_set1_ps(kFive ? -16.0f : -8.0f));
     }

@@ -239,6 +239,100 @@ float GemvRowQ4KVnni(const uint8_t* w, int64_t nsb, const int16_t*, const int8_t
   return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - _mm_cvtss_f32(mv);
 }
 
+// Q4_K against the int8 row (QuantizedX::q8/d8/s8, as GemvRowQ4KInt8 below): the chunk's 64
+// nibbles (low ones in the lower half, high ones in the upper) meet its 64 int8 activations in
+// one vpdpbusd, where the int16 planes take two and a shift (GemvRowQ4KVnni). A lane sums 4
+// products, <= 4*15*127; lanes 0-7 are sub-block 2c, 8-15 sub-block 2c+1, scaled in f32 by
+// d * sc_j * d8_j. On AMD Zen 5 the planes kernel was bound by its instructions (~30 GB/s a
+// core, hot or cold), below the core's share of DRAM.
+float GemvRowQ4KInt8Vnni(const uint8_t* w, int64_t nsb, const int8_t* xq, const float* d8,
+                         const float* s8) {
+  const __m512i lo4 = _mm512_set1_epi8(15);
+  // Chunk c's two sub-blocks' scales: lanes 0-7 take scale 2c, lanes 8-15 scale 2c+1.
+  const __m512i idx0 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const __m512i idx[4] = {idx0, _mm512_add_epi32(idx0, _mm512_set1_epi32(2)),
+                          _mm512_add_epi32(idx0, _mm512_set1_epi32(4)),
+                          _mm512_add_epi32(idx0, _mm512_set1_epi32(6))};
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  __m256 macc = _mm256_setzero_ps();
+  for (int64_t sb = 0; sb < nsb; ++sb, w += 144, xq += 256, d8 += 8, s8 += 8) {
+    for (int l = 0; l < 144; l += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(w + kQ4KPrefetchBytes + l), _MM_HINT_T1);
+    const Q4KScales u = UnpackQ4KScales(w + 4);
+    const __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(u.sc)));
+    const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(u.m)));
+    macc = _mm256_fmadd_ps(_mm256_mul_ps(mf, _mm256_set1_ps(F16Scale(w + 2))), _mm256_loadu_ps(s8),
+                           macc);
+    const __m512 scale = _mm512_castps256_ps512(
+        _mm256_mul_ps(_mm256_mul_ps(scf, _mm256_set1_ps(F16Scale(w))), _mm256_loadu_ps(d8)));
+    for (int ch = 0; ch < 4; ++ch) {
+      const __m512i v = _mm512_broadcast_i64x4(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * ch)));
+      const __m512i q = _mm512_and_si512(
+          _mm512_mask_srli_epi16(v, static_cast<__mmask32>(0xFFFF0000u), v, 4), lo4);
+      const __m512i dot =
+          _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, _mm512_loadu_si512(xq + 64 * ch));
+      __m512& acc = (ch & 1) ? acc1 : acc0;
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(idx[ch], scale), acc);
+    }
+  }
+  // The minimums join the sum before its one reduction.
+  return _mm512_reduce_add_ps(
+      _mm512_sub_ps(_mm512_add_ps(acc0, acc1), _mm512_zextps256_ps512(macc)));
+}
+
+// Q6_K against the int8 row: two 32-value quarters (q = 0..63, unsigned) per 512-bit vector,
+// unpacked at full width, one vpdpbusd each pair, started at `corr` (-32 times each 4
+// activation bytes' sum, VnniOffsetSums on q8). A lane sums 4 products, |.| <= 4*95*127; lane l
+// of pair p is scale group 4p + l/4, scaled in f32 by d * sc_g * d8_(g/2). Half the vector
+// instructions of GemvRowQ6KVnni (256-bit quarters, two vpdpbusd and a shift each), which on
+// AMD Zen 5 was bound by them (~27 GB/s a core).
+float GemvRowQ6KInt8Vnni(const uint8_t* w, int64_t nsb, const int8_t* xq, const float* d8,
+                         const int32_t* corr) {
+  const __m512i lo4 = _mm512_set1_epi8(15);
+  const __m512i k30 = _mm512_set1_epi8(0x30);
+  const __m512i xd_idx = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  const __m512i g0 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  const __m512i gidx[4] = {g0, _mm512_add_epi32(g0, _mm512_set1_epi32(4)),
+                           _mm512_add_epi32(g0, _mm512_set1_epi32(8)),
+                           _mm512_add_epi32(g0, _mm512_set1_epi32(12))};
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  for (int64_t sb = 0; sb < nsb; ++sb, w += 210, xq += 256, d8 += 8, corr += 64) {
+    for (int l = 0; l < 210; l += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(w + kQ6KPrefetchBytes + l), _MM_HINT_T1);
+    const __m512 xdv = _mm512_permutexvar_ps(xd_idx, _mm512_castps256_ps512(_mm256_loadu_ps(d8)));
+    const __m512 sc = _mm512_mul_ps(
+        _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                          _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192)))),
+                      _mm512_set1_ps(F16Scale(w + 208))),
+        xdv);
+    for (int half = 0; half < 2; ++half) {
+      // As UnpackQ6KHalf: quarters 0 | 1 are the low nibbles of the 64 ql bytes, 2 | 3 the high
+      // ones; their high 2 bits are bits (0,1 | 2,3) and (4,5 | 6,7) of the 32 qh bytes,
+      // brought to bits 4-5 by 16-bit shifts of 4 | 2 and 0 | -2 (the 0x30 mask drops the rest).
+      const __m512i a = _mm512_loadu_si512(w + 64 * half);
+      const __m512i h = _mm512_broadcast_i64x4(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 128 + 32 * half)));
+      const __m512i h01 = _mm512_mask_slli_epi16(_mm512_slli_epi16(h, 2),
+                                                 static_cast<__mmask32>(0x0000FFFFu), h, 4);
+      const __m512i h23 = _mm512_mask_srli_epi16(h, static_cast<__mmask32>(0xFFFF0000u), h, 2);
+      const __m512i q[2] = {
+          _mm512_or_si512(_mm512_and_si512(a, lo4), _mm512_and_si512(h01, k30)),
+          _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(a, 4), lo4),
+                          _mm512_and_si512(h23, k30))};
+      for (int p = 0; p < 2; ++p) {
+        const int e = 128 * half + 64 * p;
+        const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(corr + e / 4), q[p],
+                                                _mm512_loadu_si512(xq + e));
+        __m512& acc = p ? acc1 : acc0;
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot),
+                              _mm512_permutexvar_ps(gidx[2 * half + p], sc), acc);
+      }
+    }
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
 // Q4_0/Q4_1/Q5_0/Q5_1, two blocks per 512-bit vector: 128-bit lanes hold block b's 16
 // bytes, again, then block b+1's twice; the second copy of each shifted right by 4 gives
 // [low nibbles b | high nibbles b | low b+1 | high b+1], which is element order. The fifth
@@ -325,6 +419,19 @@ bool GemvIntRowsArch(GgmlType type, const uint8_t* w, size_t row_stride, int64_t
                      int64_t cols, int64_t r0, int64_t r1, const QuantizedX& x, float* y,
                      const RowScratch& scratch) {
   const int64_t blocks = cols / type_info(type).block_elems;
+  if (type == GgmlType::Q4_K && x.q8 != nullptr) {  // the int8 row (KQuantInt8Gemv)
+    for (int64_t r = r0; r < r1; ++r)
+      y[r] = GemvRowQ4KInt8Vnni(w + r * row_stride, blocks, x.q8, x.d8, x.s8);
+    return true;
+  }
+  if (type == GgmlType::Q6_K && x.q8 != nullptr) {
+    // The -32's start values depend on x only: once per task, into the decode buffer.
+    auto* corr = reinterpret_cast<int32_t*>(scratch.wq);
+    VnniOffsetSums(x.q8, cols, 32, corr);
+    for (int64_t r = r0; r < r1; ++r)
+      y[r] = GemvRowQ6KInt8Vnni(w + r * row_stride, blocks, x.q8, x.d8, corr);
+    return true;
+  }
   if (type == GgmlType::Q8_0) {
     // GemvRowQ8_0Dpw prefetches its own stream, 16 blocks at a time.
     for (int64_t r = r0; r < r1; ++r) y[r] = GemvRowQ8_0Dpw(w + r * row_stride, blocks, x.v, x.d);
@@ -1004,10 +1111,7 @@ void MatmulKQuantInt8(GgmlType type, const uint8_t* w, size_t row_stride, int64_
 //         bytes) applies the per-16 scale in int32: |lane| <= 2*16002*32768 < 2^31. The -32
 //         offset is -32 * sum_g sc_g * g8_g (g8: int16 sums of 16 q8), one vpmaddwd per
 //         super-block. The f32 scale per 32 is d * d8_j / 256 (a power of two: exact).
-// The AVX3_DL VNNI kernels above stay on the int16 planes (their int8 products are as cheap).
-#if HWY_TARGET != HWY_AVX3_DL
-#undef REEL_ARCH_GEMV
-#define REEL_ARCH_GEMV 1
+// AVX3_DL takes the int8 row too, in its own kernels (GemvRowQ4KInt8Vnni, GemvRowQ6KInt8Vnni).
 #undef REEL_KQ_INT8_GEMV
 #define REEL_KQ_INT8_GEMV 1
 
@@ -1040,6 +1144,10 @@ void QuantizeRowInt8(const float* x, int64_t cols, int8_t* q8, float* d8, float*
     s8[b] = d * static_cast<float>(g0 + g1);
   }
 }
+
+#if HWY_TARGET != HWY_AVX3_DL
+#undef REEL_ARCH_GEMV
+#define REEL_ARCH_GEMV 1
 
 // One Q4_K row (nsb super-blocks) against the int8 row.
 float GemvRowQ4KInt8(const uint8_t* w, int64_t nsb, const int8_t* xq, const float* xd,

@@ -7,8 +7,9 @@
 // activations cost ~0.02 mean abs logit error on the small test models, int16 ~100x less.
 // The int16 x int16 products are summed pairwise into int32 (madd), converted to f32 once per
 // 32 elements and scaled by w_scale * x_scale. Decode (one activation row) skips the buffer:
-// see "Fused GEMV" below; Q4_K and Q6_K decode on x86 AVX2 (and AVX3 without VNNI) take int8
-// activations per 32 values instead (vpmaddubsw; kquant_int8_gemv, matmul_x86-inl.h). From kPanelMinRows rows on, quantized weights are decoded to f32
+// see "Fused GEMV" below; Q4_K and Q6_K decode on x86 AVX2 and up (AVX3_DL included) take int8
+// activations per 32 values instead (vpmaddubsw, or vpdpbusd on AVX3_DL; kquant_int8_gemv,
+// matmul_x86-inl.h). From kPanelMinRows rows on, quantized weights are decoded to f32
 // panels instead (MatmulFloatPanels): faster, and exact in the activations; except Q4_K and
 // Q6_K on AVX2 and up, which take int8 activations there (MatmulKQuantInt8, matmul_x86-inl.h).
 //

@@ -202,6 +202,22 @@ float GemvRowQ6KVnni(const uint8_t* w, int64_t nsb, const int8_t* xh, const uint
   return _mm_cvtss_f32(v);
 }
 
+// One Q4_K super-block w of a decode kernel: its stream prefetched ~5 KB ahead, its minimum term
+// dmin * m_j * xs_j added to macc, and its sub-block scales d * sc_j * xd_j returned in lanes
+// 0-7 (xd, xs: the activation blocks' scales and scaled sums, 8 each).
+HWY_INLINE __m512 Q4KSuperBlockScales(const uint8_t* w, const float* xd, const float* xs,
+                                      __m256& macc) {
+  for (int l = 0; l < 144; l += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(w + kQ4KPrefetchBytes + l), _MM_HINT_T1);
+  const Q4KScales u = UnpackQ4KScales(w + 4);
+  const __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(u.sc)));
+  const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(u.m)));
+  macc = _mm256_fmadd_ps(_mm256_mul_ps(mf, _mm256_set1_ps(F16Scale(w + 2))), _mm256_loadu_ps(xs),
+                         macc);
+  return _mm512_castps256_ps512(
+      _mm256_mul_ps(_mm256_mul_ps(scf, _mm256_set1_ps(F16Scale(w))), _mm256_loadu_ps(xd)));
+}
+
 // Q4_K, one 64-element chunk (two sub-blocks) per 512-bit vector: its 32 bytes go to both
 // halves, the upper half shifted right by 4, so low nibbles meet x[0..32) and high nibbles
 // x[32..64). Nibbles are unsigned; the mins go through the activation block sums.
@@ -213,15 +229,7 @@ float GemvRowQ4KVnni(const uint8_t* w, int64_t nsb, const int16_t*, const int8_t
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   __m256 macc = _mm256_setzero_ps();
   for (int64_t sb = 0; sb < nsb; ++sb, w += 144, xh += 256, xl += 256, xd += 8, xs += 8) {
-    for (int l = 0; l < 144; l += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(w + kQ4KPrefetchBytes + l), _MM_HINT_T1);
-    const Q4KScales u = UnpackQ4KScales(w + 4);
-    const __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(u.sc)));
-    const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(u.m)));
-    macc = _mm256_fmadd_ps(_mm256_mul_ps(mf, _mm256_set1_ps(F16Scale(w + 2))), _mm256_loadu_ps(xs),
-                           macc);
-    const __m512 scale = _mm512_castps256_ps512(
-        _mm256_mul_ps(_mm256_mul_ps(scf, _mm256_set1_ps(F16Scale(w))), _mm256_loadu_ps(xd)));
+    const __m512 scale = Q4KSuperBlockScales(w, xd, xs, macc);
     __m512i idx = chunk_idx;
     for (int ch = 0; ch < 4; ++ch, idx = _mm512_add_epi32(idx, two)) {
       const __m512i v = _mm512_broadcast_i64x4(
@@ -256,15 +264,7 @@ float GemvRowQ4KInt8Vnni(const uint8_t* w, int64_t nsb, const int8_t* xq, const 
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   __m256 macc = _mm256_setzero_ps();
   for (int64_t sb = 0; sb < nsb; ++sb, w += 144, xq += 256, d8 += 8, s8 += 8) {
-    for (int l = 0; l < 144; l += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(w + kQ4KPrefetchBytes + l), _MM_HINT_T1);
-    const Q4KScales u = UnpackQ4KScales(w + 4);
-    const __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(u.sc)));
-    const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(u.m)));
-    macc = _mm256_fmadd_ps(_mm256_mul_ps(mf, _mm256_set1_ps(F16Scale(w + 2))), _mm256_loadu_ps(s8),
-                           macc);
-    const __m512 scale = _mm512_castps256_ps512(
-        _mm256_mul_ps(_mm256_mul_ps(scf, _mm256_set1_ps(F16Scale(w))), _mm256_loadu_ps(d8)));
+    const __m512 scale = Q4KSuperBlockScales(w, d8, s8, macc);
     for (int ch = 0; ch < 4; ++ch) {
       const __m512i v = _mm512_broadcast_i64x4(
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * ch)));

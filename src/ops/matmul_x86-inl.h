@@ -50,20 +50,10 @@ HWY_INLINE void UnpackQ6KHalf(const uint8_t* w, int half, __m256i q[4]) {
 #undef REEL_ARCH_GEMV
 #define REEL_ARCH_GEMV 1
 REEL_PUSH_AVX512VNNI
-HWY_INLINE __m256i DpBusd(__m256i acc, __m256i u, __m256i s) {
-  return _mm256_dpbusd_epi32(acc, u, s);
-}
 // The dot of weights with v = 256*hi + lo (QuantizedX planes) per int32 lane, from two
 // vpdpbusd (u8 x s8): T = init + u_hi . hi (hi signed, weights as unsigned bytes u_hi), then
 // 256*T + lo . s_lo (lo unsigned, the same weights as signed bytes s_lo). Chaining through
 // the shift keeps it at three instructions; |T| <= 4*255*64 per lane, far from overflow.
-HWY_INLINE __m256i DotPlanes(__m256i init, __m256i u_hi, __m256i s_lo, const int8_t* hi,
-                             const uint8_t* lo) {
-  const __m256i t =
-      DpBusd(init, u_hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(hi)));
-  return DpBusd(_mm256_slli_epi32(t, 8), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lo)),
-                s_lo);
-}
 HWY_INLINE __m512i DotPlanes(__m512i init, __m512i u_hi, __m512i s_lo, const int8_t* hi,
                              const uint8_t* lo) {
   const __m512i t = _mm512_dpbusd_epi32(init, u_hi, _mm512_loadu_si512(hi));
@@ -71,16 +61,15 @@ HWY_INLINE __m512i DotPlanes(__m512i init, __m512i u_hi, __m512i s_lo, const int
 }
 
 // Full-width AVX-512 variants for the types whose per-block bookkeeping dominated the portable
-// kernels. GemvRowQ6KVnni takes `corr`: per 4 activation bytes, -K times their sum (see
+// kernels. GemvRowQ6KInt8Vnni takes `corr`: per 4 activation bytes, -K times their sum (see
 // VnniOffsetSums), so vpdpbusd on unsigned (q + K) starts from a sum that cancels the offset.
 
-// corr[j] = -k * (hi[4j] + ... + hi[4j+3]) for the cols/4 groups of the hi plane: the
-// offset of weights taken as unsigned (q + k) against hi. (The lo plane meets the signed
-// weights, no offset.)
-void VnniOffsetSums(const int8_t* xh, int64_t cols, int k, int32_t* corr) {
+// corr[j] = -k * (x[4j] + ... + x[4j+3]) for the cols/4 groups of the int8 values x: the
+// offset of weights taken as unsigned (q + k) against x.
+void VnniOffsetSums(const int8_t* x, int64_t cols, int k, int32_t* corr) {
   const __m512i kk = _mm512_set1_epi8(static_cast<char>(k));
   for (int64_t i = 0; i < cols; i += 64) {
-    const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), kk, _mm512_loadu_si512(xh + i));
+    const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), kk, _mm512_loadu_si512(x + i));
     _mm512_storeu_si512(corr + i / 4, _mm512_sub_epi32(_mm512_setzero_si512(), s));
   }
 }
@@ -159,49 +148,6 @@ float GemvRowQ8_0Dpw(const uint8_t* w, int64_t nb, const int16_t* xq, const floa
   return t;
 }
 
-// Q6_K, one 32-element quarter (two 16-element scale groups) per 256-bit vector: q (0..63)
-// is unsigned, corr = -32 * sums. Per super-block the 16 int8 scales x d x the activation
-// block scales form one 16-lane vector; a permute gives each quarter its 4+4 lanes.
-float GemvRowQ6KVnni(const uint8_t* w, int64_t nsb, const int8_t* xh, const uint8_t* xl,
-                     const float* xd, const int32_t* corr) {
-  const __m256i k32 = _mm256_set1_epi8(32);
-  // Lane g of the scale vector is group g; activation block g / 2.
-  const __m512i xd_idx = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-  const __m256i quarter_idx = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
-  const __m256i two = _mm256_set1_epi32(2);
-  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                   _mm256_setzero_ps()};
-  for (int64_t sb = 0; sb < nsb; ++sb, w += 210, xh += 256, xl += 256, xd += 8, corr += 64) {
-    for (int l = 0; l < 210; l += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(w + kQ6KPrefetchBytes + l), _MM_HINT_T1);
-    const __m512 xdv = _mm512_permutexvar_ps(xd_idx, _mm512_castps256_ps512(_mm256_loadu_ps(xd)));
-    const __m512 sc = _mm512_mul_ps(
-        _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
-                          _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192)))),
-                      _mm512_set1_ps(F16Scale(w + 208))),
-        xdv);
-    __m256i idx = quarter_idx;
-    for (int half = 0; half < 2; ++half) {
-      __m256i q[4];
-      UnpackQ6KHalf(w, half, q);
-      for (int k = 0; k < 4; ++k, idx = _mm256_add_epi32(idx, two)) {
-        const int e = 128 * half + 32 * k;
-        const __m256i s =
-            DotPlanes(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(corr + e / 4)), q[k],
-                      _mm256_sub_epi8(q[k], k32), xh + e, xl + e);
-        const __m256 scale =
-            _mm512_castps512_ps256(_mm512_permutexvar_ps(_mm512_castsi256_si512(idx), sc));
-        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[k]);
-      }
-    }
-  }
-  const __m256 t = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-  __m128 v = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
-  v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-  v = _mm_add_ss(v, _mm_movehdup_ps(v));
-  return _mm_cvtss_f32(v);
-}
-
 // One Q4_K super-block w of a decode kernel: its stream prefetched ~5 KB ahead, its minimum term
 // dmin * m_j * xs_j added to macc, and its sub-block scales d * sc_j * xd_j returned in lanes
 // 0-7 (xd, xs: the activation blocks' scales and scaled sums, 8 each).
@@ -218,41 +164,13 @@ HWY_INLINE __m512 Q4KSuperBlockScales(const uint8_t* w, const float* xd, const f
       _mm256_mul_ps(_mm256_mul_ps(scf, _mm256_set1_ps(F16Scale(w))), _mm256_loadu_ps(xd)));
 }
 
-// Q4_K, one 64-element chunk (two sub-blocks) per 512-bit vector: its 32 bytes go to both
-// halves, the upper half shifted right by 4, so low nibbles meet x[0..32) and high nibbles
-// x[32..64). Nibbles are unsigned; the mins go through the activation block sums.
-float GemvRowQ4KVnni(const uint8_t* w, int64_t nsb, const int16_t*, const int8_t* xh,
-                     const uint8_t* xl, const float* xd, const float* xs) {
-  const __m512i lo4 = _mm512_set1_epi8(15);
-  const __m512i chunk_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-  const __m512i two = _mm512_set1_epi32(2);
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  __m256 macc = _mm256_setzero_ps();
-  for (int64_t sb = 0; sb < nsb; ++sb, w += 144, xh += 256, xl += 256, xd += 8, xs += 8) {
-    const __m512 scale = Q4KSuperBlockScales(w, xd, xs, macc);
-    __m512i idx = chunk_idx;
-    for (int ch = 0; ch < 4; ++ch, idx = _mm512_add_epi32(idx, two)) {
-      const __m512i v = _mm512_broadcast_i64x4(
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * ch)));
-      const __m512i q = _mm512_and_si512(
-          _mm512_mask_srli_epi16(v, static_cast<__mmask32>(0xFFFF0000u), v, 4), lo4);
-      const __m512i s = DotPlanes(_mm512_setzero_si512(), q, q, xh + 64 * ch, xl + 64 * ch);
-      __m512& acc = (ch & 1) ? acc1 : acc0;
-      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(idx, scale), acc);
-    }
-  }
-  __m128 mv = _mm_add_ps(_mm256_castps256_ps128(macc), _mm256_extractf128_ps(macc, 1));
-  mv = _mm_add_ps(mv, _mm_movehl_ps(mv, mv));
-  mv = _mm_add_ss(mv, _mm_movehdup_ps(mv));
-  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - _mm_cvtss_f32(mv);
-}
-
 // Q4_K against the int8 row (QuantizedX::q8/d8/s8, as GemvRowQ4KInt8 below): the chunk's 64
 // nibbles (low ones in the lower half, high ones in the upper) meet its 64 int8 activations in
-// one vpdpbusd, where the int16 planes take two and a shift (GemvRowQ4KVnni). A lane sums 4
+// one vpdpbusd, where the int16 planes took two and a shift. A lane sums 4
 // products, <= 4*15*127; lanes 0-7 are sub-block 2c, 8-15 sub-block 2c+1, scaled in f32 by
-// d * sc_j * d8_j. On AMD Zen 5 the planes kernel was bound by its instructions (~30 GB/s a
-// core, hot or cold), below the core's share of DRAM.
+// d * sc_j * d8_j. On AMD Zen 5 the planes kernel it replaced (d0662bf) was bound by its
+// instructions (~30 GB/s a core, hot or cold), below the core's share of DRAM. Nibbles are
+// unsigned; the minimums go through the activation blocks' scaled sums s8.
 float GemvRowQ4KInt8Vnni(const uint8_t* w, int64_t nsb, const int8_t* xq, const float* d8,
                          const float* s8) {
   const __m512i lo4 = _mm512_set1_epi8(15);
@@ -285,8 +203,8 @@ float GemvRowQ4KInt8Vnni(const uint8_t* w, int64_t nsb, const int8_t* xq, const 
 // unpacked at full width, one vpdpbusd each pair, started at `corr` (-32 times each 4
 // activation bytes' sum, VnniOffsetSums on q8). A lane sums 4 products, |.| <= 4*95*127; lane l
 // of pair p is scale group 4p + l/4, scaled in f32 by d * sc_g * d8_(g/2). Half the vector
-// instructions of GemvRowQ6KVnni (256-bit quarters, two vpdpbusd and a shift each), which on
-// AMD Zen 5 was bound by them (~27 GB/s a core).
+// instructions of the int16-plane kernel it replaced (d0662bf: 256-bit quarters, two vpdpbusd
+// and a shift each), which on AMD Zen 5 was bound by them (~27 GB/s a core).
 float GemvRowQ6KInt8Vnni(const uint8_t* w, int64_t nsb, const int8_t* xq, const float* d8,
                          const int32_t* corr) {
   const __m512i lo4 = _mm512_set1_epi8(15);
@@ -425,7 +343,8 @@ bool GemvIntRowsArch(GgmlType type, const uint8_t* w, size_t row_stride, int64_t
     return true;
   }
   if (type == GgmlType::Q6_K && x.q8 != nullptr) {
-    // The -32's start values depend on x only: once per task, into the decode buffer.
+    // The -32's start values depend on x only: once per task, into the decode buffer (cols/4
+    // int32 where it holds cols int16).
     auto* corr = reinterpret_cast<int32_t*>(scratch.wq);
     VnniOffsetSums(x.q8, cols, 32, corr);
     for (int64_t r = r0; r < r1; ++r)
@@ -435,16 +354,6 @@ bool GemvIntRowsArch(GgmlType type, const uint8_t* w, size_t row_stride, int64_t
   if (type == GgmlType::Q8_0) {
     // GemvRowQ8_0Dpw prefetches its own stream, 16 blocks at a time.
     for (int64_t r = r0; r < r1; ++r) y[r] = GemvRowQ8_0Dpw(w + r * row_stride, blocks, x.v, x.d);
-    return true;
-  }
-  if (type == GgmlType::Q6_K) {
-    // The offset sums depend on x only: once per task (cols/4 int32 in the decode buffer,
-    // which holds cols int16).
-    auto* corr = reinterpret_cast<int32_t*>(scratch.wq);
-    VnniOffsetSums(x.hi, cols, 32, corr);
-    // GemvRowQ6KVnni prefetches its own stream.
-    for (int64_t r = r0; r < r1; ++r)
-      y[r] = GemvRowQ6KVnni(w + r * row_stride, blocks, x.hi, x.lo, x.d, corr);
     return true;
   }
   GemvRowFn wide = nullptr;
@@ -461,16 +370,13 @@ bool GemvIntRowsArch(GgmlType type, const uint8_t* w, size_t row_stride, int64_t
     case GgmlType::Q5_1:
       wide = GemvRowQ4Q5Vnni<true, true>;
       break;
-    case GgmlType::Q4_K:
-      wide = GemvRowQ4KVnni;
-      break;
     default:
-      return false;  // Q5_K: the portable kernel
+      // Q5_K, and Q4_K/Q6_K without the int8 row (kquant_int8_gemv switched off, as tests and
+      // benchmarks do to compare): the portable kernels.
+      return false;
   }
-  const bool own_prefetch = type == GgmlType::Q4_K;  // GemvRowQ4KVnni streams its own
   for (int64_t r = r0; r < r1; ++r) {
-    PrefetchRow(w + (r + kPrefetchRows) * row_stride, row_stride,
-                !own_prefetch && r + kPrefetchRows < rows_total);
+    PrefetchRow(w + (r + kPrefetchRows) * row_stride, row_stride, r + kPrefetchRows < rows_total);
     y[r] = wide(w + r * row_stride, blocks, x.v, x.hi, x.lo, x.d, x.s);
   }
   return true;
@@ -1209,7 +1115,7 @@ constexpr Q6KScaleShuffles MakeQ6KScaleShuffles() {
 }
 alignas(32) constexpr Q6KScaleShuffles kQ6KScaleShuffles = MakeQ6KScaleShuffles();
 
-// One Q6_K row (nsb super-blocks) against the int8 row; the quants as in GemvRowQ6KVnni.
+// One Q6_K row (nsb super-blocks) against the int8 row; the quants as UnpackQ6KHalf gives them.
 float GemvRowQ6KInt8(const uint8_t* w, int64_t nsb, const int8_t* xq, const float* xd,
                      const int16_t* xg) {
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),

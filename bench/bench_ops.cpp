@@ -252,14 +252,18 @@ void register_all() {
       }
     }
   }
-  // Q4_K and Q6_K on the f32 panels (the int8 kernels switched off, where they exist): the
-  // comparison (kernels.h kquant_int8_prefill says which types take int8 on this CPU).
-  for (auto [name, t] : {std::pair{"Q4_K", GgmlType::Q4_K}, std::pair{"Q6_K", GgmlType::Q6_K}}) {
+  // Q4_K, Q6_K and Q8_0 on the f32 panels (the int8 and int16 kernels switched off, where they
+  // exist): the comparison (kernels.h kquant_int8_prefill and q8_0_int16_prefill say which
+  // types take them on this CPU).
+  for (auto [name, t] : {std::pair{"Q4_K", GgmlType::Q4_K}, std::pair{"Q6_K", GgmlType::Q6_K},
+                         std::pair{"Q8_0", GgmlType::Q8_0}}) {
     benchmark::RegisterBenchmark((std::string("Prefill2048x2048/") + name + "_f32panels").c_str(),
                                  [t](benchmark::State& state) {
                                    reel::ops::detail::set_kquant_int8_prefill_enabled(false);
+                                   reel::ops::detail::set_q8_0_int16_prefill_enabled(false);
                                    BM_Prefill(state, t);
                                    reel::ops::detail::set_kquant_int8_prefill_enabled(true);
+                                   reel::ops::detail::set_q8_0_int16_prefill_enabled(true);
                                  })
         ->Arg(64)->Arg(256)->UseRealTime()->Unit(benchmark::kMillisecond);
   }

@@ -70,6 +70,7 @@ void set_arm_int8_kernels_enabled(bool enabled);
 bool arm_int8_kernels_enabled();
 
 // Rows [0, n) of x (each `cols` floats, cols % 32 == 0) into v/hi/lo/d/s laid out as QuantizedX.
+// hi and lo may be null (then lo is not read): only v, d and s are written.
 void quantize_rows(const float* x, int64_t n, int64_t cols, int16_t* v, int8_t* hi, uint8_t* lo,
                    float* d, float* s);
 
@@ -134,6 +135,21 @@ void quantize_rows_kquant_int8(const float* x, int64_t n, int64_t cols, int8_t* 
 void matmul_kquant_int8_rows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t cols,
                              int64_t r0, int64_t r1, const KQuantInt8X& x, int64_t nx, float* y,
                              int64_t ldy, const RowScratch& scratch);
+
+// Whether matmul (many activation rows) takes Q8_0 weights through int16 panels on the target
+// the dispatch picks now (AVX3_DL, matmul_x86-inl.h MatmulQ8_0Int16): the activations quantized
+// per 32 values exactly as for the few-row and decode kernels (quantize_rows' v and d), so a
+// row's integer dot per block is the same whichever kernel the batch size picks, and only the
+// order of the f32 sums differs. Elsewhere Q8_0 prefill takes the f32 panels.
+bool q8_0_int16_prefill();
+// Tests and benchmarks: false sends Q8_0 back to the f32 panels, to compare.
+void set_q8_0_int16_prefill_enabled(bool enabled);
+bool q8_0_int16_prefill_enabled();
+// y[i*ldy + r] for r in [r0, r1), i in [0, nx), Q8_0 weights; xv/xd from quantize_rows (row i
+// at xv + i * cols and xd + i * cols / 32). Only where q8_0_int16_prefill() holds.
+void matmul_q8_0_int16_rows(const uint8_t* w, size_t row_stride, int64_t cols, int64_t r0,
+                            int64_t r1, const int16_t* xv, const float* xd, int64_t nx, float* y,
+                            int64_t ldy, const RowScratch& scratch);
 
 // y[i*ldy + r] for r in [r0, r1), i in [0, nx): integer path for quantized weights.
 void matmul_int_rows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t rows_total,

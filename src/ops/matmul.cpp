@@ -620,6 +620,41 @@ GemvRowFn GemvRowFor(GgmlType) {
 }
 #endif  // HWY_TARGET != HWY_SCALAR
 
+// The weight bytes of the panel's next k-block (or of the next panel's first), fetched a few
+// cache lines per tile while this k-block's tiles run. A panel reads its rows' k-blocks a row
+// stride apart, which the hardware prefetcher does not follow: without this the loads that
+// build each panel waited on DRAM (perf, 2B-shaped vision encoder: 13% of the time on
+// vcvtph2ps's load in FloatRow).
+class NextBlockPrefetch {
+ public:
+  NextBlockPrefetch(const uint8_t* first_row, size_t row_stride, int64_t rows, size_t bytes,
+                    int64_t n_tiles)
+      : row_(first_row), row_stride_(row_stride), lines_per_row_((bytes + 63) / 64) {
+    total_ = rows * static_cast<int64_t>(lines_per_row_);
+    per_tile_ = n_tiles > 0 ? (total_ + n_tiles - 1) / n_tiles : total_;
+  }
+  // A tile's share of the lines; the last call also takes whatever is left. The place walks
+  // row by row with counters: a division per line (row = index / lines per row) was a third of
+  // this loop's cost in perf, 2B-shaped vision encoder.
+  void step(bool last = false) {
+    const int64_t end = last ? total_ : std::min(total_, next_ + per_tile_);
+    for (; next_ < end; ++next_) {
+      hwy::Prefetch(row_ + line_ * 64);
+      if (++line_ == lines_per_row_) {
+        line_ = 0;
+        row_ += row_stride_;
+      }
+    }
+  }
+
+ private:
+  const uint8_t* row_;  // the row of the next line to fetch
+  size_t row_stride_;
+  size_t lines_per_row_;
+  size_t line_ = 0;  // the next line's index within its row
+  int64_t total_ = 0, per_tile_ = 0, next_ = 0;
+};
+
 // ---- Per-architecture GEMV kernels ----
 //
 // A header below that has kernels for the current target defines GemvIntRowsArch (which
@@ -632,6 +667,9 @@ GemvRowFn GemvRowFor(GgmlType) {
 // Likewise QuantizeRowInt8 and REEL_KQ_INT8_GEMV for the int8-activation Q4_K/Q6_K GEMV.
 #undef REEL_KQ_INT8_GEMV
 #define REEL_KQ_INT8_GEMV 0
+// Likewise MatmulQ8_0Int16 and REEL_Q8_INT16_PREFILL for Q8_0's int16 panels.
+#undef REEL_Q8_INT16_PREFILL
+#define REEL_Q8_INT16_PREFILL 0
 #include "ops/matmul_x86-inl.h"  // IWYU pragma: keep
 #include "ops/matmul_arm-inl.h"  // IWYU pragma: keep
 #if !REEL_KQ_INT8_GEMV
@@ -656,6 +694,12 @@ void QuantizeRowInt8(const float* x, int64_t cols, int8_t* q8, float* d8, float*
 }
 #endif
 constexpr bool kKQuantInt8Gemv = REEL_KQ_INT8_GEMV;
+#if !REEL_Q8_INT16_PREFILL
+// Not called: ops.cpp takes this path only where Q8_0Int16Prefill() holds.
+void MatmulQ8_0Int16(const uint8_t*, size_t, int64_t, int64_t, int64_t, const int16_t*,
+                     const float*, int64_t, float*, int64_t, const RowScratch&) {}
+#endif
+constexpr bool kQ8_0Int16Prefill = REEL_Q8_INT16_PREFILL;
 #if !REEL_ARCH_GEMV
 bool GemvIntRowsArch(GgmlType, const uint8_t*, size_t, int64_t, int64_t, int64_t, int64_t,
                      const QuantizedX&, float*, const RowScratch&) {
@@ -758,7 +802,9 @@ void QuantizeRows(const float* x, int64_t n, int64_t cols, int16_t* v, int8_t* h
   const int64_t nb = n * cols / kQBlock;
   const auto qmax = hn::Set(di, kQMax), qmin = hn::Set(di, -kQMax);
   const auto k255 = hn::Set(di, 255);
-  for (int64_t b = 0; b < nb; ++b, x += kQBlock, v += kQBlock, hi += kQBlock, lo += kQBlock) {
+  // Without hi (the int16 panels of MatmulQ8_0Int16 read only v and d), no byte planes.
+  const bool planes = hi != nullptr;
+  for (int64_t b = 0; b < nb; ++b, x += kQBlock, v += kQBlock) {
     auto vmax = hn::Zero(df);
     for (size_t p = 0; p < kQBlock; p += N) vmax = hn::Max(vmax, hn::Abs(hn::LoadU(df, x + p)));
     const float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
@@ -772,10 +818,15 @@ void QuantizeRows(const float* x, int64_t n, int64_t cols, int16_t* v, int8_t* h
       isum = hn::Add(isum, qi);
       // hi = floor(v / 256) (arithmetic shift), lo = v mod 256 in [0, 255].
       hn::StoreU(hn::DemoteTo(d16, qi), d16, v + p);
+      if (!planes) continue;
       hn::StoreU(hn::DemoteTo(d8, hn::ShiftRight<8>(qi)), d8, hi + p);
       hn::StoreU(hn::DemoteTo(du8, hn::And(qi, k255)), du8, lo + p);
     }
-    if constexpr (kArmSdotPlanes) ArmPlanes(v, hi, lo);
+    if (planes) {
+      if constexpr (kArmSdotPlanes) ArmPlanes(v, hi, lo);
+      hi += kQBlock;
+      lo += kQBlock;
+    }
     dq[b] = d;
     sq[b] = d * static_cast<float>(hn::GetLane(hn::SumOfLanes(di, isum)));
   }
@@ -1005,41 +1056,6 @@ void PackPanelF16(const uint8_t* w, size_t row_stride, int64_t nf, int64_t kc, f
 }
 #endif
 
-// The weight bytes of the panel's next k-block (or of the next panel's first), fetched a few
-// cache lines per tile while this k-block's tiles run. A panel reads its rows' k-blocks a row
-// stride apart, which the hardware prefetcher does not follow: without this the loads that
-// build each panel waited on DRAM (perf, 2B-shaped vision encoder: 13% of the time on
-// vcvtph2ps's load in FloatRow).
-class NextBlockPrefetch {
- public:
-  NextBlockPrefetch(const uint8_t* first_row, size_t row_stride, int64_t rows, size_t bytes,
-                    int64_t n_tiles)
-      : row_(first_row), row_stride_(row_stride), lines_per_row_((bytes + 63) / 64) {
-    total_ = rows * static_cast<int64_t>(lines_per_row_);
-    per_tile_ = n_tiles > 0 ? (total_ + n_tiles - 1) / n_tiles : total_;
-  }
-  // A tile's share of the lines; the last call also takes whatever is left. The place walks
-  // row by row with counters: a division per line (row = index / lines per row) was a third of
-  // this loop's cost in perf, 2B-shaped vision encoder.
-  void step(bool last = false) {
-    const int64_t end = last ? total_ : std::min(total_, next_ + per_tile_);
-    for (; next_ < end; ++next_) {
-      hwy::Prefetch(row_ + line_ * 64);
-      if (++line_ == lines_per_row_) {
-        line_ = 0;
-        row_ += row_stride_;
-      }
-    }
-  }
-
- private:
-  const uint8_t* row_;  // the row of the next line to fetch
-  size_t row_stride_;
-  size_t lines_per_row_;
-  size_t line_ = 0;     // the next line's index within its row
-  int64_t total_ = 0, per_tile_ = 0, next_ = 0;
-};
-
 void MatmulFloatPanels(GgmlType type, const uint8_t* w, size_t row_stride, int64_t cols,
                        int64_t r0, int64_t r1, const float* x, int64_t nx, float* y, int64_t ldy,
                        const RowScratch& s) {
@@ -1217,6 +1233,9 @@ void MatmulFloatRows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t
 bool KQuantInt8Prefill(GgmlType type) {
   return KQuantInt8PrefillType(type) && kquant_int8_prefill_enabled();
 }
+bool Q8_0Int16Prefill() {
+  return kQ8_0Int16Prefill && q8_0_int16_prefill_enabled();
+}
 bool KQuantInt8Gemv(GgmlType type) {
   return kKQuantInt8Gemv && kquant_int8_gemv_enabled() &&
          (type == GgmlType::Q4_K || type == GgmlType::Q6_K);
@@ -1232,7 +1251,15 @@ namespace {
 std::atomic<bool> g_arm_int8_enabled{true};
 std::atomic<bool> g_kquant_int8_prefill_enabled{true};
 std::atomic<bool> g_kquant_int8_gemv_enabled{true};
+std::atomic<bool> g_q8_0_int16_prefill_enabled{true};
 }  // namespace
+
+void set_q8_0_int16_prefill_enabled(bool enabled) {
+  g_q8_0_int16_prefill_enabled.store(enabled, std::memory_order_relaxed);
+}
+bool q8_0_int16_prefill_enabled() {
+  return g_q8_0_int16_prefill_enabled.load(std::memory_order_relaxed);
+}
 
 void set_kquant_int8_gemv_enabled(bool enabled) {
   g_kquant_int8_gemv_enabled.store(enabled, std::memory_order_relaxed);
@@ -1271,6 +1298,17 @@ HWY_EXPORT(QuantizeRowsKQuantInt8);
 HWY_EXPORT(MatmulKQuantInt8);
 HWY_EXPORT(KQuantInt8Gemv);
 HWY_EXPORT(QuantizeRowInt8);
+HWY_EXPORT(Q8_0Int16Prefill);
+HWY_EXPORT(MatmulQ8_0Int16);
+
+bool q8_0_int16_prefill() {
+  return HWY_DYNAMIC_DISPATCH(Q8_0Int16Prefill)();
+}
+void matmul_q8_0_int16_rows(const uint8_t* w, size_t row_stride, int64_t cols, int64_t r0,
+                            int64_t r1, const int16_t* xv, const float* xd, int64_t nx, float* y,
+                            int64_t ldy, const RowScratch& scratch) {
+  HWY_DYNAMIC_DISPATCH(MatmulQ8_0Int16)(w, row_stride, cols, r0, r1, xv, xd, nx, y, ldy, scratch);
+}
 
 bool kquant_int8_prefill(GgmlType type) { return HWY_DYNAMIC_DISPATCH(KQuantInt8Prefill)(type); }
 void quantize_rows_kquant_int8(const float* x, int64_t n, int64_t cols, int8_t* q, float* dx,

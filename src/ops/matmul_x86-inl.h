@@ -961,27 +961,15 @@ void MatmulPanels(const uint8_t* w, size_t row_stride, int64_t cols, int64_t r0,
         RepackPanel<T>(w + (g0 + p * kPanelLanes) * row_stride + k0 * bytes, row_stride, rows, kb,
                        base + p * kPanelBytes);
       }
-      // The next block's weight bytes come in from DRAM while this block's tiles run, a few
-      // lines per tile: the repack's loads otherwise waited on them (rows a stride apart, which
-      // the hardware prefetcher does not follow).
       const int64_t k_next = k0 + kPanelKb, kb_next = std::min(kPanelKb, nsb - k_next);
-      const int64_t lines_per_row = kb_next > 0 ? (kb_next * bytes + 63) / 64 : 0;
-      const int64_t n_lines = (g1 - g0) * lines_per_row;
-      const int64_t n_tiles = panels * ((nx + kPanelTileX - 1) / kPanelTileX);
-      const int64_t lines_per_tile = (n_lines + n_tiles - 1) / n_tiles;
-      int64_t line = 0, line_in_row = 0;  // walked with counters: a division per line cost 2%
-      const uint8_t* next_row = w + g0 * row_stride + k_next * bytes;
+      NextBlockPrefetch next(w + g0 * row_stride + k_next * bytes, row_stride, g1 - g0,
+                             kb_next > 0 ? kb_next * bytes : 0,
+                             panels * ((nx + kPanelTileX - 1) / kPanelTileX));
       for (int64_t p = 0; p < panels; ++p) {
         const int64_t rows = std::min<int64_t>(kPanelLanes, g1 - g0 - p * kPanelLanes);
         const auto mask = static_cast<__mmask16>((1u << rows) - 1);
         for (int64_t i = 0; i < nx; i += kPanelTileX) {
-          for (const int64_t end = std::min(n_lines, line + lines_per_tile); line < end; ++line) {
-            _mm_prefetch(reinterpret_cast<const char*>(next_row + 64 * line_in_row), _MM_HINT_T0);
-            if (++line_in_row == lines_per_row) {
-              line_in_row = 0;
-              next_row += row_stride;
-            }
-          }
+          next.step();
           const int nt = static_cast<int>(std::min<int64_t>(kPanelTileX, nx - i));
           PanelTileX<T>(nt, base + p * kPanelBytes, x.q + i * cols + k0 * kQ4KBlock, cols,
                         x.dx + i * nsb + k0, x.xbs + (i * nsb + k0) * 8,
@@ -999,6 +987,157 @@ void MatmulKQuantInt8(GgmlType type, const uint8_t* w, size_t row_stride, int64_
   if (type == GgmlType::Q6_K)
     return MatmulPanels<GgmlType::Q6_K>(w, row_stride, cols, r0, r1, x, nx, y, ldy, s);
   MatmulPanels<GgmlType::Q4_K>(w, row_stride, cols, r0, r1, x, nx, y, ldy, s);
+}
+
+// ---- Q8_0 prefill on AVX3_DL: int16 panels, vpdpwssd ----
+// The f32 panels decode Q8_0 to floats and leave the activations exact; the few-row and decode
+// kernels (GemvRowQ8_0Dpw) take them quantized to int16 per 32 values (quantize_rows, kQMax).
+// Here the activations are quantized the same way once per call and the weights are repacked,
+// 16 rows at a time, as int16 pairs: dword r of a vector holds values 2t, 2t+1 of row r, so
+// one vpdpwssd takes 2 values of 16 rows against 2 activation values broadcast from memory.
+// A lane then holds one row's integer dot over a block, exact and equal to the decode kernel's
+// (|.| <= 32 * 128 * kQMax < 2^27), scaled in f32 by (d_w * d_x) in one FMA as there: a row's
+// result differs between batch sizes only in the order of the f32 sums over blocks. int8
+// activations would run the panels faster (vpdpbusd, 4 values a lane: 525 against ~250
+// GFLOP/s on Zen 5), but at int8's rounding, which made a sequence's logits depend on its
+// batch by ~1% and flipped greedy tokens (test_scheduler, Interleaved).
+#undef REEL_Q8_INT16_PREFILL
+#define REEL_Q8_INT16_PREFILL 1
+REEL_PUSH_AVX512VNNI
+constexpr int kQ8PanelTileX = 6;        // activation rows per register tile
+constexpr int64_t kQ8PanelBlocks = 16;  // blocks of 32 values per repacked k-block
+constexpr int64_t kQ8PanelValues = kQ8PanelBlocks * kQBlock * kPanelLanes;  // int16: 16 KB
+constexpr int64_t kQ8PanelBytes = kQ8PanelValues * 2 + kQ8PanelBlocks * kPanelLanes * 4;
+static_assert(kTaskPanels * kQ8PanelBytes + 64 <= int64_t{2} * kFloatPanel * kFloatKc * 4,
+              "a task's panels must fit the thread scratch");
+
+// Weight rows [0, rows) (rows <= 16) and blocks [0, nb) into one panel: block b's values at
+// panel[b * 512 + t * 32 + 2 r + (v % 2)] (t = v / 2), then the scales d at [b * 16 + r] of
+// the floats after kQ8PanelValues. Rows past `rows` are zeros.
+void RepackQ8_0Panel(const uint8_t* w, size_t row_stride, int rows, int64_t nb, int16_t* panel) {
+  auto* sc = reinterpret_cast<float*>(panel + kQ8PanelValues);
+  for (int64_t b = 0; b < nb; ++b) {
+    __m512i r[16];
+    for (int i = 0; i < 16; ++i) {
+      if (i >= rows) {
+        r[i] = _mm512_setzero_si512();
+        sc[b * kPanelLanes + i] = 0.0f;
+        continue;
+      }
+      const uint8_t* blk = w + i * row_stride + b * 34;
+      sc[b * kPanelLanes + i] = F16Scale(blk);
+      r[i] = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2)));
+    }
+    Transpose16x16(r);  // dword t of row i -> dword i of vector t
+    for (int t = 0; t < 16; ++t) _mm512_store_si512(panel + b * 512 + t * 32, r[t]);
+  }
+}
+
+// y[i*ldy + r] (+)= row r of the two panels (rows 0-15 at `panel`, 16-31 at the next one)
+// . activation row i over their nb blocks, for the rows in `rows` (bit r) and i < NX;
+// activations v at xv + i*ldx, their scales at xd + i*ldd. Two panels per tile: each
+// broadcast activation pair feeds two vpdpwssd (one broadcast per vpdpwssd ran ~10% slower).
+template <int NX>
+HWY_NOINLINE void Q8_0PanelTile(const int16_t* panel, const int16_t* xv, int64_t ldx,
+                                const float* xd, int64_t ldd, int64_t nb, float* y, int64_t ldy,
+                                bool accumulate, uint32_t rows) {
+  constexpr int64_t kShorts = kQ8PanelBytes / 2;
+  const auto* sc0 = reinterpret_cast<const float*>(panel + kQ8PanelValues);
+  const auto* sc1 = reinterpret_cast<const float*>(panel + kShorts + kQ8PanelValues);
+  __m512 accf[2][NX];
+  for (int i = 0; i < NX; ++i) accf[0][i] = accf[1][i] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    __m512i acc[2][NX];
+    for (int i = 0; i < NX; ++i) acc[0][i] = acc[1][i] = _mm512_setzero_si512();
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; ++t) {
+      const __m512i w0 = _mm512_load_si512(panel + b * 512 + t * 32);
+      const __m512i w1 = _mm512_load_si512(panel + kShorts + b * 512 + t * 32);
+      for (int i = 0; i < NX; ++i) {
+        int32_t x2;
+        std::memcpy(&x2, xv + i * ldx + b * kQBlock + 2 * t, 4);
+        const __m512i xb = _mm512_set1_epi32(x2);
+        acc[0][i] = _mm512_dpwssd_epi32(acc[0][i], w0, xb);
+        acc[1][i] = _mm512_dpwssd_epi32(acc[1][i], w1, xb);
+      }
+    }
+    const __m512 s0 = _mm512_load_ps(sc0 + b * kPanelLanes);
+    const __m512 s1 = _mm512_load_ps(sc1 + b * kPanelLanes);
+    for (int i = 0; i < NX; ++i) {
+      const __m512 d = _mm512_set1_ps(xd[i * ldd + b]);
+      accf[0][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[0][i]), _mm512_mul_ps(s0, d), accf[0][i]);
+      accf[1][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[1][i]), _mm512_mul_ps(s1, d), accf[1][i]);
+    }
+  }
+  for (int h = 0; h < 2; ++h) {
+    const auto mask = static_cast<__mmask16>(rows >> (16 * h));
+    if (mask == 0) continue;
+    for (int i = 0; i < NX; ++i) {
+      float* yi = y + i * ldy + 16 * h;
+      const __m512 v =
+          accumulate ? _mm512_add_ps(_mm512_maskz_loadu_ps(mask, yi), accf[h][i]) : accf[h][i];
+      _mm512_mask_storeu_ps(yi, mask, v);
+    }
+  }
+}
+REEL_POP_AVX512VNNI
+
+void Q8_0PanelTileX(int nx, const int16_t* panel, const int16_t* xv, int64_t ldx, const float* xd,
+                    int64_t ldd, int64_t nb, float* y, int64_t ldy, bool accumulate,
+                    uint32_t rows) {
+  switch (nx) {
+#define REEL_Q8_PANEL_CASE(N) \
+  case N:                     \
+    return Q8_0PanelTile<N>(panel, xv, ldx, xd, ldd, nb, y, ldy, accumulate, rows);
+    REEL_Q8_PANEL_CASE(6)
+    REEL_Q8_PANEL_CASE(5)
+    REEL_Q8_PANEL_CASE(4)
+    REEL_Q8_PANEL_CASE(3)
+    REEL_Q8_PANEL_CASE(2)
+#undef REEL_Q8_PANEL_CASE
+    default:
+      return Q8_0PanelTile<1>(panel, xv, ldx, xd, ldd, nb, y, ldy, accumulate, rows);
+  }
+}
+
+// Rows [r0, r1) of y for nx activation rows quantized by quantize_rows: as MatmulPanels, per
+// k-block of kQ8PanelBlocks blocks up to kFloatTaskRows weight rows are repacked (4 panels,
+// 68 KB of the thread's scratch), then each panel meets every activation tile.
+void MatmulQ8_0Int16(const uint8_t* w, size_t row_stride, int64_t cols, int64_t r0, int64_t r1,
+                     const int16_t* xv, const float* xd, int64_t nx, float* y, int64_t ldy,
+                     const RowScratch& s) {
+  const int64_t nb = cols / kQBlock;
+  auto* base = reinterpret_cast<int16_t*>(AlignUp64(reinterpret_cast<uint8_t*>(s.wf)));
+  constexpr int64_t kPanelShorts = kQ8PanelBytes / 2;
+  for (int64_t g0 = r0; g0 < r1; g0 += kFloatTaskRows) {
+    const int64_t g1 = std::min(r1, g0 + kFloatTaskRows);
+    const int64_t panels = (g1 - g0 + kPanelLanes - 1) / kPanelLanes;
+    for (int64_t k0 = 0; k0 < nb; k0 += kQ8PanelBlocks) {
+      const int64_t kb = std::min(kQ8PanelBlocks, nb - k0);
+      // Panels in pairs (a tile takes two); past g1 a panel's rows are zeros.
+      for (int64_t p = 0; p < (panels + 1) / 2 * 2; ++p) {
+        const int rows =
+            static_cast<int>(std::clamp<int64_t>(g1 - g0 - p * kPanelLanes, 0, kPanelLanes));
+        RepackQ8_0Panel(w + (g0 + p * kPanelLanes) * row_stride + k0 * 34, row_stride, rows, kb,
+                        base + p * kPanelShorts);
+      }
+      const int64_t k_next = k0 + kQ8PanelBlocks;
+      NextBlockPrefetch next(w + g0 * row_stride + k_next * 34, row_stride, g1 - g0,
+                             k_next < nb ? std::min(kQ8PanelBlocks, nb - k_next) * 34 : 0,
+                             (panels + 1) / 2 * ((nx + kQ8PanelTileX - 1) / kQ8PanelTileX));
+      for (int64_t p = 0; p < panels; p += 2) {
+        const int64_t rows = std::min<int64_t>(2 * kPanelLanes, g1 - g0 - p * kPanelLanes);
+        const uint32_t mask = rows == 32 ? ~0u : (1u << rows) - 1;
+        for (int64_t i = 0; i < nx; i += kQ8PanelTileX) {
+          next.step();
+          Q8_0PanelTileX(static_cast<int>(std::min<int64_t>(kQ8PanelTileX, nx - i)),
+                         base + p * kPanelShorts, xv + i * cols + k0 * kQBlock, cols,
+                         xd + i * nb + k0, nb, kb, y + i * ldy + g0 + p * kPanelLanes, ldy, k0 > 0,
+                         mask);
+        }
+      }
+    }
+  }
 }
 #endif  // HWY_TARGET != HWY_AVX3_DL
 

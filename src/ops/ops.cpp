@@ -251,6 +251,38 @@ void matmul_kquant_int8(const Matrix& w, const float* x, int64_t n, float* y, Co
   }
 }
 
+// Q8_0 weights, many activation rows, where detail::q8_0_int16_prefill holds: the activations
+// quantized as for the few-row kernels (int16 per 32 values) once per chunk of up to 1024 rows,
+// then every task of 64 weight rows runs the int16 panels on the whole chunk.
+void matmul_q8_0_int16(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx,
+                       uint8_t* base, const ScratchLayout& layout) {
+  const int64_t cols = w.cols, nb = cols / detail::kQBlock;
+  const int64_t xc = std::min<int64_t>(n, 1024);
+  const size_t v_bytes = align_up(static_cast<size_t>(xc * cols) * sizeof(int16_t));
+  const size_t d_bytes = align_up(static_cast<size_t>(xc * nb) * sizeof(float));
+  uint8_t* buf = ctx.int8_activations(v_bytes + 2 * d_bytes);
+  auto* xv = reinterpret_cast<int16_t*>(buf);
+  auto* xd = reinterpret_cast<float*>(buf + v_bytes);
+  auto* xs = reinterpret_cast<float*>(buf + v_bytes + d_bytes);  // written, not read
+  ThreadPool& pool = ctx.pool();
+  constexpr int64_t kQuantRows = 8;  // activation rows per quantization task
+  const int64_t n_blocks = (w.rows + detail::kFloatTaskRows - 1) / detail::kFloatTaskRows;
+  for (int64_t x0 = 0; x0 < n; x0 += xc) {
+    const int64_t nx = std::min(xc, n - x0);
+    pool.run((nx + kQuantRows - 1) / kQuantRows, [&](int64_t task, int) {
+      const int64_t i = task * kQuantRows, rows = std::min(kQuantRows, nx - i);
+      detail::quantize_rows(x + (x0 + i) * cols, rows, cols, xv + i * cols, nullptr, nullptr,
+                            xd + i * nb, xs + i * nb);
+    });
+    pool.run(n_blocks, [&](int64_t task, int thread) {
+      const int64_t r0 = task * detail::kFloatTaskRows;
+      const int64_t r1 = std::min(w.rows, r0 + detail::kFloatTaskRows);
+      detail::matmul_q8_0_int16_rows(w.data, w.row_stride, cols, r0, r1, xv, xd, nx,
+                                     y + x0 * w.rows, w.rows, thread_scratch(base, layout, thread));
+    });
+  }
+}
+
 }  // namespace
 
 void matmul(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx) {
@@ -270,10 +302,14 @@ void matmul(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx) 
   // Many activation rows: quantized weights too take the f32 panel kernel (decoded once per
   // panel, reused by every row), which beat the integer tiles there; no activation rounding,
   // except Q4_K and Q6_K on x86 AVX2 and up: their int8 kernels round activations per 256
-  // values (detail::kquant_int8_prefill).
+  // values (detail::kquant_int8_prefill); and Q8_0 on AVX3_DL, whose int16 panels round them
+  // as the few-row kernels do (detail::q8_0_int16_prefill).
   const bool panels = n >= detail::kPanelMinRows;
   if (panels && cols <= detail::kKQuantInt8MaxCols && detail::kquant_int8_prefill(w.type)) {
     return matmul_kquant_int8(w, x, n, y, ctx, base, layout);
+  }
+  if (panels && w.type == GgmlType::Q8_0 && detail::q8_0_int16_prefill()) {
+    return matmul_q8_0_int16(w, x, n, y, ctx, base, layout);
   }
   const bool int_path = detail::has_int_path(w.type) && cols % detail::kQBlock == 0 && !panels;
 

@@ -273,8 +273,10 @@ TEST(MatmulFloat, QuantizedPanelsMatchReferenceEveryTarget) {
       }
     }
     for_each_target([&] {
-      // Q4_K and Q6_K with int8 activations have their own bound (MatmulKQuant.Int8Prefill... below).
+      // Q4_K and Q6_K with int8 activations have their own bound (MatmulKQuant.Int8Prefill...
+      // below), Q8_0 on int16 panels its own test (Matmul.Q8_0PrefillEqualsTheFewRowKernels...).
       if (detail::kquant_int8_prefill(t)) return;
+      if (t == GgmlType::Q8_0 && detail::q8_0_int16_prefill()) return;
       std::vector<float> y(ref.size());
       Context ctx(2);
       ctx.reserve(n, cols);
@@ -538,6 +540,71 @@ TEST(Matmul, Q8_0RowsIndependentOfTheBatchBelowPanels) {
     }
   }
   hwy::SetSupportedTargetsForTest(0);
+}
+
+// Q8_0 prefill on the int16 panels (AVX3_DL, detail::q8_0_int16_prefill): the activations are
+// quantized as for the one-row kernel, so each output's integer dot per block is the same and
+// the n-row result may differ from that row alone only in the order of the f32 sum over blocks
+// (and the one FMA per block): each of the two is within nb * 2^-24 * sum |term| of the exact
+// sum of the same terms, hence the bound 2 (nb + 1) 2^-24 sum_k |w_k| (|x_k| + step_k), where
+// step_k = max|x| over k's block / kQMax bounds the quantized |x|. Activations that meet the f32
+// panels instead differ by their rounding (up to half a step per value), which this bound
+// does not allow: the test fails with the int16 path switched off (checked). Shapes: a partial
+// k-block (416 columns = 13 blocks of the 16 a panel takes), weight rows that leave a panel pair
+// half or wholly empty (5, 67), activation rows that leave tiles partial (16, 23), more rows
+// than one quantized chunk (1030 > 1024), and a block dominated by one large value.
+TEST(Matmul, Q8_0PrefillEqualsTheFewRowKernelsUpToTheSumOrder) {
+  struct Shape {
+    int64_t rows, cols, n;
+  };
+  const Shape shapes[] = {{67, 416, 16}, {5, 96, 23}, {131, 2080, 40}, {40, 256, 1030}};
+  bool checked = false;
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    SCOPED_TRACE(hwy::TargetName(target));
+    hwy::SetSupportedTargetsForTest(target);
+    if (!detail::q8_0_int16_prefill()) continue;  // the f32 panels: QuantizedPanelsMatch... above
+    checked = true;
+    for (const Shape& sh : shapes) {
+      SCOPED_TRACE("rows=" + std::to_string(sh.rows) + " cols=" + std::to_string(sh.cols) +
+                   " n=" + std::to_string(sh.n));
+      std::vector<uint8_t> w(row_bytes(GgmlType::Q8_0, sh.cols) * sh.rows);
+      for (auto& b : w) b = static_cast<uint8_t>(gen()());
+      for (size_t blk = 0; blk < w.size() / 34; ++blk)
+        put_f16(w.data() + blk * 34, uni(-0.05f, 0.05f));
+      const Matrix m{GgmlType::Q8_0, w.data(), sh.rows, sh.cols,
+                     row_bytes(GgmlType::Q8_0, sh.cols)};
+      std::vector<float> x(sh.n * sh.cols), y(sh.n * sh.rows), one(sh.rows), wrow(sh.cols);
+      for (auto& v : x) v = uni(-2, 2);
+      x[40] = 900.0f;  // row 0, block 1: a step of 900 / kQMax
+      Context ctx(2);
+      ctx.reserve(sh.n, sh.cols);
+      matmul(m, x.data(), sh.n, y.data(), ctx);
+      const int64_t nb = sh.cols / 32;
+      for (int64_t i = 0; i < sh.n; ++i) {
+        const float* xi = x.data() + i * sh.cols;
+        matmul(m, xi, 1, one.data(), ctx);
+        for (int64_t r = 0; r < sh.rows; ++r) {
+          dequantize_row_ref(GgmlType::Q8_0, w.data() + r * m.row_stride, wrow.data(), sh.cols);
+          double terms = 0;
+          for (int64_t b = 0; b < nb; ++b) {
+            double amax = 0;
+            for (int64_t k = 32 * b; k < 32 * b + 32; ++k)
+              amax = std::max(amax, double{std::fabs(xi[k])});
+            for (int64_t k = 32 * b; k < 32 * b + 32; ++k)
+              terms += std::fabs(wrow[k]) * (std::fabs(xi[k]) + amax / detail::kQMax);
+          }
+          const double bound = 2.0 * (nb + 1) * std::ldexp(terms, -24);
+          ASSERT_NEAR(y[i * sh.rows + r], one[r], bound) << "row " << i << " output " << r;
+        }
+      }
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+#if defined(__x86_64__)
+  // Where the CPU has AVX-512 VNNI (as the project's current machine does) the path must have
+  // been checked, not skipped.
+  if (hwy::SupportedTargets() & HWY_AVX3_DL) EXPECT_TRUE(checked);
+#endif
 }
 
 }  // namespace

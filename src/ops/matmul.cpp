@@ -11,7 +11,9 @@
 // activations per 32 values instead (vpmaddubsw, or vpdpbusd on AVX3_DL; kquant_int8_gemv,
 // matmul_x86-inl.h). From kPanelMinRows rows on, quantized weights are decoded to f32
 // panels instead (MatmulFloatPanels): faster, and exact in the activations; except Q4_K and
-// Q6_K on AVX2 and up, which take int8 activations there (MatmulKQuantInt8, matmul_x86-inl.h).
+// Q6_K on AVX2 and up, which take int8 activations there (MatmulKQuantInt8, matmul_x86-inl.h),
+// and Q8_0 on AVX3_DL, which takes the few-row kernels' int16 activations on int16 panels
+// (MatmulQ8_0Int16).
 //
 // Float weights (F32/F16/BF16, and the dequantize fallback for other types), few activation
 // rows: 4 weight rows x 4 activation rows register tile of f32 FMAs. Many activation rows (any

@@ -1,6 +1,7 @@
 // x86-only matmul kernels, written with intrinsics: the AVX3_DL (AVX-512 VNNI) decode GEMV, and
-// (at the end) the Q4_K prefill kernel with int8 activations for AVX2 and up, then the Q4_K and
-// Q6_K decode GEMV with int8 activations for AVX2 and AVX3 (the targets without VNNI).
+// (at the end) the Q4_K prefill kernel with int8 activations for AVX2 and up (on AVX3_DL the
+// Q4_K and Q6_K int8 panels and the Q8_0 int16 panels instead), then the Q4_K and Q6_K decode
+// GEMV with int8 activations for AVX2 and AVX3 (the targets without VNNI).
 // Part of matmul.cpp: included there once per Highway target pass, inside its per-target
 // namespace and after the portable GEMV kernels (which these use for tails), hence no include
 // guard. For AVX3_DL, AVX3 and AVX2 it defines GemvIntRowsArch and sets REEL_ARCH_GEMV (see

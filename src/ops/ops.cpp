@@ -214,13 +214,39 @@ void matmul_multi(std::span<const Matrix> ws, const float* x, int64_t n,
 
 namespace {
 
+// Activation rows per chunk of the integer prefill paths below: quantized once, then met by
+// every weight row.
+constexpr int64_t kPrefillChunkRows = 1024;
+
+// The integer prefill paths' shape: the n activation rows in chunks of kPrefillChunkRows, each
+// quantized in parallel, 8 rows a task (quantize(x0, i, rows): rows [i, i + rows) of the chunk
+// at x0), then every task of kFloatTaskRows weight rows run on the whole chunk
+// (multiply(x0, nx, r0, r1, thread)).
+template <class Quantize, class Multiply>
+void chunked_prefill(int64_t w_rows, int64_t n, ThreadPool& pool, Quantize quantize,
+                     Multiply multiply) {
+  constexpr int64_t kQuantRows = 8;
+  const int64_t n_blocks = (w_rows + detail::kFloatTaskRows - 1) / detail::kFloatTaskRows;
+  for (int64_t x0 = 0; x0 < n; x0 += kPrefillChunkRows) {
+    const int64_t nx = std::min(kPrefillChunkRows, n - x0);
+    pool.run((nx + kQuantRows - 1) / kQuantRows, [&](int64_t task, int) {
+      const int64_t i = task * kQuantRows;
+      quantize(x0, i, std::min(kQuantRows, nx - i));
+    });
+    pool.run(n_blocks, [&](int64_t task, int thread) {
+      const int64_t r0 = task * detail::kFloatTaskRows;
+      multiply(x0, nx, r0, std::min(w_rows, r0 + detail::kFloatTaskRows), thread);
+    });
+  }
+}
+
 // Q4_K or Q6_K weights, many activation rows, on x86 AVX2 and up: the activations are rounded
 // to int8 once per chunk of up to 1024 rows (into Context::int8_activations, rows in
 // parallel), then every task of 64 weight rows runs the int8 kernel on the whole chunk.
 void matmul_kquant_int8(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx,
                         uint8_t* base, const ScratchLayout& layout) {
   const int64_t cols = w.cols, nsb = cols / 256;
-  const int64_t xc = std::min<int64_t>(n, 1024);
+  const int64_t xc = std::min(n, kPrefillChunkRows);
   const size_t q_bytes = align_up(static_cast<size_t>(xc * cols));
   const size_t dx_bytes = align_up(static_cast<size_t>(xc * nsb) * sizeof(float));
   const size_t xbs_bytes = align_up(static_cast<size_t>(xc * nsb * 8) * sizeof(float));
@@ -231,24 +257,17 @@ void matmul_kquant_int8(const Matrix& w, const float* x, int64_t n, float* y, Co
   auto* xbs = reinterpret_cast<float*>(buf + q_bytes + dx_bytes);
   auto* g16 = reinterpret_cast<int16_t*>(buf + q_bytes + dx_bytes + xbs_bytes);
   const detail::KQuantInt8X qx{q, dx, xbs, g16};
-  ThreadPool& pool = ctx.pool();
-  constexpr int64_t kQuantRows = 8;  // activation rows per quantization task
-  const int64_t n_blocks = (w.rows + detail::kFloatTaskRows - 1) / detail::kFloatTaskRows;
-  for (int64_t x0 = 0; x0 < n; x0 += xc) {
-    const int64_t nx = std::min(xc, n - x0);
-    pool.run((nx + kQuantRows - 1) / kQuantRows, [&](int64_t task, int) {
-      const int64_t i = task * kQuantRows, rows = std::min(kQuantRows, nx - i);
-      detail::quantize_rows_kquant_int8(x + (x0 + i) * cols, rows, cols, q + i * cols, dx + i * nsb,
-                                        xbs + i * nsb * 8, g16 + i * nsb * 16);
-    });
-    pool.run(n_blocks, [&](int64_t task, int thread) {
-      const int64_t r0 = task * detail::kFloatTaskRows;
-      const int64_t r1 = std::min(w.rows, r0 + detail::kFloatTaskRows);
-      detail::matmul_kquant_int8_rows(w.type, w.data, w.row_stride, cols, r0, r1, qx, nx,
-                                      y + x0 * w.rows, w.rows,
-                                      thread_scratch(base, layout, thread));
-    });
-  }
+  chunked_prefill(
+      w.rows, n, ctx.pool(),
+      [&](int64_t x0, int64_t i, int64_t rows) {
+        detail::quantize_rows_kquant_int8(x + (x0 + i) * cols, rows, cols, q + i * cols,
+                                          dx + i * nsb, xbs + i * nsb * 8, g16 + i * nsb * 16);
+      },
+      [&](int64_t x0, int64_t nx, int64_t r0, int64_t r1, int thread) {
+        detail::matmul_kquant_int8_rows(w.type, w.data, w.row_stride, cols, r0, r1, qx, nx,
+                                        y + x0 * w.rows, w.rows,
+                                        thread_scratch(base, layout, thread));
+      });
 }
 
 // Q8_0 weights, many activation rows, where detail::q8_0_int16_prefill holds: the activations
@@ -257,30 +276,24 @@ void matmul_kquant_int8(const Matrix& w, const float* x, int64_t n, float* y, Co
 void matmul_q8_0_int16(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx,
                        uint8_t* base, const ScratchLayout& layout) {
   const int64_t cols = w.cols, nb = cols / detail::kQBlock;
-  const int64_t xc = std::min<int64_t>(n, 1024);
+  const int64_t xc = std::min(n, kPrefillChunkRows);
   const size_t v_bytes = align_up(static_cast<size_t>(xc * cols) * sizeof(int16_t));
   const size_t d_bytes = align_up(static_cast<size_t>(xc * nb) * sizeof(float));
   uint8_t* buf = ctx.int8_activations(v_bytes + 2 * d_bytes);
   auto* xv = reinterpret_cast<int16_t*>(buf);
   auto* xd = reinterpret_cast<float*>(buf + v_bytes);
   auto* xs = reinterpret_cast<float*>(buf + v_bytes + d_bytes);  // written, not read
-  ThreadPool& pool = ctx.pool();
-  constexpr int64_t kQuantRows = 8;  // activation rows per quantization task
-  const int64_t n_blocks = (w.rows + detail::kFloatTaskRows - 1) / detail::kFloatTaskRows;
-  for (int64_t x0 = 0; x0 < n; x0 += xc) {
-    const int64_t nx = std::min(xc, n - x0);
-    pool.run((nx + kQuantRows - 1) / kQuantRows, [&](int64_t task, int) {
-      const int64_t i = task * kQuantRows, rows = std::min(kQuantRows, nx - i);
-      detail::quantize_rows(x + (x0 + i) * cols, rows, cols, xv + i * cols, nullptr, nullptr,
-                            xd + i * nb, xs + i * nb);
-    });
-    pool.run(n_blocks, [&](int64_t task, int thread) {
-      const int64_t r0 = task * detail::kFloatTaskRows;
-      const int64_t r1 = std::min(w.rows, r0 + detail::kFloatTaskRows);
-      detail::matmul_q8_0_int16_rows(w.data, w.row_stride, cols, r0, r1, xv, xd, nx,
-                                     y + x0 * w.rows, w.rows, thread_scratch(base, layout, thread));
-    });
-  }
+  chunked_prefill(
+      w.rows, n, ctx.pool(),
+      [&](int64_t x0, int64_t i, int64_t rows) {
+        detail::quantize_rows(x + (x0 + i) * cols, rows, cols, xv + i * cols, nullptr, nullptr,
+                              xd + i * nb, xs + i * nb);
+      },
+      [&](int64_t x0, int64_t nx, int64_t r0, int64_t r1, int thread) {
+        detail::matmul_q8_0_int16_rows(w.data, w.row_stride, cols, r0, r1, xv, xd, nx,
+                                       y + x0 * w.rows, w.rows,
+                                       thread_scratch(base, layout, thread));
+      });
 }
 
 }  // namespace

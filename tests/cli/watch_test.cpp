@@ -6,8 +6,12 @@
 // cool-down, a silent source's timeout, reconnecting after the publisher is killed and
 // restarted (TCP, SRT), a missing camera, durations, usage errors, and a soak whose resident
 // memory stays flat once the window is full.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -93,6 +97,23 @@ bool ffmpeg_has_protocol(const std::string& protocol) {
     found = found || std::string(line).find(" " + protocol + "\n") != std::string::npos;
   ::pclose(p);
   return found;
+}
+
+// Whether something accepts TCP connections on 127.0.0.1:port within `seconds`.
+bool wait_until_listening(int port, int seconds) {
+  for (int i = 0; i < seconds * 20; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return false;
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    if (ok) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
 }
 
 // Resident memory of a running process in KiB (VmRSS), or -1 when it is gone.
@@ -495,6 +516,9 @@ TEST_F(Watch, HlsFromSegmentsServedOverHttp) {
   for (int i = 0; i < 100 && !fs::exists(hls / "live.m3u8"); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   ASSERT_TRUE(fs::exists(hls / "live.m3u8"));
+  // The playlist can exist before python3 listens: on a loaded machine (ctest -j2) reel
+  // once met a refused connection here.
+  ASSERT_TRUE(wait_until_listening(port, 10));
   Process w(watch("http://127.0.0.1:" + std::to_string(port) + "/live.m3u8",
                   {"--ask", kQuestion, "--every", "1s", "--max-answers", "3"}));
   ASSERT_EQ(w.wait_exit(30), 0) << w.err();

@@ -70,7 +70,7 @@ void set_arm_int8_kernels_enabled(bool enabled);
 bool arm_int8_kernels_enabled();
 
 // Rows [0, n) of x (each `cols` floats, cols % 32 == 0) into v/hi/lo/d/s laid out as QuantizedX.
-// hi and lo may be null (then lo is not read): only v, d and s are written.
+// hi and lo may be null together (no byte planes), and s may be null (no block sums).
 void quantize_rows(const float* x, int64_t n, int64_t cols, int16_t* v, int8_t* hi, uint8_t* lo,
                    float* d, float* s);
 

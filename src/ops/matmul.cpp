@@ -804,7 +804,8 @@ void QuantizeRows(const float* x, int64_t n, int64_t cols, int16_t* v, int8_t* h
   const int64_t nb = n * cols / kQBlock;
   const auto qmax = hn::Set(di, kQMax), qmin = hn::Set(di, -kQMax);
   const auto k255 = hn::Set(di, 255);
-  // Without hi (the int16 panels of MatmulQ8_0Int16 read only v and d), no byte planes.
+  // Without hi and sq (the int16 panels of MatmulQ8_0Int16 read only v and d), no byte planes
+  // and no block sums.
   const bool planes = hi != nullptr;
   for (int64_t b = 0; b < nb; ++b, x += kQBlock, v += kQBlock) {
     auto vmax = hn::Zero(df);
@@ -830,7 +831,7 @@ void QuantizeRows(const float* x, int64_t n, int64_t cols, int16_t* v, int8_t* h
       lo += kQBlock;
     }
     dq[b] = d;
-    sq[b] = d * static_cast<float>(hn::GetLane(hn::SumOfLanes(di, isum)));
+    if (sq != nullptr) sq[b] = d * static_cast<float>(hn::GetLane(hn::SumOfLanes(di, isum)));
   }
 }
 

@@ -279,15 +279,14 @@ void matmul_q8_0_int16(const Matrix& w, const float* x, int64_t n, float* y, Con
   const int64_t xc = std::min(n, kPrefillChunkRows);
   const size_t v_bytes = align_up(static_cast<size_t>(xc * cols) * sizeof(int16_t));
   const size_t d_bytes = align_up(static_cast<size_t>(xc * nb) * sizeof(float));
-  uint8_t* buf = ctx.int8_activations(v_bytes + 2 * d_bytes);
+  uint8_t* buf = ctx.int8_activations(v_bytes + d_bytes);
   auto* xv = reinterpret_cast<int16_t*>(buf);
   auto* xd = reinterpret_cast<float*>(buf + v_bytes);
-  auto* xs = reinterpret_cast<float*>(buf + v_bytes + d_bytes);  // written, not read
   chunked_prefill(
       w.rows, n, ctx.pool(),
       [&](int64_t x0, int64_t i, int64_t rows) {
         detail::quantize_rows(x + (x0 + i) * cols, rows, cols, xv + i * cols, nullptr, nullptr,
-                              xd + i * nb, xs + i * nb);
+                              xd + i * nb, nullptr);
       },
       [&](int64_t x0, int64_t nx, int64_t r0, int64_t r1, int thread) {
         detail::matmul_q8_0_int16_rows(w.data, w.row_stride, cols, r0, r1, xv, xd, nx,

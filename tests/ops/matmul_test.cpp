@@ -603,7 +603,9 @@ TEST(Matmul, Q8_0PrefillEqualsTheFewRowKernelsUpToTheSumOrder) {
 #if defined(__x86_64__)
   // Where the CPU has AVX-512 VNNI (as the project's current machine does) the path must have
   // been checked, not skipped.
-  if (hwy::SupportedTargets() & HWY_AVX3_DL) EXPECT_TRUE(checked);
+  if (hwy::SupportedTargets() & HWY_AVX3_DL) {
+    EXPECT_TRUE(checked);
+  }
 #endif
 }
 

@@ -283,6 +283,10 @@ def main() -> None:
                     help="the vision tower's patch embedding, position embedding and blocks take no updates "
                          "before this step (the merger and DeepStack mergers train): the text side learns to "
                          "read a pre-trained tower (--init-vision) before it moves")
+    ap.add_argument("--freeze-mergers", action="store_true",
+                    help="with --freeze-vision-until: the merger and DeepStack mergers are frozen too (a tower "
+                         "pre-trained through its merger, pretrain_tower.py, keeps the features it was taught "
+                         "while the text model is still random)")
     ap.add_argument("--batch", type=int, default=1, help="scenes per optimizer step (vision batched)")
     ap.add_argument("--weighting", choices=["token", "question"], default="token",
                     help="loss: mean over answer tokens, or over questions (each its tokens' mean)")
@@ -354,7 +358,8 @@ def main() -> None:
         f = (step - a.warmup) / max(1, a.steps - a.warmup)
         return a.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, f))))
 
-    tower = [p for n, p in model.model.visual.named_parameters() if not n.startswith(("merger", "deepstack"))]
+    tower = [p for n, p in model.model.visual.named_parameters()
+             if a.freeze_mergers or not n.startswith(("merger", "deepstack"))]
 
     def set_tower_trainable(on: bool) -> None:
         for p in tower:

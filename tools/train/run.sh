@@ -4,16 +4,19 @@
 #   2. data: the training scenes (seed 1, SCENES of them) and ZOOM_SCENES zoomed one-object scenes
 #      (seed 4), cached model inputs in tools/train/out/{data,zoom}; the zoomed ones are made by a
 #      second generator beside the first, so both cores work;
-#   3. the vision tower alone, pre-trained on freshly rendered one-object crops for shape and motion
-#      (1071 steps, ~3 CPU minutes; README "The vision tower alone");
-#   4. training (one stage, 4000 steps of 4 scenes): the tower from step 3, frozen for the first
-#      1500 steps so that the merger and the text model learn to read it before it moves; zoomed
+#   3. the vision tower alone, pre-trained with labels on every merged token (colour, shape and
+#      motion of the object under it, and per object the mean of its tokens) on freshly rendered
+#      scenes and on the cached ones (pretrain_tower.py, 2000 steps of 8, ~9 CPU minutes; README
+#      "Dense pre-training of the tower");
+#   4. training (one stage, 4000 steps of 4 scenes): the tower from step 3, frozen with its mergers
+#      for the first 1500 steps so that the text model learns to read it before it moves; zoomed
 #      one-object scenes only for 500 steps (images only for the first 100), then all scenes, a
 #      quarter of them zoomed;
 #   5. export: assets/models/reel-shapes.gguf (Q8_0) + reel-shapes-mmproj.gguf (F16), and the
 #      transformers checkpoint of those weights as stored;
 #   6. the held-out set (seed 2) and the demo media, then transformers' answers on the held-out set.
-# About 45 minutes on 2 quiet cores (data ~15, tower 3, training ~20 of CPU, the rest a few).
+# About 30 minutes on 2 quiet cores of an AMD EPYC (Zen 5) VM: data ~5, tower ~9, training ~14,
+# the rest ~2 (an older, busier machine took about twice that).
 # Deterministic for the given data (CPU, float32, one thread, fixed seeds, step-based stops).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -35,12 +38,12 @@ nice -n 5 $PY $T/make_data.py --seed 1 --start 0 --count "$SCENES" --out $T/out/
 data_pid=$!
 nice -n 5 $PY $T/make_data.py --zoom --seed 4 --start 0 --count "$ZOOM_SCENES" --out $T/out/zoom
 wait $data_pid
-nice -n 5 $PY $T/probe_vision.py --task both --samplings img,fps2,frames8 --fresh --crop 96 --steps 1071 \
-  --save $T/out/tower.pt
+nice -n 5 $PY $T/pretrain_tower.py --steps 2000 --object-cover 0.021 --cached $T/out/data,$T/out/zoom \
+  --weight shape=3 --weight pooled_shape=3 --weight rank=0 --weight count=0 --save $T/out/tower.pt
 nice -n 5 $PY $T/train.py --data $T/out/data --out $T/out/final/ckpt.pt --steps 4000 \
   --lr 1e-3 --warmup 50 --batch 4 --weighting question --end-weight 0.2 --max-q 12 --images-until 100 \
   --init-vision $T/out/tower.pt --zoom-data $T/out/zoom --zoom-until 500 --zoom-share 0.25 \
-  --freeze-vision-until 1500 --log-every 50
+  --freeze-vision-until 1500 --freeze-mergers --log-every 50
 $PY $T/export.py --ckpt $T/out/final/ckpt.pt
 $PY $T/make_eval.py
 $PY $T/hf_answers.py

@@ -49,7 +49,7 @@ import torch.nn.functional as F  # noqa: E402
 
 import model_config as mc  # noqa: E402
 import shapes_world as sw  # noqa: E402
-from probe_vision import RESIZED, patchify  # noqa: E402
+from probe_vision import RESIZED, patchify, place_on_crop  # noqa: E402
 
 IGNORE = -100
 HEADS = {"color": 1 + len(sw.COLORS), "shape": 1 + len(sw.SHAPES), "motion": len(sw.MOTIONS), "rank": 3,
@@ -83,15 +83,8 @@ def resized_scene(rng: np.random.Generator, sampling: str, crop: int = 0) -> sw.
         o.travel *= sx if o.motion in ("left", "right") else sy
     s.width, s.height = rw, rh
     if crop:
-        o = s.objects[0]
-        s.objects, s.width, s.height = [o], crop, crop
-        o.side = min(o.side, crop * 0.6)
-        o.travel = min(o.travel, crop - o.side)
-        o.x0, o.y0 = (float(rng.uniform(0, crop - o.side)) for _ in range(2))
-        if o.motion in ("left", "right"):
-            o.x0 = float(rng.uniform(0, crop - o.side - o.travel)) + (o.travel if o.motion == "left" else 0)
-        if o.motion in ("up", "down"):
-            o.y0 = float(rng.uniform(0, crop - o.side - o.travel)) + (o.travel if o.motion == "up" else 0)
+        s.objects, s.width, s.height = s.objects[:1], crop, crop
+        place_on_crop(s.objects[0], crop, rng)
     return s
 
 

@@ -62,6 +62,18 @@ def patchify(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(x.reshape(gt * gh * gw, 3 * 2 * 16 * 16)), np.array([gt, gh, gw], np.int64)
 
 
+def place_on_crop(o, crop: int, rng: np.random.Generator) -> None:
+    """Puts the object alone on a crop x crop canvas at its size (at most 0.6 of the crop), its travel
+    shortened to fit, at a random place."""
+    o.side = min(o.side, crop * 0.6)
+    o.travel = min(o.travel, crop - o.side)
+    o.x0, o.y0 = (float(rng.uniform(0, crop - o.side)) for _ in range(2))
+    if o.motion in ("left", "right"):
+        o.x0 = float(rng.uniform(0, crop - o.side - o.travel)) + (o.travel if o.motion == "left" else 0)
+    if o.motion in ("up", "down"):
+        o.y0 = float(rng.uniform(0, crop - o.side - o.travel)) + (o.travel if o.motion == "up" else 0)
+
+
 def fresh_item(rng: np.random.Generator, task: str, sampling: str, crop: int = 0) -> dict:
     """A one-object scene rendered straight at the processor's resized size (no file, no codec):
     unlimited data for the probe; the pixels differ from the cached ones only by the resize filter
@@ -80,13 +92,7 @@ def fresh_item(rng: np.random.Generator, task: str, sampling: str, crop: int = 0
     s.width, s.height = rw, rh
     if crop:    # diagnostic: the same object on a crop x crop canvas (few tokens, no search)
         s.width = s.height = crop
-        o.side = min(o.side, crop * 0.6)
-        o.travel = min(o.travel, crop - o.side)
-        o.x0, o.y0 = (float(rng.uniform(0, crop - o.side)) for _ in range(2))
-        if o.motion in ("left", "right"):
-            o.x0 = float(rng.uniform(0, crop - o.side - o.travel)) + (o.travel if o.motion == "left" else 0)
-        if o.motion in ("up", "down"):
-            o.y0 = float(rng.uniform(0, crop - o.side - o.travel)) + (o.travel if o.motion == "up" else 0)
+        place_on_crop(o, crop, rng)
     if kind == "image":
         times = [0.0, 0.0]
     else:

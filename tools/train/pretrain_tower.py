@@ -288,6 +288,7 @@ def main() -> None:
     ap.add_argument("--crop-batch", type=int, default=32, help="items a step while on crops")
     ap.add_argument("--crop-mix", action="store_true", help="crops beside the full scenes in each step (not instead)")
     ap.add_argument("--crop-from", type=int, default=0, help="crops from this step on (until --crop-until)")
+    ap.add_argument("--init", type=Path, default=None, help="continue from a --save file (tower and heads)")
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
@@ -305,6 +306,11 @@ def main() -> None:
     held = [dense_item(np.random.default_rng([a.seed, 10**6 + i]), samplings[i % len(samplings)])
             for i in range(a.held)]
     model = DenseProbe(mc.make_config().vision_config)
+    if a.init:      # continue a --save file: its tower and heads (a fresh optimizer and schedule)
+        saved = torch.load(a.init, map_location="cpu", weights_only=False)
+        model.tower.load_state_dict(saved["vision"])
+        model.load_state_dict(saved["heads"], strict=False)
+        print(f"tower and heads from {a.init}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.98), weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / a.warmup) * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(1.0, s / a.steps)))))

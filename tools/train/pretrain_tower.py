@@ -49,7 +49,7 @@ import torch.nn.functional as F  # noqa: E402
 
 import model_config as mc  # noqa: E402
 import shapes_world as sw  # noqa: E402
-from probe_vision import RESIZED, patchify, place_on_crop  # noqa: E402
+from probe_vision import RESIZED, frame_times, patchify, place_on_crop, scale_to_canvas  # noqa: E402
 
 IGNORE = -100
 HEADS = {"color": 1 + len(sw.COLORS), "shape": 1 + len(sw.SHAPES), "motion": len(sw.MOTIONS), "rank": 3,
@@ -60,28 +60,13 @@ OBJECT_COVER = 0.2     # an object covering at least this share of the token's s
 BACKGROUND_COVER = 0.02
 
 
-def frame_times(scene: sw.Scene, sampling: str) -> list[float]:
-    """The clip fractions of the frames the processor keeps (as probe_vision.fresh_item)."""
-    if scene.kind == "image":
-        return [0.0, 0.0]
-    n = scene.n_frames
-    k = 8 if sampling == "frames8" else min(max(int(n / scene.fps * 2), 4), n)
-    k -= k % 2
-    return [float(i) / (n - 1) for i in np.round(np.linspace(0, n - 1, k))]
-
-
 def resized_scene(rng: np.random.Generator, sampling: str, crop: int = 0) -> sw.Scene:
     """A scene of the world, its geometry scaled to the processor's resized canvas. crop: its first
     object alone on a crop x crop canvas, at its size (at most 0.6 of the crop), its motion shortened
     to fit: many examples of an object's look for little compute (probe V4)."""
     kind = "image" if sampling == "img" else "video"
     s = sw.make_scene(rng, kind)
-    rw, rh = RESIZED[(kind, s.width, s.height)]
-    sx, sy = rw / s.width, rh / s.height
-    for o in s.objects:
-        o.x0, o.y0, o.side = o.x0 * sx, o.y0 * sy, o.side * (sx + sy) / 2
-        o.travel *= sx if o.motion in ("left", "right") else sy
-    s.width, s.height = rw, rh
+    scale_to_canvas(s, *RESIZED[(kind, s.width, s.height)])
     if crop:
         s.objects, s.width, s.height = s.objects[:1], crop, crop
         place_on_crop(s.objects[0], crop, rng)
@@ -127,9 +112,14 @@ def dense_item(rng: np.random.Generator, sampling: str, crop: int = 0) -> dict:
     s = resized_scene(rng, sampling, crop)
     times = frame_times(s, sampling)
     pv, grid = patchify(np.stack([sw.render_frame(s, f) for f in times]))
+    return labelled(pv, grid, s, times)
+
+
+def labelled(pv: np.ndarray, grid: np.ndarray, s: sw.Scene, times: list[float]) -> dict:
+    """An item: the pixels, the grid, the per-token labels and per object (shape, colour, motion)."""
     objects = [(sw.SHAPES.index(o.shape), list(sw.COLORS).index(o.color),
                 sw.MOTIONS.index(o.motion) if s.kind == "video" else IGNORE) for o in s.objects]
-    return dict(pv=pv, grid=grid, labels=token_labels(s, times, grid), kind=s.kind, objects=objects)
+    return dict(pv=pv, grid=grid, labels=token_labels(s, times, grid), objects=objects)
 
 
 def cached_item(path: str, sampling_rng: np.random.Generator) -> dict:
@@ -145,16 +135,8 @@ def cached_item(path: str, sampling_rng: np.random.Generator) -> dict:
     rng = np.random.default_rng([seed, i])
     s = sw.make_scene(rng, scene_kind(rng), zoom=s_is_zoom(path))
     assert [q for _, q, _ in sw.questions(s)] == [q["question"] for q in meta["questions"]], path
-    times = frame_times(s, sampling)
-    rw, rh = int(grid[2]) * 16, int(grid[1]) * 16
-    sx, sy = rw / s.width, rh / s.height
-    for o in s.objects:
-        o.x0, o.y0, o.side = o.x0 * sx, o.y0 * sy, o.side * (sx + sy) / 2
-        o.travel *= sx if o.motion in ("left", "right") else sy
-    s.width, s.height = rw, rh
-    objects = [(sw.SHAPES.index(o.shape), list(sw.COLORS).index(o.color),
-                sw.MOTIONS.index(o.motion) if s.kind == "video" else IGNORE) for o in s.objects]
-    return dict(pv=pv, grid=grid, labels=token_labels(s, times, grid), kind=s.kind, objects=objects)
+    scale_to_canvas(s, int(grid[2]) * 16, int(grid[1]) * 16)
+    return labelled(pv, grid, s, frame_times(s, sampling))
 
 
 def s_is_zoom(path: str) -> bool:

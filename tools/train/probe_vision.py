@@ -62,6 +62,27 @@ def patchify(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(x.reshape(gt * gh * gw, 3 * 2 * 16 * 16)), np.array([gt, gh, gw], np.int64)
 
 
+def scale_to_canvas(s, rw: int, rh: int) -> None:
+    """Scales a scene's geometry to a rw x rh canvas (the processor's resize: sides by the mean
+    factor, travel along its axis)."""
+    sx, sy = rw / s.width, rh / s.height
+    for o in s.objects:
+        o.x0, o.y0, o.side = o.x0 * sx, o.y0 * sy, o.side * (sx + sy) / 2
+        o.travel *= sx if o.motion in ("left", "right") else sy
+    s.width, s.height = rw, rh
+
+
+def frame_times(s, sampling: str) -> list[float]:
+    """The clip fractions of the frames the processor keeps: 2 fps (at least 4) or 8, an even count;
+    an image is one frame, twice (a temporal pair)."""
+    if s.kind == "image":
+        return [0.0, 0.0]
+    n = s.n_frames
+    k = 8 if sampling == "frames8" else min(max(int(n / s.fps * 2), 4), n)
+    k -= k % 2
+    return [float(i) / (n - 1) for i in np.round(np.linspace(0, n - 1, k))]
+
+
 def place_on_crop(o, crop: int, rng: np.random.Generator) -> None:
     """Puts the object alone on a crop x crop canvas at its size (at most 0.6 of the crop), its travel
     shortened to fit, at a random place."""
@@ -84,22 +105,12 @@ def fresh_item(rng: np.random.Generator, task: str, sampling: str, crop: int = 0
         s = sw.make_scene(rng, kind)
         if len(s.objects) == 1:
             break
-    rw, rh = RESIZED[(kind, s.width, s.height)]
-    sx, sy = rw / s.width, rh / s.height
+    scale_to_canvas(s, *RESIZED[(kind, s.width, s.height)])
     o = s.objects[0]
-    o.x0, o.y0, o.side = o.x0 * sx, o.y0 * sy, o.side * (sx + sy) / 2
-    o.travel *= sx if o.motion in ("left", "right") else sy
-    s.width, s.height = rw, rh
     if crop:    # diagnostic: the same object on a crop x crop canvas (few tokens, no search)
         s.width = s.height = crop
         place_on_crop(o, crop, rng)
-    if kind == "image":
-        times = [0.0, 0.0]
-    else:
-        n = s.n_frames
-        k = 8 if sampling == "frames8" else min(max(int(n / s.fps * 2), 4), n)
-        k -= k % 2
-        times = [float(i) / (n - 1) for i in np.round(np.linspace(0, n - 1, k))]
+    times = frame_times(s, sampling)
     pv, grid = patchify(np.stack([sw.render_frame(s, f) for f in times]))
     if task == "both":
         motion = LABELS["motion"].index(o.motion) if kind == "video" else NO_LABEL

@@ -99,6 +99,7 @@ def main() -> None:
     import qwen3vl_vocab
 
     ckpt = torch.load(a.ckpt, map_location="cpu")
+    mc.depths_from_state_dict(ckpt["state_dict"])
     model = full_model(ckpt)
     a.out_dir.mkdir(parents=True, exist_ok=True)
     text_path = a.out_dir / "reel-shapes.gguf"

@@ -23,6 +23,14 @@ VISION = dict(depth=4, hidden_size=64, num_heads=2, intermediate_size=256, out_h
               temporal_patch_size=2, spatial_merge_size=2, in_channels=3, hidden_act="gelu_pytorch_tanh")
 
 
+def depths_from_state_dict(state_dict: dict) -> None:
+    """Set TEXT's and VISION's layer counts to a checkpoint's (one trained with train.py --override)."""
+    def count(prefix: str) -> int:
+        return len({k[len(prefix):].split(".")[0] for k in state_dict if k.startswith(prefix)})
+    TEXT["num_hidden_layers"] = count("model.language_model.layers.")
+    VISION["depth"] = count("model.visual.blocks.")
+
+
 def make_config(vocab_size: int = VOCAB, ids: dict | None = None):
     """ids: the four vision token ids (remapped for training); the real ones by default."""
     from transformers import Qwen3VLConfig

@@ -251,7 +251,8 @@ def aux_loss(head, h_answer, targets) -> torch.Tensor:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", type=Path, default=HERE / "out/data")
+    ap.add_argument("--data", default=str(HERE / "out/data"),
+                    help="directories of cached scenes (make_data.py), comma-separated")
     ap.add_argument("--out", type=Path, default=HERE / "out/ckpt.pt")
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--lr", type=float, default=3e-3)
@@ -379,8 +380,8 @@ def main() -> None:
     acc: dict[str, list[int]] = {}
     for step in range(a.steps):
         if step % 50 == 0 or not files:
-            files = sorted(glob.glob(str(a.data / "*.npz")))
-            files = [f for f in files if not f.endswith(".tmp.npz")]
+            files = sorted(f for d in a.data.split(",") for f in glob.glob(str(Path(d) / "*.npz"))
+                           if not f.endswith(".tmp.npz"))
             if a.max_scene:
                 files = [f for f in files if int(Path(f).stem.split("-")[1]) < a.max_scene]
             if a.zoom_data:

@@ -31,6 +31,13 @@ import qwen_inputs as qi  # noqa: E402
 VIDEO_SHARE = 0.45
 
 
+def cached_scenes(folders: str) -> list[str]:
+    """The finished scene files (not a *.tmp.npz being written) of comma-separated folders: each
+    folder's sorted, in the order given (what train.py and pretrain_tower.py read)."""
+    return [str(f) for d in folders.split(",") if d for f in sorted(Path(d).glob("*.npz"))
+            if not f.name.endswith(".tmp.npz")]
+
+
 def scene_kind(rng: np.random.Generator) -> str:
     return "video" if rng.random() < VIDEO_SHARE else "image"
 

@@ -32,7 +32,6 @@ state; the text model's loss (train.py) stays on the answers only.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import sys
 import time
@@ -48,6 +47,7 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import model_config as mc  # noqa: E402
+from make_data import cached_scenes  # noqa: E402
 import shapes_world as sw  # noqa: E402
 from probe_vision import RESIZED, frame_times, patchify, place_on_crop, scale_to_canvas  # noqa: E402
 
@@ -300,7 +300,7 @@ def main() -> None:
     c0, t0 = time.process_time(), time.time()
     acc: dict = {}
     loss_sum, n = 0.0, 0
-    cached = [f for d in a.cached.split(",") if d for f in sorted(glob.glob(f"{d}/*.npz")) if not f.endswith(".tmp.npz")]
+    cached = cached_scenes(a.cached)
     # held out: the last --held / 2 cached scenes (with make train's folders: the last zoomed ones)
     held_files = set(cached[::-1][:a.held // 2])
     held_cached = [cached_item(f, np.random.default_rng(i)) for i, f in enumerate(cached[::-1][:a.held // 2])]

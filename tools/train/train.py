@@ -13,7 +13,6 @@ model_config.py). Deterministic for a seed (CPU, float32), given the same data f
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import math
 import os
@@ -30,6 +29,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import model_config as mc  # noqa: E402
+from make_data import cached_scenes  # noqa: E402
 
 PATCH_DIM = 3 * 2 * 16 * 16
 
@@ -380,12 +380,11 @@ def main() -> None:
     acc: dict[str, list[int]] = {}
     for step in range(a.steps):
         if step % 50 == 0 or not files:
-            files = sorted(f for d in a.data.split(",") for f in glob.glob(str(Path(d) / "*.npz"))
-                           if not f.endswith(".tmp.npz"))
+            files = cached_scenes(a.data)
             if a.max_scene:
                 files = [f for f in files if int(Path(f).stem.split("-")[1]) < a.max_scene]
             if a.zoom_data:
-                zoom_files = [f for f in sorted(glob.glob(str(a.zoom_data / "*.npz"))) if not f.endswith(".tmp.npz")]
+                zoom_files = cached_scenes(str(a.zoom_data))
         if a.freeze_vision_until and step == a.freeze_vision_until:
             set_tower_trainable(True)
             print(f"step {step}: vision tower trainable from here", flush=True)

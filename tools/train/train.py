@@ -385,6 +385,9 @@ def main() -> None:
                 files = [f for f in files if int(Path(f).stem.split("-")[1]) < a.max_scene]
             if a.zoom_data:
                 zoom_files = cached_scenes(str(a.zoom_data))
+            if not files or (a.zoom_data and not zoom_files):
+                sys.exit(f"train.py: no scene files (make_data.py's *.npz) in --data {a.data}"
+                         + (f" or --zoom-data {a.zoom_data}" if a.zoom_data else ""))
         if a.freeze_vision_until and step == a.freeze_vision_until:
             set_tower_trainable(True)
             print(f"step {step}: vision tower trainable from here", flush=True)

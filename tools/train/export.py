@@ -93,7 +93,10 @@ def main() -> None:
     ap.add_argument("--ckpt", type=Path, default=HERE / "out/ckpt.pt")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "assets/models")
     ap.add_argument("--hf-out", type=Path, default=HERE / "out/hf-stored")
+    ap.add_argument("--override", action="append", default=[],
+                    help="the model_config overrides the checkpoint was trained with (train.py --override)")
     a = ap.parse_args()
+    mc.apply_overrides(a.override)
     import gguf_export as ge
     import make_fixtures as mf
     import qwen3vl_vocab

@@ -23,6 +23,16 @@ VISION = dict(depth=4, hidden_size=64, num_heads=2, intermediate_size=256, out_h
               temporal_patch_size=2, spatial_merge_size=2, in_channels=3, hidden_act="gelu_pytorch_tanh")
 
 
+def apply_overrides(overrides: list[str]) -> None:
+    """Pilot runs: "vision.hidden_size=96", "text.num_hidden_layers=4", values as JSON (a dict value,
+    e.g. text.rope_parameters={...}, replaces the whole entry)."""
+    import json
+    for o in overrides:
+        key, val = o.split("=", 1)
+        part, name = key.split(".")
+        (VISION if part == "vision" else TEXT)[name] = json.loads(val)
+
+
 def depths_from_state_dict(state_dict: dict) -> None:
     """Set TEXT's and VISION's layer counts to a checkpoint's (one trained with train.py --override)."""
     def count(prefix: str) -> int:

@@ -156,10 +156,12 @@ def scene_losses(model, remap: Remap, meta: dict, arrays: dict, sampling: str, q
     return ce, torch.tensor(w), torch.tensor(rows), exact, [q["template"] for q in qs], h_answer
 
 
-def batch_loss(parts, weighting: str):
-    """parts: per scene (ce, w, question index). 'token': the weighted mean over all answer tokens of
-    the batch (long descriptions dominate); 'question': each question's weighted token mean, then the
-    mean over the batch's questions (a one-word answer counts as much as a description)."""
+def batch_loss(parts, weighting: str, templates: list[str], describe_weight: float = 1.0):
+    """parts: per scene (ce, w, question index); templates: the batch's questions' templates in
+    order. 'token': the weighted mean over all answer tokens of the batch (long descriptions
+    dominate); 'question': each question's weighted token mean, then the mean over the batch's
+    questions (a one-word answer counts as much as a description), a description counting
+    describe_weight questions."""
     if weighting == "token":
         ce = torch.cat([p[0] for p in parts]); w = torch.cat([p[1] for p in parts])
         return (ce * w).sum() / w.sum()
@@ -169,7 +171,11 @@ def batch_loss(parts, weighting: str):
         num = torch.zeros(n).index_add(0, q, ce * w)
         den = torch.zeros(n).index_add(0, q, w)
         per_q.append(num / den)
-    return torch.cat(per_q).mean()
+    per_q = torch.cat(per_q)
+    if describe_weight == 1.0:  # the plain mean, as before the option (bit-identical runs)
+        return per_q.mean()
+    qw = torch.tensor([describe_weight if t == "describe" else 1.0 for t in templates])
+    return (per_q * qw).sum() / qw.sum()
 
 
 def scene_facts(path: str, cache: dict[str, tuple[str, int]]) -> tuple[str, int]:
@@ -291,6 +297,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1, help="scenes per optimizer step (vision batched)")
     ap.add_argument("--weighting", choices=["token", "question"], default="token",
                     help="loss: mean over answer tokens, or over questions (each its tokens' mean)")
+    ap.add_argument("--describe-weight", type=float, default=1.0,
+                    help="with --weighting question: a description counts this many questions in the mean")
     ap.add_argument("--end-weight", type=float, default=1.0, help="weight of the closing <|im_end|> target")
     ap.add_argument("--schedule", choices=["cosine", "const"], default="cosine")
     ap.add_argument("--aux-weight", type=float, default=0.0,
@@ -311,10 +319,7 @@ def main() -> None:
                     help="pilot only: model_config override, e.g. vision.hidden_size=96 or text.num_hidden_layers=4")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    for o in a.override:
-        key, val = o.split("=")
-        part, name = key.split(".")
-        (mc.VISION if part == "vision" else mc.TEXT)[name] = json.loads(val)
+    mc.apply_overrides(a.override)
     print(f"args {vars(a)}", flush=True)
     used = load_vocab(a.out.parent / "vocab.json")
     remap = Remap(used)
@@ -428,7 +433,7 @@ def main() -> None:
                 aux.append(aux_loss(aux_head, h_answer,
                                     [targets[i] if meta["questions"][i]["template"] in aux_templates else None
                                      for i in qsel]))
-        loss = answer_loss = batch_loss(parts, a.weighting)
+        loss = answer_loss = batch_loss(parts, a.weighting, templates, a.describe_weight)
         if aux:
             aux_mean = torch.stack(aux).mean()
             stats["aux"] = stats.get("aux", 0.0) + float(aux_mean.detach())

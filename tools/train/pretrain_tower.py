@@ -278,9 +278,7 @@ def main() -> None:
     torch.manual_seed(a.seed)
     print(f"args {vars(a)}", flush=True)
     OBJECT_COVER = a.object_cover
-    for o in a.override:
-        key, val = o.split("=")
-        mc.VISION[key.split(".")[1]] = json.loads(val)
+    mc.apply_overrides(a.override)
     for w in a.weight:
         k, v = w.split("=")
         WEIGHTS[k] = float(v)

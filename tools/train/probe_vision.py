@@ -284,9 +284,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    for o in a.override:
-        key, val = o.split("=")
-        mc.VISION[key.split(".")[1]] = json.loads(val)
+    mc.apply_overrides(a.override)
     print(f"args {vars(a)}", flush=True)
     items = load_items(a.data, a.task, a.samplings.split(","), a.max_files)
     train = [it for it in items if not it["held"]]

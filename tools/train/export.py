@@ -93,15 +93,13 @@ def main() -> None:
     ap.add_argument("--ckpt", type=Path, default=HERE / "out/ckpt.pt")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "assets/models")
     ap.add_argument("--hf-out", type=Path, default=HERE / "out/hf-stored")
-    ap.add_argument("--override", action="append", default=[],
-                    help="the model_config overrides the checkpoint was trained with (train.py --override)")
     a = ap.parse_args()
-    mc.apply_overrides(a.override)
     import gguf_export as ge
     import make_fixtures as mf
     import qwen3vl_vocab
 
     ckpt = torch.load(a.ckpt, map_location="cpu")
+    mc.apply_overrides(ckpt.get("overrides", []))  # what train.py --override changed (e.g. RoPE theta)
     mc.depths_from_state_dict(ckpt["state_dict"])
     model = full_model(ckpt)
     a.out_dir.mkdir(parents=True, exist_ok=True)

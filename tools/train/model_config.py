@@ -28,9 +28,16 @@ def apply_overrides(overrides: list[str]) -> None:
     e.g. text.rope_parameters={...}, replaces the whole entry)."""
     import json
     for o in overrides:
-        key, val = o.split("=", 1)
-        part, name = key.split(".")
-        (VISION if part == "vision" else TEXT)[name] = json.loads(val)
+        key, sep, val = o.partition("=")
+        part, dot, name = key.partition(".")
+        target = {"vision": VISION, "text": TEXT}.get(part)
+        if not sep or not dot or target is None or name not in target:
+            raise SystemExit(f"--override {o!r}: expected vision.NAME=JSON or text.NAME=JSON with NAME one of "
+                             f"model_config's keys")
+        try:
+            target[name] = json.loads(val)
+        except json.JSONDecodeError as e:
+            raise SystemExit(f"--override {o!r}: the value is not JSON ({e})")
 
 
 def depths_from_state_dict(state_dict: dict) -> None:

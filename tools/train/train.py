@@ -318,6 +318,8 @@ def main() -> None:
     ap.add_argument("--override", action="append", default=[],
                     help="pilot only: model_config override, e.g. vision.hidden_size=96 or text.num_hidden_layers=4")
     a = ap.parse_args()
+    if a.describe_weight <= 0 or (a.describe_weight != 1.0 and a.weighting != "question"):
+        ap.error("--describe-weight must be positive and needs --weighting question")
     torch.set_num_threads(a.threads)
     mc.apply_overrides(a.override)
     print(f"args {vars(a)}", flush=True)
@@ -468,16 +470,17 @@ def main() -> None:
         out_of_time = (a.max_minutes and time.time() - t0 > 60 * a.max_minutes) or step + 1 == a.stop_at \
             or (a.max_cpu_minutes and time.process_time() - c0 > 60 * a.max_cpu_minutes)
         if (step + 1) % a.save_every == 0 or step + 1 == a.steps or out_of_time:
-            save(model, remap, a.out, step + 1)
+            save(model, remap, a.out, step + 1, a.override)
         if out_of_time:
             print(f"stopped at step {step + 1} (--stop-at / --max-minutes / --max-cpu-minutes)", flush=True)
             break
     print(f"done {step + 1} steps in {time.time() - t0:.0f}s", flush=True)
 
 
-def save(model, remap: Remap, out: Path, step: int) -> None:
+def save(model, remap: Remap, out: Path, step: int, overrides: list[str]) -> None:
+    """The checkpoint, with the model_config overrides it was trained with (export.py applies them)."""
     tmp = out.with_suffix(".tmp")
-    torch.save({"state_dict": model.state_dict(), "used": remap.used, "step": step}, tmp)
+    torch.save({"state_dict": model.state_dict(), "used": remap.used, "step": step, "overrides": overrides}, tmp)
     os.replace(tmp, out)
 
 

@@ -55,6 +55,13 @@ IGNORE = -100
 HEADS = {"color": 1 + len(sw.COLORS), "shape": 1 + len(sw.SHAPES), "motion": len(sw.MOTIONS), "rank": 3,
          "count": 3}
 POOLED = {"shape": len(sw.SHAPES), "color": len(sw.COLORS), "motion": len(sw.MOTIONS)}
+# Regression heads, off unless --weight names them (so that commands without them are unchanged):
+# "col", every token's column centre as a fraction of the grid's width. The text model's MRoPE cannot
+# tell it left from right: its queries sit a scene-dependent distance past the media, so a fixed query
+# sees the width frequencies at a varying phase. A description's order needs the x in the tokens'
+# content, and without a loss that asks for it the merger drops it (dense10's merged tokens: linear R^2
+# of the column about 0).
+REGRESS = {"col": 12.0}   # the scale that makes the loss of always predicting the mean (variance 1/12) 1
 SAMPLES = 8            # coverage samples per merged token and axis (every 4 pixels)
 OBJECT_COVER = 0.2     # an object covering at least this share of the token's square labels it (--object-cover)
 BACKGROUND_COVER = 0.02
@@ -83,6 +90,8 @@ def token_labels(s: sw.Scene, times: list[float], grid: np.ndarray) -> dict[str,
     rank_of = {j: r for r, j in enumerate(order)}
     out = {k: np.full((gt, mh, mw), IGNORE, np.int64) for k in list(HEADS) + ["object"]}
     out["count"][:] = len(s.objects) - 1
+    col = ((np.arange(mw) + 0.5) / mw).astype(np.float32)
+    out_col = np.broadcast_to(col, (gt, mh, mw)).copy()
     for t in range(gt):
         cover = np.zeros((len(s.objects), mh, mw))
         for j, o in enumerate(s.objects):
@@ -105,7 +114,9 @@ def token_labels(s: sw.Scene, times: list[float], grid: np.ndarray) -> dict[str,
             out["object"][t][mine] = j
             if s.kind == "video":
                 out["motion"][t][mine] = sw.MOTIONS.index(o.motion)
-    return {k: v.reshape(-1) for k, v in out.items()}
+    out = {k: v.reshape(-1) for k, v in out.items()}
+    out["col"] = out_col.reshape(-1)
+    return out
 
 
 def dense_item(rng: np.random.Generator, sampling: str, crop: int = 0) -> dict:
@@ -151,10 +162,12 @@ class DenseProbe(nn.Module):
         d = vision_cfg.out_hidden_size
         self.heads = nn.ModuleDict({k: nn.Linear(d, n) for k, n in HEADS.items()})
         self.pooled = nn.ModuleDict({k: nn.Linear(d, n) for k, n in POOLED.items()})
+        self.regress = nn.ModuleDict({k: nn.Linear(d, 1) for k in REGRESS})
 
     def forward(self, pv: torch.Tensor, grids: torch.Tensor, object_of: torch.Tensor) -> dict[str, torch.Tensor]:
         merged = self.tower(pv, grids).pooler_output      # [sum of merged tokens, d], scenes in order
         out = {k: head(merged) for k, head in self.heads.items()}
+        out.update({k: head(merged)[:, 0] for k, head in self.regress.items()})
         # per object: the mean of its tokens over all temporal groups (what a question that names it
         # can fetch by attention), then the object's shape / colour / motion
         keep = object_of != IGNORE
@@ -171,7 +184,7 @@ class DenseProbe(nn.Module):
 def batch_tensors(items: list[dict]):
     pv = torch.from_numpy((np.concatenate([it["pv"] for it in items]).astype(np.float32) - 127.5) / 127.5)
     grids = torch.from_numpy(np.stack([it["grid"] for it in items]))
-    labels = {k: torch.from_numpy(np.concatenate([it["labels"][k] for it in items])) for k in HEADS}
+    labels = {k: torch.from_numpy(np.concatenate([it["labels"][k] for it in items])) for k in list(HEADS) + list(REGRESS)}
     ids, objects, base = [], [], 0
     for it in items:
         o = it["labels"]["object"]
@@ -202,6 +215,10 @@ def losses(logits: dict, labels: dict) -> torch.Tensor:
         w = WEIGHTS.get(k, 1.0)
         if w and bool((y != IGNORE).any()):     # all ignored would be nan
             total = total + w * F.cross_entropy(logits[k], y, ignore_index=IGNORE)
+    for k, scale in REGRESS.items():
+        w = WEIGHTS.get(k, 0.0)
+        if w:
+            total = total + w * scale * F.mse_loss(logits[k], labels[k])
     return total
 
 
@@ -219,6 +236,8 @@ def hits(logits: dict, labels: dict) -> dict[str, tuple[int, int]]:
         keep = y != IGNORE
         pred = logits["pooled_" + k].argmax(-1)
         out["obj_" + k] = (int((pred[keep] == y[keep]).sum()), int(keep.sum()))
+    for k in REGRESS:   # printed as the mean absolute error
+        out[k + "_mae"] = (float((logits[k].detach() - labels[k]).abs().sum()), int(labels[k].numel()))
     return out
 
 
@@ -260,7 +279,8 @@ def main() -> None:
     ap.add_argument("--cached-share", type=float, default=0.5, help="with --cached: each item is a cached one "
                     "with this probability, else freshly rendered")
     ap.add_argument("--weight", action="append", default=[], help="a loss's weight, e.g. shape=3 or rank=0 "
-                    "(token heads: color, shape, motion, rank, count; per object: pooled_shape, ...)")
+                    "(token heads: color, shape, motion, rank, count; per object: pooled_shape, ...; regression: col, "
+                    "default 0)")
     ap.add_argument("--object-cover", type=float, default=OBJECT_COVER,
                     help="the share of a token's square an object must cover to label it")
     ap.add_argument("--override", action="append", default=[], help="pilot only: vision.x=json, e.g. "

@@ -91,6 +91,20 @@ def vision_batch(model, scenes: list[tuple[dict, dict, str]]):
     return out
 
 
+def column_loss(head, vision) -> torch.Tensor:
+    """--col-weight: a linear head (dropped at export) reads each merged token's column (its centre as a
+    fraction of the grid's width) from the merged tokens the text model is given; 12 * squared error, so
+    that predicting the mean costs 1. pretrain_tower.py --weight col puts the column there; without a
+    loss that keeps it, the text training's updates to the tower erase it (probe_column.py: R^2 .86
+    before, .08 after)."""
+    preds, cols = [], []
+    for embeds, _, grid in vision:
+        mw = int(grid[0, 2]) // 2
+        preds.append(head(embeds)[:, 0])
+        cols.append((torch.arange(embeds.shape[0]) % mw + 0.5) / mw)
+    return 12 * F.mse_loss(torch.cat(preds), torch.cat(cols))
+
+
 def scene_losses(model, remap: Remap, meta: dict, arrays: dict, sampling: str, qsel: list[int],
                  head_ids: list[int], tail_ids: list[int], vision, end_weight: float, aux_layer: int | None = None):
     """Per answer token: cross-entropy and weight (the closing <|im_end|> weighs end_weight); the
@@ -315,11 +329,16 @@ def main() -> None:
                     help="with --aux-weight: the auxiliary loss trains the text model and its head only; its "
                          "gradient stops at the visual embeddings (the vision tower and mergers learn from the "
                          "answers alone)")
+    ap.add_argument("--col-weight", type=float, default=0.0,
+                    help="weight of a loss that keeps each merged token's column readable from the merged tokens "
+                         "(column_loss; its head is dropped at export)")
     ap.add_argument("--override", action="append", default=[],
                     help="pilot only: model_config override, e.g. vision.hidden_size=96 or text.num_hidden_layers=4")
     a = ap.parse_args()
     if a.describe_weight <= 0 or (a.describe_weight != 1.0 and a.weighting != "question"):
         ap.error("--describe-weight must be positive and needs --weighting question")
+    if a.col_weight < 0 or (a.col_weight and a.aux_text_only):
+        ap.error("--col-weight must be >= 0 and does not combine with --aux-text-only")
     torch.set_num_threads(a.threads)
     mc.apply_overrides(a.override)
     print(f"args {vars(a)}", flush=True)
@@ -354,6 +373,10 @@ def main() -> None:
     if a.aux_weight:
         aux_head = torch.nn.Linear(mc.TEXT["hidden_size"], 4 + len(MOTIONS))  # after build_model: its init
         groups.append({"params": list(aux_head.parameters()), "weight_decay": 0.0})  # leaves the model's
+    col_head = None
+    if a.col_weight:
+        col_head = torch.nn.Linear(mc.VISION["out_hidden_size"], 1)  # after build_model and aux_head: their inits
+        groups.append({"params": list(col_head.parameters()), "weight_decay": 0.0})  # stay as they were
     opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.98), eps=1e-8)
     aux_cache: dict = {}
     aux_templates = set(a.aux_templates.split(","))
@@ -436,6 +459,10 @@ def main() -> None:
                                     [targets[i] if meta["questions"][i]["template"] in aux_templates else None
                                      for i in qsel]))
         loss = answer_loss = batch_loss(parts, a.weighting, templates, a.describe_weight)
+        if col_head is not None:
+            col = column_loss(col_head, vision)
+            stats["col"] = stats.get("col", 0.0) + float(col.detach())
+            loss = loss + a.col_weight * col
         if aux:
             aux_mean = torch.stack(aux).mean()
             stats["aux"] = stats.get("aux", 0.0) + float(aux_mean.detach())
@@ -463,6 +490,7 @@ def main() -> None:
                 accs += f" | zoomed {n_zoomed}/{a.log_every * a.batch}"
                 n_zoomed = 0
             aux_txt = f" aux {stats['aux'] / stats['n']:.4f}" if "aux" in stats else ""
+            aux_txt += f" col {stats['col'] / stats['n']:.4f}" if "col" in stats else ""
             print(f"step {step + 1} loss {stats['loss'] / stats['n']:.4f}{aux_txt} lr {lr_at(step):.2e} "
                   f"{time.time() - t0:.0f}s cpu {time.process_time() - c0:.0f}s files {len(files)} | {accs}", flush=True)
             stats = {"loss": 0.0, "n": 0}

@@ -307,7 +307,12 @@ TEST_F(Live, SoakKeepsTheWindowBounded) {
   o.fps = 4;
   o.window_s = 5;  // at most ceil(5 * 4 / 2) + 1 = 11 groups
   o.n_threads = 1;
-  std::vector<std::string> notes;
+  std::mutex mu;
+  std::vector<std::pair<double, double>> encoded;  // (t0, t1) of every group, in order
+  o.on_group = [&](const LiveGroup& g) {
+    std::lock_guard lock(mu);
+    encoded.emplace_back(g.t0_s, g.t1_s);
+  };
   LiveVideo live(model_->vision(), o);
   live.start(path("long.ts"));
   size_t most_groups = 0, most_bytes = 0;
@@ -334,11 +339,25 @@ TEST_F(Live, SoakKeepsTheWindowBounded) {
   ASSERT_FALSE(g.empty());
   const size_t group_bytes = (g[0]->rows.main.size() + g[0]->rows.deepstack.size()) * sizeof(float);
   EXPECT_LE(most_bytes, live.window().max_groups() * group_bytes);
-  // The newest frame is near the stream's end: the last frames accepted into the queue are
-  // encoded, those dropped after them span a few sampling intervals (10 s allows an encoder
-  // twenty times slower than the decoder); the oldest frame lies within 5 s of the newest.
-  EXPECT_GT(g.back()->t1_s, 170.0);
-  EXPECT_LE(g.back()->t1_s, 180.0);
+  // The newest frame is near the stream's end: the frames in the queue when the source ends
+  // are encoded, so the stream after the newest encoded frame is one hole like those between
+  // encoded groups (the stream the reader decodes while one group is encoded). How wide a hole
+  // is depends on the encoder's speed against the decoder's on this machine and its load (a
+  // fixed 10 s failed once, at 10.5 s, beside two other jobs), so the bound is the widest hole
+  // inside the stream, doubled for a slower last group, plus two sampling intervals. Losing the
+  // queue at the end, or an encoder that stops early, leaves a gap wider than that.
+  ASSERT_EQ(encoded.size(), s.groups_encoded);
+  ASSERT_GE(encoded.size(), 2u);
+  double widest_hole = 0;
+  for (size_t i = 1; i < encoded.size(); ++i)
+    widest_hole = std::max(widest_hole, encoded[i].first - encoded[i - 1].second);
+  const double end_gap = s.timeline_s - g.back()->t1_s;
+  std::printf("soak: widest hole %.2f s, end gap %.2f s\n", widest_hole, end_gap);
+  EXPECT_DOUBLE_EQ(g.back()->t1_s, encoded.back().second);
+  EXPECT_GE(end_gap, 0.0);
+  EXPECT_LE(end_gap, 2 * widest_hole + 2.0 / o.fps);
+  EXPECT_LE(s.timeline_s, 180.0);
+  // The oldest frame lies within 5 s of the newest.
   EXPECT_LE(g.back()->t1_s - g.front()->t0_s, 5.0 + 1e-3);
 }
 

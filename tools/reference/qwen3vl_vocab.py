@@ -88,13 +88,21 @@ def _unpacked_vocab(plain: Path, cache: Path) -> Path:
         raise FileNotFoundError(f"neither {plain} nor {packed} exists")
     cache.mkdir(parents=True, exist_ok=True)
     out = cache / plain.name
+    # Each file goes through a temporary of this process's own and an atomic rename: `make train`
+    # starts two data generators at once on a fresh clone, and with one shared temporary name
+    # the second's rename found the file already moved away.
+    def place(dst: Path, write) -> None:
+        tmp = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            write(f)
+        tmp.replace(dst)
+
     if not out.exists() or out.stat().st_mtime < packed.stat().st_mtime:
-        tmp = out.with_suffix(".tmp")
-        with lzma.open(packed) as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        tmp.replace(out)
+        with lzma.open(packed) as src:
+            place(out, lambda f: shutil.copyfileobj(src, f))
     for suffix in (".inp", ".out"):   # make_tokenizer_fixtures.py reads them beside the GGUF
-        shutil.copyfile(plain.with_name(plain.name + suffix), cache / (plain.name + suffix))
+        source = plain.with_name(plain.name + suffix)
+        place(cache / (plain.name + suffix), lambda f, s=source: f.write(s.read_bytes()))
     return out
 
 

@@ -48,6 +48,25 @@ def depths_from_state_dict(state_dict: dict) -> None:
     VISION["depth"] = count("model.visual.blocks.")
 
 
+def merged_columns(n_tokens: int, merged_width: int):
+    """Each merged token's column centre as a fraction of the grid's width, for tokens in the tower's
+    output order (temporal group, row, column; merged_width columns a row): the label of
+    pretrain_tower.py's "col" head, train.py's --col-weight loss and probe_column.py."""
+    import numpy as np
+    return ((np.arange(n_tokens) % merged_width + 0.5) / merged_width).astype(np.float32)
+
+
+def tower_state(path) -> dict:
+    """The vision tower's weights (keys as in model.model.visual) from a pretrain_tower.py or
+    probe_vision.py save ("vision") or from a train.py checkpoint (its "model.visual." entries)."""
+    import torch
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    if "vision" in saved:
+        return saved["vision"]
+    prefix = "model.visual."
+    return {k[len(prefix):]: v for k, v in saved["state_dict"].items() if k.startswith(prefix)}
+
+
 def make_config(vocab_size: int = VOCAB, ids: dict | None = None):
     """ids: the four vision token ids (remapped for training); the real ones by default."""
     from transformers import Qwen3VLConfig

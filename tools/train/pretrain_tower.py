@@ -90,8 +90,7 @@ def token_labels(s: sw.Scene, times: list[float], grid: np.ndarray) -> dict[str,
     rank_of = {j: r for r, j in enumerate(order)}
     out = {k: np.full((gt, mh, mw), IGNORE, np.int64) for k in list(HEADS) + ["object"]}
     out["count"][:] = len(s.objects) - 1
-    col = ((np.arange(mw) + 0.5) / mw).astype(np.float32)
-    out_col = np.broadcast_to(col, (gt, mh, mw)).copy()
+    out_col = mc.merged_columns(gt * mh * mw, mw).reshape(gt, mh, mw)
     for t in range(gt):
         cover = np.zeros((len(s.objects), mh, mw))
         for j, o in enumerate(s.objects):

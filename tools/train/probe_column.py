@@ -24,29 +24,16 @@ import torch  # noqa: E402
 
 import model_config as mc  # noqa: E402
 from make_data import cached_scenes  # noqa: E402
-from train import load_scene  # noqa: E402
-
-
-def tower_weights(path: Path) -> dict:
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    if "vision" in saved:
-        return saved["vision"]
-    prefix = "model.visual."
-    return {k[len(prefix):]: v for k, v in saved["state_dict"].items() if k.startswith(prefix)}
+from train import load_scene, vision_batch  # noqa: E402
 
 
 def features(model, path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(merged tokens, DeepStack features concatenated, column fraction) of one cached scene."""
     meta, arrays = load_scene(path)
     sampling = "img" if meta["kind"] == "image" else "fps2"
-    pv = torch.from_numpy((arrays[f"pv_{sampling}"].astype(np.float32) - 127.5) / 127.5)
-    grid = torch.from_numpy(arrays[f"grid_{sampling}"].astype(np.int64)).view(1, 3)
-    vis = model.model.get_image_features(pv, grid, return_dict=True)
-    merged = vis.pooler_output[0]
-    deep = torch.cat([d[0] for d in vis.deepstack_features], -1)
-    mw = int(grid[0, 2]) // 2
-    col = (np.arange(merged.shape[0]) % mw + 0.5) / mw
-    return merged.numpy(), deep.numpy(), col
+    [(merged, deep, grid)] = vision_batch(model, [(meta, arrays, sampling)])
+    col = mc.merged_columns(merged.shape[0], int(grid[0, 2]) // 2)
+    return merged.numpy(), torch.cat(deep, -1).numpy(), col
 
 
 def ridge_r2(x: np.ndarray, y: np.ndarray, fit: np.ndarray) -> tuple[float, float]:
@@ -68,7 +55,7 @@ def main() -> None:
     cfg = mc.make_config(8, dict(image_token_id=0, video_token_id=1, vision_start_token_id=2,
                                  vision_end_token_id=3))
     model = Qwen3VLForConditionalGeneration._from_config(cfg, dtype=torch.float32)
-    model.model.visual.load_state_dict(tower_weights(a.tower))
+    model.model.visual.load_state_dict(mc.tower_state(a.tower))
     model.eval()
     files = cached_scenes(a.data)[:a.fit + a.test]
     if len(files) < a.fit + a.test:

@@ -301,10 +301,7 @@ def main() -> None:
     else:
         model = Probe(mc.make_config().vision_config, len(LABELS[a.task]), a.pool)
     if a.init_tower:
-        saved = torch.load(a.init_tower, map_location="cpu", weights_only=False)
-        tower = saved["vision"] if "vision" in saved else {
-            k[len("model.visual."):]: v for k, v in saved["state_dict"].items() if k.startswith("model.visual.")}
-        model.tower.load_state_dict(tower)
+        model.tower.load_state_dict(mc.tower_state(a.init_tower))
         print(f"tower from {a.init_tower}", flush=True)
     if a.freeze_tower:
         for p in model.tower.parameters():

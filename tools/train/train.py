@@ -34,12 +34,18 @@ from make_data import cached_scenes  # noqa: E402
 PATCH_DIM = 3 * 2 * 16 * 16
 
 
-def load_vocab(path: Path) -> list[int]:
+def load_vocab(path: Path, extra: list[str] = ()) -> list[int]:
+    """The used-token set: the world's (qwen_inputs.world_vocab) plus the tokens of `extra`, written
+    beside the checkpoint on the first run and read from there after."""
+    import qwen_inputs as qi
+    needed = {t for text in extra for t in qi.tokens(text)}
     if not path.exists():
-        import qwen_inputs as qi
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(qi.world_vocab()))
-    return json.loads(path.read_text())
+        path.write_text(json.dumps(sorted(set(qi.world_vocab()) | needed)))
+    used = json.loads(path.read_text())
+    if not needed <= set(used):
+        sys.exit(f"train.py: {path} lacks tokens the options need; remove it to have it made again")
+    return used
 
 
 class Remap:
@@ -99,9 +105,8 @@ def column_loss(head, vision) -> torch.Tensor:
     before, .08 after)."""
     preds, cols = [], []
     for embeds, _, grid in vision:
-        mw = int(grid[0, 2]) // 2
         preds.append(head(embeds)[:, 0])
-        cols.append((torch.arange(embeds.shape[0]) % mw + 0.5) / mw)
+        cols.append(torch.from_numpy(mc.merged_columns(embeds.shape[0], int(grid[0, 2]) // 2)))
     return 12 * F.mse_loss(torch.cat(preds), torch.cat(cols))
 
 
@@ -206,10 +211,52 @@ def pick_questions(rng: np.random.Generator, meta: dict, max_q: int) -> list[int
     n = len(meta["questions"])
     if n <= max_q:
         return list(range(n))
-    # always keep the description (the longest answer), sample the rest
-    d = [i for i, q in enumerate(meta["questions"]) if q["template"] == "describe"]
+    # always keep the description (the longest answer) and its hops (chain), sample the rest
+    d = [i for i, q in enumerate(meta["questions"]) if q["template"] in ("describe", "chain")]
     rest = [i for i in range(n) if i not in d]
     return sorted(d + list(rng.choice(rest, size=max_q - len(d), replace=False)))
+
+
+CHAIN_FIRST = "Which object comes first?"
+CHAIN_AFTER = "Which object comes after the {name}?"
+
+
+def description_items(sentence: str) -> list[str]:
+    """The items of a world description, in its order: "A red circle moving right, a blue square
+    and a green triangle." -> ["a red circle moving right", "a blue square", "a green triangle"]
+    (the world's words hold no " and " and no ", ")."""
+    text = sentence.rstrip(".")
+    text = text[0].lower() + text[1:]
+    head, sep, last = text.rpartition(" and ")
+    return (head.split(", ") if sep else []) + [last]
+
+
+def chain_questions(meta: dict) -> list[dict]:
+    """Training only (--chain-questions): a description taken apart into its hops, each with the
+    named object in the question: "Which object comes first?" -> the first item, and for every item
+    but the last, "Which object comes after the {color} {shape}?" -> the next item."""
+    import qwen_inputs as qi
+    describe = [q["answer"] for q in meta["questions"] if q["template"] == "describe"]
+    if not describe:
+        return []
+    items = description_items(describe[0])
+    pairs = [(CHAIN_FIRST, items[0])]
+    pairs += [(CHAIN_AFTER.format(name=" ".join(a.split()[1:3])), b) for a, b in zip(items, items[1:])]
+    return [{"template": "chain", "question": q, "answer": ans, "q_ids": list(qi.tokens(q)),
+             "a_ids": list(qi.tokens(ans + qi.END))} for q, ans in pairs]
+
+
+def chain_strings() -> list[str]:
+    """Every text piece chain_questions can add (for the used-token set)."""
+    import shapes_world as sw
+    import qwen_inputs as qi
+    out = [CHAIN_FIRST]
+    for color in sw.COLORS:
+        for shape in sw.SHAPES:
+            out.append(CHAIN_AFTER.format(name=f"{color} {shape}"))
+            out.append(f"a {color} {shape}" + qi.END)
+            out += [f"a {color} {shape} {m}" + qi.END for m in sw.MOTION_PHRASE.values()]
+    return out
 
 
 MOTIONS = ["still", "left", "right", "up", "down"]
@@ -332,6 +379,9 @@ def main() -> None:
     ap.add_argument("--col-weight", type=float, default=0.0,
                     help="weight of a loss that keeps each merged token's column readable from the merged tokens "
                          "(column_loss; its head is dropped at export)")
+    ap.add_argument("--chain-questions", action="store_true",
+                    help="training only: add the description's hops as questions (chain_questions), each "
+                         "kept like the description; raise --max-q to keep as many of the others")
     ap.add_argument("--override", action="append", default=[],
                     help="pilot only: model_config override, e.g. vision.hidden_size=96 or text.num_hidden_layers=4")
     a = ap.parse_args()
@@ -342,7 +392,7 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     mc.apply_overrides(a.override)
     print(f"args {vars(a)}", flush=True)
-    used = load_vocab(a.out.parent / "vocab.json")
+    used = load_vocab(a.out.parent / "vocab.json", chain_strings() if a.chain_questions else [])
     remap = Remap(used)
     from transformers import AutoTokenizer  # noqa: F401  (import cost paid up front)
     head_ids = json.loads((a.out.parent / "head_tail.json").read_text())["head"] \
@@ -439,6 +489,8 @@ def main() -> None:
             n_zoomed += zoomed
             path = zoom_pool[rng.integers(len(zoom_pool))] if zoomed else pool[rng.integers(len(pool))]
             meta, arrays = load_scene(path)
+            if a.chain_questions:
+                meta["questions"] += chain_questions(meta)
             sampling = "img" if meta["kind"] == "image" else ("fps2" if rng.random() < 0.5 else "frames8")
             scenes.append((meta, arrays, sampling))
             paths.append((path, zoomed))

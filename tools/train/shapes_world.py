@@ -165,13 +165,14 @@ def _place_objects(rng: np.random.Generator, kind: str, w: int, h: int, n: int =
 # ------------------------------------------------------------------------------------------------
 # questions
 
+def item_phrase(color: str, shape: str, motion: str | None = None) -> str:
+    """One object as a description lists it: "a red circle", or in a video "a red circle moving right"."""
+    return f"a {color} {shape}" + (" " + MOTION_PHRASE[motion] if motion is not None else "")
+
+
 def describe(scene: Scene) -> str:
-    items = []
-    for o in sorted(scene.objects, key=Obj.start_center_x):
-        s = f"{o.color} {o.shape}"
-        if scene.kind == "video":
-            s += " " + MOTION_PHRASE[o.motion]
-        items.append("a " + s)
+    items = [item_phrase(o.color, o.shape, o.motion if scene.kind == "video" else None)
+             for o in sorted(scene.objects, key=Obj.start_center_x)]
     if len(items) == 1:
         text = items[0]
     else:

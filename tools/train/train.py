@@ -254,8 +254,7 @@ def chain_strings() -> list[str]:
     for color in sw.COLORS:
         for shape in sw.SHAPES:
             out.append(CHAIN_AFTER.format(name=f"{color} {shape}"))
-            out.append(f"a {color} {shape}" + qi.END)
-            out += [f"a {color} {shape} {m}" + qi.END for m in sw.MOTION_PHRASE.values()]
+            out += [sw.item_phrase(color, shape, m) + qi.END for m in [None, *sw.MOTION_PHRASE]]
     return out
 
 

@@ -128,8 +128,9 @@ def reel_decode(args, model: str, depth: int, peaks: Peaks) -> tuple[float, floa
     return r["tokens_per_s"], r["roofline_at_depth_tokens_per_s"]
 
 
-def reel_vision(args, size: str, peaks: Peaks) -> tuple[float, int]:
-    rows = reel_json(args, ["--mmproj", args.mmproj, "--image-size", size])
+def reel_vision(args, size: str, peaks: Peaks, precision: str = "f32") -> tuple[float, int]:
+    rows = reel_json(args, ["--mmproj", args.mmproj, "--image-size", size,
+                            "--vision-precision", precision])
     peaks.see(rows)
     return rows[0]["encode_ms"] / 1e3, rows[0]["n_prompt"]
 
@@ -387,16 +388,20 @@ def run(args) -> None:
             # one run's probe read half the bandwidth and gave 121%).
             row.note = f"(Reel {100 * max(row.reel) / max(rooflines):.0f}% of its roofline)"
         if args.mmproj and model == args.models[0] and not args.no_vision:
-            rows.append(vision_row(args, text, peaks))
+            rows.extend(vision_row(args, text, peaks))
         if args.video and model == args.models[0]:
             rows.extend(video_rows(args, model, text))
         del text
     print_table(rows, args, peaks)
 
 
-def vision_row(args, text: LlamaText, peaks: Peaks) -> Row:
+def vision_row(args, text: LlamaText, peaks: Peaks) -> list[Row]:
     w, h = (int(x) for x in args.image_size.lower().split("x"))
     row = Row(f"vision encode {args.image_size}", "s", higher_is_better=False)
+    # --int16-vision: Reel's --vision-precision int16 too, in the same repetitions, against the
+    # same llama.cpp runs.
+    row16 = (Row(f"vision encode {args.image_size}, Reel --vision-precision int16", "s",
+                 higher_is_better=False) if args.int16_vision else None)
     try:
         vision = LlamaVision(text, args.mmproj, args.threads)
     except Exception as e:  # noqa: BLE001 - reported in the table, the rest still runs
@@ -405,6 +410,8 @@ def vision_row(args, text: LlamaText, peaks: Peaks) -> Row:
     for rep in range(args.reps):
         s, n_reel = reel_vision(args, args.image_size, peaks)
         row.reel.append(s)
+        if row16:
+            row16.reel.append(reel_vision(args, args.image_size, peaks, "int16")[0])
         if vision:
             try:
                 s_llama, n_llama = vision.encode(w, h)
@@ -414,9 +421,13 @@ def vision_row(args, text: LlamaText, peaks: Peaks) -> Row:
             else:
                 row.llama.append(s_llama)
                 row.note = f"({n_reel} / {n_llama} visual tokens)"
+                if row16:
+                    row16.llama.append(s_llama)
+                    row16.note = row.note
         print(f"  {row.figure} rep {rep + 1}: Reel {row.reel[-1]:.2f} s"
+              + (f" (int16 {row16.reel[-1]:.2f} s)" if row16 else "")
               + (f", llama.cpp {row.llama[-1]:.2f} s" if vision else ""), file=sys.stderr)
-    return row
+    return [row] + ([row16] if row16 else [])
 
 
 def video_rows(args, model: str, text: LlamaText) -> list[Row]:
@@ -453,6 +464,8 @@ def main() -> None:
                     help="vision GGUF for the encode row ('' to skip)")
     ap.add_argument("--no-vision", action="store_true")
     ap.add_argument("--image-size", default="448x448")
+    ap.add_argument("--int16-vision", action="store_true",
+                    help="also Reel's vision encoder with --vision-precision int16 (its own row)")
     ap.add_argument("--video", default="", help="a clip for the time-to-first-token rows")
     ap.add_argument("--video-frames", type=int_list, default=[8, 20],
                     help="frames taken from --video, one row each")

@@ -379,7 +379,8 @@ int run_npu_chat(const ChatArgs& a) {
   if (!rknpu::is_rknn_file(a.engine.mmproj_path)) {
     // A GGUF vision model: the CPU encodes, the NPU answers.
     check_media(a);
-    const std::shared_ptr<const Model> vision = Model::load("", a.engine.mmproj_path, nullptr, a.engine.load_mode());
+    const std::shared_ptr<const Model> vision = Model::load(
+        "", a.engine.mmproj_path, nullptr, a.engine.load_mode(), a.engine.vision_matmul);
     l.vision = std::shared_ptr<const VisionEncoder>(vision, &vision->vision());
     l.vision_load_ms = vision->load_ms();
     l.n_threads = a.engine.n_threads;
@@ -403,7 +404,7 @@ int run_chat(ChatArgs& a) {
   const std::shared_ptr<const Model> model = Model::load(
       a.engine.model_path, a.engine.mmproj_path,
       npu_vision_encoder(a.engine.mmproj_path, "vision on the NPU, text on the CPU", npu_note),
-      a.engine.load_mode());
+      a.engine.load_mode(), a.engine.vision_matmul);
   if (!npu_note.empty()) std::fprintf(stderr, "reel: %s\n", npu_note.c_str());
   Executor executor(*model, executor_options(a.engine, *model));
   executor.ctx().set_cancel_flag(&g_cancel);

@@ -23,6 +23,9 @@ struct EngineOptions {
   KvType kv_type = KvType::F16;
   std::string backend = "auto";  // --backend cpu | rknpu | auto (by the files' types)
   bool hugepages = false;        // --hugepages: read the GGUF files into huge pages, not mapped
+  // --vision-precision: f32 (Exact, the default) or int16 (the GGUF vision encoder's F16
+  // matmuls in int16 where the CPU has AVX-512 VNNI).
+  ops::FloatMatmul vision_matmul = ops::FloatMatmul::Exact;
   gguf::LoadMode load_mode() const {
     return hugepages ? gguf::LoadMode::kAuto : gguf::LoadMode::kMap;
   }
@@ -60,6 +63,8 @@ struct ChatArgs {
 };
 
 void add_engine_flags(CLI::App& app, EngineOptions& e, bool model_required = true);
+// --vision-precision (f32 | int16), part of the engine flags; also `reel encode`'s.
+void add_vision_precision_flag(CLI::App& app, ops::FloatMatmul& m);
 void add_sampling_flags(CLI::App& app, SamplingParams& s);
 void add_think_flag(CLI::App& app, Think& think);
 void add_image_flags(CLI::App& app, ImageOptions& o);
@@ -76,7 +81,8 @@ int run_chat(ChatArgs& a);
 int run_tokenize(const std::string& model, const std::string& file);
 int run_logits(EngineOptions opts, const std::string& file, const std::string& out_path);
 int run_encode(const std::string& mmproj, const std::vector<std::string>& paths,
-               const std::string& out_path, int n_threads, const ImageOptions& opts);
+               const std::string& out_path, int n_threads, ops::FloatMatmul matmul,
+               const ImageOptions& opts);
 int run_bench(const EngineOptions& opts, const BenchOptions& b,
               const std::vector<std::string>& image_sizes, const ImageOptions& image, bool json);
 int run_frames(const std::string& path, const VideoOptions& opts, int64_t max_tokens, int n_ctx);

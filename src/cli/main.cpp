@@ -90,11 +90,13 @@ int run(int argc, char** argv) {
   std::string enc_mmproj, enc_out;
   std::vector<std::string> enc_images;
   int enc_threads = 0;
+  ops::FloatMatmul enc_matmul = ops::FloatMatmul::Exact;
   ImageOptions enc_image;
   auto* enc = app.add_subcommand("encode", "write the vision tokens of images as float32");
   enc->add_option("--mmproj", enc_mmproj, "vision model GGUF (mmproj)")->required();
   enc->add_option("--image", enc_images, "image file (repeatable)")->required();
   enc->add_option("-o,--output", enc_out, "output .f32 file")->required();
+  add_vision_precision_flag(*enc, enc_matmul);
   enc->add_option_function<int>(
          "-t,--threads", [&enc_threads](int n) { enc_threads = usable_threads(n); },
          "threads (default: all cores)")
@@ -157,7 +159,7 @@ int run(int argc, char** argv) {
   }
   if (*tok) return run_tokenize(tok_model, tok_file);
   if (*lg) return run_logits(lg_opts, lg_file, lg_out);
-  if (*enc) return run_encode(enc_mmproj, enc_images, enc_out, enc_threads, enc_image);
+  if (*enc) return run_encode(enc_mmproj, enc_images, enc_out, enc_threads, enc_matmul, enc_image);
   if (*bench) {
     bn.kv_type = bn_opts.kv_type;
     return run_bench(bn_opts, bn, bn_sizes, bn_image, bn_json);

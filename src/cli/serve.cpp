@@ -67,6 +67,7 @@ int run_serve(ServeArgs& a) {
   s.n_batch = a.engine.n_batch;
   s.kv_type = a.engine.kv_type;
   s.load_mode = a.engine.load_mode();
+  s.vision_matmul = a.engine.vision_matmul;
   s.video.image = s.image;
   if (s.api_key.empty())
     if (const char* env = std::getenv("REEL_API_KEY")) s.api_key = env;

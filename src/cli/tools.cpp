@@ -29,10 +29,10 @@ std::pair<int, int> parse_size(const std::string& s) {
 }
 
 int run_vision_bench_cmd(const std::string& mmproj, const std::vector<std::string>& sizes,
-                         int n_threads, const BenchOptions& b, const ImageOptions& image,
-                         bool json) {
+                         int n_threads, ops::FloatMatmul matmul, const BenchOptions& b,
+                         const ImageOptions& image, bool json) {
   auto file = gguf::File::open(mmproj);
-  auto vision = Qwen3VLVision::load(*file);
+  auto vision = Qwen3VLVision::load(*file, matmul);
   ops::Context ctx(default_threads(n_threads));
   const VisionConfig& v = vision->config();
   if (!json)
@@ -187,12 +187,13 @@ int run_logits(EngineOptions opts, const std::string& file, const std::string& o
 // `reel encode`: the vision tokens of images, as float32 [n_tokens][(1 + n_deepstack) * D]
 // (main output, then each DeepStack feature, per token), the layout RKLLM-style runtimes take.
 int run_encode(const std::string& mmproj, const std::vector<std::string>& paths,
-               const std::string& out_path, int n_threads, const ImageOptions& opts) {
+               const std::string& out_path, int n_threads, ops::FloatMatmul matmul,
+               const ImageOptions& opts) {
   std::vector<NamedInput> inputs = {{"vision model", mmproj}};
   for (const std::string& p : paths) inputs.push_back({"image", p});
   OutputFile out(out_path, inputs);  // first: see run_logits
   auto file = gguf::File::open(mmproj);
-  auto vision = Qwen3VLVision::load(*file);
+  auto vision = Qwen3VLVision::load(*file, matmul);
   ops::Context ctx(default_threads(n_threads));
   for (const std::string& p : paths) {
     const EncodedImage e = encode_image(*vision, p, opts, ctx);
@@ -225,7 +226,8 @@ int run_bench(const EngineOptions& opts, const BenchOptions& b,
     run_text_bench(opts, b, json);
   }
   if (!opts.mmproj_path.empty())
-    run_vision_bench_cmd(opts.mmproj_path, image_sizes, opts.n_threads, b, image, json);
+    run_vision_bench_cmd(opts.mmproj_path, image_sizes, opts.n_threads, opts.vision_matmul, b,
+                         image, json);
   return 0;
 }
 

@@ -443,7 +443,7 @@ int run_watch(WatchArgs& a) {
   install_signals();
   const std::shared_ptr<const Model> model =
       Model::load(a.engine.model_path, a.engine.mmproj_path, std::move(npu_vision),
-                  a.engine.load_mode());
+                  a.engine.load_mode(), a.engine.vision_matmul);
   if (!npu_line.empty()) note(npu_line);
   Executor executor(*model, executor_options(a.engine, *model));
   Scheduler scheduler(*model, executor);

@@ -71,8 +71,9 @@ bool arm_int8_kernels_enabled();
 
 // Rows [0, n) of x (each `cols` floats, cols % 32 == 0) into v/hi/lo/d/s laid out as QuantizedX.
 // hi and lo may be null together (no byte planes), and s may be null (no block sums).
+// qmax (<= kQMax): the largest |v|, d = max|x| / qmax per block.
 void quantize_rows(const float* x, int64_t n, int64_t cols, int16_t* v, int8_t* hi, uint8_t* lo,
-                   float* d, float* s);
+                   float* d, float* s, int qmax = kQMax);
 
 // One row of x (cols % 32 == 0) into QuantizedX's int8 fields q8/d8/s8/g8 (laid out as there).
 void quantize_row_int8(const float* x, int64_t cols, int8_t* q8, float* d8, float* s8, int16_t* g8);
@@ -150,6 +151,25 @@ bool q8_0_int16_prefill_enabled();
 void matmul_q8_0_int16_rows(const uint8_t* w, size_t row_stride, int64_t cols, int64_t r0,
                             int64_t r1, const int16_t* xv, const float* xd, int64_t nx, float* y,
                             int64_t ldy, const RowScratch& scratch);
+
+// Whether matmul can take F16 weights with many activation rows through int16 panels
+// (FloatMatmul::Int16, matmul_x86-inl.h MatmulF16Int16): on AVX3_DL, where vpdpwssd makes 32
+// multiply-adds per instruction against the f32 FMA's 16. Each block of 32 weights is rounded to
+// int16 per call with its own scale, the activations by quantize_rows (qmax kF16Int16XMax). A
+// lane sums one block's 32 products in int32 before the f32 scale: 32 * XMax * WMax < 2^31
+// allows 13 bits and a sign each, |x - d v| <= d / 2 = max|x| / 16382 per block on both sides.
+// (15-bit weights and activations summed per 8 values halved the error on the 2B-shaped encoder
+// but the extra conversions took most of the gain: 2.6 s against 2.1 s and f32's 3.0 s.)
+bool f16_int16_prefill();
+constexpr int kF16Int16XMax = 8191;  // the activations' largest |v|
+constexpr int kF16Int16WMax = 8191;  // the weights'
+static_assert(32.0 * kF16Int16XMax * kF16Int16WMax < 2147483648.0,
+              "a block's int32 sum must not overflow");
+// y[i*ldy + r] for r in [r0, r1), i in [0, nx), F16 weights; xv/xd as matmul_q8_0_int16_rows.
+// Only where f16_int16_prefill() holds.
+void matmul_f16_int16_rows(const uint8_t* w, size_t row_stride, int64_t cols, int64_t r0,
+                           int64_t r1, const int16_t* xv, const float* xd, int64_t nx, float* y,
+                           int64_t ldy, const RowScratch& scratch);
 
 // y[i*ldy + r] for r in [r0, r1), i in [0, nx): integer path for quantized weights.
 void matmul_int_rows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t rows_total,

@@ -700,6 +700,9 @@ constexpr bool kKQuantInt8Gemv = REEL_KQ_INT8_GEMV;
 // Not called: ops.cpp takes this path only where Q8_0Int16Prefill() holds.
 void MatmulQ8_0Int16(const uint8_t*, size_t, int64_t, int64_t, int64_t, const int16_t*,
                      const float*, int64_t, float*, int64_t, const RowScratch&) {}
+// Not called: ops.cpp takes this path only where F16Int16Prefill() holds (the same targets).
+void MatmulF16Int16(const uint8_t*, size_t, int64_t, int64_t, int64_t, const int16_t*, const float*,
+                    int64_t, float*, int64_t, const RowScratch&) {}
 #endif
 constexpr bool kQ8_0Int16Prefill = REEL_Q8_INT16_PREFILL;
 #if !REEL_ARCH_GEMV
@@ -794,7 +797,7 @@ HWY_INLINE void ArmPlanes(const int16_t* v, int8_t* hi, uint8_t* lo) {
 }
 
 void QuantizeRows(const float* x, int64_t n, int64_t cols, int16_t* v, int8_t* hi, uint8_t* lo,
-                  float* dq, float* sq) {
+                  float* dq, float* sq, int qmax_int) {
   const hn::CappedTag<float, kQBlock> df;
   const hn::Rebind<int32_t, decltype(df)> di;
   const hn::Rebind<int16_t, decltype(df)> d16;
@@ -802,7 +805,7 @@ void QuantizeRows(const float* x, int64_t n, int64_t cols, int16_t* v, int8_t* h
   const hn::Rebind<uint8_t, decltype(df)> du8;
   const size_t N = hn::Lanes(df);
   const int64_t nb = n * cols / kQBlock;
-  const auto qmax = hn::Set(di, kQMax), qmin = hn::Set(di, -kQMax);
+  const auto qmax = hn::Set(di, qmax_int), qmin = hn::Set(di, -qmax_int);
   const auto k255 = hn::Set(di, 255);
   // Without hi and sq (the int16 panels of MatmulQ8_0Int16 read only v and d), no byte planes
   // and no block sums.
@@ -811,7 +814,7 @@ void QuantizeRows(const float* x, int64_t n, int64_t cols, int16_t* v, int8_t* h
     auto vmax = hn::Zero(df);
     for (size_t p = 0; p < kQBlock; p += N) vmax = hn::Max(vmax, hn::Abs(hn::LoadU(df, x + p)));
     const float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
-    const float d = amax / static_cast<float>(kQMax);
+    const float d = amax / static_cast<float>(qmax_int);
     const auto id = hn::Set(df, d > 0.0f ? 1.0f / d : 0.0f);
     auto isum = hn::Zero(di);
     for (size_t p = 0; p < kQBlock; p += N) {
@@ -1239,6 +1242,9 @@ bool KQuantInt8Prefill(GgmlType type) {
 bool Q8_0Int16Prefill() {
   return kQ8_0Int16Prefill && q8_0_int16_prefill_enabled();
 }
+bool F16Int16Prefill() {
+  return kQ8_0Int16Prefill;
+}
 bool KQuantInt8Gemv(GgmlType type) {
   return kKQuantInt8Gemv && kquant_int8_gemv_enabled() &&
          (type == GgmlType::Q4_K || type == GgmlType::Q6_K);
@@ -1303,6 +1309,8 @@ HWY_EXPORT(KQuantInt8Gemv);
 HWY_EXPORT(QuantizeRowInt8);
 HWY_EXPORT(Q8_0Int16Prefill);
 HWY_EXPORT(MatmulQ8_0Int16);
+HWY_EXPORT(F16Int16Prefill);
+HWY_EXPORT(MatmulF16Int16);
 
 bool q8_0_int16_prefill() {
   return HWY_DYNAMIC_DISPATCH(Q8_0Int16Prefill)();
@@ -1311,6 +1319,15 @@ void matmul_q8_0_int16_rows(const uint8_t* w, size_t row_stride, int64_t cols, i
                             int64_t r1, const int16_t* xv, const float* xd, int64_t nx, float* y,
                             int64_t ldy, const RowScratch& scratch) {
   HWY_DYNAMIC_DISPATCH(MatmulQ8_0Int16)(w, row_stride, cols, r0, r1, xv, xd, nx, y, ldy, scratch);
+}
+
+bool f16_int16_prefill() {
+  return HWY_DYNAMIC_DISPATCH(F16Int16Prefill)();
+}
+void matmul_f16_int16_rows(const uint8_t* w, size_t row_stride, int64_t cols, int64_t r0,
+                           int64_t r1, const int16_t* xv, const float* xd, int64_t nx, float* y,
+                           int64_t ldy, const RowScratch& scratch) {
+  HWY_DYNAMIC_DISPATCH(MatmulF16Int16)(w, row_stride, cols, r0, r1, xv, xd, nx, y, ldy, scratch);
 }
 
 bool kquant_int8_prefill(GgmlType type) { return HWY_DYNAMIC_DISPATCH(KQuantInt8Prefill)(type); }
@@ -1350,8 +1367,8 @@ bool has_float_path(GgmlType type) {
 }
 
 void quantize_rows(const float* x, int64_t n, int64_t cols, int16_t* v, int8_t* hi, uint8_t* lo,
-                   float* d, float* s) {
-  HWY_DYNAMIC_DISPATCH(QuantizeRows)(x, n, cols, v, hi, lo, d, s);
+                   float* d, float* s, int qmax) {
+  HWY_DYNAMIC_DISPATCH(QuantizeRows)(x, n, cols, v, hi, lo, d, s, qmax);
 }
 
 void matmul_int_rows(GgmlType type, const uint8_t* w, size_t row_stride, int64_t rows_total,

@@ -1039,9 +1039,9 @@ void RepackQ8_0Panel(const uint8_t* w, size_t row_stride, int rows, int64_t nb, 
 // activations v at xv + i*ldx, their scales at xd + i*ldd. Two panels per tile: each
 // broadcast activation pair feeds two vpdpwssd (one broadcast per vpdpwssd ran ~10% slower).
 template <int NX>
-HWY_NOINLINE void Q8_0PanelTile(const int16_t* panel, const int16_t* xv, int64_t ldx,
-                                const float* xd, int64_t ldd, int64_t nb, float* y, int64_t ldy,
-                                bool accumulate, uint32_t rows) {
+HWY_NOINLINE void Int16PanelTile(const int16_t* panel, const int16_t* xv, int64_t ldx,
+                                 const float* xd, int64_t ldd, int64_t nb, float* y, int64_t ldy,
+                                 bool accumulate, uint32_t rows) {
   constexpr int64_t kShorts = kQ8PanelBytes / 2;
   const auto* sc0 = reinterpret_cast<const float*>(panel + kQ8PanelValues);
   const auto* sc1 = reinterpret_cast<const float*>(panel + kShorts + kQ8PanelValues);
@@ -1083,30 +1083,63 @@ HWY_NOINLINE void Q8_0PanelTile(const int16_t* panel, const int16_t* xv, int64_t
 }
 REEL_POP_AVX512VNNI
 
-void Q8_0PanelTileX(int nx, const int16_t* panel, const int16_t* xv, int64_t ldx, const float* xd,
-                    int64_t ldd, int64_t nb, float* y, int64_t ldy, bool accumulate,
-                    uint32_t rows) {
-  switch (nx) {
-#define REEL_Q8_PANEL_CASE(N) \
-  case N:                     \
-    return Q8_0PanelTile<N>(panel, xv, ldx, xd, ldd, nb, y, ldy, accumulate, rows);
-    REEL_Q8_PANEL_CASE(6)
-    REEL_Q8_PANEL_CASE(5)
-    REEL_Q8_PANEL_CASE(4)
-    REEL_Q8_PANEL_CASE(3)
-    REEL_Q8_PANEL_CASE(2)
-#undef REEL_Q8_PANEL_CASE
-    default:
-      return Q8_0PanelTile<1>(panel, xv, ldx, xd, ldd, nb, y, ldy, accumulate, rows);
+// Int16PanelTile for nx (1 to kMaxX) activation rows.
+template <int kMaxX>
+void Int16PanelTileX(int nx, const int16_t* panel, const int16_t* xv, int64_t ldx, const float* xd,
+                     int64_t ldd, int64_t nb, float* y, int64_t ldy, bool accumulate,
+                     uint32_t rows) {
+  if constexpr (kMaxX > 1) {
+    if (nx < kMaxX)
+      return Int16PanelTileX<kMaxX - 1>(nx, panel, xv, ldx, xd, ldd, nb, y, ldy, accumulate, rows);
+  }
+  Int16PanelTile<kMaxX>(panel, xv, ldx, xd, ldd, nb, y, ldy, accumulate, rows);
+}
+
+// F16 weights as int16 panels (MatmulF16Int16, FloatMatmul::Int16): block b of a row (32
+// values) becomes round(w / d_b) with d_b = max|w| / kF16Int16WMax, in RepackQ8_0Panel's layout,
+// once per call and k-block like the f32 panels' conversion. The tile is Q8_0's: one int32 sum
+// per block of 32, which bounds the two roundings together (kernels.h, kF16Int16XMax).
+constexpr float kF16IntMax = kF16Int16WMax;
+
+REEL_PUSH_AVX512VNNI
+void RepackF16Int16Panel(const uint8_t* w, size_t row_stride, int rows, int64_t nb,
+                         int16_t* panel) {
+  auto* sc = reinterpret_cast<float*>(panel + kQ8PanelValues);
+  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  for (int64_t b = 0; b < nb; ++b) {
+    __m512i r[16];
+    for (int i = 0; i < 16; ++i) {
+      if (i >= rows) {
+        r[i] = _mm512_setzero_si512();
+        sc[b * kPanelLanes + i] = 0.0f;
+        continue;
+      }
+      const auto* h = reinterpret_cast<const __m256i*>(w + i * row_stride + b * 64);
+      const __m512 lo = _mm512_cvtph_ps(_mm256_loadu_si256(h));
+      const __m512 hi = _mm512_cvtph_ps(_mm256_loadu_si256(h + 1));
+      const float amax = _mm512_reduce_max_ps(
+          _mm512_max_ps(_mm512_and_ps(lo, abs_mask), _mm512_and_ps(hi, abs_mask)));
+      sc[b * kPanelLanes + i] = amax / kF16IntMax;
+      const __m512 id = _mm512_set1_ps(amax > 0.0f ? kF16IntMax / amax : 0.0f);
+      // Nearest-int conversion; |w| * id <= kF16IntMax up to one rounding, in int16 range.
+      const __m256i qlo = _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(lo, id)));
+      const __m256i qhi = _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(hi, id)));
+      r[i] = _mm512_inserti64x4(_mm512_castsi256_si512(qlo), qhi, 1);
+    }
+    Transpose16x16(r);  // dword t of row i -> dword i of vector t
+    for (int t = 0; t < 16; ++t) _mm512_store_si512(panel + b * 512 + t * 32, r[t]);
   }
 }
+REEL_POP_AVX512VNNI
 
 // Rows [r0, r1) of y for nx activation rows quantized by quantize_rows: as MatmulPanels, per
 // k-block of kQ8PanelBlocks blocks up to kFloatTaskRows weight rows are repacked (4 panels,
-// 68 KB of the thread's scratch), then each panel meets every activation tile.
-void MatmulQ8_0Int16(const uint8_t* w, size_t row_stride, int64_t cols, int64_t r0, int64_t r1,
-                     const int16_t* xv, const float* xd, int64_t nx, float* y, int64_t ldy,
-                     const RowScratch& s) {
+// 68 KB of the thread's scratch) by `repack` from blocks of kBlockBytes, then each panel meets
+// every activation tile.
+template <int64_t kBlockBytes, class Repack>
+void MatmulInt16Panels(const uint8_t* w, size_t row_stride, int64_t cols, int64_t r0, int64_t r1,
+                       const int16_t* xv, const float* xd, int64_t nx, float* y, int64_t ldy,
+                       const RowScratch& s, Repack repack) {
   const int64_t nb = cols / kQBlock;
   auto* base = reinterpret_cast<int16_t*>(AlignUp64(reinterpret_cast<uint8_t*>(s.wf)));
   constexpr int64_t kPanelShorts = kQ8PanelBytes / 2;
@@ -1119,26 +1152,38 @@ void MatmulQ8_0Int16(const uint8_t* w, size_t row_stride, int64_t cols, int64_t 
       for (int64_t p = 0; p < (panels + 1) / 2 * 2; ++p) {
         const int rows =
             static_cast<int>(std::clamp<int64_t>(g1 - g0 - p * kPanelLanes, 0, kPanelLanes));
-        RepackQ8_0Panel(w + (g0 + p * kPanelLanes) * row_stride + k0 * 34, row_stride, rows, kb,
-                        base + p * kPanelShorts);
+        repack(w + (g0 + p * kPanelLanes) * row_stride + k0 * kBlockBytes, row_stride, rows, kb,
+               base + p * kPanelShorts);
       }
       const int64_t k_next = k0 + kQ8PanelBlocks;
-      NextBlockPrefetch next(w + g0 * row_stride + k_next * 34, row_stride, g1 - g0,
-                             k_next < nb ? std::min(kQ8PanelBlocks, nb - k_next) * 34 : 0,
+      NextBlockPrefetch next(w + g0 * row_stride + k_next * kBlockBytes, row_stride, g1 - g0,
+                             k_next < nb ? std::min(kQ8PanelBlocks, nb - k_next) * kBlockBytes : 0,
                              (panels + 1) / 2 * ((nx + kQ8PanelTileX - 1) / kQ8PanelTileX));
       for (int64_t p = 0; p < panels; p += 2) {
         const int64_t rows = std::min<int64_t>(2 * kPanelLanes, g1 - g0 - p * kPanelLanes);
         const uint32_t mask = rows == 32 ? ~0u : (1u << rows) - 1;
         for (int64_t i = 0; i < nx; i += kQ8PanelTileX) {
           next.step();
-          Q8_0PanelTileX(static_cast<int>(std::min<int64_t>(kQ8PanelTileX, nx - i)),
-                         base + p * kPanelShorts, xv + i * cols + k0 * kQBlock, cols,
-                         xd + i * nb + k0, nb, kb, y + i * ldy + g0 + p * kPanelLanes, ldy, k0 > 0,
-                         mask);
+          Int16PanelTileX<kQ8PanelTileX>(static_cast<int>(std::min<int64_t>(kQ8PanelTileX, nx - i)),
+                                         base + p * kPanelShorts, xv + i * cols + k0 * kQBlock,
+                                         cols, xd + i * nb + k0, nb, kb,
+                                         y + i * ldy + g0 + p * kPanelLanes, ldy, k0 > 0, mask);
         }
       }
     }
   }
+}
+
+void MatmulQ8_0Int16(const uint8_t* w, size_t row_stride, int64_t cols, int64_t r0, int64_t r1,
+                     const int16_t* xv, const float* xd, int64_t nx, float* y, int64_t ldy,
+                     const RowScratch& s) {
+  MatmulInt16Panels<34>(w, row_stride, cols, r0, r1, xv, xd, nx, y, ldy, s, RepackQ8_0Panel);
+}
+
+void MatmulF16Int16(const uint8_t* w, size_t row_stride, int64_t cols, int64_t r0, int64_t r1,
+                    const int16_t* xv, const float* xd, int64_t nx, float* y, int64_t ldy,
+                    const RowScratch& s) {
+  MatmulInt16Panels<64>(w, row_stride, cols, r0, r1, xv, xd, nx, y, ldy, s, RepackF16Int16Panel);
 }
 #endif  // HWY_TARGET != HWY_AVX3_DL
 

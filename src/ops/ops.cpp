@@ -270,11 +270,15 @@ void matmul_kquant_int8(const Matrix& w, const float* x, int64_t n, float* y, Co
       });
 }
 
-// Q8_0 weights, many activation rows, where detail::q8_0_int16_prefill holds: the activations
-// quantized as for the few-row kernels (int16 per 32 values) once per chunk of up to 1024 rows,
-// then every task of 64 weight rows runs the int16 panels on the whole chunk.
-void matmul_q8_0_int16(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx,
-                       uint8_t* base, const ScratchLayout& layout) {
+// Q8_0 weights where detail::q8_0_int16_prefill holds, or F16 weights asked for as
+// FloatMatmul::Int16 where detail::f16_int16_prefill holds, many activation rows: the
+// activations quantized as for the few-row kernels (int16 per 32 values) once per chunk of up
+// to 1024 rows, then every task of 64 weight rows runs the int16 panels on the whole chunk.
+void matmul_int16_panels(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx,
+                         uint8_t* base, const ScratchLayout& layout) {
+  const bool q8 = w.type == GgmlType::Q8_0;
+  const auto rows_fn = q8 ? detail::matmul_q8_0_int16_rows : detail::matmul_f16_int16_rows;
+  const int x_max = q8 ? detail::kQMax : detail::kF16Int16XMax;
   const int64_t cols = w.cols, nb = cols / detail::kQBlock;
   const int64_t xc = std::min(n, kPrefillChunkRows);
   const size_t v_bytes = align_up(static_cast<size_t>(xc * cols) * sizeof(int16_t));
@@ -286,18 +290,18 @@ void matmul_q8_0_int16(const Matrix& w, const float* x, int64_t n, float* y, Con
       w.rows, n, ctx.pool(),
       [&](int64_t x0, int64_t i, int64_t rows) {
         detail::quantize_rows(x + (x0 + i) * cols, rows, cols, xv + i * cols, nullptr, nullptr,
-                              xd + i * nb, nullptr);
+                              xd + i * nb, nullptr, x_max);
       },
       [&](int64_t x0, int64_t nx, int64_t r0, int64_t r1, int thread) {
-        detail::matmul_q8_0_int16_rows(w.data, w.row_stride, cols, r0, r1, xv, xd, nx,
-                                       y + x0 * w.rows, w.rows,
-                                       thread_scratch(base, layout, thread));
+        rows_fn(w.data, w.row_stride, cols, r0, r1, xv, xd, nx, y + x0 * w.rows, w.rows,
+                thread_scratch(base, layout, thread));
       });
 }
 
 }  // namespace
 
-void matmul(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx) {
+void matmul(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx,
+            FloatMatmul float_matmul) {
   if (n <= 0 || w.rows <= 0) return;
   const TypeInfo info = type_info(w.type);
   if (w.cols % info.block_elems != 0) throw Error("matmul: cols not a multiple of the block size");
@@ -321,7 +325,11 @@ void matmul(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx) 
     return matmul_kquant_int8(w, x, n, y, ctx, base, layout);
   }
   if (panels && w.type == GgmlType::Q8_0 && detail::q8_0_int16_prefill()) {
-    return matmul_q8_0_int16(w, x, n, y, ctx, base, layout);
+    return matmul_int16_panels(w, x, n, y, ctx, base, layout);
+  }
+  if (panels && float_matmul == FloatMatmul::Int16 && w.type == GgmlType::F16 &&
+      cols % detail::kQBlock == 0 && detail::f16_int16_prefill()) {
+    return matmul_int16_panels(w, x, n, y, ctx, base, layout);
   }
   const bool int_path = detail::has_int_path(w.type) && cols % detail::kQBlock == 0 && !panels;
 

@@ -70,8 +70,18 @@ class Context {
   std::vector<uint8_t> int8_activations_;
 };
 
+// How matmul may multiply F16 weights with many activation rows (prefill-sized calls):
+//   Exact: converted to f32 and multiplied in f32 FMAs, the activations exact (the default).
+//   Int16: where the CPU multiplies int16 pairs at twice its f32 FMA rate (x86 AVX-512 VNNI),
+//          the weights and the activations each rounded to int16 per 32 values (weights to
+//          1/8190, activations to 1/32766 of their block's largest magnitude), integer dot
+//          products per block, scaled and summed in f32. Elsewhere, and for other weight types
+//          and few rows, the same as Exact.
+enum class FloatMatmul : uint8_t { Exact, Int16 };
+
 // y[n][w.rows] = x[n][w.cols] * w^T, x and y row-major float32.
-void matmul(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx);
+void matmul(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx,
+            FloatMatmul float_matmul = FloatMatmul::Exact);
 // ys[k][n][ws[k].rows] = x * ws[k]^T for up to 8 matrices of the same width (e.g. q/k/v):
 // for a few rows the activations are quantized once and all the matrices' rows run in one
 // parallel pass, so decode makes one long memory stream instead of several short ones.

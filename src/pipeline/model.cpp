@@ -18,8 +18,8 @@ bool is_qwen35(const gguf::File& f) {
 
 std::shared_ptr<const Model> Model::load(const std::string& text_path,
                                          const std::string& mmproj_path,
-                                         std::unique_ptr<VisionEncoder> vision,
-                                         gguf::LoadMode mode) {
+                                         std::unique_ptr<VisionEncoder> vision, gguf::LoadMode mode,
+                                         ops::FloatMatmul vision_matmul) {
   if (text_path.empty() && mmproj_path.empty() && !vision) throw Error("no model file given");
   auto m = std::shared_ptr<Model>(new Model());
   m->text_path_ = text_path;
@@ -52,15 +52,15 @@ std::shared_ptr<const Model> Model::load(const std::string& text_path,
     m->other_vision_ = std::move(vision);
   } else if (!mmproj_path.empty()) {
     const auto t0 = Clock::now();
-    m->load_vision(mmproj_path, mode);
+    m->load_vision(mmproj_path, mode, vision_matmul);
     m->vision_load_ms_ = ms_since(t0);
   }
   return m;
 }
 
-void Model::load_vision(const std::string& path, gguf::LoadMode mode) {
+void Model::load_vision(const std::string& path, gguf::LoadMode mode, ops::FloatMatmul matmul) {
   vision_file_ = gguf::File::open(path, mode);
-  vision_ = Qwen3VLVision::load(*vision_file_);
+  vision_ = Qwen3VLVision::load(*vision_file_, matmul);
   if (has_text()) check_pair(vision_->geometry(), path);
 }
 

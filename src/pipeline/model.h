@@ -30,10 +30,11 @@ class Model {
   // the model takes it instead of reading mmproj_path as GGUF, and checks it against the text
   // model all the same.
   // `mode`: how the GGUF files are held (gguf::LoadMode: read into huge pages, or mapped).
-  static std::shared_ptr<const Model> load(const std::string& text_path,
-                                           const std::string& mmproj_path = "",
-                                           std::unique_ptr<VisionEncoder> vision = nullptr,
-                                           gguf::LoadMode mode = gguf::LoadMode::kMap);
+  // `vision_matmul`: how a GGUF vision encoder multiplies its F16 weights (ops::FloatMatmul).
+  static std::shared_ptr<const Model> load(
+      const std::string& text_path, const std::string& mmproj_path = "",
+      std::unique_ptr<VisionEncoder> vision = nullptr, gguf::LoadMode mode = gguf::LoadMode::kMap,
+      ops::FloatMatmul vision_matmul = ops::FloatMatmul::Exact);
 
   bool has_text() const { return decoder_ != nullptr; }
   bool has_vision() const { return vision_ != nullptr || other_vision_ != nullptr; }
@@ -68,7 +69,7 @@ class Model {
 
  private:
   Model() = default;
-  void load_vision(const std::string& path, gguf::LoadMode mode);
+  void load_vision(const std::string& path, gguf::LoadMode mode, ops::FloatMatmul matmul);
   void check_pair(const VisionGeometry& v, const std::string& path) const;
   std::string text_path_, mmproj_path_;
   std::unique_ptr<gguf::File> text_file_, vision_file_;

@@ -51,7 +51,8 @@ Engine::Engine(const ServerOptions& options, Metrics& metrics)
 Engine::~Engine() = default;
 
 void Engine::load() {
-  model_ = Model::load(opts_.model_path, opts_.mmproj_path, nullptr, opts_.load_mode);
+  model_ = Model::load(opts_.model_path, opts_.mmproj_path, nullptr, opts_.load_mode,
+                       opts_.vision_matmul);
   if (!model_->has_text()) throw Error("the server needs a text model");
   n_ctx_ = opts_.n_ctx > 0 ? opts_.n_ctx : model_->text_config().n_ctx_train;
   exec_ = std::make_unique<Executor>(

@@ -20,6 +20,7 @@ struct ServerOptions {
   int n_batch = 256;
   KvType kv_type = KvType::F16;
   gguf::LoadMode load_mode = gguf::LoadMode::kMap;  // --hugepages: LoadMode::kAuto
+  ops::FloatMatmul vision_matmul = ops::FloatMatmul::Exact;  // --vision-precision
   std::string host = "127.0.0.1";
   int port = 8080;      // 0: any free port (printed on stderr)
   int parallel = 1;     // sequences decoded together

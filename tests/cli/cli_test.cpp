@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -235,6 +236,33 @@ TEST_F(Cli, EncodeWritesMainThenDeepStackPerToken) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("77 tokens of 128 floats"), std::string::npos) << r.out;
   EXPECT_EQ(fs::file_size(out), 77u * 4 * 32 * sizeof(float));
+}
+
+// --vision-precision int16 on the F16 vision file: the same tokens within the option's promise
+// (5e-3 of the output's rms; the vision test holds it against transformers); a value other than
+// f32 or int16 is a usage error.
+TEST_F(Cli, EncodeTakesVisionPrecision) {
+  const std::string mmproj16 = REEL_FIXTURE_DIR "/models/tiny-a-mmproj-f16.gguf";
+  const std::string base = "encode --mmproj " + mmproj16 + " --image " + kImage + " -o ";
+  const fs::path a = dir_ / "f32.f32", b = dir_ / "int16.f32";
+  ASSERT_EQ(reel(base + a.string()).code, 0);
+  const Result r = reel(base + b.string() + " --vision-precision int16");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string fa = slurp(a), fb = slurp(b);
+  ASSERT_EQ(fa.size(), fb.size());
+  ASSERT_GT(fa.size(), 0u);
+  const auto* x = reinterpret_cast<const float*>(fa.data());
+  const auto* y = reinterpret_cast<const float*>(fb.data());
+  const size_t n = fa.size() / sizeof(float);
+  double sq = 0, worst = 0;
+  for (size_t i = 0; i < n; ++i) {
+    sq += double{x[i]} * x[i];
+    worst = std::max(worst, double{std::fabs(x[i] - y[i])});
+  }
+  EXPECT_LT(worst, 5e-3 * std::sqrt(sq / double(n)));
+  expect_clean_error(reel(base + (dir_ / "c.f32").string() + " --vision-precision bf16"),
+                     "--vision-precision");
+  expect_clean_error(reel("-m " + kModel + " --vision-precision fast -p hi"), "--vision-precision");
 }
 
 TEST_F(Cli, BadImagesGiveOneLine) {

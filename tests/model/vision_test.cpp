@@ -20,6 +20,7 @@
 #include "common/error.h"
 #include "gguf/gguf.h"
 #include "model/qwen3vl_vision.h"
+#include "ops/kernels.h"
 #include "ops/ops.h"
 
 namespace reel {
@@ -508,6 +509,30 @@ TEST_P(Parity, EncoderMatchesTransformers) {
     std::printf(", block0 input %.3g, output %.3g", d_in, d_out);
   }
   std::printf("\n");
+
+  // --vision-precision int16 (ops::FloatMatmul::Int16) on the F16 file: the weights and the
+  // activations of every matmul rounded to 14 bits per 32 values (tests/ops matmul_test.cpp
+  // pins the roundings down), which moves the outputs by ~1.4e-3 to 2.8e-3 of their rms at most
+  // here (~1.7e-3 on the 2B-shaped random encoder): more than issue 11's 1e-3 for the default,
+  // hence an option. Bound: the 5e-3 of the output's rms that the README promises for it. Where
+  // the CPU has no int16 panels the mode is exact, which the bound also holds.
+  if (mmproj.find("f16") == std::string::npos) return;
+  auto int16 = Qwen3VLVision::load(*file, ops::FloatMatmul::Int16);
+  std::vector<float> main16(main.size()), ds16(ds.size());
+  int16->encode(st, pv.data(), 1, gh, gw, main16.data(), ds16.data(), ctx);
+  double sq = 0;
+  for (const auto& row : e["main"])
+    for (const auto& v : row) sq += v.get<double>() * v.get<double>();
+  const double rms = std::sqrt(sq / double(main.size()));
+  const double d16 = max_abs_diff_json(main16.data(), e["main"]);
+  EXPECT_LT(d16, 5e-3 * rms) << name;
+  for (int k = 0; k < 3; ++k)
+    EXPECT_LT(max_abs_diff_json(ds16.data() + k * main.size(), e["deepstack"][k]), 5e-3 * rms)
+        << name << " deepstack " << k;
+  if (ops::detail::f16_int16_prefill() && gh * gw >= ops::detail::kPanelMinRows) {
+    EXPECT_NE(main16, main) << "the int16 panels did not run";
+  }
+  std::printf("  int16: max |diff| main %.3g = %.3g of the output's rms\n", d16, d16 / rms);
 }
 
 INSTANTIATE_TEST_SUITE_P(Images, Parity,

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
@@ -359,7 +360,7 @@ TEST(MatmulKQuant, Int8PrefillWithinActivationRoundingEveryTarget) {
         Context ctx(s.threads);
         ctx.reserve(s.n, s.cols);
         matmul(m, x.data(), s.n, y.data(), ctx);
-        double worst = 0;  // the largest error as a fraction of its bound, for the log
+        double worst = 0;  // the largest error as a fraction of its bound
         for (size_t i = 0; i < y.size(); ++i) {
           ASSERT_NEAR(y[i], ref[i], tol[i]) << "output " << i;
           worst = std::max(worst, std::fabs(y[i] - ref[i]) / tol[i]);
@@ -607,6 +608,140 @@ TEST(Matmul, Q8_0PrefillEqualsTheFewRowKernelsUpToTheSumOrder) {
     EXPECT_TRUE(checked);
   }
 #endif
+}
+
+// F16 weights with FloatMatmul::Int16 (AVX3_DL, detail::f16_int16_prefill): each block of 32
+// weights and of 32 activations is rounded to int16 with its own scale, at most half a step
+// (e_w = max|w| / (2 WMax), e_x = max|x| / (2 XMax) over the block) from the value, and the
+// integer products are exact. So against the exact sum of w_k x_k the result is off by at most
+// sum_k (|w_k| e_x + |x_k| e_w + e_w e_x), plus the f32 sums over blocks (as in the Q8_0 test
+// above: 2 (nb + 1) 2^-24 of the terms' magnitudes). That worst case adds every rounding in
+// the same direction, so it does not notice a coarser rounding (12-bit weights passed it);
+// F16Int16WeightRoundingIsFourteenBits pins the weights' step down. Elsewhere Int16 is Exact,
+// bit for bit. Shapes as in the Q8_0 test, and a block dominated by one large activation.
+TEST(Matmul, F16Int16WithinItsRoundingBound) {
+  struct Shape {
+    int64_t rows, cols, n;
+  };
+  const Shape shapes[] = {{67, 416, 16}, {5, 96, 23}, {131, 2080, 40}, {40, 256, 1030}};
+  bool checked = false;
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    SCOPED_TRACE(hwy::TargetName(target));
+    hwy::SetSupportedTargetsForTest(target);
+    const bool int16 = detail::f16_int16_prefill();
+    for (const Shape& sh : shapes) {
+      SCOPED_TRACE("rows=" + std::to_string(sh.rows) + " cols=" + std::to_string(sh.cols) +
+                   " n=" + std::to_string(sh.n));
+      std::vector<uint8_t> w(row_bytes(GgmlType::F16, sh.cols) * sh.rows);
+      std::vector<float> wf(sh.rows * sh.cols);
+      for (int64_t k = 0; k < sh.rows * sh.cols; ++k) {
+        put_f16(w.data() + 2 * k, uni(-0.05f, 0.05f));
+        wf[k] = fp16_to_f32(static_cast<uint16_t>(w[2 * k] | w[2 * k + 1] << 8));
+      }
+      const Matrix m{GgmlType::F16, w.data(), sh.rows, sh.cols, row_bytes(GgmlType::F16, sh.cols)};
+      std::vector<float> x(sh.n * sh.cols), y(sh.n * sh.rows), exact(sh.n * sh.rows);
+      for (auto& v : x) v = uni(-2, 2);
+      x[40] = 900.0f;  // row 0, block 1: a step of 900 / kF16Int16XMax
+      Context ctx(2);
+      ctx.reserve(sh.n, sh.cols);
+      matmul(m, x.data(), sh.n, y.data(), ctx, FloatMatmul::Int16);
+      matmul(m, x.data(), sh.n, exact.data(), ctx, FloatMatmul::Exact);
+      if (!int16) {
+        ASSERT_EQ(0, std::memcmp(y.data(), exact.data(), y.size() * sizeof(float)));
+        continue;
+      }
+      checked = true;
+      const int64_t nb = sh.cols / 32;
+      double worst = 0;  // the largest error as a fraction of its bound
+      for (int64_t i = 0; i < sh.n; ++i) {
+        const float* xi = x.data() + i * sh.cols;
+        for (int64_t r = 0; r < sh.rows; ++r) {
+          const float* wr = wf.data() + r * sh.cols;
+          double sum = 0, rounding = 0, terms = 0;
+          for (int64_t b = 0; b < nb; ++b) {
+            double xmax = 0, wmax = 0;
+            for (int64_t k = 32 * b; k < 32 * b + 32; ++k) {
+              xmax = std::max(xmax, double{std::fabs(xi[k])});
+              wmax = std::max(wmax, double{std::fabs(wr[k])});
+            }
+            const double ex = xmax / (2 * detail::kF16Int16XMax);
+            const double ew = wmax / (2 * detail::kF16Int16WMax);
+            for (int64_t k = 32 * b; k < 32 * b + 32; ++k) {
+              sum += double{wr[k]} * xi[k];
+              rounding += std::fabs(wr[k]) * ex + std::fabs(xi[k]) * ew + ew * ex;
+              terms += (std::fabs(wr[k]) + ew) * (std::fabs(xi[k]) + ex);
+            }
+          }
+          const double bound = rounding + 2.0 * (nb + 1) * std::ldexp(terms, -24);
+          const double err = std::fabs(y[i * sh.rows + r] - sum);
+          ASSERT_LE(err, bound) << "row " << i << " output " << r;
+          worst = std::max(worst, err / bound);
+        }
+      }
+      // The path rounds: somewhere it must differ from the exact f32 panels.
+      EXPECT_NE(0, std::memcmp(y.data(), exact.data(), y.size() * sizeof(float)));
+      std::printf("%s rows=%lld cols=%lld n=%lld: largest error %.2f of its bound\n",
+                  hwy::TargetName(target), static_cast<long long>(sh.rows),
+                  static_cast<long long>(sh.cols), static_cast<long long>(sh.n), worst);
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+#if defined(__x86_64__)
+  if (hwy::SupportedTargets() & HWY_AVX3_DL) {
+    EXPECT_TRUE(checked);
+  }
+#endif
+}
+
+// The weights' rounding alone: activations s * n with integers |n| <= kF16Int16XMax and one
+// n = kF16Int16XMax per block (s a power of two) round to themselves, so every error comes from
+// the weights, each off by at most e_w = max|w| / (2 WMax) over its block and close to uniform
+// on [-e_w, e_w] (variance e_w^2 / 3), independent between weights. Over the 5240 outputs the
+// rms error must then be sqrt(sum_k x_k^2 e_w^2 / 3) within 0.75x-1.33x (observed ~1.0x; the
+// estimate varies by a few percent). 12-bit weights give ~4x, 15-bit ~0.5x, the exact panels 0.
+TEST(Matmul, F16Int16WeightRoundingIsFourteenBits) {
+  hwy::SetSupportedTargetsForTest(0);
+  if (!detail::f16_int16_prefill()) GTEST_SKIP() << "no int16 panels on this CPU";
+  const int64_t rows = 131, cols = 2080, n = 40;
+  std::vector<uint8_t> w(row_bytes(GgmlType::F16, cols) * rows);
+  std::vector<float> wf(rows * cols);
+  for (int64_t k = 0; k < rows * cols; ++k) {
+    put_f16(w.data() + 2 * k, uni(-0.05f, 0.05f));
+    wf[k] = fp16_to_f32(static_cast<uint16_t>(w[2 * k] | w[2 * k + 1] << 8));
+  }
+  const Matrix m{GgmlType::F16, w.data(), rows, cols, row_bytes(GgmlType::F16, cols)};
+  const float s = 1.0f / 4096;
+  std::vector<float> x(n * cols), y(n * rows);
+  std::uniform_int_distribution<int> pick(-detail::kF16Int16XMax, detail::kF16Int16XMax);
+  for (int64_t k = 0; k < n * cols; ++k)
+    x[k] = s * static_cast<float>(k % 32 == 7 ? detail::kF16Int16XMax : pick(gen()));
+  Context ctx(2);
+  ctx.reserve(n, cols);
+  matmul(m, x.data(), n, y.data(), ctx, FloatMatmul::Int16);
+  double err2 = 0, var = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* wr = wf.data() + r * cols;
+      const float* xi = x.data() + i * cols;
+      double sum = 0;
+      for (int64_t b = 0; b < cols / 32; ++b) {
+        double wmax = 0;
+        for (int64_t k = 32 * b; k < 32 * b + 32; ++k)
+          wmax = std::max(wmax, double{std::fabs(wr[k])});
+        const double ew = wmax / (2 * detail::kF16Int16WMax);
+        for (int64_t k = 32 * b; k < 32 * b + 32; ++k) {
+          sum += double{wr[k]} * xi[k];
+          var += double{xi[k]} * xi[k] * ew * ew / 3;
+        }
+      }
+      const double e = y[i * rows + r] - sum;
+      err2 += e * e;
+    }
+  }
+  const double ratio = std::sqrt(err2 / var);
+  std::printf("rms error %.3g of the predicted\n", ratio);
+  EXPECT_GT(ratio, 0.75);
+  EXPECT_LT(ratio, 1.33);
 }
 
 }  // namespace

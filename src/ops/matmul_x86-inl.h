@@ -1014,8 +1014,10 @@ static_assert(kTaskPanels * kQ8PanelBytes + 64 <= int64_t{2} * kFloatPanel * kFl
 
 // Weight rows [0, rows) (rows <= 16) and blocks [0, nb) into one panel: block b's values at
 // panel[b * 512 + t * 32 + 2 r + (v % 2)] (t = v / 2), then the scales d at [b * 16 + r] of
-// the floats after kQ8PanelValues. Rows past `rows` are zeros.
-void RepackQ8_0Panel(const uint8_t* w, size_t row_stride, int rows, int64_t nb, int16_t* panel) {
+// the floats after kQ8PanelValues. Rows past `rows` are zeros. block(i, b, d) returns row i's
+// block b as 32 int16 values and stores its scale in d.
+template <class Block>
+HWY_INLINE void RepackInt16Panel(int rows, int64_t nb, int16_t* panel, Block block) {
   auto* sc = reinterpret_cast<float*>(panel + kQ8PanelValues);
   for (int64_t b = 0; b < nb; ++b) {
     __m512i r[16];
@@ -1025,13 +1027,19 @@ void RepackQ8_0Panel(const uint8_t* w, size_t row_stride, int rows, int64_t nb, 
         sc[b * kPanelLanes + i] = 0.0f;
         continue;
       }
-      const uint8_t* blk = w + i * row_stride + b * 34;
-      sc[b * kPanelLanes + i] = F16Scale(blk);
-      r[i] = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2)));
+      r[i] = block(i, b, sc[b * kPanelLanes + i]);
     }
     Transpose16x16(r);  // dword t of row i -> dword i of vector t
     for (int t = 0; t < 16; ++t) _mm512_store_si512(panel + b * 512 + t * 32, r[t]);
   }
+}
+
+void RepackQ8_0Panel(const uint8_t* w, size_t row_stride, int rows, int64_t nb, int16_t* panel) {
+  RepackInt16Panel(rows, nb, panel, [&](int i, int64_t b, float& d) {
+    const uint8_t* blk = w + i * row_stride + b * 34;
+    d = F16Scale(blk);
+    return _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2)));
+  });
 }
 
 // y[i*ldy + r] (+)= row r of the two panels (rows 0-15 at `panel`, 16-31 at the next one)
@@ -1104,31 +1112,20 @@ constexpr float kF16IntMax = kF16Int16WMax;
 REEL_PUSH_AVX512VNNI
 void RepackF16Int16Panel(const uint8_t* w, size_t row_stride, int rows, int64_t nb,
                          int16_t* panel) {
-  auto* sc = reinterpret_cast<float*>(panel + kQ8PanelValues);
   const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
-  for (int64_t b = 0; b < nb; ++b) {
-    __m512i r[16];
-    for (int i = 0; i < 16; ++i) {
-      if (i >= rows) {
-        r[i] = _mm512_setzero_si512();
-        sc[b * kPanelLanes + i] = 0.0f;
-        continue;
-      }
-      const auto* h = reinterpret_cast<const __m256i*>(w + i * row_stride + b * 64);
-      const __m512 lo = _mm512_cvtph_ps(_mm256_loadu_si256(h));
-      const __m512 hi = _mm512_cvtph_ps(_mm256_loadu_si256(h + 1));
-      const float amax = _mm512_reduce_max_ps(
-          _mm512_max_ps(_mm512_and_ps(lo, abs_mask), _mm512_and_ps(hi, abs_mask)));
-      sc[b * kPanelLanes + i] = amax / kF16IntMax;
-      const __m512 id = _mm512_set1_ps(amax > 0.0f ? kF16IntMax / amax : 0.0f);
-      // Nearest-int conversion; |w| * id <= kF16IntMax up to one rounding, in int16 range.
-      const __m256i qlo = _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(lo, id)));
-      const __m256i qhi = _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(hi, id)));
-      r[i] = _mm512_inserti64x4(_mm512_castsi256_si512(qlo), qhi, 1);
-    }
-    Transpose16x16(r);  // dword t of row i -> dword i of vector t
-    for (int t = 0; t < 16; ++t) _mm512_store_si512(panel + b * 512 + t * 32, r[t]);
-  }
+  RepackInt16Panel(rows, nb, panel, [&](int i, int64_t b, float& d) {
+    const auto* h = reinterpret_cast<const __m256i*>(w + i * row_stride + b * 64);
+    const __m512 lo = _mm512_cvtph_ps(_mm256_loadu_si256(h));
+    const __m512 hi = _mm512_cvtph_ps(_mm256_loadu_si256(h + 1));
+    const float amax = _mm512_reduce_max_ps(
+        _mm512_max_ps(_mm512_and_ps(lo, abs_mask), _mm512_and_ps(hi, abs_mask)));
+    d = amax / kF16IntMax;
+    const __m512 id = _mm512_set1_ps(amax > 0.0f ? kF16IntMax / amax : 0.0f);
+    // Nearest-int conversion; |w| * id <= kF16IntMax up to one rounding, in int16 range.
+    const __m256i qlo = _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(lo, id)));
+    const __m256i qhi = _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(hi, id)));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(qlo), qhi, 1);
+  });
 }
 REEL_POP_AVX512VNNI
 

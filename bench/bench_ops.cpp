@@ -134,7 +134,7 @@ void BM_GemvHot(benchmark::State& state, GgmlType t) {
 }
 
 // Prefill: n activation rows against a 2048x2048 matrix.
-void BM_Prefill(benchmark::State& state, GgmlType t) {
+void BM_PrefillAs(benchmark::State& state, GgmlType t, FloatMatmul fm) {
   const int64_t n = state.range(0), rows = 2048, cols = 2048;
   const auto w = make_weights(t, rows, cols);
   std::vector<float> x(n * cols), y(n * rows);
@@ -143,12 +143,15 @@ void BM_Prefill(benchmark::State& state, GgmlType t) {
   const double peak = fma_gflops();
   const Matrix m{t, w.data(), rows, cols, reel::row_bytes(t, cols)};
   for (auto _ : state) {
-    matmul(m, x.data(), n, y.data(), ctx());
+    matmul(m, x.data(), n, y.data(), ctx(), fm);
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * rows * cols * state.iterations() / 1e9,
                                                  benchmark::Counter::kIsRate);
   state.counters["fma_peak_GFLOP/s"] = peak;
+}
+void BM_Prefill(benchmark::State& state, GgmlType t) {
+  BM_PrefillAs(state, t, FloatMatmul::Exact);
 }
 
 // Causal attention of n_q queries against n_kv cached keys (the last n_q of them the queries'
@@ -227,6 +230,11 @@ void register_all() {
     benchmark::RegisterBenchmark((std::string("Prefill2048x2048/") + name).c_str(), BM_Prefill, t)
         ->Arg(64)->Arg(256)->UseRealTime()->Unit(benchmark::kMillisecond);
   }
+  // F16 with FloatMatmul::Int16 (--vision-precision int16; the same as F16 where the CPU has
+  // no int16 panels): GFLOP/s counts the multiply-adds as FLOPs, as for the others.
+  benchmark::RegisterBenchmark("Prefill2048x2048/F16_int16", BM_PrefillAs, GgmlType::F16,
+                               FloatMatmul::Int16)
+      ->Arg(64)->Arg(256)->UseRealTime()->Unit(benchmark::kMillisecond);
   // Q4_K/Q6_K decode at a 2B model's shapes (attention 2048x2048, FFN 6144x2048 and
   // 2048x6144, the Q6_K output layer 151936x2048), int8 activations on and off: GemvKQuant
   // streams from DRAM; GemvKQuantCall runs 20 calls on one copy, the unit for instruction

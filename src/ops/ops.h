@@ -73,10 +73,10 @@ class Context {
 // How matmul may multiply F16 weights with many activation rows (prefill-sized calls):
 //   Exact: converted to f32 and multiplied in f32 FMAs, the activations exact (the default).
 //   Int16: where the CPU multiplies int16 pairs at twice its f32 FMA rate (x86 AVX-512 VNNI),
-//          the weights and the activations each rounded to int16 per 32 values (weights to
-//          1/8190, activations to 1/32766 of their block's largest magnitude), integer dot
-//          products per block, scaled and summed in f32. Elsewhere, and for other weight types
-//          and few rows, the same as Exact.
+//          the weights and the activations each rounded to 14-bit integers per 32 values
+//          (within 1/16382 of their block's largest magnitude), exact integer dot products per
+//          block, scaled and summed in f32. Elsewhere, and for other weight types and few rows,
+//          the same as Exact.
 enum class FloatMatmul : uint8_t { Exact, Int16 };
 
 // y[n][w.rows] = x[n][w.cols] * w^T, x and y row-major float32.

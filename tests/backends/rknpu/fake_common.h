@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <sstream>
 #include <string>
 
@@ -51,16 +53,21 @@ class LogLine {
 };
 
 // The scripted result for `function`, or nullptr: "code" of "function=code".
+// The codes are kept per function name, never erased, so a returned pointer stays valid (no
+// thread_local: see g_callback_thread in fake_rkllm.cpp).
 inline const char* scripted_failure(const char* function) {
-  static thread_local std::string value;
+  static std::mutex mutex;
+  static std::map<std::string, std::string> codes;
   const char* env = std::getenv("REEL_FAKE_NPU_FAIL");
   if (!env) return nullptr;
   std::istringstream in(env);
   for (std::string item; std::getline(in, item, ',');) {
     const size_t eq = item.find('=');
     if (eq != std::string::npos && item.compare(0, eq, function) == 0) {
-      value = item.substr(eq + 1);
-      return value.c_str();
+      const std::lock_guard<std::mutex> lock(mutex);
+      std::string& code = codes[function];
+      if (code != item.substr(eq + 1)) code = item.substr(eq + 1);
+      return code.c_str();
     }
   }
   return nullptr;

@@ -53,12 +53,16 @@ struct Instance {
 int g_live = 0;
 std::atomic<bool> g_abort{false};  // rkllm_abort was called during the current run
 std::atomic<bool> g_running{false};
-thread_local bool t_in_callback = false;  // the runtime's thread is inside Reel's callback
+// The thread now inside Reel's callback (none: a default id). Not a thread_local: this library
+// is dlopen'ed, and LeakSanitizer's stop-the-world tracer crashed (signal 11, under
+// `make sanitize`) reading its dynamic TLS at the exit of reel processes that used it, depending
+// on the binary's layout.
+std::atomic<std::thread::id> g_callback_thread{};
 
 int call_back(rk::ResultCallback callback, rk::Result* r, void* ud, int state) {
-  t_in_callback = true;
+  g_callback_thread = std::this_thread::get_id();
   const int rc = callback(r, ud, state);
-  t_in_callback = false;
+  g_callback_thread = std::thread::id();
   return rc;
 }
 
@@ -303,7 +307,7 @@ int rkllm_abort(rk::Handle) {
   // from_callback: called from inside the runtime's own callback, which Reel never does.
   LogLine("rkllm_abort")
       .kv("running", int(g_running.load()))
-      .kv("from_callback", int(t_in_callback))
+      .kv("from_callback", int(g_callback_thread.load() == std::this_thread::get_id()))
       .kv("rc", 0);
   g_abort = true;
   return 0;

@@ -133,15 +133,6 @@ VisionLayer need_layer(const gguf::File& f, const VisionConfig& c, int l) {
   return w;
 }
 
-// y = x * w^T in slices of rows, so the ops scratch stays bounded by kMatmulRows.
-void matmul_rows(const ops::Matrix& w, const float* x, int64_t n, float* y, ops::Context& ctx,
-                 ops::FloatMatmul fm) {
-  for (int64_t r = 0; r < n; r += kMatmulRows) {
-    const int64_t nr = std::min(kMatmulRows, n - r);
-    ops::matmul(w, x + r * w.cols, nr, y + r * w.rows, ctx, fm);
-  }
-}
-
 // Visits the patches of a grid_h x grid_w grid in the pixel-row order (merged-block row,
 // merged-block column, then the merge x merge patches of the block row-major), passing the
 // patch's row and column in the grid.
@@ -295,6 +286,16 @@ void VisionState::allocate(const VisionConfig& c, int max_patches) {
 }
 
 // x = W0 * frame0 + W1 * frame1 + b: the Conv3d over a temporal pair, one weight slice per frame.
+// y = x * w^T in slices of rows, so the ops scratch stays bounded by kMatmulRows; F16 weights
+// as the model was loaded to multiply them (float_matmul_).
+void Qwen3VLVision::matmul_rows(const ops::Matrix& w, const float* x, int64_t n, float* y,
+                                ops::Context& ctx) const {
+  for (int64_t r = 0; r < n; r += kMatmulRows) {
+    const int64_t nr = std::min(kMatmulRows, n - r);
+    ops::matmul(w, x + r * w.cols, nr, y + r * w.rows, ctx, float_matmul_);
+  }
+}
+
 void Qwen3VLVision::embed_patches(VisionState& st, const float* pixels, int n,
                                   ops::Context& ctx) const {
   const int64_t PP = int64_t(cfg_.patch_size) * cfg_.patch_size, T = cfg_.temporal_patch;
@@ -306,8 +307,7 @@ void Qwen3VLVision::embed_patches(VisionState& st, const float* pixels, int n,
       for (int64_t ch = 0; ch < 3; ++ch)
         std::memcpy(frame + r * frame_w + ch * PP, pixels + r * in_w + (ch * T + tt) * PP,
                     PP * sizeof(float));
-    matmul_rows(patch_w_[tt], frame, n, tt == 0 ? st.x_.data() : st.attn_.data(), ctx,
-                float_matmul_);
+    matmul_rows(patch_w_[tt], frame, n, tt == 0 ? st.x_.data() : st.attn_.data(), ctx);
     if (tt > 0) ops::add(st.x_.data(), st.attn_.data(), int64_t(n) * D, ctx);
   }
   ops::add_bias(st.x_.data(), patch_b_, n, D, ctx);
@@ -345,7 +345,7 @@ void Qwen3VLVision::attention_block(VisionState& st, int layer, int n_groups, in
   const int64_t n = int64_t(n_groups) * gp;
   float* qkv = st.work_.data();  // [n][q | k | v], each [n_head][head_dim]
   ops::layer_norm(st.x_.data(), w.ln1_w, w.ln1_b, st.xn_.data(), n, D, cfg_.eps, ctx);
-  matmul_rows(w.qkv, st.xn_.data(), n, qkv, ctx, float_matmul_);
+  matmul_rows(w.qkv, st.xn_.data(), n, qkv, ctx);
   ops::add_bias(qkv, w.qkv_b, n, 3 * D, ctx);
   for (int g = 0; g < n_groups; ++g) {
     float* qg = qkv + int64_t(g) * gp * 3 * D;
@@ -378,7 +378,7 @@ void Qwen3VLVision::attention_block(VisionState& st, int layer, int n_groups, in
     ops::attention(s, qkv + first * 3 * D, st.k_.data() + first * hd, st.v_.data() + first * hd,
                    st.attn_.data() + first * D, ctx);
   }
-  matmul_rows(w.out, st.attn_.data(), n, st.xn_.data(), ctx, float_matmul_);
+  matmul_rows(w.out, st.attn_.data(), n, st.xn_.data(), ctx);
   ops::add_bias(st.xn_.data(), w.out_b, n, D, ctx);
   ops::add(st.x_.data(), st.xn_.data(), n * D, ctx);
 }
@@ -388,10 +388,10 @@ void Qwen3VLVision::ffn_block(VisionState& st, int layer, int n, ops::Context& c
   const int64_t D = cfg_.n_embd;
   float* hidden = st.work_.data();
   ops::layer_norm(st.x_.data(), w.ln2_w, w.ln2_b, st.xn_.data(), n, D, cfg_.eps, ctx);
-  matmul_rows(w.up, st.xn_.data(), n, hidden, ctx, float_matmul_);
+  matmul_rows(w.up, st.xn_.data(), n, hidden, ctx);
   ops::add_bias(hidden, w.up_b, n, cfg_.n_ff, ctx);
   ops::gelu_tanh(hidden, int64_t(n) * cfg_.n_ff, ctx);
-  matmul_rows(w.down, hidden, n, st.xn_.data(), ctx, float_matmul_);
+  matmul_rows(w.down, hidden, n, st.xn_.data(), ctx);
   ops::add_bias(st.xn_.data(), w.down_b, n, D, ctx);
   ops::add(st.x_.data(), st.xn_.data(), int64_t(n) * D, ctx);
 }
@@ -406,10 +406,10 @@ void Qwen3VLVision::merge(VisionState& st, const VisionMerger& m, int n, float* 
   ops::layer_norm(st.x_.data(), m.norm_w, m.norm_b, st.xn_.data(), total / m.norm_dim, m.norm_dim,
                   cfg_.eps, ctx);
   float* hidden = st.work_.data();
-  matmul_rows(m.fc1, st.xn_.data(), n_tok, hidden, ctx, float_matmul_);
+  matmul_rows(m.fc1, st.xn_.data(), n_tok, hidden, ctx);
   ops::add_bias(hidden, m.fc1_b, n_tok, width, ctx);
   ops::gelu_erf(hidden, n_tok * width, ctx);
-  matmul_rows(m.fc2, hidden, n_tok, out, ctx, float_matmul_);
+  matmul_rows(m.fc2, hidden, n_tok, out, ctx);
   ops::add_bias(out, m.fc2_b, n_tok, cfg_.out_dim, ctx);
 }
 

@@ -130,6 +130,8 @@ class Qwen3VLVision : public VisionEncoder {
                        ops::Context& ctx) const;
   void ffn_block(VisionState& st, int layer, int n, ops::Context& ctx) const;
   void merge(VisionState& st, const VisionMerger& m, int n, float* out, ops::Context& ctx) const;
+  void matmul_rows(const ops::Matrix& w, const float* x, int64_t n, float* y,
+                   ops::Context& ctx) const;
 
   VisionConfig cfg_;
   VisionGeometry geometry_;

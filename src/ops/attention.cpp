@@ -84,10 +84,10 @@ HWY_INLINE void ValueTile(const float* HWY_RESTRICT v, int64_t hd, const float* 
     for (int x = 0; x < kFlashVecs; ++x) hn::Store(acc[m][x], df, ot + m * rp + x * N);
 }
 
-// S = K QT for keys [0, nk) of the tile and every row chunk.
+// S = K QT for keys [0, nk) of the tile and the row chunks from row c_begin on.
 void Scores(const float* k, int64_t nk, int64_t hd, const float* qt, int64_t rp, int64_t chunk,
-            float* st) {
-  for (int64_t c0 = 0; c0 < rp; c0 += chunk) {
+            int64_t c_begin, float* st) {
+  for (int64_t c0 = c_begin; c0 < rp; c0 += chunk) {
     int64_t j = 0;
     for (; j + kFlashMr <= nk; j += kFlashMr)
       ScoreTile<kFlashMr>(k + j * hd, hd, qt + c0, rp, st + j * rp + c0);
@@ -115,10 +115,10 @@ void Scores(const float* k, int64_t nk, int64_t hd, const float* qt, int64_t rp,
   }
 }
 
-// OT = alpha OT + V^T P for value columns [0, hd) and every row chunk.
+// OT = alpha OT + V^T P for value columns [0, hd) and the row chunks from row c_begin on.
 void Values(const float* v, int64_t nk, int64_t hd, const float* pt, int64_t rp, int64_t chunk,
-            const float* alpha, float* ot) {
-  for (int64_t c0 = 0; c0 < rp; c0 += chunk) {
+            int64_t c_begin, const float* alpha, float* ot) {
+  for (int64_t c0 = c_begin; c0 < rp; c0 += chunk) {
     int64_t d = 0;
     for (; d + kFlashMr <= hd; d += kFlashMr)
       ValueTile<kFlashMr>(v + d, hd, pt + c0, rp, nk, alpha + c0, ot + d * rp + c0);
@@ -151,13 +151,13 @@ void Values(const float* v, int64_t nk, int64_t hd, const float* pt, int64_t rp,
 // factor alpha = exp(m_old - m) for what was accumulated so far, P = exp(S - m) in place,
 // and l = alpha l + sum P. A row that has seen no visible key yet keeps m = -inf; its m_use of
 // 0 turns every exp(-inf - m_use) into 0 instead of NaN.
-void SoftmaxStep(float* st, int64_t nk, int64_t rp, int64_t j0, bool mask, const int32_t* lim,
-                 float* m, float* l, float* alpha) {
+void SoftmaxStep(float* st, int64_t nk, int64_t rp, int64_t c_begin, int64_t j0, bool mask,
+                 const int32_t* lim, float* m, float* l, float* alpha) {
   const DF df;
   const hn::RebindToSigned<DF> di;
   const size_t N = hn::Lanes(df);
   const auto neg_inf = hn::Set(df, -INFINITY);
-  for (int64_t c = 0; c < rp; c += static_cast<int64_t>(N)) {
+  for (int64_t c = c_begin; c < rp; c += static_cast<int64_t>(N)) {
     auto mt = neg_inf;
     if (mask) {
       const auto limit = hn::Load(di, lim + c);
@@ -240,13 +240,19 @@ void FlashAttentionTile(const FlashTile& t) {
     std::fill(s.ot + d * rp, s.ot + (d + 1) * rp, 0.0f);
   }
 
+  // Each key tile is widened once for all the tile's row chunks; a chunk whose rows all end
+  // before the key tile (limits grow with the row) is skipped. Skipping changes no result: a
+  // fully masked key tile leaves m, l and OT exactly as they were (alpha = exp(0) = 1, P = 0).
+  int64_t c_begin = 0;
   for (int64_t j0 = 0; j0 < kv_end; j0 += kFlashKeys) {
     const int64_t nk = std::min<int64_t>(kFlashKeys, kv_end - j0);
+    while (c_begin + chunk < rp && s.lim[c_begin + chunk - 1] <= j0) c_begin += chunk;
     const float* k = KvTile(t.k, t.f16, j0, nk, hd, s.kbuf);
-    Scores(k, nk, hd, s.qt, rp, chunk, s.st);
-    SoftmaxStep(s.st, nk, rp, j0, j0 + nk > min_lim, s.lim, s.m, s.l, s.alpha);
+    Scores(k, nk, hd, s.qt, rp, chunk, c_begin, s.st);
+    SoftmaxStep(s.st, nk, rp, c_begin, j0, j0 + nk > std::max<int64_t>(min_lim, s.lim[c_begin]),
+                s.lim, s.m, s.l, s.alpha);
     const float* v = KvTile(t.v, t.f16, j0, nk, hd, s.vbuf);
-    Values(v, nk, hd, s.st, rp, chunk, s.alpha, s.ot);
+    Values(v, nk, hd, s.st, rp, chunk, c_begin, s.alpha, s.ot);
   }
 
   for (int64_t r = 0; r < rows; ++r) {

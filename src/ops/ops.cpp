@@ -671,13 +671,32 @@ void attention_blocked(const AttentionShape& s, const float* q, const float* k, 
 // .../rows at depth 4096, 1 thread, CPU time: 4.8 vs 7.8 ms at 4 queries, about even at 2-3,
 // 1.4x slower at 1, where a tile's rows are mostly padding).
 constexpr int64_t kFlashMinQ = 4;
-constexpr int64_t kFlashRows = 64;   // rows of a tile: 32 queries x 2 heads for Qwen3-VL 2B
+//
+// A tile's rows are taken 64 at a time against each key tile (one register tile's width), so
+// more rows per tile only widen each key/value tile from f16 for more of them: up to
+// kFlashMaxRows while there are at least kFlashTasksPerThread tasks a thread. (bench_ops
+// AttentionPrefill/F16/256/4096, 2 threads, Zen 4: 64 rows a tile spent 13% of the attention's
+// time widening keys and values; with up to 256, 2B-shaped Q8_0 prefill of a 4096-token prompt
+// ran 87.2-88.2 against 83.3-86.1 tokens/s, alternated runs, `reel bench -p 512,4096`.)
+constexpr int64_t kFlashRows = 64;  // rows of a tile at least: 32 queries x 2 heads for Qwen3-VL 2B
+constexpr int64_t kFlashMaxRows = 256;
+constexpr int64_t kFlashTasksPerThread = 4;
+
+int64_t flash_tile_queries(const AttentionShape& s, int64_t group, int n_threads) {
+  int64_t rows = kFlashMaxRows;
+  auto tasks = [&](int64_t r) {
+    const int64_t tile_q = std::max<int64_t>(1, r / group);
+    return (s.n_q + tile_q - 1) / tile_q * s.n_kv_head;
+  };
+  while (rows > kFlashRows && tasks(rows) < kFlashTasksPerThread * n_threads) rows /= 2;
+  return std::max<int64_t>(1, rows / group);
+}
 
 void attention_flash(const AttentionShape& s, const float* q, const void* k, const void* v,
                      float* out, Context& ctx) {
   if (s.n_kv > INT32_MAX) throw InternalError("attention: more than 2^31 keys");
   const int64_t group = s.n_head / s.n_kv_head;
-  const int64_t tile_q = std::max<int64_t>(1, kFlashRows / group);
+  const int64_t tile_q = flash_tile_queries(s, group, ctx.n_threads());
   const int64_t n_tiles = (s.n_q + tile_q - 1) / tile_q;
   const size_t per_thread = detail::flash_scratch_floats(tile_q * group, s.head_dim);
   // Sized by the tile shape only (not by n_kv): allocated by the first call, reused after.

@@ -97,6 +97,20 @@ def vision_batch(model, scenes: list[tuple[dict, dict, str]]):
     return out
 
 
+def cached_vision(model, scenes, paths, cache: dict):
+    """--cache-vision: the tower and its mergers are frozen for the whole run, so each scene's merged
+    embeddings and DeepStack features are computed once (no autograd) and kept; a step then costs the
+    text model alone."""
+    out = []
+    for scene, (path, _) in zip(scenes, paths):
+        key = (path, scene[2])
+        if key not in cache:
+            with torch.no_grad():
+                cache[key] = vision_batch(model, [scene])[0]
+        out.append(cache[key])
+    return out
+
+
 def column_loss(head, vision) -> torch.Tensor:
     """--col-weight: a linear head (dropped at export) reads each merged token's column (its centre as a
     fraction of the grid's width) from the merged tokens the text model is given; 12 * squared error, so
@@ -354,6 +368,9 @@ def main() -> None:
                     help="with --freeze-vision-until: the merger and DeepStack mergers are frozen too (a tower "
                          "pre-trained through its merger, pretrain_tower.py, keeps the features it was taught "
                          "while the text model is still random)")
+    ap.add_argument("--cache-vision", action="store_true",
+                    help="with the tower and mergers frozen for the whole run (--freeze-vision-until >= --steps, "
+                         "--freeze-mergers): compute each scene's vision features once and keep them in memory")
     ap.add_argument("--batch", type=int, default=1, help="scenes per optimizer step (vision batched)")
     ap.add_argument("--weighting", choices=["token", "question"], default="token",
                     help="loss: mean over answer tokens, or over questions (each its tokens' mean)")
@@ -388,6 +405,8 @@ def main() -> None:
         ap.error("--describe-weight must be positive and needs --weighting question")
     if a.col_weight < 0 or (a.col_weight and a.aux_text_only):
         ap.error("--col-weight must be >= 0 and does not combine with --aux-text-only")
+    if a.cache_vision and (a.freeze_vision_until < a.steps or not a.freeze_mergers):
+        ap.error("--cache-vision needs --freeze-vision-until >= --steps and --freeze-mergers")
     torch.set_num_threads(a.threads)
     mc.apply_overrides(a.override)
     print(f"args {vars(a)}", flush=True)
@@ -428,6 +447,7 @@ def main() -> None:
         groups.append({"params": list(col_head.parameters()), "weight_decay": 0.0})  # stay as they were
     opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.98), eps=1e-8)
     aux_cache: dict = {}
+    vision_cache: dict = {}
     aux_templates = set(a.aux_templates.split(","))
 
     def lr_at(step: int) -> float:
@@ -496,7 +516,7 @@ def main() -> None:
             qsels.append(pick_questions(rng, meta, a.max_q))
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
-        vision = vision_batch(model, scenes)
+        vision = cached_vision(model, scenes, paths, vision_cache) if a.cache_vision else vision_batch(model, scenes)
         parts, exact, templates, aux = [], [], [], []
         use_aux = a.aux_weight and (not a.aux_until or step < a.aux_until)
         for (meta, arrays, sampling), qsel, vis, (path, zoomed) in zip(scenes, qsels, vision, paths):

@@ -285,7 +285,6 @@ void VisionState::allocate(const VisionConfig& c, int max_patches) {
   rope_sin_.resize(n * c.head_dim / 2);
 }
 
-// x = W0 * frame0 + W1 * frame1 + b: the Conv3d over a temporal pair, one weight slice per frame.
 // y = x * w^T in slices of rows, so the ops scratch stays bounded by kMatmulRows; F16 weights
 // as the model was loaded to multiply them (float_matmul_).
 void Qwen3VLVision::matmul_rows(const ops::Matrix& w, const float* x, int64_t n, float* y,
@@ -296,6 +295,7 @@ void Qwen3VLVision::matmul_rows(const ops::Matrix& w, const float* x, int64_t n,
   }
 }
 
+// x = W0 * frame0 + W1 * frame1 + b: the Conv3d over a temporal pair, one weight slice per frame.
 void Qwen3VLVision::embed_patches(VisionState& st, const float* pixels, int n,
                                   ops::Context& ctx) const {
   const int64_t PP = int64_t(cfg_.patch_size) * cfg_.patch_size, T = cfg_.temporal_patch;

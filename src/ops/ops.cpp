@@ -663,9 +663,9 @@ void attention_blocked(const AttentionShape& s, const float* q, const float* k, 
 }
 
 // Causal attention with many queries (prefill): the blocked kernel of attention.cpp. Task =
-// (query tile, KV head): a tile is kFlashRows rows of (query, query head of the KV head's
-// group), so the group's heads share every key/value tile. Keys past the tile's last query are
-// never visited, and only the tile that crosses the diagonal is masked.
+// (query tile, KV head): a tile is kFlashRows to kFlashMaxRows rows of (query, query head of
+// the KV head's group), so the group's heads share every key/value tile. Keys past the tile's
+// last query are never visited, and only the tile that crosses the diagonal is masked.
 //
 // From 4 causal queries on the tiles beat the row kernel (bench_ops AttentionFewQueries/F16 vs
 // .../rows at depth 4096, 1 thread, CPU time: 4.8 vs 7.8 ms at 4 queries, about even at 2-3,
@@ -699,7 +699,8 @@ void attention_flash(const AttentionShape& s, const float* q, const void* k, con
   const int64_t tile_q = flash_tile_queries(s, group, ctx.n_threads());
   const int64_t n_tiles = (s.n_q + tile_q - 1) / tile_q;
   const size_t per_thread = detail::flash_scratch_floats(tile_q * group, s.head_dim);
-  // Sized by the tile shape only (not by n_kv): allocated by the first call, reused after.
+  // Sized by the tile shape only (not by n_kv, at most kFlashMaxRows rows): grows at most a
+  // few times, to the largest tile, and is reused after; decode takes the row kernel.
   float* ws = ctx.workspace(per_thread * static_cast<size_t>(ctx.n_threads()));
   const bool f16 = s.kv_type == GgmlType::F16;
   const int64_t elem = f16 ? 2 : 4;

@@ -17,6 +17,7 @@
 
 #include "common/error.h"
 #include "common/fs.h"
+#include "common/huge_pages.h"
 
 namespace reel::gguf {
 
@@ -488,31 +489,21 @@ bool fits_in_memory(size_t size) {
   return size + (size_t{256} << 20) <= static_cast<size_t>(kib) * 1024;
 }
 
-constexpr size_t kHugePage = size_t{2} << 20;
-
 // `size` bytes of fd read into a 2 MiB-aligned anonymous region that asks for huge pages, then
 // made read-only like the mapping. Returns the region's length through `mapped`.
 void* read_into_huge_pages(int fd, size_t size, const std::string& path, size_t* mapped) {
-  const size_t len = (size + kHugePage - 1) / kHugePage * kHugePage;
-  // One huge page more than needed, so that an aligned start exists; the rest is unmapped.
-  void* raw = ::mmap(nullptr, len + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                     -1, 0);
-  if (raw == MAP_FAILED) throw IoError(path + ": cannot allocate " + std::to_string(len) +
-                                       " bytes to read it into: " + errno_text(errno));
-  const auto start = reinterpret_cast<uintptr_t>(raw);
-  const uintptr_t aligned = (start + kHugePage - 1) / kHugePage * kHugePage;
-  if (aligned > start) ::munmap(raw, aligned - start);
-  if (const size_t tail = start + len + kHugePage - (aligned + len); tail > 0)
-    ::munmap(reinterpret_cast<void*>(aligned + len), tail);
-  auto* p = reinterpret_cast<uint8_t*>(aligned);
-  ::madvise(p, len, MADV_HUGEPAGE);  // advice: without it the bytes are still right
+  size_t len = 0;
+  auto* p = static_cast<uint8_t*>(map_huge_page_region(size, &len));
+  if (p == nullptr)
+    throw IoError(path + ": cannot allocate " + std::to_string(size) +
+                  " bytes to read it into: " + errno_text(errno));
   size_t done = 0;
   while (done < size) {
     const ssize_t r = ::pread(fd, p + done, size - done, static_cast<off_t>(done));
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) {
       const std::string why = r < 0 ? errno_text(errno) : "the file shrank while being read";
-      ::munmap(p, len);
+      unmap_huge_page_region(p, len);
       throw IoError(path + ": cannot read: " + why);
     }
     done += static_cast<size_t>(r);

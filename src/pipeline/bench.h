@@ -38,7 +38,8 @@ struct BenchMeasurement {
 };
 
 struct BenchResult {
-  double bandwidth_gbs = 0;  // measured stream-read bandwidth, all threads, this run
+  double bandwidth_gbs = 0;  // stream-read bandwidth, all threads: the larger of two probes,
+                             // before and after the timed runs
   double fma_gflops = 0;     // measured FP32 FMA peak, all threads, this run
   double weight_bytes_per_token = 0;
   double kv_bytes_per_position = 0;  // keys and values of one position, every layer

@@ -94,11 +94,16 @@ HWY_INLINE __m512 LoadF16Strided16(const uint8_t* p, int64_t stride) {
 // 16 blocks come in together (LoadF16Strided16), times the activation scales, into a stack
 // array.
 // |w| <= 128 and |v| <= kQMax: a lane sums two products, far inside int32.
-// Software prefetch: eight 16-block groups (4.3 KB) ahead, into L2. Measured (2B-shaped Q8_0
+// Software prefetch: 16 16-block groups (8.7 KB) ahead, into L2. Measured (2B-shaped Q8_0
 // decode, Intel Xeon, quiet, alternated runs): 2 threads 10.8-11.9 tokens/s against 8.9-10.3
 // for the earlier two groups into L1; one thread 6.0-6.2 against 4.9-5.6. Into L1 at four or
-// more groups, or into L2 at two, was slower; into L2 at 12 or 16 groups about the same.
-constexpr int kQ8PrefetchBytes = 8 * 16 * 34;
+// more groups, or into L2 at two, was slower; into L2 at 12 or 16 groups about the same as 8.
+// On a Zen 4 EPYC (2 vCPUs, `reel bench -p 1 -n 64`, 2 threads, runs alternated) 8 groups left
+// the memory idle whenever the host's bandwidth was high: with the probe at 54-64 GB/s, 8
+// groups decoded 17.0-19.6 tokens/s (mean ~18), 16 groups 18.8-23.6 (~21.5; 24 and 32 alike);
+// with the probe at 32-37 GB/s every distance gave 15.5-17. (Q4_K and Q6_K at 3x their
+// distances below: no change in either phase.)
+constexpr int kQ8PrefetchBytes = 16 * 16 * 34;
 // The Q6_K and Q4_K kernels below prefetch their stream the same way, per super-block about
 // 5 KB ahead into L2 (rows are contiguous, so the stream runs on into the next rows). They
 // used to fetch whole rows two rows ahead (PrefetchRow): bursts of 27-79 prefetches per row

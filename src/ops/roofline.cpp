@@ -23,8 +23,8 @@ double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes) {
   const size_t n_slices = std::max<size_t>(1, bytes / kSlice);
   bytes = n_slices * kSlice;
   // Huge pages, as the model's weights have where the kernel grants them (`--hugepages`, or a
-  // page cache of 2 MiB folios): over 4 KiB pages the probe read 5-15% below what a decode step
-  // streamed in the same minute (2 vCPUs of a Zen 4 EPYC), a roofline fraction above 1.
+  // page cache of 2 MiB folios): over 4 KiB pages the same loop read 0-35% less (2 vCPUs of a
+  // Zen 4 EPYC, alternated: 48 against 65 GB/s, 31.7 against 33.6), below what decode streamed.
   size_t mapped = 0;
   auto* buf = static_cast<float*>(map_huge_page_region(bytes, &mapped));
   if (!buf) throw Error("measure_read_bandwidth_gbs: out of memory");

@@ -44,6 +44,14 @@ struct QuantizedX {
   const float* d8 = nullptr;    // [cols / 32]
   const float* s8 = nullptr;    // [cols / 32]
   const int16_t* g8 = nullptr;  // [cols / 16]
+  // Decode only, where quantize_row_q8k fills them (x86 AVX2 and up) for the Q4_K kernel: the row
+  // as int8 per 256 values, k8 = round(x/kd) with kd = max|x|/127 over the 256 (as the K-quant
+  // prefill rounds), each 256's 32-value groups in the order the target's kernel reads the
+  // weights' nibbles (AVX3_DL: 0, 2, 1, 3, 4, 6, 5, 7; AVX2: natural), and ks = kd * (sum of each
+  // group's k8), groups in natural order.
+  const int8_t* k8 = nullptr;  // [cols]
+  const float* kd = nullptr;   // [cols / 256]
+  const float* ks = nullptr;   // [cols / 32]
 };
 constexpr int kQBlock = 32;
 
@@ -78,9 +86,16 @@ void quantize_rows(const float* x, int64_t n, int64_t cols, int16_t* v, int8_t* 
 // One row of x (cols % 32 == 0) into QuantizedX's int8 fields q8/d8/s8/g8 (laid out as there).
 void quantize_row_int8(const float* x, int64_t cols, int8_t* q8, float* d8, float* s8, int16_t* g8);
 
+// One row of x (cols % 256 == 0) into QuantizedX's k8/kd/ks, where the target's Q4_K GEMV reads
+// them (x86 AVX2 and up): returns false (writing nothing) elsewhere.
+bool quantize_row_q8k(const float* x, int64_t cols, int8_t* k8, float* kd, float* ks);
+// Whether the target the dispatch picks now decodes Q4_K from k8 (activations rounded per 256
+// values instead of per 32; tests pick their error bound by it).
+bool q8k_gemv();
+
 // Whether a one-row matmul of `type` takes the int8-activation GEMV (Q4_K and Q6_K on x86 AVX2
-// and AVX3 without VNNI, matmul_x86-inl.h) on the target the dispatch picks now: the caller
-// then fills QuantizedX's int8 fields. AVX3_DL keeps its VNNI kernels on the int16 planes.
+// and up, matmul_x86-inl.h) on the target the dispatch picks now: the caller then fills
+// QuantizedX's int8 fields (and k8/kd/ks where quantize_row_q8k does).
 bool kquant_int8_gemv(GgmlType type);
 // Tests and benchmarks: false sends Q4_K/Q6_K decode back to the int16 kernels, to compare.
 void set_kquant_int8_gemv_enabled(bool enabled);

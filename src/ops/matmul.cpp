@@ -666,6 +666,9 @@ class NextBlockPrefetch {
 #define REEL_ARCH_GEMV 0
 #undef REEL_ARCH_Q8_ROWS
 #define REEL_ARCH_Q8_ROWS 0
+// Likewise QuantizeRowQ8K and REEL_Q8K_GEMV for the Q4_K GEMV on activations rounded per 256.
+#undef REEL_Q8K_GEMV
+#define REEL_Q8K_GEMV 0
 // Likewise QuantizeRowInt8 and REEL_KQ_INT8_GEMV for the int8-activation Q4_K/Q6_K GEMV.
 #undef REEL_KQ_INT8_GEMV
 #define REEL_KQ_INT8_GEMV 0
@@ -695,6 +698,13 @@ void QuantizeRowInt8(const float* x, int64_t cols, int8_t* q8, float* d8, float*
   }
 }
 #endif
+#if !REEL_Q8K_GEMV
+// No Q4_K kernel reads QuantizedX::k8 here.
+bool QuantizeRowQ8K(const float*, int64_t, int8_t*, float*, float*) {
+  return false;
+}
+#endif
+constexpr bool kQ8KGemv = REEL_Q8K_GEMV;
 constexpr bool kKQuantInt8Gemv = REEL_KQ_INT8_GEMV;
 #if !REEL_Q8_INT16_PREFILL
 // Not called: ops.cpp takes this path only where Q8_0Int16Prefill() holds.
@@ -1245,6 +1255,9 @@ bool Q8_0Int16Prefill() {
 bool F16Int16Prefill() {
   return kQ8_0Int16Prefill;
 }
+bool Q8KGemv() {
+  return kQ8KGemv && kquant_int8_gemv_enabled();
+}
 bool KQuantInt8Gemv(GgmlType type) {
   return kKQuantInt8Gemv && kquant_int8_gemv_enabled() &&
          (type == GgmlType::Q4_K || type == GgmlType::Q6_K);
@@ -1307,6 +1320,8 @@ HWY_EXPORT(QuantizeRowsKQuantInt8);
 HWY_EXPORT(MatmulKQuantInt8);
 HWY_EXPORT(KQuantInt8Gemv);
 HWY_EXPORT(QuantizeRowInt8);
+HWY_EXPORT(QuantizeRowQ8K);
+HWY_EXPORT(Q8KGemv);
 HWY_EXPORT(Q8_0Int16Prefill);
 HWY_EXPORT(MatmulQ8_0Int16);
 HWY_EXPORT(F16Int16Prefill);
@@ -1346,6 +1361,13 @@ bool kquant_int8_gemv(GgmlType type) {
 void quantize_row_int8(const float* x, int64_t cols, int8_t* q8, float* d8, float* s8,
                        int16_t* g8) {
   HWY_DYNAMIC_DISPATCH(QuantizeRowInt8)(x, cols, q8, d8, s8, g8);
+}
+
+bool q8k_gemv() {
+  return HWY_DYNAMIC_DISPATCH(Q8KGemv)();
+}
+bool quantize_row_q8k(const float* x, int64_t cols, int8_t* k8, float* kd, float* ks) {
+  return HWY_DYNAMIC_DISPATCH(QuantizeRowQ8K)(x, cols, k8, kd, ks);
 }
 
 bool has_int_path(GgmlType type) {

@@ -154,55 +154,55 @@ float GemvRowQ8_0Dpw(const uint8_t* w, int64_t nb, const int16_t* xq, const floa
   return t;
 }
 
-// One Q4_K super-block w of a decode kernel: its stream prefetched ~5 KB ahead, its minimum term
-// dmin * m_j * xs_j added to macc, and its sub-block scales d * sc_j * xd_j returned in lanes
-// 0-7 (xd, xs: the activation blocks' scales and scaled sums, 8 each).
-HWY_INLINE __m512 Q4KSuperBlockScales(const uint8_t* w, const float* xd, const float* xs,
-                                      __m256& macc) {
-  for (int l = 0; l < 144; l += 64)
-    _mm_prefetch(reinterpret_cast<const char*>(w + kQ4KPrefetchBytes + l), _MM_HINT_T1);
-  const Q4KScales u = UnpackQ4KScales(w + 4);
-  const __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(u.sc)));
-  const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(u.m)));
-  macc = _mm256_fmadd_ps(_mm256_mul_ps(mf, _mm256_set1_ps(F16Scale(w + 2))), _mm256_loadu_ps(xs),
-                         macc);
-  return _mm512_castps256_ps512(
-      _mm256_mul_ps(_mm256_mul_ps(scf, _mm256_set1_ps(F16Scale(w))), _mm256_loadu_ps(xd)));
-}
-
-// Q4_K against the int8 row (QuantizedX::q8/d8/s8, as GemvRowQ4KInt8 below): the chunk's 64
-// nibbles (low ones in the lower half, high ones in the upper) meet its 64 int8 activations in
-// one vpdpbusd, where the int16 planes took two and a shift. A lane sums 4
-// products, <= 4*15*127; lanes 0-7 are sub-block 2c, 8-15 sub-block 2c+1, scaled in f32 by
-// d * sc_j * d8_j. On AMD Zen 5 the planes kernel it replaced (d0662bf) was bound by its
-// instructions (~30 GB/s a core, hot or cold), below the core's share of DRAM. Nibbles are
-// unsigned; the minimums go through the activation blocks' scaled sums s8.
-float GemvRowQ4KInt8Vnni(const uint8_t* w, int64_t nsb, const int8_t* xq, const float* d8,
-                         const float* s8) {
+// Q4_K against the int8 row rounded per super-block (QuantizedX::k8/kd/ks, as the K-quant
+// prefill rounds it), its 32-value groups in the order the nibbles lie: 64 weight bytes hold
+// sub-blocks 4h and 4h+2 in their low nibbles and 4h+1, 4h+3 in their high ones, so k8 holds
+// groups 0, 2, 1, 3, 4, 6, 5, 7 and each half of a nibble vector meets 64 consecutive bytes.
+// vpmaddubsw sums nibble x int8 pairs into int16 (|.| <= 2*15*127 = 3810) and vpdpwssd applies
+// the 6-bit sub-block scales in integer (words 0-15 one sub-block, 16-31 the other), so a
+// super-block takes one conversion and one FMA by d * kd; |lane| <= 4*2*3810*63 per
+// super-block. Per 128 values: 1 load, 3 nibble ops, 2 vpmaddubsw, 2 vpdpwssd and 2 scale
+// permutes, against 14 vector ops for the kernel this replaced on per-32 activations, whose scales
+// needed a float FMA per sub-block (GemvRowQ4KInt8Vnni: a broadcast 32-byte load, a masked
+// shift, an and, vpdpbusd, a conversion, a scale permute and an FMA per 64 values). Measured
+// (bench_ops, one thread, the other core busy, alternated with the previous build, AMD Zen 4):
+// GemvHot2048x768/Q4_K 42.3-44.3 us -> 34.8-35.3, GemvKQuant 2048x2048 (from DRAM) 136-142 ->
+// 122-129. Two rows per call, sharing the activation loads, measured the same as one. The
+// minimums go through ks = kd * (sum of each 32 k8).
+float GemvRowQ4KQ8K(const uint8_t* w, int64_t nsb, const int8_t* xq, const float* kd,
+                    const float* ks) {
   const __m512i lo4 = _mm512_set1_epi8(15);
-  // Chunk c's two sub-blocks' scales: lanes 0-7 take scale 2c, lanes 8-15 scale 2c+1.
-  const __m512i idx0 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-  const __m512i idx[4] = {idx0, _mm512_add_epi32(idx0, _mm512_set1_epi32(2)),
-                          _mm512_add_epi32(idx0, _mm512_set1_epi32(4)),
-                          _mm512_add_epi32(idx0, _mm512_set1_epi32(6))};
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  // Word lanes 0-15 take sub-block scale a, 16-31 scale b, for (a, b) = (0, 2), (1, 3), (4, 6),
+  // (5, 7): the sub-blocks of the low and high nibbles of weight bytes 0-63, then 64-127.
+  const __m512i lane_half = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0x20002, 0x20002, 0x20002,
+                                              0x20002, 0x20002, 0x20002, 0x20002, 0x20002);
+  const __m512i sidx[4] = {lane_half, _mm512_add_epi16(lane_half, _mm512_set1_epi16(1)),
+                           _mm512_add_epi16(lane_half, _mm512_set1_epi16(4)),
+                           _mm512_add_epi16(lane_half, _mm512_set1_epi16(5))};
+  __m512 acc = _mm512_setzero_ps();
   __m256 macc = _mm256_setzero_ps();
-  for (int64_t sb = 0; sb < nsb; ++sb, w += 144, xq += 256, d8 += 8, s8 += 8) {
-    const __m512 scale = Q4KSuperBlockScales(w, d8, s8, macc);
-    for (int ch = 0; ch < 4; ++ch) {
-      const __m512i v = _mm512_broadcast_i64x4(
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * ch)));
-      const __m512i q = _mm512_and_si512(
-          _mm512_mask_srli_epi16(v, static_cast<__mmask32>(0xFFFF0000u), v, 4), lo4);
-      const __m512i dot =
-          _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, _mm512_loadu_si512(xq + 64 * ch));
-      __m512& acc = (ch & 1) ? acc1 : acc0;
-      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(idx[ch], scale), acc);
+  for (int64_t sb = 0; sb < nsb; ++sb, w += 144, xq += 256) {
+    for (int l = 0; l < 144; l += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(w + kQ4KPrefetchBytes + l), _MM_HINT_T1);
+    const Q4KScales u = UnpackQ4KScales(w + 4);
+    const __m512i sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(u.sc)));
+    const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(u.m)));
+    macc = _mm256_fmadd_ps(_mm256_mul_ps(mf, _mm256_set1_ps(F16Scale(w + 2))),
+                           _mm256_loadu_ps(ks + 8 * sb), macc);
+    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+    for (int h = 0; h < 2; ++h) {
+      const __m512i v = _mm512_loadu_si512(w + 16 + 64 * h);
+      const __m512i lo = _mm512_and_si512(v, lo4);
+      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), lo4);
+      const __m512i plo = _mm512_maddubs_epi16(lo, _mm512_loadu_si512(xq + 128 * h));
+      const __m512i phi = _mm512_maddubs_epi16(hi, _mm512_loadu_si512(xq + 128 * h + 64));
+      s0 = _mm512_dpwssd_epi32(s0, plo, _mm512_permutexvar_epi16(sidx[2 * h], sc16));
+      s1 = _mm512_dpwssd_epi32(s1, phi, _mm512_permutexvar_epi16(sidx[2 * h + 1], sc16));
     }
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)),
+                          _mm512_set1_ps(F16Scale(w) * kd[sb]), acc);
   }
-  // The minimums join the sum before its one reduction.
-  return _mm512_reduce_add_ps(
-      _mm512_sub_ps(_mm512_add_ps(acc0, acc1), _mm512_zextps256_ps512(macc)));
+  return _mm512_reduce_add_ps(_mm512_sub_ps(acc, _mm512_zextps256_ps512(macc)));
 }
 
 // Q6_K against the int8 row: two 32-value quarters (q = 0..63, unsigned) per 512-bit vector,
@@ -343,9 +343,9 @@ bool GemvIntRowsArch(GgmlType type, const uint8_t* w, size_t row_stride, int64_t
                      int64_t cols, int64_t r0, int64_t r1, const QuantizedX& x, float* y,
                      const RowScratch& scratch) {
   const int64_t blocks = cols / type_info(type).block_elems;
-  if (type == GgmlType::Q4_K && x.q8 != nullptr) {  // the int8 row (KQuantInt8Gemv)
+  if (type == GgmlType::Q4_K && x.k8 != nullptr) {  // rounded per super-block (QuantizeRowInt8)
     for (int64_t r = r0; r < r1; ++r)
-      y[r] = GemvRowQ4KInt8Vnni(w + r * row_stride, blocks, x.q8, x.d8, x.s8);
+      y[r] = GemvRowQ4KQ8K(w + r * row_stride, blocks, x.k8, x.kd, x.ks);
     return true;
   }
   if (type == GgmlType::Q6_K && x.q8 != nullptr) {
@@ -482,8 +482,10 @@ void QuantizeKQuantActivations(const float* x, int64_t nsb, int8_t* q, float* dx
         v[k] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + g + 8 * k), id));
       const int32_t first16 = HorizontalSum(_mm256_add_epi32(v[0], v[1]));
       const int32_t second16 = HorizontalSum(_mm256_add_epi32(v[2], v[3]));
-      g16[16 * sb + g / 16] = static_cast<int16_t>(first16);  // |sum| <= 16 * 127
-      g16[16 * sb + g / 16 + 1] = static_cast<int16_t>(second16);
+      if (g16 != nullptr) {  // null: the caller needs no per-16 sums (QuantizeRowQ8K)
+        g16[16 * sb + g / 16] = static_cast<int16_t>(first16);  // |sum| <= 16 * 127
+        g16[16 * sb + g / 16 + 1] = static_cast<int16_t>(second16);
+      }
       const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]),
                                                 _mm256_packs_epi32(v[2], v[3]));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + g),
@@ -1193,18 +1195,21 @@ void MatmulF16Int16(const uint8_t* w, size_t row_stride, int64_t cols, int64_t r
 //
 // The portable GEMV kernels widen every 4/6-bit weight to int16 and multiply it with the int16
 // activations (vpmaddwd), which left Q4_K_M decode compute-bound on AVX2. Here the one
-// activation row is also rounded to int8 per 32 values (QuantizedX::q8/d8/s8/g8, made once per
-// matmul call from the float row: a single rounding, |x - d8 q8| <= d8/2, d8 = max|x|/127),
-// and the weights meet it as unsigned bytes in vpmaddubsw (u8 x s8, pairs summed to int16):
-//   Q4_K: nibbles 0..15, |pair| <= 2*15*127 = 3810; vpmaddwd with ones makes int32 lanes per
-//         32-element sub-block, converted and scaled by d * sc_j * d8_j in f32. The minimum is
-//         -dmin * sum_j m_j * s8_j (s8 = d8 * sum of the sub-block's q8), once per super-block.
-//   Q6_K: q 0..63, |pair| <= 2*63*127 = 16002; vpmaddwd with the group's int8 scale placed in
+// activation row is also rounded to int8 (made once per matmul call from the float row: a single
+// rounding, |x - d q| <= d/2, d = max|x|/127), and the weights meet it as unsigned bytes in
+// vpmaddubsw (u8 x s8, pairs summed to int16):
+//   Q4_K: per 256 values (QuantizedX::k8/kd/ks, as the K-quant prefill rounds), nibbles 0..15,
+//         |pair| <= 2*15*127 = 3810; vpmaddwd with the sub-block's 6-bit scale makes int32
+//         lanes, converted and scaled by d * kd in f32 once per super-block (GemvRowQ4KQ8K). The
+//         minimum is -dmin * sum_j m_j * ks_j (ks = kd * sum of the sub-block's k8).
+//   Q6_K: per 32 values (QuantizedX::q8/d8/g8), q 0..63, |pair| <= 2*63*127 = 16002; vpmaddwd
+//         with the group's int8 scale placed in
 //         the high byte of every int16 (scale * 256, one vpshufb from the super-block's scale
 //         bytes) applies the per-16 scale in int32: |lane| <= 2*16002*32768 < 2^31. The -32
 //         offset is -32 * sum_g sc_g * g8_g (g8: int16 sums of 16 q8), one vpmaddwd per
 //         super-block. The f32 scale per 32 is d * d8_j / 256 (a power of two: exact).
-// AVX3_DL takes the int8 row too, in its own kernels (GemvRowQ4KInt8Vnni, GemvRowQ6KInt8Vnni).
+// AVX3_DL takes the int8 rows too, in its own kernels (GemvRowQ6KInt8Vnni, and GemvRowQ4KQ8K on
+// 512-bit vectors).
 #undef REEL_KQ_INT8_GEMV
 #define REEL_KQ_INT8_GEMV 1
 
@@ -1238,50 +1243,75 @@ void QuantizeRowInt8(const float* x, int64_t cols, int8_t* q8, float* d8, float*
   }
 }
 
+#undef REEL_Q8K_GEMV
+#define REEL_Q8K_GEMV 1
+// QuantizedX's k8/kd/ks (kernels.h, quantize_row_q8k): rounded as the K-quant prefill rounds
+// (QuantizeKQuantActivations). On AVX3_DL each super-block's 32-value groups 1 and 2, 5 and 6 are
+// then swapped into the order GemvRowQ4KQ8K reads them (512-bit nibble vectors); the AVX2 kernel
+// reads 32 bytes of nibbles at a time, whose two halves are consecutive groups: natural order.
+bool QuantizeRowQ8K(const float* x, int64_t cols, int8_t* k8, float* kd, float* ks) {
+  if (cols % kQ4KBlock != 0) return false;  // never for a Q4_K matrix (rows of 256-value blocks)
+  const int64_t nsb = cols / kQ4KBlock;
+  QuantizeKQuantActivations(x, nsb, k8, kd, ks, nullptr);
+  if constexpr (HWY_TARGET == HWY_AVX3_DL) {
+    for (int64_t sb = 0; sb < nsb; ++sb) {
+      for (int8_t* g = k8 + sb * kQ4KBlock + 32; g < k8 + (sb + 1) * kQ4KBlock; g += 128) {
+        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g));
+        const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 32));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(g), b);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(g + 32), a);
+      }
+    }
+  }
+  return true;
+}
+
 #if HWY_TARGET != HWY_AVX3_DL
 #undef REEL_ARCH_GEMV
 #define REEL_ARCH_GEMV 1
 
-// One Q4_K row (nsb super-blocks) against the int8 row.
-float GemvRowQ4KInt8(const uint8_t* w, int64_t nsb, const int8_t* xq, const float* xd,
-                     const float* xs) {
+// One Q4_K row (nsb super-blocks) against the row rounded per super-block (QuantizedX::k8/kd/ks,
+// natural order here): per 32 values vpmaddubsw (nibbles x int8, pairs into int16) and vpmaddwd
+// with the sub-block's 6-bit scale in every int16 (a broadcast load of scale | scale << 16) sum
+// into int32 lanes, |lane| <= 8*2*3810*63 per super-block, converted and scaled by d * kd once
+// per super-block. The kernel this replaced rounded the row per 32 values, so each sub-block took
+// a conversion and an FMA by its own float scale: 7 vector ops per 32 values against 5 here.
+// Measured (bench_ops GemvHot2048x768/Q4_K with REEL_BENCH_AVX2=1, one thread, the other core
+// busy, alternated with the previous build, AMD Zen 4): 48.1-50.2 us -> 43.3-44.0.
+float GemvRowQ4KQ8K(const uint8_t* w, int64_t nsb, const int8_t* xq, const float* kd,
+                    const float* ks) {
   const __m256i lo4 = _mm256_set1_epi8(15);
-  const __m256i ones = _mm256_set1_epi16(1);
-  // Four accumulators: each takes two of the eight FMAs per super-block (latency 4).
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(),
-         acc3 = _mm256_setzero_ps(), macc = _mm256_setzero_ps();
-  alignas(32) float scale[8];
-  for (int64_t sb = 0; sb < nsb; ++sb, w += kQ4KBytes, xq += kQ4KBlock, xd += 8, xs += 8) {
+  __m256 acc = _mm256_setzero_ps(), macc = _mm256_setzero_ps();
+  alignas(32) uint32_t scale[8];
+  for (int64_t sb = 0; sb < nsb; ++sb, w += kQ4KBytes, xq += kQ4KBlock, ks += 8) {
     const Q4KScales u = UnpackQ4KScales(w + 4);
-    const __m256 scf =
-        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(u.sc))));
+    const __m256i s32 = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(u.sc)));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(scale),
+                       _mm256_or_si256(s32, _mm256_slli_epi32(s32, 16)));
     const __m256 mf =
         _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(u.m))));
-    macc = _mm256_fmadd_ps(_mm256_mul_ps(mf, _mm256_set1_ps(F16Scale(w + 2))), _mm256_loadu_ps(xs),
+    macc = _mm256_fmadd_ps(_mm256_mul_ps(mf, _mm256_set1_ps(F16Scale(w + 2))), _mm256_loadu_ps(ks),
                            macc);
-    _mm256_store_ps(
-        scale, _mm256_mul_ps(_mm256_mul_ps(scf, _mm256_set1_ps(F16Scale(w))), _mm256_loadu_ps(xd)));
-    // Per sub-block one broadcast load of its scale (a shuffle per scale would take the
-    // vector ports the products need).
-    const float* scp = scale;
+    // Broadcast loads of the scales (a shuffle per scale would take the vector ports).
+    const uint32_t* scp = scale;
     asm("" : "+r"(scp) : : "memory");
-    auto chunk = [&](int ch, __m256& a_lo, __m256& a_hi) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+    for (int ch = 0; ch < 4; ++ch) {
       const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * ch));
       const __m256i lo = _mm256_and_si256(raw, lo4);
       const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), lo4);
       const __m256i xl = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * ch));
       const __m256i xh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * ch + 32));
-      const __m256i il = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, xl), ones);
-      const __m256i ih = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xh), ones);
-      a_lo = _mm256_fmadd_ps(_mm256_cvtepi32_ps(il), _mm256_broadcast_ss(scp + 2 * ch), a_lo);
-      a_hi = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ih), _mm256_broadcast_ss(scp + 2 * ch + 1), a_hi);
-    };
-    chunk(0, acc0, acc1);
-    chunk(1, acc2, acc3);
-    chunk(2, acc0, acc1);
-    chunk(3, acc2, acc3);
+      a0 =
+          _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, xl),
+                                                 _mm256_set1_epi32(static_cast<int>(scp[2 * ch]))));
+      a1 = _mm256_add_epi32(
+          a1, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xh),
+                                _mm256_set1_epi32(static_cast<int>(scp[2 * ch + 1]))));
+    }
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(a0, a1)),
+                          _mm256_set1_ps(F16Scale(w) * kd[sb]), acc);
   }
-  const __m256 acc = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3));
   return HorizontalSum(acc) - HorizontalSum(macc);
 }
 
@@ -1317,7 +1347,7 @@ float GemvRowQ6KInt8(const uint8_t* w, int64_t nsb, const int8_t* xq, const floa
                                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg)));
     cacc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(off), f, cacc);
     _mm256_store_ps(scale, _mm256_mul_ps(f, _mm256_set1_ps(1.0f / 256.0f)));
-    const float* scp = scale;  // broadcast loads, as in GemvRowQ4KInt8
+    const float* scp = scale;  // broadcast loads, as in GemvRowQ4KQ8K
     asm("" : "+r"(scp) : : "memory");
     const __m256i scb = _mm256_broadcastsi128_si256(sc8);
     for (int half = 0; half < 2; ++half) {
@@ -1343,13 +1373,14 @@ float GemvRowQ6KInt8(const uint8_t* w, int64_t nsb, const int8_t* xq, const floa
 bool GemvIntRowsArch(GgmlType type, const uint8_t* w, size_t row_stride, int64_t rows_total,
                      int64_t cols, int64_t r0, int64_t r1, const QuantizedX& x, float* y,
                      const RowScratch&) {
-  if (x.q8 == nullptr || (type != GgmlType::Q4_K && type != GgmlType::Q6_K)) return false;
+  const bool q4k = type == GgmlType::Q4_K && x.k8 != nullptr;
+  if (!q4k && (type != GgmlType::Q6_K || x.q8 == nullptr)) return false;
   const int64_t nsb = cols / kQ4KBlock;
   for (int64_t r = r0; r < r1; ++r) {
     PrefetchRow(w + (r + kPrefetchRows) * row_stride, row_stride, r + kPrefetchRows < rows_total);
     const uint8_t* row = w + r * row_stride;
-    y[r] = type == GgmlType::Q4_K ? GemvRowQ4KInt8(row, nsb, x.q8, x.d8, x.s8)
-                                  : GemvRowQ6KInt8(row, nsb, x.q8, x.d8, x.g8);
+    y[r] = q4k ? GemvRowQ4KQ8K(row, nsb, x.k8, x.kd, x.ks)
+               : GemvRowQ6KInt8(row, nsb, x.q8, x.d8, x.g8);
   }
   return true;
 }

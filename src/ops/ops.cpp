@@ -26,6 +26,7 @@ size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 struct ScratchLayout {
   size_t xv = 0, xh = 0, xl = 0, xd = 0, xs = 0;  // offsets
   size_t x8 = 0, xd8 = 0, xs8 = 0, xg8 = 0;       // one int8 row (decode; kquant_int8_gemv)
+  size_t xk8 = 0, xkd = 0, xks = 0;               // the same row per 256 (quantize_row_q8k)
   size_t per_thread = 0, threads = 0, total = 0;
   size_t wq = 0, wd = 0, wm = 0, wf = 0;  // offsets inside one thread's area
 
@@ -43,7 +44,10 @@ struct ScratchLayout {
     xd8 = x8 + align_up(c);
     xs8 = xd8 + align_up(nb * sizeof(float));
     xg8 = xs8 + align_up(nb * sizeof(float));
-    threads = xg8 + align_up(2 * nb * sizeof(int16_t));
+    xk8 = xg8 + align_up(2 * nb * sizeof(int16_t));
+    xkd = xk8 + align_up(c);
+    xks = xkd + align_up(nb * sizeof(float));
+    threads = xks + align_up(nb * sizeof(float));
     wq = 0;
     wd = align_up(c * sizeof(int16_t));
     wm = wd + align_up(nb * sizeof(float));
@@ -137,10 +141,11 @@ namespace {
 // Quantizes n activation rows for the integer kernels into the context's scratch; with
 // `int8` (one row only: the int8 GEMV of detail::kquant_int8_gemv) also its int8 fields, once
 // per call rather than once per task. `int16`: false only when every matrix of the call takes
-// the int8 GEMV (one row), which reads only the int8 fields.
+// the int8 GEMV (one row), which reads only the int8 fields. `q4k` (with `int8`): a Q4_K matrix
+// is among them, so also the row rounded per 256 where the target's Q4_K kernel reads it.
 detail::QuantizedX quantize_activations(const float* x, int64_t n, int64_t cols, uint8_t* base,
                                         const ScratchLayout& layout, ThreadPool& pool, bool int8,
-                                        bool int16) {
+                                        bool int16, bool q4k) {
   auto* xv = reinterpret_cast<int16_t*>(base + layout.xv);
   auto* xh = reinterpret_cast<int8_t*>(base + layout.xh);
   auto* xl = reinterpret_cast<uint8_t*>(base + layout.xl);
@@ -168,6 +173,14 @@ detail::QuantizedX quantize_activations(const float* x, int64_t n, int64_t cols,
     q.d8 = d8;
     q.s8 = s8;
     q.g8 = g8;
+    auto* k8 = reinterpret_cast<int8_t*>(base + layout.xk8);
+    auto* kd = reinterpret_cast<float*>(base + layout.xkd);
+    auto* ks = reinterpret_cast<float*>(base + layout.xks);
+    if (q4k && detail::quantize_row_q8k(x, cols, k8, kd, ks)) {
+      q.k8 = k8;
+      q.kd = kd;
+      q.ks = ks;
+    }
   }
   return q;
 }
@@ -188,14 +201,15 @@ void matmul_multi(std::span<const Matrix> ws, const float* x, int64_t n,
   }
   const ScratchLayout layout(ctx.max_rows(), ctx.max_cols(), ctx.n_threads());
   auto* base = static_cast<uint8_t*>(ctx.scratch(layout.total));
-  bool int8 = false, all_int8 = true;
+  bool int8 = false, all_int8 = true, q4k = false;
   for (const Matrix& w : ws) {
     const bool w_int8 = n == 1 && detail::kquant_int8_gemv(w.type);
     int8 = int8 || w_int8;
     all_int8 = all_int8 && w_int8;
+    q4k = q4k || (w_int8 && w.type == GgmlType::Q4_K);
   }
-  const detail::QuantizedX qx =
-      quantize_activations(x, n, cols, base, layout, ctx.pool(), int8, /*int16=*/!all_int8);
+  const detail::QuantizedX qx = quantize_activations(x, n, cols, base, layout, ctx.pool(), int8,
+                                                     /*int16=*/!all_int8, q4k);
   // One parallel run over the row blocks of every matrix, in order.
   std::array<int64_t, 9> first_block{};
   if (ws.size() > 8) throw Error("matmul_multi: at most 8 matrices");
@@ -335,8 +349,8 @@ void matmul(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx,
 
   if (int_path) {
     const bool int8 = n == 1 && detail::kquant_int8_gemv(w.type);
-    const detail::QuantizedX q =
-        quantize_activations(x, n, cols, base, layout, pool, int8, /*int16=*/!int8);
+    const detail::QuantizedX q = quantize_activations(x, n, cols, base, layout, pool, int8,
+                                                      /*int16=*/!int8, w.type == GgmlType::Q4_K);
     const int64_t nb = cols / detail::kQBlock;
     const int64_t xc = x_chunk_rows(cols, sizeof(int16_t));
     const int64_t n_x_chunks = (n + xc - 1) / xc;

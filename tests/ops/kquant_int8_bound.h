@@ -45,27 +45,28 @@ inline void kquant_parts(GgmlType t, const uint8_t* row, int64_t cols, double* p
 }
 
 // |y - y_ref| for one output (w: the dequantized row, exact in double), derived:
-//  - activation rounding: per 32 values d8 = max|x|/127 and |x_k - d8 q8_k| <= d8/2 (times
+//  - activation rounding: per `block` values (32, or 256 where Q4_K decode rounds per super-block,
+//    kernels.h q8k_gemv) d8 = max|x|/127 and |x_k - d8 q8_k| <= d8/2 (times
 //    1.0001 for the f32 roundings of 127/max|x| and of the product x * 127/max|x|), and the
 //    integer dots are exact, so the dot is off by at most sum_blocks d8/2 * sum |w_k|;
 //  - f32: each 32-block term (scale * int32 sum, the minimum or offset product) takes at most
-//    5 roundings and passes through fewer than cols/32 + 8 additions (accumulator lanes, the
-//    horizontal sums), each bounded by parts_k * |x~_k| with |x~_k| <= |x_k| + d8/2, so
-//    (cols + 8) * 2^-24 * sum_k parts_k (|x_k| + d8/2) bounds it, generously.
+//    5 roundings and passes through fewer than cols/32 + 8 additions (per 256: fewer still)
+//    (accumulator lanes, the horizontal sums), each bounded by parts_k * |x~_k| with |x~_k| <=
+//    |x_k| + d8/2, so (cols + 8) * 2^-24 * sum_k parts_k (|x_k| + d8/2) bounds it, generously.
 inline double kquant_int8_bound(GgmlType t, const uint8_t* row, const float* w, const float* x,
-                                int64_t cols) {
+                                int64_t cols, int64_t block = 32) {
   std::vector<double> parts(static_cast<size_t>(cols));
   kquant_parts(t, row, cols, parts.data());
   double rounding = 0, f32 = 0;
-  for (int64_t b0 = 0; b0 < cols; b0 += 32) {
+  for (int64_t b0 = 0; b0 < cols; b0 += block) {
     double amax = 0, wsum = 0;
-    for (int64_t k = b0; k < b0 + 32; ++k) {
+    for (int64_t k = b0; k < b0 + block; ++k) {
       amax = std::max(amax, double{std::fabs(x[k])});
       wsum += std::fabs(double{w[k]});
     }
     const double half_step = amax / 127.0 / 2.0 * 1.0001;
     rounding += half_step * wsum;
-    for (int64_t k = b0; k < b0 + 32; ++k) f32 += parts[k] * (std::fabs(x[k]) + half_step);
+    for (int64_t k = b0; k < b0 + block; ++k) f32 += parts[k] * (std::fabs(x[k]) + half_step);
   }
   return rounding + (static_cast<double>(cols) + 8) * std::ldexp(1.0, -24) * f32;
 }

@@ -433,7 +433,7 @@ TEST(MatmulKQuant, Int8GemvWithinActivationRoundingEveryTarget) {
     int threads;
   };
   const Shape shapes[] = {{67, 768, 2}, {5, 256, 1}, {131, 2304, 2}, {1, 1024, 1}, {16, 512, 3}};
-  bool int8_seen = false;
+  bool int8_seen = false, q8k_seen = false;
   double worst = 0;  // the largest int8 error as a fraction of its bound, for the log
   for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K}) {
     for (const Shape& s : shapes) {
@@ -444,14 +444,19 @@ TEST(MatmulKQuant, Int8GemvWithinActivationRoundingEveryTarget) {
       for (int seed = 0; seed < 3; ++seed) {
         const auto x = kquant_activations(s.cols, seed);
         std::vector<float> ref(s.rows), wrow(s.cols);
-        std::vector<double> tol(s.rows);
+        // Bounds for activations rounded per 32 values, and per 256 (Q4_K where q8k_gemv).
+        std::vector<double> tol32(s.rows), tol256(s.rows);
         matmul_ref(m, x.data(), 1, ref.data());
         for (int64_t r = 0; r < s.rows; ++r) {
           dequantize_row_ref(t, w.data() + r * m.row_stride, wrow.data(), s.cols);
-          tol[r] = test::kquant_int8_bound(t, w.data() + r * m.row_stride, wrow.data(), x.data(),
-                                           s.cols);
+          tol32[r] = test::kquant_int8_bound(t, w.data() + r * m.row_stride, wrow.data(), x.data(),
+                                             s.cols);
+          tol256[r] = test::kquant_int8_bound(t, w.data() + r * m.row_stride, wrow.data(), x.data(),
+                                              s.cols, 256);
         }
         for_each_target([&] {
+          q8k_seen = q8k_seen || (t == GgmlType::Q4_K && detail::q8k_gemv());
+          const auto& tol = t == GgmlType::Q4_K && detail::q8k_gemv() ? tol256 : tol32;
           Context ctx(s.threads);
           ctx.reserve(1, s.cols);
           std::vector<float> on(s.rows), off(s.rows);
@@ -476,6 +481,10 @@ TEST(MatmulKQuant, Int8GemvWithinActivationRoundingEveryTarget) {
   // AVX2 is this project's x86 baseline: there the int8 path must have been checked.
   if (hwy::SupportedTargets() & HWY_AVX2) {
     EXPECT_TRUE(int8_seen);
+  }
+  // And the Q4_K kernel on activations rounded per 256 (GemvRowQ4KQ8K), AVX2 and up.
+  if (hwy::SupportedTargets() & HWY_AVX2) {
+    EXPECT_TRUE(q8k_seen);
   }
 #endif
 }

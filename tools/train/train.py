@@ -226,7 +226,7 @@ def pick_questions(rng: np.random.Generator, meta: dict, max_q: int) -> list[int
     if n <= max_q:
         return list(range(n))
     # always keep the description (the longest answer) and its hops (chain), sample the rest
-    d = [i for i, q in enumerate(meta["questions"]) if q["template"] in ("describe", "chain")]
+    d = [i for i, q in enumerate(meta["questions"]) if q["template"] in ("describe", "chain", "order")]
     rest = [i for i in range(n) if i not in d]
     return sorted(d + list(rng.choice(rest, size=max_q - len(d), replace=False)))
 
@@ -258,6 +258,43 @@ def chain_questions(meta: dict) -> list[dict]:
     pairs += [(CHAIN_AFTER.format(name=" ".join(a.split()[1:3])), b) for a, b in zip(items, items[1:])]
     return [{"template": "chain", "question": q, "answer": ans, "q_ids": list(qi.tokens(q)),
              "a_ids": list(qi.tokens(ans + qi.END))} for q, ans in pairs]
+
+
+ORDER_LEFTMOST = "Which object is leftmost?"
+ORDER_RIGHTMOST = "Which object is rightmost?"
+ORDER_PAIR = "Is the {a} left of the {b}?"
+
+
+def order_questions(meta: dict, rng: np.random.Generator, pairs: int) -> list[dict]:
+    """Training only (--order-questions): questions whose answers depend on left and right alone,
+    taken from the description's order (by the x of the centres at the start): "Which object is
+    leftmost?" / "...rightmost?" -> "red circle", and `pairs` of the ordered pairs "Is the {a} left of
+    the {b}?" -> "yes" | "no" (drawn from rng; half of all ordered pairs are "yes")."""
+    import qwen_inputs as qi
+    describe = [q["answer"] for q in meta["questions"] if q["template"] == "describe"]
+    if not describe:
+        return []
+    names = [" ".join(item.split()[1:3]) for item in description_items(describe[0])]
+    if len(names) < 2:
+        return []
+    qa = [(ORDER_LEFTMOST, names[0]), (ORDER_RIGHTMOST, names[-1])]
+    ordered = [(i, j) for i in range(len(names)) for j in range(len(names)) if i != j]
+    for k in rng.permutation(len(ordered))[:pairs]:
+        i, j = ordered[k]
+        qa.append((ORDER_PAIR.format(a=names[i], b=names[j]), "yes" if i < j else "no"))
+    return [{"template": "order", "question": q, "answer": ans, "q_ids": list(qi.tokens(q)),
+             "a_ids": list(qi.tokens(ans + qi.END))} for q, ans in qa]
+
+
+def order_strings() -> list[str]:
+    """Every text piece order_questions can add (for the used-token set)."""
+    import shapes_world as sw
+    import qwen_inputs as qi
+    names = [f"{color} {shape}" for color in sw.COLORS for shape in sw.SHAPES]
+    out = [ORDER_LEFTMOST, ORDER_RIGHTMOST, "yes" + qi.END, "no" + qi.END]
+    out += [name + qi.END for name in names]
+    out += [ORDER_PAIR.format(a=a, b=b) for a in names for b in names if a != b]
+    return out
 
 
 def chain_strings() -> list[str]:
@@ -398,6 +435,9 @@ def main() -> None:
     ap.add_argument("--chain-questions", action="store_true",
                     help="training only: add the description's hops as questions (chain_questions), each "
                          "kept like the description; raise --max-q to keep as many of the others")
+    ap.add_argument("--order-questions", type=int, default=-1, metavar="PAIRS",
+                    help="training only: add left/right questions (order_questions) with PAIRS pairwise ones per "
+                         "scene, each kept like the description; raise --max-q to keep as many of the others")
     ap.add_argument("--override", action="append", default=[],
                     help="pilot only: model_config override, e.g. vision.hidden_size=96 or text.num_hidden_layers=4")
     a = ap.parse_args()
@@ -410,7 +450,8 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     mc.apply_overrides(a.override)
     print(f"args {vars(a)}", flush=True)
-    used = load_vocab(a.out.parent / "vocab.json", chain_strings() if a.chain_questions else [])
+    used = load_vocab(a.out.parent / "vocab.json", (chain_strings() if a.chain_questions else [])
+                      + (order_strings() if a.order_questions >= 0 else []))
     remap = Remap(used)
     from transformers import AutoTokenizer  # noqa: F401  (import cost paid up front)
     head_ids = json.loads((a.out.parent / "head_tail.json").read_text())["head"] \
@@ -470,6 +511,7 @@ def main() -> None:
         print(f"vision tower frozen until step {a.freeze_vision_until} ({sum(p.numel() for p in tower)} params)",
               flush=True)
     rng = np.random.default_rng(a.seed)
+    order_rng = np.random.default_rng([a.seed, 77])  # its own stream: the scene sequence is unchanged
     files: list[str] = []
     zoom_files: list[str] = []
     n_zoomed = 0
@@ -510,6 +552,8 @@ def main() -> None:
             meta, arrays = load_scene(path)
             if a.chain_questions:
                 meta["questions"] += chain_questions(meta)
+            if a.order_questions >= 0:
+                meta["questions"] += order_questions(meta, order_rng, a.order_questions)
             sampling = "img" if meta["kind"] == "image" else ("fps2" if rng.random() < 0.5 else "frames8")
             scenes.append((meta, arrays, sampling))
             paths.append((path, zoomed))

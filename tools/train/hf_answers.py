@@ -48,6 +48,27 @@ def read_questions() -> list[dict]:
     return [dict(zip(keys, ln.split("\t"))) for ln in lines[1:]]
 
 
+def order_rows(rows: list[dict]) -> list[dict]:
+    """--order-questions: in place of the held-out questions, train.py's training-only left/right
+    questions for every held-out scene of 2-3 objects (from its description's order): leftmost,
+    rightmost, and every ordered pair."""
+    import train
+    out = []
+    for r in rows:
+        if r["template"] != "describe":
+            continue
+        names = [" ".join(item.split()[1:3]) for item in train.description_items(r["answer"])]
+        if len(names) < 2:
+            continue
+        base = {"name": r["name"], "kind": r["kind"]}
+        out.append({**base, "template": "leftmost", "question": train.ORDER_LEFTMOST, "answer": names[0]})
+        out.append({**base, "template": "rightmost", "question": train.ORDER_RIGHTMOST, "answer": names[-1]})
+        out += [{**base, "template": "pair", "question": train.ORDER_PAIR.format(a=names[i], b=names[j]),
+                 "answer": "yes" if i < j else "no"}
+                for i in range(len(names)) for j in range(len(names)) if i != j]
+    return out
+
+
 @torch.no_grad()
 def prefix_cache(model, kind: str, pv: np.ndarray, grid: np.ndarray, media_ids: np.ndarray):
     from transformers import DynamicCache
@@ -120,6 +141,8 @@ def main() -> None:
     ap.add_argument("--hf", type=Path, default=HERE / "out/hf-stored")
     ap.add_argument("--out", type=Path, default=EVAL_DIR / "hf_answers.tsv")
     ap.add_argument("--only-first", type=int, default=0)
+    ap.add_argument("--order-questions", action="store_true",
+                    help="ask train.py's left/right questions (order_rows) instead of the held-out ones")
     a = ap.parse_args()
     from transformers import Qwen3VLForConditionalGeneration
     torch.set_num_threads(1)
@@ -128,6 +151,8 @@ def main() -> None:
     model.eval()
     tok = qi.processor().tokenizer
     rows = read_questions()
+    if a.order_questions:
+        rows = order_rows(rows)
     if a.only_first:
         rows = rows[:a.only_first]
     by_file: dict[str, list[dict]] = {}

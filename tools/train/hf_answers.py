@@ -55,17 +55,13 @@ def order_rows(rows: list[dict]) -> list[dict]:
     import train
     out = []
     for r in rows:
-        if r["template"] != "describe":
-            continue
-        names = [" ".join(item.split()[1:3]) for item in train.description_items(r["answer"])]
+        names = train.order_names(r["answer"]) if r["template"] == "describe" else []
         if len(names) < 2:
             continue
-        base = {"name": r["name"], "kind": r["kind"]}
-        out.append({**base, "template": "leftmost", "question": train.ORDER_LEFTMOST, "answer": names[0]})
-        out.append({**base, "template": "rightmost", "question": train.ORDER_RIGHTMOST, "answer": names[-1]})
-        out += [{**base, "template": "pair", "question": train.ORDER_PAIR.format(a=names[i], b=names[j]),
-                 "answer": "yes" if i < j else "no"}
-                for i in range(len(names)) for j in range(len(names)) if i != j]
+        ends, pairs = train.order_qa(names)
+        templates = ["leftmost", "rightmost"] + ["pair"] * len(pairs)
+        out += [{"name": r["name"], "kind": r["kind"], "template": t, "question": q, "answer": a}
+                for t, (q, a) in zip(templates, ends + pairs)]
     return out
 
 

@@ -265,6 +265,20 @@ ORDER_RIGHTMOST = "Which object is rightmost?"
 ORDER_PAIR = "Is the {a} left of the {b}?"
 
 
+def order_names(description: str) -> list[str]:
+    """The objects of a world description as "{color} {shape}", left to right."""
+    return [" ".join(item.split()[1:3]) for item in description_items(description)]
+
+
+def order_qa(names: list[str]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The left/right questions about objects named left to right (two or more): the leftmost and
+    rightmost ones, and every ordered pair, as (question, answer)."""
+    ends = [(ORDER_LEFTMOST, names[0]), (ORDER_RIGHTMOST, names[-1])]
+    pairs = [(ORDER_PAIR.format(a=names[i], b=names[j]), "yes" if i < j else "no")
+             for i in range(len(names)) for j in range(len(names)) if i != j]
+    return ends, pairs
+
+
 def order_questions(meta: dict, rng: np.random.Generator, pairs: int) -> list[dict]:
     """Training only (--order-questions): questions whose answers depend on left and right alone,
     taken from the description's order (by the x of the centres at the start): "Which object is
@@ -272,16 +286,11 @@ def order_questions(meta: dict, rng: np.random.Generator, pairs: int) -> list[di
     the {b}?" -> "yes" | "no" (drawn from rng; half of all ordered pairs are "yes")."""
     import qwen_inputs as qi
     describe = [q["answer"] for q in meta["questions"] if q["template"] == "describe"]
-    if not describe:
-        return []
-    names = [" ".join(item.split()[1:3]) for item in description_items(describe[0])]
+    names = order_names(describe[0]) if describe else []
     if len(names) < 2:
         return []
-    qa = [(ORDER_LEFTMOST, names[0]), (ORDER_RIGHTMOST, names[-1])]
-    ordered = [(i, j) for i in range(len(names)) for j in range(len(names)) if i != j]
-    for k in rng.permutation(len(ordered))[:pairs]:
-        i, j = ordered[k]
-        qa.append((ORDER_PAIR.format(a=names[i], b=names[j]), "yes" if i < j else "no"))
+    ends, ordered = order_qa(names)
+    qa = ends + [ordered[k] for k in rng.permutation(len(ordered))[:pairs]]
     return [{"template": "order", "question": q, "answer": ans, "q_ids": list(qi.tokens(q)),
              "a_ids": list(qi.tokens(ans + qi.END))} for q, ans in qa]
 

@@ -46,8 +46,8 @@ struct ScratchLayout {
     xg8 = xs8 + align_up(nb * sizeof(float));
     xk8 = xg8 + align_up(2 * nb * sizeof(int16_t));
     xkd = xk8 + align_up(c);
-    xks = xkd + align_up(nb * sizeof(float));
-    threads = xks + align_up(nb * sizeof(float));
+    xks = xkd + align_up((c + 255) / 256 * sizeof(float));  // kd: one scale per super-block
+    threads = xks + align_up(nb * sizeof(float));             // ks: one sum per 32 values
     wq = 0;
     wd = align_up(c * sizeof(int16_t));
     wm = wd + align_up(nb * sizeof(float));
@@ -142,10 +142,12 @@ namespace {
 // `int8` (one row only: the int8 GEMV of detail::kquant_int8_gemv) also its int8 fields, once
 // per call rather than once per task. `int16`: false only when every matrix of the call takes
 // the int8 GEMV (one row), which reads only the int8 fields. `q4k` (with `int8`): a Q4_K matrix
-// is among them, so also the row rounded per 256 where the target's Q4_K kernel reads it.
+// is among them, so also the row rounded per 256 where the target's Q4_K kernel reads it;
+// `per32` (with `int8`): a matrix of another type (Q6_K) takes the int8 GEMV, so the row is also
+// rounded per 32. Without it, on targets that round per 256 the per-32 row is skipped.
 detail::QuantizedX quantize_activations(const float* x, int64_t n, int64_t cols, uint8_t* base,
                                         const ScratchLayout& layout, ThreadPool& pool, bool int8,
-                                        bool int16, bool q4k) {
+                                        bool int16, bool q4k, bool per32) {
   auto* xv = reinterpret_cast<int16_t*>(base + layout.xv);
   auto* xh = reinterpret_cast<int8_t*>(base + layout.xh);
   auto* xl = reinterpret_cast<uint8_t*>(base + layout.xl);
@@ -164,15 +166,6 @@ detail::QuantizedX quantize_activations(const float* x, int64_t n, int64_t cols,
   }
   detail::QuantizedX q{xv, xh, xl, xd, xs, cols};
   if (int8 && n == 1) {
-    auto* q8 = reinterpret_cast<int8_t*>(base + layout.x8);
-    auto* d8 = reinterpret_cast<float*>(base + layout.xd8);
-    auto* s8 = reinterpret_cast<float*>(base + layout.xs8);
-    auto* g8 = reinterpret_cast<int16_t*>(base + layout.xg8);
-    detail::quantize_row_int8(x, cols, q8, d8, s8, g8);
-    q.q8 = q8;
-    q.d8 = d8;
-    q.s8 = s8;
-    q.g8 = g8;
     auto* k8 = reinterpret_cast<int8_t*>(base + layout.xk8);
     auto* kd = reinterpret_cast<float*>(base + layout.xkd);
     auto* ks = reinterpret_cast<float*>(base + layout.xks);
@@ -180,6 +173,17 @@ detail::QuantizedX quantize_activations(const float* x, int64_t n, int64_t cols,
       q.k8 = k8;
       q.kd = kd;
       q.ks = ks;
+    }
+    if (per32 || q.k8 == nullptr) {  // Q6_K, or a target whose Q4_K kernel reads the per-32 row
+      auto* q8 = reinterpret_cast<int8_t*>(base + layout.x8);
+      auto* d8 = reinterpret_cast<float*>(base + layout.xd8);
+      auto* s8 = reinterpret_cast<float*>(base + layout.xs8);
+      auto* g8 = reinterpret_cast<int16_t*>(base + layout.xg8);
+      detail::quantize_row_int8(x, cols, q8, d8, s8, g8);
+      q.q8 = q8;
+      q.d8 = d8;
+      q.s8 = s8;
+      q.g8 = g8;
     }
   }
   return q;
@@ -201,15 +205,16 @@ void matmul_multi(std::span<const Matrix> ws, const float* x, int64_t n,
   }
   const ScratchLayout layout(ctx.max_rows(), ctx.max_cols(), ctx.n_threads());
   auto* base = static_cast<uint8_t*>(ctx.scratch(layout.total));
-  bool int8 = false, all_int8 = true, q4k = false;
+  bool int8 = false, all_int8 = true, q4k = false, per32 = false;
   for (const Matrix& w : ws) {
     const bool w_int8 = n == 1 && detail::kquant_int8_gemv(w.type);
     int8 = int8 || w_int8;
     all_int8 = all_int8 && w_int8;
     q4k = q4k || (w_int8 && w.type == GgmlType::Q4_K);
+    per32 = per32 || (w_int8 && w.type != GgmlType::Q4_K);
   }
   const detail::QuantizedX qx = quantize_activations(x, n, cols, base, layout, ctx.pool(), int8,
-                                                     /*int16=*/!all_int8, q4k);
+                                                     /*int16=*/!all_int8, q4k, per32);
   // One parallel run over the row blocks of every matrix, in order.
   std::array<int64_t, 9> first_block{};
   if (ws.size() > 8) throw Error("matmul_multi: at most 8 matrices");
@@ -349,8 +354,9 @@ void matmul(const Matrix& w, const float* x, int64_t n, float* y, Context& ctx,
 
   if (int_path) {
     const bool int8 = n == 1 && detail::kquant_int8_gemv(w.type);
+    const bool q4k = w.type == GgmlType::Q4_K;
     const detail::QuantizedX q = quantize_activations(x, n, cols, base, layout, pool, int8,
-                                                      /*int16=*/!int8, w.type == GgmlType::Q4_K);
+                                                      /*int16=*/!int8, q4k, /*per32=*/!q4k);
     const int64_t nb = cols / detail::kQBlock;
     const int64_t xc = x_chunk_rows(cols, sizeof(int16_t));
     const int64_t n_x_chunks = (n + xc - 1) / xc;

@@ -47,7 +47,7 @@ struct ScratchLayout {
     xk8 = xg8 + align_up(2 * nb * sizeof(int16_t));
     xkd = xk8 + align_up(c);
     xks = xkd + align_up((c + 255) / 256 * sizeof(float));  // kd: one scale per super-block
-    threads = xks + align_up(nb * sizeof(float));             // ks: one sum per 32 values
+    threads = xks + align_up(nb * sizeof(float));           // ks: one sum per 32 values
     wq = 0;
     wd = align_up(c * sizeof(int16_t));
     wm = wd + align_up(nb * sizeof(float));

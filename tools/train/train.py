@@ -111,6 +111,24 @@ def cached_vision(model, scenes, paths, cache: dict):
     return out
 
 
+class FixedColumnHead(torch.nn.Module):
+    """--col-fixed S: the column read along one fixed random unit direction u of the RMS-normalised
+    merged token (what the text model's first RMSNorm sees), 0.5 + S * (u . token / rms(token)),
+    nothing trainable. A trained linear head reads the column from a direction of tiny variance
+    (col9's tower: 0.14% of the normalised tokens' variance), which attention can hardly use; a fixed
+    scale S forces a spread of about 0.29 / S along u (S = 1/12: ~3.5, ~10% of the variance)."""
+
+    def __init__(self, dim: int, scale: float, seed: int):
+        super().__init__()
+        u = torch.randn(dim, generator=torch.Generator().manual_seed(seed))
+        self.register_buffer("u", u / u.norm())
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xn = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
+        return (0.5 + self.scale * (xn @ self.u))[:, None]
+
+
 def column_loss(head, vision) -> torch.Tensor:
     """--col-weight: a linear head (dropped at export) reads each merged token's column (its centre as a
     fraction of the grid's width) from the merged tokens the text model is given; 12 * squared error, so
@@ -226,7 +244,7 @@ def pick_questions(rng: np.random.Generator, meta: dict, max_q: int) -> list[int
     if n <= max_q:
         return list(range(n))
     # always keep the description (the longest answer) and its hops (chain), sample the rest
-    d = [i for i, q in enumerate(meta["questions"]) if q["template"] in ("describe", "chain", "order")]
+    d = [i for i, q in enumerate(meta["questions"]) if q["template"] in ("describe", "chain", "order", "order_v")]
     rest = [i for i in range(n) if i not in d]
     return sorted(d + list(rng.choice(rest, size=max_q - len(d), replace=False)))
 
@@ -291,7 +309,8 @@ def order_questions(meta: dict, rng: np.random.Generator, pairs: int) -> list[di
         return []
     ends, ordered = order_qa(names)
     qa = ends + [ordered[k] for k in rng.permutation(len(ordered))[:pairs]]
-    return [{"template": "order", "question": q, "answer": ans, "q_ids": list(qi.tokens(q)),
+    template = "order" if meta["kind"] == "image" else "order_v"  # counted apart in the logs
+    return [{"template": template, "question": q, "answer": ans, "q_ids": list(qi.tokens(q)),
              "a_ids": list(qi.tokens(ans + qi.END))} for q, ans in qa]
 
 
@@ -441,12 +460,17 @@ def main() -> None:
     ap.add_argument("--col-weight", type=float, default=0.0,
                     help="weight of a loss that keeps each merged token's column readable from the merged tokens "
                          "(column_loss; its head is dropped at export)")
+    ap.add_argument("--col-fixed", type=float, default=0.0, metavar="S",
+                    help="with --col-weight: read the column with FixedColumnHead(S) instead of a trained linear head")
     ap.add_argument("--chain-questions", action="store_true",
                     help="training only: add the description's hops as questions (chain_questions), each "
                          "kept like the description; raise --max-q to keep as many of the others")
     ap.add_argument("--order-questions", type=int, default=-1, metavar="PAIRS",
                     help="training only: add left/right questions (order_questions) with PAIRS pairwise ones per "
                          "scene, each kept like the description; raise --max-q to keep as many of the others")
+    ap.add_argument("--only-templates", default="",
+                    help="diagnostics: keep only the questions of these templates (comma-separated, e.g. order), "
+                         "and only the scenes that have one")
     ap.add_argument("--override", action="append", default=[],
                     help="pilot only: model_config override, e.g. vision.hidden_size=96 or text.num_hidden_layers=4")
     a = ap.parse_args()
@@ -479,7 +503,7 @@ def main() -> None:
         model.load_state_dict(init["state_dict"])
         print(f"initialized from {a.init} (step {init['step']})", flush=True)
     if a.init_vision:
-        model.model.visual.load_state_dict(torch.load(a.init_vision, map_location="cpu")["vision"])
+        model.model.visual.load_state_dict(mc.tower_state(a.init_vision))  # a tower save or a checkpoint
         print(f"vision tower from {a.init_vision}", flush=True)
     model.train()
     n_params = sum(p.numel() for p in model.parameters())
@@ -492,7 +516,9 @@ def main() -> None:
         aux_head = torch.nn.Linear(mc.TEXT["hidden_size"], 4 + len(MOTIONS))  # after build_model: its init
         groups.append({"params": list(aux_head.parameters()), "weight_decay": 0.0})  # leaves the model's
     col_head = None
-    if a.col_weight:
+    if a.col_weight and a.col_fixed:
+        col_head = FixedColumnHead(mc.VISION["out_hidden_size"], a.col_fixed, a.seed)
+    elif a.col_weight:
         col_head = torch.nn.Linear(mc.VISION["out_hidden_size"], 1)  # after build_model and aux_head: their inits
         groups.append({"params": list(col_head.parameters()), "weight_decay": 0.0})  # stay as they were
     opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.98), eps=1e-8)
@@ -520,6 +546,7 @@ def main() -> None:
         print(f"vision tower frozen until step {a.freeze_vision_until} ({sum(p.numel() for p in tower)} params)",
               flush=True)
     rng = np.random.default_rng(a.seed)
+    only_templates = set(a.only_templates.split(",")) if a.only_templates else set()
     order_rng = np.random.default_rng([a.seed, 77])  # its own stream: the scene sequence is unchanged
     files: list[str] = []
     zoom_files: list[str] = []
@@ -550,6 +577,10 @@ def main() -> None:
             pool = [f for f in pool if scene_facts(f, facts)[0] == "image"]
         if step < a.single_until:
             pool = [f for f in pool if scene_facts(f, facts)[1] == 1]
+        if only_templates and only_templates <= {"order", "order_v"}:  # the scenes that have them
+            kinds = ({"image"} if "order" in only_templates else set()) | \
+                    ({"video"} if "order_v" in only_templates else set())
+            pool = [f for f in pool if scene_facts(f, facts)[1] >= 2 and scene_facts(f, facts)[0] in kinds]
         zoom_pool = zoom_files
         if step < a.images_until:
             zoom_pool = [f for f in zoom_pool if scene_facts(f, facts)[0] == "image"]
@@ -563,6 +594,8 @@ def main() -> None:
                 meta["questions"] += chain_questions(meta)
             if a.order_questions >= 0:
                 meta["questions"] += order_questions(meta, order_rng, a.order_questions)
+            if only_templates:
+                meta["questions"] = [q for q in meta["questions"] if q["template"] in only_templates]
             sampling = "img" if meta["kind"] == "image" else ("fps2" if rng.random() < 0.5 else "frames8")
             scenes.append((meta, arrays, sampling))
             paths.append((path, zoomed))

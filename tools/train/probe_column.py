@@ -43,6 +43,19 @@ def ridge_r2(x: np.ndarray, y: np.ndarray, fit: np.ndarray) -> tuple[float, floa
     return 1 - ((pred - truth) ** 2).mean() / truth.var(), float(np.abs(pred - truth).mean())
 
 
+def column_variance(merged: np.ndarray, col: np.ndarray, fit: np.ndarray) -> tuple[float, float, float]:
+    """On the RMS-normalised merged tokens (what the text model's first RMSNorm sees): R^2 of the
+    ridge read-out, and along its unit direction the move per unit of column and the share of the
+    tokens' total variance there. A readable column that holds a tiny share is hard for attention to use."""
+    xn = merged / np.sqrt((merged ** 2).mean(1, keepdims=True))
+    x = np.concatenate([xn, np.ones((len(xn), 1))], 1)
+    w = np.linalg.solve(x[fit].T @ x[fit] + 1e-3 * np.eye(x.shape[1]), x[fit].T @ col[fit])
+    pred = x[~fit] @ w
+    r2 = 1 - ((pred - col[~fit]) ** 2).mean() / col[~fit].var()
+    proj = xn @ (w[:-1] / np.linalg.norm(w[:-1]))
+    return r2, float(np.polyfit(col, proj, 1)[0]), float(proj.var() / xn.var(0).sum())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("tower", type=Path)
@@ -71,6 +84,9 @@ def main() -> None:
                     ("both", np.concatenate([merged, deep], 1))]:
         r2, mae = ridge_r2(x, col, fit)
         print(f"{name}: R^2 {r2:.3f}, mean absolute error {mae:.3f} of the width (predicting the mean: 0.25)")
+    r2, slope, share = column_variance(merged, col, fit)
+    print(f"RMS-normalised merged tokens: R^2 {r2:.3f}; along the read-out direction {slope:.2f} per unit of "
+          f"column, {100 * share:.2f}% of the variance (token norm {np.sqrt(merged.shape[1]):.1f})")
 
 
 if __name__ == "__main__":

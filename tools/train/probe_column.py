@@ -36,11 +36,13 @@ def features(model, path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return merged.numpy(), torch.cat(deep, -1).numpy(), col
 
 
-def ridge_r2(x: np.ndarray, y: np.ndarray, fit: np.ndarray) -> tuple[float, float]:
+def ridge(x: np.ndarray, y: np.ndarray, fit: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Ridge read-out of y from x (with a bias) fitted on the rows in `fit`: its weights (bias last),
+    and R^2 and mean absolute error on the other rows."""
     x = np.concatenate([x, np.ones((len(x), 1))], 1)
     w = np.linalg.solve(x[fit].T @ x[fit] + 1e-3 * np.eye(x.shape[1]), x[fit].T @ y[fit])
     pred, truth = x[~fit] @ w, y[~fit]
-    return 1 - ((pred - truth) ** 2).mean() / truth.var(), float(np.abs(pred - truth).mean())
+    return w, 1 - ((pred - truth) ** 2).mean() / truth.var(), float(np.abs(pred - truth).mean())
 
 
 def column_variance(merged: np.ndarray, col: np.ndarray, fit: np.ndarray) -> tuple[float, float, float]:
@@ -48,10 +50,7 @@ def column_variance(merged: np.ndarray, col: np.ndarray, fit: np.ndarray) -> tup
     ridge read-out, and along its unit direction the move per unit of column and the share of the
     tokens' total variance there. A readable column that holds a tiny share is hard for attention to use."""
     xn = merged / np.sqrt((merged ** 2).mean(1, keepdims=True))
-    x = np.concatenate([xn, np.ones((len(xn), 1))], 1)
-    w = np.linalg.solve(x[fit].T @ x[fit] + 1e-3 * np.eye(x.shape[1]), x[fit].T @ col[fit])
-    pred = x[~fit] @ w
-    r2 = 1 - ((pred - col[~fit]) ** 2).mean() / col[~fit].var()
+    w, r2, _ = ridge(xn, col, fit)
     proj = xn @ (w[:-1] / np.linalg.norm(w[:-1]))
     return r2, float(np.polyfit(col, proj, 1)[0]), float(proj.var() / xn.var(0).sum())
 
@@ -82,7 +81,7 @@ def main() -> None:
     print(f"{len(col)} merged tokens ({int(fit.sum())} to fit)")
     for name, x in [("merged tokens", merged), ("DeepStack features", deep),
                     ("both", np.concatenate([merged, deep], 1))]:
-        r2, mae = ridge_r2(x, col, fit)
+        _, r2, mae = ridge(x, col, fit)
         print(f"{name}: R^2 {r2:.3f}, mean absolute error {mae:.3f} of the width (predicting the mean: 0.25)")
     r2, slope, share = column_variance(merged, col, fit)
     print(f"RMS-normalised merged tokens: R^2 {r2:.3f}; along the read-out direction {slope:.2f} per unit of "

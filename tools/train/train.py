@@ -478,6 +478,9 @@ def main() -> None:
         ap.error("--describe-weight must be positive and needs --weighting question")
     if a.col_weight < 0 or (a.col_weight and a.aux_text_only):
         ap.error("--col-weight must be >= 0 and does not combine with --aux-text-only")
+    known = {"color", "shape", "count", "motion", "describe", "chain", "order", "order_v"}
+    if a.only_templates and not set(a.only_templates.split(",")) <= known:
+        ap.error(f"--only-templates: each of {','.join(sorted(known))}")
     if a.cache_vision and (a.freeze_vision_until < a.steps or not a.freeze_mergers):
         ap.error("--cache-vision needs --freeze-vision-until >= --steps and --freeze-mergers")
     torch.set_num_threads(a.threads)

@@ -19,7 +19,10 @@
 #      transformers checkpoint of those weights as stored;
 #   6. the held-out set (seed 2) and the demo media, then transformers' answers on the held-out set.
 # About 50 minutes on 2 quiet cores of an AMD EPYC (Zen 5) VM: data ~3, tower ~15, training ~28,
-# the rest ~2.
+# the rest ~2. On the Zen 4 VM of 2026-12-05 about 80 (the text training ~53 of it, one process); there
+# `train.py --procs 2` (both cores) made the whole run 52 minutes, but the runs it drew were worse
+# than the shipped one (tools/train/README.md, "both cores in the text training"), so the shipped
+# command stays single-process. Each stage's wall time is printed ("== run.sh: ...").
 # Deterministic for the given data (CPU, float32, one thread, fixed seeds, step-based stops).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -32,6 +35,13 @@ if [ ! -x "$PY" ]; then
   python3 -m venv $T/.venv
   $T/.venv/bin/pip install -r $T/requirements.txt
 fi
+START=$(date +%s)
+LAST=$START
+stage() {  # the wall time of the stage just ended, and of the run so far
+  local now; now=$(date +%s)
+  echo "== run.sh: $1 took $((now - LAST)) s ($((now - START)) s in all)"
+  LAST=$now
+}
 export OMP_WAIT_POLICY=PASSIVE   # one compute thread; a spinning OpenMP pool is 20x slower on shared cores
 # MKL (PyTorch's CPU BLAS) otherwise picks code paths by buffer alignment: two runs of the same
 # command diverged in the last bits at the first video batch. Its strict reproducibility mode on
@@ -49,10 +59,13 @@ nice -n 5 $PY $T/pretrain_tower.py --steps 2000 $TOWER_ARGS --save $T/out/tower-
 nice -n 5 $PY $T/pretrain_tower.py --init $T/out/tower-scenes.pt --steps 1000 --lr 5e-4 --warmup 20 \
   --crop-until 1000 --crop-mix --crop-batch 16 $TOWER_ARGS --save $T/out/tower.pt
 wait $more_pid
+stage "data and tower"
 nice -n 5 $PY $T/train.py --data $T/out/data,$T/out/data2 --out $T/out/final/ckpt.pt --steps 8000 \
   --lr 1e-3 --warmup 50 --batch 4 --weighting question --end-weight 0.2 --max-q 12 --images-until 100 \
   --init-vision $T/out/tower.pt --zoom-data $T/out/zoom --zoom-until 500 --zoom-share 0.25 \
   --freeze-vision-until 1500 --freeze-mergers --log-every 50
+stage "training"
 $PY $T/export.py --ckpt $T/out/final/ckpt.pt
 $PY $T/make_eval.py
 $PY $T/hf_answers.py
+stage "export, held-out set and transformers' answers"

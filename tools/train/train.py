@@ -207,12 +207,15 @@ def scene_losses(model, remap: Remap, meta: dict, arrays: dict, sampling: str, q
     return ce, torch.tensor(w), torch.tensor(rows), exact, [q["template"] for q in qs], h_answer
 
 
-def batch_loss(parts, weighting: str, templates: list[str], describe_weight: float = 1.0):
+def batch_loss(parts, weighting: str, templates: list[str], describe_weight: float = 1.0,
+               batch_templates: list[str] | None = None):
     """parts: per scene (ce, w, question index); templates: the batch's questions' templates in
     order. 'token': the weighted mean over all answer tokens of the batch (long descriptions
     dominate); 'question': each question's weighted token mean, then the mean over the batch's
     questions (a one-word answer counts as much as a description), a description counting
-    describe_weight questions."""
+    describe_weight questions. batch_templates (--procs, 'question' only): the templates of the whole
+    batch when parts hold one rank's share of it; the share's loss is then its part of the batch's
+    mean, so that the ranks' losses (and gradients) sum to the batch's."""
     if weighting == "token":
         ce = torch.cat([p[0] for p in parts]); w = torch.cat([p[1] for p in parts])
         return (ce * w).sum() / w.sum()
@@ -222,11 +225,13 @@ def batch_loss(parts, weighting: str, templates: list[str], describe_weight: flo
         num = torch.zeros(n).index_add(0, q, ce * w)
         den = torch.zeros(n).index_add(0, q, w)
         per_q.append(num / den)
-    per_q = torch.cat(per_q)
-    if describe_weight == 1.0:  # the plain mean, as before the option (bit-identical runs)
-        return per_q.mean()
+    per_q = torch.cat(per_q) if per_q else torch.zeros(0)
+    if describe_weight == 1.0 and batch_templates is None:  # the plain mean, as before the options
+        return per_q.mean()                                  # (bit-identical runs)
     qw = torch.tensor([describe_weight if t == "describe" else 1.0 for t in templates])
-    return (per_q * qw).sum() / qw.sum()
+    if batch_templates is None:
+        return (per_q * qw).sum() / qw.sum()
+    return (per_q * qw).sum() / sum(describe_weight if t == "describe" else 1.0 for t in batch_templates)
 
 
 def scene_facts(path: str, cache: dict[str, tuple[str, int]]) -> tuple[str, int]:
@@ -406,6 +411,8 @@ def main() -> None:
     ap.add_argument("--max-q", type=int, default=6)
     # 1 thread: on 2 shared cores, OpenMP's spinning threads made a step 20x slower than one thread
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--procs", type=int, default=1, help="data-parallel processes (a core each): each "
+                    "computes its share of every batch; needs --weighting question")
     ap.add_argument("--max-minutes", type=float, default=0, help="stop (and save) after this long")
     ap.add_argument("--max-cpu-minutes", type=float, default=0, help="pilots: stop after this much CPU time "
                     "(comparable under a varying load of the shared machine)")
@@ -483,21 +490,99 @@ def main() -> None:
         ap.error(f"--only-templates: each of {','.join(sorted(known))}")
     if a.cache_vision and (a.freeze_vision_until < a.steps or not a.freeze_mergers):
         ap.error("--cache-vision needs --freeze-vision-until >= --steps and --freeze-mergers")
-    torch.set_num_threads(a.threads)
-    mc.apply_overrides(a.override)
-    print(f"args {vars(a)}", flush=True)
+    if a.procs < 1 or (a.procs > 1 and (a.weighting != "question" or a.batch < a.procs or a.max_minutes
+                                         or a.max_cpu_minutes)):
+        ap.error("--procs must be >= 1; above 1 it needs --weighting question and --batch >= --procs, and "
+                 "stops by steps only (--stop-at, not --max-minutes / --max-cpu-minutes: the ranks must agree)")
+    if a.procs == 1:
+        train(a, 0, 1)
+        return
+    import torch.multiprocessing as tmp
+    vocab_files(a)
+    rendezvous = a.out.with_suffix(".rendezvous").resolve()  # absolute: file://relative/... reads as a host
+    rendezvous.unlink(missing_ok=True)
+    tmp.spawn(train_rank, args=(a, rendezvous), nprocs=a.procs)
+    rendezvous.unlink(missing_ok=True)
+
+
+def vocab_files(a) -> tuple[list[int], list[int], list[int]]:
+    """The used-token set and the prompt's head and tail ids, written beside the checkpoint on the
+    first run and read from there after (with --procs: written before the ranks start)."""
     used = load_vocab(a.out.parent / "vocab.json", (chain_strings() if a.chain_questions else [])
                       + (order_strings() if a.order_questions >= 0 else []))
-    remap = Remap(used)
     from transformers import AutoTokenizer  # noqa: F401  (import cost paid up front)
-    head_ids = json.loads((a.out.parent / "head_tail.json").read_text())["head"] \
-        if (a.out.parent / "head_tail.json").exists() else None
-    if head_ids is None:
+    if not (a.out.parent / "head_tail.json").exists():
         import qwen_inputs as qi
         (a.out.parent / "head_tail.json").write_text(json.dumps(
             {"head": list(qi.tokens(qi.HEAD)), "tail": list(qi.tokens(qi.TAIL))}))
     ht = json.loads((a.out.parent / "head_tail.json").read_text())
-    head_ids, tail_ids = ht["head"], ht["tail"]
+    return used, ht["head"], ht["tail"]
+
+
+def train_rank(rank: int, a, rendezvous: Path) -> None:
+    """--procs: one of a.procs data-parallel processes (gloo over a rendezvous file)."""
+    import datetime
+    import torch.distributed as dist
+    # a bounded wait: a rank that never arrives (or stalls) ends the run with an error, not a hang
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=a.procs,
+                            timeout=datetime.timedelta(minutes=10))
+    try:
+        train(a, rank, a.procs)
+    finally:
+        dist.destroy_process_group()
+
+
+def share_of(scenes: list, rank: int, world: int) -> list[int]:
+    """--procs: the batch's scene indices this rank computes. The scenes go, largest first (by media
+    tokens, what a scene's step costs), to the rank with the least work so far; every rank computes
+    the same split."""
+    cost = [len(arrays[f"media_{sampling}"]) for _, arrays, sampling in scenes]
+    load, mine = [0] * world, []
+    for i in sorted(range(len(scenes)), key=lambda i: (-cost[i], i)):
+        r = min(range(world), key=lambda r: (load[r], r))
+        load[r] += cost[i]
+        if r == rank:
+            mine.append(i)
+    return sorted(mine)
+
+
+def gathered_stats(stats: dict, acc: dict) -> tuple[dict, dict]:
+    """--procs: the log's figures over all ranks (losses: the ranks' shares summed; exact flags: pooled)."""
+    import torch.distributed as dist
+    keys = sorted(k for k in stats if k != "n")
+    sums = torch.tensor([stats[k] for k in keys], dtype=torch.float64)
+    dist.all_reduce(sums)
+    gathered: list = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, acc)
+    pooled: dict[str, list[int]] = {}
+    for part in gathered:
+        for t, v in part.items():
+            pooled.setdefault(t, []).extend(v)
+    return dict(zip(keys, sums.tolist()), n=stats["n"]), pooled
+
+
+def all_reduce_grads(params: list) -> None:
+    """--procs: sum the ranks' gradients (one flat buffer; a parameter a rank did not reach counts 0)."""
+    import torch.distributed as dist
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+    dist.all_reduce(flat)
+    i = 0
+    for p in params:
+        p.grad = flat[i:i + p.numel()].view_as(p).clone()
+        i += p.numel()
+
+
+def train(a, rank: int, world: int) -> None:
+    """The training loop; with --procs, rank `rank` of `world` data-parallel processes: every rank draws
+    the same scenes and questions, computes its share of the batch (share_of), and the summed
+    gradients make every rank take the same step. Only rank 0 writes files and logs."""
+    torch.set_num_threads(a.threads)
+    mc.apply_overrides(a.override)
+    if rank:
+        sys.stdout = open(os.devnull, "w")
+    print(f"args {vars(a)}", flush=True)
+    used, head_ids, tail_ids = vocab_files(a)
+    remap = Remap(used)
 
     model = build_model(remap, a.seed)
     if a.init:
@@ -568,6 +653,11 @@ def main() -> None:
             if not files or (a.zoom_data and not zoom_files):
                 sys.exit(f"train.py: no scene files (make_data.py's *.npz) in --data {a.data}"
                          + (f" or --zoom-data {a.zoom_data}" if a.zoom_data else ""))
+            if world > 1:  # rank 0's listing for all: a folder still being written could differ
+                import torch.distributed as dist
+                listing = [files, zoom_files]
+                dist.broadcast_object_list(listing, src=0)
+                files, zoom_files = listing
         if a.freeze_vision_until and step == a.freeze_vision_until:
             set_tower_trainable(True)
             print(f"step {step}: vision tower trainable from here", flush=True)
@@ -605,6 +695,12 @@ def main() -> None:
             qsels.append(pick_questions(rng, meta, a.max_q))
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
+        batch_templates = None
+        if world > 1:  # this rank's share of the batch; the loss is normalised by the whole batch's
+            batch_templates = [meta["questions"][i]["template"] for (meta, _, _), qsel in zip(scenes, qsels)
+                               for i in qsel]
+            mine = share_of(scenes, rank, world)
+            scenes, qsels, paths = ([x[i] for i in mine] for x in (scenes, qsels, paths))
         vision = cached_vision(model, scenes, paths, vision_cache) if a.cache_vision else vision_batch(model, scenes)
         parts, exact, templates, aux = [], [], [], []
         use_aux = a.aux_weight and (not a.aux_until or step < a.aux_until)
@@ -618,13 +714,13 @@ def main() -> None:
                 aux.append(aux_loss(aux_head, h_answer,
                                     [targets[i] if meta["questions"][i]["template"] in aux_templates else None
                                      for i in qsel]))
-        loss = answer_loss = batch_loss(parts, a.weighting, templates, a.describe_weight)
+        loss = answer_loss = batch_loss(parts, a.weighting, templates, a.describe_weight, batch_templates)
         if col_head is not None:
-            col = column_loss(col_head, vision)
+            col = column_loss(col_head, vision) / world  # with --procs: the mean of the ranks' means
             stats["col"] = stats.get("col", 0.0) + float(col.detach())
             loss = loss + a.col_weight * col
         if aux:
-            aux_mean = torch.stack(aux).mean()
+            aux_mean = torch.stack(aux).mean() / world  # with --procs: the mean of the ranks' means
             stats["aux"] = stats.get("aux", 0.0) + float(aux_mean.detach())
             loss = loss + a.aux_weight * aux_mean
         opt.zero_grad(set_to_none=True)
@@ -639,11 +735,15 @@ def main() -> None:
                     p_.grad = g_ if p_.grad is None else p_.grad + g_
         else:
             loss.backward()
+        if world > 1:
+            all_reduce_grads([p for g in opt.param_groups for p in g["params"] if p.requires_grad])
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         stats["loss"] += float(answer_loss.detach()); stats["n"] += 1  # the answer loss, without aux
         for t, e in zip(templates, exact):
             acc.setdefault(t, []).append(int(e))
+        if (step + 1) % a.log_every == 0 and world > 1:  # the whole batches' figures for the log
+            stats, acc = gathered_stats(stats, acc)
         if (step + 1) % a.log_every == 0:
             accs = " ".join(f"{t}={np.mean(v):.2f}" for t, v in sorted(acc.items()))
             if a.zoom_data:
@@ -657,7 +757,7 @@ def main() -> None:
             acc = {}
         out_of_time = (a.max_minutes and time.time() - t0 > 60 * a.max_minutes) or step + 1 == a.stop_at \
             or (a.max_cpu_minutes and time.process_time() - c0 > 60 * a.max_cpu_minutes)
-        if (step + 1) % a.save_every == 0 or step + 1 == a.steps or out_of_time:
+        if rank == 0 and ((step + 1) % a.save_every == 0 or step + 1 == a.steps or out_of_time):
             save(model, remap, a.out, step + 1, a.override)
         if out_of_time:
             print(f"stopped at step {step + 1} (--stop-at / --max-minutes / --max-cpu-minutes)", flush=True)

@@ -228,10 +228,11 @@ def batch_loss(parts, weighting: str, templates: list[str], describe_weight: flo
     per_q = torch.cat(per_q) if per_q else torch.zeros(0)
     if describe_weight == 1.0 and batch_templates is None:  # the plain mean, as before the options
         return per_q.mean()                                  # (bit-identical runs)
-    qw = torch.tensor([describe_weight if t == "describe" else 1.0 for t in templates])
-    if batch_templates is None:
-        return (per_q * qw).sum() / qw.sum()
-    return (per_q * qw).sum() / sum(describe_weight if t == "describe" else 1.0 for t in batch_templates)
+    def weight(t: str) -> float:
+        return describe_weight if t == "describe" else 1.0
+    qw = torch.tensor([weight(t) for t in templates])
+    total = qw.sum() if batch_templates is None else sum(weight(t) for t in batch_templates)
+    return (per_q * qw).sum() / total
 
 
 def scene_facts(path: str, cache: dict[str, tuple[str, int]]) -> tuple[str, int]:

@@ -10,6 +10,9 @@ object slot (left to right) where the answer leaves the truth, and how:
 
 Counting the whole answer instead (order errors, repeats, wrong facts) mixes a first error with
 what it drags after it: an answer that starts with the wrong object usually repeats one later.
+Two whole-answer counts follow each line: the wrong answers that hold exactly the scene's objects in
+another order (what a perfect order would mend), and the share of the scenes' objects that the
+answers name with colour, shape and motion right, anywhere in the sentence.
 
   python tools/train/desc_errors.py [--questions tests/eval/questions.tsv] ANSWERS.tsv [...]
 
@@ -66,16 +69,21 @@ def main() -> None:
             rows = [r for r in csv.DictReader(f, delimiter="\t") if r["question"].startswith("Describe")]
         for kind in ("video", "image"):
             errors = collections.Counter()
-            n = 0
+            n = reordered = objects = named = 0
             for r in rows:
                 if not r["name"].startswith(kind):
                     continue
                 n += 1
-                e = first_error(items(truth[(r["name"], r["question"])]), items(r["answer"]))
+                meant, said = items(truth[(r["name"], r["question"])]), items(r["answer"])
+                e = first_error(meant, said)
                 if e:
                     errors[e] += 1
+                    reordered += sorted(meant) == sorted(said)
+                objects += len(meant)
+                named += sum(o in said for o in meant)
             listed = ", ".join(f"{v} {k}" for k, v in sorted(errors.items()))
-            print(f"{path} {kind}s: {n} descriptions, {sum(errors.values())} wrong: {listed}")
+            print(f"{path} {kind}s: {n} descriptions, {sum(errors.values())} wrong: {listed}; "
+                  f"{reordered} of them only in order; objects named right {named} of {objects}")
 
 
 if __name__ == "__main__":

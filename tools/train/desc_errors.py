@@ -62,6 +62,9 @@ def main() -> None:
     ap.add_argument("answers", nargs="+", type=Path)
     ap.add_argument("--questions", type=Path, default=Path("tests/eval/questions.tsv"))
     a = ap.parse_args()
+    missing = [str(p) for p in [a.questions, *a.answers] if not p.is_file()]
+    if missing:
+        ap.error(f"no such file: {', '.join(missing)}")
     with a.questions.open() as f:
         truth = {(r["name"], r["question"]): r["answer"] for r in csv.DictReader(f, delimiter="\t")}
     for path in a.answers:

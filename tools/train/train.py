@@ -743,9 +743,9 @@ def train(a, rank: int, world: int) -> None:
         stats["loss"] += float(answer_loss.detach()); stats["n"] += 1  # the answer loss, without aux
         for t, e in zip(templates, exact):
             acc.setdefault(t, []).append(int(e))
-        if (step + 1) % a.log_every == 0 and world > 1:  # the whole batches' figures for the log
-            stats, acc = gathered_stats(stats, acc)
         if (step + 1) % a.log_every == 0:
+            if world > 1:  # the whole batches' figures for the log
+                stats, acc = gathered_stats(stats, acc)
             accs = " ".join(f"{t}={np.mean(v):.2f}" for t, v in sorted(acc.items()))
             if a.zoom_data:
                 accs += f" | zoomed {n_zoomed}/{a.log_every * a.batch}"
